@@ -1,0 +1,160 @@
+//! The [`Message`] enum over all message bodies, with type codes and lanes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DecodeError;
+use crate::message::*;
+
+/// Which stream a message travels on. Bulk state never delays control messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// Small, latency-critical messages.
+    Control,
+    /// State transfers, deltas and catch-ups.
+    Bulk,
+}
+
+macro_rules! messages {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal,)*) => {
+        /// Any message of the protocol.
+        #[derive(Clone, Debug, PartialEq)]
+        #[allow(clippy::large_enum_variant)] // messages are moved once per hop; boxing buys nothing
+        pub enum Message {
+            $($(#[$doc])* $variant($variant),)*
+        }
+
+        impl Message {
+            /// The type code on the wire (the patent's reference sign where it has one).
+            #[must_use]
+            pub const fn type_code(&self) -> u16 {
+                match self {
+                    $(Self::$variant(_) => $code,)*
+                }
+            }
+
+            /// A short name for traces.
+            #[must_use]
+            pub const fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($variant),)*
+                }
+            }
+
+            pub(crate) fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+                match self {
+                    $(Self::$variant(m) => append(m, $code, out),)*
+                }
+            }
+
+            pub(crate) fn decode_payload(ty: u16, payload: &[u8]) -> Result<Self, DecodeError> {
+                match ty {
+                    $($code => parse::<$variant>(ty, payload).map(Self::$variant),)*
+                    other => Err(DecodeError::UnknownType(other)),
+                }
+            }
+
+            /// Every type code this build knows.
+            pub const TYPE_CODES: &'static [u16] = &[$($code,)*];
+        }
+
+        $(
+            impl From<$variant> for Message {
+                fn from(m: $variant) -> Self {
+                    Self::$variant(m)
+                }
+            }
+        )*
+    };
+}
+
+messages! {
+    /// 1002
+    HandoverPrediction = 1002,
+    /// 1003
+    PrepareShadow = 1003,
+    /// 1004
+    ShadowTransfer = 1004,
+    /// 1005
+    HandoverExecution = 1005,
+    /// 1006
+    Relocate = 1006,
+    /// Shadow sync (no reference sign in the patent)
+    ShadowSync = 1010,
+    /// 2001
+    HandoverRequest = 2001,
+    /// 2002
+    HandoverRequestAck = 2002,
+    /// 2003
+    HandoverCommand = 2003,
+    /// 2004
+    RelocateRequest = 2004,
+    /// 2005
+    RelocateConfirm = 2005,
+    /// 2006
+    HandoverConfirm = 2006,
+    /// 3001
+    UeContextRelease = 3001,
+    /// 3002
+    HandoverCancel = 3002,
+    /// 3010
+    ServiceInput = 3010,
+    /// 3011
+    ServiceOutput = 3011,
+    /// 3012
+    Probe = 3012,
+    /// 3013
+    ProbeReply = 3013,
+    /// 3020
+    RouteUpdate = 3020,
+    /// 3030
+    Deploy = 3030,
+    /// 3031
+    Instantiate = 3031,
+    /// 3032
+    ShadowReady = 3032,
+    /// 3033
+    RelocationDone = 3033,
+    /// 3034
+    LoadReport = 3034,
+    /// 3035
+    CatchUp = 3035,
+    /// 3036
+    SyncAck = 3036,
+}
+
+impl Message {
+    /// The lane the message travels on.
+    #[must_use]
+    pub const fn lane(&self) -> Lane {
+        match self {
+            Self::ShadowTransfer(_) | Self::CatchUp(_) => Lane::Bulk,
+            Self::ShadowSync(s) => match s.body {
+                SyncBody::Inputs(_) => Lane::Control,
+                SyncBody::Delta(_) => Lane::Bulk,
+            },
+            _ => Lane::Control,
+        }
+    }
+
+    /// Whether the message moves service state (counted as shadow/relocation bytes).
+    #[must_use]
+    pub const fn is_state_transfer(&self) -> bool {
+        matches!(self, Self::ShadowTransfer(_) | Self::ShadowSync(_) | Self::CatchUp(_))
+    }
+}
+
+fn append<T: Serialize>(m: &T, ty: u16, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let bytes = postcard::to_extend(m, std::mem::take(out))
+        .map_err(|e| DecodeError::Malformed { ty, reason: e.to_string() })?;
+    *out = bytes;
+    Ok(())
+}
+
+fn parse<'a, T: Deserialize<'a>>(ty: u16, payload: &'a [u8]) -> Result<T, DecodeError> {
+    let (v, rest) = postcard::take_from_bytes::<T>(payload)
+        .map_err(|e| DecodeError::Malformed { ty, reason: e.to_string() })?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    Ok(v)
+}

@@ -1,0 +1,505 @@
+//! Every message of the system. Numbers in the docs are the seed patent's reference signs
+//! (1002 … 2006); messages the patent leaves implicit (service traffic, routing, reports)
+//! are numbered from 3001. The numbers are also the type codes on the wire.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CellId, ServerId, ServiceId, Timing, UeId};
+
+/// A candidate target cell with the likelihood that it becomes the target.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The candidate cell.
+    pub cell: CellId,
+    /// Likelihood in `[0, 1]`; the likelihoods of one prediction sum to at most 1.
+    pub likelihood: f32,
+}
+
+/// 1002: the source base station predicts a handover of `ue`.
+///
+/// An empty `candidates` list withdraws the previous prediction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HandoverPrediction {
+    /// The terminal.
+    pub ue: UeId,
+    /// Its serving cell.
+    pub source: CellId,
+    /// Candidates, most likely first.
+    pub candidates: Vec<Candidate>,
+    /// Expected time of the handover.
+    pub timing: Option<Timing>,
+}
+
+/// How a shadow is kept in sync with the live instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncMode {
+    /// The shadow executes the same inputs in the same order.
+    Replay,
+    /// The source sends the state chunks that changed since the last sync.
+    Delta,
+}
+
+/// 1003: prepare shadow copies of `service` at `candidates`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareShadow {
+    /// The service to shadow.
+    pub service: ServiceId,
+    /// Its user.
+    pub ue: UeId,
+    /// The server hosting the live instance.
+    pub source: ServerId,
+    /// Servers that get a shadow.
+    pub candidates: Vec<ServerId>,
+    /// How the shadows are kept in sync.
+    pub sync: SyncMode,
+    /// When the source should start the transfer.
+    pub start: Timing,
+}
+
+/// The program code of a service: inline the first time, by hash once cached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodeRef {
+    /// The code itself.
+    Inline {
+        /// Runtime kind that understands the bytes (`"mem"`, `"wasm"` …).
+        kind: String,
+        /// The code.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Content hash (xxh3-128) of code the receiver already holds.
+    Hash(u128),
+}
+
+impl CodeRef {
+    /// Content hash of inline code; the hash itself for [`CodeRef::Hash`].
+    #[must_use]
+    pub fn hash(&self) -> u128 {
+        match self {
+            Self::Inline { kind, bytes } => code_hash(kind, bytes),
+            Self::Hash(h) => *h,
+        }
+    }
+}
+
+/// Content hash of a code blob: xxh3-128 over the kind and the bytes.
+#[must_use]
+pub fn code_hash(kind: &str, bytes: &[u8]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(kind.as_bytes());
+    h.update(&[0]);
+    h.update(bytes);
+    h.digest128()
+}
+
+/// What it takes to instantiate a service: code plus its application context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// Program code.
+    pub code: CodeRef,
+    /// Service configuration handed to `init`.
+    #[serde(with = "serde_bytes")]
+    pub config: Vec<u8>,
+    /// End-to-end latency budget the service declares, in milliseconds.
+    pub latency_budget_ms: u32,
+}
+
+/// 1004: one chunk of a shadow's initial state.
+///
+/// A transfer is the state snapshot at `seq`, cut into chunks sent in order. The first
+/// chunk carries the spec (code and context); the last carries the checksum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowTransfer {
+    /// The service.
+    pub service: ServiceId,
+    /// Its user.
+    pub ue: UeId,
+    /// The sending (source) server.
+    pub source: ServerId,
+    /// Identifies this transfer among retries.
+    pub transfer: u32,
+    /// Sequence number of the last input applied to the snapshot.
+    pub seq: u64,
+    /// Input-log digest at `seq`.
+    pub digest: u128,
+    /// Code and context; on the first chunk only.
+    pub spec: Option<ServiceSpec>,
+    /// Size of the whole snapshot in bytes.
+    pub total_len: u64,
+    /// Offset of `data` in the snapshot.
+    pub offset: u64,
+    /// The chunk.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// xxh3-128 of the whole state; on the last chunk only.
+    pub state_checksum: Option<u128>,
+}
+
+/// One numbered input of a UE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRecord {
+    /// Sequence number, from 1, per service.
+    pub seq: u64,
+    /// The input.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// The chunks of a state that changed since the previous delta, with their full content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDelta {
+    /// Sequence number of the last input reflected in the delta.
+    pub seq: u64,
+    /// Input-log digest at `seq`.
+    pub digest: u128,
+    /// Total state length after the delta.
+    pub len: u64,
+    /// Chunk size in bytes.
+    pub chunk_size: u32,
+    /// Changed chunks: index and content (the last one may be short).
+    pub chunks: Vec<DeltaChunk>,
+    /// xxh3-128 of the whole state after applying the delta.
+    pub checksum: u128,
+}
+
+/// One changed chunk of a [`StateDelta`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaChunk {
+    /// Chunk index.
+    pub index: u32,
+    /// Chunk content.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// What keeps a shadow current.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncBody {
+    /// Inputs in order (replay mode, and catch-up from the input log).
+    Inputs(Vec<InputRecord>),
+    /// A state delta (delta mode, precopy rounds).
+    Delta(StateDelta),
+}
+
+/// Shadow sync: the source keeps a shadow current.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowSync {
+    /// The service.
+    pub service: ServiceId,
+    /// The sending server.
+    pub source: ServerId,
+    /// Inputs or a delta.
+    pub body: SyncBody,
+}
+
+/// 1005: the source base station executes the handover.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverExecution {
+    /// The terminal.
+    pub ue: UeId,
+    /// Its serving cell.
+    pub source: CellId,
+    /// The chosen target.
+    pub target: CellId,
+    /// When the handover command goes out (the radio gap starts).
+    pub timing: Timing,
+}
+
+/// How a relocation moves the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelocationMode {
+    /// Hot swap onto a prepared shadow (the seed's method).
+    Hot,
+    /// Stop, copy the whole state, start.
+    Cold,
+    /// Copy while live, repeat with the changes, stop for the last delta.
+    Precopy,
+}
+
+/// What a 1006 asks the receiver to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelocateAction {
+    /// Move the live instance from `source` to `target`.
+    Relocate {
+        /// Server hosting the live instance.
+        source: ServerId,
+        /// Server that becomes the host.
+        target: ServerId,
+        /// How the state moves.
+        mode: RelocationMode,
+        /// Route epoch the relocation creates.
+        epoch: u64,
+    },
+    /// Drop the shadow; it will not be needed.
+    Discard,
+}
+
+/// 1006: relocate (to source and target) or discard (to the other candidates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relocate {
+    /// The service.
+    pub service: ServiceId,
+    /// What to do.
+    pub action: RelocateAction,
+    /// When the handover executes.
+    pub timing: Timing,
+}
+
+/// Where a UE's service traffic goes. Higher epochs win.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The service.
+    pub service: ServiceId,
+    /// The server hosting its live instance.
+    pub server: ServerId,
+    /// Incremented by the control node on every move.
+    pub epoch: u64,
+}
+
+/// 2001: X2 handover request with the UE context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverRequest {
+    /// The terminal.
+    pub ue: UeId,
+    /// Requesting (source) cell.
+    pub source: CellId,
+    /// Requested target cell.
+    pub target: CellId,
+    /// The UE's service route, so the target can relay its traffic at once.
+    pub route: Option<Route>,
+}
+
+/// 2002: X2 handover request acknowledgement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverRequestAck {
+    /// The terminal.
+    pub ue: UeId,
+    /// The answering target cell.
+    pub target: CellId,
+    /// Whether the target admits the UE.
+    pub admitted: bool,
+}
+
+/// 2003: handover command to the UE; it detaches from the source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverCommand {
+    /// The terminal.
+    pub ue: UeId,
+    /// The cell to join.
+    pub target: CellId,
+}
+
+/// 2004: the source asks the target to take over, naming the state it must hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelocateRequest {
+    /// The service.
+    pub service: ServiceId,
+    /// The (now frozen) source.
+    pub source: ServerId,
+    /// Last input applied at the source.
+    pub last_seq: u64,
+    /// Input-log digest at `last_seq`.
+    pub digest: u128,
+}
+
+/// The target's verdict on its shadow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The shadow matched and is now the live instance.
+    Valid,
+    /// The shadow is behind: send the inputs after this sequence number.
+    NeedFrom(u64),
+    /// The shadow diverged or is missing: send the whole state.
+    NeedFull,
+    /// The target cannot host the service.
+    Reject(String),
+}
+
+/// 2005: the target's answer to 2004.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelocateConfirm {
+    /// The service.
+    pub service: ServiceId,
+    /// The answering target.
+    pub target: ServerId,
+    /// Valid, or what it needs.
+    pub verdict: Verdict,
+}
+
+/// 2006: the UE confirms the handover to the target cell; the radio gap ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverConfirm {
+    /// The terminal.
+    pub ue: UeId,
+    /// The cell it came from.
+    pub source: CellId,
+}
+
+/// 3001: X2 UE context release, target cell → source cell after 2006.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UeContextRelease {
+    /// The terminal.
+    pub ue: UeId,
+}
+
+/// 3002: a prepared handover did not happen (rejected or failed); shadows can go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverCancel {
+    /// The terminal.
+    pub ue: UeId,
+    /// Its (still) serving cell.
+    pub source: CellId,
+    /// The target that was tried.
+    pub target: CellId,
+}
+
+/// 3010: a numbered UE input to its service (UE → cell → server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInput {
+    /// The terminal.
+    pub ue: UeId,
+    /// Its service.
+    pub service: ServiceId,
+    /// The cell that relayed it; answers go back there.
+    pub via: CellId,
+    /// The input.
+    pub input: InputRecord,
+}
+
+/// 3011: the service's answer to one input (server → cell → UE).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceOutput {
+    /// The terminal.
+    pub ue: UeId,
+    /// The service.
+    pub service: ServiceId,
+    /// The cell to relay through.
+    pub via: CellId,
+    /// The input this answers.
+    pub seq: u64,
+    /// The answer.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// 3012: a liveness probe; only the live instance answers (UE → cell → server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The terminal.
+    pub ue: UeId,
+    /// Its service.
+    pub service: ServiceId,
+    /// The relaying cell.
+    pub via: CellId,
+    /// Echoed back.
+    pub nonce: u64,
+}
+
+/// 3013: answer to a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReply {
+    /// The terminal.
+    pub ue: UeId,
+    /// The service.
+    pub service: ServiceId,
+    /// The cell to relay through.
+    pub via: CellId,
+    /// The probe's nonce.
+    pub nonce: u64,
+    /// Last input the live instance applied.
+    pub last_seq: u64,
+}
+
+/// 3020: control → cell: where a UE's service lives now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteUpdate {
+    /// The terminal.
+    pub ue: UeId,
+    /// The route.
+    pub route: Route,
+}
+
+/// 3030: operator → control: deploy a service for a UE attached to `cell`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deploy {
+    /// New service id.
+    pub service: ServiceId,
+    /// Its user.
+    pub ue: UeId,
+    /// The UE's serving cell.
+    pub cell: CellId,
+    /// Code and context.
+    pub spec: ServiceSpec,
+}
+
+/// 3031: control → server: start a live instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instantiate {
+    /// The service.
+    pub service: ServiceId,
+    /// Its user.
+    pub ue: UeId,
+    /// Code and context.
+    pub spec: ServiceSpec,
+}
+
+/// 3032: a shadow is complete (target → control and source).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowReady {
+    /// The service.
+    pub service: ServiceId,
+    /// The server holding the shadow.
+    pub server: ServerId,
+    /// Last input reflected in the shadow.
+    pub seq: u64,
+}
+
+/// 3033: a relocation ended (target → control on success, source → control on failure).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelocationDone {
+    /// The service.
+    pub service: ServiceId,
+    /// Previous host.
+    pub from: ServerId,
+    /// Intended host.
+    pub to: ServerId,
+    /// Whether `to` is live now; if not, `from` still is.
+    pub ok: bool,
+    /// Route epoch of the relocation.
+    pub epoch: u64,
+}
+
+/// Load of one server and the services it hosts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// The reporting server.
+    pub server: ServerId,
+    /// Load in units of the server's capacity (1.0 = full).
+    pub load: f32,
+    /// Live services and their state sizes in bytes.
+    pub services: Vec<(ServiceId, u64)>,
+}
+
+/// 3035: catch-up after a 2005 that asked for it (source → target).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// The service.
+    pub service: ServiceId,
+    /// The source.
+    pub source: ServerId,
+    /// Inputs or a delta up to the 2004's `last_seq`.
+    pub body: SyncBody,
+}
+
+/// 3036: a shadow acknowledges a delta (or reports it corrupt).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncAck {
+    /// The service.
+    pub service: ServiceId,
+    /// The acknowledging shadow's server.
+    pub server: ServerId,
+    /// Sequence number the shadow holds now.
+    pub seq: u64,
+    /// False if the delta failed its checksum; the source then resends the full state.
+    pub ok: bool,
+}
