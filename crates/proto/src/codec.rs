@@ -39,9 +39,15 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), DecodeError> 
     let len = out.len() - start - HEADER_LEN;
     if len > MAX_PAYLOAD {
         out.truncate(start);
-        return Err(DecodeError::TooLarge { len, max: MAX_PAYLOAD });
+        return Err(DecodeError::TooLarge {
+            len,
+            max: MAX_PAYLOAD,
+        });
     }
-    let len32 = u32::try_from(len).map_err(|_| DecodeError::TooLarge { len, max: MAX_PAYLOAD })?;
+    let len32 = u32::try_from(len).map_err(|_| DecodeError::TooLarge {
+        len,
+        max: MAX_PAYLOAD,
+    })?;
     out[start + 6..start + 10].copy_from_slice(&len32.to_be_bytes());
     Ok(())
 }
@@ -63,7 +69,9 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, DecodeError> {
 /// variants for a header that is not ours.
 pub fn decode_header(buf: &[u8]) -> Result<(u16, usize), DecodeError> {
     let Some(h) = buf.get(..HEADER_LEN) else {
-        return Err(DecodeError::Incomplete { needed: HEADER_LEN - buf.len() });
+        return Err(DecodeError::Incomplete {
+            needed: HEADER_LEN - buf.len(),
+        });
     };
     if h[..2] != MAGIC {
         return Err(DecodeError::BadMagic([h[0], h[1]]));
@@ -77,7 +85,10 @@ pub fn decode_header(buf: &[u8]) -> Result<(u16, usize), DecodeError> {
     let ty = u16::from_be_bytes([h[4], h[5]]);
     let len = u32::from_be_bytes([h[6], h[7], h[8], h[9]]) as usize;
     if len > MAX_PAYLOAD {
-        return Err(DecodeError::TooLarge { len, max: MAX_PAYLOAD });
+        return Err(DecodeError::TooLarge {
+            len,
+            max: MAX_PAYLOAD,
+        });
     }
     Ok((ty, len))
 }
@@ -91,7 +102,9 @@ pub fn decode(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
     let (ty, len) = decode_header(buf)?;
     let total = HEADER_LEN + len;
     let Some(payload) = buf.get(HEADER_LEN..total) else {
-        return Err(DecodeError::Incomplete { needed: total - buf.len() });
+        return Err(DecodeError::Incomplete {
+            needed: total - buf.len(),
+        });
     };
     let msg = Message::decode_payload(ty, payload)?;
     Ok((msg, total))

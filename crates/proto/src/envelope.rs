@@ -139,20 +139,29 @@ impl Message {
     /// Whether the message moves service state (counted as shadow/relocation bytes).
     #[must_use]
     pub const fn is_state_transfer(&self) -> bool {
-        matches!(self, Self::ShadowTransfer(_) | Self::ShadowSync(_) | Self::CatchUp(_))
+        matches!(
+            self,
+            Self::ShadowTransfer(_) | Self::ShadowSync(_) | Self::CatchUp(_)
+        )
     }
 }
 
 fn append<T: Serialize>(m: &T, ty: u16, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let bytes = postcard::to_extend(m, std::mem::take(out))
-        .map_err(|e| DecodeError::Malformed { ty, reason: e.to_string() })?;
+    let bytes =
+        postcard::to_extend(m, std::mem::take(out)).map_err(|e| DecodeError::Malformed {
+            ty,
+            reason: e.to_string(),
+        })?;
     *out = bytes;
     Ok(())
 }
 
 fn parse<'a, T: Deserialize<'a>>(ty: u16, payload: &'a [u8]) -> Result<T, DecodeError> {
-    let (v, rest) = postcard::take_from_bytes::<T>(payload)
-        .map_err(|e| DecodeError::Malformed { ty, reason: e.to_string() })?;
+    let (v, rest) =
+        postcard::take_from_bytes::<T>(payload).map_err(|e| DecodeError::Malformed {
+            ty,
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }

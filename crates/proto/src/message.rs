@@ -217,7 +217,7 @@ pub enum RelocationMode {
 }
 
 /// What a 1006 asks the receiver to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelocateAction {
     /// Move the live instance from `source` to `target`.
     Relocate {
@@ -230,8 +230,12 @@ pub enum RelocateAction {
         /// Route epoch the relocation creates.
         epoch: u64,
     },
-    /// Drop the shadow; it will not be needed.
-    Discard,
+    /// Drop the shadows at `servers`: a listed server drops its shadow, the source stops
+    /// syncing to the listed servers.
+    Discard {
+        /// Servers whose shadow goes.
+        servers: Vec<ServerId>,
+    },
 }
 
 /// 1006: relocate (to source and target) or discard (to the other candidates).
@@ -300,6 +304,8 @@ pub struct RelocateRequest {
     pub last_seq: u64,
     /// Input-log digest at `last_seq`.
     pub digest: u128,
+    /// Route epoch of the relocation (from its 1006).
+    pub epoch: u64,
 }
 
 /// The target's verdict on its shadow.

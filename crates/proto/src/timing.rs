@@ -54,13 +54,19 @@ impl Timing {
     /// An exact absolute time.
     #[must_use]
     pub const fn at(t: Instant) -> Self {
-        Self { when: When::At(t), uncertainty: None }
+        Self {
+            when: When::At(t),
+            uncertainty: None,
+        }
     }
 
     /// Absolute time with an uncertainty.
     #[must_use]
     pub const fn at_within(t: Instant, uncertainty: Duration) -> Self {
-        Self { when: When::At(t), uncertainty: Some(uncertainty) }
+        Self {
+            when: When::At(t),
+            uncertainty: Some(uncertainty),
+        }
     }
 
     /// Resolves to an absolute time, given when the message was sent.

@@ -10,27 +10,46 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
     let cell = CellId(a.wrapping_add(1));
     let server = ServerId(a.wrapping_add(2));
     let service = ServiceId(a.wrapping_add(3));
-    let timing = Timing::at_within(Instant(b), std::time::Duration::from_millis(u64::from(a % 1000)));
+    let timing = Timing::at_within(
+        Instant(b),
+        std::time::Duration::from_millis(u64::from(a % 1000)),
+    );
     let spec = ServiceSpec {
-        code: CodeRef::Inline { kind: "mem".into(), bytes: bytes.to_vec() },
+        code: CodeRef::Inline {
+            kind: "mem".into(),
+            bytes: bytes.to_vec(),
+        },
         config: bytes.to_vec(),
         latency_budget_ms: a,
     };
-    let input = InputRecord { seq: b, payload: bytes.to_vec() };
+    let input = InputRecord {
+        seq: b,
+        payload: bytes.to_vec(),
+    };
     let delta = StateDelta {
         seq: b,
         digest: u128::from(b) << 64 | u128::from(a),
         len: b,
         chunk_size: 4096,
-        chunks: vec![DeltaChunk { index: a, data: bytes.to_vec() }],
+        chunks: vec![DeltaChunk {
+            index: a,
+            data: bytes.to_vec(),
+        }],
         checksum: u128::from(a),
     };
-    let route = Route { service, server, epoch: b };
+    let route = Route {
+        service,
+        server,
+        epoch: b,
+    };
     vec![
         HandoverPrediction {
             ue,
             source: cell,
-            candidates: vec![Candidate { cell, likelihood: f }],
+            candidates: vec![Candidate {
+                cell,
+                likelihood: f,
+            }],
             timing: Some(timing),
         }
         .into(),
@@ -40,7 +59,10 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             source: server,
             candidates: vec![server, ServerId(a)],
             sync: SyncMode::Delta,
-            start: Timing { when: When::Class(TimingClass::Medium), uncertainty: None },
+            start: Timing {
+                when: When::Class(TimingClass::Medium),
+                uncertainty: None,
+            },
         }
         .into(),
         ShadowTransfer {
@@ -57,7 +79,13 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             state_checksum: Some(7),
         }
         .into(),
-        HandoverExecution { ue, source: cell, target: cell, timing }.into(),
+        HandoverExecution {
+            ue,
+            source: cell,
+            target: cell,
+            timing,
+        }
+        .into(),
         Relocate {
             service,
             action: RelocateAction::Relocate {
@@ -66,38 +94,147 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
                 mode: RelocationMode::Precopy,
                 epoch: b,
             },
-            timing: Timing { when: When::After(std::time::Duration::from_nanos(b)), uncertainty: None },
+            timing: Timing {
+                when: When::After(std::time::Duration::from_nanos(b)),
+                uncertainty: None,
+            },
         }
         .into(),
-        ShadowSync { service, source: server, body: SyncBody::Inputs(vec![input.clone()]) }.into(),
-        ShadowSync { service, source: server, body: SyncBody::Delta(delta.clone()) }.into(),
-        HandoverRequest { ue, source: cell, target: cell, route: Some(route) }.into(),
-        HandoverRequestAck { ue, target: cell, admitted: a % 2 == 0 }.into(),
+        ShadowSync {
+            service,
+            source: server,
+            body: SyncBody::Inputs(vec![input.clone()]),
+        }
+        .into(),
+        ShadowSync {
+            service,
+            source: server,
+            body: SyncBody::Delta(delta.clone()),
+        }
+        .into(),
+        HandoverRequest {
+            ue,
+            source: cell,
+            target: cell,
+            route: Some(route),
+        }
+        .into(),
+        HandoverRequestAck {
+            ue,
+            target: cell,
+            admitted: a % 2 == 0,
+        }
+        .into(),
         HandoverCommand { ue, target: cell }.into(),
-        RelocateRequest { service, source: server, last_seq: b, digest: 5 }.into(),
-        RelocateConfirm { service, target: server, verdict: Verdict::Reject(format!("x{a}")) }.into(),
-        RelocateConfirm { service, target: server, verdict: Verdict::NeedFrom(b) }.into(),
+        RelocateRequest {
+            service,
+            source: server,
+            last_seq: b,
+            digest: 5,
+            epoch: b,
+        }
+        .into(),
+        RelocateConfirm {
+            service,
+            target: server,
+            verdict: Verdict::Reject(format!("x{a}")),
+        }
+        .into(),
+        RelocateConfirm {
+            service,
+            target: server,
+            verdict: Verdict::NeedFrom(b),
+        }
+        .into(),
         HandoverConfirm { ue, source: cell }.into(),
         UeContextRelease { ue }.into(),
-        HandoverCancel { ue, source: cell, target: cell }.into(),
-        ServiceInput { ue, service, via: cell, input }.into(),
-        ServiceOutput { ue, service, via: cell, seq: b, payload: bytes.to_vec() }.into(),
-        Probe { ue, service, via: cell, nonce: b }.into(),
-        ProbeReply { ue, service, via: cell, nonce: b, last_seq: b }.into(),
+        HandoverCancel {
+            ue,
+            source: cell,
+            target: cell,
+        }
+        .into(),
+        ServiceInput {
+            ue,
+            service,
+            via: cell,
+            input,
+        }
+        .into(),
+        ServiceOutput {
+            ue,
+            service,
+            via: cell,
+            seq: b,
+            payload: bytes.to_vec(),
+        }
+        .into(),
+        Probe {
+            ue,
+            service,
+            via: cell,
+            nonce: b,
+        }
+        .into(),
+        ProbeReply {
+            ue,
+            service,
+            via: cell,
+            nonce: b,
+            last_seq: b,
+        }
+        .into(),
         RouteUpdate { ue, route }.into(),
-        Deploy { service, ue, cell, spec: spec.clone() }.into(),
+        Deploy {
+            service,
+            ue,
+            cell,
+            spec: spec.clone(),
+        }
+        .into(),
         Instantiate { service, ue, spec }.into(),
-        ShadowReady { service, server, seq: b }.into(),
-        RelocationDone { service, from: server, to: server, ok: true, epoch: b }.into(),
-        LoadReport { server, load: f, services: vec![(service, b)] }.into(),
-        CatchUp { service, source: server, body: SyncBody::Delta(delta) }.into(),
-        SyncAck { service, server, seq: b, ok: false }.into(),
+        ShadowReady {
+            service,
+            server,
+            seq: b,
+        }
+        .into(),
+        RelocationDone {
+            service,
+            from: server,
+            to: server,
+            ok: true,
+            epoch: b,
+        }
+        .into(),
+        LoadReport {
+            server,
+            load: f,
+            services: vec![(service, b)],
+        }
+        .into(),
+        CatchUp {
+            service,
+            source: server,
+            body: SyncBody::Delta(delta),
+        }
+        .into(),
+        SyncAck {
+            service,
+            server,
+            seq: b,
+            ok: false,
+        }
+        .into(),
     ]
 }
 
 #[test]
 fn every_type_code_is_covered() {
-    let codes: Vec<u16> = every_message(1, 2, b"x", 0.5).iter().map(Message::type_code).collect();
+    let codes: Vec<u16> = every_message(1, 2, b"x", 0.5)
+        .iter()
+        .map(Message::type_code)
+        .collect();
     for code in Message::TYPE_CODES {
         assert!(codes.contains(code), "type {code} has no sample");
     }
@@ -171,10 +308,21 @@ fn header_errors_are_typed() {
     assert_eq!(codec::decode(&bad), Err(DecodeError::UnknownType(9999)));
     let mut bad = good.clone();
     bad[6..10].copy_from_slice(&u32::MAX.to_be_bytes());
-    assert!(matches!(codec::decode(&bad), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(
+        codec::decode(&bad),
+        Err(DecodeError::TooLarge { .. })
+    ));
     let mut two = good.clone();
     two.extend_from_slice(&good);
     assert_eq!(codec::decode(&two).expect("first frame").1, good.len());
-    assert!(matches!(codec::decode_exact(&two), Err(DecodeError::TrailingBytes(_))));
-    assert_eq!(codec::decode(&good[..3]), Err(DecodeError::Incomplete { needed: HEADER_LEN - 3 }));
+    assert!(matches!(
+        codec::decode_exact(&two),
+        Err(DecodeError::TrailingBytes(_))
+    ));
+    assert_eq!(
+        codec::decode(&good[..3]),
+        Err(DecodeError::Incomplete {
+            needed: HEADER_LEN - 3
+        })
+    );
 }

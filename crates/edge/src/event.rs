@@ -1,0 +1,116 @@
+//! What an [`crate::EdgeServer`] reports to its driver.
+
+use edgeshift_proto::{Instant, NodeId, RelocationMode, ServerId, ServiceId};
+
+/// An observable event of an ME server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EdgeEvent {
+    /// A live instance was created from a deploy.
+    Instantiated {
+        /// The service.
+        service: ServiceId,
+    },
+    /// An instance applied an input.
+    Applied {
+        /// The service.
+        service: ServiceId,
+        /// The input.
+        seq: u64,
+        /// Whether the instance is the live one.
+        live: bool,
+    },
+    /// An instance answered the UE.
+    Answered {
+        /// The service.
+        service: ServiceId,
+        /// The input answered (0 for probes).
+        seq: u64,
+        /// Whether the instance is the live one (must always be true).
+        live: bool,
+    },
+    /// A shadow started to arrive.
+    ShadowCreated {
+        /// The service.
+        service: ServiceId,
+        /// The live instance's server.
+        source: ServerId,
+    },
+    /// A shadow is complete and verified.
+    ShadowReady {
+        /// The service.
+        service: ServiceId,
+        /// Last input in the shadow.
+        seq: u64,
+    },
+    /// A shadow was dropped.
+    ShadowDiscarded {
+        /// The service.
+        service: ServiceId,
+        /// When it was created.
+        created_at: Instant,
+    },
+    /// A 1006 reached the source.
+    RelocationTriggered {
+        /// The service.
+        service: ServiceId,
+        /// Where it goes.
+        target: ServerId,
+        /// How.
+        mode: RelocationMode,
+    },
+    /// The source stopped serving; it holds new inputs until the target confirms.
+    Frozen {
+        /// The service.
+        service: ServiceId,
+        /// Last input applied.
+        last_seq: u64,
+    },
+    /// A shadow became the live instance.
+    Activated {
+        /// The service.
+        service: ServiceId,
+        /// The previous host.
+        from: ServerId,
+        /// Last input reflected in the state.
+        last_seq: u64,
+        /// Input-log digest at `last_seq`.
+        digest: u128,
+        /// Whether the shadow was valid at the first 2004 check.
+        first_try: bool,
+        /// State size in bytes.
+        state_bytes: u64,
+        /// When the shadow was created.
+        shadow_created_at: Instant,
+    },
+    /// The source released its instance after the target confirmed.
+    RelocatedOut {
+        /// The service.
+        service: ServiceId,
+        /// The new host.
+        to: ServerId,
+    },
+    /// A relocation failed; the source is live again.
+    RelocationFailed {
+        /// The service.
+        service: ServiceId,
+        /// The target that refused.
+        target: ServerId,
+        /// Why.
+        reason: String,
+    },
+    /// The service failed on an input; the input counts as consumed.
+    ServiceError {
+        /// The service.
+        service: ServiceId,
+        /// What happened.
+        error: String,
+    },
+    /// A peer sent something that does not fit the protocol state; it was ignored.
+    ProtocolViolation {
+        /// The sender.
+        from: NodeId,
+        /// What was wrong.
+        what: String,
+    },
+}
