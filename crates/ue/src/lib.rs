@@ -1,1 +1,515 @@
-//! placeholder
+//! The UE role: a client of one stateful service that sends numbered inputs at a fixed
+//! rate through its serving cell, and records when each answer came back, so service gaps
+//! can be measured against radio gaps.
+//!
+//! # Driving a [`UeClient`]
+//!
+//! 1. [`UeClient::new`], then [`UeClient::handle_attach`] with the first serving cell.
+//! 2. Feed arriving messages to [`Role::handle_message`] (answers, probe replies and the
+//!    2003 handover command, which detaches the UE).
+//! 3. When the radio has joined the target cell, call [`UeClient::handle_attach`] again:
+//!    the UE sends 2006, probes its service at once and resends unanswered inputs.
+//! 4. Drain [`Role::poll_transmit`] and [`Role::poll_event`]; call
+//!    [`Role::handle_timeout`] at [`Role::poll_timeout`].
+//!
+//! The gap per handover ([`HandoverGap`]) runs from detach to the first answer after
+//! re-attach, minus the round trip the UE saw before the handover.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use edgeshift_proto::{
+    CellId, HandoverConfirm, InputRecord, Instant, Message, NodeId, Probe, Role, ServiceId,
+    ServiceInput, Transmit, UeId,
+};
+
+/// Configuration of a UE client.
+#[derive(Clone, Debug)]
+pub struct UeConfig {
+    /// This UE.
+    pub id: UeId,
+    /// Its service.
+    pub service: ServiceId,
+    /// Time between inputs.
+    pub input_period: Duration,
+    /// Bytes per input.
+    pub payload_len: usize,
+    /// Unanswered inputs are sent again after this long.
+    pub retransmit_after: Duration,
+    /// Seed of the input contents.
+    pub seed: u64,
+    /// No new inputs from this time on.
+    pub stop_at: Option<Instant>,
+}
+
+impl UeConfig {
+    /// Defaults: an input every 20 ms, 32 bytes each, retransmission after 150 ms.
+    #[must_use]
+    pub fn new(id: UeId, service: ServiceId, seed: u64) -> Self {
+        Self {
+            id,
+            service,
+            input_period: Duration::from_millis(20),
+            payload_len: 32,
+            retransmit_after: Duration::from_millis(150),
+            seed,
+            stop_at: None,
+        }
+    }
+}
+
+/// What happened to one input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputStat {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When it was created (and first sent, if attached).
+    pub created_at: Instant,
+    /// When its answer arrived.
+    pub answered_at: Option<Instant>,
+    /// How often it was sent.
+    pub transmissions: u32,
+}
+
+/// One handover as the UE saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoverGap {
+    /// Cell left.
+    pub from: CellId,
+    /// Cell joined.
+    pub to: CellId,
+    /// 2003 received.
+    pub detached_at: Instant,
+    /// Radio joined the target (2006 sent).
+    pub attached_at: Option<Instant>,
+    /// First answer of the service after re-attaching.
+    pub first_answer_at: Option<Instant>,
+    /// Median round trip before the handover.
+    pub baseline_rtt: Duration,
+}
+
+impl HandoverGap {
+    /// Detach to attach.
+    #[must_use]
+    pub fn radio_gap(&self) -> Option<Duration> {
+        Some(
+            self.attached_at?
+                .saturating_duration_since(self.detached_at),
+        )
+    }
+
+    /// Detach to the first answer after attach, minus the normal round trip.
+    #[must_use]
+    pub fn service_gap(&self) -> Option<Duration> {
+        let d = self
+            .first_answer_at?
+            .saturating_duration_since(self.detached_at);
+        Some(d.saturating_sub(self.baseline_rtt).max(self.radio_gap()?))
+    }
+
+    /// What the service added beyond the radio gap (never negative).
+    #[must_use]
+    pub fn added(&self) -> Option<Duration> {
+        Some(self.service_gap()?.saturating_sub(self.radio_gap()?))
+    }
+}
+
+/// Events of a UE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UeEvent {
+    /// A new input was created.
+    Generated {
+        /// Its number.
+        seq: u64,
+        /// Its content.
+        payload: Vec<u8>,
+    },
+    /// An input was answered for the first time.
+    Answered {
+        /// Its number.
+        seq: u64,
+    },
+    /// 2003 received: the radio gap starts.
+    Detached {
+        /// Where the UE goes.
+        target: CellId,
+    },
+    /// Joined a cell.
+    Attached {
+        /// The cell.
+        cell: CellId,
+    },
+    /// A message that a UE does not handle.
+    Unexpected {
+        /// Its name.
+        name: &'static str,
+    },
+}
+
+/// A UE running one service session.
+#[derive(Debug)]
+pub struct UeClient {
+    cfg: UeConfig,
+    serving: Option<CellId>,
+    last_cell: Option<CellId>,
+    next_seq: u64,
+    next_input_at: Instant,
+    unacked: BTreeMap<u64, (Vec<u8>, Instant)>,
+    stats: Vec<InputStat>,
+    recent_rtts: VecDeque<Duration>,
+    gaps: Vec<HandoverGap>,
+    probe_nonce: u64,
+    out: VecDeque<Transmit>,
+    events: VecDeque<UeEvent>,
+}
+
+impl UeClient {
+    /// A detached UE; its first input is due one period after `now`.
+    #[must_use]
+    pub fn new(cfg: UeConfig, now: Instant) -> Self {
+        let next_input_at = now + cfg.input_period;
+        Self {
+            cfg,
+            serving: None,
+            last_cell: None,
+            next_seq: 1,
+            next_input_at,
+            unacked: BTreeMap::new(),
+            stats: Vec::new(),
+            recent_rtts: VecDeque::new(),
+            gaps: Vec::new(),
+            probe_nonce: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The UE's id.
+    #[must_use]
+    pub fn ue_id(&self) -> UeId {
+        self.cfg.id
+    }
+
+    /// The serving cell, `None` during a radio gap.
+    #[must_use]
+    pub fn serving(&self) -> Option<CellId> {
+        self.serving
+    }
+
+    /// Every input so far, indexed by `seq - 1`.
+    #[must_use]
+    pub fn stats(&self) -> &[InputStat] {
+        &self.stats
+    }
+
+    /// Every handover so far.
+    #[must_use]
+    pub fn gaps(&self) -> &[HandoverGap] {
+        &self.gaps
+    }
+
+    /// Inputs not yet answered.
+    #[must_use]
+    pub fn unanswered(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// The content of input `seq` (deterministic from the seed).
+    #[must_use]
+    pub fn payload(seed: u64, seq: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        let mut i = 0u64;
+        while out.len() < len {
+            let word = xxhash_rust::xxh3::xxh3_64_with_seed(
+                &[seq.to_le_bytes(), i.to_le_bytes()].concat(),
+                seed,
+            );
+            out.extend_from_slice(&word.to_le_bytes());
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// The radio joined `cell`. After a handover this sends 2006, probes the service and
+    /// resends whatever is unanswered.
+    pub fn handle_attach(&mut self, now: Instant, cell: CellId) {
+        let previous = self.last_cell;
+        self.serving = Some(cell);
+        self.last_cell = Some(cell);
+        self.events.push_back(UeEvent::Attached { cell });
+        if let Some(gap) = self.gaps.last_mut().filter(|g| g.attached_at.is_none()) {
+            gap.attached_at = Some(now);
+            gap.to = cell;
+            if let Some(source) = previous {
+                self.out.push_back(Transmit {
+                    to: cell.into(),
+                    msg: HandoverConfirm {
+                        ue: self.cfg.id,
+                        source,
+                    }
+                    .into(),
+                });
+            }
+            self.probe_nonce += 1;
+            let probe = Probe {
+                ue: self.cfg.id,
+                service: self.cfg.service,
+                via: cell,
+                nonce: self.probe_nonce,
+            };
+            self.out.push_back(Transmit {
+                to: cell.into(),
+                msg: probe.into(),
+            });
+        }
+        let pending: Vec<u64> = self.unacked.keys().copied().collect();
+        for seq in pending {
+            self.transmit(now, seq);
+        }
+    }
+
+    fn transmit(&mut self, now: Instant, seq: u64) {
+        let Some(cell) = self.serving else { return };
+        let Some((payload, last)) = self.unacked.get_mut(&seq) else {
+            return;
+        };
+        *last = now;
+        let input = InputRecord {
+            seq,
+            payload: payload.clone(),
+        };
+        if let Some(s) = self.stats.get_mut((seq - 1) as usize) {
+            s.transmissions += 1;
+        }
+        let msg = ServiceInput {
+            ue: self.cfg.id,
+            service: self.cfg.service,
+            via: cell,
+            input,
+        };
+        self.out.push_back(Transmit {
+            to: cell.into(),
+            msg: msg.into(),
+        });
+    }
+
+    fn first_answer(&mut self, now: Instant) {
+        if let Some(g) = self.gaps.last_mut()
+            && g.attached_at.is_some()
+            && g.first_answer_at.is_none()
+        {
+            g.first_answer_at = Some(now);
+        }
+    }
+
+    fn baseline_rtt(&self) -> Duration {
+        let mut v: Vec<Duration> = self.recent_rtts.iter().copied().collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+}
+
+impl Role for UeClient {
+    type Event = UeEvent;
+
+    fn id(&self) -> NodeId {
+        self.cfg.id.into()
+    }
+
+    fn handle_message(&mut self, now: Instant, _from: NodeId, msg: Message) {
+        match msg {
+            Message::ServiceOutput(m) => {
+                if self.serving.is_none() {
+                    return; // Radio is down: the answer cannot have arrived.
+                }
+                if self.unacked.remove(&m.seq).is_some() {
+                    if let Some(s) = self.stats.get_mut((m.seq - 1) as usize) {
+                        s.answered_at = Some(now);
+                        if s.transmissions == 1 {
+                            if self.recent_rtts.len() == 16 {
+                                self.recent_rtts.pop_front();
+                            }
+                            self.recent_rtts
+                                .push_back(now.saturating_duration_since(s.created_at));
+                        }
+                    }
+                    self.events.push_back(UeEvent::Answered { seq: m.seq });
+                }
+                self.first_answer(now);
+            }
+            Message::ProbeReply(m) => {
+                if self.serving.is_some() && m.nonce == self.probe_nonce {
+                    self.first_answer(now);
+                }
+            }
+            Message::HandoverCommand(m) => {
+                let Some(from) = self.serving.take() else {
+                    return;
+                };
+                let baseline_rtt = self.baseline_rtt();
+                self.gaps.push(HandoverGap {
+                    from,
+                    to: m.target,
+                    detached_at: now,
+                    attached_at: None,
+                    first_answer_at: None,
+                    baseline_rtt,
+                });
+                self.events
+                    .push_back(UeEvent::Detached { target: m.target });
+            }
+            other => self
+                .events
+                .push_back(UeEvent::Unexpected { name: other.name() }),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        while self.next_input_at <= now && self.cfg.stop_at.is_none_or(|s| self.next_input_at < s) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let payload = Self::payload(self.cfg.seed, seq, self.cfg.payload_len);
+            self.stats.push(InputStat {
+                seq,
+                created_at: self.next_input_at,
+                answered_at: None,
+                transmissions: 0,
+            });
+            self.unacked
+                .insert(seq, (payload.clone(), self.next_input_at));
+            self.events.push_back(UeEvent::Generated { seq, payload });
+            self.transmit(now, seq);
+            self.next_input_at += self.cfg.input_period;
+        }
+        if self.serving.is_some() {
+            let due: Vec<u64> = self
+                .unacked
+                .iter()
+                .filter(|(_, (_, last))| {
+                    now.saturating_duration_since(*last) >= self.cfg.retransmit_after
+                })
+                .map(|(s, _)| *s)
+                .collect();
+            for seq in due {
+                self.transmit(now, seq);
+            }
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<UeEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let input = self
+            .cfg
+            .stop_at
+            .is_none_or(|s| self.next_input_at < s)
+            .then_some(self.next_input_at);
+        let retx = if self.serving.is_some() {
+            self.unacked
+                .values()
+                .map(|(_, last)| *last + self.cfg.retransmit_after)
+                .min()
+        } else {
+            None
+        };
+        match (input, retx) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgeshift_proto::{HandoverCommand, ProbeReply, ServiceOutput};
+
+    fn ue() -> UeClient {
+        let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
+        cfg.input_period = Duration::from_millis(10);
+        let mut ue = UeClient::new(cfg, Instant::ZERO);
+        ue.handle_attach(Instant::ZERO, CellId(1));
+        ue
+    }
+
+    fn answer(ue: &mut UeClient, now: Instant, seq: u64) {
+        let m = ServiceOutput {
+            ue: UeId(1),
+            service: ServiceId(1),
+            via: CellId(1),
+            seq,
+            payload: vec![],
+        };
+        ue.handle_message(now, NodeId::Cell(CellId(1)), m.into());
+    }
+
+    #[test]
+    fn gap_is_measured_from_detach_to_first_answer_minus_rtt() {
+        let mut ue = ue();
+        for i in 1..=5u64 {
+            ue.handle_timeout(Instant::from_millis(10 * i));
+            answer(&mut ue, Instant::from_millis(10 * i + 4), i);
+        }
+        let cmd = HandoverCommand {
+            ue: UeId(1),
+            target: CellId(2),
+        };
+        ue.handle_message(
+            Instant::from_millis(60),
+            NodeId::Cell(CellId(1)),
+            cmd.into(),
+        );
+        ue.handle_timeout(Instant::from_millis(70)); // input 6 waits: radio is down
+        assert!(ue.poll_transmit().is_some()); // inputs 1..5 went out before
+        ue.handle_attach(Instant::from_millis(100), CellId(2));
+        let sent: Vec<Message> = std::iter::from_fn(|| ue.poll_transmit())
+            .map(|t| t.msg)
+            .collect();
+        assert!(
+            sent.iter()
+                .any(|m| matches!(m, Message::HandoverConfirm(_)))
+        );
+        assert!(sent.iter().any(|m| matches!(m, Message::Probe(_))));
+        assert!(
+            sent.iter()
+                .any(|m| matches!(m, Message::ServiceInput(i) if i.input.seq == 6))
+        );
+        let reply = ProbeReply {
+            ue: UeId(1),
+            service: ServiceId(1),
+            via: CellId(2),
+            nonce: 1,
+            last_seq: 5,
+        };
+        ue.handle_message(
+            Instant::from_millis(110),
+            NodeId::Cell(CellId(2)),
+            reply.into(),
+        );
+        let g = ue.gaps()[0];
+        assert_eq!(g.radio_gap(), Some(Duration::from_millis(40)));
+        assert_eq!(g.baseline_rtt, Duration::from_millis(4));
+        assert_eq!(g.service_gap(), Some(Duration::from_millis(46)));
+        assert_eq!(g.added(), Some(Duration::from_millis(6)));
+    }
+
+    #[test]
+    fn unanswered_inputs_are_retransmitted_and_duplicates_ignored() {
+        let mut ue = ue();
+        ue.handle_timeout(Instant::from_millis(10));
+        ue.handle_timeout(Instant::from_millis(200));
+        assert!(ue.stats()[0].transmissions >= 2);
+        answer(&mut ue, Instant::from_millis(201), 1);
+        answer(&mut ue, Instant::from_millis(202), 1);
+        assert_eq!(ue.stats()[0].answered_at, Some(Instant::from_millis(201)));
+    }
+}

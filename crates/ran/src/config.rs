@@ -1,0 +1,73 @@
+//! Configuration of a base station.
+
+use std::time::Duration;
+
+use edgeshift_proto::CellId;
+
+/// Handover trigger and predictor settings of one cell.
+#[derive(Clone, Debug)]
+pub struct RanConfig {
+    /// This cell.
+    pub cell: CellId,
+    /// A3 offset in dB.
+    pub a3_offset_db: f64,
+    /// A3 hysteresis in dB.
+    pub hysteresis_db: f64,
+    /// Time to trigger.
+    pub time_to_trigger: Duration,
+    /// Lead of the announced handover time (1005) before the 2003 goes out.
+    pub prep_time: Duration,
+    /// UEs this cell admits.
+    pub capacity: u32,
+    /// Handover prediction.
+    pub predictor: PredictorConfig,
+}
+
+/// Settings of the A3-margin trend predictor.
+#[derive(Clone, Debug)]
+pub struct PredictorConfig {
+    /// Predict at all (off: no 1002 is ever sent).
+    pub enabled: bool,
+    /// Reports used for the trend fit.
+    pub window: usize,
+    /// How far ahead a handover may be predicted.
+    pub horizon: Duration,
+    /// Smallest margin slope (dB/s) that counts as approaching.
+    pub min_slope_db_s: f64,
+    /// A prediction is re-sent at least this often while it stands.
+    pub refresh: Duration,
+    /// A prediction whose ETA moved by more than this is re-sent.
+    pub eta_change: Duration,
+    /// The prediction is withdrawn after no candidate was seen for this long.
+    pub withdraw_after: Duration,
+}
+
+impl RanConfig {
+    /// Defaults: A3 offset 3 dB, hysteresis 1 dB, TTT 320 ms, 20 ms preparation lead.
+    #[must_use]
+    pub fn new(cell: CellId) -> Self {
+        Self {
+            cell,
+            a3_offset_db: 3.0,
+            hysteresis_db: 1.0,
+            time_to_trigger: Duration::from_millis(320),
+            prep_time: Duration::from_millis(20),
+            capacity: 1000,
+            predictor: PredictorConfig::default(),
+        }
+    }
+}
+
+impl Default for PredictorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: 10,
+            horizon: Duration::from_secs(10),
+            min_slope_db_s: 0.3,
+            refresh: Duration::from_secs(2),
+            eta_change: Duration::from_millis(500),
+            withdraw_after: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The A3-margin trend predictor: per neighbour, a least-squares line through the recent
+//! A3 margins gives when the margin will cross zero; add the time to trigger and that is
+//! the expected handover time. Likelihoods fall off with the ETA and with the scatter of
+//! the margins around the line.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use edgeshift_proto::{Candidate, CellId, Instant};
+
+use crate::config::PredictorConfig;
+
+/// One measurement as the predictor keeps it: time and per-neighbour A3 margin (dB above
+/// the entering threshold).
+#[derive(Clone, Debug)]
+pub(crate) struct Sample {
+    pub(crate) at: Instant,
+    pub(crate) margins: Vec<(CellId, f64)>,
+}
+
+/// A prediction: candidates (most likely first) and the expected time.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Prediction {
+    pub(crate) candidates: Vec<Candidate>,
+    pub(crate) eta: Instant,
+    pub(crate) uncertainty: Duration,
+}
+
+struct Fit {
+    value_now: f64,
+    slope: f64,
+    resid_sd: f64,
+}
+
+fn fit(points: &[(f64, f64)]) -> Option<Fit> {
+    let n = points.len() as f64;
+    if points.len() < 3 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx <= f64::EPSILON {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    let last_x = points.last().map_or(mx, |p| p.0);
+    let value_now = my + slope * (last_x - mx);
+    let ss: f64 = points
+        .iter()
+        .map(|p| (p.1 - (my + slope * (p.0 - mx))).powi(2))
+        .sum();
+    Some(Fit {
+        value_now,
+        slope,
+        resid_sd: (ss / (n - 2.0).max(1.0)).sqrt(),
+    })
+}
+
+/// Predicts from the recent samples; `a3_elapsed(cell)` tells how long the A3 condition
+/// has already held for a neighbour.
+pub(crate) fn predict(
+    cfg: &PredictorConfig,
+    ttt: Duration,
+    history: &VecDeque<Sample>,
+    now: Instant,
+    a3_elapsed: impl Fn(CellId) -> Option<Duration>,
+) -> Option<Prediction> {
+    let mut cells: Vec<CellId> = history
+        .iter()
+        .flat_map(|s| s.margins.iter().map(|m| m.0))
+        .collect();
+    cells.sort_unstable();
+    cells.dedup();
+    let mut found: Vec<(CellId, f64, f64)> = Vec::new(); // cell, eta seconds from now, confidence
+    for cell in cells {
+        let points: Vec<(f64, f64)> = history
+            .iter()
+            .filter_map(|s| {
+                let m = s.margins.iter().find(|m| m.0 == cell)?.1;
+                Some((s.at.as_secs_f64() - now.as_secs_f64(), m))
+            })
+            .collect();
+        let Some(f) = fit(&points) else { continue };
+        let confidence = 1.0 / (1.0 + f.resid_sd / 2.0);
+        let eta = if let Some(elapsed) = a3_elapsed(cell) {
+            ttt.saturating_sub(elapsed).as_secs_f64()
+        } else if f.value_now >= 0.0 {
+            ttt.as_secs_f64()
+        } else if f.slope >= cfg.min_slope_db_s {
+            -f.value_now / f.slope + ttt.as_secs_f64()
+        } else {
+            continue;
+        };
+        if eta <= cfg.horizon.as_secs_f64() {
+            found.push((cell, eta, confidence));
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let best_eta = found.iter().map(|f| f.1).fold(f64::INFINITY, f64::min);
+    let weights: Vec<f64> = found
+        .iter()
+        .map(|f| (-(f.1 - best_eta)).exp() * f.2)
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let top_conf = found.iter().map(|f| f.2).fold(0.0, f64::max);
+    let mut candidates: Vec<Candidate> = found
+        .iter()
+        .zip(&weights)
+        .map(|(f, w)| Candidate {
+            cell: f.0,
+            likelihood: (w / total * top_conf) as f32,
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        b.likelihood
+            .total_cmp(&a.likelihood)
+            .then(a.cell.cmp(&b.cell))
+    });
+    let uncertainty = Duration::from_secs_f64(0.2 + 0.3 * best_eta);
+    Some(Prediction {
+        candidates,
+        eta: now + Duration::from_secs_f64(best_eta.max(0.0)),
+        uncertainty,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(slope: f64, start: f64) -> VecDeque<Sample> {
+        (0..10)
+            .map(|i| Sample {
+                at: Instant::from_millis(200 * i),
+                margins: vec![
+                    (CellId(2), start + slope * 0.2 * i as f64),
+                    (CellId(3), -20.0),
+                ],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rising_margin_predicts_its_crossing() {
+        let h = ramp(2.0, -10.0); // reaches -6.4 dB at t=1.8 s, crosses 0 at 5 s
+        let now = Instant::from_millis(1800);
+        let p = predict(
+            &PredictorConfig::default(),
+            Duration::from_millis(320),
+            &h,
+            now,
+            |_| None,
+        )
+        .expect("prediction");
+        assert_eq!(p.candidates.len(), 1);
+        assert_eq!(p.candidates[0].cell, CellId(2));
+        let eta = p.eta.as_secs_f64();
+        assert!((eta - 5.32).abs() < 0.01, "eta {eta}");
+        assert!(p.candidates[0].likelihood <= 1.0);
+    }
+
+    #[test]
+    fn a_falling_margin_predicts_nothing() {
+        let h = ramp(-1.0, -3.0);
+        let p = predict(
+            &PredictorConfig::default(),
+            Duration::from_millis(320),
+            &h,
+            Instant::from_millis(1800),
+            |_| None,
+        );
+        assert!(p.is_none());
+    }
+}

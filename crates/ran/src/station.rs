@@ -1,0 +1,523 @@
+//! The [`BaseStation`] role.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use edgeshift_proto::{
+    CellId, HandoverCancel, HandoverCommand, HandoverExecution, HandoverPrediction,
+    HandoverRequest, HandoverRequestAck, Instant, Message, NodeId, Role, Route, Timing, Transmit,
+    UeContextRelease, UeId,
+};
+
+use crate::config::RanConfig;
+use crate::predict::{self, Prediction, Sample};
+
+/// One measurement report of a UE: filtered RSRP of the serving cell and neighbours.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasurementReport {
+    /// The UE.
+    pub ue: UeId,
+    /// RSRP of the serving cell (dBm).
+    pub serving_dbm: f64,
+    /// RSRP of neighbour cells (dBm).
+    pub neighbours: Vec<(CellId, f64)>,
+}
+
+/// Events of a base station.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum RanEvent {
+    /// 1002 sent (empty candidates: withdrawn).
+    Predicted {
+        /// The UE.
+        ue: UeId,
+        /// Candidate cells, most likely first.
+        candidates: Vec<CellId>,
+        /// Expected handover time.
+        eta: Option<Instant>,
+    },
+    /// A3 held for the time to trigger; 1005 and 2001 sent.
+    HandoverTriggered {
+        /// The UE.
+        ue: UeId,
+        /// The target.
+        target: CellId,
+    },
+    /// 2003 sent: the UE detaches.
+    HandoverExecuted {
+        /// The UE.
+        ue: UeId,
+        /// The target.
+        target: CellId,
+    },
+    /// The target refused the UE; the handover is cancelled.
+    HandoverRejected {
+        /// The UE.
+        ue: UeId,
+        /// The target.
+        target: CellId,
+    },
+    /// A UE joined this cell.
+    UeAttached {
+        /// The UE.
+        ue: UeId,
+        /// The cell it came from, if it came by handover.
+        from: Option<CellId>,
+    },
+    /// A UE left this cell for good (context released).
+    UeReleased {
+        /// The UE.
+        ue: UeId,
+    },
+    /// Service traffic that could not be relayed.
+    TrafficDropped {
+        /// The UE.
+        ue: UeId,
+        /// Why.
+        why: &'static str,
+    },
+    /// A peer sent something that does not fit; it was ignored.
+    ProtocolViolation {
+        /// Sender.
+        from: NodeId,
+        /// What.
+        what: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handover {
+    Preparing {
+        target: CellId,
+        execute_at: Instant,
+        acked: bool,
+    },
+    Executing {
+        target: CellId,
+    },
+}
+
+#[derive(Debug, Default)]
+struct UeCtx {
+    history: VecDeque<Sample>,
+    a3_since: BTreeMap<CellId, Instant>,
+    sent: Option<(Vec<CellId>, Instant, Instant)>, // candidates, eta, sent at
+    empty_since: Option<Instant>,
+    handover: Option<Handover>,
+}
+
+/// A base station serving one cell.
+#[derive(Debug)]
+pub struct BaseStation {
+    cfg: RanConfig,
+    ues: BTreeMap<UeId, UeCtx>,
+    incoming: BTreeMap<UeId, CellId>,
+    routes: BTreeMap<UeId, Route>,
+    timers: BTreeSet<(Instant, UeId)>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<RanEvent>,
+}
+
+impl BaseStation {
+    /// A cell with no UEs.
+    #[must_use]
+    pub fn new(cfg: RanConfig) -> Self {
+        Self {
+            cfg,
+            ues: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// This cell.
+    #[must_use]
+    pub fn cell(&self) -> CellId {
+        self.cfg.cell
+    }
+
+    /// Whether `ue` is attached here (including during its outgoing handover).
+    #[must_use]
+    pub fn serves(&self, ue: UeId) -> bool {
+        self.ues.contains_key(&ue)
+    }
+
+    /// The route this cell uses for `ue`'s service.
+    #[must_use]
+    pub fn route(&self, ue: UeId) -> Option<Route> {
+        self.routes.get(&ue).copied()
+    }
+
+    fn send(&mut self, to: impl Into<NodeId>, msg: impl Into<Message>) {
+        self.out.push_back(Transmit {
+            to: to.into(),
+            msg: msg.into(),
+        });
+    }
+
+    fn learn_route(&mut self, ue: UeId, route: Route) {
+        let newer = self.routes.get(&ue).is_none_or(|r| route.epoch >= r.epoch);
+        if newer {
+            self.routes.insert(ue, route);
+        }
+    }
+
+    /// A UE attached without a handover (power-on, initial placement).
+    pub fn handle_attach(&mut self, _now: Instant, ue: UeId) {
+        self.ues.entry(ue).or_default();
+        self.events
+            .push_back(RanEvent::UeAttached { ue, from: None });
+    }
+
+    /// A measurement report of an attached UE: runs A3 and the predictor.
+    pub fn handle_measurement(&mut self, now: Instant, report: &MeasurementReport) {
+        let cell = self.cfg.cell;
+        let (offset, hys, ttt) = (
+            self.cfg.a3_offset_db,
+            self.cfg.hysteresis_db,
+            self.cfg.time_to_trigger,
+        );
+        let Some(ctx) = self.ues.get_mut(&report.ue) else {
+            return;
+        };
+        if ctx.handover.is_some() {
+            return;
+        }
+        let margins: Vec<(CellId, f64)> = report
+            .neighbours
+            .iter()
+            .filter(|(c, _)| *c != cell)
+            .map(|(c, rsrp)| (*c, rsrp - report.serving_dbm - offset - hys))
+            .collect();
+        for (c, m) in &margins {
+            if *m > 0.0 {
+                ctx.a3_since.entry(*c).or_insert(now);
+            } else if *m + 2.0 * hys < 0.0 {
+                ctx.a3_since.remove(c);
+            }
+        }
+        ctx.a3_since
+            .retain(|c, _| margins.iter().any(|(m, _)| m == c));
+        ctx.history.push_back(Sample { at: now, margins });
+        while ctx.history.len() > self.cfg.predictor.window.max(3) {
+            ctx.history.pop_front();
+        }
+        let ready = ctx
+            .a3_since
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= ttt)
+            .map(|(c, _)| *c)
+            .max_by(|a, b| {
+                let rsrp = |c: &CellId| {
+                    report
+                        .neighbours
+                        .iter()
+                        .find(|n| n.0 == *c)
+                        .map_or(f64::MIN, |n| n.1)
+                };
+                rsrp(a).total_cmp(&rsrp(b))
+            });
+        if let Some(target) = ready {
+            self.start_handover(now, report.ue, target);
+        } else if self.cfg.predictor.enabled {
+            self.update_prediction(now, report.ue);
+        }
+    }
+
+    fn update_prediction(&mut self, now: Instant, ue: UeId) {
+        let cfg = &self.cfg.predictor;
+        let Some(ctx) = self.ues.get_mut(&ue) else {
+            return;
+        };
+        let a3 = ctx.a3_since.clone();
+        let p = predict::predict(cfg, self.cfg.time_to_trigger, &ctx.history, now, |c| {
+            a3.get(&c).map(|s| now.saturating_duration_since(*s))
+        });
+        let send = match (&p, &ctx.sent) {
+            (Some(p), None) => Some(p.clone()),
+            (Some(p), Some((cells, eta, at))) => {
+                let changed = p.candidates.iter().map(|c| c.cell).collect::<Vec<_>>() != *cells;
+                let moved =
+                    p.eta.as_nanos().abs_diff(eta.as_nanos()) > cfg.eta_change.as_nanos() as u64;
+                let stale = now.saturating_duration_since(*at) >= cfg.refresh;
+                (changed || moved || stale).then(|| p.clone())
+            }
+            (None, _) => None,
+        };
+        if p.is_some() {
+            ctx.empty_since = None;
+        }
+        if let Some(p) = send {
+            self.send_prediction(now, ue, Some(p));
+            return;
+        }
+        if p.is_none() && ctx.sent.is_some() {
+            let since = *ctx.empty_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= cfg.withdraw_after {
+                self.send_prediction(now, ue, None);
+            }
+        }
+    }
+
+    fn send_prediction(&mut self, now: Instant, ue: UeId, p: Option<Prediction>) {
+        let source = self.cfg.cell;
+        let Some(ctx) = self.ues.get_mut(&ue) else {
+            return;
+        };
+        let msg = match &p {
+            Some(p) => {
+                ctx.sent = Some((p.candidates.iter().map(|c| c.cell).collect(), p.eta, now));
+                HandoverPrediction {
+                    ue,
+                    source,
+                    candidates: p.candidates.clone(),
+                    timing: Some(Timing::at_within(p.eta, p.uncertainty)),
+                }
+            }
+            None => {
+                ctx.sent = None;
+                ctx.empty_since = None;
+                HandoverPrediction {
+                    ue,
+                    source,
+                    candidates: Vec::new(),
+                    timing: None,
+                }
+            }
+        };
+        self.events.push_back(RanEvent::Predicted {
+            ue,
+            candidates: msg.candidates.iter().map(|c| c.cell).collect(),
+            eta: p.as_ref().map(|p| p.eta),
+        });
+        self.send(NodeId::Control, msg);
+    }
+
+    fn start_handover(&mut self, now: Instant, ue: UeId, target: CellId) {
+        let source = self.cfg.cell;
+        let execute_at = now + self.cfg.prep_time;
+        let Some(ctx) = self.ues.get_mut(&ue) else {
+            return;
+        };
+        ctx.handover = Some(Handover::Preparing {
+            target,
+            execute_at,
+            acked: false,
+        });
+        self.timers.insert((execute_at, ue));
+        self.events
+            .push_back(RanEvent::HandoverTriggered { ue, target });
+        let timing = Timing::at(execute_at);
+        self.send(
+            NodeId::Control,
+            HandoverExecution {
+                ue,
+                source,
+                target,
+                timing,
+            },
+        );
+        let route = self.routes.get(&ue).copied();
+        self.send(
+            target,
+            HandoverRequest {
+                ue,
+                source,
+                target,
+                route,
+            },
+        );
+    }
+
+    fn execute(&mut self, ue: UeId) {
+        let Some(ctx) = self.ues.get_mut(&ue) else {
+            return;
+        };
+        let Some(Handover::Preparing { target, .. }) = ctx.handover else {
+            return;
+        };
+        ctx.handover = Some(Handover::Executing { target });
+        self.events
+            .push_back(RanEvent::HandoverExecuted { ue, target });
+        self.send(ue, HandoverCommand { ue, target });
+    }
+
+    fn on_ack(&mut self, now: Instant, from: NodeId, m: HandoverRequestAck) {
+        let Some(ctx) = self.ues.get_mut(&m.ue) else {
+            return;
+        };
+        let Some(Handover::Preparing {
+            target, execute_at, ..
+        }) = ctx.handover
+        else {
+            self.events.push_back(RanEvent::ProtocolViolation {
+                from,
+                what: format!("2002 for {} without 2001", m.ue),
+            });
+            return;
+        };
+        if target != m.target {
+            return;
+        }
+        if m.admitted {
+            ctx.handover = Some(Handover::Preparing {
+                target,
+                execute_at,
+                acked: true,
+            });
+            if now >= execute_at {
+                self.execute(m.ue);
+            }
+        } else {
+            ctx.handover = None;
+            ctx.a3_since.clear();
+            ctx.sent = None;
+            self.events
+                .push_back(RanEvent::HandoverRejected { ue: m.ue, target });
+            let source = self.cfg.cell;
+            self.send(
+                NodeId::Control,
+                HandoverCancel {
+                    ue: m.ue,
+                    source,
+                    target,
+                },
+            );
+        }
+    }
+
+    fn relay_up(&mut self, ue: UeId, msg: Message) {
+        if !self.ues.contains_key(&ue) {
+            self.events.push_back(RanEvent::TrafficDropped {
+                ue,
+                why: "uplink from a UE not attached here",
+            });
+            return;
+        }
+        match self.routes.get(&ue) {
+            Some(r) => {
+                let server = r.server;
+                self.send(server, msg);
+            }
+            None => self.events.push_back(RanEvent::TrafficDropped {
+                ue,
+                why: "no route to its service",
+            }),
+        }
+    }
+
+    fn relay_down(&mut self, ue: UeId, msg: Message) {
+        let attached = self
+            .ues
+            .get(&ue)
+            .is_some_and(|c| !matches!(c.handover, Some(Handover::Executing { .. })));
+        if attached {
+            self.send(ue, msg);
+        } else {
+            self.events.push_back(RanEvent::TrafficDropped {
+                ue,
+                why: "downlink for a UE not attached here",
+            });
+        }
+    }
+}
+
+impl Role for BaseStation {
+    type Event = RanEvent;
+
+    fn id(&self) -> NodeId {
+        self.cfg.cell.into()
+    }
+
+    fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        match msg {
+            Message::ServiceInput(ref m) => self.relay_up(m.ue, msg.clone()),
+            Message::Probe(ref m) => self.relay_up(m.ue, msg.clone()),
+            Message::ServiceOutput(ref m) => self.relay_down(m.ue, msg.clone()),
+            Message::ProbeReply(ref m) => self.relay_down(m.ue, msg.clone()),
+            Message::RouteUpdate(m) => self.learn_route(m.ue, m.route),
+            Message::HandoverRequest(m) => {
+                let load = self.ues.len() + self.incoming.len();
+                let admitted = load < self.cfg.capacity as usize && !self.ues.contains_key(&m.ue);
+                if admitted {
+                    self.incoming.insert(m.ue, m.source);
+                    if let Some(r) = m.route {
+                        self.learn_route(m.ue, r);
+                    }
+                }
+                let target = self.cfg.cell;
+                self.send(
+                    m.source,
+                    HandoverRequestAck {
+                        ue: m.ue,
+                        target,
+                        admitted,
+                    },
+                );
+            }
+            Message::HandoverRequestAck(m) => self.on_ack(now, from, m),
+            Message::HandoverConfirm(m) => {
+                let from_cell = self.incoming.remove(&m.ue).unwrap_or(m.source);
+                self.ues.insert(m.ue, UeCtx::default());
+                self.events.push_back(RanEvent::UeAttached {
+                    ue: m.ue,
+                    from: Some(from_cell),
+                });
+                self.send(from_cell, UeContextRelease { ue: m.ue });
+            }
+            Message::UeContextRelease(m) => {
+                if self.ues.remove(&m.ue).is_some() {
+                    self.timers.retain(|(_, u)| *u != m.ue);
+                    self.events.push_back(RanEvent::UeReleased { ue: m.ue });
+                }
+            }
+            other => self.events.push_back(RanEvent::ProtocolViolation {
+                from,
+                what: format!("{} is not for a base station", other.name()),
+            }),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, ue)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let acked = self.ues.get(&ue).is_some_and(|c| {
+                matches!(c.handover, Some(Handover::Preparing { acked: true, .. }))
+            });
+            if acked {
+                self.execute(ue);
+            }
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<RanEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+}
+
+/// Time to trigger in the 3GPP value set (TS 38.331 `TimeToTrigger`), for validation.
+pub const TTT_VALUES_MS: [u64; 16] = [
+    0, 40, 64, 80, 100, 128, 160, 256, 320, 480, 512, 640, 1024, 1280, 2560, 5120,
+];
+
+/// Whether `ttt` is one of the 3GPP values.
+#[must_use]
+pub fn is_standard_ttt(ttt: Duration) -> bool {
+    TTT_VALUES_MS
+        .iter()
+        .any(|v| Duration::from_millis(*v) == ttt)
+}
