@@ -1,1 +1,27 @@
-//! placeholder
+//! The ME control node: topology (cell → ME server, many to one), the registry of where
+//! every service and its shadows live, per-server load, and the relocation policy.
+//!
+//! On a handover prediction (1002) it decides whether a relocation will be needed at all
+//! (same server, or the current host still meets the service's latency budget from the
+//! candidate cell), which candidate servers get a shadow and when (1003). On handover
+//! execution (1005) it triggers the relocation at the announced time (1006 to source and
+//! target, discard to the other candidates), falling back to a reactive copy when the
+//! target has no shadow. It also moves services off overloaded servers through the same
+//! shadow mechanism.
+//!
+//! # Driving a [`ControlNode`]
+//!
+//! 1. [`ControlNode::new`] with a [`ControlConfig`].
+//! 2. Feed messages to [`Role::handle_message`](edgeshift_proto::Role::handle_message)
+//!    (deploys, 1002, 1005, cancels, 3032/3033 reports, load reports).
+//! 3. Drain `poll_transmit` / `poll_event`; call `handle_timeout` at `poll_timeout`
+//!    (1006 goes out on a timer at the announced handover time).
+#![forbid(unsafe_code)]
+
+mod config;
+mod event;
+mod node;
+
+pub use config::{ControlConfig, Strategy, UnknownStrategy};
+pub use event::{ControlEvent, ControlStats};
+pub use node::{ControlNode, ServiceEntry};

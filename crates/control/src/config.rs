@@ -1,0 +1,144 @@
+//! Configuration of the control node: strategy, topology, latencies, policy knobs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use edgeshift_proto::{CellId, ServerId, SyncMode};
+
+/// How services follow their users. All strategies run through the same roles.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Strategy {
+    /// Never move.
+    Stay,
+    /// Stop and copy at handover execution.
+    Cold,
+    /// Iterative copy from handover execution on, stop for the last delta.
+    Precopy,
+    /// Shadows at every candidate server from the prediction on (the seed's method).
+    Shadow,
+    /// Shadows only at candidates at least this likely, started as late as size and link allow.
+    ShadowJit {
+        /// Likelihood threshold.
+        threshold: f32,
+    },
+}
+
+impl Strategy {
+    /// Every strategy with default parameters.
+    pub const ALL: [Self; 5] = [
+        Self::Stay,
+        Self::Cold,
+        Self::Precopy,
+        Self::Shadow,
+        Self::ShadowJit { threshold: 0.3 },
+    ];
+
+    /// Whether the strategy prepares shadows on predictions.
+    #[must_use]
+    pub fn uses_shadows(self) -> bool {
+        matches!(self, Self::Shadow | Self::ShadowJit { .. })
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Stay => "stay",
+            Self::Cold => "cold",
+            Self::Precopy => "precopy",
+            Self::Shadow => "shadow",
+            Self::ShadowJit { .. } => "shadow-jit",
+        })
+    }
+}
+
+/// Unknown strategy name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown strategy {0:?} (expected stay, cold, precopy, shadow or shadow-jit)")]
+pub struct UnknownStrategy(pub String);
+
+impl FromStr for Strategy {
+    type Err = UnknownStrategy;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "stay" => Self::Stay,
+            "cold" => Self::Cold,
+            "precopy" => Self::Precopy,
+            "shadow" => Self::Shadow,
+            "shadow-jit" => Self::ShadowJit { threshold: 0.3 },
+            other => return Err(UnknownStrategy(other.to_owned())),
+        })
+    }
+}
+
+/// Everything the control node knows about the network.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// The relocation strategy.
+    pub strategy: Strategy,
+    /// Which ME server serves each cell (many cells to one server).
+    pub topology: BTreeMap<CellId, ServerId>,
+    /// One-way latency from a cell to its own ME server.
+    pub access_latency: Duration,
+    /// One-way backhaul latency between servers (symmetric; missing pairs use `default_backhaul`).
+    pub backhaul: BTreeMap<(ServerId, ServerId), Duration>,
+    /// Backhaul latency for pairs not in the matrix.
+    pub default_backhaul: Duration,
+    /// Bandwidth between servers, for timing late shadows.
+    pub link_bits_per_s: f64,
+    /// Shadows start this much earlier than strictly needed (shadow-jit).
+    pub jit_margin: Duration,
+    /// Sync mode for shadows.
+    pub sync: SyncMode,
+    /// Shadows are dropped when no handover came this long after its predicted time.
+    pub shadow_ttl: Duration,
+    /// A handover back to the previous cell within this time is a ping-pong.
+    pub pingpong_window: Duration,
+    /// Servers above this load hand services to less loaded ones (`None`: off).
+    pub load_threshold: Option<f32>,
+    /// Period of the load-balancing check.
+    pub load_check_interval: Duration,
+}
+
+impl ControlConfig {
+    /// Defaults for a topology.
+    #[must_use]
+    pub fn new(strategy: Strategy, topology: BTreeMap<CellId, ServerId>) -> Self {
+        Self {
+            strategy,
+            topology,
+            access_latency: Duration::from_millis(1),
+            backhaul: BTreeMap::new(),
+            default_backhaul: Duration::from_millis(5),
+            link_bits_per_s: 1e9,
+            jit_margin: Duration::from_millis(300),
+            sync: SyncMode::Replay,
+            shadow_ttl: Duration::from_secs(5),
+            pingpong_window: Duration::from_secs(1),
+            load_threshold: None,
+            load_check_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// One-way backhaul latency between two servers.
+    #[must_use]
+    pub fn backhaul(&self, a: ServerId, b: ServerId) -> Duration {
+        if a == b {
+            return Duration::ZERO;
+        }
+        let key = if a < b { (a, b) } else { (b, a) };
+        self.backhaul
+            .get(&key)
+            .copied()
+            .unwrap_or(self.default_backhaul)
+    }
+
+    /// Round trip from a UE in `cell` to a service on `server`, over the cell's own server.
+    #[must_use]
+    pub fn round_trip(&self, cell: CellId, server: ServerId) -> Option<Duration> {
+        let local = *self.topology.get(&cell)?;
+        Some(2 * (self.access_latency + self.backhaul(local, server)))
+    }
+}

@@ -1,0 +1,140 @@
+//! Events and counters of the control node.
+
+use edgeshift_proto::{CellId, Instant, NodeId, RelocationMode, ServerId, ServiceId, UeId};
+
+/// What the control node did, for drivers, metrics and checkers.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ControlEvent {
+    /// 1003 sent.
+    ShadowsRequested {
+        /// The service.
+        service: ServiceId,
+        /// Servers getting a shadow.
+        servers: Vec<ServerId>,
+    },
+    /// A late shadow was planned (shadow-jit).
+    ShadowPlanned {
+        /// The service.
+        service: ServiceId,
+        /// Its future server.
+        server: ServerId,
+        /// When the 1003 goes out.
+        at: Instant,
+    },
+    /// Shadows dropped (1006 discard).
+    ShadowsDiscarded {
+        /// The service.
+        service: ServiceId,
+        /// Servers that drop theirs.
+        servers: Vec<ServerId>,
+    },
+    /// A relocation will be triggered at `at`.
+    RelocationScheduled {
+        /// The service.
+        service: ServiceId,
+        /// Where to.
+        target: ServerId,
+        /// How.
+        mode: RelocationMode,
+        /// When the 1006 goes out.
+        at: Instant,
+    },
+    /// 1006 sent.
+    RelocationTriggered {
+        /// The service.
+        service: ServiceId,
+        /// Where to.
+        target: ServerId,
+    },
+    /// The target confirmed; the registry and routes follow.
+    RelocationCompleted {
+        /// The service.
+        service: ServiceId,
+        /// Old host.
+        from: ServerId,
+        /// New host.
+        to: ServerId,
+    },
+    /// The target refused; the service stays.
+    RelocationFailed {
+        /// The service.
+        service: ServiceId,
+        /// The target that refused.
+        target: ServerId,
+    },
+    /// Handover between cells of the same server: nothing to move.
+    SkippedSameServer {
+        /// The service.
+        service: ServiceId,
+    },
+    /// The current host still meets the latency budget from the new cell.
+    SkippedWithinBudget {
+        /// The service.
+        service: ServiceId,
+    },
+    /// The target cell was not among the predicted candidates.
+    Mispredicted {
+        /// The service.
+        service: ServiceId,
+        /// The actual target cell.
+        target: CellId,
+    },
+    /// Handover back to the previous cell within the ping-pong window.
+    PingPong {
+        /// The UE.
+        ue: UeId,
+    },
+    /// A service moves for load balancing.
+    LoadBalancing {
+        /// The service.
+        service: ServiceId,
+        /// From the overloaded server.
+        from: ServerId,
+        /// To.
+        to: ServerId,
+    },
+    /// A prepared handover was cancelled.
+    HandoverCancelled {
+        /// The UE.
+        ue: UeId,
+    },
+    /// A peer sent something that does not fit; it was ignored.
+    ProtocolViolation {
+        /// Sender.
+        from: NodeId,
+        /// What.
+        what: String,
+    },
+}
+
+/// Counters of the control node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlStats {
+    /// 1002 received with candidates.
+    pub predictions: u64,
+    /// Shadows requested (one per server).
+    pub shadows_requested: u64,
+    /// 1005 received.
+    pub handovers: u64,
+    /// Relocations triggered.
+    pub relocations_triggered: u64,
+    /// Relocations confirmed.
+    pub relocations_completed: u64,
+    /// Relocations refused by the target.
+    pub relocations_failed: u64,
+    /// Handovers that stayed on the same server.
+    pub skipped_same_server: u64,
+    /// Handovers where the host still met the latency budget.
+    pub skipped_within_budget: u64,
+    /// Handovers to a cell outside the predicted candidates (that needed a move).
+    pub mispredicted: u64,
+    /// Relocations done without a shadow at the target (reactive fallback).
+    pub reactive: u64,
+    /// Ping-pong handovers.
+    pub pingpongs: u64,
+    /// Cancelled handovers.
+    pub cancelled: u64,
+    /// Load-balancing moves started.
+    pub load_balanced: u64,
+}
