@@ -1,1 +1,147 @@
-fn main() {}
+//! `edgeshift`: the command-line front of the workspace.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use edgeshift_control::Strategy;
+use edgeshift_proto::SyncMode;
+use edgeshift_sim::{Report, Scenario, SimConfig, TraceEntry};
+
+mod summary;
+
+#[derive(Parser)]
+#[command(
+    name = "edgeshift",
+    version,
+    about = "Moves stateful mobile-edge services between edge servers, hidden inside the radio handover"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario in the deterministic simulator.
+    Sim(SimArgs),
+    /// The patent's FIG. 4 in the simulator: shadow vs cold side by side, with a timeline.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Built-in scenario (fig4, corridor, turnback, samecell, mispredict) or a TOML file.
+    #[arg(long, default_value = "fig4")]
+    scenario: String,
+    /// stay, cold, precopy, shadow or shadow-jit.
+    #[arg(long, default_value = "shadow")]
+    strategy: Strategy,
+    /// Seed of every random draw; the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Service state size in MiB (default: the scenario's, 1 MiB in the built-ins).
+    #[arg(long)]
+    state_mib: Option<u64>,
+    /// Keep shadows in sync by state deltas instead of replaying inputs.
+    #[arg(long)]
+    delta_sync: bool,
+    /// Write the JSON record here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Print the message trace.
+    #[arg(long)]
+    trace: bool,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Service state size in MiB.
+    #[arg(long, default_value_t = 64)]
+    state_mib: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the shadow run's JSON record here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn sim_config(
+    strategy: Strategy,
+    seed: u64,
+    state_mib: Option<u64>,
+    delta: bool,
+) -> anyhow::Result<SimConfig> {
+    let mut cfg = SimConfig::new(strategy, seed);
+    if let Some(mib) = state_mib {
+        anyhow::ensure!(
+            (1..=4096).contains(&mib),
+            "--state-mib must be between 1 and 4096, not {mib}"
+        );
+        cfg.state_bytes = Some(mib << 20);
+    }
+    if delta {
+        cfg.sync = SyncMode::Delta;
+    }
+    Ok(cfg)
+}
+
+fn write_json(path: &PathBuf, report: &Report) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
+    let scenario = Scenario::load(&a.scenario)?;
+    let cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
+    let (report, trace) = edgeshift_sim::run(scenario, cfg);
+    if a.trace {
+        summary::print_trace(&trace, false);
+    }
+    summary::print_report(&report);
+    if let Some(path) = &a.json {
+        write_json(path, &report)?;
+    }
+    Ok(report.invariant_violations == 0)
+}
+
+fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
+    let mut ok = true;
+    let mut shadow: Option<(Report, Vec<TraceEntry>)> = None;
+    println!(
+        "edgeshift demo: patent FIG. 4 (3 cells, 3 ME servers, UE from cell 1 toward 2 and 3, target 3)"
+    );
+    println!(
+        "simulated in virtual time; {} MiB service state, seed {}\n",
+        a.state_mib, a.seed
+    );
+    for strategy in [Strategy::Shadow, Strategy::Cold] {
+        let cfg = sim_config(strategy, a.seed, Some(a.state_mib), false)?;
+        let (report, trace) = edgeshift_sim::run(Scenario::load("fig4")?, cfg);
+        ok &= report.invariant_violations == 0;
+        if strategy == Strategy::Shadow {
+            summary::print_trace(&trace, true);
+            println!();
+            shadow = Some((report, trace));
+        } else {
+            summary::print_comparison(shadow.as_ref().map(|s| &s.0), &report);
+        }
+    }
+    if let (Some(path), Some((report, _))) = (&a.json, &shadow) {
+        write_json(path, report)?;
+    }
+    Ok(ok)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let ok = match cli.cmd {
+        Cmd::Sim(a) => run_sim(a)?,
+        Cmd::Demo(a) => run_demo(a)?,
+    };
+    if !ok {
+        anyhow::bail!("invariant violations (listed above)");
+    }
+    Ok(())
+}

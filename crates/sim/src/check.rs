@@ -1,0 +1,197 @@
+//! Invariant checkers. They watch every role event of a run and record violations:
+//!
+//! - **exactly once, in order**: the serving instance applies input `n` only right after
+//!   `n - 1`, and never twice; an activated shadow holds exactly the inputs the frozen
+//!   source had applied, with the same input-log digest the UE's own inputs give;
+//! - **one live instance**: at most one serving instance per service at any time, and only
+//!   a serving instance answers the UE;
+//! - **nothing lost**: a failed relocation leaves the source serving; at the end every input
+//!   the UE sent is applied and answered;
+//! - **twin**: the final state equals that of a twin that never moved (checked by the
+//!   simulator at the end, see [`crate::Sim::finish`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use edgeshift_edge::{EdgeEvent, digest};
+use edgeshift_proto::{Instant, ServerId, ServiceId};
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Violation {
+    /// Virtual time (seconds).
+    pub at_s: f64,
+    /// What broke.
+    pub what: String,
+}
+
+#[derive(Debug, Default)]
+struct ServiceCheck {
+    serving: BTreeSet<ServerId>,
+    live_last: u64,
+    applied: Vec<u8>,
+    digests: Vec<u128>,
+}
+
+/// Watches a run; see the module docs.
+#[derive(Debug, Default)]
+pub struct Checker {
+    services: BTreeMap<ServiceId, ServiceCheck>,
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    /// Violations so far.
+    #[must_use]
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    pub(crate) fn violation(&mut self, now: Instant, what: String) {
+        self.violations.push(Violation {
+            at_s: now.as_secs_f64(),
+            what,
+        });
+    }
+
+    /// The UE created input `seq` of `service`.
+    pub(crate) fn on_generated(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        seq: u64,
+        payload: &[u8],
+    ) {
+        let s = self.services.entry(service).or_default();
+        if s.digests.is_empty() {
+            s.digests.push(digest::GENESIS);
+        }
+        if seq as usize != s.digests.len() {
+            let what = format!("{service}: UE created input {seq} out of order");
+            self.violation(now, what);
+            return;
+        }
+        let prev = s.digests[s.digests.len() - 1];
+        s.digests.push(digest::chain(prev, seq, payload));
+        s.applied.push(0);
+    }
+
+    /// An ME server reported `ev`.
+    pub(crate) fn on_edge(&mut self, now: Instant, server: ServerId, ev: &EdgeEvent) {
+        let mut broken = Vec::new();
+        match ev {
+            EdgeEvent::Instantiated { service } | EdgeEvent::RelocationFailed { service, .. } => {
+                let s = self.services.entry(*service).or_default();
+                s.serving.insert(server);
+                if s.serving.len() > 1 {
+                    broken.push(format!("{service}: live at {:?}", s.serving));
+                }
+            }
+            EdgeEvent::Applied {
+                service,
+                seq,
+                live: true,
+            } => {
+                let s = self.services.entry(*service).or_default();
+                if !s.serving.contains(&server) {
+                    broken.push(format!(
+                        "{service}: {server} applied {seq} as live but is not serving"
+                    ));
+                }
+                if *seq != s.live_last + 1 {
+                    broken.push(format!(
+                        "{service}: live applied {seq} after {}",
+                        s.live_last
+                    ));
+                }
+                s.live_last = s.live_last.max(*seq);
+                match s.applied.get_mut((*seq as usize).wrapping_sub(1)) {
+                    Some(c) => {
+                        *c += 1;
+                        if *c > 1 {
+                            broken.push(format!("{service}: input {seq} applied {c} times"));
+                        }
+                    }
+                    None => broken.push(format!("{service}: input {seq} applied but never sent")),
+                }
+            }
+            EdgeEvent::Answered { service, seq, live } => {
+                let serving = self
+                    .services
+                    .get(service)
+                    .is_some_and(|s| s.serving.contains(&server));
+                if !live || !serving {
+                    broken.push(format!(
+                        "{service}: {server} answered {seq} without being live"
+                    ));
+                }
+            }
+            EdgeEvent::Frozen { service, .. } | EdgeEvent::RelocatedOut { service, .. } => {
+                self.services
+                    .entry(*service)
+                    .or_default()
+                    .serving
+                    .remove(&server);
+            }
+            EdgeEvent::Activated {
+                service,
+                last_seq,
+                digest,
+                ..
+            } => {
+                let s = self.services.entry(*service).or_default();
+                if *last_seq != s.live_last {
+                    broken.push(format!(
+                        "{service}: activated at {server} holding input {last_seq}, the live instance had {}",
+                        s.live_last
+                    ));
+                }
+                if s.digests
+                    .get(*last_seq as usize)
+                    .is_some_and(|d| d != digest)
+                {
+                    broken.push(format!(
+                        "{service}: activated at {server} with a wrong input-log digest"
+                    ));
+                }
+                s.serving.insert(server);
+                if s.serving.len() > 1 {
+                    broken.push(format!("{service}: live at {:?}", s.serving));
+                }
+            }
+            _ => {}
+        }
+        for b in broken {
+            self.violation(now, b);
+        }
+    }
+
+    /// The server serving `service` now, if exactly one.
+    #[must_use]
+    pub fn serving(&self, service: ServiceId) -> Option<ServerId> {
+        let s = self.services.get(&service)?;
+        (s.serving.len() == 1)
+            .then(|| s.serving.iter().next().copied())
+            .flatten()
+    }
+
+    /// Inputs created for `service` and how many were applied exactly once.
+    #[must_use]
+    pub fn counts(&self, service: ServiceId) -> (u64, u64) {
+        self.services.get(&service).map_or((0, 0), |s| {
+            (
+                s.applied.len() as u64,
+                s.applied.iter().filter(|c| **c == 1).count() as u64,
+            )
+        })
+    }
+
+    /// The digest the UE's inputs `1..=seq` give.
+    #[must_use]
+    pub fn expected_digest(&self, service: ServiceId, seq: u64) -> Option<u128> {
+        self.services
+            .get(&service)?
+            .digests
+            .get(seq as usize)
+            .copied()
+    }
+}

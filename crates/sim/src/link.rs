@@ -1,0 +1,115 @@
+//! The network between nodes: per directed pair and lane, a FIFO with latency and
+//! bandwidth (messages serialise one after another), and random loss on the radio for
+//! service traffic. Control-plane links behave like TCP: ordered, no loss.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use edgeshift_proto::{CellId, Instant, Lane, NodeId, ServerId};
+
+use crate::scenario::Scenario;
+
+/// Latency and bandwidth of one link.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkSpec {
+    /// One-way latency.
+    pub latency: Duration,
+    /// Bits per second.
+    pub bits_per_s: f64,
+    /// Loss probability for service traffic.
+    pub loss: f64,
+}
+
+/// The link model of a scenario.
+#[derive(Debug)]
+pub struct Network {
+    specs: Specs,
+    free_at: BTreeMap<(NodeId, NodeId, Lane), Instant>,
+}
+
+#[derive(Debug)]
+struct Specs {
+    radio: LinkSpec,
+    access: Duration,
+    backhaul: LinkSpec,
+    x2: Duration,
+    control: Duration,
+    topology: BTreeMap<CellId, ServerId>,
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_secs_f64(v.max(0.0) / 1e3)
+}
+
+impl Network {
+    /// The network of a scenario.
+    #[must_use]
+    pub fn new(s: &Scenario) -> Self {
+        let l = &s.links;
+        Self {
+            specs: Specs {
+                radio: LinkSpec {
+                    latency: ms(l.radio_ms),
+                    bits_per_s: l.radio_mbit * 1e6,
+                    loss: l.radio_loss,
+                },
+                access: ms(l.access_ms),
+                backhaul: LinkSpec {
+                    latency: ms(l.backhaul_ms),
+                    bits_per_s: l.backhaul_gbit * 1e9,
+                    loss: 0.0,
+                },
+                x2: ms(l.x2_ms),
+                control: ms(l.control_ms),
+                topology: s
+                    .cells
+                    .iter()
+                    .map(|c| (CellId(c.id), ServerId(c.server)))
+                    .collect(),
+            },
+            free_at: BTreeMap::new(),
+        }
+    }
+
+    /// The link between two nodes.
+    #[must_use]
+    pub fn spec(&self, a: NodeId, b: NodeId) -> LinkSpec {
+        let s = &self.specs;
+        let fast = |latency| LinkSpec {
+            latency,
+            bits_per_s: 10e9,
+            loss: 0.0,
+        };
+        match (a, b) {
+            (NodeId::Ue(_), _) | (_, NodeId::Ue(_)) => s.radio,
+            (NodeId::Control, _) | (_, NodeId::Control) => fast(s.control),
+            (NodeId::Cell(_), NodeId::Cell(_)) => fast(s.x2),
+            (NodeId::Server(_), NodeId::Server(_)) => s.backhaul,
+            (NodeId::Cell(c), NodeId::Server(v)) | (NodeId::Server(v), NodeId::Cell(c)) => {
+                let own = s.topology.get(&c).copied();
+                if own == Some(v) {
+                    fast(s.access)
+                } else {
+                    fast(s.access + s.backhaul.latency)
+                }
+            }
+        }
+    }
+
+    /// When a message of `bytes` sent now from `a` to `b` arrives.
+    pub fn schedule(
+        &mut self,
+        now: Instant,
+        a: NodeId,
+        b: NodeId,
+        lane: Lane,
+        bytes: usize,
+    ) -> Instant {
+        let spec = self.spec(a, b);
+        let free = self.free_at.entry((a, b, lane)).or_insert(now);
+        let depart = (*free).max(now);
+        let tx = Duration::from_secs_f64(bytes as f64 * 8.0 / spec.bits_per_s);
+        *free = depart + tx;
+        depart + tx + spec.latency
+    }
+}

@@ -1,0 +1,416 @@
+//! Scenarios: topology, radio, links, service and UE routes, read from TOML.
+//!
+//! The built-in scenarios (`fig4`, `corridor`) are TOML files embedded in the binary; a
+//! user scenario has the same format (see `crates/sim/scenarios/fig4.toml`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// Not a built-in name and not a readable file.
+    #[error("cannot read scenario {path}: {source}")]
+    Io {
+        /// The path tried.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse.
+    #[error("scenario {name} is not valid: {source}")]
+    Parse {
+        /// Scenario name or path.
+        name: String,
+        /// The parser's message, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// The scenario parsed but does not make sense.
+    #[error("scenario {name}: {what}")]
+    Invalid {
+        /// Scenario name.
+        name: String,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Simulated time during which UEs send inputs (seconds).
+    pub duration_s: f64,
+    /// Time after `duration_s` to let everything settle before the final checks.
+    #[serde(default = "default_drain")]
+    pub drain_s: f64,
+    /// Radio model.
+    #[serde(default)]
+    pub radio: Radio,
+    /// Handover parameters.
+    #[serde(default)]
+    pub handover: Handover,
+    /// Link latencies, bandwidths and loss.
+    #[serde(default)]
+    pub links: Links,
+    /// The service every UE uses.
+    #[serde(default)]
+    pub service: Service,
+    /// ME server settings.
+    #[serde(default)]
+    pub edge: Edge,
+    /// Control-node settings.
+    #[serde(default)]
+    pub control: Control,
+    /// ME servers.
+    #[serde(rename = "server")]
+    pub servers: Vec<ServerDef>,
+    /// Cells.
+    #[serde(rename = "cell")]
+    pub cells: Vec<CellDef>,
+    /// UEs.
+    #[serde(rename = "ue")]
+    pub ues: Vec<UeDef>,
+}
+
+fn default_drain() -> f64 {
+    3.0
+}
+
+/// Log-distance path loss with AR(1) shadowing along the path.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Radio {
+    /// Transmit power per cell (dBm).
+    pub tx_dbm: f64,
+    /// Path loss at 1 km (dB).
+    pub pl_1km_db: f64,
+    /// Path-loss exponent (dB per decade × 1/10).
+    pub pl_exponent: f64,
+    /// Shadow-fading standard deviation (dB).
+    pub shadowing_db: f64,
+    /// Shadowing decorrelation distance (m).
+    pub decorrelation_m: f64,
+    /// Measurement period (ms).
+    pub meas_period_ms: u64,
+    /// L3 filter coefficient k (a = 2^(-k/4)).
+    pub l3_k: u32,
+    /// Whether cells predict handovers (off: no 1002 at all).
+    pub predict: bool,
+}
+
+impl Default for Radio {
+    fn default() -> Self {
+        Self {
+            tx_dbm: 46.0,
+            pl_1km_db: 128.1,
+            pl_exponent: 3.76,
+            shadowing_db: 0.0,
+            decorrelation_m: 50.0,
+            meas_period_ms: 200,
+            l3_k: 4,
+            predict: true,
+        }
+    }
+}
+
+/// Handover trigger and execution times.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Handover {
+    /// A3 offset (dB).
+    pub a3_offset_db: f64,
+    /// Hysteresis (dB).
+    pub hysteresis_db: f64,
+    /// Time to trigger (ms).
+    pub ttt_ms: u64,
+    /// Lead of the announced execution time (ms).
+    pub prep_ms: u64,
+    /// UE RRC processing after 2003 (ms).
+    pub rrc_processing_ms: f64,
+    /// Fixed part of the interruption (ms).
+    pub interruption_ms: f64,
+    /// Mean of the exponential extra interruption (ms).
+    pub interruption_exp_mean_ms: f64,
+    /// UEs a cell admits.
+    pub capacity: u32,
+}
+
+impl Default for Handover {
+    fn default() -> Self {
+        Self {
+            a3_offset_db: 3.0,
+            hysteresis_db: 1.0,
+            ttt_ms: 320,
+            prep_ms: 20,
+            rrc_processing_ms: 10.0,
+            interruption_ms: 30.0,
+            interruption_exp_mean_ms: 10.0,
+            capacity: 1000,
+        }
+    }
+}
+
+/// Link model.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Links {
+    /// UE ↔ cell one-way latency (ms).
+    pub radio_ms: f64,
+    /// Loss probability of service traffic on the radio.
+    pub radio_loss: f64,
+    /// UE ↔ cell bandwidth (Mbit/s).
+    pub radio_mbit: f64,
+    /// Cell ↔ its own ME server one-way latency (ms).
+    pub access_ms: f64,
+    /// ME server ↔ ME server one-way latency (ms).
+    pub backhaul_ms: f64,
+    /// ME server ↔ ME server bandwidth (Gbit/s).
+    pub backhaul_gbit: f64,
+    /// Cell ↔ cell (X2) one-way latency (ms).
+    pub x2_ms: f64,
+    /// Control node ↔ anyone one-way latency (ms).
+    pub control_ms: f64,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self {
+            radio_ms: 1.0,
+            radio_loss: 0.0,
+            radio_mbit: 100.0,
+            access_ms: 1.0,
+            backhaul_ms: 1.0,
+            backhaul_gbit: 1.0,
+            x2_ms: 5.0,
+            control_ms: 2.0,
+        }
+    }
+}
+
+/// The reference service and the UE traffic.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Service {
+    /// State size (bytes).
+    pub state_bytes: u64,
+    /// Places written per input.
+    pub writes_per_input: u32,
+    /// Round-trip latency budget (ms); 0: always follow the UE.
+    pub latency_budget_ms: u32,
+    /// Time between inputs (ms).
+    pub input_period_ms: u64,
+    /// Bytes per input.
+    pub payload_bytes: usize,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            state_bytes: 1 << 20,
+            writes_per_input: 8,
+            latency_budget_ms: 0,
+            input_period_ms: 20,
+            payload_bytes: 32,
+        }
+    }
+}
+
+/// ME server settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Edge {
+    /// Replay sync batches inputs this long (ms; 0: forward each at once).
+    pub replay_batch_ms: u64,
+    /// Period of delta sync (ms).
+    pub delta_interval_ms: u64,
+    /// Live instances per server.
+    pub capacity: u32,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self {
+            replay_batch_ms: 0,
+            delta_interval_ms: 50,
+            capacity: 100,
+        }
+    }
+}
+
+/// Control-node settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    /// Likelihood threshold of shadow-jit.
+    pub jit_threshold: f32,
+    /// Safety margin of shadow-jit (ms).
+    pub jit_margin_ms: u64,
+    /// Load threshold for load balancing (none: off).
+    pub load_threshold: Option<f32>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Self {
+            jit_threshold: 0.3,
+            jit_margin_ms: 300,
+            load_threshold: None,
+        }
+    }
+}
+
+/// An ME server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerDef {
+    /// Its id.
+    pub id: u32,
+}
+
+/// A cell.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellDef {
+    /// Its id.
+    pub id: u32,
+    /// Position (m).
+    pub x: f64,
+    /// Position (m).
+    pub y: f64,
+    /// Its ME server.
+    pub server: u32,
+    /// UEs it admits (overrides `handover.capacity`).
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+/// A UE moving along waypoints.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UeDef {
+    /// Its id (also its service's id).
+    pub id: u32,
+    /// Speed (m/s).
+    pub speed_mps: f64,
+    /// Path: the UE starts at the first point and stops at the last.
+    pub waypoints: Vec<[f64; 2]>,
+    /// When it starts moving (s).
+    #[serde(default)]
+    pub start_s: f64,
+}
+
+/// Names of the built-in scenarios.
+pub const BUILTIN: [&str; 5] = ["fig4", "corridor", "turnback", "samecell", "mispredict"];
+
+fn builtin_text(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "fig4" => include_str!("../scenarios/fig4.toml"),
+        "corridor" => include_str!("../scenarios/corridor.toml"),
+        "turnback" => include_str!("../scenarios/turnback.toml"),
+        "samecell" => include_str!("../scenarios/samecell.toml"),
+        "mispredict" => include_str!("../scenarios/mispredict.toml"),
+        _ => return None,
+    })
+}
+
+impl Scenario {
+    /// A built-in scenario by name, or a TOML file by path.
+    ///
+    /// # Errors
+    /// Unknown name and unreadable file, bad TOML, or an inconsistent scenario.
+    pub fn load(name_or_path: &str) -> Result<Self, ScenarioError> {
+        if let Some(text) = builtin_text(name_or_path) {
+            return Self::parse(name_or_path, text);
+        }
+        let text = std::fs::read_to_string(Path::new(name_or_path)).map_err(|source| {
+            ScenarioError::Io {
+                path: name_or_path.to_owned(),
+                source,
+            }
+        })?;
+        Self::parse(name_or_path, &text)
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// Bad TOML or an inconsistent scenario.
+    pub fn parse(name: &str, text: &str) -> Result<Self, ScenarioError> {
+        let s: Self = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            name: name.to_owned(),
+            source: Box::new(e),
+        })?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |what: String| {
+            Err(ScenarioError::Invalid {
+                name: self.name.clone(),
+                what,
+            })
+        };
+        if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
+            return bad(format!(
+                "duration_s must be positive, not {}",
+                self.duration_s
+            ));
+        }
+        if self.cells.is_empty() || self.servers.is_empty() || self.ues.is_empty() {
+            return bad("needs at least one server, one cell and one ue".into());
+        }
+        for c in &self.cells {
+            if !self.servers.iter().any(|s| s.id == c.server) {
+                return bad(format!(
+                    "cell {} names server {}, which is not defined",
+                    c.id, c.server
+                ));
+            }
+        }
+        let mut ids: Vec<u32> = self.cells.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.cells.len() {
+            return bad("cell ids are not unique".into());
+        }
+        let mut ids: Vec<u32> = self.ues.iter().map(|u| u.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.ues.len() {
+            return bad("ue ids are not unique".into());
+        }
+        for u in &self.ues {
+            if u.waypoints.is_empty() {
+                return bad(format!("ue {} has no waypoints", u.id));
+            }
+            if !(u.speed_mps >= 0.0 && u.speed_mps.is_finite()) {
+                return bad(format!("ue {} has speed {}", u.id, u.speed_mps));
+            }
+        }
+        if !(0.0..1.0).contains(&self.links.radio_loss) {
+            return bad(format!(
+                "radio_loss must be in [0, 1), not {}",
+                self.links.radio_loss
+            ));
+        }
+        if self.links.backhaul_gbit <= 0.0 || self.links.radio_mbit <= 0.0 {
+            return bad("bandwidths must be positive".into());
+        }
+        if self.service.state_bytes < 64 || self.service.input_period_ms == 0 {
+            return bad(
+                "service.state_bytes must be at least 64 and input_period_ms positive".into(),
+            );
+        }
+        Ok(())
+    }
+}
