@@ -310,10 +310,14 @@ impl ControlNode {
             let Some(e) = self.services.get_mut(&service) else {
                 return;
             };
-            if e.shadows.contains(&server) || e.planned.contains(&server) {
+            if e.shadows.contains(&server) {
                 continue;
             }
+            // A newer ETA moves a planned start.
+            self.timers
+                .retain(|(_, t)| *t != Timer::JitStart(service, server));
             if start <= now {
+                e.planned.remove(&server);
                 now_list.push(server);
             } else {
                 e.planned.insert(server);

@@ -111,6 +111,30 @@ impl Instance {
         done
     }
 
+    /// The most recent answers, oldest first.
+    pub(crate) fn recent_answers(&self) -> Vec<edgeshift_proto::Answer> {
+        self.answers
+            .iter()
+            .map(|(seq, a)| edgeshift_proto::Answer {
+                seq: *seq,
+                payload: a.clone(),
+            })
+            .collect()
+    }
+
+    /// Takes over answers computed elsewhere for inputs this instance holds but did not apply.
+    pub(crate) fn adopt_answers(&mut self, answers: &[edgeshift_proto::Answer]) {
+        for a in answers {
+            if a.seq <= self.last_seq && self.answer(a.seq).is_none() {
+                let at = self.answers.partition_point(|(s, _)| *s < a.seq);
+                self.answers.insert(at, (a.seq, a.payload.clone()));
+            }
+        }
+        while self.answers.len() > self.answer_cap {
+            self.answers.pop_front();
+        }
+    }
+
     /// The cached answer to an already applied input.
     pub(crate) fn answer(&self, seq: u64) -> Option<&[u8]> {
         self.answers

@@ -127,6 +127,8 @@ pub struct EdgeServer {
     live: BTreeMap<ServiceId, Live>,
     shadows: BTreeMap<ServiceId, Shadow>,
     moved: BTreeMap<ServiceId, ServerId>,
+    /// Shadows dropped here; sync still in flight for them is ignored.
+    discarded: BTreeSet<ServiceId>,
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
     timers: BTreeSet<(Instant, Timer)>,
     out: VecDeque<Transmit>,
@@ -148,6 +150,7 @@ impl EdgeServer {
             live: BTreeMap::new(),
             shadows: BTreeMap::new(),
             moved: BTreeMap::new(),
+            discarded: BTreeSet::new(),
             planned: BTreeMap::new(),
             timers,
             out: VecDeque::new(),
@@ -581,6 +584,7 @@ impl EdgeServer {
     }
 
     fn drop_shadow(&mut self, service: ServiceId) {
+        self.discarded.insert(service);
         if let Some(sh) = self.shadows.remove(&service) {
             self.events.push_back(EdgeEvent::ShadowDiscarded {
                 service,
@@ -665,12 +669,15 @@ impl EdgeServer {
             return;
         };
         let Some(out) = live.out else { return };
+        let transfer_pending = live.links.get(&out.target).is_some_and(|l| !l.ready);
         let req = RelocateRequest {
             service,
             source: self.cfg.id,
             last_seq: live.inst.last_seq,
             digest: live.inst.digest,
             epoch: out.epoch,
+            transfer_pending,
+            answers: live.inst.recent_answers(),
         };
         self.send(out.target, req);
     }
@@ -831,6 +838,9 @@ impl EdgeServer {
         if self.live.contains_key(&service) {
             self.violation(from, format!("1004 for {service}, which is live here"));
             return;
+        }
+        if m.offset == 0 {
+            self.discarded.remove(&service);
         }
         let created = !self.shadows.contains_key(&service);
         let sh = self
@@ -1037,10 +1047,14 @@ impl EdgeServer {
             self.violation(from, format!("sync for {service}, which is live here"));
             return;
         }
-        // Sync for a shadow already discarded is normal: it was in flight.
-        let Some(sh) = self.shadows.get_mut(&service) else {
-            return;
-        };
+        if self.discarded.contains(&service) {
+            return; // Sync for a shadow already discarded is normal: it was in flight.
+        }
+        // Inputs may overtake the 1004 (they travel on the control lane): keep them.
+        let sh = self
+            .shadows
+            .entry(service)
+            .or_insert_with(|| Shadow::new(source_of(from), now));
         let source = sh.source;
         match body {
             SyncBody::Inputs(inputs) => match &mut sh.body {
@@ -1100,6 +1114,7 @@ impl EdgeServer {
             return;
         }
         let _ = from;
+        self.discarded.remove(&service);
         let sh = self
             .shadows
             .entry(service)
@@ -1119,6 +1134,7 @@ impl EdgeServer {
         };
         let verdict = match &sh.body {
             Body::Receiving(_) => return,
+            Body::Awaiting if req.transfer_pending => return,
             Body::Awaiting => Verdict::NeedFull,
             Body::Failed(why) => Verdict::Reject(why.clone()),
             Body::Ready(inst) if inst.last_seq == req.last_seq && inst.digest == req.digest => {
@@ -1169,6 +1185,7 @@ impl EdgeServer {
             return;
         };
         let Some(req) = sh.request else { return };
+        inst.adopt_answers(&req.answers);
         let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.svc.state_len());
         // Start a fresh dirty map: a later delta shadow starts from a full snapshot anyway.
         let _ = inst.svc.take_delta();
@@ -1204,6 +1221,13 @@ impl EdgeServer {
         );
         self.release_held(sh.held);
         self.load_report();
+    }
+}
+
+fn source_of(from: NodeId) -> ServerId {
+    match from {
+        NodeId::Server(s) => s,
+        _ => ServerId(0),
     }
 }
 

@@ -306,6 +306,21 @@ pub struct RelocateRequest {
     pub digest: u128,
     /// Route epoch of the relocation (from its 1006).
     pub epoch: u64,
+    /// A 1004 transfer to the target is under way: wait for it instead of asking for one.
+    pub transfer_pending: bool,
+    /// The source's most recent answers, so the target can re-answer inputs whose answer
+    /// was lost in the radio gap even when it got the state by copy, not by replay.
+    pub answers: Vec<Answer>,
+}
+
+/// A service's answer to one input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The input answered.
+    pub seq: u64,
+    /// The answer.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// The target's verdict on its shadow.

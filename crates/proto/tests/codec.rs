@@ -132,6 +132,11 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             last_seq: b,
             digest: 5,
             epoch: b,
+            transfer_pending: a % 3 == 0,
+            answers: vec![Answer {
+                seq: b,
+                payload: bytes.to_vec(),
+            }],
         }
         .into(),
         RelocateConfirm {

@@ -34,6 +34,8 @@ pub struct PredictorConfig {
     pub horizon: Duration,
     /// Smallest margin slope (dB/s) that counts as approaching.
     pub min_slope_db_s: f64,
+    /// Neighbours further than this below the A3 threshold (dB) are not candidates yet.
+    pub min_margin_db: f64,
     /// A prediction is re-sent at least this often while it stands.
     pub refresh: Duration,
     /// A prediction whose ETA moved by more than this is re-sent.
@@ -65,6 +67,7 @@ impl Default for PredictorConfig {
             window: 10,
             horizon: Duration::from_secs(10),
             min_slope_db_s: 0.3,
+            min_margin_db: -12.0,
             refresh: Duration::from_secs(2),
             eta_change: Duration::from_millis(500),
             withdraw_after: Duration::from_secs(1),

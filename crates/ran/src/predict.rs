@@ -83,6 +83,9 @@ pub(crate) fn predict(
             })
             .collect();
         let Some(f) = fit(&points) else { continue };
+        if f.value_now < cfg.min_margin_db {
+            continue;
+        }
         let confidence = 1.0 / (1.0 + f.resid_sd / 2.0);
         let eta = if let Some(elapsed) = a3_elapsed(cell) {
             ttt.saturating_sub(elapsed).as_secs_f64()
