@@ -63,7 +63,7 @@ pub struct ControlNode {
     cfg: ControlConfig,
     services: BTreeMap<ServiceId, ServiceEntry>,
     by_ue: BTreeMap<UeId, ServiceId>,
-    loads: BTreeMap<ServerId, f32>,
+    loads: BTreeMap<ServerId, (f32, u32)>,
     stats: ControlStats,
     timers: BTreeSet<(Instant, Timer)>,
     out: VecDeque<Transmit>,
@@ -567,7 +567,8 @@ impl ControlNode {
     }
 
     fn on_load(&mut self, m: LoadReport) {
-        self.loads.insert(m.server, m.load);
+        self.loads
+            .insert(m.server, (m.load, m.services.len() as u32));
         for (service, bytes) in m.services {
             if let Some(e) = self.services.get_mut(&service)
                 && e.host == m.server
@@ -577,26 +578,31 @@ impl ControlNode {
         }
     }
 
+    fn load(&self, server: ServerId) -> f32 {
+        self.loads.get(&server).map_or(0.0, |l| l.0)
+    }
+
     fn balance(&mut self, now: Instant) {
         let Some(threshold) = self.cfg.load_threshold else {
             return;
         };
         let servers: BTreeSet<ServerId> = self.cfg.topology.values().copied().collect();
-        let busy: Vec<ServerId> = self
+        let busy: Vec<(ServerId, f32)> = self
             .loads
             .iter()
-            .filter(|(_, l)| **l > threshold)
-            .map(|(s, _)| *s)
+            .filter(|(_, (l, n))| *l > threshold && *n > 0)
+            .map(|(s, (l, n))| (*s, l / *n as f32))
             .collect();
-        for hot in busy {
-            let moving = self
+        for (hot, unit) in busy {
+            if self
                 .services
                 .values()
-                .any(|e| e.host == hot && e.pending.is_some());
-            if moving {
+                .any(|e| e.host == hot && e.pending.is_some())
+            {
                 continue;
             }
-            // Move the smallest idle service to the least loaded server within its budget.
+            // Move the smallest idle service to the least loaded server within its budget
+            // that stays below the threshold with it (no thrashing back and forth).
             let mut options: Vec<(ServiceId, u64)> = self
                 .services
                 .iter()
@@ -608,14 +614,9 @@ impl ControlNode {
                 let e = &self.services[&service];
                 servers
                     .iter()
-                    .filter(|s| **s != hot)
-                    .filter(|s| self.loads.get(s).copied().unwrap_or(0.0) < threshold)
+                    .filter(|s| **s != hot && self.load(**s) + unit < threshold)
                     .filter(|s| self.within_budget(e.cell, **s, e.spec.latency_budget_ms))
-                    .min_by(|a, b| {
-                        let la = self.loads.get(a).copied().unwrap_or(0.0);
-                        let lb = self.loads.get(b).copied().unwrap_or(0.0);
-                        la.total_cmp(&lb).then(a.cmp(b))
-                    })
+                    .min_by(|a, b| self.load(**a).total_cmp(&self.load(**b)).then(a.cmp(b)))
                     .map(|to| (service, *to))
             });
             let Some((service, to)) = pick else { continue };
@@ -631,6 +632,12 @@ impl ControlNode {
                 triggered: false,
                 on_ready: true,
             });
+            // Book the move now; the next load reports confirm it.
+            if let Some(l) = self.loads.get_mut(&hot) {
+                *l = (l.0 - unit, l.1.saturating_sub(1));
+            }
+            let l = self.loads.entry(to).or_insert((0.0, 0));
+            *l = (l.0 + unit, l.1 + 1);
             self.stats.load_balanced += 1;
             self.emit(ControlEvent::LoadBalancing {
                 service,

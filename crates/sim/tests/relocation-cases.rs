@@ -1,0 +1,186 @@
+//! The relocation's special cases: same server, unpredicted target, cancellation, a
+//! shadow out of date at 2004, load balancing, latency budget.
+
+mod common;
+
+use common::*;
+use edgeshift_control::Strategy;
+use edgeshift_sim::Scenario;
+
+#[test]
+fn same_server_candidate_needs_no_shadow_and_no_relocation() {
+    for strategy in Strategy::ALL {
+        let (report, trace) = run_ok(builtin("samecell"), strategy, 3);
+        assert_eq!(report.handovers, 1);
+        assert_eq!(report.relocations, 0);
+        assert_eq!(report.relocations_skipped_same_server, 1);
+        assert_eq!(report.shadow_bytes, 0);
+        assert!(
+            messages(&trace)
+                .iter()
+                .all(|m| m.0 != 1003 && m.0 != 1004 && m.0 != 1006)
+        );
+    }
+}
+
+#[test]
+fn target_outside_the_candidates_falls_back_to_a_reactive_copy() {
+    for strategy in [Strategy::Shadow, Strategy::ShadowJit { threshold: 0.3 }] {
+        let (report, trace) = run_ok(builtin("mispredict"), strategy, 4);
+        assert_eq!(report.mispredicted, 1);
+        assert_eq!(report.reactive_fallbacks, 1);
+        assert_eq!(report.relocations, 1);
+        let m = messages(&trace);
+        assert!(
+            m.iter().all(|x| x.0 != 1002 && x.0 != 1003),
+            "no prediction, no shadow ahead"
+        );
+        // The copy happens after the trigger.
+        let trigger = find(&m, 0, 1006, "control", "me1");
+        find(&m, trigger, 1004, "me1", "me3");
+    }
+}
+
+#[test]
+fn withdrawn_prediction_releases_the_shadows_and_the_service_stays() {
+    let (report, trace) = run_ok(builtin("turnback"), Strategy::Shadow, 5);
+    assert_eq!(report.handovers, 0);
+    assert_eq!(report.relocations, 0);
+    assert!(report.shadow_bytes > 0, "shadows were prepared");
+    let ev = events(&trace);
+    let created = ev
+        .iter()
+        .filter(|(_, e)| e.starts_with("ShadowCreated"))
+        .count();
+    let discarded = ev
+        .iter()
+        .filter(|(_, e)| e.starts_with("ShadowDiscarded"))
+        .count();
+    assert!(created > 0);
+    assert_eq!(created, discarded, "every shadow released");
+    let m = messages(&trace);
+    let withdraw = m.iter().rposition(|x| x.0 == 1002).expect("prediction");
+    find(&m, withdraw, 1006, "control", "me1");
+}
+
+#[test]
+fn rejected_handover_releases_the_shadows_and_the_service_stays() {
+    let text =
+        include_str!("../scenarios/fig4.toml").replace("server = 3", "server = 3\ncapacity = 0");
+    let scenario = Scenario::parse("fig4-full-target", &text).expect("scenario");
+    let (report, trace) = run_ok(scenario, Strategy::Shadow, 6);
+    assert!(report.handovers_cancelled >= 1);
+    let ev = events(&trace);
+    assert!(
+        ev.iter()
+            .any(|(n, e)| n == "cell1" && e.starts_with("HandoverRejected"))
+    );
+    assert!(
+        ev.iter()
+            .any(|(n, e)| n == "me3" && e.starts_with("ShadowDiscarded"))
+    );
+    assert!(
+        !ev.iter()
+            .any(|(n, e)| n == "me3" && e.starts_with("Activated"))
+    );
+}
+
+#[test]
+fn shadow_out_of_date_at_2004_catches_up_then_activates() {
+    // Batching replay sync for 500 ms leaves the shadow behind when 2004 comes.
+    let text =
+        include_str!("../scenarios/fig4.toml").to_owned() + "\n[edge]\nreplay_batch_ms = 500\n";
+    let scenario = Scenario::parse("fig4-lagging", &text).expect("scenario");
+    let (report, trace) = run_ok(scenario, Strategy::Shadow, 7);
+    assert_eq!(report.relocations, 1);
+    assert!(!report.relocation_records[0].checksum_valid_first_try);
+    let m = messages(&trace);
+    let q = find(&m, 0, 2004, "me1", "me3");
+    let need = find(&m, q, 2005, "me3", "me1");
+    let catch_up = find(&m, need, 3035, "me1", "me3");
+    find(&m, catch_up, 2005, "me3", "me1");
+}
+
+#[test]
+fn delta_sync_shadows_stay_valid() {
+    let mut cfg = edgeshift_sim::SimConfig::new(Strategy::Shadow, 8);
+    cfg.sync = edgeshift_proto::SyncMode::Delta;
+    let (report, _) = edgeshift_sim::run(builtin("corridor"), cfg);
+    assert_eq!(report.invariant_violations, 0, "{:#?}", report.violations);
+    assert!(report.final_state_matches_twin);
+    assert_eq!(report.relocations, 4);
+}
+
+#[test]
+fn latency_budget_skips_relocations_the_host_can_still_serve() {
+    // 10 ms round trip suffices from every cell: nothing moves.
+    let text = include_str!("../scenarios/corridor.toml").replace(
+        "writes_per_input = 8",
+        "writes_per_input = 8\nlatency_budget_ms = 10",
+    );
+    let scenario = Scenario::parse("corridor-budget", &text).expect("scenario");
+    let (report, _) = run_ok(scenario, Strategy::Shadow, 9);
+    assert_eq!(report.relocations, 0);
+    assert_eq!(report.relocations_skipped_same_server, 1);
+    assert_eq!(report.relocations_skipped_within_budget, 8);
+    assert_eq!(report.shadow_bytes, 0);
+}
+
+#[test]
+fn overloaded_server_hands_a_service_to_a_less_loaded_one() {
+    let text = r#"
+name = "loadbalance"
+duration_s = 8.0
+[service]
+state_bytes = 65536
+latency_budget_ms = 20
+[edge]
+capacity = 2
+[control]
+load_threshold = 0.8
+[[server]]
+id = 1
+[[server]]
+id = 2
+[[cell]]
+id = 1
+x = 0.0
+y = 0.0
+server = 1
+[[cell]]
+id = 2
+x = 5000.0
+y = 0.0
+server = 2
+[[ue]]
+id = 1
+speed_mps = 0.0
+waypoints = [[10.0, 0.0]]
+[[ue]]
+id = 2
+speed_mps = 0.0
+waypoints = [[20.0, 0.0]]
+[[ue]]
+id = 3
+speed_mps = 0.0
+waypoints = [[30.0, 0.0]]
+"#;
+    let scenario = Scenario::parse("loadbalance", text).expect("scenario");
+    let (report, trace) = run_ok(scenario, Strategy::Shadow, 10);
+    assert_eq!(report.handovers, 0);
+    assert!(
+        report.relocations >= 1,
+        "a service moved off the overloaded server"
+    );
+    assert!(
+        report
+            .relocation_records
+            .iter()
+            .all(|r| r.from == "me1" && r.to == "me2")
+    );
+    assert!(
+        events(&trace)
+            .iter()
+            .any(|(_, e)| e.starts_with("LoadBalancing"))
+    );
+}
