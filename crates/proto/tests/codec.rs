@@ -122,7 +122,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
         HandoverRequestAck {
             ue,
             target: cell,
-            admitted: a % 2 == 0,
+            admitted: a.is_multiple_of(2),
         }
         .into(),
         HandoverCommand { ue, target: cell }.into(),
@@ -132,7 +132,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             last_seq: b,
             digest: 5,
             epoch: b,
-            transfer_pending: a % 3 == 0,
+            transfer_pending: a.is_multiple_of(3),
             answers: vec![Answer {
                 seq: b,
                 payload: bytes.to_vec(),
