@@ -111,10 +111,11 @@ impl Instance {
         done
     }
 
-    /// The most recent answers, oldest first.
-    pub(crate) fn recent_answers(&self) -> Vec<edgeshift_proto::Answer> {
+        /// The `n` most recent answers, oldest first.
+    pub(crate) fn recent_answers(&self, n: usize) -> Vec<edgeshift_proto::Answer> {
         self.answers
             .iter()
+            .skip(self.answers.len().saturating_sub(n))
             .map(|(seq, a)| edgeshift_proto::Answer {
                 seq: *seq,
                 payload: a.clone(),

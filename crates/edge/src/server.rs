@@ -15,6 +15,9 @@ use crate::event::EdgeEvent;
 use crate::instance::{Instance, Meta};
 use crate::service::{ServiceError, ServiceFactory};
 
+/// Answers a 2004 carries.
+const RELOCATE_ANSWERS: usize = 64;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     LoadReport,
@@ -677,7 +680,8 @@ impl EdgeServer {
             digest: live.inst.digest,
             epoch: out.epoch,
             transfer_pending,
-            answers: live.inst.recent_answers(),
+            // Enough to cover inputs whose answers a radio gap swallowed.
+            answers: live.inst.recent_answers(RELOCATE_ANSWERS),
         };
         self.send(out.target, req);
     }
