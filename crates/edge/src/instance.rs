@@ -111,7 +111,7 @@ impl Instance {
         done
     }
 
-        /// The `n` most recent answers, oldest first.
+    /// The `n` most recent answers, oldest first.
     pub(crate) fn recent_answers(&self, n: usize) -> Vec<edgeshift_proto::Answer> {
         self.answers
             .iter()

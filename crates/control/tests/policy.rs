@@ -1,0 +1,285 @@
+//! Role-level tests of the control node's policy.
+
+use edgeshift_control::{ControlConfig, ControlNode, Strategy};
+use edgeshift_proto::*;
+
+fn node(strategy: Strategy) -> ControlNode {
+    let topology = [
+        (CellId(1), ServerId(1)),
+        (CellId(2), ServerId(2)),
+        (CellId(3), ServerId(3)),
+        (CellId(4), ServerId(1)),
+    ]
+    .into_iter()
+    .collect();
+    let mut n = ControlNode::new(ControlConfig::new(strategy, topology), Instant::ZERO);
+    let spec = ServiceSpec {
+        code: CodeRef::Hash(1),
+        config: vec![],
+        latency_budget_ms: 0,
+    };
+    n.handle_message(
+        Instant::ZERO,
+        NodeId::Control,
+        Deploy {
+            service: ServiceId(1),
+            ue: UeId(1),
+            cell: CellId(1),
+            spec,
+        }
+        .into(),
+    );
+    drain(&mut n);
+    n
+}
+
+fn drain(n: &mut ControlNode) -> Vec<Transmit> {
+    std::iter::from_fn(|| n.poll_transmit()).collect()
+}
+
+fn predict(n: &mut ControlNode, now: Instant, cells: &[(u32, f32)], eta: Instant) -> Vec<Transmit> {
+    let candidates = cells
+        .iter()
+        .map(|(c, l)| Candidate {
+            cell: CellId(*c),
+            likelihood: *l,
+        })
+        .collect();
+    let m = HandoverPrediction {
+        ue: UeId(1),
+        source: CellId(1),
+        candidates,
+        timing: Some(Timing::at(eta)),
+    };
+    n.handle_message(now, CellId(1).into(), m.into());
+    drain(n)
+}
+
+fn execute(
+    n: &mut ControlNode,
+    now: Instant,
+    source: u32,
+    target: u32,
+    at: Instant,
+) -> Vec<Transmit> {
+    let m = HandoverExecution {
+        ue: UeId(1),
+        source: CellId(source),
+        target: CellId(target),
+        timing: Timing::at(at),
+    };
+    n.handle_message(now, CellId(source).into(), m.into());
+    let mut out = drain(n);
+    n.handle_timeout(at);
+    out.extend(drain(n));
+    out
+}
+
+fn to(out: &[Transmit], server: u32, code: u16) -> Vec<&Message> {
+    out.iter()
+        .filter(|t| t.to == NodeId::Server(ServerId(server)) && t.msg.type_code() == code)
+        .map(|t| &t.msg)
+        .collect()
+}
+
+#[test]
+fn candidates_of_the_source_server_get_no_shadow() {
+    let mut n = node(Strategy::Shadow);
+    let out = predict(
+        &mut n,
+        Instant::ZERO,
+        &[(4, 0.9)],
+        Instant::from_millis(3000),
+    );
+    assert!(
+        out.is_empty(),
+        "cell 4 is served by the source server: {out:?}"
+    );
+    let out = execute(
+        &mut n,
+        Instant::from_millis(2900),
+        1,
+        4,
+        Instant::from_millis(3000),
+    );
+    assert!(out.iter().all(|t| t.msg.type_code() != 1006));
+    assert_eq!(n.stats().skipped_same_server, 1);
+}
+
+#[test]
+fn a_target_outside_the_candidates_gets_a_reactive_copy_and_the_others_are_discarded() {
+    let mut n = node(Strategy::Shadow);
+    let out = predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.8)],
+        Instant::from_millis(3000),
+    );
+    assert_eq!(to(&out, 1, 1003).len(), 1);
+    assert_eq!(to(&out, 2, 1003).len(), 1);
+    let out = execute(
+        &mut n,
+        Instant::from_millis(2900),
+        1,
+        3,
+        Instant::from_millis(3000),
+    );
+    let relocate = to(&out, 1, 1006);
+    assert!(matches!(
+        relocate.as_slice(),
+        [Message::Relocate(Relocate {
+            action: RelocateAction::Relocate {
+                target: ServerId(3),
+                mode: RelocationMode::Cold,
+                ..
+            },
+            ..
+        })]
+    ));
+    assert_eq!(to(&out, 3, 1006).len(), 1);
+    assert!(matches!(
+        to(&out, 2, 1006).as_slice(),
+        [Message::Relocate(Relocate {
+            action: RelocateAction::Discard { .. },
+            ..
+        })]
+    ));
+    assert_eq!((n.stats().mispredicted, n.stats().reactive), (1, 1));
+}
+
+#[test]
+fn relocation_is_triggered_at_the_announced_time_not_before() {
+    let mut n = node(Strategy::Shadow);
+    predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.5), (3, 0.4)],
+        Instant::from_millis(3000),
+    );
+    let m = HandoverExecution {
+        ue: UeId(1),
+        source: CellId(1),
+        target: CellId(3),
+        timing: Timing::at(Instant::from_millis(3000)),
+    };
+    n.handle_message(Instant::from_millis(2980), CellId(1).into(), m.into());
+    assert!(drain(&mut n).iter().all(|t| t.msg.type_code() != 1006));
+    assert_eq!(n.poll_timeout(), Some(Instant::from_millis(3000)));
+    n.handle_timeout(Instant::from_millis(2999));
+    assert!(drain(&mut n).is_empty());
+    n.handle_timeout(Instant::from_millis(3000));
+    let out = drain(&mut n);
+    assert!(matches!(
+        to(&out, 1, 1006).as_slice(),
+        [Message::Relocate(Relocate {
+            action: RelocateAction::Relocate {
+                mode: RelocationMode::Hot,
+                ..
+            },
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn shadow_jit_prepares_only_likely_candidates_and_as_late_as_the_link_allows() {
+    let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
+    let report = LoadReport {
+        server: ServerId(1),
+        load: 0.1,
+        services: vec![(ServiceId(1), 125_000_000)],
+    };
+    n.handle_message(Instant::ZERO, ServerId(1).into(), report.into());
+    // 125 MB over 1 Gbit/s = 1 s, plus the 300 ms margin: start at 10 - 1.3 = 8.7 s.
+    let out = predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.6), (3, 0.1)],
+        Instant::from_millis(10_000),
+    );
+    assert!(out.is_empty());
+    assert_eq!(n.poll_timeout(), Some(Instant::from_millis(8700)));
+    n.handle_timeout(Instant::from_millis(8700));
+    let out = drain(&mut n);
+    assert_eq!(to(&out, 2, 1003).len(), 1);
+    assert!(to(&out, 3, 1003).is_empty());
+}
+
+#[test]
+fn cancellation_and_withdrawal_release_shadows() {
+    let mut n = node(Strategy::Shadow);
+    predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.5), (3, 0.4)],
+        Instant::from_millis(3000),
+    );
+    let out = predict(&mut n, Instant::from_millis(500), &[], Instant::ZERO);
+    assert_eq!(to(&out, 1, 1006).len(), 1);
+    assert_eq!(to(&out, 2, 1006).len(), 1);
+    assert_eq!(to(&out, 3, 1006).len(), 1);
+    predict(
+        &mut n,
+        Instant::from_millis(600),
+        &[(2, 0.9)],
+        Instant::from_millis(3000),
+    );
+    let m = HandoverExecution {
+        ue: UeId(1),
+        source: CellId(1),
+        target: CellId(2),
+        timing: Timing::at(Instant::from_millis(3000)),
+    };
+    n.handle_message(Instant::from_millis(2980), CellId(1).into(), m.into());
+    drain(&mut n);
+    n.handle_message(
+        Instant::from_millis(2990),
+        CellId(1).into(),
+        HandoverCancel {
+            ue: UeId(1),
+            source: CellId(1),
+            target: CellId(2),
+        }
+        .into(),
+    );
+    let out = drain(&mut n);
+    assert_eq!(to(&out, 2, 1006).len(), 1, "discard");
+    n.handle_timeout(Instant::from_millis(3000));
+    assert!(
+        drain(&mut n).iter().all(|t| t.msg.type_code() != 1006),
+        "no relocation after the cancel"
+    );
+    assert_eq!(n.stats().cancelled, 1);
+}
+
+#[test]
+fn ping_pong_is_counted_and_still_relocates() {
+    let mut n = node(Strategy::Cold);
+    execute(
+        &mut n,
+        Instant::from_millis(1000),
+        1,
+        2,
+        Instant::from_millis(1020),
+    );
+    let done = RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(1),
+        to: ServerId(2),
+        ok: true,
+        epoch: 2,
+    };
+    n.handle_message(Instant::from_millis(1100), ServerId(2).into(), done.into());
+    let routes = drain(&mut n);
+    assert!(routes.iter().any(|t| matches!(&t.msg, Message::RouteUpdate(r) if r.route.server == ServerId(2) && r.route.epoch == 2)));
+    let out = execute(
+        &mut n,
+        Instant::from_millis(1500),
+        2,
+        1,
+        Instant::from_millis(1520),
+    );
+    assert_eq!(n.stats().pingpongs, 1);
+    assert_eq!(to(&out, 2, 1006).len(), 1);
+    assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(2)));
+}

@@ -1,0 +1,224 @@
+//! Role-level tests of the base station: A3 timing, hysteresis, prediction, X2 handover.
+
+use std::time::Duration;
+
+use edgeshift_proto::*;
+use edgeshift_ran::{BaseStation, MeasurementReport, RanConfig, RanEvent};
+
+fn cell() -> BaseStation {
+    let mut c = BaseStation::new(RanConfig::new(CellId(1)));
+    c.handle_attach(Instant::ZERO, UeId(1));
+    c
+}
+
+fn report(c: &mut BaseStation, at_ms: u64, neighbour_margin_db: f64) {
+    // Serving -80 dBm; the A3 entering threshold is offset 3 + hysteresis 1 = 4 dB.
+    let r = MeasurementReport {
+        ue: UeId(1),
+        serving_dbm: -80.0,
+        neighbours: vec![(CellId(2), -80.0 + neighbour_margin_db)],
+    };
+    c.handle_measurement(Instant::from_millis(at_ms), &r);
+}
+
+fn sent(c: &mut BaseStation) -> Vec<Transmit> {
+    std::iter::from_fn(|| c.poll_transmit()).collect()
+}
+
+#[test]
+fn a3_fires_exactly_after_time_to_trigger_not_before() {
+    let mut c = cell();
+    // Reports every 40 ms; the condition holds from 1000 ms on (margin 5 dB > 4 dB).
+    for t in (0..1000).step_by(40) {
+        report(&mut c, t, 0.0);
+    }
+    let mut fired_at = None;
+    for t in (1000..2000).step_by(40) {
+        report(&mut c, t, 5.0);
+        if sent(&mut c).iter().any(|m| m.msg.type_code() == 1005) {
+            fired_at = Some(t);
+            break;
+        }
+    }
+    // TTT 320 ms: the first report at or after 1320 ms triggers.
+    assert_eq!(fired_at, Some(1320));
+}
+
+#[test]
+fn hysteresis_prevents_a_flip_on_a_flat_margin() {
+    let mut c = cell();
+    // Hovering around the offset (3 dB ± 0.9) never satisfies offset + hysteresis.
+    for i in 0..100u64 {
+        let m = if i % 2 == 0 { 3.9 } else { 2.1 };
+        report(&mut c, i * 40, m);
+    }
+    assert!(sent(&mut c).iter().all(|m| m.msg.type_code() != 1005));
+}
+
+#[test]
+fn a_condition_that_lapses_restarts_the_timer() {
+    let mut c = cell();
+    report(&mut c, 0, 5.0);
+    report(&mut c, 200, 5.0);
+    report(&mut c, 240, 1.0); // below offset - hysteresis: leaves
+    report(&mut c, 280, 5.0);
+    report(&mut c, 360, 5.0);
+    assert!(sent(&mut c).iter().all(|m| m.msg.type_code() != 1005));
+    report(&mut c, 600, 5.0);
+    assert!(sent(&mut c).iter().any(|m| m.msg.type_code() == 1005));
+}
+
+#[test]
+fn a_rising_neighbour_is_predicted_before_the_handover() {
+    let mut c = cell();
+    let mut first_prediction = None;
+    let mut handover = None;
+    for i in 0..100u64 {
+        let t = i * 200;
+        report(&mut c, t, -12.0 + 1.0 * i as f64 * 0.2);
+        for m in sent(&mut c) {
+            match m.msg {
+                Message::HandoverPrediction(p)
+                    if first_prediction.is_none() && !p.candidates.is_empty() =>
+                {
+                    assert_eq!(p.candidates[0].cell, CellId(2));
+                    assert!(p.candidates.iter().map(|c| c.likelihood).sum::<f32>() <= 1.0);
+                    first_prediction = Some(t);
+                }
+                Message::HandoverExecution(_) => handover = handover.or(Some(t)),
+                _ => {}
+            }
+        }
+    }
+    let (p, h) = (
+        first_prediction.expect("predicted"),
+        handover.expect("handover"),
+    );
+    assert!(
+        h - p >= 2000,
+        "prediction {p} ms, handover {h} ms: less than 2 s lead"
+    );
+}
+
+#[test]
+fn x2_handover_runs_2001_to_2006_and_relays_traffic_by_route() {
+    let mut src = cell();
+    let mut dst = BaseStation::new(RanConfig::new(CellId(2)));
+    let route = Route {
+        service: ServiceId(1),
+        server: ServerId(1),
+        epoch: 1,
+    };
+    src.handle_message(
+        Instant::ZERO,
+        NodeId::Control,
+        RouteUpdate { ue: UeId(1), route }.into(),
+    );
+    for t in (0..=320).step_by(40) {
+        report(&mut src, t, 6.0);
+    }
+    let out = sent(&mut src);
+    let req = out.iter().find_map(|t| match &t.msg {
+        Message::HandoverRequest(r) => Some(r.clone()),
+        _ => None,
+    });
+    let req = req.expect("2001");
+    assert_eq!(req.route, Some(route));
+    dst.handle_message(Instant::from_millis(325), CellId(1).into(), req.into());
+    let ack = sent(&mut dst).into_iter().next().expect("2002");
+    src.handle_message(Instant::from_millis(330), CellId(2).into(), ack.msg);
+    // The 2003 goes out at the time announced in the 1005, not at the ack.
+    assert!(sent(&mut src).is_empty());
+    let at = src.poll_timeout().expect("execution timer");
+    assert_eq!(at, Instant::from_millis(340));
+    src.handle_timeout(at);
+    assert!(
+        sent(&mut src)
+            .iter()
+            .any(|t| t.to == NodeId::Ue(UeId(1)) && t.msg.type_code() == 2003)
+    );
+    // The UE arrives at the target; uplink goes to the route learnt from 2001.
+    dst.handle_message(
+        at + Duration::from_millis(40),
+        UeId(1).into(),
+        HandoverConfirm {
+            ue: UeId(1),
+            source: CellId(1),
+        }
+        .into(),
+    );
+    assert!(
+        sent(&mut dst)
+            .iter()
+            .any(|t| t.to == NodeId::Cell(CellId(1)) && t.msg.type_code() == 3001)
+    );
+    let input = ServiceInput {
+        ue: UeId(1),
+        service: ServiceId(1),
+        via: CellId(2),
+        input: InputRecord {
+            seq: 1,
+            payload: vec![],
+        },
+    };
+    dst.handle_message(at + Duration::from_millis(41), UeId(1).into(), input.into());
+    assert!(
+        sent(&mut dst)
+            .iter()
+            .any(|t| t.to == NodeId::Server(ServerId(1)) && t.msg.type_code() == 3010)
+    );
+    // A newer route from the control node wins over the older one.
+    let newer = Route {
+        service: ServiceId(1),
+        server: ServerId(2),
+        epoch: 2,
+    };
+    dst.handle_message(
+        at,
+        NodeId::Control,
+        RouteUpdate {
+            ue: UeId(1),
+            route: newer,
+        }
+        .into(),
+    );
+    dst.handle_message(
+        at,
+        NodeId::Control,
+        RouteUpdate { ue: UeId(1), route }.into(),
+    );
+    assert_eq!(dst.route(UeId(1)), Some(newer));
+    assert!(std::iter::from_fn(|| dst.poll_event()).any(|e| matches!(
+        e,
+        RanEvent::UeAttached {
+            from: Some(CellId(1)),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_full_target_refuses_and_the_source_cancels() {
+    let mut src = cell();
+    let mut cfg = RanConfig::new(CellId(2));
+    cfg.capacity = 0;
+    let mut dst = BaseStation::new(cfg);
+    for t in (0..=400).step_by(40) {
+        report(&mut src, t, 6.0);
+    }
+    let req = sent(&mut src)
+        .into_iter()
+        .find(|t| t.msg.type_code() == 2001)
+        .expect("2001");
+    dst.handle_message(Instant::from_millis(405), CellId(1).into(), req.msg);
+    let ack = sent(&mut dst).into_iter().next().expect("2002");
+    src.handle_message(Instant::from_millis(410), CellId(2).into(), ack.msg);
+    let out = sent(&mut src);
+    assert!(
+        out.iter()
+            .any(|t| t.to == NodeId::Control && t.msg.type_code() == 3002)
+    );
+    src.handle_timeout(Instant::from_millis(1000));
+    assert!(sent(&mut src).iter().all(|t| t.msg.type_code() != 2003));
+    assert!(src.serves(UeId(1)));
+}
