@@ -13,7 +13,9 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum ScenarioError {
     /// Not a built-in name and not a readable file.
-    #[error("cannot read scenario {path}: {source}")]
+    #[error(
+        "{path:?} is not a built-in scenario (fig4, corridor, turnback, samecell, mispredict) and cannot be read as a file: {source}"
+    )]
     Io {
         /// The path tried.
         path: String,

@@ -1,0 +1,111 @@
+//! The binary end to end: a run writes the documented JSON; bad input gets a clear error.
+
+use std::process::Command;
+
+fn edgeshift(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
+        .args(args)
+        .output()
+        .expect("run edgeshift");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("edgeshift-cli-test-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn sim_writes_the_json_record() {
+    let json = temp("fig4.json");
+    let (ok, text) = edgeshift(&[
+        "sim",
+        "--scenario",
+        "fig4",
+        "--strategy",
+        "shadow",
+        "--seed",
+        "1",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("invariants: all held"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+            .expect("valid json");
+    let _ = std::fs::remove_file(&json);
+    for key in [
+        "scenario",
+        "strategy",
+        "seed",
+        "handovers",
+        "relocations",
+        "relocations_skipped_same_server",
+        "mispredicted",
+        "invariant_violations",
+        "inputs_sent",
+        "inputs_applied_once",
+        "final_state_matches_twin",
+        "added_interruption_ms",
+        "shadow_bytes",
+        "shadow_seconds",
+        "relocation_records",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["relocations"], 1);
+    assert_eq!(v["final_state_matches_twin"], true);
+    let rec = &v["relocation_records"][0];
+    for key in [
+        "ue",
+        "service",
+        "from",
+        "to",
+        "state_bytes",
+        "radio_gap_ms",
+        "service_gap_ms",
+        "added_ms",
+        "critical_path_ms",
+        "checksum_valid_first_try",
+    ] {
+        assert!(rec.get(key).is_some(), "record misses {key}");
+    }
+    assert_eq!(rec["added_ms"], 0.0);
+}
+
+#[test]
+fn demo_compares_shadow_and_cold() {
+    let (ok, text) = edgeshift(&["demo", "--state-mib", "16"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("2004 RelocateRequest"));
+    assert!(text.lines().any(|l| l.starts_with("shadow")));
+    assert!(text.lines().any(|l| l.starts_with("cold")));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let (ok, text) = edgeshift(&["sim", "--scenario", "no-such-scenario"]);
+    assert!(!ok);
+    assert!(text.contains("not a built-in scenario"), "{text}");
+
+    let (ok, text) = edgeshift(&["sim", "--strategy", "teleport"]);
+    assert!(!ok);
+    assert!(text.contains("unknown strategy"), "{text}");
+
+    let bad = temp("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nduration_s = 10.0\n[[cell]]\nid = 1\nx = \"far\"\n",
+    )
+    .expect("write");
+    let (ok, text) = edgeshift(&["sim", "--scenario", bad.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&bad);
+    assert!(!ok);
+    assert!(text.contains("line 5"), "{text}");
+
+    let (ok, text) = edgeshift(&["sim", "--state-mib", "0"]);
+    assert!(!ok);
+    assert!(text.contains("--state-mib"), "{text}");
+}
