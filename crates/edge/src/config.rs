@@ -27,6 +27,9 @@ pub struct EdgeConfig {
     pub precopy_threshold: u64,
     /// Precopy stops after this many rounds.
     pub precopy_max_rounds: u32,
+    /// States up to this size also have their memory checksum compared at 2004 (about
+    /// 0.05 ms per MiB with xxh3); larger ones rely on the input-log digest alone.
+    pub audit_max_bytes: u64,
 }
 
 impl EdgeConfig {
@@ -44,6 +47,7 @@ impl EdgeConfig {
             load_report_interval: Duration::from_secs(1),
             precopy_threshold: 256 << 10,
             precopy_max_rounds: 8,
+            audit_max_bytes: 16 << 20,
         }
     }
 }

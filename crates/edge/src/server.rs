@@ -680,6 +680,8 @@ impl EdgeServer {
             digest: live.inst.digest,
             epoch: out.epoch,
             transfer_pending,
+            state_checksum: (live.inst.svc.state_len() <= self.cfg.audit_max_bytes)
+                .then(|| live.inst.svc.checksum()),
             // Enough to cover inputs whose answers a radio gap swallowed.
             answers: live.inst.recent_answers(RELOCATE_ANSWERS),
         };
@@ -781,7 +783,13 @@ impl EdgeServer {
                 let source = self.cfg.id;
                 let covered =
                     live.log.front().is_some_and(|r| r.seq <= k + 1) || k == live.inst.last_seq;
-                if out.mode == RelocationMode::Precopy {
+                // Delta-synced shadows (and precopy) catch up with the changed chunks, as
+                // their sync does; replay shadows with the inputs they missed.
+                let delta_link = live
+                    .links
+                    .get(&out.target)
+                    .is_some_and(|l| l.mode == SyncMode::Delta);
+                if out.mode == RelocationMode::Precopy || delta_link {
                     let delta = live.inst.take_delta();
                     self.send(
                         out.target,
@@ -1142,7 +1150,12 @@ impl EdgeServer {
             Body::Awaiting => Verdict::NeedFull,
             Body::Failed(why) => Verdict::Reject(why.clone()),
             Body::Ready(inst) if inst.last_seq == req.last_seq && inst.digest == req.digest => {
-                Verdict::Valid
+                // The digest pins the inputs; the audit checksum, when sent, pins the memory.
+                if req.state_checksum.is_none_or(|c| c == inst.svc.checksum()) {
+                    Verdict::Valid
+                } else {
+                    Verdict::NeedFull
+                }
             }
             Body::Ready(inst) if inst.last_seq < req.last_seq => Verdict::NeedFrom(inst.last_seq),
             Body::Ready(_) => Verdict::NeedFull,

@@ -475,3 +475,53 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
             >= 3
     );
 }
+
+#[test]
+fn a_delta_synced_shadow_out_of_date_at_2004_catches_up_with_a_delta() {
+    let mut w = World::new(2);
+    deploy(&mut w, mem_spec());
+    prepare(&mut w, vec![ServerId(2)], SyncMode::Delta);
+    for s in 1..=10 {
+        w.input(s);
+    }
+    // No delta tick since: the shadow still holds the snapshot at input 0.
+    let m = Relocate {
+        service: ServiceId(1),
+        action: RelocateAction::Relocate {
+            source: ServerId(1),
+            target: ServerId(2),
+            mode: RelocationMode::Hot,
+            epoch: 2,
+        },
+        timing: Timing::at(w.now),
+    };
+    let mut seen = Vec::new();
+    w.queue.push_back((
+        NodeId::Control,
+        Transmit {
+            to: ServerId(1).into(),
+            msg: m.into(),
+        },
+    ));
+    w.pump(|t| {
+        match &t.msg {
+            Message::RelocateConfirm(c) => seen.push(format!("2005 {:?}", c.verdict)),
+            Message::CatchUp(c) => seen.push(match &c.body {
+                SyncBody::Delta(d) => format!("3035 delta to {}", d.seq),
+                SyncBody::Inputs(i) => format!("3035 {} inputs", i.len()),
+            }),
+            _ => {}
+        }
+        true
+    });
+    assert_eq!(seen, ["2005 NeedFrom(0)", "3035 delta to 10", "2005 Valid"]);
+    let v = w.server(2).live_view(ServiceId(1)).expect("live at 2");
+    assert_eq!(v.last_seq, 10);
+    assert!(w.has_event(2, |e| matches!(
+        e,
+        EdgeEvent::Activated {
+            first_try: false,
+            ..
+        }
+    )));
+}

@@ -308,6 +308,8 @@ pub struct RelocateRequest {
     pub epoch: u64,
     /// A 1004 transfer to the target is under way: wait for it instead of asking for one.
     pub transfer_pending: bool,
+    /// xxh3-128 of the whole state, for states small enough to hash on the critical path.
+    pub state_checksum: Option<u128>,
     /// The source's most recent answers, so the target can re-answer inputs whose answer
     /// was lost in the radio gap even when it got the state by copy, not by replay.
     pub answers: Vec<Answer>,

@@ -133,6 +133,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             digest: 5,
             epoch: b,
             transfer_pending: a.is_multiple_of(3),
+            state_checksum: Some(u128::from(b)),
             answers: vec![Answer {
                 seq: b,
                 payload: bytes.to_vec(),
