@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use edgeshift_control::Strategy;
 use edgeshift_proto::SyncMode;
-use edgeshift_sim::{Report, Scenario, SimConfig, TraceEntry};
+use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod summary;
 
@@ -52,6 +52,13 @@ struct SimArgs {
     /// Print the message trace.
     #[arg(long)]
     trace: bool,
+    /// Let the seed also pick faults and model knobs (loss, shadowing, speed, sync).
+    #[arg(long)]
+    swarm: bool,
+    /// Run this many seeds from --seed on, every strategy each (implies --swarm);
+    /// prints failing seeds with the command that reproduces them.
+    #[arg(long)]
+    runs: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -93,8 +100,16 @@ fn write_json(path: &PathBuf, report: &Report) -> anyhow::Result<()> {
 }
 
 fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
-    let scenario = Scenario::load(&a.scenario)?;
-    let cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
+    let mut scenario = Scenario::load(&a.scenario)?;
+    let mut cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
+    if let Some(runs) = a.runs {
+        return run_swarm(&a, &scenario, runs);
+    }
+    if a.swarm {
+        let knobs = Swarm::from_seed(a.seed);
+        println!("swarm knobs of seed {}: {knobs}", a.seed);
+        knobs.apply(&mut scenario, &mut cfg);
+    }
     let (report, trace) = edgeshift_sim::run(scenario, cfg);
     if a.trace {
         summary::print_trace(&trace, false);
@@ -104,6 +119,36 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         write_json(path, &report)?;
     }
     Ok(report.invariant_violations == 0)
+}
+
+fn run_swarm(a: &SimArgs, scenario: &Scenario, runs: u64) -> anyhow::Result<bool> {
+    let mut failed = 0;
+    for seed in a.seed..a.seed.saturating_add(runs) {
+        let knobs = Swarm::from_seed(seed);
+        for strategy in Strategy::ALL {
+            let mut s = scenario.clone();
+            let mut cfg = sim_config(strategy, seed, a.state_mib, a.delta_sync)?;
+            knobs.apply(&mut s, &mut cfg);
+            let (report, _) = edgeshift_sim::run(s, cfg);
+            if report.invariant_violations > 0 || !report.final_state_matches_twin {
+                failed += 1;
+                println!(
+                    "FAIL seed {seed} {strategy} ({knobs}): {:?}",
+                    report.violations.first()
+                );
+                println!(
+                    "  reproduce: edgeshift sim --scenario {} --strategy {strategy} --seed {seed} --swarm",
+                    a.scenario
+                );
+            }
+        }
+    }
+    println!(
+        "{runs} seeds x {} strategies on {}: {failed} failed",
+        Strategy::ALL.len(),
+        a.scenario
+    );
+    Ok(failed == 0)
 }
 
 fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {

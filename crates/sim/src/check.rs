@@ -8,7 +8,7 @@
 //! - **nothing lost**: a failed relocation leaves the source serving; at the end every input
 //!   the UE sent is applied and answered;
 //! - **twin**: the final state equals that of a twin that never moved (checked by the
-//!   simulator at the end, see [`crate::Sim::finish`]).
+//!   simulator at the end of [`crate::Sim::run`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

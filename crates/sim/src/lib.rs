@@ -14,10 +14,12 @@ pub mod link;
 pub mod radio;
 mod report;
 pub mod scenario;
+mod swarm;
 
 pub use engine::{Sim, SimConfig, TraceEntry};
 pub use report::{Percentiles, RelocationRecord, Report};
 pub use scenario::{BUILTIN, Scenario, ScenarioError};
+pub use swarm::Swarm;
 
 /// Runs `scenario` once and returns its report and trace.
 #[must_use]

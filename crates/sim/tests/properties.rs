@@ -71,3 +71,24 @@ fn the_same_seed_gives_the_same_run() {
     assert_eq!(run(42), run(42));
     assert_ne!(run(42).1, run(43).1);
 }
+
+#[test]
+fn swarm_seeds_hold_invariants() {
+    for seed in 1000..1012u64 {
+        let knobs = edgeshift_sim::Swarm::from_seed(seed);
+        for name in ["fig4", "turnback"] {
+            for strategy in Strategy::ALL {
+                let mut s = Scenario::load(name).expect("built-in");
+                let mut cfg = SimConfig::new(strategy, seed);
+                knobs.apply(&mut s, &mut cfg);
+                let (report, _) = edgeshift_sim::run(s, cfg);
+                assert_eq!(
+                    report.invariant_violations, 0,
+                    "{name} {strategy} seed {seed} ({knobs}): {:#?}",
+                    report.violations
+                );
+                assert!(report.final_state_matches_twin);
+            }
+        }
+    }
+}

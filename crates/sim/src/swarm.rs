@@ -1,0 +1,75 @@
+//! Swarm testing: a seed also picks the fault and model knobs of a run (radio loss,
+//! shadowing, speed, sync batching, sync mode), so many seeds explore many worlds. The
+//! knobs are a pure function of the seed: `edgeshift sim --swarm --seed N` reproduces run N.
+
+use std::fmt;
+
+use edgeshift_proto::SyncMode;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Scenario, SimConfig};
+
+/// The knobs one seed picks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Swarm {
+    /// Loss of service traffic on the radio.
+    pub radio_loss: f64,
+    /// Shadow fading (dB).
+    pub shadowing_db: f64,
+    /// Factor on every UE's speed.
+    pub speed_factor: f64,
+    /// Replay sync batching (ms).
+    pub replay_batch_ms: u64,
+    /// Shadow sync mode.
+    pub sync: SyncMode,
+    /// Backhaul bandwidth (Gbit/s).
+    pub backhaul_gbit: f64,
+}
+
+impl Swarm {
+    /// The knobs of `seed`.
+    #[must_use]
+    pub fn from_seed(seed: u64) -> Self {
+        let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x5157_4152_4d00_0000);
+        Self {
+            radio_loss: [0.0, 0.0, 0.01, 0.05, 0.2][r.random_range(0..5)],
+            shadowing_db: [0.0, 3.0, 6.0, 8.0][r.random_range(0..4)],
+            speed_factor: r.random_range(0.5..2.0),
+            replay_batch_ms: [0, 0, 20, 100, 500][r.random_range(0..5)],
+            sync: if r.random_bool(0.3) {
+                SyncMode::Delta
+            } else {
+                SyncMode::Replay
+            },
+            backhaul_gbit: [0.1, 1.0, 10.0][r.random_range(0..3)],
+        }
+    }
+
+    /// Applies the knobs.
+    pub fn apply(&self, s: &mut Scenario, cfg: &mut SimConfig) {
+        s.links.radio_loss = self.radio_loss;
+        s.links.backhaul_gbit = self.backhaul_gbit;
+        s.radio.shadowing_db = self.shadowing_db;
+        s.edge.replay_batch_ms = self.replay_batch_ms;
+        for u in &mut s.ues {
+            u.speed_mps *= self.speed_factor;
+        }
+        cfg.sync = self.sync;
+    }
+}
+
+impl fmt::Display for Swarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "radio loss {:.2}, shadowing {} dB, speed x{:.2}, replay batch {} ms, {:?} sync, backhaul {} Gbit/s",
+            self.radio_loss,
+            self.shadowing_db,
+            self.speed_factor,
+            self.replay_batch_ms,
+            self.sync,
+            self.backhaul_gbit
+        )
+    }
+}
