@@ -307,29 +307,18 @@ impl EdgeServer {
                 });
             }
         }
-        let replay: Vec<ServerId> = live
-            .links
-            .iter()
-            .filter(|(_, l)| l.mode == SyncMode::Replay)
-            .map(|(s, _)| *s)
-            .collect();
+        let replay = live.links_in(SyncMode::Replay);
         if replay.is_empty() {
             return;
         }
         if self.cfg.replay_batch.is_zero() {
-            let source = self.cfg.id;
-            for to in replay {
-                let body = SyncBody::Inputs(forward.clone());
-                self.out.push_back(Transmit {
-                    to: to.into(),
-                    msg: ShadowSync {
-                        service,
-                        source,
-                        body,
-                    }
-                    .into(),
-                });
-            }
+            sync_to(
+                &mut self.out,
+                self.cfg.id,
+                service,
+                &replay,
+                &SyncBody::Inputs(forward),
+            );
         } else {
             live.batch.extend(forward);
         }
@@ -535,29 +524,12 @@ impl EdgeServer {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let targets: Vec<ServerId> = live
-            .links
-            .iter()
-            .filter(|(_, l)| l.mode == SyncMode::Delta)
-            .map(|(s, _)| *s)
-            .collect();
+        let targets = live.links_in(SyncMode::Delta);
         if targets.is_empty() || live.inst.svc.dirty_bytes() == 0 {
             return;
         }
-        let delta = live.inst.take_delta();
-        let source = self.cfg.id;
-        for to in targets {
-            let body = SyncBody::Delta(delta.clone());
-            self.out.push_back(Transmit {
-                to: to.into(),
-                msg: ShadowSync {
-                    service,
-                    source,
-                    body,
-                }
-                .into(),
-            });
-        }
+        let delta = SyncBody::Delta(live.inst.take_delta());
+        sync_to(&mut self.out, self.cfg.id, service, &targets, &delta);
     }
 
     fn on_relocate(&mut self, now: Instant, from: NodeId, m: Relocate) {
@@ -1241,6 +1213,27 @@ impl EdgeServer {
     }
 }
 
+/// Queues one [`ShadowSync`] with `body` for each of `targets`.
+fn sync_to(
+    out: &mut VecDeque<Transmit>,
+    source: ServerId,
+    service: ServiceId,
+    targets: &[ServerId],
+    body: &SyncBody,
+) {
+    for to in targets {
+        let msg = ShadowSync {
+            service,
+            source,
+            body: body.clone(),
+        };
+        out.push_back(Transmit {
+            to: (*to).into(),
+            msg: msg.into(),
+        });
+    }
+}
+
 fn source_of(from: NodeId) -> ServerId {
     match from {
         NodeId::Server(s) => s,
@@ -1249,6 +1242,15 @@ fn source_of(from: NodeId) -> ServerId {
 }
 
 impl Live {
+    /// Servers holding a shadow synced in `mode`.
+    fn links_in(&self, mode: SyncMode) -> Vec<ServerId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.mode == mode)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
     fn new(inst: Instance) -> Self {
         Self {
             inst,
@@ -1315,26 +1317,9 @@ impl Role for EdgeServer {
                         continue;
                     };
                     if !live.batch.is_empty() {
-                        let batch = std::mem::take(&mut live.batch);
-                        let to: Vec<ServerId> = live
-                            .links
-                            .iter()
-                            .filter(|(_, l)| l.mode == SyncMode::Replay)
-                            .map(|(s, _)| *s)
-                            .collect();
-                        let source = self.cfg.id;
-                        for t in to {
-                            let body = SyncBody::Inputs(batch.clone());
-                            self.out.push_back(Transmit {
-                                to: t.into(),
-                                msg: ShadowSync {
-                                    service,
-                                    source,
-                                    body,
-                                }
-                                .into(),
-                            });
-                        }
+                        let batch = SyncBody::Inputs(std::mem::take(&mut live.batch));
+                        let to = live.links_in(SyncMode::Replay);
+                        sync_to(&mut self.out, self.cfg.id, service, &to, &batch);
                     }
                     if !live.frozen && !live.links.is_empty() {
                         self.timers

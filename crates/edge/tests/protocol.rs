@@ -149,8 +149,8 @@ fn prepare(w: &mut World, candidates: Vec<ServerId>, sync: SyncMode) {
     w.deliver(NodeId::Control, ServerId(1), m);
 }
 
-fn relocate(w: &mut World, target: u32, mode: RelocationMode) {
-    let m = Relocate {
+fn relocate_msg(now: Instant, target: u32, mode: RelocationMode) -> Relocate {
+    Relocate {
         service: ServiceId(1),
         action: RelocateAction::Relocate {
             source: ServerId(1),
@@ -158,10 +158,33 @@ fn relocate(w: &mut World, target: u32, mode: RelocationMode) {
             mode,
             epoch: 2,
         },
-        timing: Timing::at(w.now),
-    };
+        timing: Timing::at(now),
+    }
+}
+
+/// 1006 to source and target, everything delivered.
+fn relocate(w: &mut World, target: u32, mode: RelocationMode) {
+    let m = relocate_msg(w.now, target, mode);
     w.deliver(NodeId::Control, ServerId(1), m.clone());
     w.deliver(NodeId::Control, ServerId(target), m);
+}
+
+/// 1006 to the source only; `keep` may drop or alter the traffic that follows.
+fn relocate_with(
+    w: &mut World,
+    target: u32,
+    mode: RelocationMode,
+    keep: impl FnMut(&mut Transmit) -> bool,
+) {
+    let m = relocate_msg(w.now, target, mode);
+    w.queue.push_back((
+        NodeId::Control,
+        Transmit {
+            to: ServerId(1).into(),
+            msg: m.into(),
+        },
+    ));
+    w.pump(keep);
 }
 
 #[test]
@@ -272,7 +295,7 @@ fn a_target_that_cannot_host_rejects_and_the_source_serves_on() {
     }
     // Server 2 loses every 1004: it can never get the state and asks again and again;
     // here we make it unable to instantiate instead, by corrupting the code in flight.
-    relocate_with(&mut w, |t| {
+    relocate_with(&mut w, 2, RelocationMode::Cold, |t| {
         if let Message::ShadowTransfer(m) = &mut t.msg
             && let Some(spec) = &mut m.spec
         {
@@ -302,27 +325,6 @@ fn a_target_that_cannot_host_rejects_and_the_source_serves_on() {
     );
 }
 
-fn relocate_with(w: &mut World, keep: impl FnMut(&mut Transmit) -> bool) {
-    let m = Relocate {
-        service: ServiceId(1),
-        action: RelocateAction::Relocate {
-            source: ServerId(1),
-            target: ServerId(2),
-            mode: RelocationMode::Cold,
-            epoch: 2,
-        },
-        timing: Timing::at(w.now),
-    };
-    w.queue.push_back((
-        NodeId::Control,
-        Transmit {
-            to: ServerId(1).into(),
-            msg: m.into(),
-        },
-    ));
-    w.pump(keep);
-}
-
 #[test]
 fn inputs_held_while_frozen_are_not_lost() {
     let mut w = World::new(2);
@@ -332,25 +334,8 @@ fn inputs_held_while_frozen_are_not_lost() {
         w.input(s);
     }
     // Freeze the source, hold the 2004 back, and send an input meanwhile.
-    let m = Relocate {
-        service: ServiceId(1),
-        action: RelocateAction::Relocate {
-            source: ServerId(1),
-            target: ServerId(2),
-            mode: RelocationMode::Hot,
-            epoch: 2,
-        },
-        timing: Timing::at(w.now),
-    };
     let mut held = Vec::new();
-    w.queue.push_back((
-        NodeId::Control,
-        Transmit {
-            to: ServerId(1).into(),
-            msg: m.into(),
-        },
-    ));
-    w.pump(|t| {
+    relocate_with(&mut w, 2, RelocationMode::Hot, |t| {
         if matches!(t.msg, Message::RelocateRequest(_)) {
             held.push(t.clone());
             return false;
@@ -485,25 +470,8 @@ fn a_delta_synced_shadow_out_of_date_at_2004_catches_up_with_a_delta() {
         w.input(s);
     }
     // No delta tick since: the shadow still holds the snapshot at input 0.
-    let m = Relocate {
-        service: ServiceId(1),
-        action: RelocateAction::Relocate {
-            source: ServerId(1),
-            target: ServerId(2),
-            mode: RelocationMode::Hot,
-            epoch: 2,
-        },
-        timing: Timing::at(w.now),
-    };
     let mut seen = Vec::new();
-    w.queue.push_back((
-        NodeId::Control,
-        Transmit {
-            to: ServerId(1).into(),
-            msg: m.into(),
-        },
-    ));
-    w.pump(|t| {
+    relocate_with(&mut w, 2, RelocationMode::Hot, |t| {
         match &t.msg {
             Message::RelocateConfirm(c) => seen.push(format!("2005 {:?}", c.verdict)),
             Message::CatchUp(c) => seen.push(match &c.body {
