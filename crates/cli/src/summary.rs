@@ -101,14 +101,38 @@ pub(crate) fn print_trace(trace: &[TraceEntry], relocation_only: bool) {
                 if relocation_only && !key.iter().any(|k| what.starts_with(k)) {
                     continue;
                 }
-                let short: String = what.chars().take(110).collect();
-                println!("{:>10.3}s       {node:>8}: {short}", at.as_secs_f64());
+                let text = if relocation_only {
+                    event_label(what)
+                } else {
+                    what.chars().take(110).collect()
+                };
+                println!("{:>10.3}s       {node:>8}: {text}", at.as_secs_f64());
             }
         }
     }
     if relocation_only && chunks > 1 {
         println!("            (1004 shadow transfer: {chunks} chunks in all, one shown)");
     }
+}
+
+/// A one-line label for a role event in the relocation timeline.
+fn event_label(what: &str) -> String {
+    let name = what.split([' ', '{']).next().unwrap_or(what);
+    let label = match name {
+        "Activated" => "shadow activated as the live instance",
+        "ShadowReady" => "shadow complete and verified",
+        "ShadowDiscarded" => "shadow discarded",
+        "Frozen" => "live instance frozen, holding new inputs",
+        "RelocatedOut" => "instance released, traffic forwarded to the new host",
+        "RelocationFailed" => "relocation refused, serving on",
+        "Detached" => "radio gap starts",
+        "Attached" => "attached",
+        _ => name,
+    };
+    if name == "Activated" && what.contains("first_try: false") {
+        return format!("{label} (after catch-up)");
+    }
+    label.to_owned()
 }
 
 /// Prints shadow vs cold side by side.
@@ -130,4 +154,8 @@ pub(crate) fn print_comparison(shadow: Option<&Report>, cold: &Report) {
             );
         }
     }
+    println!(
+        "added = service gap seen by the UE minus the radio gap; twin ok = the final state's checksum"
+    );
+    println!("equals that of a twin that applied the same inputs and never moved.");
 }
