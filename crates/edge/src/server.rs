@@ -851,6 +851,14 @@ impl EdgeServer {
                 buf: Vec::with_capacity(usize::try_from(m.total_len.min(1 << 30)).unwrap_or(0)),
             });
             sh.deltas.clear();
+            if let Some(ServiceSpec {
+                code: CodeRef::Inline { kind, bytes },
+                ..
+            }) = &m.spec
+            {
+                // Compile while the state is still on its way; a failure shows at the end.
+                let _ = self.factory.prepare(kind, bytes);
+            }
             if created {
                 self.events.push_back(EdgeEvent::ShadowCreated {
                     service,

@@ -60,6 +60,16 @@ pub trait ServiceFactory: Send {
         code: &[u8],
         config: &[u8],
     ) -> Result<Box<dyn Service>, ServiceError>;
+
+    /// Program code arrived ahead of its state (the first 1004 chunk): compile and cache
+    /// it now, so the instance is ready when the state is.
+    ///
+    /// # Errors
+    /// The code does not load.
+    fn prepare(&mut self, kind: &str, code: &[u8]) -> Result<(), ServiceError> {
+        let _ = (kind, code);
+        Ok(())
+    }
 }
 
 /// Why a service could not be created or run.

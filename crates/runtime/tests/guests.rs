@@ -1,0 +1,232 @@
+//! WebAssembly services: replay determinism, snapshots with globals, deltas, bad guests.
+
+use edgeshift_edge::{Service, ServiceError, ServiceFactory};
+use edgeshift_runtime::{Limits, ModuleError, WasmFactory, WasmService, samples};
+use proptest::prelude::*;
+
+fn factory() -> WasmFactory {
+    WasmFactory::new(Limits::default()).expect("engine")
+}
+
+fn sample(f: &mut WasmFactory, name: &str, mib: u32) -> WasmService {
+    let spec = samples::spec(name, mib, 0).expect("sample");
+    let edgeshift_proto::CodeRef::Inline { bytes, .. } = &spec.code else {
+        panic!("inline code")
+    };
+    let hash = f.load(bytes).expect("loads");
+    f.instantiate_wasm(hash, &spec.config)
+        .expect("instantiates")
+}
+
+fn input(seq: u64) -> [u8; 8] {
+    // player, dx, dy for arena; a seed for armap.
+    let h = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h.to_le_bytes()
+}
+
+#[test]
+fn samples_load_and_answer() {
+    let mut f = factory();
+    for name in samples::NAMES {
+        let mut s = sample(&mut f, name, 1);
+        let out = s.step(1, &input(1)).expect("step");
+        assert_eq!(out.len(), 16, "{name}");
+    }
+    let armap = sample(&mut f, "armap", 8);
+    assert!(armap.state_len() >= 8 << 20);
+}
+
+#[test]
+fn replay_is_deterministic_over_100k_inputs_and_from_a_snapshot() {
+    let mut f = factory();
+    let mut a = sample(&mut f, "arena", 1);
+    let mut b = sample(&mut f, "arena", 1);
+    let mut c = sample(&mut f, "arena", 1);
+    let k = 40_000;
+    for seq in 1..=k {
+        assert_eq!(
+            a.step(seq, &input(seq)).expect("a"),
+            b.step(seq, &input(seq)).expect("b")
+        );
+    }
+    c.restore(&a.snapshot()).expect("restore");
+    for seq in k + 1..=100_000 {
+        let x = a.step(seq, &input(seq)).expect("a");
+        b.step(seq, &input(seq)).expect("b");
+        assert_eq!(c.step(seq, &input(seq)).expect("c"), x);
+    }
+    assert_eq!(a.checksum(), b.checksum());
+    assert_eq!(a.checksum(), c.checksum());
+    assert_eq!(f.compiled(), 1, "one compilation for three instances");
+}
+
+#[test]
+fn a_global_travels_with_the_state() {
+    // counter keeps its count in a mutable global it does not export.
+    let mut f = factory();
+    let mut a = sample(&mut f, "counter", 1);
+    for seq in 1..=10 {
+        a.step(seq, &[seq as u8]).expect("step");
+    }
+    let snap = a.snapshot();
+    let expected = a.step(11, &[11]).expect("a");
+    let mut b = sample(&mut f, "counter", 1);
+    b.restore(&snap).expect("restore");
+    assert_eq!(b.step(11, &[11]).expect("b"), expected);
+    assert_eq!(b.checksum(), a.checksum());
+    // Memory alone is not enough: a copy without the global diverges.
+    let mut c = sample(&mut f, "counter", 1);
+    let mut memory_only = c.snapshot();
+    memory_only[4096..].copy_from_slice(&snap[4096..]);
+    c.restore(&memory_only).expect("restore");
+    assert_ne!(c.step(11, &[11]).expect("c"), expected);
+    assert_ne!(c.checksum(), a.checksum());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn delta_sync_keeps_a_shadow_identical(bursts in proptest::collection::vec(1u64..300, 1..8)) {
+        let mut f = factory();
+        let mut live = sample(&mut f, "armap", 2);
+        let mut shadow = sample(&mut f, "armap", 2);
+        shadow.restore(&live.snapshot()).expect("restore");
+        live.take_delta();
+        let mut seq = 0;
+        for n in bursts {
+            for _ in 0..n {
+                seq += 1;
+                live.step(seq, &input(seq)).expect("step");
+            }
+            prop_assert!(live.dirty_bytes() > 0);
+            let (len, chunks) = live.take_delta();
+            prop_assert!(chunks.len() < (len / 4096) as usize, "only dirty chunks travel");
+            shadow.apply_delta(len, &chunks).expect("apply");
+            prop_assert_eq!(shadow.checksum(), live.checksum());
+            prop_assert_eq!(live.dirty_bytes(), 0);
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_delta_is_detected_by_the_checksum() {
+    let mut f = factory();
+    let mut live = sample(&mut f, "arena", 1);
+    let mut shadow = sample(&mut f, "arena", 1);
+    shadow.restore(&live.snapshot()).expect("restore");
+    live.take_delta();
+    for seq in 1..=50 {
+        live.step(seq, &input(seq)).expect("step");
+    }
+    let (len, mut chunks) = live.take_delta();
+    let last = chunks.len() - 1;
+    chunks[last].data[7] ^= 0x40;
+    shadow.apply_delta(len, &chunks).expect("applies");
+    assert_ne!(shadow.checksum(), live.checksum());
+}
+
+const SPIN: &str = r#"(module (memory (export "memory") 1)
+  (func (export "es_abi_version") (result i32) (i32.const 1))
+  (func (export "es_buffer") (result i32) (i32.const 0))
+  (func (export "es_buffer_size") (result i32) (i32.const 1024))
+  (func (export "es_init") (param i32) (result i32) (i32.const 0))
+  (func (export "es_input") (param i64 i32) (result i32)
+    (if (i64.eq (local.get 0) (i64.const 1)) (then (loop $l (br $l))))
+    (if (i64.eq (local.get 0) (i64.const 2)) (then unreachable))
+    (if (i64.eq (local.get 0) (i64.const 3))
+      (then (if (i32.eq (memory.grow (i32.const 1000)) (i32.const -1)) (then (return (i32.const -1))))))
+    (i32.const 0)))"#;
+
+#[test]
+fn bad_guests_get_typed_errors_and_the_host_serves_on() {
+    let limits = Limits {
+        max_memory: 4 << 20,
+        fuel_per_call: 10_000_000,
+        ..Limits::default()
+    };
+    let mut f = WasmFactory::new(limits).expect("engine");
+    let mut good = sample(&mut f, "counter", 1);
+    let mut bad = f.instantiate("wasm", SPIN.as_bytes(), &[]).expect("loads");
+    let runaway = bad.step(1, &[]);
+    assert!(
+        matches!(&runaway, Err(ServiceError::Trap { reason, .. }) if reason.contains("fuel")),
+        "{runaway:?}"
+    );
+    let trapped = bad.step(2, &[]);
+    assert!(
+        matches!(&trapped, Err(ServiceError::Trap { reason, .. }) if reason.contains("unreachable")),
+        "{trapped:?}"
+    );
+    let grown = bad.step(3, &[]);
+    assert!(
+        matches!(&grown, Err(ServiceError::Trap { reason, .. }) if reason.contains("error")),
+        "{grown:?}"
+    );
+    assert!(
+        bad.step(4, &[]).is_ok(),
+        "the guest itself still answers after its traps"
+    );
+    assert!(good.step(1, &[1]).is_ok(), "other instances are untouched");
+
+    for (code, what) in [
+        (
+            b"\0asm\x01\0\0\0garbage".as_slice(),
+            "not a valid WebAssembly module",
+        ),
+        (
+            b"(module (import \"wasi\" \"fd_write\" (func)) (memory (export \"memory\") 1))"
+                .as_slice(),
+            "imports wasi.fd_write",
+        ),
+        (
+            b"(module (memory (export \"memory\") 1))".as_slice(),
+            "no exported function es_abi_version",
+        ),
+        (
+            b"not wasm at all".as_slice(),
+            "not a valid WebAssembly module",
+        ),
+    ] {
+        let err = f.load(code).expect_err("refused");
+        assert!(err.to_string().contains(what), "{err}");
+        let via_trait = f
+            .instantiate("wasm", code, &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(via_trait.contains(what), "{via_trait}");
+    }
+    assert!(matches!(
+        f.load(&vec![0u8; 65 << 20]),
+        Err(ModuleError::TooLarge(_))
+    ));
+    let armap = samples::spec("armap", 64, 0).expect("spec");
+    let edgeshift_proto::CodeRef::Inline { bytes, .. } = &armap.code else {
+        panic!()
+    };
+    let refused = f
+        .instantiate("wasm", bytes, &armap.config)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.contains("es_init refused"),
+        "64 MiB exceeds the 4 MiB cap: {refused}"
+    );
+}
+
+#[test]
+fn a_snapshot_of_another_module_does_not_restore() {
+    let mut f = factory();
+    let counter = sample(&mut f, "counter", 1);
+    let mut arena = sample(&mut f, "arena", 1);
+    assert!(matches!(
+        arena.restore(&counter.snapshot()),
+        Err(ServiceError::BadState(_))
+    ));
+    assert!(matches!(
+        arena.restore(&[1, 2, 3]),
+        Err(ServiceError::BadState(_))
+    ));
+}
