@@ -43,6 +43,10 @@ struct SimArgs {
     /// Service state size in MiB (default: the scenario's, 1 MiB in the built-ins).
     #[arg(long)]
     state_mib: Option<u64>,
+    /// The service: mem (in-memory reference), or the WebAssembly samples counter, arena,
+    /// armap (default: the scenario's).
+    #[arg(long)]
+    service: Option<String>,
     /// Keep shadows in sync by state deltas instead of replaying inputs.
     #[arg(long)]
     delta_sync: bool,
@@ -102,6 +106,7 @@ fn write_json(path: &PathBuf, report: &Report) -> anyhow::Result<()> {
 fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     let mut scenario = Scenario::load(&a.scenario)?;
     let mut cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
+    cfg.service.clone_from(&a.service);
     if let Some(runs) = a.runs {
         return run_swarm(&a, &scenario, runs);
     }
@@ -110,7 +115,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         println!("swarm knobs of seed {}: {knobs}", a.seed);
         knobs.apply(&mut scenario, &mut cfg);
     }
-    let (report, trace) = edgeshift_sim::run(scenario, cfg);
+    let (report, trace) = edgeshift_sim::run(scenario, cfg)?;
     if a.trace {
         summary::print_trace(&trace, false);
     }
@@ -128,8 +133,9 @@ fn run_swarm(a: &SimArgs, scenario: &Scenario, runs: u64) -> anyhow::Result<bool
         for strategy in Strategy::ALL {
             let mut s = scenario.clone();
             let mut cfg = sim_config(strategy, seed, a.state_mib, a.delta_sync)?;
+            cfg.service.clone_from(&a.service);
             knobs.apply(&mut s, &mut cfg);
-            let (report, _) = edgeshift_sim::run(s, cfg);
+            let (report, _) = edgeshift_sim::run(s, cfg)?;
             if report.invariant_violations > 0 || !report.final_state_matches_twin {
                 failed += 1;
                 println!(
@@ -163,7 +169,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     );
     for strategy in [Strategy::Shadow, Strategy::Cold] {
         let cfg = sim_config(strategy, a.seed, Some(a.state_mib), false)?;
-        let (report, trace) = edgeshift_sim::run(Scenario::load("fig4")?, cfg);
+        let (report, trace) = edgeshift_sim::run(Scenario::load("fig4")?, cfg)?;
         ok &= report.invariant_violations == 0;
         if strategy == Strategy::Shadow {
             summary::print_trace(&trace, true);

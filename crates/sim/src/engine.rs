@@ -6,14 +6,13 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use edgeshift_control::{ControlConfig, ControlNode, Strategy};
-use edgeshift_edge::{
-    EdgeConfig, EdgeEvent, EdgeServer, MemConfig, MemFactory, MemService, Service,
-};
+use edgeshift_edge::{EdgeConfig, EdgeEvent, EdgeServer, MEM_KIND, MemConfig, ServiceFactory};
 use edgeshift_proto::{
-    CellId, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, SyncMode, Transmit, UeId,
-    codec,
+    CellId, CodeRef, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, ServiceSpec,
+    SyncMode, Transmit, UeId, codec,
 };
 use edgeshift_ran::{BaseStation, MeasurementReport, PredictorConfig, RanConfig, RanEvent};
+use edgeshift_runtime::{Limits, ModuleError, WasmFactory, samples};
 use edgeshift_ue::{HandoverGap, UeClient, UeConfig, UeEvent};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +24,36 @@ use crate::radio::{Pos, UeRadio, position};
 use crate::report::{Percentiles, RelocationRecord, Report};
 use crate::scenario::Scenario;
 
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The service is not one the simulator knows.
+    #[error("unknown service {0:?} (expected mem, counter, arena or armap)")]
+    UnknownService(String),
+    /// The WebAssembly engine could not start.
+    #[error("WebAssembly runtime: {0}")]
+    Runtime(ModuleError),
+}
+
+/// The deploy spec of a service kind with about `state_bytes` of state.
+fn service_spec(
+    kind: &str,
+    state_bytes: u64,
+    writes: u32,
+    budget: u32,
+) -> Result<ServiceSpec, SimError> {
+    if kind == MEM_KIND {
+        return Ok(MemConfig {
+            state_bytes,
+            writes_per_input: writes,
+        }
+        .spec(budget));
+    }
+    let mib = u32::try_from(state_bytes.div_ceil(1 << 20).clamp(1, 1024)).unwrap_or(1024);
+    samples::spec(kind, mib, budget).ok_or_else(|| SimError::UnknownService(kind.to_owned()))
+}
+
 /// Options of one run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -34,6 +63,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Overrides the scenario's service state size.
     pub state_bytes: Option<u64>,
+    /// Overrides the scenario's service (`mem`, `counter`, `arena`, `armap`).
+    pub service: Option<String>,
     /// Sync mode of shadows.
     pub sync: SyncMode,
     /// Keep service traffic (inputs, answers, probes) in the trace too.
@@ -48,6 +79,7 @@ impl SimConfig {
             strategy,
             seed,
             state_bytes: None,
+            service: None,
             sync: SyncMode::Replay,
             trace_traffic: false,
         }
@@ -153,7 +185,7 @@ struct Reloc {
 pub struct Sim {
     scenario: Scenario,
     cfg: SimConfig,
-    mem: MemConfig,
+    spec: ServiceSpec,
     now: Instant,
     end: Instant,
     seq: u64,
@@ -188,13 +220,22 @@ fn ms(v: f64) -> Duration {
 
 impl Sim {
     /// Sets up every role of `scenario` at time zero.
-    #[must_use]
-    pub fn new(scenario: Scenario, cfg: SimConfig) -> Self {
+    ///
+    /// # Errors
+    /// An unknown service, or a WebAssembly engine that cannot start on this host.
+    pub fn new(scenario: Scenario, cfg: SimConfig) -> Result<Self, SimError> {
         let s = &scenario;
-        let mem = MemConfig {
-            state_bytes: cfg.state_bytes.unwrap_or(s.service.state_bytes),
-            writes_per_input: s.service.writes_per_input,
-        };
+        let kind = cfg
+            .service
+            .clone()
+            .unwrap_or_else(|| s.service.kind.clone());
+        let state_bytes = cfg.state_bytes.unwrap_or(s.service.state_bytes);
+        let spec = service_spec(
+            &kind,
+            state_bytes,
+            s.service.writes_per_input,
+            s.service.latency_budget_ms,
+        )?;
         let end = Instant::from_secs_f64(s.duration_s + s.drain_s);
         let mut nodes = BTreeMap::new();
         for sv in &s.servers {
@@ -202,7 +243,8 @@ impl Sim {
             ec.capacity = s.edge.capacity;
             ec.delta_interval = Duration::from_millis(s.edge.delta_interval_ms.max(1));
             ec.replay_batch = Duration::from_millis(s.edge.replay_batch_ms);
-            let server = EdgeServer::new(ec, Box::new(MemFactory), Instant::ZERO);
+            let factory = WasmFactory::new(Limits::default()).map_err(SimError::Runtime)?;
+            let server = EdgeServer::new(ec, Box::new(factory), Instant::ZERO);
             nodes.insert(NodeId::Server(ServerId(sv.id)), Node::Server(server));
         }
         for c in &s.cells {
@@ -257,7 +299,7 @@ impl Sim {
         let net = Network::new(s);
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut sim = Self {
-            mem,
+            spec,
             now: Instant::ZERO,
             end,
             seq: 0,
@@ -282,7 +324,29 @@ impl Sim {
             cfg,
         };
         sim.start();
-        sim
+        Ok(sim)
+    }
+
+    /// Checksum of a twin that applied the UE's inputs in order and never moved.
+    fn twin_checksum(&self, service: ServiceId) -> Result<u128, String> {
+        let CodeRef::Inline { kind, bytes } = &self.spec.code else {
+            return Err("service code is not inline".into());
+        };
+        let mut factory = WasmFactory::new(Limits::default()).map_err(|e| e.to_string())?;
+        let mut twin = factory
+            .instantiate(kind, bytes, &self.spec.config)
+            .map_err(|e| e.to_string())?;
+        for (i, p) in self
+            .payloads
+            .get(&service)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            // A trap consumes the input on every replica alike.
+            let _ = twin.step(i as u64 + 1, p);
+        }
+        Ok(twin.checksum())
     }
 
     fn start(&mut self) {
@@ -292,7 +356,7 @@ impl Sim {
             .iter()
             .map(|u| (u.id, position(&u.waypoints, u.speed_mps, u.start_s, 0.0)))
             .collect();
-        let spec = self.mem.spec(self.scenario.service.latency_budget_ms);
+        let spec = self.spec.clone();
         for (id, pos) in ues {
             let ue = UeId(id);
             let rsrp = self.radios.entry(ue).or_default().measure(
@@ -713,18 +777,7 @@ impl Sim {
                 );
                 self.checker.violation(self.now, what);
             }
-            let twin = MemService::new(self.mem).map(|mut t| {
-                for (i, p) in self
-                    .payloads
-                    .get(&service)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    let _ = t.step(i as u64 + 1, p);
-                }
-                t.checksum()
-            });
+            let twin = self.twin_checksum(service);
             if twin.as_ref().ok() != Some(&live.checksum) {
                 twins_match = false;
                 self.checker.violation(

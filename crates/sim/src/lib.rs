@@ -16,15 +16,17 @@ mod report;
 pub mod scenario;
 mod swarm;
 
-pub use engine::{Sim, SimConfig, TraceEntry};
+pub use engine::{Sim, SimConfig, SimError, TraceEntry};
 pub use report::{Percentiles, RelocationRecord, Report};
 pub use scenario::{BUILTIN, Scenario, ScenarioError};
 pub use swarm::Swarm;
 
 /// Runs `scenario` once and returns its report and trace.
-#[must_use]
-pub fn run(scenario: Scenario, cfg: SimConfig) -> (Report, Vec<TraceEntry>) {
-    Sim::new(scenario, cfg).run()
+///
+/// # Errors
+/// See [`Sim::new`].
+pub fn run(scenario: Scenario, cfg: SimConfig) -> Result<(Report, Vec<TraceEntry>), SimError> {
+    Ok(Sim::new(scenario, cfg)?.run())
 }
 
 /// A digest of a trace, to compare runs for determinism.

@@ -198,10 +198,13 @@ impl Default for Links {
     }
 }
 
-/// The reference service and the UE traffic.
+/// The service every UE uses, and the UE traffic.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Service {
+    /// `mem` (the in-memory reference service) or a WebAssembly sample: `counter`,
+    /// `arena`, `armap`.
+    pub kind: String,
     /// State size (bytes).
     pub state_bytes: u64,
     /// Places written per input.
@@ -217,6 +220,7 @@ pub struct Service {
 impl Default for Service {
     fn default() -> Self {
         Self {
+            kind: "mem".into(),
             state_bytes: 1 << 20,
             writes_per_input: 8,
             latency_budget_ms: 0,
@@ -407,6 +411,12 @@ impl Scenario {
         }
         if self.links.backhaul_gbit <= 0.0 || self.links.radio_mbit <= 0.0 {
             return bad("bandwidths must be positive".into());
+        }
+        if !["mem", "counter", "arena", "armap"].contains(&self.service.kind.as_str()) {
+            return bad(format!(
+                "unknown service.kind {:?} (mem, counter, arena or armap)",
+                self.service.kind
+            ));
         }
         if self.service.state_bytes < 64 || self.service.input_period_ms == 0 {
             return bad(

@@ -6,7 +6,7 @@ use edgeshift_sim::{Report, Scenario, SimConfig, TraceEntry};
 
 /// Runs a built-in scenario (or TOML text) and asserts the invariants held.
 pub fn run_ok(scenario: Scenario, strategy: Strategy, seed: u64) -> (Report, Vec<TraceEntry>) {
-    let (report, trace) = edgeshift_sim::run(scenario, SimConfig::new(strategy, seed));
+    let (report, trace) = sim(scenario, SimConfig::new(strategy, seed));
     assert_eq!(
         report.invariant_violations, 0,
         "violations: {:#?}",
@@ -16,6 +16,11 @@ pub fn run_ok(scenario: Scenario, strategy: Strategy, seed: u64) -> (Report, Vec
     assert_eq!(report.inputs_sent, report.inputs_applied_once);
     assert!(report.inputs_sent > 0);
     (report, trace)
+}
+
+/// Runs a scenario.
+pub fn sim(scenario: Scenario, cfg: SimConfig) -> (Report, Vec<TraceEntry>) {
+    edgeshift_sim::run(scenario, cfg).expect("the simulator starts")
 }
 
 /// A built-in scenario.

@@ -65,3 +65,32 @@ fn fig4_message_sequence() {
     assert_eq!(rec.added_ms, 0.0);
     assert!(rec.critical_path_ms < rec.radio_gap_ms);
 }
+
+#[test]
+fn fig4_with_webassembly_services() {
+    for service in ["arena", "armap"] {
+        let mut cfg = edgeshift_sim::SimConfig::new(Strategy::Shadow, 2);
+        cfg.service = Some(service.into());
+        cfg.state_bytes = Some(2 << 20);
+        let (report, trace) = sim(builtin("fig4"), cfg);
+        assert_eq!(
+            report.invariant_violations, 0,
+            "{service}: {:#?}",
+            report.violations
+        );
+        assert!(report.final_state_matches_twin, "{service}");
+        assert_eq!(report.inputs_sent, report.inputs_applied_once);
+        assert_eq!(report.relocations, 1, "{service}");
+        let rec = &report.relocation_records[0];
+        assert_eq!((rec.from.as_str(), rec.to.as_str()), ("me1", "me3"));
+        assert!(
+            rec.state_bytes >= 2 << 20,
+            "{service}: {} bytes",
+            rec.state_bytes
+        );
+        assert_eq!(rec.added_ms, 0.0, "{service}");
+        let m = messages(&trace);
+        let t = find(&m, 0, 1004, "me1", "me3");
+        find(&m, t, 2004, "me1", "me3");
+    }
+}

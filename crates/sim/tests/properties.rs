@@ -32,7 +32,7 @@ proptest! {
         for strategy in Strategy::ALL {
             let mut s = perturbed(scenario, loss, shadowing, speed);
             s.edge.replay_batch_ms = batch;
-            let (report, _) = edgeshift_sim::run(s, SimConfig::new(strategy, seed));
+            let (report, _) = common::sim(s, SimConfig::new(strategy, seed));
             prop_assert_eq!(report.invariant_violations, 0, "{} {} seed {}: {:#?}", scenario, strategy, seed, report.violations);
             prop_assert!(report.final_state_matches_twin);
             prop_assert_eq!(report.inputs_sent, report.inputs_applied_once);
@@ -45,7 +45,7 @@ fn corridor_invariants_over_seeds() {
     for seed in 0..4u64 {
         for strategy in Strategy::ALL {
             let s = perturbed("corridor", 0.02, 6.0, 1.0);
-            let (report, _) = edgeshift_sim::run(s, SimConfig::new(strategy, seed));
+            let (report, _) = common::sim(s, SimConfig::new(strategy, seed));
             assert_eq!(
                 report.invariant_violations, 0,
                 "corridor {strategy} seed {seed}: {:#?}",
@@ -59,7 +59,7 @@ fn corridor_invariants_over_seeds() {
 #[test]
 fn the_same_seed_gives_the_same_run() {
     let run = |seed| {
-        let (report, trace) = edgeshift_sim::run(
+        let (report, trace) = common::sim(
             perturbed("fig4", 0.02, 6.0, 1.0),
             SimConfig::new(Strategy::Shadow, seed),
         );
@@ -81,7 +81,7 @@ fn swarm_seeds_hold_invariants() {
                 let mut s = Scenario::load(name).expect("built-in");
                 let mut cfg = SimConfig::new(strategy, seed);
                 knobs.apply(&mut s, &mut cfg);
-                let (report, _) = edgeshift_sim::run(s, cfg);
+                let (report, _) = common::sim(s, cfg);
                 assert_eq!(
                     report.invariant_violations, 0,
                     "{name} {strategy} seed {seed} ({knobs}): {:#?}",

@@ -105,7 +105,7 @@ fn shadow_out_of_date_at_2004_catches_up_then_activates() {
 fn delta_sync_shadows_stay_valid() {
     let mut cfg = edgeshift_sim::SimConfig::new(Strategy::Shadow, 8);
     cfg.sync = edgeshift_proto::SyncMode::Delta;
-    let (report, _) = edgeshift_sim::run(builtin("corridor"), cfg);
+    let (report, _) = sim(builtin("corridor"), cfg);
     assert_eq!(report.invariant_violations, 0, "{:#?}", report.violations);
     assert!(report.final_state_matches_twin);
     assert_eq!(report.relocations, 4);
