@@ -27,6 +27,35 @@ enum Cmd {
     Sim(SimArgs),
     /// The patent's FIG. 4 in the simulator: shadow vs cold side by side, with a timeline.
     Demo(DemoArgs),
+    /// Benchmarks (numbers, not tests).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Relocate a WebAssembly `armap` service of each size by each strategy over one
+    /// emulated link: real compute, emulated wire.
+    Relocation(RelocationArgs),
+}
+
+#[derive(clap::Args)]
+struct RelocationArgs {
+    /// State sizes in MiB.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,512")]
+    sizes: Vec<u32>,
+    /// Link bandwidth in Gbit/s (0: unlimited).
+    #[arg(long, default_value_t = 1.0)]
+    gbit: f64,
+    /// Link round-trip time in ms.
+    #[arg(long, default_value_t = 2.0)]
+    rtt_ms: f64,
+    /// Strategies to compare.
+    #[arg(long, value_delimiter = ',', default_value = "cold,precopy,shadow-replay,shadow-delta")]
+    strategies: Vec<String>,
+    /// Write the JSON record here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -185,11 +214,42 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
+    use edgeshift_sim::bench::{BenchLink, BenchReport, measure};
+    anyhow::ensure!(a.gbit >= 0.0 && a.rtt_ms >= 0.0, "--gbit and --rtt-ms must not be negative");
+    for s in &a.sizes {
+        anyhow::ensure!((1..=1024).contains(s), "sizes are 1 to 1024 MiB, not {s}");
+    }
+    let link = BenchLink { gbit_s: a.gbit, rtt_ms: a.rtt_ms };
+    let bw = if a.gbit > 0.0 { format!("{} Gbit/s", a.gbit) } else { "unlimited".to_owned() };
+    println!("relocation of an armap WebAssembly service, link {bw}, RTT {} ms", a.rtt_ms);
+    println!("{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9}", "MiB", "strategy", "critical ms", "downtime ms", "critical bytes", "total bytes", "checksum");
+    let mut results = Vec::new();
+    for size in &a.sizes {
+        for strategy in &a.strategies {
+            let r = measure(*size, strategy, link)?;
+            println!(
+                "{:>8} {:<14} {:>14.3} {:>12.3} {:>16} {:>14} {:>9}",
+                r.size_mib, r.strategy, r.critical_path_ms, r.downtime_ms, r.critical_bytes, r.total_bytes, if r.checksum_ok { "ok" } else { "MISMATCH" }
+            );
+            results.push(r);
+        }
+    }
+    let ok = results.iter().all(|r| r.checksum_ok);
+    let report = BenchReport { link, results };
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ok)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ok = match cli.cmd {
         Cmd::Sim(a) => run_sim(a)?,
         Cmd::Demo(a) => run_demo(a)?,
+        Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
     };
     if !ok {
         anyhow::bail!("invariant violations (listed above)");

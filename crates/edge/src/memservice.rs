@@ -118,19 +118,32 @@ impl Service for MemService {
         Ok(out)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.state.clone()
+    fn read_state(&self, offset: u64, out: &mut [u8]) {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.state.len());
+        let end = (start + out.len()).min(self.state.len());
+        out[..end - start].copy_from_slice(&self.state[start..end]);
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), ServiceError> {
-        if state.len() < 64 {
-            return Err(ServiceError::BadState(format!(
-                "snapshot of {} bytes is below 64",
-                state.len()
-            )));
+    fn begin_restore(&mut self, total_len: u64) -> Result<(), ServiceError> {
+        if !(64..=MemConfig::MAX_STATE).contains(&total_len) {
+            return Err(ServiceError::BadState(format!("snapshot of {total_len} bytes is outside 64..={}", MemConfig::MAX_STATE)));
         }
-        self.state.clear();
-        self.state.extend_from_slice(state);
+        let len = usize::try_from(total_len).map_err(|e| ServiceError::BadState(e.to_string()))?;
+        self.state.resize(len, 0);
+        Ok(())
+    }
+
+    fn restore_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.checked_add(data.len()).filter(|e| *e <= self.state.len());
+        let Some(end) = end else {
+            return Err(ServiceError::BadState(format!("piece at {offset} of {} bytes exceeds the state", data.len())));
+        };
+        self.state[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn finish_restore(&mut self) -> Result<(), ServiceError> {
         self.resize_dirty();
         Ok(())
     }

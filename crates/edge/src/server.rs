@@ -60,12 +60,13 @@ struct Live {
 
 struct Receiving {
     transfer: u32,
-    ue: edgeshift_proto::UeId,
-    spec: Option<ServiceSpec>,
+    meta: Meta,
+    /// The shadow instance, created at the first chunk; chunks are written straight in.
+    svc: Box<dyn crate::Service>,
     seq: u64,
     digest: u128,
     total_len: u64,
-    buf: Vec<u8>,
+    received: u64,
 }
 
 enum Body {
@@ -459,9 +460,12 @@ impl EdgeServer {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
+        if mode == SyncMode::Delta && !live.links.values().any(|l| l.mode == SyncMode::Delta) {
+            // The first delta shadow: changes before its snapshot are nobody's business.
+            let _ = live.inst.svc.take_delta();
+        }
         live.links.insert(target, Link { mode, ready: false });
         let inst = &live.inst;
-        let snapshot = inst.svc.snapshot();
         let checksum = inst.svc.checksum();
         let code = if self.code_sent.insert((target, inst.meta.code_hash)) {
             match self.code.get(&inst.meta.code_hash) {
@@ -480,17 +484,17 @@ impl EdgeServer {
             latency_budget_ms: inst.meta.latency_budget_ms,
         };
         let (ue, seq, digest) = (inst.meta.ue, inst.last_seq, inst.digest);
-        let total_len = snapshot.len() as u64;
-        let chunk = self.cfg.transfer_chunk.max(1);
-        let pieces: Vec<&[u8]> = if snapshot.is_empty() {
-            vec![&[]]
-        } else {
-            snapshot.chunks(chunk).collect()
-        };
-        let n = pieces.len();
+        let total_len = inst.svc.state_len();
+        let chunk = self.cfg.transfer_chunk.max(1) as u64;
+        let n = total_len.div_ceil(chunk).max(1);
         let source = self.cfg.id;
         let mut spec = Some(spec);
-        for (i, piece) in pieces.into_iter().enumerate() {
+        // Each chunk is read straight from the instance: all within this call, so the
+        // pieces form one consistent snapshot at `seq`.
+        for i in 0..n {
+            let offset = i * chunk;
+            let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
+            inst.svc.read_state(offset, &mut data);
             let msg = ShadowTransfer {
                 service,
                 ue,
@@ -500,8 +504,8 @@ impl EdgeServer {
                 digest,
                 spec: spec.take(),
                 total_len,
-                offset: (i * chunk) as u64,
-                data: piece.to_vec(),
+                offset,
+                data,
                 state_checksum: (i + 1 == n).then_some(checksum),
             };
             self.out.push_back(Transmit {
@@ -817,82 +821,78 @@ impl EdgeServer {
 
     // ---- target side: receiving, validating, activating ----------------------------------
 
+    fn refuse_transfer(&mut self, service: ServiceId, source: ServerId, why: String) {
+        self.violation(NodeId::Server(source), why);
+        let server = self.cfg.id;
+        self.send(source, SyncAck { service, server, seq: 0, ok: false });
+    }
+
     fn on_transfer(&mut self, now: Instant, from: NodeId, m: ShadowTransfer) {
         let service = m.service;
         if self.live.contains_key(&service) {
             self.violation(from, format!("1004 for {service}, which is live here"));
             return;
         }
-        if m.offset == 0 {
-            self.discarded.remove(&service);
-        }
-        let created = !self.shadows.contains_key(&service);
-        let sh = self
+        let continues = self
             .shadows
-            .entry(service)
-            .or_insert_with(|| Shadow::new(m.source, now));
-        let continues = matches!(&sh.body, Body::Receiving(r) if r.transfer == m.transfer);
+            .get(&service)
+            .is_some_and(|sh| matches!(&sh.body, Body::Receiving(r) if r.transfer == m.transfer));
         if !continues {
             if m.offset != 0 {
-                // A chunk of a transfer that was superseded; ignore quietly.
-                if created {
-                    self.shadows.remove(&service);
-                }
-                return;
+                return; // A chunk of a transfer that was superseded.
             }
-            sh.source = m.source;
-            sh.body = Body::Receiving(Receiving {
-                transfer: m.transfer,
-                ue: m.ue,
-                spec: m.spec.clone(),
-                seq: m.seq,
-                digest: m.digest,
-                total_len: m.total_len,
-                buf: Vec::with_capacity(usize::try_from(m.total_len.min(1 << 30)).unwrap_or(0)),
-            });
-            sh.deltas.clear();
-            if let Some(ServiceSpec {
-                code: CodeRef::Inline { kind, bytes },
-                ..
-            }) = &m.spec
-            {
-                // Compile while the state is still on its way; a failure shows at the end.
-                let _ = self.factory.prepare(kind, bytes);
-            }
+            self.discarded.remove(&service);
+            // Instantiate the shadow now, while its state is still on the way (warm restore).
+            let fresh = match &m.spec {
+                Some(spec) => self.create(m.ue, spec).and_then(|(meta, mut svc)| {
+                    svc.begin_restore(m.total_len)?;
+                    Ok((meta, svc))
+                }),
+                None => Err(ServiceError::BadState("first 1004 chunk carries no code".into())),
+            };
+            let created = !self.shadows.contains_key(&service);
             if created {
-                self.events.push_back(EdgeEvent::ShadowCreated {
-                    service,
-                    source: m.source,
-                });
+                self.events.push_back(EdgeEvent::ShadowCreated { service, source: m.source });
+            }
+            let sh = self.shadows.entry(service).or_insert_with(|| Shadow::new(m.source, now));
+            sh.source = m.source;
+            sh.deltas.clear();
+            match fresh {
+                Ok((meta, svc)) => {
+                    sh.body = Body::Receiving(Receiving {
+                        transfer: m.transfer,
+                        meta,
+                        svc,
+                        seq: m.seq,
+                        digest: m.digest,
+                        total_len: m.total_len,
+                        received: 0,
+                    });
+                }
+                Err(ServiceError::InvalidCode(why)) if matches!(m.spec.as_ref().map(|s| &s.code), Some(CodeRef::Hash(_))) => {
+                    // We lost the cached code (restart?): ask again, code inline.
+                    sh.body = Body::Awaiting;
+                    self.refuse_transfer(service, m.source, why);
+                    return;
+                }
+                Err(e) => {
+                    sh.body = Body::Failed(e.to_string());
+                    self.validate(now, service);
+                    return;
+                }
             }
         }
-        let Body::Receiving(r) = &mut sh.body else {
-            return;
-        };
-        if m.offset != r.buf.len() as u64 || r.buf.len() as u64 + m.data.len() as u64 > r.total_len
-        {
+        let Some(sh) = self.shadows.get_mut(&service) else { return };
+        let Body::Receiving(r) = &mut sh.body else { return };
+        let fits = m.offset == r.received && r.received + m.data.len() as u64 <= r.total_len;
+        if let Err(why) = if fits { r.svc.restore_chunk(m.offset, &m.data).map_err(|e| e.to_string()) } else { Err("out of order".into()) } {
             sh.body = Body::Awaiting;
-            let from_server = m.source;
-            self.violation(
-                from,
-                format!(
-                    "1004 chunk at {} does not fit transfer {}",
-                    m.offset, m.transfer
-                ),
-            );
-            self.send(
-                from_server,
-                SyncAck {
-                    service,
-                    server: self.cfg.id,
-                    seq: 0,
-                    ok: false,
-                },
-            );
+            let why = format!("1004 chunk at {} does not fit transfer {}: {why}", m.offset, m.transfer);
+            self.refuse_transfer(service, m.source, why);
             return;
         }
-        r.buf.extend_from_slice(&m.data);
-        if r.buf.len() as u64 == r.total_len
+        r.received += m.data.len() as u64;
+        if r.received == r.total_len
             && let Some(expected) = m.state_checksum
         {
             self.finish_shadow(now, service, expected);
@@ -900,89 +900,26 @@ impl EdgeServer {
     }
 
     fn finish_shadow(&mut self, now: Instant, service: ServiceId, expected: u128) {
-        let Some(sh) = self.shadows.get_mut(&service) else {
-            return;
-        };
-        let Body::Receiving(r) = std::mem::replace(&mut sh.body, Body::Awaiting) else {
-            return;
-        };
+        let Some(sh) = self.shadows.get_mut(&service) else { return };
+        let Body::Receiving(mut r) = std::mem::replace(&mut sh.body, Body::Awaiting) else { return };
         let source = sh.source;
-        let Some(spec) = r.spec else {
-            self.send(
-                source,
-                SyncAck {
-                    service,
-                    server: self.cfg.id,
-                    seq: 0,
-                    ok: false,
-                },
-            );
-            return;
-        };
-        let created = self.create(r.ue, &spec);
-        let Some(sh) = self.shadows.get_mut(&service) else {
-            return;
-        };
-        let (meta, mut svc) = match created {
-            Ok(x) => x,
-            Err(ServiceError::InvalidCode(why)) if matches!(spec.code, CodeRef::Hash(_)) => {
-                // We lost the cached code (restart?): ask for the transfer again, code inline.
-                self.violation(NodeId::Server(source), why);
-                self.send(
-                    source,
-                    SyncAck {
-                        service,
-                        server: self.cfg.id,
-                        seq: 0,
-                        ok: false,
-                    },
-                );
-                return;
-            }
-            Err(e) => {
-                sh.body = Body::Failed(e.to_string());
-                self.validate(now, service);
-                return;
-            }
-        };
-        if let Err(e) = svc.restore(&r.buf) {
+        if let Err(e) = r.svc.finish_restore() {
             sh.body = Body::Failed(e.to_string());
             self.validate(now, service);
             return;
         }
-        if svc.checksum() != expected {
-            self.violation(
-                NodeId::Server(source),
-                format!("1004 for {service} failed its checksum"),
-            );
-            self.send(
-                source,
-                SyncAck {
-                    service,
-                    server: self.cfg.id,
-                    seq: 0,
-                    ok: false,
-                },
-            );
+        if r.svc.checksum() != expected {
+            self.refuse_transfer(service, source, format!("1004 for {service} failed its checksum"));
             return;
         }
-        let mut inst = Instance::new(meta, svc, r.seq, r.digest, self.cfg.answer_cache);
+        let mut inst = Instance::new(r.meta, r.svc, r.seq, r.digest, self.cfg.answer_cache);
         for (seq, payload) in std::mem::take(&mut sh.early) {
             inst.offer(seq, payload, None);
         }
         for d in std::mem::take(&mut sh.deltas) {
             if let Err(e) = inst.apply_delta(&d) {
                 sh.body = Body::Awaiting;
-                self.violation(NodeId::Server(source), e);
-                self.send(
-                    source,
-                    SyncAck {
-                        service,
-                        server: self.cfg.id,
-                        seq: 0,
-                        ok: false,
-                    },
-                );
+                self.refuse_transfer(service, source, e);
                 return;
             }
         }
@@ -1184,8 +1121,9 @@ impl EdgeServer {
         let Some(req) = sh.request else { return };
         inst.adopt_answers(&req.answers);
         let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.svc.state_len());
-        // Start a fresh dirty map: a later delta shadow starts from a full snapshot anyway.
-        let _ = inst.svc.take_delta();
+        // O(1) in state size: the instance moves from the shadow table to the live one. Its
+        // dirty map may be stale; a later delta shadow starts from a full snapshot, and
+        // extra chunks in its first delta are harmless.
         self.live.insert(service, Live::new(inst));
         self.moved.remove(&service);
         self.events.push_back(EdgeEvent::Activated {

@@ -15,14 +15,44 @@ pub trait Service: Send {
     /// The service failed on this input (a trap); the input still counts as consumed.
     fn step(&mut self, seq: u64, input: &[u8]) -> Result<Vec<u8>, ServiceError>;
 
+    /// Copies `out.len()` bytes of the state, starting at `offset`, into `out`.
+    fn read_state(&self, offset: u64, out: &mut [u8]);
+
     /// The whole state as bytes.
-    fn snapshot(&self) -> Vec<u8>;
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = vec![0; usize::try_from(self.state_len()).unwrap_or(0)];
+        self.read_state(0, &mut out);
+        out
+    }
+
+    /// Starts replacing the state with one of `total_len` bytes, written in pieces by
+    /// [`Service::restore_chunk`] as they arrive (no staging copy).
+    ///
+    /// # Errors
+    /// The size does not fit this service.
+    fn begin_restore(&mut self, total_len: u64) -> Result<(), ServiceError>;
+
+    /// Writes one piece of the new state.
+    ///
+    /// # Errors
+    /// The piece lies outside the announced length.
+    fn restore_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError>;
+
+    /// Completes a restore.
+    ///
+    /// # Errors
+    /// The state does not fit this service (format, header).
+    fn finish_restore(&mut self) -> Result<(), ServiceError>;
 
     /// Replaces the state with a snapshot.
     ///
     /// # Errors
     /// The snapshot does not fit this service (size limits, format).
-    fn restore(&mut self, state: &[u8]) -> Result<(), ServiceError>;
+    fn restore(&mut self, state: &[u8]) -> Result<(), ServiceError> {
+        self.begin_restore(state.len() as u64)?;
+        self.restore_chunk(0, state)?;
+        self.finish_restore()
+    }
 
     /// Chunks changed since the previous call (full contents), and the state length.
     /// The first call after creation or restore returns every chunk that differs from the
@@ -61,15 +91,7 @@ pub trait ServiceFactory: Send {
         config: &[u8],
     ) -> Result<Box<dyn Service>, ServiceError>;
 
-    /// Program code arrived ahead of its state (the first 1004 chunk): compile and cache
-    /// it now, so the instance is ready when the state is.
-    ///
-    /// # Errors
-    /// The code does not load.
-    fn prepare(&mut self, kind: &str, code: &[u8]) -> Result<(), ServiceError> {
-        let _ = (kind, code);
-        Ok(())
-    }
+    
 }
 
 /// Why a service could not be created or run.

@@ -125,11 +125,5 @@ impl ServiceFactory for WasmFactory {
         }
     }
 
-    fn prepare(&mut self, kind: &str, code: &[u8]) -> Result<(), ServiceError> {
-        if kind == WASM_KIND {
-            self.load(code)
-                .map_err(|e| ServiceError::InvalidCode(e.to_string()))?;
-        }
-        Ok(())
-    }
+    
 }

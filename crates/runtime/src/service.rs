@@ -92,8 +92,11 @@ pub struct WasmService {
     input: TypedFunc<(i64, i32), i32>,
     buffer: usize,
     buffer_size: usize,
-    hashes: Vec<u64>,
+    /// Chunk hashes at the last delta (`None`: no baseline yet, every chunk counts).
+    hashes: Option<Vec<u64>>,
     fuel: u64,
+    /// The header of a restore in progress.
+    restoring: Option<Box<[u8; HEADER]>>,
 }
 
 impl WasmService {
@@ -191,11 +194,11 @@ impl WasmService {
             input,
             buffer,
             buffer_size,
-            hashes: Vec::new(),
+            hashes: None,
             fuel: limits.fuel_per_call,
+            restoring: None,
         };
         svc.refresh_globals();
-        svc.hashes = svc.chunk_hashes();
         Ok(svc)
     }
 
@@ -273,13 +276,6 @@ impl WasmService {
         1 + self.memory.data_size(&self.store).div_ceil(CHUNK)
     }
 
-    fn chunk_hashes(&self) -> Vec<u64> {
-        let header = self.header();
-        (0..self.chunk_count())
-            .map(|i| xxh3_64(self.chunk(&header, i)))
-            .collect()
-    }
-
     fn grow_to(&mut self, memory_len: u64) -> Result<(), ServiceError> {
         let have = self.memory.data_size(&self.store) as u64;
         if memory_len < have || !memory_len.is_multiple_of(65536) {
@@ -328,58 +324,91 @@ impl Service for WasmService {
         Ok(self.memory.data(&self.store)[b..b + len].to_vec())
     }
 
-    fn snapshot(&self) -> Vec<u8> {
+    fn read_state(&self, offset: u64, out: &mut [u8]) {
+        let header = self.header();
         let mem = self.memory.data(&self.store);
-        let mut out = Vec::with_capacity(HEADER + mem.len());
-        out.extend_from_slice(&self.header());
-        out.extend_from_slice(mem);
-        out
+        let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut done = 0;
+        while done < out.len() {
+            let src: &[u8] = if at < HEADER { &header[at..] } else { mem.get(at - HEADER..).unwrap_or(&[]) };
+            let n = src.len().min(out.len() - done);
+            if n == 0 {
+                break;
+            }
+            out[done..done + n].copy_from_slice(&src[..n]);
+            done += n;
+            at += n;
+        }
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), ServiceError> {
-        let (globals, memory_len) =
-            decode_header(state, self.globals.len()).map_err(ServiceError::BadState)?;
-        if state.len() as u64 != HEADER as u64 + memory_len {
-            return Err(ServiceError::BadState(format!(
-                "snapshot of {} bytes, header says {}",
-                state.len(),
-                HEADER as u64 + memory_len
-            )));
-        }
+    fn begin_restore(&mut self, total_len: u64) -> Result<(), ServiceError> {
+        let memory_len = total_len.checked_sub(HEADER as u64).ok_or_else(|| ServiceError::BadState("snapshot shorter than its header".into()))?;
         self.grow_to(memory_len)?;
-        self.memory
-            .data_mut(&mut self.store)
-            .copy_from_slice(&state[HEADER..]);
+        if self.memory.data_size(&self.store) as u64 != memory_len {
+            return Err(ServiceError::BadState(format!("snapshot memory of {memory_len} bytes, instance has {}", self.memory.data_size(&self.store))));
+        }
+        self.restoring = Some(Box::new([0; HEADER]));
+        Ok(())
+    }
+
+    fn restore_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError> {
+        let Some(header) = self.restoring.as_mut() else {
+            return Err(ServiceError::BadState("restore_chunk without begin_restore".into()));
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.checked_add(data.len()).filter(|e| *e <= HEADER + self.memory.data_size(&self.store));
+        let Some(end) = end else {
+            return Err(ServiceError::BadState(format!("piece at {offset} of {} bytes exceeds the state", data.len())));
+        };
+        if start < HEADER {
+            let n = (HEADER - start).min(data.len());
+            header[start..start + n].copy_from_slice(&data[..n]);
+        }
+        if end > HEADER {
+            let skip = HEADER.saturating_sub(start);
+            let at = start.max(HEADER) - HEADER;
+            self.memory.data_mut(&mut self.store)[at..at + data.len() - skip].copy_from_slice(&data[skip..]);
+        }
+        Ok(())
+    }
+
+    fn finish_restore(&mut self) -> Result<(), ServiceError> {
+        let header = self.restoring.take().ok_or_else(|| ServiceError::BadState("finish_restore without begin_restore".into()))?;
+        let (globals, memory_len) = decode_header(&header[..], self.globals.len()).map_err(ServiceError::BadState)?;
+        if memory_len != self.memory.data_size(&self.store) as u64 {
+            return Err(ServiceError::BadState(format!("header says {memory_len} bytes of memory, the snapshot had {}", self.memory.data_size(&self.store))));
+        }
         self.set_globals(&globals)?;
-        self.hashes = self.chunk_hashes();
+        // No hashing here (it would sit on the relocation's critical path): the first
+        // delta after a restore carries every chunk, and the edge resets the baseline
+        // before it starts a delta shadow.
+        self.hashes = None;
         Ok(())
     }
 
     fn take_delta(&mut self) -> (u64, Vec<DeltaChunk>) {
         let header = self.header();
         let n = self.chunk_count();
+        let mut hashes = self.hashes.take().unwrap_or_default();
+        hashes.resize(n, 0);
         let mut chunks = Vec::new();
-        self.hashes.resize(n, 0);
-        for i in 0..n {
+        for (i, old) in hashes.iter_mut().enumerate() {
             let c = self.chunk(&header, i);
             let h = xxh3_64(c);
-            if self.hashes[i] != h {
-                chunks.push(DeltaChunk {
-                    index: i as u32,
-                    data: c.to_vec(),
-                });
+            if *old != h {
+                *old = h;
+                chunks.push(DeltaChunk { index: i as u32, data: c.to_vec() });
             }
         }
-        for c in &chunks {
-            self.hashes[c.index as usize] = xxh3_64(&c.data);
-        }
+        self.hashes = Some(hashes);
         (self.state_len(), chunks)
     }
 
     fn dirty_bytes(&self) -> u64 {
+        let Some(hashes) = &self.hashes else { return self.state_len() };
         let header = self.header();
         (0..self.chunk_count())
-            .filter(|i| self.hashes.get(*i) != Some(&xxh3_64(self.chunk(&header, *i))))
+            .filter(|i| hashes.get(*i) != Some(&xxh3_64(self.chunk(&header, *i))))
             .map(|i| self.chunk(&header, i).len() as u64)
             .sum()
     }
@@ -406,17 +435,18 @@ impl Service for WasmService {
             self.memory.data_mut(&mut self.store)[start..end].copy_from_slice(&c.data);
         }
         // Only the touched chunks (and new ones) change their hashes: no full rescan.
-        let header = self.header();
-        let fresh: Vec<u64> = (self.hashes.len()..self.chunk_count())
-            .map(|i| xxh3_64(self.chunk(&header, i)))
-            .collect();
-        self.hashes.extend(fresh);
-        for c in chunks {
-            if let Some(h) = self.hashes.get_mut(c.index as usize) {
-                *h = xxh3_64(&c.data);
+        if let Some(mut hashes) = self.hashes.take() {
+            let header = self.header();
+            let fresh: Vec<u64> = (hashes.len()..self.chunk_count()).map(|i| xxh3_64(self.chunk(&header, i))).collect();
+            hashes.extend(fresh);
+            for c in chunks {
+                if let Some(h) = hashes.get_mut(c.index as usize) {
+                    *h = xxh3_64(&c.data);
+                }
             }
+            hashes[0] = xxh3_64(&header);
+            self.hashes = Some(hashes);
         }
-        self.hashes[0] = xxh3_64(&header);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 //! with the wire codec on its way, so the codec is exercised by every run.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod check;
 mod engine;
 pub mod link;

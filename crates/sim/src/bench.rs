@@ -1,0 +1,290 @@
+//! `edgeshift bench relocation`: one service moved between two ME servers by every
+//! strategy, in one run, on the same emulated link.
+//!
+//! The clock is a hybrid: every role call is timed with the real clock (snapshots,
+//! hashing, encoding, restores are real work on real WebAssembly memory) and the node is
+//! busy for that long; every message then crosses an emulated link (serialisation at the
+//! link rate, plus latency). The result is what a deployment with that link would see,
+//! measured on this machine's CPU.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+use edgeshift_edge::{EdgeConfig, EdgeEvent, EdgeServer};
+use edgeshift_proto::{
+    CellId, InputRecord, Instant, Instantiate, Lane, Message, NodeId, PrepareShadow, Relocate,
+    RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, SyncMode, Timing, UeId, codec,
+};
+use edgeshift_runtime::{Limits, WasmFactory, samples};
+use serde::Serialize;
+
+use crate::SimError;
+
+/// The emulated link between the two servers.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BenchLink {
+    /// Bandwidth (Gbit/s); 0 means unlimited.
+    pub gbit_s: f64,
+    /// Round-trip time (ms).
+    pub rtt_ms: f64,
+}
+
+/// One measured relocation.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// State size (MiB, as configured).
+    pub size_mib: u32,
+    /// `cold`, `precopy`, `shadow-replay` or `shadow-delta`.
+    pub strategy: String,
+    /// 1006 received at the source → target live.
+    pub critical_path_ms: f64,
+    /// Source frozen → target live: the time the service cannot answer.
+    pub downtime_ms: f64,
+    /// Bytes sent between the 1006 and activation.
+    pub critical_bytes: u64,
+    /// State bytes sent in all (shadow preparation included).
+    pub total_bytes: u64,
+    /// Whether the target's state equals the source's at the freeze.
+    pub checksum_ok: bool,
+    /// Actual state size in bytes.
+    pub state_bytes: u64,
+}
+
+/// The whole benchmark record.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// The link.
+    pub link: BenchLink,
+    /// Each size × strategy.
+    pub results: Vec<BenchResult>,
+}
+
+/// Strategies the benchmark compares.
+pub const BENCH_STRATEGIES: [&str; 4] = ["cold", "precopy", "shadow-replay", "shadow-delta"];
+
+struct Ev {
+    at: Instant,
+    seq: u64,
+    from: NodeId,
+    to: NodeId,
+    frame: Vec<u8>,
+}
+impl PartialEq for Ev {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Ev {}
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ev {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// Two servers, a link and the hybrid clock.
+struct Bench {
+    servers: BTreeMap<ServerId, EdgeServer>,
+    busy: BTreeMap<ServerId, Instant>,
+    heap: BinaryHeap<Ev>,
+    seq: u64,
+    link: BenchLink,
+    free_at: BTreeMap<(NodeId, NodeId, Lane), Instant>,
+    now: Instant,
+    /// Events with the start and end of the call that produced them.
+    events: Vec<(Instant, Instant, ServerId, EdgeEvent)>,
+    sent: Vec<(Instant, usize, bool)>,
+}
+
+const SERVICE: ServiceId = ServiceId(1);
+const SRC: ServerId = ServerId(1);
+const DST: ServerId = ServerId(2);
+
+impl Bench {
+    fn new(link: BenchLink) -> Result<Self, SimError> {
+        let mut servers = BTreeMap::new();
+        for id in [SRC, DST] {
+            let mut cfg = EdgeConfig::new(id);
+            cfg.load_report_interval = Duration::from_secs(3600);
+            let f = WasmFactory::new(Limits::default()).map_err(SimError::Runtime)?;
+            servers.insert(id, EdgeServer::new(cfg, Box::new(f), Instant::ZERO));
+        }
+        Ok(Self {
+            servers,
+            busy: BTreeMap::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            link,
+            free_at: BTreeMap::new(),
+            now: Instant::ZERO,
+            events: Vec::new(),
+            sent: Vec::new(),
+        })
+    }
+
+    /// Runs one role call on `id` at `at`, charging its real duration.
+    fn call(&mut self, id: ServerId, at: Instant, f: impl FnOnce(&mut EdgeServer, Instant)) {
+        let start = at.max(self.busy.get(&id).copied().unwrap_or(Instant::ZERO));
+        let Some(server) = self.servers.get_mut(&id) else { return };
+        let wall = std::time::Instant::now();
+        f(server, start);
+        let mut out = Vec::new();
+        while let Some(t) = server.poll_transmit() {
+            out.push((t.to, t.msg.lane(), t.msg.is_state_transfer(), codec::encode(&t.msg)));
+        }
+        let mut evs = Vec::new();
+        while let Some(e) = server.poll_event() {
+            evs.push(e);
+        }
+        let done = start + wall.elapsed();
+        self.busy.insert(id, done);
+        for e in evs {
+            self.events.push((start, done, id, e));
+        }
+        for (to, lane, state, frame) in out {
+            let Ok(frame) = frame else { continue };
+            self.sent.push((done, frame.len(), state));
+            if let NodeId::Server(s) = to {
+                let at = self.schedule(done, id.into(), to, lane, frame.len());
+                self.seq += 1;
+                self.heap.push(Ev { at, seq: self.seq, from: id.into(), to: s.into(), frame });
+            }
+        }
+    }
+
+    fn schedule(&mut self, now: Instant, a: NodeId, b: NodeId, lane: Lane, bytes: usize) -> Instant {
+        let free = self.free_at.entry((a, b, lane)).or_insert(now);
+        let depart = (*free).max(now);
+        let tx = if self.link.gbit_s > 0.0 { Duration::from_secs_f64(bytes as f64 * 8.0 / (self.link.gbit_s * 1e9)) } else { Duration::ZERO };
+        *free = depart + tx;
+        depart + tx + Duration::from_secs_f64(self.link.rtt_ms / 2e3)
+    }
+
+    fn deliver(&mut self, id: ServerId, at: Instant, from: NodeId, msg: Message) {
+        self.call(id, at, |s, now| s.handle_message(now, from, msg));
+    }
+
+    /// When the next message or timer is due.
+    fn next_time(&self) -> Option<Instant> {
+        let timer = self.servers.iter().filter_map(|(id, s)| s.poll_timeout().map(|t| t.max(self.busy.get(id).copied().unwrap_or(t)))).min();
+        let msg = self.heap.peek().map(|e| e.at);
+        match (timer, msg) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Processes messages and timers until `stop` says so or nothing is left.
+    fn run_until(&mut self, mut stop: impl FnMut(&Self) -> bool) {
+        while !stop(self) {
+            let timer = self
+                .servers
+                .iter()
+                .filter_map(|(id, s)| s.poll_timeout().map(|t| (t.max(self.busy.get(id).copied().unwrap_or(t)), *id)))
+                .min();
+            let next_msg = self.heap.peek().map(|e| e.at);
+            match (next_msg, timer) {
+                (Some(m), Some((t, id))) if t < m => {
+                    self.now = t;
+                    self.call(id, t, |s, now| s.handle_timeout(now));
+                }
+                (Some(_), _) => {
+                    let Some(ev) = self.heap.pop() else { break };
+                    self.now = ev.at;
+                    let NodeId::Server(to) = ev.to else { continue };
+                    let Ok(msg) = codec::decode_exact(&ev.frame) else { continue };
+                    self.deliver(to, ev.at, ev.from, msg);
+                }
+                (None, Some((t, id))) => {
+                    self.now = t;
+                    self.call(id, t, |s, now| s.handle_timeout(now));
+                }
+                (None, None) => break,
+            }
+        }
+    }
+
+    fn input(&mut self, seq: u64) {
+        let at = self.now;
+        let msg = ServiceInput {
+            ue: UeId(1),
+            service: SERVICE,
+            via: CellId(1),
+            input: InputRecord { seq, payload: seq.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes().to_vec() },
+        };
+        self.deliver(SRC, at, NodeId::Cell(CellId(1)), msg.into());
+    }
+
+    fn has(&self, id: ServerId, f: impl Fn(&EdgeEvent) -> bool) -> bool {
+        self.events.iter().any(|(_, _, s, e)| *s == id && f(e))
+    }
+}
+
+/// Measures one relocation of an `armap` service of `size_mib` MiB by `strategy`.
+///
+/// # Errors
+/// The runtime could not start, or the strategy is unknown.
+pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchResult, SimError> {
+    let spec = samples::spec("armap", size_mib, 0).ok_or_else(|| SimError::UnknownService("armap".into()))?;
+    let mut b = Bench::new(link)?;
+    b.deliver(SRC, Instant::ZERO, NodeId::Control, Instantiate { service: SERVICE, ue: UeId(1), spec }.into());
+    let mut seq = 0;
+    for _ in 0..100 {
+        seq += 1;
+        b.input(seq);
+    }
+    let (mode, sync) = match strategy {
+        "cold" => (RelocationMode::Cold, None),
+        "precopy" => (RelocationMode::Precopy, None),
+        "shadow-replay" => (RelocationMode::Hot, Some(SyncMode::Replay)),
+        "shadow-delta" => (RelocationMode::Hot, Some(SyncMode::Delta)),
+        other => return Err(SimError::UnknownService(format!("strategy {other}"))),
+    };
+    if let Some(sync) = sync {
+        let prepare = PrepareShadow { service: SERVICE, ue: UeId(1), source: SRC, candidates: vec![DST], sync, start: Timing::at(Instant::ZERO) };
+        let at = b.now;
+        b.deliver(SRC, at, NodeId::Control, prepare.into());
+        b.run_until(|b| b.has(DST, |e| matches!(e, EdgeEvent::ShadowReady { .. })));
+        // Steady state: inputs keep flowing to the shadow while the handover approaches.
+        for _ in 0..100 {
+            seq += 1;
+            b.input(seq);
+            let until = b.now + Duration::from_millis(20);
+            b.run_until(|b| b.next_time().is_none_or(|t| t > until));
+            b.now = until;
+        }
+        let quiet = b.now + Duration::from_millis(100);
+        b.run_until(|b| b.next_time().is_none_or(|t| t > quiet));
+        b.now = quiet;
+    }
+    let before = b.servers.get(&SRC).and_then(|s| s.live_view(SERVICE)).map(|v| (v.checksum, v.state_bytes));
+    let trigger = Relocate {
+        service: SERVICE,
+        action: RelocateAction::Relocate { source: SRC, target: DST, mode, epoch: 2 },
+        timing: Timing::at(b.now),
+    };
+    let t0 = b.now.max(b.busy.values().copied().max().unwrap_or(Instant::ZERO));
+    b.deliver(DST, t0, NodeId::Control, trigger.clone().into());
+    b.deliver(SRC, t0, NodeId::Control, trigger.into());
+    b.run_until(|b| b.has(DST, |e| matches!(e, EdgeEvent::Activated { .. })));
+    // Activation counts when its call ends; the freeze when its call begins.
+    let activated = b.events.iter().find(|(_, _, s, e)| *s == DST && matches!(e, EdgeEvent::Activated { .. })).map(|e| e.1);
+    let frozen = b.events.iter().find(|(_, _, s, e)| *s == SRC && matches!(e, EdgeEvent::Frozen { .. })).map(|e| e.0);
+    let after = b.servers.get(&DST).and_then(|s| s.live_view(SERVICE)).map(|v| v.checksum);
+    let end = activated.unwrap_or(b.now);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok(BenchResult {
+        size_mib,
+        strategy: strategy.to_owned(),
+        critical_path_ms: ms(end.saturating_duration_since(t0)),
+        downtime_ms: ms(end.saturating_duration_since(frozen.unwrap_or(t0))),
+        critical_bytes: b.sent.iter().filter(|(t, _, _)| *t >= t0 && *t <= end).map(|s| s.1 as u64).sum(),
+        total_bytes: b.sent.iter().filter(|s| s.2).map(|s| s.1 as u64).sum(),
+        checksum_ok: activated.is_some() && before.map(|b| b.0) == after,
+        state_bytes: before.map_or(0, |b| b.1),
+    })
+}
