@@ -14,6 +14,7 @@ use crate::digest;
 use crate::event::EdgeEvent;
 use crate::instance::{Instance, Meta};
 use crate::service::{ServiceError, ServiceFactory};
+use xxhash_rust::xxh3::Xxh3;
 
 /// Answers a 2004 carries.
 const RELOCATE_ANSWERS: usize = 64;
@@ -67,6 +68,8 @@ struct Receiving {
     digest: u128,
     total_len: u64,
     received: u64,
+    /// xxh3-128 of the bytes received so far, in order.
+    hasher: Box<Xxh3>,
 }
 
 enum Body {
@@ -466,7 +469,6 @@ impl EdgeServer {
         }
         live.links.insert(target, Link { mode, ready: false });
         let inst = &live.inst;
-        let checksum = inst.svc.checksum();
         let code = if self.code_sent.insert((target, inst.meta.code_hash)) {
             match self.code.get(&inst.meta.code_hash) {
                 Some((kind, bytes)) => CodeRef::Inline {
@@ -490,11 +492,14 @@ impl EdgeServer {
         let source = self.cfg.id;
         let mut spec = Some(spec);
         // Each chunk is read straight from the instance: all within this call, so the
-        // pieces form one consistent snapshot at `seq`.
+        // pieces form one consistent snapshot at `seq`. The checksum is hashed on the way
+        // (xxh3 streams: the same value as `Service::checksum`, one pass fewer).
+        let mut hasher = Xxh3::new();
         for i in 0..n {
             let offset = i * chunk;
             let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
             inst.svc.read_state(offset, &mut data);
+            hasher.update(&data);
             let msg = ShadowTransfer {
                 service,
                 ue,
@@ -506,7 +511,7 @@ impl EdgeServer {
                 total_len,
                 offset,
                 data,
-                state_checksum: (i + 1 == n).then_some(checksum),
+                state_checksum: (i + 1 == n).then(|| hasher.digest128()),
             };
             self.out.push_back(Transmit {
                 to: target.into(),
@@ -867,6 +872,7 @@ impl EdgeServer {
                         digest: m.digest,
                         total_len: m.total_len,
                         received: 0,
+                        hasher: Box::new(Xxh3::new()),
                     });
                 }
                 Err(ServiceError::InvalidCode(why)) if matches!(m.spec.as_ref().map(|s| &s.code), Some(CodeRef::Hash(_))) => {
@@ -891,6 +897,7 @@ impl EdgeServer {
             self.refuse_transfer(service, m.source, why);
             return;
         }
+        r.hasher.update(&m.data);
         r.received += m.data.len() as u64;
         if r.received == r.total_len
             && let Some(expected) = m.state_checksum
@@ -908,7 +915,9 @@ impl EdgeServer {
             self.validate(now, service);
             return;
         }
-        if r.svc.checksum() != expected {
+        // The chunks were written in order and cover the state once: their streamed hash
+        // is the state's checksum, without another pass over memory.
+        if r.hasher.digest128() != expected {
             self.refuse_transfer(service, source, format!("1004 for {service} failed its checksum"));
             return;
         }

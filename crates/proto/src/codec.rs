@@ -57,7 +57,7 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), DecodeError> 
 /// # Errors
 /// Fails only if the payload exceeds [`MAX_PAYLOAD`].
 pub fn encode(msg: &Message) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(HEADER_LEN + 128 + msg.bulk_len());
     encode_into(msg, &mut out)?;
     Ok(out)
 }

@@ -136,6 +136,21 @@ impl Message {
         }
     }
 
+    /// Bytes of state or input data the message carries (a lower bound of its size).
+    #[must_use]
+    pub fn bulk_len(&self) -> usize {
+        let body = |b: &SyncBody| match b {
+            SyncBody::Inputs(v) => v.iter().map(|i| i.payload.len() + 12).sum(),
+            SyncBody::Delta(d) => d.chunks.iter().map(|c| c.data.len() + 8).sum(),
+        };
+        match self {
+            Self::ShadowTransfer(m) => m.data.len(),
+            Self::ShadowSync(m) => body(&m.body),
+            Self::CatchUp(m) => body(&m.body),
+            _ => 0,
+        }
+    }
+
     /// Whether the message moves service state (counted as shadow/relocation bytes).
     #[must_use]
     pub const fn is_state_transfer(&self) -> bool {
