@@ -51,7 +51,11 @@ struct RelocationArgs {
     #[arg(long, default_value_t = 2.0)]
     rtt_ms: f64,
     /// Strategies to compare.
-    #[arg(long, value_delimiter = ',', default_value = "cold,precopy,shadow-replay,shadow-delta")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cold,precopy,shadow-replay,shadow-delta"
+    )]
     strategies: Vec<String>,
     /// Write the JSON record here.
     #[arg(long)]
@@ -216,21 +220,49 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
 
 fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     use edgeshift_sim::bench::{BenchLink, BenchReport, measure};
-    anyhow::ensure!(a.gbit >= 0.0 && a.rtt_ms >= 0.0, "--gbit and --rtt-ms must not be negative");
+    anyhow::ensure!(
+        a.gbit >= 0.0 && a.rtt_ms >= 0.0,
+        "--gbit and --rtt-ms must not be negative"
+    );
     for s in &a.sizes {
         anyhow::ensure!((1..=1024).contains(s), "sizes are 1 to 1024 MiB, not {s}");
     }
-    let link = BenchLink { gbit_s: a.gbit, rtt_ms: a.rtt_ms };
-    let bw = if a.gbit > 0.0 { format!("{} Gbit/s", a.gbit) } else { "unlimited".to_owned() };
-    println!("relocation of an armap WebAssembly service, link {bw}, RTT {} ms", a.rtt_ms);
-    println!("{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9}", "MiB", "strategy", "critical ms", "downtime ms", "critical bytes", "total bytes", "checksum");
+    let link = BenchLink {
+        gbit_s: a.gbit,
+        rtt_ms: a.rtt_ms,
+    };
+    let bw = if a.gbit > 0.0 {
+        format!("{} Gbit/s", a.gbit)
+    } else {
+        "unlimited".to_owned()
+    };
+    println!(
+        "relocation of an armap WebAssembly service, link {bw}, RTT {} ms",
+        a.rtt_ms
+    );
+    println!(
+        "{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9}",
+        "MiB",
+        "strategy",
+        "critical ms",
+        "downtime ms",
+        "critical bytes",
+        "total bytes",
+        "checksum"
+    );
     let mut results = Vec::new();
     for size in &a.sizes {
         for strategy in &a.strategies {
             let r = measure(*size, strategy, link)?;
             println!(
                 "{:>8} {:<14} {:>14.3} {:>12.3} {:>16} {:>14} {:>9}",
-                r.size_mib, r.strategy, r.critical_path_ms, r.downtime_ms, r.critical_bytes, r.total_bytes, if r.checksum_ok { "ok" } else { "MISMATCH" }
+                r.size_mib,
+                r.strategy,
+                r.critical_path_ms,
+                r.downtime_ms,
+                r.critical_bytes,
+                r.total_bytes,
+                if r.checksum_ok { "ok" } else { "MISMATCH" }
             );
             results.push(r);
         }

@@ -119,14 +119,19 @@ impl Service for MemService {
     }
 
     fn read_state(&self, offset: u64, out: &mut [u8]) {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.state.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.state.len());
         let end = (start + out.len()).min(self.state.len());
         out[..end - start].copy_from_slice(&self.state[start..end]);
     }
 
     fn begin_restore(&mut self, total_len: u64) -> Result<(), ServiceError> {
         if !(64..=MemConfig::MAX_STATE).contains(&total_len) {
-            return Err(ServiceError::BadState(format!("snapshot of {total_len} bytes is outside 64..={}", MemConfig::MAX_STATE)));
+            return Err(ServiceError::BadState(format!(
+                "snapshot of {total_len} bytes is outside 64..={}",
+                MemConfig::MAX_STATE
+            )));
         }
         let len = usize::try_from(total_len).map_err(|e| ServiceError::BadState(e.to_string()))?;
         self.state.resize(len, 0);
@@ -135,9 +140,14 @@ impl Service for MemService {
 
     fn restore_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError> {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let end = start.checked_add(data.len()).filter(|e| *e <= self.state.len());
+        let end = start
+            .checked_add(data.len())
+            .filter(|e| *e <= self.state.len());
         let Some(end) = end else {
-            return Err(ServiceError::BadState(format!("piece at {offset} of {} bytes exceeds the state", data.len())));
+            return Err(ServiceError::BadState(format!(
+                "piece at {offset} of {} bytes exceeds the state",
+                data.len()
+            )));
         };
         self.state[start..end].copy_from_slice(data);
         Ok(())

@@ -829,7 +829,15 @@ impl EdgeServer {
     fn refuse_transfer(&mut self, service: ServiceId, source: ServerId, why: String) {
         self.violation(NodeId::Server(source), why);
         let server = self.cfg.id;
-        self.send(source, SyncAck { service, server, seq: 0, ok: false });
+        self.send(
+            source,
+            SyncAck {
+                service,
+                server,
+                seq: 0,
+                ok: false,
+            },
+        );
     }
 
     fn on_transfer(&mut self, now: Instant, from: NodeId, m: ShadowTransfer) {
@@ -853,13 +861,21 @@ impl EdgeServer {
                     svc.begin_restore(m.total_len)?;
                     Ok((meta, svc))
                 }),
-                None => Err(ServiceError::BadState("first 1004 chunk carries no code".into())),
+                None => Err(ServiceError::BadState(
+                    "first 1004 chunk carries no code".into(),
+                )),
             };
             let created = !self.shadows.contains_key(&service);
             if created {
-                self.events.push_back(EdgeEvent::ShadowCreated { service, source: m.source });
+                self.events.push_back(EdgeEvent::ShadowCreated {
+                    service,
+                    source: m.source,
+                });
             }
-            let sh = self.shadows.entry(service).or_insert_with(|| Shadow::new(m.source, now));
+            let sh = self
+                .shadows
+                .entry(service)
+                .or_insert_with(|| Shadow::new(m.source, now));
             sh.source = m.source;
             sh.deltas.clear();
             match fresh {
@@ -875,7 +891,9 @@ impl EdgeServer {
                         hasher: Box::new(Xxh3::new()),
                     });
                 }
-                Err(ServiceError::InvalidCode(why)) if matches!(m.spec.as_ref().map(|s| &s.code), Some(CodeRef::Hash(_))) => {
+                Err(ServiceError::InvalidCode(why))
+                    if matches!(m.spec.as_ref().map(|s| &s.code), Some(CodeRef::Hash(_))) =>
+                {
                     // We lost the cached code (restart?): ask again, code inline.
                     sh.body = Body::Awaiting;
                     self.refuse_transfer(service, m.source, why);
@@ -888,12 +906,25 @@ impl EdgeServer {
                 }
             }
         }
-        let Some(sh) = self.shadows.get_mut(&service) else { return };
-        let Body::Receiving(r) = &mut sh.body else { return };
+        let Some(sh) = self.shadows.get_mut(&service) else {
+            return;
+        };
+        let Body::Receiving(r) = &mut sh.body else {
+            return;
+        };
         let fits = m.offset == r.received && r.received + m.data.len() as u64 <= r.total_len;
-        if let Err(why) = if fits { r.svc.restore_chunk(m.offset, &m.data).map_err(|e| e.to_string()) } else { Err("out of order".into()) } {
+        if let Err(why) = if fits {
+            r.svc
+                .restore_chunk(m.offset, &m.data)
+                .map_err(|e| e.to_string())
+        } else {
+            Err("out of order".into())
+        } {
             sh.body = Body::Awaiting;
-            let why = format!("1004 chunk at {} does not fit transfer {}: {why}", m.offset, m.transfer);
+            let why = format!(
+                "1004 chunk at {} does not fit transfer {}: {why}",
+                m.offset, m.transfer
+            );
             self.refuse_transfer(service, m.source, why);
             return;
         }
@@ -907,8 +938,12 @@ impl EdgeServer {
     }
 
     fn finish_shadow(&mut self, now: Instant, service: ServiceId, expected: u128) {
-        let Some(sh) = self.shadows.get_mut(&service) else { return };
-        let Body::Receiving(mut r) = std::mem::replace(&mut sh.body, Body::Awaiting) else { return };
+        let Some(sh) = self.shadows.get_mut(&service) else {
+            return;
+        };
+        let Body::Receiving(mut r) = std::mem::replace(&mut sh.body, Body::Awaiting) else {
+            return;
+        };
         let source = sh.source;
         if let Err(e) = r.svc.finish_restore() {
             sh.body = Body::Failed(e.to_string());
@@ -918,7 +953,11 @@ impl EdgeServer {
         // The chunks were written in order and cover the state once: their streamed hash
         // is the state's checksum, without another pass over memory.
         if r.hasher.digest128() != expected {
-            self.refuse_transfer(service, source, format!("1004 for {service} failed its checksum"));
+            self.refuse_transfer(
+                service,
+                source,
+                format!("1004 for {service} failed its checksum"),
+            );
             return;
         }
         let mut inst = Instance::new(r.meta, r.svc, r.seq, r.digest, self.cfg.answer_cache);

@@ -90,8 +90,6 @@ pub trait ServiceFactory: Send {
         code: &[u8],
         config: &[u8],
     ) -> Result<Box<dyn Service>, ServiceError>;
-
-    
 }
 
 /// Why a service could not be created or run.

@@ -124,6 +124,4 @@ impl ServiceFactory for WasmFactory {
             other => Err(ServiceError::UnknownKind(other.to_owned())),
         }
     }
-
-    
 }

@@ -330,7 +330,11 @@ impl Service for WasmService {
         let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
         let mut done = 0;
         while done < out.len() {
-            let src: &[u8] = if at < HEADER { &header[at..] } else { mem.get(at - HEADER..).unwrap_or(&[]) };
+            let src: &[u8] = if at < HEADER {
+                &header[at..]
+            } else {
+                mem.get(at - HEADER..).unwrap_or(&[])
+            };
             let n = src.len().min(out.len() - done);
             if n == 0 {
                 break;
@@ -342,10 +346,15 @@ impl Service for WasmService {
     }
 
     fn begin_restore(&mut self, total_len: u64) -> Result<(), ServiceError> {
-        let memory_len = total_len.checked_sub(HEADER as u64).ok_or_else(|| ServiceError::BadState("snapshot shorter than its header".into()))?;
+        let memory_len = total_len
+            .checked_sub(HEADER as u64)
+            .ok_or_else(|| ServiceError::BadState("snapshot shorter than its header".into()))?;
         self.grow_to(memory_len)?;
         if self.memory.data_size(&self.store) as u64 != memory_len {
-            return Err(ServiceError::BadState(format!("snapshot memory of {memory_len} bytes, instance has {}", self.memory.data_size(&self.store))));
+            return Err(ServiceError::BadState(format!(
+                "snapshot memory of {memory_len} bytes, instance has {}",
+                self.memory.data_size(&self.store)
+            )));
         }
         self.restoring = Some(Box::new([0; HEADER]));
         Ok(())
@@ -353,12 +362,19 @@ impl Service for WasmService {
 
     fn restore_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), ServiceError> {
         let Some(header) = self.restoring.as_mut() else {
-            return Err(ServiceError::BadState("restore_chunk without begin_restore".into()));
+            return Err(ServiceError::BadState(
+                "restore_chunk without begin_restore".into(),
+            ));
         };
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let end = start.checked_add(data.len()).filter(|e| *e <= HEADER + self.memory.data_size(&self.store));
+        let end = start
+            .checked_add(data.len())
+            .filter(|e| *e <= HEADER + self.memory.data_size(&self.store));
         let Some(end) = end else {
-            return Err(ServiceError::BadState(format!("piece at {offset} of {} bytes exceeds the state", data.len())));
+            return Err(ServiceError::BadState(format!(
+                "piece at {offset} of {} bytes exceeds the state",
+                data.len()
+            )));
         };
         if start < HEADER {
             let n = (HEADER - start).min(data.len());
@@ -367,16 +383,24 @@ impl Service for WasmService {
         if end > HEADER {
             let skip = HEADER.saturating_sub(start);
             let at = start.max(HEADER) - HEADER;
-            self.memory.data_mut(&mut self.store)[at..at + data.len() - skip].copy_from_slice(&data[skip..]);
+            self.memory.data_mut(&mut self.store)[at..at + data.len() - skip]
+                .copy_from_slice(&data[skip..]);
         }
         Ok(())
     }
 
     fn finish_restore(&mut self) -> Result<(), ServiceError> {
-        let header = self.restoring.take().ok_or_else(|| ServiceError::BadState("finish_restore without begin_restore".into()))?;
-        let (globals, memory_len) = decode_header(&header[..], self.globals.len()).map_err(ServiceError::BadState)?;
+        let header = self
+            .restoring
+            .take()
+            .ok_or_else(|| ServiceError::BadState("finish_restore without begin_restore".into()))?;
+        let (globals, memory_len) =
+            decode_header(&header[..], self.globals.len()).map_err(ServiceError::BadState)?;
         if memory_len != self.memory.data_size(&self.store) as u64 {
-            return Err(ServiceError::BadState(format!("header says {memory_len} bytes of memory, the snapshot had {}", self.memory.data_size(&self.store))));
+            return Err(ServiceError::BadState(format!(
+                "header says {memory_len} bytes of memory, the snapshot had {}",
+                self.memory.data_size(&self.store)
+            )));
         }
         self.set_globals(&globals)?;
         // No hashing here (it would sit on the relocation's critical path): the first
@@ -397,7 +421,10 @@ impl Service for WasmService {
             let h = xxh3_64(c);
             if *old != h {
                 *old = h;
-                chunks.push(DeltaChunk { index: i as u32, data: c.to_vec() });
+                chunks.push(DeltaChunk {
+                    index: i as u32,
+                    data: c.to_vec(),
+                });
             }
         }
         self.hashes = Some(hashes);
@@ -405,7 +432,9 @@ impl Service for WasmService {
     }
 
     fn dirty_bytes(&self) -> u64 {
-        let Some(hashes) = &self.hashes else { return self.state_len() };
+        let Some(hashes) = &self.hashes else {
+            return self.state_len();
+        };
         let header = self.header();
         (0..self.chunk_count())
             .filter(|i| hashes.get(*i) != Some(&xxh3_64(self.chunk(&header, *i))))
@@ -437,7 +466,9 @@ impl Service for WasmService {
         // Only the touched chunks (and new ones) change their hashes: no full rescan.
         if let Some(mut hashes) = self.hashes.take() {
             let header = self.header();
-            let fresh: Vec<u64> = (hashes.len()..self.chunk_count()).map(|i| xxh3_64(self.chunk(&header, i))).collect();
+            let fresh: Vec<u64> = (hashes.len()..self.chunk_count())
+                .map(|i| xxh3_64(self.chunk(&header, i)))
+                .collect();
             hashes.extend(fresh);
             for c in chunks {
                 if let Some(h) = hashes.get_mut(c.index as usize) {

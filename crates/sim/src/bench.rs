@@ -13,7 +13,8 @@ use std::time::Duration;
 use edgeshift_edge::{EdgeConfig, EdgeEvent, EdgeServer};
 use edgeshift_proto::{
     CellId, InputRecord, Instant, Instantiate, Lane, Message, NodeId, PrepareShadow, Relocate,
-    RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, SyncMode, Timing, UeId, codec,
+    RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, SyncMode, Timing,
+    UeId, codec,
 };
 use edgeshift_runtime::{Limits, WasmFactory, samples};
 use serde::Serialize;
@@ -129,12 +130,19 @@ impl Bench {
     /// Runs one role call on `id` at `at`, charging its real duration.
     fn call(&mut self, id: ServerId, at: Instant, f: impl FnOnce(&mut EdgeServer, Instant)) {
         let start = at.max(self.busy.get(&id).copied().unwrap_or(Instant::ZERO));
-        let Some(server) = self.servers.get_mut(&id) else { return };
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
         let wall = std::time::Instant::now();
         f(server, start);
         let mut out = Vec::new();
         while let Some(t) = server.poll_transmit() {
-            out.push((t.to, t.msg.lane(), t.msg.is_state_transfer(), codec::encode(&t.msg)));
+            out.push((
+                t.to,
+                t.msg.lane(),
+                t.msg.is_state_transfer(),
+                codec::encode(&t.msg),
+            ));
         }
         let mut evs = Vec::new();
         while let Some(e) = server.poll_event() {
@@ -151,15 +159,32 @@ impl Bench {
             if let NodeId::Server(s) = to {
                 let at = self.schedule(done, id.into(), to, lane, frame.len());
                 self.seq += 1;
-                self.heap.push(Ev { at, seq: self.seq, from: id.into(), to: s.into(), frame });
+                self.heap.push(Ev {
+                    at,
+                    seq: self.seq,
+                    from: id.into(),
+                    to: s.into(),
+                    frame,
+                });
             }
         }
     }
 
-    fn schedule(&mut self, now: Instant, a: NodeId, b: NodeId, lane: Lane, bytes: usize) -> Instant {
+    fn schedule(
+        &mut self,
+        now: Instant,
+        a: NodeId,
+        b: NodeId,
+        lane: Lane,
+        bytes: usize,
+    ) -> Instant {
         let free = self.free_at.entry((a, b, lane)).or_insert(now);
         let depart = (*free).max(now);
-        let tx = if self.link.gbit_s > 0.0 { Duration::from_secs_f64(bytes as f64 * 8.0 / (self.link.gbit_s * 1e9)) } else { Duration::ZERO };
+        let tx = if self.link.gbit_s > 0.0 {
+            Duration::from_secs_f64(bytes as f64 * 8.0 / (self.link.gbit_s * 1e9))
+        } else {
+            Duration::ZERO
+        };
         *free = depart + tx;
         depart + tx + Duration::from_secs_f64(self.link.rtt_ms / 2e3)
     }
@@ -170,7 +195,14 @@ impl Bench {
 
     /// When the next message or timer is due.
     fn next_time(&self) -> Option<Instant> {
-        let timer = self.servers.iter().filter_map(|(id, s)| s.poll_timeout().map(|t| t.max(self.busy.get(id).copied().unwrap_or(t)))).min();
+        let timer = self
+            .servers
+            .iter()
+            .filter_map(|(id, s)| {
+                s.poll_timeout()
+                    .map(|t| t.max(self.busy.get(id).copied().unwrap_or(t)))
+            })
+            .min();
         let msg = self.heap.peek().map(|e| e.at);
         match (timer, msg) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -184,7 +216,10 @@ impl Bench {
             let timer = self
                 .servers
                 .iter()
-                .filter_map(|(id, s)| s.poll_timeout().map(|t| (t.max(self.busy.get(id).copied().unwrap_or(t)), *id)))
+                .filter_map(|(id, s)| {
+                    s.poll_timeout()
+                        .map(|t| (t.max(self.busy.get(id).copied().unwrap_or(t)), *id))
+                })
                 .min();
             let next_msg = self.heap.peek().map(|e| e.at);
             match (next_msg, timer) {
@@ -196,7 +231,9 @@ impl Bench {
                     let Some(ev) = self.heap.pop() else { break };
                     self.now = ev.at;
                     let NodeId::Server(to) = ev.to else { continue };
-                    let Ok(msg) = codec::decode_exact(&ev.frame) else { continue };
+                    let Ok(msg) = codec::decode_exact(&ev.frame) else {
+                        continue;
+                    };
                     self.deliver(to, ev.at, ev.from, msg);
                 }
                 (None, Some((t, id))) => {
@@ -214,7 +251,13 @@ impl Bench {
             ue: UeId(1),
             service: SERVICE,
             via: CellId(1),
-            input: InputRecord { seq, payload: seq.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes().to_vec() },
+            input: InputRecord {
+                seq,
+                payload: seq
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .to_le_bytes()
+                    .to_vec(),
+            },
         };
         self.deliver(SRC, at, NodeId::Cell(CellId(1)), msg.into());
     }
@@ -229,9 +272,20 @@ impl Bench {
 /// # Errors
 /// The runtime could not start, or the strategy is unknown.
 pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchResult, SimError> {
-    let spec = samples::spec("armap", size_mib, 0).ok_or_else(|| SimError::UnknownService("armap".into()))?;
+    let spec = samples::spec("armap", size_mib, 0)
+        .ok_or_else(|| SimError::UnknownService("armap".into()))?;
     let mut b = Bench::new(link)?;
-    b.deliver(SRC, Instant::ZERO, NodeId::Control, Instantiate { service: SERVICE, ue: UeId(1), spec }.into());
+    b.deliver(
+        SRC,
+        Instant::ZERO,
+        NodeId::Control,
+        Instantiate {
+            service: SERVICE,
+            ue: UeId(1),
+            spec,
+        }
+        .into(),
+    );
     let mut seq = 0;
     for _ in 0..100 {
         seq += 1;
@@ -245,7 +299,14 @@ pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchRe
         other => return Err(SimError::UnknownService(format!("strategy {other}"))),
     };
     if let Some(sync) = sync {
-        let prepare = PrepareShadow { service: SERVICE, ue: UeId(1), source: SRC, candidates: vec![DST], sync, start: Timing::at(Instant::ZERO) };
+        let prepare = PrepareShadow {
+            service: SERVICE,
+            ue: UeId(1),
+            source: SRC,
+            candidates: vec![DST],
+            sync,
+            start: Timing::at(Instant::ZERO),
+        };
         let at = b.now;
         b.deliver(SRC, at, NodeId::Control, prepare.into());
         b.run_until(|b| b.has(DST, |e| matches!(e, EdgeEvent::ShadowReady { .. })));
@@ -261,20 +322,43 @@ pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchRe
         b.run_until(|b| b.next_time().is_none_or(|t| t > quiet));
         b.now = quiet;
     }
-    let before = b.servers.get(&SRC).and_then(|s| s.live_view(SERVICE)).map(|v| (v.checksum, v.state_bytes));
+    let before = b
+        .servers
+        .get(&SRC)
+        .and_then(|s| s.live_view(SERVICE))
+        .map(|v| (v.checksum, v.state_bytes));
     let trigger = Relocate {
         service: SERVICE,
-        action: RelocateAction::Relocate { source: SRC, target: DST, mode, epoch: 2 },
+        action: RelocateAction::Relocate {
+            source: SRC,
+            target: DST,
+            mode,
+            epoch: 2,
+        },
         timing: Timing::at(b.now),
     };
-    let t0 = b.now.max(b.busy.values().copied().max().unwrap_or(Instant::ZERO));
+    let t0 = b
+        .now
+        .max(b.busy.values().copied().max().unwrap_or(Instant::ZERO));
     b.deliver(DST, t0, NodeId::Control, trigger.clone().into());
     b.deliver(SRC, t0, NodeId::Control, trigger.into());
     b.run_until(|b| b.has(DST, |e| matches!(e, EdgeEvent::Activated { .. })));
     // Activation counts when its call ends; the freeze when its call begins.
-    let activated = b.events.iter().find(|(_, _, s, e)| *s == DST && matches!(e, EdgeEvent::Activated { .. })).map(|e| e.1);
-    let frozen = b.events.iter().find(|(_, _, s, e)| *s == SRC && matches!(e, EdgeEvent::Frozen { .. })).map(|e| e.0);
-    let after = b.servers.get(&DST).and_then(|s| s.live_view(SERVICE)).map(|v| v.checksum);
+    let activated = b
+        .events
+        .iter()
+        .find(|(_, _, s, e)| *s == DST && matches!(e, EdgeEvent::Activated { .. }))
+        .map(|e| e.1);
+    let frozen = b
+        .events
+        .iter()
+        .find(|(_, _, s, e)| *s == SRC && matches!(e, EdgeEvent::Frozen { .. }))
+        .map(|e| e.0);
+    let after = b
+        .servers
+        .get(&DST)
+        .and_then(|s| s.live_view(SERVICE))
+        .map(|v| v.checksum);
     let end = activated.unwrap_or(b.now);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Ok(BenchResult {
@@ -282,7 +366,12 @@ pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchRe
         strategy: strategy.to_owned(),
         critical_path_ms: ms(end.saturating_duration_since(t0)),
         downtime_ms: ms(end.saturating_duration_since(frozen.unwrap_or(t0))),
-        critical_bytes: b.sent.iter().filter(|(t, _, _)| *t >= t0 && *t <= end).map(|s| s.1 as u64).sum(),
+        critical_bytes: b
+            .sent
+            .iter()
+            .filter(|(t, _, _)| *t >= t0 && *t <= end)
+            .map(|s| s.1 as u64)
+            .sum(),
         total_bytes: b.sent.iter().filter(|s| s.2).map(|s| s.1 as u64).sum(),
         checksum_ok: activated.is_some() && before.map(|b| b.0) == after,
         state_bytes: before.map_or(0, |b| b.1),

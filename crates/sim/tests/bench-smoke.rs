@@ -1,0 +1,32 @@
+//! The relocation benchmark runs and moves the state intact (numbers are not asserted:
+//! they belong to the benchmark command).
+
+use edgeshift_sim::bench::{BENCH_STRATEGIES, BenchLink, measure};
+
+#[test]
+fn every_strategy_moves_the_state_intact() {
+    let link = BenchLink {
+        gbit_s: 1.0,
+        rtt_ms: 2.0,
+    };
+    for strategy in BENCH_STRATEGIES {
+        let r = measure(1, strategy, link).expect("runs");
+        assert!(r.checksum_ok, "{strategy}");
+        assert!(r.state_bytes >= 1 << 20);
+        // Bytes, not time: a hot swap moves no state on the critical path, a copy all of it.
+        if strategy.starts_with("shadow") {
+            assert!(
+                r.critical_bytes < 16 << 10,
+                "{strategy}: {}",
+                r.critical_bytes
+            );
+        } else {
+            assert!(
+                r.critical_bytes >= r.state_bytes,
+                "{strategy}: {}",
+                r.critical_bytes
+            );
+        }
+    }
+    assert!(measure(1, "teleport", link).is_err());
+}
