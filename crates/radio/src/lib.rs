@@ -1,0 +1,5 @@
+//! Radio and mobility models for edgeshift's simulator and RAN agent: pure functions and
+//! seeded generators, no I/O.
+#![forbid(unsafe_code)]
+
+pub mod pathloss;
