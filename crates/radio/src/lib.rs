@@ -2,5 +2,8 @@
 //! seeded generators, no I/O.
 #![forbid(unsafe_code)]
 
+pub mod layout;
+pub mod measure;
+pub mod mobility;
 pub mod pathloss;
 pub mod sumo;
