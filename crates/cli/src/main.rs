@@ -30,6 +30,39 @@ enum Cmd {
     /// Benchmarks (numbers, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Run the radio model alone and score every handover prediction against the truth.
+    Predict(PredictArgs),
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// sumo:FILE (a SUMO FCD trace, gzip or XML), rwp, gauss-markov or manhattan.
+    #[arg(long, default_value = "sumo:data/sumo/fcd.xml.gz")]
+    mobility: String,
+    /// hex (a hexagonal grid over the UEs' area) or a file of sites (`x y` per line).
+    #[arg(long, default_value = "hex")]
+    layout: String,
+    /// Inter-site distance of the hex grid (m).
+    #[arg(long, default_value_t = 500.0)]
+    isd: f64,
+    /// Carrier frequency (GHz), 3GPP TR 38.901 UMa.
+    #[arg(long, default_value_t = 3.5)]
+    freq_ghz: f64,
+    /// Shadow fading σ (dB).
+    #[arg(long, default_value_t = 6.0)]
+    shadowing_db: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// UEs of a synthetic model.
+    #[arg(long, default_value_t = 50)]
+    ues: u32,
+    /// Duration of a synthetic model (s).
+    #[arg(long, default_value_t = 600.0)]
+    duration: f64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -276,12 +309,86 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+fn run_predict(a: PredictArgs) -> anyhow::Result<bool> {
+    use edgeshift_sim::predict::{MobilitySource, PredictConfig, run};
+    anyhow::ensure!(
+        a.isd > 0.0 && a.freq_ghz > 0.0 && a.shadowing_db >= 0.0,
+        "--isd and --freq-ghz must be positive, --shadowing-db not negative"
+    );
+    let mobility = match a.mobility.strip_prefix("sumo:") {
+        Some(path) => MobilitySource::Sumo(path.to_owned()),
+        None => MobilitySource::Synthetic {
+            model: a.mobility.clone(),
+            ues: a.ues,
+            duration_s: a.duration,
+        },
+    };
+    let sites = if a.layout == "hex" {
+        None
+    } else {
+        let text = std::fs::read_to_string(&a.layout)
+            .with_context(|| format!("reading sites from {}", a.layout))?;
+        Some(
+            edgeshift_radio::layout::parse_sites(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", a.layout))?,
+        )
+    };
+    let cfg = PredictConfig {
+        mobility,
+        isd_m: a.isd,
+        sites,
+        freq_ghz: a.freq_ghz,
+        shadowing_db: a.shadowing_db,
+        seed: a.seed,
+    };
+    let r = run(&cfg)?;
+    println!(
+        "{} UEs, {} cells, {} handovers ({:.2} per UE per minute), ping-pong {:.1} %",
+        r.ues,
+        r.cells,
+        r.handovers,
+        r.handover_rate_per_ue_min,
+        r.pingpong_rate * 100.0
+    );
+    println!(
+        "target named first: {:.1} % at execution, {:.1} % 2 s before; among the candidates: {:.1} %",
+        r.top1_accuracy * 100.0,
+        r.top1_accuracy_2s * 100.0,
+        r.topk_accuracy * 100.0
+    );
+    println!(
+        "lead (target continuously predicted): median {:.2} s",
+        r.lead_s_p50
+    );
+    for l in edgeshift_sim::predict::LEADS {
+        let share = r
+            .predicted_ahead_share
+            .get(&format!("{l}"))
+            .copied()
+            .unwrap_or(0.0);
+        println!(
+            "  predicted at least {l:>4} s ahead: {:.1} %",
+            share * 100.0
+        );
+    }
+    println!(
+        "ETA error: MAE {:.0} ms, bias {:.0} ms, P90 {:.0} ms",
+        r.eta_mae_ms, r.eta_bias_ms, r.eta_p90_ms
+    );
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(true)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ok = match cli.cmd {
         Cmd::Sim(a) => run_sim(a)?,
         Cmd::Demo(a) => run_demo(a)?,
         Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
+        Cmd::Predict(a) => run_predict(a)?,
     };
     if !ok {
         anyhow::bail!("invariant violations (listed above)");

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod check;
 mod engine;
 pub mod link;
+pub mod predict;
 pub mod radio;
 mod report;
 pub mod scenario;
