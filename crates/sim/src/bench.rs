@@ -179,14 +179,8 @@ impl Bench {
         bytes: usize,
     ) -> Instant {
         let free = self.free_at.entry((a, b, lane)).or_insert(now);
-        let depart = (*free).max(now);
-        let tx = if self.link.gbit_s > 0.0 {
-            Duration::from_secs_f64(bytes as f64 * 8.0 / (self.link.gbit_s * 1e9))
-        } else {
-            Duration::ZERO
-        };
-        *free = depart + tx;
-        depart + tx + Duration::from_secs_f64(self.link.rtt_ms / 2e3)
+        let latency = Duration::from_secs_f64(self.link.rtt_ms / 2e3);
+        crate::link::fifo_arrival(free, now, bytes, self.link.gbit_s * 1e9, latency)
     }
 
     fn deliver(&mut self, id: ServerId, at: Instant, from: NodeId, msg: Message) {

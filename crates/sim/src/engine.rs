@@ -20,9 +20,10 @@ use rand_distr::{Distribution, Exp};
 
 use crate::check::Checker;
 use crate::link::Network;
-use crate::radio::{Pos, UeRadio, position};
+use crate::radio::{Pos, path_loss_db, position};
 use crate::report::{Percentiles, RelocationRecord, Report};
 use crate::scenario::Scenario;
+use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +195,7 @@ pub struct Sim {
     wake_at: BTreeMap<NodeId, Instant>,
     net: Network,
     rng: ChaCha8Rng,
-    radios: BTreeMap<UeId, UeRadio>,
+    radios: BTreeMap<UeId, UeMeasurer>,
     cell_pos: Vec<(CellId, Pos)>,
     checker: Checker,
     trace: Vec<TraceEntry>,
@@ -359,12 +360,7 @@ impl Sim {
         let spec = self.spec.clone();
         for (id, pos) in ues {
             let ue = UeId(id);
-            let rsrp = self.radios.entry(ue).or_default().measure(
-                &self.scenario.radio,
-                &self.cell_pos,
-                pos,
-                &mut self.rng,
-            );
+            let rsrp = self.rsrp(ue, pos);
             let Some(&(cell, _)) = rsrp.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
                 continue;
             };
@@ -388,6 +384,37 @@ impl Sim {
         }
         let period = Duration::from_millis(self.scenario.radio.meas_period_ms.max(1));
         self.push(Instant::ZERO + period, Ev::Measure);
+    }
+
+    /// One measurement of every cell by `ue` at `pos`: filtered RSRP (dBm) per cell.
+    fn rsrp(&mut self, ue: UeId, pos: Pos) -> Vec<(CellId, f64)> {
+        let r = &self.scenario.radio;
+        let cfg = MeasureConfig {
+            shadowing_db: r.shadowing_db,
+            decorrelation_m: r.decorrelation_m,
+            l3_k: r.l3_k,
+            ..MeasureConfig::default()
+        };
+        let mean: Vec<(u32, f64)> = self
+            .cell_pos
+            .iter()
+            .map(|(c, at)| {
+                (
+                    c.0,
+                    r.tx_dbm
+                        - path_loss_db(
+                            r,
+                            ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt(),
+                        ),
+                )
+            })
+            .collect();
+        let m = self
+            .radios
+            .entry(ue)
+            .or_default()
+            .measure(&cfg, pos, &mean, &mut self.rng);
+        m.into_iter().map(|(c, v)| (CellId(c), v)).collect()
     }
 
     fn push(&mut self, at: Instant, ev: Ev) {
@@ -493,12 +520,7 @@ impl Sim {
             })
             .collect();
         for (ue, pos) in ues {
-            let rsrp = self.radios.entry(ue).or_default().measure(
-                &self.scenario.radio,
-                &self.cell_pos,
-                pos,
-                &mut self.rng,
-            );
+            let rsrp = self.rsrp(ue, pos);
             let serving = match self.nodes.get(&NodeId::Ue(ue)) {
                 Some(Node::Ue(u)) => u.serving(),
                 _ => None,

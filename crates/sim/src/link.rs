@@ -107,9 +107,26 @@ impl Network {
     ) -> Instant {
         let spec = self.spec(a, b);
         let free = self.free_at.entry((a, b, lane)).or_insert(now);
-        let depart = (*free).max(now);
-        let tx = Duration::from_secs_f64(bytes as f64 * 8.0 / spec.bits_per_s);
-        *free = depart + tx;
-        depart + tx + spec.latency
+        fifo_arrival(free, now, bytes, spec.bits_per_s, spec.latency)
     }
+}
+
+/// One FIFO link direction: a message of `bytes` sent at `now` leaves when the previous
+/// one has been serialised (`free`), takes `bytes / rate` to serialise (no limit for a rate
+/// of zero or less), then `latency` to arrive. Updates `free`; returns the arrival time.
+pub(crate) fn fifo_arrival(
+    free: &mut Instant,
+    now: Instant,
+    bytes: usize,
+    bits_per_s: f64,
+    latency: Duration,
+) -> Instant {
+    let depart = (*free).max(now);
+    let tx = if bits_per_s > 0.0 {
+        Duration::from_secs_f64(bytes as f64 * 8.0 / bits_per_s)
+    } else {
+        Duration::ZERO
+    };
+    *free = depart + tx;
+    depart + tx + latency
 }

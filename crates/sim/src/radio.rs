@@ -1,12 +1,5 @@
-//! A simple radio model: log-distance path loss, shadow fading correlated along the UE's
-//! path (AR(1) with a decorrelation distance), and the L3 filter of RRC measurements.
-//! The radio issue replaces this with 3GPP TR 38.901 models behind the same interface.
-
-use std::collections::BTreeMap;
-
-use edgeshift_proto::CellId;
-use rand::Rng;
-use rand_distr::StandardNormal;
+//! The scenarios' radio model: log-distance path loss; shadowing and the L3 filter come
+//! from `edgeshift_radio::measure`. Positions along waypoint paths.
 
 use crate::scenario::Radio;
 
@@ -17,61 +10,6 @@ pub type Pos = [f64; 2];
 #[must_use]
 pub fn path_loss_db(r: &Radio, d: f64) -> f64 {
     r.pl_1km_db + 10.0 * r.pl_exponent * (d.max(10.0) / 1000.0).log10()
-}
-
-/// Per-UE radio state: shadowing per cell and the L3-filtered RSRP.
-#[derive(Debug, Default)]
-pub struct UeRadio {
-    shadow: BTreeMap<CellId, f64>,
-    filtered: BTreeMap<CellId, f64>,
-    last_pos: Option<Pos>,
-}
-
-impl UeRadio {
-    /// One measurement at `pos`: returns filtered RSRP (dBm) per cell.
-    pub fn measure(
-        &mut self,
-        r: &Radio,
-        cells: &[(CellId, Pos)],
-        pos: Pos,
-        rng: &mut impl Rng,
-    ) -> Vec<(CellId, f64)> {
-        let moved = self.last_pos.map_or(f64::INFINITY, |p| {
-            ((p[0] - pos[0]).powi(2) + (p[1] - pos[1]).powi(2)).sqrt()
-        });
-        self.last_pos = Some(pos);
-        let rho = if r.decorrelation_m > 0.0 {
-            (-moved / r.decorrelation_m).exp()
-        } else {
-            0.0
-        };
-        let a = 0.5f64.powf(f64::from(r.l3_k) / 4.0);
-        cells
-            .iter()
-            .map(|(cell, at)| {
-                let d = ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt();
-                let s = if r.shadowing_db > 0.0 {
-                    let z: f64 = rng.sample(StandardNormal);
-                    let prev = self.shadow.get(cell).copied();
-                    let next = match prev {
-                        Some(p) => rho * p + (1.0 - rho * rho).sqrt() * r.shadowing_db * z,
-                        None => r.shadowing_db * z,
-                    };
-                    self.shadow.insert(*cell, next);
-                    next
-                } else {
-                    0.0
-                };
-                let m = r.tx_dbm - path_loss_db(r, d) + s;
-                let f = match self.filtered.get(cell) {
-                    Some(prev) => (1.0 - a) * prev + a * m,
-                    None => m,
-                };
-                self.filtered.insert(*cell, f);
-                (*cell, f)
-            })
-            .collect()
-    }
 }
 
 /// Where a UE is at time `t` (seconds) on its waypoint path.
