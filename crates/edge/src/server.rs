@@ -1076,7 +1076,7 @@ impl EdgeServer {
         self.validate(now, service);
     }
 
-    fn on_request(&mut self, now: Instant, from: NodeId, m: RelocateRequest) {
+    fn on_request(&mut self, now: Instant, m: RelocateRequest) {
         let service = m.service;
         if self.live.contains_key(&service) {
             // Already active (a repeated 2004): confirm again.
@@ -1090,7 +1090,6 @@ impl EdgeServer {
             );
             return;
         }
-        let _ = from;
         self.discarded.remove(&service);
         let sh = self
             .shadows
@@ -1275,7 +1274,7 @@ impl Role for EdgeServer {
             Message::ShadowSync(m) => self.on_sync(now, from, m.service, m.body, false),
             Message::CatchUp(m) => self.on_sync(now, from, m.service, m.body, true),
             Message::Relocate(m) => self.on_relocate(now, from, m),
-            Message::RelocateRequest(m) => self.on_request(now, from, m),
+            Message::RelocateRequest(m) => self.on_request(now, m),
             Message::RelocateConfirm(m) => self.on_confirm(now, from, m),
             Message::ShadowReady(m) => self.on_shadow_ready(m),
             Message::SyncAck(m) => self.on_sync_ack(now, m),

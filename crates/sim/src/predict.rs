@@ -132,7 +132,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
     let period = 0.2;
     // UE positions over time, as closures of time.
     let (tracks, duration) = ue_tracks(cfg, &mut rng)?;
-    let bounds = bounds_of(&tracks);
+    let bounds = bounds_of(&tracks, duration);
     let sites = cfg
         .sites
         .clone()
@@ -479,7 +479,8 @@ fn ue_tracks(cfg: &PredictConfig, rng: &mut ChaCha8Rng) -> Result<(Vec<Track>, f
     }
 }
 
-fn bounds_of(tracks: &[Track]) -> [f64; 4] {
+/// The area the UEs cover, sampled every second over the run.
+fn bounds_of(tracks: &[Track], duration: f64) -> [f64; 4] {
     let mut b = [
         f64::INFINITY,
         f64::INFINITY,
@@ -487,8 +488,8 @@ fn bounds_of(tracks: &[Track]) -> [f64; 4] {
         f64::NEG_INFINITY,
     ];
     for tr in tracks {
-        for i in 0..3000 {
-            if let Some(p) = tr(f64::from(i) * 0.2) {
+        for i in 0..=(duration.max(0.0) as u32) {
+            if let Some(p) = tr(f64::from(i)) {
                 b = [
                     b[0].min(p[0]),
                     b[1].min(p[1]),
