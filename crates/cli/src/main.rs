@@ -54,6 +54,9 @@ struct PredictArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// trend (A3-margin trend) or kalman (position Kalman filter through the radio map).
+    #[arg(long, default_value = "trend")]
+    predictor: String,
     /// UEs of a synthetic model.
     #[arg(long, default_value_t = 50)]
     ues: u32,
@@ -340,6 +343,7 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<bool> {
         freq_ghz: a.freq_ghz,
         shadowing_db: a.shadowing_db,
         seed: a.seed,
+        predictor: a.predictor.clone(),
     };
     let r = run(&cfg)?;
     println!(

@@ -23,7 +23,7 @@ pub struct RanConfig {
     pub predictor: PredictorConfig,
 }
 
-/// Settings of the A3-margin trend predictor.
+/// Settings of the handover predictor.
 #[derive(Clone, Debug)]
 pub struct PredictorConfig {
     /// Predict at all (off: no 1002 is ever sent).
@@ -42,6 +42,20 @@ pub struct PredictorConfig {
     pub eta_change: Duration,
     /// The prediction is withdrawn after no candidate was seen for this long.
     pub withdraw_after: Duration,
+    /// Which predictor.
+    pub kind: PredictorKind,
+}
+
+/// The predictors a cell can run.
+#[derive(Clone, Debug, Default)]
+pub enum PredictorKind {
+    /// Least-squares trend of each neighbour's A3 margin (needs only RSRP).
+    #[default]
+    Trend,
+    /// Constant-velocity Kalman filter on the reported position, extrapolated through the
+    /// radio map (needs positions in the reports); falls back to the trend predictor while
+    /// the A3 condition already holds or no position is known.
+    Kalman(crate::kalman::RadioMap),
 }
 
 impl RanConfig {
@@ -71,6 +85,7 @@ impl Default for PredictorConfig {
             refresh: Duration::from_secs(2),
             eta_change: Duration::from_millis(500),
             withdraw_after: Duration::from_secs(1),
+            kind: PredictorKind::Trend,
         }
     }
 }

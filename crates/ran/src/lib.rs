@@ -16,8 +16,10 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod kalman;
 mod predict;
 mod station;
 
-pub use config::{PredictorConfig, RanConfig};
+pub use config::{PredictorConfig, PredictorKind, RanConfig};
+pub use kalman::RadioMap;
 pub use station::{BaseStation, MeasurementReport, RanEvent, TTT_VALUES_MS, is_standard_ttt};

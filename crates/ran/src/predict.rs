@@ -131,6 +131,32 @@ pub(crate) fn predict(
     })
 }
 
+/// Combines a near-term and a far-term prediction: every candidate of either, with the
+/// larger likelihood (scaled so they sum to at most 1); the near-term ETA when there is one.
+pub(crate) fn merge(near: Option<Prediction>, far: Option<Prediction>) -> Option<Prediction> {
+    let (near, far) = match (near, far) {
+        (Some(n), Some(f)) => (n, f),
+        (n, f) => return n.or(f),
+    };
+    let mut candidates = near.candidates.clone();
+    for c in far.candidates {
+        match candidates.iter_mut().find(|x| x.cell == c.cell) {
+            Some(x) => x.likelihood = x.likelihood.max(c.likelihood),
+            None => candidates.push(c),
+        }
+    }
+    let total: f32 = candidates.iter().map(|c| c.likelihood).sum();
+    if total > 1.0 {
+        candidates.iter_mut().for_each(|c| c.likelihood /= total);
+    }
+    candidates.sort_by(|a, b| {
+        b.likelihood
+            .total_cmp(&a.likelihood)
+            .then(a.cell.cmp(&b.cell))
+    });
+    Some(Prediction { candidates, ..near })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

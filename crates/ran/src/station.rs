@@ -21,6 +21,8 @@ pub struct MeasurementReport {
     pub serving_dbm: f64,
     /// RSRP of neighbour cells (dBm).
     pub neighbours: Vec<(CellId, f64)>,
+    /// The UE's reported position (m), if it reports one.
+    pub position: Option<[f64; 2]>,
 }
 
 /// Events of a base station.
@@ -104,6 +106,8 @@ struct UeCtx {
     sent: Option<(Vec<CellId>, Instant, Instant)>, // candidates, eta, sent at
     empty_since: Option<Instant>,
     handover: Option<Handover>,
+    track: Option<crate::kalman::Track>,
+    last: Option<MeasurementReport>,
 }
 
 /// A base station serving one cell.
@@ -186,6 +190,12 @@ impl BaseStation {
         if ctx.handover.is_some() {
             return;
         }
+        if let Some(pos) = report.position {
+            ctx.track
+                .get_or_insert_with(|| crate::kalman::Track::new(now, pos))
+                .update(now, pos);
+        }
+        ctx.last = Some(report.clone());
         let margins: Vec<(CellId, f64)> = report
             .neighbours
             .iter()
@@ -233,9 +243,32 @@ impl BaseStation {
             return;
         };
         let a3 = ctx.a3_since.clone();
-        let p = predict::predict(cfg, self.cfg.time_to_trigger, &ctx.history, now, |c| {
-            a3.get(&c).map(|s| now.saturating_duration_since(*s))
-        });
+        let trend = || {
+            predict::predict(cfg, self.cfg.time_to_trigger, &ctx.history, now, |c| {
+                a3.get(&c).map(|s| now.saturating_duration_since(*s))
+            })
+        };
+        let p = match (&cfg.kind, &ctx.track, &ctx.last) {
+            (crate::config::PredictorKind::Kalman(map), Some(track), Some(last))
+                if a3.is_empty() =>
+            {
+                let threshold = self.cfg.a3_offset_db + self.cfg.hysteresis_db;
+                let serving = (self.cfg.cell, last.serving_dbm);
+                let far = crate::kalman::predict(
+                    map,
+                    cfg.horizon,
+                    self.cfg.time_to_trigger,
+                    threshold,
+                    track,
+                    serving,
+                    &last.neighbours,
+                    now,
+                );
+                // The trend sees the near future better, the track the far one: keep both.
+                predict::merge(trend(), far)
+            }
+            _ => trend(),
+        };
         let send = match (&p, &ctx.sent) {
             (Some(p), None) => Some(p.clone()),
             (Some(p), Some((cells, eta, at))) => {

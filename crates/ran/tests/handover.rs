@@ -17,6 +17,7 @@ fn report(c: &mut BaseStation, at_ms: u64, neighbour_margin_db: f64) {
         ue: UeId(1),
         serving_dbm: -80.0,
         neighbours: vec![(CellId(2), -80.0 + neighbour_margin_db)],
+        position: None,
     };
     c.handle_measurement(Instant::from_millis(at_ms), &r);
 }

@@ -533,6 +533,7 @@ impl Sim {
                 ue,
                 serving_dbm,
                 neighbours: rsrp.iter().filter(|(c, _)| *c != cell).copied().collect(),
+                position: Some(pos),
             };
             if let Some(Node::Cell(c)) = self.nodes.get_mut(&NodeId::Cell(cell)) {
                 c.handle_measurement(self.now, &report);

@@ -18,7 +18,7 @@ use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility, RandomWaypoint};
 use edgeshift_radio::pathloss::{Environment, ThreeGpp, rsrp_dbm};
 use edgeshift_radio::sumo::{FcdError, FcdTrace};
-use edgeshift_ran::{BaseStation, MeasurementReport, RanConfig};
+use edgeshift_ran::{BaseStation, MeasurementReport, PredictorKind, RadioMap, RanConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -56,6 +56,8 @@ pub struct PredictConfig {
     pub shadowing_db: f64,
     /// Seed.
     pub seed: u64,
+    /// `trend` or `kalman`.
+    pub predictor: String,
 }
 
 /// Why a prediction run could not start.
@@ -65,6 +67,9 @@ pub enum PredictError {
     /// The trace did not load.
     #[error(transparent)]
     Trace(#[from] FcdError),
+    /// Unknown predictor.
+    #[error("unknown predictor {0:?} (trend, kalman)")]
+    Predictor(String),
     /// Unknown mobility model.
     #[error("unknown mobility {0:?} (sumo:FILE, rwp, gauss-markov, manhattan)")]
     Mobility(String),
@@ -143,9 +148,24 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
         decorrelation_m: model.decorrelation_m(false),
         ..MeasureConfig::default()
     };
+    let kind = match cfg.predictor.as_str() {
+        "trend" => PredictorKind::Trend,
+        "kalman" => PredictorKind::Kalman(RadioMap {
+            sites: sites.iter().map(|s| (CellId(s.id), [s.x, s.y])).collect(),
+            tx_dbm: 46.0,
+            n_prb: 50,
+            model,
+            decorrelation_m: mcfg.decorrelation_m,
+        }),
+        other => return Err(PredictError::Predictor(other.to_owned())),
+    };
     let mut cells: BTreeMap<CellId, BaseStation> = sites
         .iter()
-        .map(|s| (CellId(s.id), BaseStation::new(RanConfig::new(CellId(s.id)))))
+        .map(|s| {
+            let mut rc = RanConfig::new(CellId(s.id));
+            rc.predictor.kind = kind.clone();
+            (CellId(s.id), BaseStation::new(rc))
+        })
         .collect();
     let mut serving: BTreeMap<UeId, CellId> = BTreeMap::new();
     let mut measurers: BTreeMap<UeId, UeMeasurer> = BTreeMap::new();
@@ -198,6 +218,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
                     .filter(|(c, _)| *c != cell.0)
                     .map(|(c, v)| (CellId(*c), *v))
                     .collect(),
+                position: Some(pos),
             };
             let Some(bs) = cells.get_mut(&cell) else {
                 continue;

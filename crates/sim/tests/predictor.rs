@@ -8,6 +8,12 @@ use edgeshift_sim::predict::{MobilitySource, PredictConfig, run};
 
 #[test]
 fn straight_line_through_a_hex_grid_is_predicted_with_more_than_2_s_lead() {
+    for predictor in ["trend", "kalman"] {
+        straight_line(predictor);
+    }
+}
+
+fn straight_line(predictor: &str) {
     // 15 m/s eastwards for 300 s, off the site rows so the targets are unambiguous.
     let samples: Vec<Sample> = (0..=300)
         .map(|t| Sample {
@@ -41,11 +47,16 @@ fn straight_line_through_a_hex_grid_is_predicted_with_more_than_2_s_lead() {
         freq_ghz: 3.5,
         shadowing_db: 0.0,
         seed: 1,
+        predictor: predictor.into(),
     };
     let r = run(&cfg).expect("runs");
     assert!(r.handovers >= 6, "{} handovers along 4.5 km", r.handovers);
-    assert_eq!(r.top1_accuracy, 1.0, "{r:#?}");
-    assert!(r.lead_s_p50 > 2.0, "median lead {} s", r.lead_s_p50);
+    assert_eq!(r.top1_accuracy, 1.0, "{predictor}: {r:#?}");
+    assert!(
+        r.lead_s_p50 > 2.0,
+        "{predictor}: median lead {} s",
+        r.lead_s_p50
+    );
     assert_eq!(r.pingpong_rate, 0.0);
 }
 
@@ -62,6 +73,7 @@ fn the_same_seed_gives_the_same_report() {
         freq_ghz: 3.5,
         shadowing_db: 6.0,
         seed,
+        predictor: "trend".into(),
     };
     let a = serde_json::to_string(&run(&cfg(3)).expect("runs")).expect("json");
     let b = serde_json::to_string(&run(&cfg(3)).expect("runs")).expect("json");
