@@ -16,6 +16,9 @@ use crate::instance::{Instance, Meta};
 use crate::service::{ServiceError, ServiceFactory};
 use xxhash_rust::xxh3::Xxh3;
 
+/// How long a discarded shadow's id is remembered, to ignore its late sync.
+const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Answers a 2004 carries.
 const RELOCATE_ANSWERS: usize = 64;
 
@@ -135,7 +138,7 @@ pub struct EdgeServer {
     shadows: BTreeMap<ServiceId, Shadow>,
     moved: BTreeMap<ServiceId, ServerId>,
     /// Shadows dropped here; sync still in flight for them is ignored.
-    discarded: BTreeSet<ServiceId>,
+    discarded: BTreeMap<ServiceId, Instant>,
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
     timers: BTreeSet<(Instant, Timer)>,
     out: VecDeque<Transmit>,
@@ -157,7 +160,7 @@ impl EdgeServer {
             live: BTreeMap::new(),
             shadows: BTreeMap::new(),
             moved: BTreeMap::new(),
-            discarded: BTreeSet::new(),
+            discarded: BTreeMap::new(),
             planned: BTreeMap::new(),
             timers,
             out: VecDeque::new(),
@@ -551,7 +554,7 @@ impl EdgeServer {
                     }
                 }
                 if servers.contains(&self.cfg.id) {
-                    self.drop_shadow(m.service);
+                    self.drop_shadow(now, m.service);
                 }
             }
             RelocateAction::Relocate {
@@ -567,8 +570,11 @@ impl EdgeServer {
         }
     }
 
-    fn drop_shadow(&mut self, service: ServiceId) {
-        self.discarded.insert(service);
+    fn drop_shadow(&mut self, now: Instant, service: ServiceId) {
+        // Sync in flight arrives within a few link delays; a minute of memory is plenty.
+        self.discarded
+            .retain(|_, at| now.saturating_duration_since(*at) < DISCARD_MEMORY);
+        self.discarded.insert(service, now);
         if let Some(sh) = self.shadows.remove(&service) {
             self.events.push_back(EdgeEvent::ShadowDiscarded {
                 service,
@@ -1024,7 +1030,7 @@ impl EdgeServer {
             self.violation(from, format!("sync for {service}, which is live here"));
             return;
         }
-        if self.discarded.contains(&service) {
+        if self.discarded.contains_key(&service) {
             return; // Sync for a shadow already discarded is normal: it was in flight.
         }
         // Inputs may overtake the 1004 (they travel on the control lane): keep them.

@@ -15,6 +15,11 @@ pub struct RanConfig {
     pub hysteresis_db: f64,
     /// Time to trigger.
     pub time_to_trigger: Duration,
+    /// Event A5 instead of A3: the serving cell below the first threshold (dBm) and a
+    /// neighbour above the second, each with the hysteresis.
+    pub a5: Option<(f64, f64)>,
+    /// A handover back to the cell the UE came from within this time is a ping-pong.
+    pub pingpong_window: Duration,
     /// Lead of the announced handover time (1005) before the 2003 goes out.
     pub prep_time: Duration,
     /// UEs this cell admits.
@@ -67,6 +72,8 @@ impl RanConfig {
             a3_offset_db: 3.0,
             hysteresis_db: 1.0,
             time_to_trigger: Duration::from_millis(320),
+            a5: None,
+            pingpong_window: Duration::from_secs(1),
             prep_time: Duration::from_millis(20),
             capacity: 1000,
             predictor: PredictorConfig::default(),

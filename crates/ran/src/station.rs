@@ -59,6 +59,13 @@ pub enum RanEvent {
         /// The target.
         target: CellId,
     },
+    /// A handover back to the cell the UE arrived from, within the ping-pong window.
+    PingPong {
+        /// The UE.
+        ue: UeId,
+        /// The cell it goes back to.
+        back_to: CellId,
+    },
     /// A UE joined this cell.
     UeAttached {
         /// The UE.
@@ -108,6 +115,8 @@ struct UeCtx {
     handover: Option<Handover>,
     track: Option<crate::kalman::Track>,
     last: Option<MeasurementReport>,
+    /// The cell the UE came from by handover, and when.
+    arrived: Option<(CellId, Instant)>,
 }
 
 /// A base station serving one cell.
@@ -179,10 +188,11 @@ impl BaseStation {
     /// A measurement report of an attached UE: runs A3 and the predictor.
     pub fn handle_measurement(&mut self, now: Instant, report: &MeasurementReport) {
         let cell = self.cfg.cell;
-        let (offset, hys, ttt) = (
+        let (offset, hys, ttt, a5) = (
             self.cfg.a3_offset_db,
             self.cfg.hysteresis_db,
             self.cfg.time_to_trigger,
+            self.cfg.a5,
         );
         let Some(ctx) = self.ues.get_mut(&report.ue) else {
             return;
@@ -202,10 +212,23 @@ impl BaseStation {
             .filter(|(c, _)| *c != cell)
             .map(|(c, rsrp)| (*c, rsrp - report.serving_dbm - offset - hys))
             .collect();
-        for (c, m) in &margins {
-            if *m > 0.0 {
+        // The trigger event (A3, or A5 when configured) with its hysteresis; the margins
+        // above stay A3 margins, which is what the predictor extrapolates.
+        for (c, rsrp) in report.neighbours.iter().filter(|(c, _)| *c != cell) {
+            let s = report.serving_dbm;
+            let (enter, leave) = match a5 {
+                None => {
+                    let m = rsrp - s - offset - hys;
+                    (m > 0.0, m + 2.0 * hys < 0.0)
+                }
+                Some((t1, t2)) => (
+                    s + hys < t1 && rsrp - hys > t2,
+                    s - hys > t1 || rsrp + hys < t2,
+                ),
+            };
+            if enter {
                 ctx.a3_since.entry(*c).or_insert(now);
-            } else if *m + 2.0 * hys < 0.0 {
+            } else if leave {
                 ctx.a3_since.remove(c);
             }
         }
@@ -335,6 +358,14 @@ impl BaseStation {
         let Some(ctx) = self.ues.get_mut(&ue) else {
             return;
         };
+        if ctx.arrived.is_some_and(|(from, at)| {
+            from == target && now.saturating_duration_since(at) <= self.cfg.pingpong_window
+        }) {
+            self.events.push_back(RanEvent::PingPong {
+                ue,
+                back_to: target,
+            });
+        }
         ctx.handover = Some(Handover::Preparing {
             target,
             execute_at,
@@ -494,7 +525,11 @@ impl Role for BaseStation {
             Message::HandoverRequestAck(m) => self.on_ack(now, from, m),
             Message::HandoverConfirm(m) => {
                 let from_cell = self.incoming.remove(&m.ue).unwrap_or(m.source);
-                self.ues.insert(m.ue, UeCtx::default());
+                let ctx = UeCtx {
+                    arrived: Some((from_cell, now)),
+                    ..UeCtx::default()
+                };
+                self.ues.insert(m.ue, ctx);
                 self.events.push_back(RanEvent::UeAttached {
                     ue: m.ue,
                     from: Some(from_cell),

@@ -223,3 +223,66 @@ fn a_full_target_refuses_and_the_source_cancels() {
     assert!(sent(&mut src).iter().all(|t| t.msg.type_code() != 2003));
     assert!(src.serves(UeId(1)));
 }
+
+#[test]
+fn a5_needs_a_weak_serving_cell_and_a_strong_neighbour() {
+    let mut cfg = RanConfig::new(CellId(1));
+    cfg.a5 = Some((-100.0, -95.0));
+    let mut c = BaseStation::new(cfg);
+    c.handle_attach(Instant::ZERO, UeId(1));
+    let send = |c: &mut BaseStation, t: u64, s: f64, n: f64| {
+        let r = MeasurementReport {
+            ue: UeId(1),
+            serving_dbm: s,
+            neighbours: vec![(CellId(2), n)],
+            position: None,
+        };
+        c.handle_measurement(Instant::from_millis(t), &r);
+        sent(c).iter().any(|m| m.msg.type_code() == 1005)
+    };
+    // A3 would fire here (neighbour 10 dB better), A5 must not: the serving cell is strong.
+    assert!(!(0..20).any(|i| send(&mut c, i * 40, -80.0, -70.0)));
+    // Serving weak, neighbour strong enough: fires after the time to trigger.
+    let fired: Vec<bool> = (20..40)
+        .map(|i| send(&mut c, i * 40, -105.0, -90.0))
+        .collect();
+    assert!(fired.iter().any(|f| *f));
+    assert!(!fired[..8].iter().any(|f| *f), "not before 320 ms");
+}
+
+#[test]
+fn going_straight_back_is_reported_as_ping_pong() {
+    let mut c = BaseStation::new(RanConfig::new(CellId(2)));
+    // The UE arrives from cell 1 by handover.
+    c.handle_message(
+        Instant::from_millis(1000),
+        UeId(1).into(),
+        HandoverConfirm {
+            ue: UeId(1),
+            source: CellId(1),
+        }
+        .into(),
+    );
+    let _ = sent(&mut c);
+    // Cell 1 is at once much stronger again.
+    for t in (1040..=1400).step_by(40) {
+        let r = MeasurementReport {
+            ue: UeId(1),
+            serving_dbm: -90.0,
+            neighbours: vec![(CellId(1), -80.0)],
+            position: None,
+        };
+        c.handle_measurement(Instant::from_millis(t), &r);
+    }
+    let events: Vec<RanEvent> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            RanEvent::PingPong {
+                back_to: CellId(1),
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+}
