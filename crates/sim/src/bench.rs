@@ -189,14 +189,7 @@ impl Bench {
 
     /// When the next message or timer is due.
     fn next_time(&self) -> Option<Instant> {
-        let timer = self
-            .servers
-            .iter()
-            .filter_map(|(id, s)| {
-                s.poll_timeout()
-                    .map(|t| t.max(self.busy.get(id).copied().unwrap_or(t)))
-            })
-            .min();
+        let timer = self.next_timer().map(|(t, _)| t);
         let msg = self.heap.peek().map(|e| e.at);
         match (timer, msg) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -204,17 +197,21 @@ impl Bench {
         }
     }
 
+    /// The earliest server timer, no earlier than the server is free.
+    fn next_timer(&self) -> Option<(Instant, ServerId)> {
+        self.servers
+            .iter()
+            .filter_map(|(id, s)| {
+                s.poll_timeout()
+                    .map(|t| (t.max(self.busy.get(id).copied().unwrap_or(t)), *id))
+            })
+            .min()
+    }
+
     /// Processes messages and timers until `stop` says so or nothing is left.
     fn run_until(&mut self, mut stop: impl FnMut(&Self) -> bool) {
         while !stop(self) {
-            let timer = self
-                .servers
-                .iter()
-                .filter_map(|(id, s)| {
-                    s.poll_timeout()
-                        .map(|t| (t.max(self.busy.get(id).copied().unwrap_or(t)), *id))
-                })
-                .min();
+            let timer = self.next_timer();
             let next_msg = self.heap.peek().map(|e| e.at);
             match (next_msg, timer) {
                 (Some(m), Some((t, id))) if t < m => {

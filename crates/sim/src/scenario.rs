@@ -412,7 +412,8 @@ impl Scenario {
         if self.links.backhaul_gbit <= 0.0 || self.links.radio_mbit <= 0.0 {
             return bad("bandwidths must be positive".into());
         }
-        if !["mem", "counter", "arena", "armap"].contains(&self.service.kind.as_str()) {
+        let kind = self.service.kind.as_str();
+        if kind != edgeshift_edge::MEM_KIND && !edgeshift_runtime::samples::NAMES.contains(&kind) {
             return bad(format!(
                 "unknown service.kind {:?} (mem, counter, arena or armap)",
                 self.service.kind
