@@ -339,6 +339,7 @@ impl EdgeServer {
                 return;
             }
             let last_seq = live.inst.last_seq;
+            let checksum = m.checksum.then(|| live.inst.svc.checksum());
             self.events.push_back(EdgeEvent::Answered {
                 service,
                 seq: 0,
@@ -352,6 +353,7 @@ impl EdgeServer {
                     via: m.via,
                     nonce: m.nonce,
                     last_seq,
+                    checksum,
                 },
             );
         } else if let Some(sh) = self.shadows.get_mut(&service) {

@@ -6,7 +6,7 @@ use crate::error::DecodeError;
 use crate::message::*;
 
 /// Which stream a message travels on. Bulk state never delays control messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Lane {
     /// Small, latency-critical messages.
     Control,
@@ -96,6 +96,8 @@ messages! {
     UeContextRelease = 3001,
     /// 3002
     HandoverCancel = 3002,
+    /// 3003
+    Attach = 3003,
     /// 3010
     ServiceInput = 3010,
     /// 3011
@@ -120,6 +122,8 @@ messages! {
     CatchUp = 3035,
     /// 3036
     SyncAck = 3036,
+    /// 3040
+    Hello = 3040,
 }
 
 impl Message {

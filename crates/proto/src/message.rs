@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CellId, ServerId, ServiceId, Timing, UeId};
+use crate::{CellId, Lane, NodeId, ServerId, ServiceId, Timing, UeId};
 
 /// A candidate target cell with the likelihood that it becomes the target.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -376,6 +376,26 @@ pub struct HandoverCancel {
     pub target: CellId,
 }
 
+/// 3003: a UE joins a cell without a handover (power-on, initial placement: the RRC
+/// connection setup), UE → cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attach {
+    /// The terminal.
+    pub ue: UeId,
+}
+
+/// 3040: the first frame on every connection: who is talking to whom, on which lane.
+/// Only network drivers send it; roles never see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sending node.
+    pub from: NodeId,
+    /// The node the connection is for.
+    pub to: NodeId,
+    /// The lane the connection carries.
+    pub lane: Lane,
+}
+
 /// 3010: a numbered UE input to its service (UE → cell → server).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceInput {
@@ -416,6 +436,8 @@ pub struct Probe {
     pub via: CellId,
     /// Echoed back.
     pub nonce: u64,
+    /// Ask for the live state's checksum too (costs a pass over the state).
+    pub checksum: bool,
 }
 
 /// 3013: answer to a probe.
@@ -431,6 +453,8 @@ pub struct ProbeReply {
     pub nonce: u64,
     /// Last input the live instance applied.
     pub last_seq: u64,
+    /// Checksum of the live state, when the probe asked for it.
+    pub checksum: Option<u128>,
 }
 
 /// 3020: control → cell: where a UE's service lives now.

@@ -180,6 +180,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             service,
             via: cell,
             nonce: b,
+            checksum: b % 2 == 0,
         }
         .into(),
         ProbeReply {
@@ -188,6 +189,14 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             via: cell,
             nonce: b,
             last_seq: b,
+            checksum: Some(u128::from(b) << 64 | 7),
+        }
+        .into(),
+        Attach { ue }.into(),
+        Hello {
+            from: NodeId::Ue(ue),
+            to: NodeId::Cell(cell),
+            lane: Lane::Bulk,
         }
         .into(),
         RouteUpdate { ue, route }.into(),

@@ -503,6 +503,7 @@ impl Role for BaseStation {
             Message::ServiceOutput(ref m) => self.relay_down(m.ue, msg.clone()),
             Message::ProbeReply(ref m) => self.relay_down(m.ue, msg.clone()),
             Message::RouteUpdate(m) => self.learn_route(m.ue, m.route),
+            Message::Attach(m) => self.handle_attach(now, m.ue),
             Message::HandoverRequest(m) => {
                 let load = self.ues.len() + self.incoming.len();
                 let admitted = load < self.cfg.capacity as usize && !self.ues.contains_key(&m.ue);

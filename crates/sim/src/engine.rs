@@ -364,9 +364,6 @@ impl Sim {
             let Some(&(cell, _)) = rsrp.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
                 continue;
             };
-            if let Some(Node::Cell(c)) = self.nodes.get_mut(&NodeId::Cell(cell)) {
-                c.handle_attach(Instant::ZERO, ue);
-            }
             if let Some(Node::Ue(u)) = self.nodes.get_mut(&NodeId::Ue(ue)) {
                 u.handle_attach(Instant::ZERO, cell);
             }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use edgeshift_proto::{
-    CellId, HandoverConfirm, InputRecord, Instant, Message, NodeId, Probe, Role, ServiceId,
+    Attach, CellId, HandoverConfirm, InputRecord, Instant, Message, NodeId, Probe, Role, ServiceId,
     ServiceInput, Transmit, UeId,
 };
 
@@ -259,10 +259,17 @@ impl UeClient {
                 service: self.cfg.service,
                 via: cell,
                 nonce: self.probe_nonce,
+                checksum: false,
             };
             self.out.push_back(Transmit {
                 to: cell.into(),
                 msg: probe.into(),
+            });
+        }
+        if previous.is_none() {
+            self.out.push_back(Transmit {
+                to: cell.into(),
+                msg: Attach { ue: self.cfg.id }.into(),
             });
         }
         let pending: Vec<u64> = self.unacked.keys().copied().collect();
@@ -489,6 +496,7 @@ mod tests {
             via: CellId(2),
             nonce: 1,
             last_seq: 5,
+            checksum: None,
         };
         ue.handle_message(
             Instant::from_millis(110),
