@@ -109,7 +109,7 @@ pub enum ControlEvent {
 }
 
 /// Counters of the control node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ControlStats {
     /// 1002 received with candidates.
     pub predictions: u64,

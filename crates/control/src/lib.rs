@@ -24,4 +24,4 @@ mod node;
 
 pub use config::{ControlConfig, Strategy, UnknownStrategy};
 pub use event::{ControlEvent, ControlStats};
-pub use node::{ControlNode, ServiceEntry};
+pub use node::{ControlNode, ControlSnapshot, ServiceEntry};

@@ -10,10 +10,12 @@ use edgeshift_proto::{
     Timing, Transmit, UeId,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{ControlConfig, Strategy};
 use crate::event::{ControlEvent, ControlStats};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Timer {
     Trigger(ServiceId),
     JitStart(ServiceId, ServerId),
@@ -21,7 +23,7 @@ enum Timer {
     LoadCheck,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Pending {
     target: ServerId,
     mode: RelocationMode,
@@ -33,7 +35,7 @@ struct Pending {
 }
 
 /// What the registry knows about one service.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServiceEntry {
     /// Its user.
     pub ue: UeId,
@@ -55,6 +57,40 @@ pub struct ServiceEntry {
     predicted: Vec<CellId>,
     last_handover: Option<(CellId, CellId, Instant)>,
     pending: Option<Pending>,
+}
+
+/// Everything a [`ControlNode`] must not forget across a restart (see
+/// [`ControlNode::snapshot`]); opaque, with a stable byte form.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ControlSnapshot {
+    services: BTreeMap<ServiceId, ServiceEntry>,
+    loads: BTreeMap<ServerId, (f32, u32)>,
+    stats: ControlStats,
+    timers: Vec<(Instant, Timer)>,
+}
+
+impl ControlSnapshot {
+    /// The byte form (postcard).
+    ///
+    /// # Errors
+    /// Never for snapshots this crate made; the error is the serializer's.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Parses [`ControlSnapshot::to_bytes`] output.
+    ///
+    /// # Errors
+    /// Bytes that are not a snapshot of this version.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
+    /// Services in the registry.
+    #[must_use]
+    pub fn services(&self) -> usize {
+        self.services.len()
+    }
 }
 
 /// The ME control node.
@@ -88,6 +124,31 @@ impl ControlNode {
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The registry, the in-flight relocations and the timers, for a store to keep. A node
+    /// restored from it with [`ControlNode::restore`] carries on where this one was.
+    #[must_use]
+    pub fn snapshot(&self) -> ControlSnapshot {
+        ControlSnapshot {
+            services: self.services.clone(),
+            loads: self.loads.clone(),
+            stats: self.stats,
+            timers: self.timers.iter().copied().collect(),
+        }
+    }
+
+    /// A node that resumes from `snap` (see [`ControlNode::snapshot`]). Timers that fell due
+    /// while it was down fire at the first [`Role::handle_timeout`].
+    #[must_use]
+    pub fn restore(cfg: ControlConfig, snap: ControlSnapshot, now: Instant) -> Self {
+        let mut node = Self::new(cfg, now);
+        node.by_ue = snap.services.iter().map(|(s, e)| (e.ue, *s)).collect();
+        node.services = snap.services;
+        node.loads = snap.loads;
+        node.stats = snap.stats;
+        node.timers.extend(snap.timers);
+        node
     }
 
     /// Counters so far.

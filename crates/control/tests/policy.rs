@@ -1,6 +1,6 @@
 //! Role-level tests of the control node's policy.
 
-use edgeshift_control::{ControlConfig, ControlNode, Strategy};
+use edgeshift_control::{ControlConfig, ControlNode, ControlSnapshot, Strategy};
 use edgeshift_proto::*;
 
 fn node(strategy: Strategy) -> ControlNode {
@@ -282,4 +282,37 @@ fn ping_pong_is_counted_and_still_relocates() {
     assert_eq!(n.stats().pingpongs, 1);
     assert_eq!(to(&out, 2, 1006).len(), 1);
     assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(2)));
+}
+
+#[test]
+fn a_restored_node_resumes_an_announced_relocation() {
+    let mut n = node(Strategy::Shadow);
+    predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.5), (3, 0.4)],
+        Instant::from_millis(3000),
+    );
+    let m = HandoverExecution {
+        ue: UeId(1),
+        source: CellId(1),
+        target: CellId(3),
+        timing: Timing::at(Instant::from_millis(3000)),
+    };
+    n.handle_message(Instant::from_millis(2980), CellId(1).into(), m.into());
+    drain(&mut n);
+    let bytes = n.snapshot().to_bytes().expect("encodes");
+    drop(n);
+
+    let snap = ControlSnapshot::from_bytes(&bytes).expect("decodes");
+    assert_eq!(snap.services(), 1);
+    let cfg = node(Strategy::Shadow).config().clone();
+    // Restarted after the announced time: the trigger fires at once.
+    let mut n = ControlNode::restore(cfg, snap, Instant::from_millis(3500));
+    assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(1)));
+    assert_eq!(n.poll_timeout(), Some(Instant::from_millis(3000)));
+    n.handle_timeout(Instant::from_millis(3500));
+    let out = drain(&mut n);
+    assert_eq!(to(&out, 1, 1006).len(), 1, "{out:?}");
+    assert!(ControlSnapshot::from_bytes(&[0xff; 3]).is_err());
 }
