@@ -1,0 +1,53 @@
+//! Errors of the network layer.
+
+use std::net::SocketAddr;
+
+use edgeshift_proto::{DecodeError, NodeId};
+
+/// What went wrong on a socket.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that are not a frame of ours.
+    #[error("bad frame: {0}")]
+    Frame(#[from] DecodeError),
+    /// The peer closed the connection in the middle of a frame.
+    #[error("connection closed mid-frame ({got} of {want} bytes)")]
+    Truncated {
+        /// Bytes received of the frame.
+        got: usize,
+        /// Bytes the frame announced.
+        want: usize,
+    },
+    /// The first frame was not a [`Hello`](edgeshift_proto::Hello).
+    #[error("expected a Hello first, got {0}")]
+    NoHello(&'static str),
+    /// The peer addressed a node this process does not host.
+    #[error("{0} is not hosted here")]
+    NotHere(NodeId),
+    /// The peer sent no Hello in time.
+    #[error("no Hello within {0:?}")]
+    HelloTimeout(std::time::Duration),
+    /// No address is known for a node.
+    #[error("no address known for {0}")]
+    UnknownPeer(NodeId),
+    /// A message could not be encoded.
+    #[error("cannot encode {name}: {source}")]
+    Encode {
+        /// The message type.
+        name: &'static str,
+        /// Why.
+        source: DecodeError,
+    },
+}

@@ -1,0 +1,454 @@
+//! TCP transport: a listener for the local nodes, and one outgoing connection per
+//! (sender, receiver, lane), each with its own queue, pacing and reconnect loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use edgeshift_proto::{Hello, Lane, Message, NodeId, codec};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::error::NetError;
+use crate::link::{LinkEmulation, Pacer};
+
+/// Where each remote node listens.
+pub type AddressBook = BTreeMap<NodeId, SocketAddr>;
+
+/// Messages for the local nodes, in arrival order per connection.
+pub type Inbox = mpsc::UnboundedReceiver<Incoming>;
+
+/// A message that arrived for a local node.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The sending node (from its connection's Hello).
+    pub from: NodeId,
+    /// The local node it is for.
+    pub to: NodeId,
+    /// The message.
+    pub msg: Message,
+}
+
+/// Counters of one transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames received from peers.
+    pub frames_in: u64,
+    /// Frames written to peers.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Peers dropped for bad input (garbage, truncated frames, no Hello).
+    pub peer_errors: u64,
+    /// Outgoing connections (re)established.
+    pub connects: u64,
+    /// UE traffic frames dropped by the loss emulator.
+    pub emulated_losses: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    peer_errors: AtomicU64,
+    connects: AtomicU64,
+    emulated_losses: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, by: u64) {
+    c.fetch_add(by, Ordering::Relaxed);
+}
+
+/// How long an accepted connection may take to introduce itself.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+struct Outgoing {
+    frame: Vec<u8>,
+    queued: tokio::time::Instant,
+}
+
+type LinkKey = (NodeId, NodeId, Lane);
+
+struct Inner {
+    local: BTreeSet<NodeId>,
+    addr: SocketAddr,
+    book: Mutex<AddressBook>,
+    links: Mutex<BTreeMap<LinkKey, mpsc::UnboundedSender<Outgoing>>>,
+    tasks: Mutex<JoinSet<()>>,
+    inbox: mpsc::UnboundedSender<Incoming>,
+    emu: LinkEmulation,
+    rng: Mutex<ChaCha8Rng>,
+    counters: Counters,
+    closing: watch::Sender<bool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking holder leaves plain data behind; keep going with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The sockets of one process: cheap to clone, shared by every local node.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("addr", &self.inner.addr)
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// Listens on `addr` (port 0 picks a free one) for messages to the `local` nodes and
+    /// returns the transport with the inbox of their messages. Must run inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    /// [`NetError::Bind`] if the address cannot be bound.
+    pub async fn bind(
+        addr: SocketAddr,
+        local: impl IntoIterator<Item = NodeId>,
+        book: AddressBook,
+        emu: LinkEmulation,
+    ) -> Result<(Self, Inbox), NetError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| NetError::Bind { addr, source })?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (closing, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            local: local.into_iter().collect(),
+            addr,
+            book: Mutex::new(book),
+            links: Mutex::new(BTreeMap::new()),
+            tasks: Mutex::new(JoinSet::new()),
+            inbox: tx,
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(emu.seed)),
+            emu,
+            counters: Counters::default(),
+            closing,
+        });
+        // Subscribed before the task runs, so an early shutdown is never missed.
+        let closing = inner.closing.subscribe();
+        tokio::spawn(accept_loop(inner.clone(), listener, closing));
+        Ok((Self { inner }, rx))
+    }
+
+    /// The address the listener is bound to.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The nodes hosted here.
+    #[must_use]
+    pub fn local_nodes(&self) -> &BTreeSet<NodeId> {
+        &self.inner.local
+    }
+
+    /// Learns (or changes) where `node` listens.
+    pub fn add_peer(&self, node: NodeId, addr: SocketAddr) {
+        lock(&self.inner.book).insert(node, addr);
+    }
+
+    /// Queues `msg` from local node `from` to `to`. Messages between local nodes skip the
+    /// sockets. Never blocks: each connection has its own queue, drained by its own task,
+    /// which reconnects with backoff when the peer is away.
+    ///
+    /// # Errors
+    /// [`NetError::UnknownPeer`] if no address is known for `to`;
+    /// [`NetError::Encode`] if the message is too large for a frame.
+    pub fn send(&self, from: NodeId, to: NodeId, msg: Message) -> Result<(), NetError> {
+        let inner = &self.inner;
+        if inner.local.contains(&to) {
+            // The receiver lives in this process; if it is gone we are shutting down.
+            let _ = inner.inbox.send(Incoming { from, to, msg });
+            return Ok(());
+        }
+        if inner.emu.radio_loss > 0.0 && is_radio_traffic(from, to, &msg) {
+            let lost = lock(&inner.rng).random::<f64>() < inner.emu.radio_loss;
+            if lost {
+                bump(&inner.counters.emulated_losses, 1);
+                return Ok(());
+            }
+        }
+        if !lock(&inner.book).contains_key(&to) {
+            return Err(NetError::UnknownPeer(to));
+        }
+        let frame = codec::encode(&msg).map_err(|source| NetError::Encode {
+            name: msg.name(),
+            source,
+        })?;
+        let key = (from, to, msg.lane());
+        let out = Outgoing {
+            frame,
+            queued: tokio::time::Instant::now(),
+        };
+        let mut links = lock(&inner.links);
+        let tx = links.entry(key).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx));
+            tx
+        });
+        if let Err(mpsc::error::SendError(out)) = tx.send(out) {
+            // The link task ended (shutdown raced us); start a fresh one.
+            let (tx, rx) = mpsc::unbounded_channel();
+            lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx));
+            let _ = tx.send(out);
+            links.insert(key, tx);
+        }
+        Ok(())
+    }
+
+    /// Counters so far.
+    #[must_use]
+    pub fn stats(&self) -> NetStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        NetStats {
+            frames_in: get(&c.frames_in),
+            frames_out: get(&c.frames_out),
+            bytes_in: get(&c.bytes_in),
+            bytes_out: get(&c.bytes_out),
+            peer_errors: get(&c.peer_errors),
+            connects: get(&c.connects),
+            emulated_losses: get(&c.emulated_losses),
+        }
+    }
+
+    /// Stops accepting, then gives the outgoing queues up to `grace` to drain before
+    /// closing every connection.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.closing.send_replace(true);
+        lock(&inner.links).clear();
+        let mut tasks = std::mem::take(&mut *lock(&inner.tasks));
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!(left = tasks.len(), "outgoing queues not drained in time");
+            tasks.abort_all();
+        }
+    }
+}
+
+fn is_radio_traffic(from: NodeId, to: NodeId, msg: &Message) -> bool {
+    let radio = matches!(from, NodeId::Ue(_)) || matches!(to, NodeId::Ue(_));
+    radio
+        && matches!(
+            msg,
+            Message::ServiceInput(_)
+                | Message::ServiceOutput(_)
+                | Message::Probe(_)
+                | Message::ProbeReply(_)
+        )
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut closing: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let closing = inner.closing.subscribe();
+                    tokio::spawn(serve(inner.clone(), stream, peer, closing));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(BACKOFF_MIN).await;
+                }
+            },
+            () = closed(&mut closing) => return,
+        }
+    }
+}
+
+async fn closed(rx: &mut watch::Receiver<bool>) {
+    // An error means the transport is gone, which is closing too.
+    let _ = rx.wait_for(|c| *c).await.map(|_| ());
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, NetError> {
+    let mut buf = vec![0u8; codec::HEADER_LEN];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = r.read(&mut buf[got..]).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(NetError::Truncated {
+                    got,
+                    want: codec::HEADER_LEN,
+                })
+            };
+        }
+        got += n;
+    }
+    let (_, len) = codec::decode_header(&buf)?;
+    let want = codec::HEADER_LEN + len;
+    buf.resize(want, 0);
+    while got < want {
+        let n = r.read(&mut buf[got..]).await?;
+        if n == 0 {
+            return Err(NetError::Truncated { got, want });
+        }
+        got += n;
+    }
+    Ok(Some(codec::decode_exact(&buf)?))
+}
+
+async fn serve(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut r = BufReader::with_capacity(256 << 10, stream);
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r)).await {
+        Err(_) => Err(NetError::HelloTimeout(HELLO_TIMEOUT)),
+        Ok(Ok(Some(Message::Hello(h)))) if inner.local.contains(&h.to) => Ok(h),
+        Ok(Ok(Some(Message::Hello(h)))) => Err(NetError::NotHere(h.to)),
+        Ok(Ok(Some(other))) => Err(NetError::NoHello(other.name())),
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => Err(e),
+    };
+    let hello = match hello {
+        Ok(h) => h,
+        Err(e) => {
+            bump(&inner.counters.peer_errors, 1);
+            warn!(%peer, error = %e, "dropping peer");
+            return;
+        }
+    };
+    debug!(%peer, from = %hello.from, to = %hello.to, lane = ?hello.lane, "peer connected");
+    loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut r) => f,
+            () = closed(&mut closing) => return,
+        };
+        match frame {
+            Ok(Some(msg)) => {
+                bump(&inner.counters.frames_in, 1);
+                bump(
+                    &inner.counters.bytes_in,
+                    (codec::HEADER_LEN + msg.bulk_len()) as u64,
+                );
+                let incoming = Incoming {
+                    from: hello.from,
+                    to: hello.to,
+                    msg,
+                };
+                if inner.inbox.send(incoming).is_err() {
+                    return; // The process is shutting down.
+                }
+            }
+            Ok(None) => {
+                debug!(%peer, from = %hello.from, "peer closed");
+                return;
+            }
+            Err(e) => {
+                bump(&inner.counters.peer_errors, 1);
+                warn!(%peer, from = %hello.from, error = %e, "dropping peer");
+                return;
+            }
+        }
+    }
+}
+
+async fn link_task(inner: Arc<Inner>, key: LinkKey, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    let (from, to, lane) = key;
+    let mut pacer = Pacer::default();
+    let mut pending: Option<Vec<u8>> = None;
+    let mut backoff = BACKOFF_MIN;
+    let mut announced = false;
+    loop {
+        let addr = lock(&inner.book).get(&to).copied();
+        let stream = match addr {
+            Some(addr) => TcpStream::connect(addr).await.map_err(NetError::from),
+            None => Err(NetError::UnknownPeer(to)),
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                if !announced {
+                    warn!(%from, %to, ?lane, error = %e, "peer unreachable; retrying");
+                    announced = true;
+                }
+                if rx.is_closed() && *inner.closing.borrow() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let hello = codec::encode(&Hello { from, to, lane }.into());
+        let Ok(hello) = hello else { return };
+        if wr.write_all(&hello).await.is_err() {
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        bump(&inner.counters.connects, 1);
+        if announced {
+            info!(%from, %to, ?lane, "peer reachable again");
+        }
+        announced = false;
+        backoff = BACKOFF_MIN;
+        let mut probe = [0u8; 1];
+        loop {
+            let frame = match pending.take() {
+                Some(f) => f,
+                None => {
+                    tokio::select! {
+                        o = rx.recv() => match o {
+                            Some(o) => {
+                                let at = pacer.arrival(&inner.emu, o.queued, o.frame.len());
+                                tokio::time::sleep_until(at).await;
+                                o.frame
+                            }
+                            None => {
+                                let _ = wr.shutdown().await;
+                                return;
+                            }
+                        },
+                        // The peer never writes on this connection: readable means closed.
+                        _ = rd.read(&mut probe) => {
+                            debug!(%from, %to, ?lane, "peer closed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = wr.write_all(&frame).await {
+                debug!(%from, %to, ?lane, error = %e, "write failed; reconnecting");
+                pending = Some(frame);
+                break;
+            }
+            bump(&inner.counters.frames_out, 1);
+            bump(&inner.counters.bytes_out, frame.len() as u64);
+        }
+    }
+}
