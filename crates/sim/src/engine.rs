@@ -5,25 +5,24 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-use edgeshift_control::{ControlConfig, ControlNode, Strategy};
-use edgeshift_edge::{EdgeConfig, EdgeEvent, EdgeServer, MEM_KIND, MemConfig, ServiceFactory};
+use edgeshift_control::{ControlNode, Strategy};
+use edgeshift_edge::{EdgeEvent, EdgeServer, ServiceFactory};
 use edgeshift_proto::{
     CellId, CodeRef, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, ServiceSpec,
     SyncMode, Transmit, UeId, codec,
 };
-use edgeshift_ran::{BaseStation, MeasurementReport, PredictorConfig, RanConfig, RanEvent};
-use edgeshift_runtime::{Limits, ModuleError, WasmFactory, samples};
-use edgeshift_ue::{HandoverGap, UeClient, UeConfig, UeEvent};
+use edgeshift_ran::{BaseStation, MeasurementReport, RanEvent};
+use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
+use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp};
 
 use crate::check::Checker;
 use crate::link::Network;
-use crate::radio::{Pos, path_loss_db, position};
+use crate::radio::{Pos, position};
 use crate::report::{Percentiles, RelocationRecord, Report};
 use crate::scenario::Scenario;
-use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
+use edgeshift_radio::measure::UeMeasurer;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,24 +34,6 @@ pub enum SimError {
     /// The WebAssembly engine could not start.
     #[error("WebAssembly runtime: {0}")]
     Runtime(ModuleError),
-}
-
-/// The deploy spec of a service kind with about `state_bytes` of state.
-fn service_spec(
-    kind: &str,
-    state_bytes: u64,
-    writes: u32,
-    budget: u32,
-) -> Result<ServiceSpec, SimError> {
-    if kind == MEM_KIND {
-        return Ok(MemConfig {
-            state_bytes,
-            writes_per_input: writes,
-        }
-        .spec(budget));
-    }
-    let mib = u32::try_from(state_bytes.div_ceil(1 << 20).clamp(1, 1024)).unwrap_or(1024);
-    samples::spec(kind, mib, budget).ok_or_else(|| SimError::UnknownService(kind.to_owned()))
 }
 
 /// Options of one run.
@@ -196,7 +177,6 @@ pub struct Sim {
     net: Network,
     rng: ChaCha8Rng,
     radios: BTreeMap<UeId, UeMeasurer>,
-    cell_pos: Vec<(CellId, Pos)>,
     checker: Checker,
     trace: Vec<TraceEntry>,
     payloads: BTreeMap<ServiceId, Vec<Vec<u8>>>,
@@ -215,10 +195,6 @@ fn drain<R: Role>(r: &mut R) -> (Vec<Transmit>, Vec<R::Event>, Option<Instant>) 
     (tx, ev, r.poll_timeout())
 }
 
-fn ms(v: f64) -> Duration {
-    Duration::from_secs_f64(v.max(0.0) / 1e3)
-}
-
 impl Sim {
     /// Sets up every role of `scenario` at time zero.
     ///
@@ -226,77 +202,36 @@ impl Sim {
     /// An unknown service, or a WebAssembly engine that cannot start on this host.
     pub fn new(scenario: Scenario, cfg: SimConfig) -> Result<Self, SimError> {
         let s = &scenario;
-        let kind = cfg
-            .service
-            .clone()
-            .unwrap_or_else(|| s.service.kind.clone());
-        let state_bytes = cfg.state_bytes.unwrap_or(s.service.state_bytes);
-        let spec = service_spec(
-            &kind,
-            state_bytes,
-            s.service.writes_per_input,
-            s.service.latency_budget_ms,
-        )?;
+        let spec = s.service_spec(cfg.service.as_deref(), cfg.state_bytes)?;
         let end = Instant::from_secs_f64(s.duration_s + s.drain_s);
         let mut nodes = BTreeMap::new();
         for sv in &s.servers {
-            let mut ec = EdgeConfig::new(ServerId(sv.id));
-            ec.capacity = s.edge.capacity;
-            ec.delta_interval = Duration::from_millis(s.edge.delta_interval_ms.max(1));
-            ec.replay_batch = Duration::from_millis(s.edge.replay_batch_ms);
             let factory = WasmFactory::new(Limits::default()).map_err(SimError::Runtime)?;
-            let server = EdgeServer::new(ec, Box::new(factory), Instant::ZERO);
+            let server = EdgeServer::new(
+                s.edge_config(ServerId(sv.id)),
+                Box::new(factory),
+                Instant::ZERO,
+            );
             nodes.insert(NodeId::Server(ServerId(sv.id)), Node::Server(server));
         }
         for c in &s.cells {
-            let mut rc = RanConfig::new(CellId(c.id));
-            rc.a3_offset_db = s.handover.a3_offset_db;
-            rc.hysteresis_db = s.handover.hysteresis_db;
-            rc.time_to_trigger = Duration::from_millis(s.handover.ttt_ms);
-            rc.prep_time = Duration::from_millis(s.handover.prep_ms);
-            rc.capacity = c.capacity.unwrap_or(s.handover.capacity);
-            rc.predictor = PredictorConfig {
-                enabled: s.radio.predict,
-                ..PredictorConfig::default()
-            };
-            nodes.insert(NodeId::Cell(CellId(c.id)), Node::Cell(BaseStation::new(rc)));
+            let station = BaseStation::new(s.ran_config(CellId(c.id)));
+            nodes.insert(NodeId::Cell(CellId(c.id)), Node::Cell(station));
         }
-        let topology = s
-            .cells
-            .iter()
-            .map(|c| (CellId(c.id), ServerId(c.server)))
-            .collect();
-        let mut strategy = cfg.strategy;
-        if let Strategy::ShadowJit { threshold } = &mut strategy {
-            *threshold = s.control.jit_threshold;
-        }
-        let mut cc = ControlConfig::new(strategy, topology);
-        cc.access_latency = ms(s.links.access_ms);
-        cc.default_backhaul = ms(s.links.backhaul_ms);
-        cc.link_bits_per_s = s.links.backhaul_gbit * 1e9;
-        cc.jit_margin = Duration::from_millis(s.control.jit_margin_ms);
-        cc.load_threshold = s.control.load_threshold;
-        cc.sync = cfg.sync;
+        let cc = s.control_config(cfg.strategy, cfg.sync);
         nodes.insert(
             NodeId::Control,
             Node::Control(ControlNode::new(cc, Instant::ZERO)),
         );
         let stop = Instant::from_secs_f64(s.duration_s);
         for u in &s.ues {
-            let mut uc = UeConfig::new(
-                UeId(u.id),
-                ServiceId(u.id),
-                cfg.seed ^ u64::from(u.id).rotate_left(32),
-            );
-            uc.input_period = Duration::from_millis(s.service.input_period_ms);
-            uc.payload_len = s.service.payload_bytes;
+            let mut uc = s.ue_config(u, cfg.seed);
             uc.stop_at = Some(stop);
             nodes.insert(
                 NodeId::Ue(UeId(u.id)),
                 Node::Ue(UeClient::new(uc, Instant::ZERO)),
             );
         }
-        let cell_pos = s.cells.iter().map(|c| (CellId(c.id), [c.x, c.y])).collect();
         let net = Network::new(s);
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut sim = Self {
@@ -310,7 +245,6 @@ impl Sim {
             net,
             rng,
             radios: BTreeMap::new(),
-            cell_pos,
             checker: Checker::default(),
             trace: Vec::new(),
             payloads: BTreeMap::new(),
@@ -385,33 +319,8 @@ impl Sim {
 
     /// One measurement of every cell by `ue` at `pos`: filtered RSRP (dBm) per cell.
     fn rsrp(&mut self, ue: UeId, pos: Pos) -> Vec<(CellId, f64)> {
-        let r = &self.scenario.radio;
-        let cfg = MeasureConfig {
-            shadowing_db: r.shadowing_db,
-            decorrelation_m: r.decorrelation_m,
-            l3_k: r.l3_k,
-            ..MeasureConfig::default()
-        };
-        let mean: Vec<(u32, f64)> = self
-            .cell_pos
-            .iter()
-            .map(|(c, at)| {
-                (
-                    c.0,
-                    r.tx_dbm
-                        - path_loss_db(
-                            r,
-                            ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt(),
-                        ),
-                )
-            })
-            .collect();
-        let m = self
-            .radios
-            .entry(ue)
-            .or_default()
-            .measure(&cfg, pos, &mean, &mut self.rng);
-        m.into_iter().map(|(c, v)| (CellId(c), v)).collect()
+        let m = self.radios.entry(ue).or_default();
+        self.scenario.measure(m, pos, &mut self.rng)
     }
 
     fn push(&mut self, at: Instant, ev: Ev) {
@@ -661,16 +570,8 @@ impl Sim {
                 self.payloads.entry(service).or_default().push(payload);
             }
             UeEvent::Detached { target } => {
-                let h = &self.scenario.handover;
-                let extra = if h.interruption_exp_mean_ms > 0.0 {
-                    Exp::new(1.0 / h.interruption_exp_mean_ms)
-                        .map_or(0.0, |d| d.sample(&mut self.rng))
-                } else {
-                    0.0
-                };
-                // Clipped at the 200 ms joining timeout; beyond it the handover would fail.
-                let gap = h.rrc_processing_ms + (h.interruption_ms + extra).min(200.0);
-                self.push(self.now + ms(gap), Ev::Attach { ue, cell: target });
+                let gap = self.scenario.handover_gap(&mut self.rng);
+                self.push(self.now + gap, Ev::Attach { ue, cell: target });
                 self.trace.push(TraceEntry::Event {
                     at: self.now,
                     node: ue.into(),

@@ -16,11 +16,13 @@ pub mod predict;
 pub mod radio;
 mod report;
 pub mod scenario;
+mod setup;
 mod swarm;
 
 pub use engine::{Sim, SimConfig, SimError, TraceEntry};
 pub use report::{Percentiles, RelocationRecord, Report};
 pub use scenario::{BUILTIN, Scenario, ScenarioError};
+pub use setup::service_spec;
 pub use swarm::Swarm;
 
 /// Runs `scenario` once and returns its report and trace.
