@@ -8,6 +8,7 @@ use edgeshift_control::Strategy;
 use edgeshift_proto::SyncMode;
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
+mod live;
 mod summary;
 
 #[derive(Parser)]
@@ -25,8 +26,19 @@ struct Cli {
 enum Cmd {
     /// Run a scenario in the deterministic simulator.
     Sim(SimArgs),
+    /// The patent's topology live on 127.0.0.1: control, three edge daemons, a RAN agent
+    /// and UEs on real sockets, with the arena WebAssembly service.
+    Demo(live::DemoArgs),
     /// The patent's FIG. 4 in the simulator: shadow vs cold side by side, with a timeline.
-    Demo(DemoArgs),
+    SimDemo(DemoArgs),
+    /// Run the ME control node.
+    Control(live::ControlArgs),
+    /// Run an edge daemon (one ME server).
+    Edge(live::EdgeArgs),
+    /// Run a RAN agent (base stations with their radio model).
+    Ran(live::RanArgs),
+    /// Run a UE client; prints its final check and fails if the state differs from the twin.
+    Ue(live::UeArgs),
     /// Benchmarks (numbers, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -388,9 +400,26 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<bool> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let daemon = matches!(
+        cli.cmd,
+        Cmd::Control(_) | Cmd::Edge(_) | Cmd::Ran(_) | Cmd::Ue(_)
+    );
+    let default = if daemon { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let ok = match cli.cmd {
         Cmd::Sim(a) => run_sim(a)?,
-        Cmd::Demo(a) => run_demo(a)?,
+        Cmd::Demo(a) => live::run_demo(a)?,
+        Cmd::SimDemo(a) => run_demo(a)?,
+        Cmd::Control(a) => live::control(a)?,
+        Cmd::Edge(a) => live::edge(a)?,
+        Cmd::Ran(a) => live::ran(a)?,
+        Cmd::Ue(a) => live::ue(a)?,
         Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
         Cmd::Predict(a) => run_predict(a)?,
     };

@@ -77,7 +77,7 @@ fn sim_writes_the_json_record() {
 
 #[test]
 fn demo_compares_shadow_and_cold() {
-    let (ok, text) = edgeshift(&["demo", "--state-mib", "16"]);
+    let (ok, text) = edgeshift(&["sim-demo", "--state-mib", "16"]);
     assert!(ok, "{text}");
     assert!(text.contains("2004 RelocateRequest"));
     assert!(text.lines().any(|l| l.starts_with("shadow")));

@@ -218,6 +218,25 @@ impl Transport {
         Ok(())
     }
 
+    /// Opens the control-lane connection from every local node to every known remote
+    /// node now, so that the first message after a handover does not pay for a TCP
+    /// handshake. Connections to absent peers keep retrying in the background.
+    pub fn warm_up(&self) {
+        let inner = &self.inner;
+        let peers: Vec<NodeId> = lock(&inner.book).keys().copied().collect();
+        let mut links = lock(&inner.links);
+        for from in &inner.local {
+            for to in peers.iter().filter(|p| !inner.local.contains(p)) {
+                let key = (*from, *to, Lane::Control);
+                links.entry(key).or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx));
+                    tx
+                });
+            }
+        }
+    }
+
     /// Counters so far.
     #[must_use]
     pub fn stats(&self) -> NetStats {
@@ -391,12 +410,13 @@ async fn link_task(inner: Arc<Inner>, key: LinkKey, mut rx: mpsc::UnboundedRecei
         let stream = match stream {
             Ok(s) => s,
             Err(e) => {
-                if !announced {
+                if *inner.closing.borrow() {
+                    return; // Shutting down: whatever is queued for an absent peer is moot.
+                }
+                // Peers start in any order: only a peer that stays away is worth a warning.
+                if !announced && backoff >= BACKOFF_MAX {
                     warn!(%from, %to, ?lane, error = %e, "peer unreachable; retrying");
                     announced = true;
-                }
-                if rx.is_closed() && *inner.closing.borrow() {
-                    return;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -180,7 +180,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             service,
             via: cell,
             nonce: b,
-            checksum: b % 2 == 0,
+            checksum: b.is_multiple_of(2),
         }
         .into(),
         ProbeReply {

@@ -315,7 +315,14 @@ pub struct UeDef {
 }
 
 /// Names of the built-in scenarios.
-pub const BUILTIN: [&str; 5] = ["fig4", "corridor", "turnback", "samecell", "mispredict"];
+pub const BUILTIN: [&str; 6] = [
+    "fig4",
+    "corridor",
+    "turnback",
+    "samecell",
+    "mispredict",
+    "demo",
+];
 
 fn builtin_text(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -324,6 +331,7 @@ fn builtin_text(name: &str) -> Option<&'static str> {
         "turnback" => include_str!("../scenarios/turnback.toml"),
         "samecell" => include_str!("../scenarios/samecell.toml"),
         "mispredict" => include_str!("../scenarios/mispredict.toml"),
+        "demo" => include_str!("../scenarios/demo.toml"),
         _ => return None,
     })
 }

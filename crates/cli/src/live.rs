@@ -1,0 +1,262 @@
+//! The live subcommands: the daemons and the real-socket demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use edgeshift_live::config::Deployment;
+use edgeshift_live::daemon::{Daemon, Kind, Options};
+use edgeshift_live::demo::{self, DemoConfig};
+use edgeshift_live::journal::Journal;
+use tokio::sync::watch;
+
+/// Flags every daemon takes.
+#[derive(clap::Args)]
+pub(crate) struct Common {
+    /// The deployment file (see examples/deployment.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Listen here instead of the configured address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics here (GET /metrics).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Append journal records (JSON lines) to this file.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ControlArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Registry database (redb) instead of the configured one.
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct EdgeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// ME server id.
+    #[arg(long)]
+    id: u32,
+    /// Run the control node inside this daemon (the deployment must say
+    /// `[control] on_edge = <id>`).
+    #[arg(long)]
+    with_control: bool,
+    /// Registry database of the hosted control node.
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RanArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The RAN agent's name in the deployment.
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct UeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// UE id.
+    #[arg(long)]
+    id: u32,
+    /// Write the UE's final check (JSON) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Scenario (built-in name or file).
+    #[arg(long, default_value = "demo")]
+    scenario: String,
+    /// stay, cold, precopy, shadow or shadow-jit.
+    #[arg(long, default_value = "shadow")]
+    strategy: String,
+    /// mem, counter, arena or armap.
+    #[arg(long, default_value = "arena")]
+    service: String,
+    /// Service state in MiB (default: the scenario's, 16 for the demo).
+    #[arg(long)]
+    state_mib: Option<u64>,
+    /// UEs along the route.
+    #[arg(long, default_value_t = 1)]
+    ues: u32,
+    /// Seconds the UEs send inputs (default: the scenario's).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run each daemon as its own OS process instead of all in this one.
+    #[arg(long)]
+    processes: bool,
+    /// Do not emulate the scenario's link latencies and bandwidths.
+    #[arg(long)]
+    no_emulation: bool,
+    /// Only the final account, no progress lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Write the run's JSON record (as `edgeshift sim --json`) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A stop signal that turns true on SIGINT or SIGTERM.
+fn stop_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        tx.send_replace(true);
+    });
+    Ok(rx)
+}
+
+async fn daemon(common: Common, kind: Kind, db: Option<PathBuf>) -> anyhow::Result<Daemon> {
+    let (dep, scenario) = Deployment::load(&common.config)?;
+    let journal = match &common.journal {
+        Some(p) => Journal::file(p).with_context(|| format!("opening journal {}", p.display()))?,
+        None => Journal::off(),
+    };
+    let opts = Options {
+        listen: common.listen,
+        metrics: common.metrics,
+        db,
+        journal,
+        ..Options::default()
+    };
+    Ok(Daemon::bind(&dep, Arc::new(scenario), kind, opts).await?)
+}
+
+fn serve(common: Common, kind: Kind, db: Option<PathBuf>) -> anyhow::Result<bool> {
+    runtime()?.block_on(async {
+        let stop = stop_on_signals()?;
+        let d = daemon(common, kind, db).await?;
+        d.run(stop).await;
+        Ok(true)
+    })
+}
+
+pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
+    serve(a.common, Kind::Control, a.db)
+}
+
+pub(crate) fn edge(a: EdgeArgs) -> anyhow::Result<bool> {
+    let kind = Kind::Edge {
+        id: a.id,
+        with_control: a.with_control,
+    };
+    serve(a.common, kind, a.db)
+}
+
+pub(crate) fn ran(a: RanArgs) -> anyhow::Result<bool> {
+    serve(a.common, Kind::Ran { name: a.name }, None)
+}
+
+pub(crate) fn ue(a: UeArgs) -> anyhow::Result<bool> {
+    let id = a.id;
+    let json = a.json.clone();
+    let summary = runtime()?.block_on(async {
+        let stop = stop_on_signals()?;
+        let d = daemon(a.common, Kind::Ue { id }, None).await?;
+        anyhow::Ok(d.run(stop).await)
+    })?;
+    let Some(s) = summary else {
+        anyhow::bail!("ue{id} stopped before its run was over");
+    };
+    let text = serde_json::to_string_pretty(&s)?;
+    println!("{text}");
+    if let Some(p) = json {
+        std::fs::write(&p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    anyhow::ensure!(
+        s.final_state_matches_twin,
+        "ue{id}: the live state does not match the never-moved twin"
+    );
+    Ok(true)
+}
+
+pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!((1..=64).contains(&a.ues), "--ues must be 1 to 64");
+    if let Some(m) = a.state_mib {
+        anyhow::ensure!((1..=1024).contains(&m), "--state-mib must be 1 to 1024");
+    }
+    let processes = if a.processes {
+        Some(std::env::current_exe().context("locating this executable")?)
+    } else {
+        None
+    };
+    let cfg = DemoConfig {
+        scenario: a.scenario,
+        strategy: a.strategy,
+        service: a.service,
+        state_mib: a.state_mib,
+        ues: a.ues,
+        duration_s: a.duration,
+        seed: a.seed,
+        processes,
+        emulate: !a.no_emulation,
+        progress: !a.quiet,
+    };
+    cfg.strategy
+        .parse::<edgeshift_control::Strategy>()
+        .map_err(anyhow::Error::from)?;
+    println!(
+        "edgeshift demo: {} cells, {} ME servers, a control node and {} UE(s) on 127.0.0.1 ({}), \
+         {} service, strategy {}\n",
+        3,
+        3,
+        a.ues,
+        if cfg.processes.is_some() {
+            "one process per daemon"
+        } else {
+            "one process, each role on its own sockets"
+        },
+        cfg.service,
+        cfg.strategy
+    );
+    let run = runtime()?.block_on(demo::run(&cfg))?;
+    let report = run.report();
+    println!("\n{}", run.render(3));
+    println!(
+        "handovers {} | relocations {} | added interruption p50 {:.1} ms, max {:.1} ms | \
+         shadow {:.1} MiB, {:.1} shadow-seconds | final state matches twin: {}",
+        report.handovers,
+        report.relocations,
+        report.added_interruption_ms.p50,
+        report.added_interruption_ms.max,
+        report.shadow_bytes as f64 / f64::from(1u32 << 20),
+        report.shadow_seconds,
+        report.final_state_matches_twin
+    );
+    if let Some(path) = &a.json {
+        crate::write_json(path, &report)?;
+    }
+    for v in &report.violations {
+        println!("  violation: {}", v.what);
+    }
+    Ok(report.invariant_violations == 0 && report.final_state_matches_twin)
+}

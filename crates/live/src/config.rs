@@ -1,0 +1,372 @@
+//! The deployment file: one TOML file describes a whole edgeshift installation, and each
+//! daemon picks its own part (`edgeshift edge --config F --id 2`). The radio side (cells,
+//! positions, ME server of each cell, radio and handover parameters, UE routes, service)
+//! comes from a scenario, built-in or a file, exactly as the simulator reads it.
+//!
+//! ```toml
+//! scenario = "fig4"            # or a path to a scenario TOML
+//! strategy = "shadow"          # stay | cold | precopy | shadow | shadow-jit
+//!
+//! [control]
+//! listen = "10.0.0.10:7000"    # or: on_edge = 1 (runs inside that edge daemon)
+//! metrics = "10.0.0.10:9100"
+//! db = "/var/lib/edgeshift/control.redb"
+//!
+//! [[edge]]
+//! id = 1
+//! listen = "10.0.0.11:7001"
+//!
+//! [[ran]]
+//! name = "ran1"
+//! cells = [1, 2, 3]
+//! listen = "10.0.0.20:7100"
+//!
+//! [[ue]]
+//! id = 1
+//! listen = "10.0.0.30:7200"
+//! ```
+//!
+//! See `examples/deployment.toml` for every key.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use edgeshift_control::Strategy;
+use edgeshift_net::{AddressBook, LinkEmulation};
+use edgeshift_proto::{CellId, NodeId, ServerId, UeId};
+use edgeshift_sim::{Scenario, ScenarioError};
+use serde::Deserialize;
+
+/// Why a deployment cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a deployment.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why (with line and column).
+        source: toml::de::Error,
+    },
+    /// The scenario could not be loaded.
+    #[error("scenario: {0}")]
+    Scenario(#[from] ScenarioError),
+    /// The strategy name is unknown.
+    #[error("{0}")]
+    Strategy(#[from] edgeshift_control::UnknownStrategy),
+    /// The deployment does not fit its scenario.
+    #[error("deployment: {0}")]
+    Invalid(String),
+}
+
+/// Where the control node runs.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlDaemon {
+    /// Its listening address (unless it runs inside an edge daemon).
+    pub listen: Option<SocketAddr>,
+    /// Run inside the edge daemon of this ME server (`edgeshift edge --with-control`).
+    pub on_edge: Option<u32>,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// The registry database (redb); without it a restart forgets every service.
+    pub db: Option<PathBuf>,
+}
+
+/// One edge daemon (one ME server).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeDaemon {
+    /// The ME server id (as in the scenario).
+    pub id: u32,
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// One RAN agent: the base stations of some cells.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RanDaemon {
+    /// Its name.
+    pub name: String,
+    /// The cells it runs.
+    pub cells: Vec<u32>,
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// One UE client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UeDaemon {
+    /// The UE id (as in the scenario; its service has the same id).
+    pub id: u32,
+    /// Listening address (cells send answers and handover commands here).
+    pub listen: SocketAddr,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Link emulation of each daemon's outgoing connections (all off by default).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Emulation {
+    /// Control node → anyone.
+    pub control: LinkEmulation,
+    /// ME server → anyone (the backhaul).
+    pub edge: LinkEmulation,
+    /// Base station → anyone (access and X2).
+    pub ran: LinkEmulation,
+    /// UE → cell (the radio).
+    pub ue: LinkEmulation,
+}
+
+/// A whole installation.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Scenario name or file: cells, ME servers, radio, UE routes, service.
+    pub scenario: String,
+    /// Relocation strategy.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Overrides the scenario's service kind (`mem`, `counter`, `arena`, `armap`).
+    pub service: Option<String>,
+    /// Overrides the scenario's state size (MiB).
+    pub state_mib: Option<u64>,
+    /// Overrides the scenario's run length (s): UEs stop sending then.
+    pub duration_s: Option<f64>,
+    /// Seed of the radio model and the UEs' inputs.
+    #[serde(default)]
+    pub seed: u64,
+    /// The control node.
+    pub control: ControlDaemon,
+    /// Edge daemons.
+    #[serde(rename = "edge", default)]
+    pub edges: Vec<EdgeDaemon>,
+    /// RAN agents.
+    #[serde(rename = "ran", default)]
+    pub rans: Vec<RanDaemon>,
+    /// UE clients.
+    #[serde(rename = "ue", default)]
+    pub ues: Vec<UeDaemon>,
+    /// Link emulation.
+    #[serde(default)]
+    pub emulation: Emulation,
+}
+
+fn default_strategy() -> String {
+    "shadow".into()
+}
+
+impl Deployment {
+    /// Reads and checks a deployment file.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, or one that does not fit its scenario.
+    pub fn load(path: &Path) -> Result<(Self, Scenario), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut dep: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // A relative scenario path is relative to the deployment file.
+        if dep.scenario.ends_with(".toml")
+            && Path::new(&dep.scenario).is_relative()
+            && let Some(dir) = path.parent()
+        {
+            dep.scenario = dir.join(&dep.scenario).display().to_string();
+        }
+        let scenario = dep.scenario()?;
+        Ok((dep, scenario))
+    }
+
+    /// Loads the scenario and checks that this deployment covers it.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn scenario(&self) -> Result<Scenario, ConfigError> {
+        let mut s = Scenario::load(&self.scenario)?;
+        if let Some(d) = self.duration_s {
+            s.duration_s = d;
+        }
+        self.check(&s)?;
+        Ok(s)
+    }
+
+    /// The strategy.
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn strategy(&self) -> Result<Strategy, ConfigError> {
+        Ok(self.strategy.parse()?)
+    }
+
+    fn check(&self, s: &Scenario) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        self.strategy()?;
+        let edges: BTreeSet<u32> = self.edges.iter().map(|e| e.id).collect();
+        if edges.len() != self.edges.len() {
+            return bad("an ME server id appears in two [[edge]] entries".into());
+        }
+        for sv in &s.servers {
+            if !edges.contains(&sv.id) {
+                return bad(format!("scenario server me{} has no [[edge]] entry", sv.id));
+            }
+        }
+        let mut cells = BTreeSet::new();
+        for r in &self.rans {
+            for c in &r.cells {
+                if !s.cells.iter().any(|d| d.id == *c) {
+                    return bad(format!(
+                        "RAN agent {} runs cell{c}, which is not in the scenario",
+                        r.name
+                    ));
+                }
+                if !cells.insert(*c) {
+                    return bad(format!("cell{c} is run by two RAN agents"));
+                }
+            }
+        }
+        if let Some(c) = s.cells.iter().find(|c| !cells.contains(&c.id)) {
+            return bad(format!(
+                "scenario cell{} is not run by any [[ran]] agent",
+                c.id
+            ));
+        }
+        for u in &self.ues {
+            if !s.ues.iter().any(|d| d.id == u.id) {
+                return bad(format!("ue{} has no route in the scenario", u.id));
+            }
+        }
+        match (self.control.listen, self.control.on_edge) {
+            (Some(_), Some(_)) => bad("[control]: give either listen or on_edge, not both".into()),
+            (None, None) => bad("[control]: needs listen, or on_edge = <ME server id>".into()),
+            (None, Some(id)) if !edges.contains(&id) => {
+                bad(format!("[control] on_edge = {id}: no such [[edge]]"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where every node listens.
+    #[must_use]
+    pub fn address_book(&self) -> AddressBook {
+        let mut book = AddressBook::new();
+        for e in &self.edges {
+            book.insert(NodeId::Server(ServerId(e.id)), e.listen);
+        }
+        for r in &self.rans {
+            for c in &r.cells {
+                book.insert(NodeId::Cell(CellId(*c)), r.listen);
+            }
+        }
+        for u in &self.ues {
+            book.insert(NodeId::Ue(UeId(u.id)), u.listen);
+        }
+        let control = self.control.listen.or_else(|| {
+            let id = self.control.on_edge?;
+            self.edges.iter().find(|e| e.id == id).map(|e| e.listen)
+        });
+        if let Some(a) = control {
+            book.insert(NodeId::Control, a);
+        }
+        book
+    }
+
+    /// The edge daemon entry of ME server `id`.
+    #[must_use]
+    pub fn edge(&self, id: u32) -> Option<&EdgeDaemon> {
+        self.edges.iter().find(|e| e.id == id)
+    }
+
+    /// The RAN agent called `name`.
+    #[must_use]
+    pub fn ran(&self, name: &str) -> Option<&RanDaemon> {
+        self.rans.iter().find(|r| r.name == name)
+    }
+
+    /// The UE entry of `id`.
+    #[must_use]
+    pub fn ue(&self, id: u32) -> Option<&UeDaemon> {
+        self.ues.iter().find(|u| u.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+        scenario = "fig4"
+        [control]
+        listen = "127.0.0.1:7000"
+        [[edge]]
+        id = 1
+        listen = "127.0.0.1:7001"
+        [[edge]]
+        id = 2
+        listen = "127.0.0.1:7002"
+        [[edge]]
+        id = 3
+        listen = "127.0.0.1:7003"
+        [[ran]]
+        name = "ran1"
+        cells = [1, 2, 3]
+        listen = "127.0.0.1:7100"
+        [[ue]]
+        id = 1
+        listen = "127.0.0.1:7200"
+    "#;
+
+    fn parse(text: &str) -> Result<Scenario, ConfigError> {
+        let d: Deployment = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: "test".into(),
+            source,
+        })?;
+        d.scenario()
+    }
+
+    #[test]
+    fn a_complete_deployment_loads() {
+        let d: Deployment = toml::from_str(OK).expect("parses");
+        assert!(d.scenario().is_ok());
+        let book = d.address_book();
+        assert_eq!(book.len(), 1 + 3 + 3 + 1);
+        assert_eq!(book[&NodeId::Cell(CellId(3))], d.rans[0].listen);
+    }
+
+    #[test]
+    fn gaps_and_typos_are_named() {
+        let missing = OK.replace("cells = [1, 2, 3]", "cells = [1, 2]");
+        let e = parse(&missing).expect_err("cell 3 unserved").to_string();
+        assert!(e.contains("cell3"), "{e}");
+        let typo = OK.replace("listen = \"127.0.0.1:7000\"", "listn = \"127.0.0.1:7000\"");
+        let e = parse(&typo).expect_err("unknown key").to_string();
+        assert!(e.contains("listn"), "{e}");
+        let both = OK.replace("[control]\n", "[control]\n        on_edge = 1\n");
+        assert!(parse(&both).is_err());
+        let strat = OK.replace(
+            "scenario = \"fig4\"",
+            "scenario = \"fig4\"\nstrategy = \"warp\"",
+        );
+        assert!(parse(&strat).is_err());
+    }
+}

@@ -1,0 +1,346 @@
+//! Starting a daemon: [`Daemon::bind`] opens its sockets and builds its roles from the
+//! deployment; [`Daemon::run`] drives them until the stop signal (or, for a UE, until its
+//! run is over). Binding first lets a launcher learn ephemeral ports before anyone talks.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use edgeshift_control::ControlNode;
+use edgeshift_edge::EdgeServer;
+use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
+use edgeshift_proto::{CellId, NodeId, ServerId, SyncMode, UeId};
+use edgeshift_ran::BaseStation;
+use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
+use edgeshift_sim::{Scenario, SimError};
+use edgeshift_ue::UeClient;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::{ConfigError, Deployment};
+use crate::host::{Agent, Host, Hosted, NoAgent, Nodes};
+use crate::journal::{Journal, UeSummary};
+use crate::metrics::{self, Metrics};
+use crate::radio_agent::RadioAgent;
+use crate::store::{ControlStore, StoreError};
+use crate::ue_agent::UeAgent;
+
+/// Why a daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The deployment is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket could not be opened.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The registry database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The WebAssembly engine cannot start.
+    #[error("WebAssembly runtime: {0}")]
+    Runtime(#[from] ModuleError),
+    /// The service is unknown.
+    #[error(transparent)]
+    Service(#[from] SimError),
+    /// The metrics endpoint could not be opened.
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The daemon asked for is not in the deployment.
+    #[error("{0} is not in the deployment")]
+    NotDeployed(String),
+    /// `--with-control` on an edge the deployment does not host the control node on.
+    #[error(
+        "--with-control: the deployment says the control node listens at {0}; set \
+         [control] on_edge = <this edge's id> (and drop listen) so every daemon finds it"
+    )]
+    ControlElsewhere(SocketAddr),
+}
+
+/// Which daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The control node.
+    Control,
+    /// An edge daemon (ME server `id`), possibly hosting the control node.
+    Edge {
+        /// ME server id.
+        id: u32,
+        /// Host the control node too.
+        with_control: bool,
+    },
+    /// A RAN agent.
+    Ran {
+        /// Its name in the deployment.
+        name: String,
+    },
+    /// A UE client.
+    Ue {
+        /// UE id.
+        id: u32,
+    },
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Control => f.write_str("control"),
+            Self::Edge { id, .. } => write!(f, "edge me{id}"),
+            Self::Ran { name } => write!(f, "ran {name}"),
+            Self::Ue { id } => write!(f, "ue{id}"),
+        }
+    }
+}
+
+/// Overrides of the deployment file, from flags.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Listening address.
+    pub listen: Option<SocketAddr>,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// Registry database (control).
+    pub db: Option<PathBuf>,
+    /// Where records go.
+    pub journal: Journal,
+    /// The common clock.
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            metrics: None,
+            db: None,
+            journal: Journal::off(),
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// A daemon with its sockets open, ready to run.
+pub struct Daemon {
+    kind: Kind,
+    host: Host,
+    transport: Transport,
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("kind", &self.kind)
+            .field("addr", &self.transport.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+fn spec_of(dep: &Deployment, s: &Scenario) -> Result<edgeshift_proto::ServiceSpec, SimError> {
+    s.service_spec(dep.service.as_deref(), dep.state_mib.map(|m| m << 20))
+}
+
+impl Daemon {
+    /// Opens the sockets of `kind` and builds its roles.
+    ///
+    /// # Errors
+    /// See [`DaemonError`].
+    pub async fn bind(
+        dep: &Deployment,
+        scenario: Arc<Scenario>,
+        kind: Kind,
+        opts: Options,
+    ) -> Result<Self, DaemonError> {
+        let now = opts.clock.now();
+        let e = &dep.emulation;
+        let mut nodes = Nodes::default();
+        let mut agent: Box<dyn Agent> = Box::new(NoAgent);
+        let mut with_store = None;
+        let metrics = Arc::new(Metrics::new());
+        let (listen, metrics_cfg, emu): (SocketAddr, Option<SocketAddr>, LinkEmulation) =
+            match &kind {
+                Kind::Control => {
+                    let Some(listen) = dep.control.listen else {
+                        return Err(DaemonError::NotDeployed(
+                            "a stand-alone control node ([control] on_edge is set)".into(),
+                        ));
+                    };
+                    (listen, dep.control.metrics, e.control)
+                }
+                Kind::Edge { id, .. } => {
+                    let d = dep
+                        .edge(*id)
+                        .ok_or_else(|| DaemonError::NotDeployed(format!("edge me{id}")))?;
+                    (d.listen, d.metrics, e.edge)
+                }
+                Kind::Ran { name } => {
+                    let d = dep
+                        .ran(name)
+                        .ok_or_else(|| DaemonError::NotDeployed(format!("RAN agent {name:?}")))?;
+                    (d.listen, d.metrics, e.ran)
+                }
+                Kind::Ue { id } => {
+                    let d = dep
+                        .ue(*id)
+                        .ok_or_else(|| DaemonError::NotDeployed(format!("ue{id}")))?;
+                    (d.listen, d.metrics, e.ue)
+                }
+            };
+        let hosts_control = match &kind {
+            Kind::Control => true,
+            Kind::Edge { id, with_control } => {
+                if *with_control && let Some(addr) = dep.control.listen {
+                    return Err(DaemonError::ControlElsewhere(addr));
+                }
+                *with_control || dep.control.on_edge == Some(*id)
+            }
+            _ => false,
+        };
+        if hosts_control {
+            let cfg = scenario.control_config(dep.strategy()?, SyncMode::Replay);
+            let db = opts.db.clone().or_else(|| dep.control.db.clone());
+            let mut control = ControlNode::new(cfg.clone(), now);
+            if let Some(path) = db {
+                let mut store = ControlStore::open(&path)?;
+                if let Some(snap) = store.load()? {
+                    info!(services = snap.services(), db = %path.display(), "registry restored");
+                    control = ControlNode::restore(cfg, snap, now);
+                }
+                with_store = Some(store);
+            }
+            nodes.insert(NodeId::Control, Hosted::Control(control));
+        }
+        match &kind {
+            Kind::Control => {}
+            Kind::Edge { id, .. } => {
+                let factory = WasmFactory::new(Limits::default())?;
+                let server =
+                    EdgeServer::new(scenario.edge_config(ServerId(*id)), Box::new(factory), now);
+                nodes.insert(
+                    NodeId::Server(ServerId(*id)),
+                    Hosted::Server(Box::new(server)),
+                );
+            }
+            Kind::Ran { name } => {
+                let cells: Vec<CellId> = dep
+                    .ran(name)
+                    .map(|r| r.cells.iter().map(|c| CellId(*c)).collect())
+                    .unwrap_or_default();
+                for c in &cells {
+                    nodes.insert(
+                        NodeId::Cell(*c),
+                        Hosted::Cell(BaseStation::new(scenario.ran_config(*c))),
+                    );
+                }
+                let seed = dep.seed ^ u64::from(cells.first().map_or(0, |c| c.0)).rotate_left(17);
+                agent = Box::new(RadioAgent::new(scenario.clone(), cells, seed, now));
+            }
+            Kind::Ue { id } => {
+                let def = scenario
+                    .ues
+                    .iter()
+                    .find(|u| u.id == *id)
+                    .ok_or_else(|| DaemonError::NotDeployed(format!("ue{id} route")))?;
+                let mut cfg = scenario.ue_config(def, dep.seed);
+                let stop_at =
+                    now + std::time::Duration::from_secs_f64(scenario.duration_s.max(0.0));
+                cfg.stop_at = Some(stop_at);
+                let ue_seed = (cfg.seed, cfg.payload_len);
+                nodes.insert(NodeId::Ue(UeId(*id)), Hosted::Ue(UeClient::new(cfg, now)));
+                agent = Box::new(UeAgent::new(
+                    UeId(*id),
+                    scenario.clone(),
+                    spec_of(dep, &scenario)?,
+                    ue_seed,
+                    stop_at,
+                    metrics.clone(),
+                    opts.journal.clone(),
+                ));
+            }
+        }
+        let listen = opts.listen.unwrap_or(listen);
+        let local: BTreeSet<NodeId> = nodes.ids().collect();
+        let (transport, inbox) =
+            Transport::bind(listen, local.iter().copied(), dep.address_book(), emu).await?;
+        let metrics_addr = match opts.metrics.or(metrics_cfg) {
+            Some(addr) => Some(
+                metrics::serve(addr, metrics.clone())
+                    .await
+                    .map_err(|source| DaemonError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
+        info!(daemon = %kind, addr = %transport.local_addr(), nodes = ?local, "listening");
+        let mut host = Host::new(
+            opts.clock,
+            transport.clone(),
+            inbox,
+            nodes,
+            agent,
+            opts.journal,
+            metrics.clone(),
+        );
+        if let Some(store) = with_store {
+            host = host.with_store(store);
+        }
+        Ok(Self {
+            kind,
+            host,
+            transport,
+            metrics,
+            metrics_addr,
+        })
+    }
+
+    /// Where it listens.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    /// The nodes it hosts.
+    #[must_use]
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.transport.local_nodes().iter().copied().collect()
+    }
+
+    /// Tells it where `node` listens (launchers with ephemeral ports).
+    pub fn add_peer(&self, node: NodeId, addr: SocketAddr) {
+        self.transport.add_peer(node, addr);
+    }
+
+    /// Its metrics.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The bound metrics endpoint, if any.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Which daemon it is.
+    #[must_use]
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// Runs until `stop` turns true (a UE: until its run is over). Returns the UE's final
+    /// check, if this is a UE.
+    pub async fn run(self, stop: watch::Receiver<bool>) -> Option<UeSummary> {
+        let kind = self.kind.clone();
+        let host = self.host.run(stop).await;
+        info!(daemon = %kind, "stopped");
+        host.ue_summary()
+    }
+}

@@ -1,0 +1,498 @@
+//! `edgeshift demo`: the patent's topology on 127.0.0.1 — three cells in a RAN agent,
+//! three edge daemons, a control node and UEs — each on its own sockets, in this process
+//! or as separate processes. Links are emulated from the scenario (radio, access,
+//! backhaul latency and bandwidth) so that one machine behaves like a small network.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgeshift_net::{Clock, LinkEmulation};
+use edgeshift_proto::NodeId;
+use edgeshift_sim::Scenario;
+use edgeshift_sim::scenario::UeDef;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::{
+    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, UeDaemon,
+};
+use crate::daemon::{Daemon, DaemonError, Kind, Options};
+use crate::journal::{Journal, Record, read_journal};
+use crate::report::LiveRun;
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// A daemon failed to start.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A process or file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The UEs did not finish in time.
+    #[error("the run did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct DemoConfig {
+    /// Scenario name or file.
+    pub scenario: String,
+    /// Strategy.
+    pub strategy: String,
+    /// Service kind.
+    pub service: String,
+    /// State size (MiB); default: the scenario's.
+    pub state_mib: Option<u64>,
+    /// UEs along the route.
+    pub ues: u32,
+    /// Seconds the UEs send inputs; default: the scenario's.
+    pub duration_s: Option<f64>,
+    /// Seed.
+    pub seed: u64,
+    /// Run each daemon as its own OS process (this executable).
+    pub processes: Option<PathBuf>,
+    /// Emulate the scenario's link latencies and bandwidths.
+    pub emulate: bool,
+    /// Print progress lines while running.
+    pub progress: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            scenario: "demo".into(),
+            strategy: "shadow".into(),
+            service: "arena".into(),
+            state_mib: None,
+            ues: 1,
+            duration_s: None,
+            seed: 1,
+            processes: None,
+            emulate: true,
+            progress: true,
+        }
+    }
+}
+
+/// UEs 2..=n follow UE 1's route, each starting a little later and a little aside.
+fn add_ues(s: &mut Scenario, n: u32) {
+    let Some(first) = s.ues.first().cloned() else {
+        return;
+    };
+    for i in 1..n {
+        let off = f64::from(i);
+        s.ues.push(UeDef {
+            id: first.id + i,
+            speed_mps: first.speed_mps * (1.0 + 0.05 * (off % 3.0)),
+            waypoints: first
+                .waypoints
+                .iter()
+                .map(|p| [p[0], p[1] + 15.0 * off])
+                .collect(),
+            start_s: first.start_s + 0.4 * off,
+        });
+    }
+}
+
+fn emulation(s: &Scenario, on: bool) -> Emulation {
+    if !on {
+        return Emulation::default();
+    }
+    let l = &s.links;
+    let link = |ms: f64, gbit: f64| LinkEmulation {
+        latency_ms: ms,
+        gbit,
+        ..LinkEmulation::default()
+    };
+    Emulation {
+        control: link(l.control_ms, 0.0),
+        edge: link(l.backhaul_ms, l.backhaul_gbit),
+        ran: link(l.access_ms, 0.0),
+        ue: LinkEmulation {
+            radio_loss: l.radio_loss,
+            ..link(l.radio_ms, l.radio_mbit / 1e3)
+        },
+    }
+}
+
+fn free_port() -> Result<SocketAddr, DemoError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("reserving a port"))?;
+    l.local_addr().map_err(io("reserving a port"))
+}
+
+/// The demo's deployment on loopback; `ports` picks each listening address.
+fn deployment(
+    cfg: &DemoConfig,
+    s: &Scenario,
+    mut port: impl FnMut() -> Result<SocketAddr, DemoError>,
+) -> Result<Deployment, DemoError> {
+    Ok(Deployment {
+        scenario: cfg.scenario.clone(),
+        strategy: cfg.strategy.clone(),
+        service: Some(cfg.service.clone()),
+        state_mib: cfg.state_mib,
+        duration_s: cfg.duration_s,
+        seed: cfg.seed,
+        control: ControlDaemon {
+            listen: Some(port()?),
+            ..ControlDaemon::default()
+        },
+        edges: s
+            .servers
+            .iter()
+            .map(|sv| {
+                Ok(EdgeDaemon {
+                    id: sv.id,
+                    listen: port()?,
+                    metrics: None,
+                })
+            })
+            .collect::<Result<_, DemoError>>()?,
+        rans: vec![RanDaemon {
+            name: "ran1".into(),
+            cells: s.cells.iter().map(|c| c.id).collect(),
+            listen: port()?,
+            metrics: None,
+        }],
+        ues: s
+            .ues
+            .iter()
+            .map(|u| {
+                Ok(UeDaemon {
+                    id: u.id,
+                    listen: port()?,
+                    metrics: None,
+                })
+            })
+            .collect::<Result<_, DemoError>>()?,
+        emulation: emulation(s, cfg.emulate),
+    })
+}
+
+fn kinds(dep: &Deployment) -> Vec<Kind> {
+    let mut k = vec![Kind::Control];
+    k.extend(dep.edges.iter().map(|e| Kind::Edge {
+        id: e.id,
+        with_control: false,
+    }));
+    k.extend(dep.rans.iter().map(|r| Kind::Ran {
+        name: r.name.clone(),
+    }));
+    k.extend(dep.ues.iter().map(|u| Kind::Ue { id: u.id }));
+    k
+}
+
+fn progress_line(r: &Record, start: u64) -> Option<String> {
+    let t = |at: u64| at.saturating_sub(start) as f64 / 1e9;
+    match r {
+        Record::Event { at, node, what } => {
+            let short = what.split(" {").next().unwrap_or(what);
+            matches!(
+                short,
+                "Predicted"
+                    | "HandoverExecuted"
+                    | "RelocationTriggered"
+                    | "ShadowReady"
+                    | "Attached"
+                    | "ShadowsRequested"
+                    | "HandoverCancelled"
+            )
+            .then(|| format!("{:>7.2}s  {node}: {what}", t(*at)))
+        }
+        Record::Activated {
+            at,
+            server,
+            service,
+            from,
+            ..
+        } => Some(format!(
+            "{:>7.2}s  me{server}: svc{service} is live here (moved from me{from})",
+            t(*at)
+        )),
+        Record::Ue(u) => Some(format!(
+            "         ue{}: finished, {} inputs, twin match {}",
+            u.ue, u.inputs_sent, u.final_state_matches_twin
+        )),
+        _ => None,
+    }
+}
+
+/// Runs the demo and returns what happened.
+///
+/// # Errors
+/// See [`DemoError`].
+pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
+    let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
+    add_ues(&mut scenario, cfg.ues.max(1));
+    if let Some(d) = cfg.duration_s {
+        scenario.duration_s = d;
+    }
+    let clock = Clock::system();
+    let start = clock.now().as_nanos();
+    let limit = Duration::from_secs_f64(scenario.duration_s + scenario.drain_s + 60.0);
+    let records = match &cfg.processes {
+        None => in_process(cfg, scenario.clone(), clock, limit).await?,
+        Some(exe) => processes(cfg, &scenario, exe, start, limit).await?,
+    };
+    Ok(LiveRun::new(
+        scenario.name.clone(),
+        cfg.strategy.clone(),
+        cfg.seed,
+        start,
+        records,
+    ))
+}
+
+async fn in_process(
+    cfg: &DemoConfig,
+    scenario: Scenario,
+    clock: Clock,
+    limit: Duration,
+) -> Result<Vec<Record>, DemoError> {
+    let any = || Ok(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let dep = deployment(cfg, &scenario, any)?;
+    let scenario = Arc::new(scenario);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut daemons = Vec::new();
+    for kind in kinds(&dep) {
+        let opts = Options {
+            journal: Journal::channel(tx.clone()),
+            clock,
+            ..Options::default()
+        };
+        daemons.push(Daemon::bind(&dep, scenario.clone(), kind, opts).await?);
+    }
+    drop(tx);
+    // Ephemeral ports: tell everyone where everyone is before anyone talks.
+    let addrs: Vec<(NodeId, SocketAddr)> = daemons
+        .iter()
+        .flat_map(|d| d.nodes().into_iter().map(move |n| (n, d.local_addr())))
+        .collect();
+    for d in &daemons {
+        for (n, a) in &addrs {
+            d.add_peer(*n, *a);
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    let mut ues = Vec::new();
+    for d in daemons {
+        let is_ue = matches!(d.kind(), Kind::Ue { .. });
+        let h = tokio::spawn(d.run(stop_rx.clone()));
+        if is_ue { ues.push(h) } else { servers.push(h) }
+    }
+    let start = clock.now().as_nanos();
+    let mut records = Vec::new();
+    let collect = async {
+        let mut ues_left = ues.len();
+        while ues_left > 0 {
+            let Some(r) = rx.recv().await else { break };
+            if cfg.progress
+                && let Some(line) = progress_line(&r, start)
+            {
+                println!("{line}");
+            }
+            if matches!(r, Record::Ue(_)) {
+                ues_left -= 1;
+            }
+            records.push(r);
+        }
+    };
+    let timed_out = tokio::time::timeout(limit, collect).await.is_err();
+    stop_tx.send_replace(true);
+    for h in ues.into_iter().chain(servers) {
+        let _ = h.await;
+    }
+    while let Ok(r) = rx.try_recv() {
+        records.push(r);
+    }
+    if timed_out {
+        return Err(DemoError::Timeout(limit));
+    }
+    Ok(records)
+}
+
+/// The deployment as a TOML file for the daemons of a multi-process run.
+fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let q = |s: &str| format!("{s:?}");
+    let _ = writeln!(
+        t,
+        "scenario = {}\nstrategy = {}\nseed = {}",
+        q(&dep.scenario),
+        q(&dep.strategy),
+        dep.seed
+    );
+    if let Some(s) = &dep.service {
+        let _ = writeln!(t, "service = {}", q(s));
+    }
+    if let Some(m) = dep.state_mib {
+        let _ = writeln!(t, "state_mib = {m}");
+    }
+    if let Some(d) = dep.duration_s {
+        let _ = writeln!(t, "duration_s = {d:?}");
+    }
+    let addr = |a: &SocketAddr| q(&a.to_string());
+    if let Some(l) = &dep.control.listen {
+        let _ = writeln!(t, "\n[control]\nlisten = {}", addr(l));
+    }
+    if let Some(db) = &dep.control.db {
+        let _ = writeln!(t, "db = {}", q(&db.display().to_string()));
+    }
+    for e in &dep.edges {
+        let _ = writeln!(t, "\n[[edge]]\nid = {}\nlisten = {}", e.id, addr(&e.listen));
+    }
+    for r in &dep.rans {
+        let _ = writeln!(
+            t,
+            "\n[[ran]]\nname = {}\ncells = {:?}\nlisten = {}",
+            q(&r.name),
+            r.cells,
+            addr(&r.listen)
+        );
+    }
+    for u in &dep.ues {
+        let _ = writeln!(t, "\n[[ue]]\nid = {}\nlisten = {}", u.id, addr(&u.listen));
+    }
+    let e = &dep.emulation;
+    for (name, l) in [
+        ("control", e.control),
+        ("edge", e.edge),
+        ("ran", e.ran),
+        ("ue", e.ue),
+    ] {
+        let _ = writeln!(
+            t,
+            "\n[emulation.{name}]\nlatency_ms = {:?}\ngbit = {:?}\nradio_loss = {:?}\nseed = {}",
+            l.latency_ms, l.gbit, l.radio_loss, l.seed
+        );
+    }
+    let path = dir.join("deployment.toml");
+    std::fs::write(&path, t).map_err(io(format!("writing {}", path.display())))?;
+    Ok(path)
+}
+
+/// The command line that starts daemon `kind` of the deployment at `config`.
+#[must_use]
+pub fn daemon_args(kind: &Kind, config: &Path, journal: &Path) -> Vec<String> {
+    let mut a = match kind {
+        Kind::Control => vec!["control".to_owned()],
+        Kind::Edge { id, .. } => vec!["edge".into(), "--id".into(), id.to_string()],
+        Kind::Ran { name } => vec!["ran".into(), "--name".into(), name.clone()],
+        Kind::Ue { id } => vec!["ue".into(), "--id".into(), id.to_string()],
+    };
+    a.extend([
+        "--config".into(),
+        config.display().to_string(),
+        "--journal".into(),
+        journal.display().to_string(),
+    ]);
+    a
+}
+
+fn journal_name(kind: &Kind) -> String {
+    match kind {
+        Kind::Control => "control.jsonl".into(),
+        Kind::Edge { id, .. } => format!("edge{id}.jsonl"),
+        Kind::Ran { name } => format!("ran-{name}.jsonl"),
+        Kind::Ue { id } => format!("ue{id}.jsonl"),
+    }
+}
+
+async fn processes(
+    cfg: &DemoConfig,
+    scenario: &Scenario,
+    exe: &Path,
+    start: u64,
+    limit: Duration,
+) -> Result<Vec<Record>, DemoError> {
+    let dir = std::env::temp_dir().join(format!("edgeshift-demo-{}-{start}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    let mut dep = deployment(cfg, scenario, free_port)?;
+    if cfg.ues > 1 {
+        // The daemons load the scenario by name: give them the widened one as a file.
+        warn!("separate processes run the scenario's own UEs only; --ues applies in-process");
+        dep.ues.truncate(scenario.ues.len().min(dep.ues.len()));
+    }
+    let config = write_deployment(&dep, &dir)?;
+    let mut children = Vec::new();
+    let mut ue_children = Vec::new();
+    for kind in kinds(&dep) {
+        let journal = dir.join(journal_name(&kind));
+        let child = tokio::process::Command::new(exe)
+            .args(daemon_args(&kind, &config, &journal))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("starting {}", exe.display())))?;
+        info!(daemon = %kind, pid = child.id(), "started");
+        if matches!(kind, Kind::Ue { .. }) {
+            ue_children.push(child);
+        } else {
+            children.push(child);
+            // Let the servers listen before the UEs come.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let waited = tokio::time::timeout(limit, async {
+        for c in &mut ue_children {
+            let _ = c.wait().await;
+        }
+    })
+    .await;
+    for c in &mut children {
+        terminate(c).await;
+    }
+    if waited.is_err() {
+        return Err(DemoError::Timeout(limit));
+    }
+    let mut records = Vec::new();
+    for kind in kinds(&dep) {
+        let path = dir.join(journal_name(&kind));
+        match read_journal(&path) {
+            Ok(r) => records.extend(r),
+            Err(e) => warn!(path = %path.display(), error = %e, "no journal"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(records)
+}
+
+/// SIGTERM, then SIGKILL after two seconds.
+pub async fn terminate(c: &mut tokio::process::Child) {
+    if let Some(pid) = c.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(2), c.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = c.kill().await;
+}

@@ -1,0 +1,391 @@
+//! The event loop that runs sans-IO roles on tokio: messages from the transport, timers
+//! from each role's `poll_timeout`, and an [`Agent`] for inputs that are not messages
+//! (radio measurements, a UE re-joining after its radio gap). One host per daemon; it may
+//! hold several roles (a RAN agent's cells; an edge daemon with the control node).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgeshift_control::{ControlEvent, ControlNode};
+use edgeshift_edge::{EdgeEvent, EdgeServer};
+use edgeshift_net::{Clock, Inbox, Incoming, Transport};
+use edgeshift_proto::{Instant, Message, NodeId, Role, Transmit};
+use edgeshift_ran::{BaseStation, RanEvent};
+use edgeshift_ue::{UeClient, UeEvent};
+use tokio::sync::watch;
+use tracing::{debug, error, warn};
+
+use crate::journal::{Journal, Record};
+use crate::metrics::Metrics;
+use crate::observe::Observer;
+use crate::store::ControlStore;
+
+/// A role hosted by a daemon.
+pub enum Hosted {
+    /// A base station.
+    Cell(BaseStation),
+    /// An ME server.
+    Server(Box<EdgeServer>),
+    /// The control node.
+    Control(ControlNode),
+    /// A UE client.
+    Ue(UeClient),
+}
+
+impl std::fmt::Debug for Hosted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cell(c) => write!(f, "Cell({})", c.cell()),
+            Self::Server(s) => write!(f, "Server({})", s.server_id()),
+            Self::Control(_) => f.write_str("Control"),
+            Self::Ue(u) => write!(f, "Ue({})", u.ue_id()),
+        }
+    }
+}
+
+/// An event of a hosted role.
+#[derive(Debug)]
+pub enum RoleEvent {
+    /// From a base station.
+    Ran(RanEvent),
+    /// From an ME server.
+    Edge(EdgeEvent),
+    /// From the control node.
+    Control(ControlEvent),
+    /// From a UE.
+    Ue(UeEvent),
+}
+
+/// The roles of one host, keyed by node id.
+#[derive(Debug, Default)]
+pub struct Nodes {
+    map: BTreeMap<NodeId, Hosted>,
+    touched: BTreeSet<NodeId>,
+    outbox: Vec<(NodeId, Transmit)>,
+}
+
+impl Nodes {
+    /// Sends a message on behalf of local node `from` (an operator action of an agent,
+    /// such as a UE application deploying its service).
+    pub fn send(&mut self, from: NodeId, t: Transmit) {
+        self.outbox.push((from, t));
+    }
+
+    /// Adds a role.
+    pub fn insert(&mut self, id: NodeId, role: Hosted) {
+        self.touched.insert(id);
+        self.map.insert(id, role);
+    }
+
+    /// A base station, marked for flushing.
+    pub fn cell_mut(&mut self, id: NodeId) -> Option<&mut BaseStation> {
+        self.touched.insert(id);
+        match self.map.get_mut(&id) {
+            Some(Hosted::Cell(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A UE, marked for flushing.
+    pub fn ue_mut(&mut self, id: NodeId) -> Option<&mut UeClient> {
+        self.touched.insert(id);
+        match self.map.get_mut(&id) {
+            Some(Hosted::Ue(u)) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Any role, read-only.
+    #[must_use]
+    pub fn get(&self, id: NodeId) -> Option<&Hosted> {
+        self.map.get(&id)
+    }
+
+    /// Node ids.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.map.keys().copied()
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.map
+            .values()
+            .filter_map(|h| match h {
+                Hosted::Cell(r) => r.poll_timeout(),
+                Hosted::Server(r) => r.poll_timeout(),
+                Hosted::Control(r) => r.poll_timeout(),
+                Hosted::Ue(r) => r.poll_timeout(),
+            })
+            .min()
+    }
+}
+
+fn drain<R: Role>(
+    r: &mut R,
+    tx: &mut Vec<Transmit>,
+    ev: &mut Vec<RoleEvent>,
+    wrap: fn(R::Event) -> RoleEvent,
+) {
+    tx.extend(std::iter::from_fn(|| r.poll_transmit()));
+    ev.extend(std::iter::from_fn(|| r.poll_event()).map(wrap));
+}
+
+/// Inputs of a host that are not messages.
+pub trait Agent: Send {
+    /// When [`Agent::tick`] wants to run next.
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
+    /// Its time has come.
+    fn tick(&mut self, _now: Instant, _nodes: &mut Nodes) {}
+    /// Sees every event of the host's roles.
+    fn on_event(&mut self, _now: Instant, _node: NodeId, _ev: &RoleEvent) {}
+    /// The host may stop (a UE that finished its run).
+    fn finished(&self) -> bool {
+        false
+    }
+    /// A UE's final check, once it finished.
+    fn ue_summary(&self) -> Option<crate::journal::UeSummary> {
+        None
+    }
+}
+
+/// An agent that does nothing (control and edge daemons).
+#[derive(Debug, Default)]
+pub struct NoAgent;
+impl Agent for NoAgent {}
+
+/// One daemon's event loop.
+pub struct Host {
+    clock: Clock,
+    transport: Transport,
+    inbox: Inbox,
+    nodes: Nodes,
+    agent: Box<dyn Agent>,
+    obs: Observer,
+    store: Option<ControlStore>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("nodes", &self.nodes.map.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often transport counters reach the metrics.
+const METRICS_TICK: Duration = Duration::from_secs(1);
+
+impl Host {
+    /// A host of `nodes` on `transport`.
+    #[must_use]
+    pub fn new(
+        clock: Clock,
+        transport: Transport,
+        inbox: Inbox,
+        nodes: Nodes,
+        agent: Box<dyn Agent>,
+        journal: Journal,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            clock,
+            transport,
+            inbox,
+            nodes,
+            agent,
+            obs: Observer::new(journal, metrics),
+            store: None,
+        }
+    }
+
+    /// Persists the control node's registry in `store` after every change.
+    #[must_use]
+    pub fn with_store(mut self, store: ControlStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The UE's final check, if the agent is a UE that finished.
+    #[must_use]
+    pub fn ue_summary(&self) -> Option<crate::journal::UeSummary> {
+        self.agent.ue_summary()
+    }
+
+    /// The roles (for a final look after [`Host::run`]).
+    #[must_use]
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    /// Runs until `stop` turns true, the agent finishes, or the transport closes; then
+    /// flushes the outgoing queues for up to a second.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Self {
+        self.transport.warm_up();
+        let now = self.clock.now();
+        self.flush(now);
+        let mut metrics_at = now + METRICS_TICK;
+        loop {
+            if self.agent.finished() || *stop.borrow() {
+                break;
+            }
+            let next = [
+                self.nodes.next_timeout(),
+                self.agent.next_tick(),
+                Some(metrics_at),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(metrics_at);
+            tokio::select! {
+                m = self.inbox.recv() => {
+                    let Some(m) = m else { break };
+                    self.deliver(m);
+                    // Take whatever else is already waiting before flushing.
+                    while let Ok(m) = self.inbox.try_recv() {
+                        self.deliver(m);
+                    }
+                }
+                () = tokio::time::sleep_until(self.clock.deadline(next)) => {
+                    let now = self.clock.now();
+                    self.timers(now);
+                    if now >= metrics_at {
+                        self.obs.metrics().observe_net(self.transport.stats());
+                        metrics_at = now + METRICS_TICK;
+                    }
+                }
+                r = stop.changed() => if r.is_err() { break },
+            }
+            let now = self.clock.now();
+            self.flush(now);
+        }
+        self.obs.metrics().observe_net(self.transport.stats());
+        self.transport.shutdown(Duration::from_secs(1)).await;
+        self
+    }
+
+    fn deliver(&mut self, m: Incoming) {
+        let now = self.clock.now();
+        let Incoming { from, to, msg } = m;
+        if !is_traffic(&msg) {
+            self.obs.journal().record(Record::Msg {
+                at: now.as_nanos(),
+                from: from.to_string(),
+                to: to.to_string(),
+                code: msg.type_code(),
+                name: msg.name().to_owned(),
+                bulk: msg.bulk_len(),
+            });
+        }
+        self.nodes.touched.insert(to);
+        match self.nodes.map.get_mut(&to) {
+            Some(Hosted::Cell(r)) => r.handle_message(now, from, msg),
+            Some(Hosted::Server(r)) => r.handle_message(now, from, msg),
+            Some(Hosted::Control(r)) => r.handle_message(now, from, msg),
+            Some(Hosted::Ue(r)) => r.handle_message(now, from, msg),
+            None => warn!(%from, %to, name = msg.name(), "message for a node not hosted here"),
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        let due: Vec<NodeId> = self
+            .nodes
+            .map
+            .iter()
+            .filter(|(_, h)| {
+                let t = match h {
+                    Hosted::Cell(r) => r.poll_timeout(),
+                    Hosted::Server(r) => r.poll_timeout(),
+                    Hosted::Control(r) => r.poll_timeout(),
+                    Hosted::Ue(r) => r.poll_timeout(),
+                };
+                t.is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.nodes.touched.insert(id);
+            match self.nodes.map.get_mut(&id) {
+                Some(Hosted::Cell(r)) => r.handle_timeout(now),
+                Some(Hosted::Server(r)) => r.handle_timeout(now),
+                Some(Hosted::Control(r)) => r.handle_timeout(now),
+                Some(Hosted::Ue(r)) => r.handle_timeout(now),
+                None => {}
+            }
+        }
+        if self.agent.next_tick().is_some_and(|t| t <= now) {
+            self.agent.tick(now, &mut self.nodes);
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let mut control_changed = false;
+        for (from, t) in std::mem::take(&mut self.nodes.outbox) {
+            let name = t.msg.name();
+            if let Err(e) = self.transport.send(from, t.to, t.msg) {
+                error!(%from, to = %t.to, name, error = %e, "cannot send");
+            }
+        }
+        while let Some(id) = self.nodes.touched.pop_first() {
+            let mut tx = Vec::new();
+            let mut ev = Vec::new();
+            match self.nodes.map.get_mut(&id) {
+                Some(Hosted::Cell(r)) => drain(r, &mut tx, &mut ev, RoleEvent::Ran),
+                Some(Hosted::Server(r)) => {
+                    drain(r.as_mut(), &mut tx, &mut ev, RoleEvent::Edge);
+                    self.obs.edge_load(r);
+                }
+                Some(Hosted::Control(r)) => {
+                    drain(r, &mut tx, &mut ev, RoleEvent::Control);
+                    control_changed = true;
+                }
+                Some(Hosted::Ue(r)) => drain(r, &mut tx, &mut ev, RoleEvent::Ue),
+                None => continue,
+            }
+            for t in tx {
+                self.obs.sent(now, &t);
+                let name = t.msg.name();
+                if let Err(e) = self.transport.send(id, t.to, t.msg) {
+                    error!(from = %id, to = %t.to, name, error = %e, "cannot send");
+                }
+            }
+            for e in ev {
+                self.obs.event(now, id, &e);
+                self.agent.on_event(now, id, &e);
+            }
+            if let Some(Hosted::Control(c)) = self.nodes.map.get(&id) {
+                self.obs.control_stats(now, c.stats());
+            }
+        }
+        if control_changed {
+            self.persist();
+        }
+    }
+
+    fn persist(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Some(Hosted::Control(c)) = self.nodes.map.get(&NodeId::Control) else {
+            return;
+        };
+        match store.save(&c.snapshot()) {
+            Ok(true) => debug!("registry saved"),
+            Ok(false) => {}
+            Err(e) => error!(error = %e, "registry not saved"),
+        }
+    }
+}
+
+fn is_traffic(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::ServiceInput(_)
+            | Message::ServiceOutput(_)
+            | Message::Probe(_)
+            | Message::ProbeReply(_)
+            | Message::LoadReport(_)
+    )
+}

@@ -1,0 +1,24 @@
+//! The edgeshift daemons on real sockets: the same sans-IO roles the simulator runs,
+//! driven by a tokio event loop ([`host::Host`]) over the TCP transport of
+//! `edgeshift-net`.
+//!
+//! - [`config::Deployment`] is the one TOML file that describes an installation.
+//! - [`daemon`] starts each daemon kind (`control`, `edge`, `ran`, `ue`) from it.
+//! - [`demo`] runs the patent's topology on loopback and reports what happened.
+//!
+//! Each daemon journals protocol messages and role events ([`journal`]), exports
+//! Prometheus metrics ([`metrics`]), and the control node keeps its registry in redb
+//! ([`store`]) so that a restart resumes.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod host;
+pub mod journal;
+pub mod metrics;
+mod observe;
+pub mod radio_agent;
+pub mod report;
+pub mod store;
+pub mod ue_agent;

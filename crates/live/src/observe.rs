@@ -1,0 +1,215 @@
+//! Turns role events into journal records, metrics and logs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use edgeshift_control::ControlStats;
+use edgeshift_edge::{EdgeEvent, EdgeServer};
+use edgeshift_proto::{Instant, NodeId, ServiceId, Transmit};
+use edgeshift_ran::RanEvent;
+use edgeshift_ue::UeEvent;
+use tracing::{debug, info, warn};
+
+use crate::host::RoleEvent;
+use crate::journal::{Journal, Record};
+use crate::metrics::{Metrics, Outcome};
+
+pub(crate) struct Observer {
+    journal: Journal,
+    metrics: Arc<Metrics>,
+    control_stats: ControlStats,
+    /// Last input each shadow applied, for the sync lag at activation.
+    shadow_seq: BTreeMap<ServiceId, u64>,
+}
+
+impl Observer {
+    pub(crate) fn new(journal: Journal, metrics: Arc<Metrics>) -> Self {
+        Self {
+            journal,
+            metrics,
+            control_stats: ControlStats::default(),
+            shadow_seq: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn sent(&self, now: Instant, t: &Transmit) {
+        if t.msg.is_state_transfer() {
+            let bytes = t.msg.bulk_len() as u64;
+            self.metrics.shadow_bytes.inc_by(bytes);
+            self.journal.record(Record::StateSent {
+                at: now.as_nanos(),
+                bytes,
+            });
+        }
+    }
+
+    pub(crate) fn edge_load(&self, server: &EdgeServer) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics
+            .live_instances
+            .set(gauge(server.live_services().count()));
+        self.metrics
+            .shadows
+            .set(gauge(server.shadow_services().count()));
+    }
+
+    pub(crate) fn control_stats(&mut self, now: Instant, stats: ControlStats) {
+        if stats != self.control_stats {
+            self.control_stats = stats;
+            self.journal.record(Record::ControlStats {
+                at: now.as_nanos(),
+                stats,
+            });
+        }
+    }
+
+    fn note(&self, now: Instant, node: NodeId, what: String) {
+        info!(%node, "{what}");
+        self.journal.record(Record::Event {
+            at: now.as_nanos(),
+            node: node.to_string(),
+            what,
+        });
+    }
+
+    pub(crate) fn event(&mut self, now: Instant, node: NodeId, ev: &RoleEvent) {
+        match ev {
+            RoleEvent::Edge(e) => self.edge(now, node, e),
+            RoleEvent::Ran(e) => {
+                match e {
+                    RanEvent::TrafficDropped { ue, why } => {
+                        debug!(%node, %ue, why, "traffic dropped");
+                        return;
+                    }
+                    RanEvent::HandoverExecuted { .. } => {
+                        self.metrics.handovers.inc();
+                    }
+                    RanEvent::Predicted { candidates, .. } if !candidates.is_empty() => {
+                        self.metrics.predictions.inc();
+                    }
+                    RanEvent::PingPong { .. } => {
+                        self.metrics.pingpongs.inc();
+                    }
+                    RanEvent::ProtocolViolation { .. } => warn!(%node, "{e:?}"),
+                    _ => {}
+                }
+                self.note(now, node, format!("{e:?}"));
+            }
+            RoleEvent::Control(e) => self.note(now, node, format!("{e:?}")),
+            RoleEvent::Ue(e) => match e {
+                UeEvent::Generated { .. } => {
+                    self.metrics.inputs.inc();
+                }
+                UeEvent::Answered { .. } => {
+                    self.metrics.answers.inc();
+                }
+                _ => self.note(now, node, format!("{e:?}")),
+            },
+        }
+    }
+
+    fn edge(&mut self, now: Instant, node: NodeId, e: &EdgeEvent) {
+        let at = now.as_nanos();
+        let NodeId::Server(server) = node else {
+            return;
+        };
+        match e {
+            EdgeEvent::Applied {
+                service,
+                seq,
+                live: false,
+            } => {
+                self.metrics.shadow_inputs.inc();
+                self.shadow_seq.insert(*service, *seq);
+                return;
+            }
+            EdgeEvent::Applied { .. } | EdgeEvent::Answered { .. } => return,
+            EdgeEvent::RelocationTriggered { service, .. } => {
+                self.journal.record(Record::Triggered {
+                    at,
+                    service: service.0,
+                });
+            }
+            EdgeEvent::Frozen { service, .. } => {
+                self.journal.record(Record::Frozen {
+                    at,
+                    service: service.0,
+                });
+            }
+            EdgeEvent::ShadowDiscarded {
+                created_at,
+                service,
+            } => {
+                let seconds = now.saturating_duration_since(*created_at).as_secs_f64();
+                self.metrics.shadow_seconds.inc_by(seconds);
+                self.shadow_seq.remove(service);
+                self.journal.record(Record::ShadowClosed {
+                    at,
+                    server: server.0,
+                    seconds,
+                });
+            }
+            EdgeEvent::Activated {
+                service,
+                from,
+                last_seq,
+                first_try,
+                state_bytes,
+                shadow_created_at,
+                ..
+            } => {
+                let seconds = now
+                    .saturating_duration_since(*shadow_created_at)
+                    .as_secs_f64();
+                self.metrics.shadow_seconds.inc_by(seconds);
+                let synced = self.shadow_seq.remove(service).unwrap_or(0);
+                self.metrics
+                    .sync_lag_inputs
+                    .observe(last_seq.saturating_sub(synced) as f64);
+                self.metrics
+                    .relocations
+                    .get_or_create(&Outcome {
+                        outcome: "activated".into(),
+                    })
+                    .inc();
+                self.journal.record(Record::Activated {
+                    at,
+                    server: server.0,
+                    service: service.0,
+                    from: from.0,
+                    state_bytes: *state_bytes,
+                    first_try: *first_try,
+                    shadow_created_at: shadow_created_at.as_nanos(),
+                });
+            }
+            EdgeEvent::RelocationFailed {
+                service, reason, ..
+            } => {
+                self.metrics
+                    .relocations
+                    .get_or_create(&Outcome {
+                        outcome: "failed".into(),
+                    })
+                    .inc();
+                self.journal.record(Record::RelocationFailed {
+                    at,
+                    service: service.0,
+                    reason: reason.clone(),
+                });
+            }
+            EdgeEvent::ProtocolViolation { .. } | EdgeEvent::ServiceError { .. } => {
+                warn!(%node, "{e:?}");
+            }
+            _ => {}
+        }
+        self.note(now, node, format!("{e:?}"));
+    }
+}

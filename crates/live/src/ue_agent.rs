@@ -1,0 +1,310 @@
+//! The UE client's agent: joins the strongest cell, deploys its service, re-joins after
+//! each radio gap, and at the end checks the live state against a never-moved twin that
+//! it computes itself from the inputs it sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgeshift_edge::ServiceFactory;
+use edgeshift_proto::{
+    CellId, CodeRef, Deploy, Instant, NodeId, ServiceId, ServiceSpec, Transmit, UeId,
+};
+use edgeshift_runtime::{Limits, WasmFactory};
+use edgeshift_sim::Scenario;
+use edgeshift_sim::radio::position;
+use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tracing::{info, warn};
+
+use crate::host::{Agent, Nodes, RoleEvent};
+use crate::journal::{GapRecord, Journal, Record, UeSummary};
+use crate::metrics::Metrics;
+
+/// How long the UE waits for the live instance to answer its final state query.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Start,
+    Running,
+    Querying {
+        asked: Option<Instant>,
+        since: Instant,
+    },
+    Done,
+}
+
+/// Drives one UE client.
+pub struct UeAgent {
+    ue: UeId,
+    scenario: Arc<Scenario>,
+    spec: ServiceSpec,
+    seed: u64,
+    payload_len: usize,
+    stop_at: Instant,
+    drain_until: Instant,
+    phase: Phase,
+    reattach: Option<(Instant, CellId)>,
+    rng: ChaCha8Rng,
+    metrics: Arc<Metrics>,
+    journal: Journal,
+    live: Option<(u64, Option<u128>)>,
+    summary: Option<UeSummary>,
+}
+
+impl std::fmt::Debug for UeAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UeAgent")
+            .field("ue", &self.ue)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UeAgent {
+    /// The agent of `ue`, whose inputs stop at `stop_at`; `seed` and `payload_len` must be
+    /// those of its [`UeClient`] (they regenerate the inputs for the twin).
+    #[must_use]
+    pub fn new(
+        ue: UeId,
+        scenario: Arc<Scenario>,
+        spec: ServiceSpec,
+        (seed, payload_len): (u64, usize),
+        stop_at: Instant,
+        metrics: Arc<Metrics>,
+        journal: Journal,
+    ) -> Self {
+        let drain = Duration::from_secs_f64(scenario.drain_s.max(1.0));
+        Self {
+            ue,
+            spec,
+            seed,
+            payload_len,
+            stop_at,
+            drain_until: stop_at + drain,
+            phase: Phase::Start,
+            reattach: None,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            metrics,
+            journal,
+            live: None,
+            summary: None,
+            scenario,
+        }
+    }
+
+    /// The final check, once done.
+    #[must_use]
+    pub fn summary(&self) -> Option<&UeSummary> {
+        self.summary.as_ref()
+    }
+
+    fn node(&self) -> NodeId {
+        NodeId::Ue(self.ue)
+    }
+
+    fn start(&mut self, now: Instant, nodes: &mut Nodes) {
+        let Some(def) = self.scenario.ues.iter().find(|u| u.id == self.ue.0) else {
+            warn!(ue = %self.ue, "no route in the scenario");
+            self.phase = Phase::Done;
+            return;
+        };
+        let pos = position(&def.waypoints, def.speed_mps, def.start_s, 0.0);
+        let Some(cell) = self.scenario.best_cell(pos) else {
+            warn!(ue = %self.ue, "no cell in the scenario");
+            self.phase = Phase::Done;
+            return;
+        };
+        let deploy = Deploy {
+            service: ServiceId(self.ue.0),
+            ue: self.ue,
+            cell,
+            spec: self.spec.clone(),
+        };
+        nodes.send(
+            self.node(),
+            Transmit {
+                to: NodeId::Control,
+                msg: deploy.into(),
+            },
+        );
+        if let Some(u) = nodes.ue_mut(self.node()) {
+            u.handle_attach(now, cell);
+        }
+        info!(ue = %self.ue, %cell, "attached; service deployed");
+        self.phase = Phase::Running;
+    }
+
+    fn finish(&mut self, ue: &UeClient, live: Option<(u64, Option<u128>)>) {
+        let sent = ue.stats().len() as u64;
+        let answered = ue
+            .stats()
+            .iter()
+            .filter(|s| s.answered_at.is_some())
+            .count() as u64;
+        let twin = self.twin(sent);
+        if let Err(e) = &twin {
+            warn!(ue = %self.ue, error = %e, "twin not computed");
+        }
+        let twin = twin.ok();
+        let (live_last_seq, live_checksum) = match live {
+            Some((seq, sum)) => (Some(seq), sum),
+            None => (None, None),
+        };
+        let matches = live_last_seq == Some(sent)
+            && answered == sent
+            && live_checksum.is_some()
+            && live_checksum == twin;
+        let gaps: Vec<GapRecord> = ue.gaps().iter().map(gap_record).collect();
+        for g in &gaps {
+            if let Some(r) = g.radio_gap_ms {
+                self.metrics.radio_gap_ms.observe(r);
+            }
+            if let Some(a) = g.added_ms {
+                self.metrics.added_ms.observe(a);
+            }
+        }
+        let summary = UeSummary {
+            ue: self.ue.0,
+            inputs_sent: sent,
+            inputs_answered: answered,
+            live_last_seq,
+            live_checksum: live_checksum.map(|c| format!("{c:032x}")),
+            twin_checksum: twin.map(|c| format!("{c:032x}")),
+            final_state_matches_twin: matches,
+            gaps,
+        };
+        info!(
+            ue = %self.ue,
+            sent,
+            answered,
+            matches,
+            "run finished"
+        );
+        self.journal.record(Record::Ue(summary.clone()));
+        self.summary = Some(summary);
+        self.phase = Phase::Done;
+    }
+
+    /// Checksum of a service that applied this UE's inputs 1..=n in order, never moved.
+    fn twin(&self, n: u64) -> Result<u128, String> {
+        let CodeRef::Inline { kind, bytes } = &self.spec.code else {
+            return Err("service code is not inline".into());
+        };
+        let mut factory = WasmFactory::new(Limits::default()).map_err(|e| e.to_string())?;
+        let mut twin = factory
+            .instantiate(kind, bytes, &self.spec.config)
+            .map_err(|e| e.to_string())?;
+        for seq in 1..=n {
+            // A trap consumes the input on every replica alike.
+            let _ = twin.step(seq, &UeClient::payload(self.seed, seq, self.payload_len));
+        }
+        Ok(twin.checksum())
+    }
+}
+
+fn gap_record(g: &HandoverGap) -> GapRecord {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    GapRecord {
+        from: g.from.0,
+        to: g.to.0,
+        detached_at: g.detached_at.as_nanos(),
+        attached_at: g.attached_at.map(Instant::as_nanos),
+        first_answer_at: g.first_answer_at.map(Instant::as_nanos),
+        radio_gap_ms: g.radio_gap().map(ms),
+        service_gap_ms: g.service_gap().map(ms),
+        added_ms: g.added().map(ms),
+    }
+}
+
+impl Agent for UeAgent {
+    fn next_tick(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Start => Some(Instant::ZERO),
+            _ if self.live.is_some() => Some(Instant::ZERO),
+            Phase::Done => None,
+            Phase::Running => Some(
+                self.reattach
+                    .map_or(self.stop_at, |(t, _)| t.min(self.stop_at)),
+            ),
+            Phase::Querying { asked, since } => {
+                let poll = asked.map_or(since, |a| a + POLL);
+                Some(self.reattach.map_or(poll, |(t, _)| t.min(poll)))
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant, nodes: &mut Nodes) {
+        if self.phase == Phase::Start {
+            self.start(now, nodes);
+            return;
+        }
+        let node = self.node();
+        let Some(u) = nodes.ue_mut(node) else {
+            self.phase = Phase::Done;
+            return;
+        };
+        if let Some((at, cell)) = self.reattach
+            && at <= now
+        {
+            self.reattach = None;
+            u.handle_attach(now, cell);
+        }
+        if let Some(live) = self.live.take() {
+            self.finish(u, Some(live));
+            return;
+        }
+        match self.phase {
+            Phase::Running if now >= self.stop_at => {
+                self.phase = Phase::Querying {
+                    asked: None,
+                    since: now,
+                };
+            }
+            Phase::Querying { asked, since } => {
+                let patience =
+                    QUERY_TIMEOUT + self.drain_until.saturating_duration_since(self.stop_at);
+                if now.saturating_duration_since(since) > patience {
+                    warn!(ue = %self.ue, "the live instance did not answer the state query");
+                    self.finish(u, None);
+                    return;
+                }
+                // Wait for the answers still in flight, then ask (again, if lost).
+                let settled = u.unanswered() == 0 || now >= self.drain_until;
+                let due = asked
+                    .is_none_or(|a| now.saturating_duration_since(a) >= Duration::from_secs(1));
+                if settled && due && u.handle_state_query(now) {
+                    self.phase = Phase::Querying {
+                        asked: Some(now),
+                        since,
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, _node: NodeId, ev: &RoleEvent) {
+        let RoleEvent::Ue(e) = ev else { return };
+        match e {
+            UeEvent::Detached { target } => {
+                let gap = self.scenario.handover_gap(&mut self.rng);
+                self.reattach = Some((now + gap, *target));
+            }
+            UeEvent::LiveState { last_seq, checksum } => {
+                self.live = Some((*last_seq, *checksum));
+            }
+            _ => {}
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn ue_summary(&self) -> Option<UeSummary> {
+        self.summary.clone()
+    }
+}

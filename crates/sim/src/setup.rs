@@ -1,0 +1,200 @@
+//! How a scenario configures each role. The simulator and the live daemons build their
+//! roles with these, so a scenario means the same thing in virtual and in real time.
+
+use std::time::Duration;
+
+use edgeshift_control::{ControlConfig, Strategy};
+use edgeshift_edge::{EdgeConfig, MEM_KIND, MemConfig};
+use edgeshift_proto::{CellId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
+use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
+use edgeshift_ran::{PredictorConfig, RanConfig};
+use edgeshift_runtime::samples;
+use edgeshift_ue::UeConfig;
+use rand::Rng;
+
+use crate::SimError;
+use crate::radio::{Pos, path_loss_db};
+use crate::scenario::{Scenario, UeDef};
+
+/// The deploy spec of a service kind with about `state_bytes` of state.
+///
+/// # Errors
+/// [`SimError::UnknownService`] for a kind that is neither `mem` nor a runtime sample.
+pub fn service_spec(
+    kind: &str,
+    state_bytes: u64,
+    writes: u32,
+    budget: u32,
+) -> Result<ServiceSpec, SimError> {
+    if kind == MEM_KIND {
+        return Ok(MemConfig {
+            state_bytes,
+            writes_per_input: writes,
+        }
+        .spec(budget));
+    }
+    let mib = u32::try_from(state_bytes.div_ceil(1 << 20).clamp(1, 1024)).unwrap_or(1024);
+    samples::spec(kind, mib, budget).ok_or_else(|| SimError::UnknownService(kind.to_owned()))
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_secs_f64(v.max(0.0) / 1e3)
+}
+
+impl Scenario {
+    /// The deploy spec of this scenario's service, with optional overrides of its kind
+    /// and state size.
+    ///
+    /// # Errors
+    /// See [`service_spec`].
+    pub fn service_spec(
+        &self,
+        kind: Option<&str>,
+        state_bytes: Option<u64>,
+    ) -> Result<ServiceSpec, SimError> {
+        let s = &self.service;
+        service_spec(
+            kind.unwrap_or(&s.kind),
+            state_bytes.unwrap_or(s.state_bytes),
+            s.writes_per_input,
+            s.latency_budget_ms,
+        )
+    }
+
+    /// The configuration of ME server `id`.
+    #[must_use]
+    pub fn edge_config(&self, id: ServerId) -> EdgeConfig {
+        let mut ec = EdgeConfig::new(id);
+        ec.capacity = self.edge.capacity;
+        ec.delta_interval = Duration::from_millis(self.edge.delta_interval_ms.max(1));
+        ec.replay_batch = Duration::from_millis(self.edge.replay_batch_ms);
+        ec
+    }
+
+    /// The configuration of the base station of `cell`.
+    #[must_use]
+    pub fn ran_config(&self, cell: CellId) -> RanConfig {
+        let h = &self.handover;
+        let mut rc = RanConfig::new(cell);
+        rc.a3_offset_db = h.a3_offset_db;
+        rc.hysteresis_db = h.hysteresis_db;
+        rc.time_to_trigger = Duration::from_millis(h.ttt_ms);
+        rc.prep_time = Duration::from_millis(h.prep_ms);
+        rc.capacity = self
+            .cells
+            .iter()
+            .find(|c| c.id == cell.0)
+            .and_then(|c| c.capacity)
+            .unwrap_or(h.capacity);
+        rc.predictor = PredictorConfig {
+            enabled: self.radio.predict,
+            ..PredictorConfig::default()
+        };
+        rc
+    }
+
+    /// The control node's configuration for `strategy` and shadow `sync` mode.
+    #[must_use]
+    pub fn control_config(&self, mut strategy: Strategy, sync: SyncMode) -> ControlConfig {
+        let topology = self
+            .cells
+            .iter()
+            .map(|c| (CellId(c.id), ServerId(c.server)))
+            .collect();
+        if let Strategy::ShadowJit { threshold } = &mut strategy {
+            *threshold = self.control.jit_threshold;
+        }
+        let mut cc = ControlConfig::new(strategy, topology);
+        cc.access_latency = ms(self.links.access_ms);
+        cc.default_backhaul = ms(self.links.backhaul_ms);
+        cc.link_bits_per_s = self.links.backhaul_gbit * 1e9;
+        cc.jit_margin = Duration::from_millis(self.control.jit_margin_ms);
+        cc.load_threshold = self.control.load_threshold;
+        cc.sync = sync;
+        cc
+    }
+
+    /// The client configuration of `ue` (its service has the UE's id), without an end.
+    #[must_use]
+    pub fn ue_config(&self, ue: &UeDef, seed: u64) -> UeConfig {
+        let mut uc = UeConfig::new(
+            UeId(ue.id),
+            ServiceId(ue.id),
+            seed ^ u64::from(ue.id).rotate_left(32),
+        );
+        uc.input_period = Duration::from_millis(self.service.input_period_ms);
+        uc.payload_len = self.service.payload_bytes;
+        uc
+    }
+
+    /// Cell positions.
+    #[must_use]
+    pub fn cell_positions(&self) -> Vec<(CellId, Pos)> {
+        self.cells
+            .iter()
+            .map(|c| (CellId(c.id), [c.x, c.y]))
+            .collect()
+    }
+
+    /// Mean received power (dBm) of each cell at `pos`, without fading.
+    #[must_use]
+    pub fn mean_rsrp(&self, pos: Pos) -> Vec<(CellId, f64)> {
+        let r = &self.radio;
+        self.cells
+            .iter()
+            .map(|c| {
+                let d = ((c.x - pos[0]).powi(2) + (c.y - pos[1]).powi(2)).sqrt();
+                (CellId(c.id), r.tx_dbm - path_loss_db(r, d))
+            })
+            .collect()
+    }
+
+    /// The cell a UE at `pos` camps on first: the strongest mean signal.
+    #[must_use]
+    pub fn best_cell(&self, pos: Pos) -> Option<CellId> {
+        self.mean_rsrp(pos)
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, _)| c)
+    }
+
+    /// One L1 measurement of every cell by a UE at `pos`, through its measurer (shadow
+    /// fading, error, quantisation, L3 filter): filtered RSRP (dBm) per cell.
+    pub fn measure<R: Rng>(
+        &self,
+        measurer: &mut UeMeasurer,
+        pos: Pos,
+        rng: &mut R,
+    ) -> Vec<(CellId, f64)> {
+        let r = &self.radio;
+        let cfg = MeasureConfig {
+            shadowing_db: r.shadowing_db,
+            decorrelation_m: r.decorrelation_m,
+            l3_k: r.l3_k,
+            ..MeasureConfig::default()
+        };
+        let mean: Vec<(u32, f64)> = self
+            .mean_rsrp(pos)
+            .into_iter()
+            .map(|(c, v)| (c.0, v))
+            .collect();
+        measurer
+            .measure(&cfg, pos, &mean, rng)
+            .into_iter()
+            .map(|(c, v)| (CellId(c), v))
+            .collect()
+    }
+
+    /// The radio interruption of one handover: RRC processing plus the interruption time,
+    /// with its exponential tail when configured, clipped at the 200 ms joining timeout.
+    pub fn handover_gap<R: Rng>(&self, rng: &mut R) -> Duration {
+        use rand_distr::{Distribution, Exp};
+        let h = &self.handover;
+        let extra = if h.interruption_exp_mean_ms > 0.0 {
+            Exp::new(1.0 / h.interruption_exp_mean_ms).map_or(0.0, |d| d.sample(rng))
+        } else {
+            0.0
+        };
+        ms(h.rrc_processing_ms + (h.interruption_ms + extra).min(200.0))
+    }
+}
