@@ -109,3 +109,67 @@ fn bad_input_gets_a_clear_error() {
     assert!(!ok);
     assert!(text.contains("--state-mib"), "{text}");
 }
+
+#[test]
+fn the_live_demo_relocates_and_matches_the_twin() {
+    let json = temp("demo.json");
+    let (ok, text) = edgeshift(&[
+        "demo",
+        "--quiet",
+        "--duration",
+        "10",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("2004 RelocateRequest"), "{text}");
+    assert!(text.contains("-> equal"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+            .expect("valid json");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(v["final_state_matches_twin"], true);
+    assert!(v["relocations"].as_u64() >= Some(1), "{v}");
+    let r = &v["relocation_records"][0];
+    assert_eq!(
+        (r["from"].as_str(), r["to"].as_str()),
+        (Some("me1"), Some("me3"))
+    );
+    assert!(
+        r["added_ms"].is_number() && r["radio_gap_ms"].as_f64() > Some(0.0),
+        "{r}"
+    );
+}
+
+#[test]
+fn daemons_reject_bad_configs_clearly() {
+    let cfg = temp("bad.toml");
+    std::fs::write(
+        &cfg,
+        "scenario = \"demo\"\n[control]\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .expect("written");
+    let (ok, text) = edgeshift(&[
+        "edge",
+        "--id",
+        "1",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+    ]);
+    assert!(!ok);
+    assert!(
+        text.contains("scenario server me1 has no [[edge]] entry"),
+        "{text}"
+    );
+    std::fs::write(&cfg, "scenario = \"demo\"\n[control]\nlisten = 5\n").expect("written");
+    let (ok, text) = edgeshift(&["control", "--config", cfg.to_str().expect("utf-8")]);
+    assert!(!ok);
+    assert!(text.contains("line 3"), "{text}");
+    let _ = std::fs::remove_file(&cfg);
+    let (ok, text) = edgeshift(&["control", "--config", "/nonexistent/deployment.toml"]);
+    assert!(!ok);
+    assert!(
+        text.contains("cannot read /nonexistent/deployment.toml"),
+        "{text}"
+    );
+}

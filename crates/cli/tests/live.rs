@@ -1,0 +1,260 @@
+//! The daemons as separate OS processes on loopback: a handover relocates the service
+//! without losing or repeating an input; a control node killed during shadow sync comes
+//! back from its database; garbage on a daemon's port does not stop it.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgeshift_live::journal::{Record, UeSummary, read_journal};
+
+fn port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    l.local_addr().expect("bound")
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    control: SocketAddr,
+    edges: Vec<SocketAddr>,
+    edge_metrics: Vec<SocketAddr>,
+    children: Vec<(String, Child)>,
+}
+
+impl Cluster {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let control = port();
+        let edges: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
+        let edge_metrics: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
+        let mut t = format!(
+            "scenario = \"demo\"\nstrategy = \"shadow\"\nduration_s = 10.0\n{extra}\n\
+             [control]\nlisten = \"{control}\"\ndb = \"{}\"\n",
+            dir.path().join("control.redb").display()
+        );
+        for (i, (a, m)) in edges.iter().zip(&edge_metrics).enumerate() {
+            t += &format!(
+                "\n[[edge]]\nid = {}\nlisten = \"{a}\"\nmetrics = \"{m}\"\n",
+                i + 1
+            );
+        }
+        t += &format!(
+            "\n[[ran]]\nname = \"ran1\"\ncells = [1, 2, 3]\nlisten = \"{}\"\n\n[[ue]]\nid = 1\nlisten = \"{}\"\n",
+            port(),
+            port()
+        );
+        t += "\n[emulation.edge]\nlatency_ms = 1.0\ngbit = 1.0\n[emulation.ue]\nlatency_ms = 1.0\n";
+        let config = dir.path().join("deployment.toml");
+        std::fs::write(&config, t).expect("config written");
+        Self {
+            dir,
+            config,
+            control,
+            edges,
+            edge_metrics,
+            children: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn spawn(&mut self, name: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
+            .args(args)
+            .args(["--config", self.config.to_str().expect("utf-8")])
+            .args([
+                "--journal",
+                self.path(&format!("{name}.jsonl")).to_str().expect("utf-8"),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("edgeshift starts");
+        self.children.push((name.to_owned(), child));
+    }
+
+    fn start_infrastructure(&mut self) {
+        self.spawn("control", &["control"]);
+        for id in 1..=3 {
+            self.spawn(&format!("edge{id}"), &["edge", "--id", &id.to_string()]);
+        }
+        self.spawn("ran", &["ran", "--name", "ran1"]);
+    }
+
+    fn start_ue(&mut self) -> Child {
+        let json = self.path("ue1.json");
+        let log = std::fs::File::create(self.path("ue1.log")).expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_edgeshift"))
+            .args([
+                "ue",
+                "--id",
+                "1",
+                "--config",
+                self.config.to_str().expect("utf-8"),
+            ])
+            .args(["--journal", self.path("ue1.jsonl").to_str().expect("utf-8")])
+            .args(["--json", json.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("edgeshift ue starts")
+    }
+
+    fn kill(&mut self, name: &str) {
+        if let Some((_, c)) = self.children.iter_mut().find(|(n, _)| n == name) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.retain(|(n, _)| n != name);
+    }
+
+    fn journal(&self, name: &str) -> Vec<Record> {
+        read_journal(&self.path(&format!("{name}.jsonl"))).unwrap_or_default()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn activations(&self) -> usize {
+        (1..=3)
+            .flat_map(|i| self.journal(&format!("edge{i}")))
+            .filter(|r| matches!(r, Record::Activated { .. }))
+            .count()
+    }
+
+    fn finish_ue(&self, mut ue: Child) -> UeSummary {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = ue.try_wait().expect("wait") {
+                let text = std::fs::read_to_string(self.path("ue1.json")).unwrap_or_default();
+                assert!(
+                    status.success(),
+                    "ue failed: {status}\n{text}\n--- ue log\n{}",
+                    self.log("ue1")
+                );
+                return serde_json::from_str(&text).expect("UE summary JSON");
+            }
+            assert!(Instant::now() < deadline, "ue did not finish in time");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn garbage(addr: SocketAddr) {
+    if let Ok(mut s) = TcpStream::connect(addr) {
+        let _ = s.write_all(b"\x00\x01 definitely not a frame \xff\xfe");
+    }
+    // A frame header that promises more than it sends, then a hang-up.
+    if let Ok(mut s) = TcpStream::connect(addr) {
+        let _ = s.write_all(b"ES\x01\x00\x0b\xb8\x00\x00\x10\x00partial");
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn separate_processes_relocate_without_losing_an_input() {
+    let mut c = Cluster::new("");
+    c.start_infrastructure();
+    wait_for("edge metrics", Duration::from_secs(60), || {
+        c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
+    });
+    // Bad peers first: every daemon must drop them and keep serving.
+    garbage(c.control);
+    for e in c.edges.clone() {
+        garbage(e);
+    }
+    let ue = c.start_ue();
+    let s = c.finish_ue(ue);
+    assert!(s.final_state_matches_twin, "{s:?}");
+    assert_eq!(s.inputs_answered, s.inputs_sent);
+    assert_eq!(s.live_last_seq, Some(s.inputs_sent));
+    assert!(s.inputs_sent > 300, "{s:?}");
+    assert!(!s.gaps.is_empty(), "no handover: {s:?}");
+    assert!(c.activations() >= 1, "no relocation");
+    let activated: f64 = c
+        .edge_metrics
+        .iter()
+        .filter_map(|m| metric(*m, "edgeshift_relocations_total{outcome=\"activated\"}"))
+        .sum();
+    assert!(activated >= 1.0, "metrics count no relocation");
+    let errors: f64 = c
+        .edge_metrics
+        .iter()
+        .filter_map(|m| metric(*m, "edgeshift_peer_errors_total"))
+        .sum();
+    assert!(errors >= 6.0, "bad peers not counted: {errors}");
+    assert!(
+        c.log("edge1").contains("dropping peer"),
+        "{}",
+        c.log("edge1")
+    );
+}
+
+#[test]
+fn a_control_node_killed_during_shadow_sync_resumes_from_its_database() {
+    let mut c = Cluster::new("");
+    c.start_infrastructure();
+    wait_for("edge metrics", Duration::from_secs(60), || {
+        c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
+    });
+    let ue = c.start_ue();
+    // The first shadow transfer (1004) reaching a candidate server.
+    wait_for("shadow sync", Duration::from_secs(60), || {
+        (2..=3).any(|i| {
+            c.journal(&format!("edge{i}"))
+                .iter()
+                .any(|r| matches!(r, Record::Msg { code: 1004, .. }))
+        })
+    });
+    c.kill("control");
+    std::thread::sleep(Duration::from_millis(500));
+    c.spawn("control-2", &["control"]);
+    let s = c.finish_ue(ue);
+    assert!(s.final_state_matches_twin, "{s:?}");
+    assert_eq!(s.inputs_answered, s.inputs_sent);
+    assert!(c.activations() >= 1, "no relocation after the restart");
+    let restarted = c.log("control-2");
+    assert!(restarted.contains("registry restored"), "{restarted}");
+    // The restarted node took part: it triggered the relocation.
+    let triggered = c.journal("control-2").iter().any(|r| {
+        matches!(r, Record::Msg { code: 1005, .. })
+            || matches!(r, Record::Event { what, .. } if what.starts_with("RelocationTriggered"))
+    });
+    assert!(triggered, "the restarted control node saw no handover");
+}
