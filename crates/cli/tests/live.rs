@@ -22,17 +22,23 @@ struct Cluster {
     edges: Vec<SocketAddr>,
     edge_metrics: Vec<SocketAddr>,
     children: Vec<(String, Child)>,
+    with_control: bool,
 }
 
 impl Cluster {
-    fn new(extra: &str) -> Self {
+    fn new(with_control: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let control = port();
         let edges: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
         let edge_metrics: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
+        let at = if with_control {
+            "on_edge = 1".to_owned()
+        } else {
+            format!("listen = \"{control}\"")
+        };
         let mut t = format!(
-            "scenario = \"demo\"\nstrategy = \"shadow\"\nduration_s = 10.0\n{extra}\n\
-             [control]\nlisten = \"{control}\"\ndb = \"{}\"\n",
+            "scenario = \"demo\"\nstrategy = \"shadow\"\nduration_s = 10.0\n\
+             [control]\n{at}\ndb = \"{}\"\n",
             dir.path().join("control.redb").display()
         );
         for (i, (a, m)) in edges.iter().zip(&edge_metrics).enumerate() {
@@ -56,6 +62,7 @@ impl Cluster {
             edges,
             edge_metrics,
             children: Vec::new(),
+            with_control,
         }
     }
 
@@ -81,8 +88,13 @@ impl Cluster {
     }
 
     fn start_infrastructure(&mut self) {
-        self.spawn("control", &["control"]);
-        for id in 1..=3 {
+        if self.with_control {
+            self.spawn("edge1", &["edge", "--id", "1", "--with-control"]);
+        } else {
+            self.spawn("control", &["control"]);
+            self.spawn("edge1", &["edge", "--id", "1"]);
+        }
+        for id in 2..=3 {
             self.spawn(&format!("edge{id}"), &["edge", "--id", &id.to_string()]);
         }
         self.spawn("ran", &["ran", "--name", "ran1"]);
@@ -189,7 +201,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn separate_processes_relocate_without_losing_an_input() {
-    let mut c = Cluster::new("");
+    let mut c = Cluster::new(false);
     c.start_infrastructure();
     wait_for("edge metrics", Duration::from_secs(60), || {
         c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
@@ -228,7 +240,7 @@ fn separate_processes_relocate_without_losing_an_input() {
 
 #[test]
 fn a_control_node_killed_during_shadow_sync_resumes_from_its_database() {
-    let mut c = Cluster::new("");
+    let mut c = Cluster::new(false);
     c.start_infrastructure();
     wait_for("edge metrics", Duration::from_secs(60), || {
         c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
@@ -257,4 +269,23 @@ fn a_control_node_killed_during_shadow_sync_resumes_from_its_database() {
             || matches!(r, Record::Event { what, .. } if what.starts_with("RelocationTriggered"))
     });
     assert!(triggered, "the restarted control node saw no handover");
+}
+
+#[test]
+fn the_control_node_can_run_inside_an_edge_daemon() {
+    let mut c = Cluster::new(true);
+    c.start_infrastructure();
+    wait_for("edge metrics", Duration::from_secs(60), || {
+        c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
+    });
+    let ue = c.start_ue();
+    let s = c.finish_ue(ue);
+    assert!(s.final_state_matches_twin, "{s:?}");
+    assert!(c.activations() >= 1, "no relocation");
+    assert!(
+        c.journal("edge1")
+            .iter()
+            .any(|r| matches!(r, Record::Msg { to, code: 1005, .. } if to == "control")),
+        "edge1 did not host the control node"
+    );
 }

@@ -369,4 +369,14 @@ mod tests {
         );
         assert!(parse(&strat).is_err());
     }
+
+    #[test]
+    fn the_examples_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        for name in ["deployment.toml", "with-control.toml"] {
+            let (d, s) = Deployment::load(&dir.join(name)).expect(name);
+            assert_eq!(s.name, "demo");
+            assert!(d.address_book().contains_key(&NodeId::Control), "{name}");
+        }
+    }
 }
