@@ -1,7 +1,10 @@
-//! The scenarios' radio model: log-distance path loss; shadowing and the L3 filter come
-//! from `edgeshift_radio::measure`. Positions along waypoint paths.
+//! The scenarios' radio model: 3GPP TR 38.901 UMa/UMi (NLOS) or log-distance path loss;
+//! shadowing and the L3 filter come from `edgeshift_radio::measure`. Positions along
+//! waypoint paths.
 
-use crate::scenario::Radio;
+use edgeshift_radio::pathloss::{Environment, ThreeGpp};
+
+use crate::scenario::{PathLossModel, Radio};
 
 /// Position in metres.
 pub type Pos = [f64; 2];
@@ -9,7 +12,12 @@ pub type Pos = [f64; 2];
 /// Path loss (dB) at distance `d` metres.
 #[must_use]
 pub fn path_loss_db(r: &Radio, d: f64) -> f64 {
-    r.pl_1km_db + 10.0 * r.pl_exponent * (d.max(10.0) / 1000.0).log10()
+    let d = d.max(10.0);
+    match r.model {
+        PathLossModel::Uma => ThreeGpp::new(Environment::UMa, r.freq_ghz).nlos(d),
+        PathLossModel::Umi => ThreeGpp::new(Environment::UMi, r.freq_ghz).nlos(d),
+        PathLossModel::LogDistance => r.pl_1km_db + 10.0 * r.pl_exponent * (d / 1000.0).log10(),
+    }
 }
 
 /// Where a UE is at time `t` (seconds) on its waypoint path.
@@ -38,9 +46,19 @@ mod tests {
 
     #[test]
     fn path_loss_follows_the_log_distance_law() {
-        let r = Radio::default();
+        let r = Radio {
+            model: PathLossModel::LogDistance,
+            ..Radio::default()
+        };
         assert!((path_loss_db(&r, 1000.0) - 128.1).abs() < 1e-9);
         assert!((path_loss_db(&r, 100.0) - (128.1 - 37.6)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_default_is_38_901_uma_nlos() {
+        let r = Radio::default();
+        // The golden value of the radio crate: UMa NLOS, 3.5 GHz, 500 m.
+        assert!((path_loss_db(&r, 500.0) - 129.92).abs() < 0.05);
     }
 
     #[test]

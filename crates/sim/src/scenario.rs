@@ -14,7 +14,7 @@ use thiserror::Error;
 pub enum ScenarioError {
     /// Not a built-in name and not a readable file.
     #[error(
-        "{path:?} is not a built-in scenario (fig4, corridor, turnback, samecell, mispredict) and cannot be read as a file: {source}"
+        "{path:?} is not a built-in scenario (fig4, corridor, turnback, samecell, mispredict, demo) and cannot be read as a file: {source}"
     )]
     Io {
         /// The path tried.
@@ -87,15 +87,32 @@ fn default_drain() -> f64 {
     3.0
 }
 
-/// Log-distance path loss with AR(1) shadowing along the path.
+/// The path-loss model of a scenario.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathLossModel {
+    /// 3GPP TR 38.901 urban macro (NLOS), at `freq_ghz`.
+    #[default]
+    Uma,
+    /// 3GPP TR 38.901 urban micro street canyon (NLOS), at `freq_ghz`.
+    Umi,
+    /// `pl_1km_db + 10 · pl_exponent · log10(d / 1 km)`.
+    LogDistance,
+}
+
+/// Path loss (3GPP TR 38.901 by default) with AR(1) shadowing along the path.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Radio {
+    /// Path-loss model: `uma` (default), `umi` or `log-distance`.
+    pub model: PathLossModel,
+    /// Carrier frequency of the 38.901 models (GHz).
+    pub freq_ghz: f64,
     /// Transmit power per cell (dBm).
     pub tx_dbm: f64,
-    /// Path loss at 1 km (dB).
+    /// Path loss at 1 km (dB), log-distance only.
     pub pl_1km_db: f64,
-    /// Path-loss exponent (dB per decade × 1/10).
+    /// Path-loss exponent (dB per decade × 1/10), log-distance only.
     pub pl_exponent: f64,
     /// Shadow-fading standard deviation (dB).
     pub shadowing_db: f64,
@@ -112,6 +129,8 @@ pub struct Radio {
 impl Default for Radio {
     fn default() -> Self {
         Self {
+            model: PathLossModel::Uma,
+            freq_ghz: 3.5,
             tx_dbm: 46.0,
             pl_1km_db: 128.1,
             pl_exponent: 3.76,
@@ -374,6 +393,14 @@ impl Scenario {
                 what,
             })
         };
+        if self.radio.model != PathLossModel::LogDistance
+            && !(0.5..=100.0).contains(&self.radio.freq_ghz)
+        {
+            return bad(format!(
+                "radio.freq_ghz must be 0.5 to 100 GHz for the 38.901 models, not {}",
+                self.radio.freq_ghz
+            ));
+        }
         if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
             return bad(format!(
                 "duration_s must be positive, not {}",
