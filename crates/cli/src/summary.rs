@@ -9,8 +9,9 @@ pub(crate) fn print_report(r: &Report) {
         r.scenario, r.strategy, r.seed
     );
     println!(
-        "  handovers {} | relocations {} | skipped (same server) {} | skipped (within budget) {} | mispredicted {} | reactive {} | cancelled {} | ping-pong {}",
+        "  handovers {} (failed {}) | relocations {} | skipped (same server) {} | skipped (within budget) {} | mispredicted {} | reactive {} | cancelled {} | ping-pong {}",
         r.handovers,
+        r.handover_failures,
         r.relocations,
         r.relocations_skipped_same_server,
         r.relocations_skipped_within_budget,

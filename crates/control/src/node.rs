@@ -607,6 +607,14 @@ impl ControlNode {
         };
         e.cell = m.source;
         e.predicted.clear();
+        // The UE may be back at a cell whose route predates a relocation that already
+        // happened: point it at the live instance.
+        let route = Route {
+            service,
+            server: e.host,
+            epoch: e.epoch,
+        };
+        let ue = m.ue;
         if e.pending.is_some_and(|p| !p.triggered) {
             e.pending = None;
             self.timers.retain(|(_, t)| *t != Timer::Trigger(service));
@@ -614,6 +622,7 @@ impl ControlNode {
         if e.pending.is_none() {
             self.discard_all(service);
         }
+        self.send(m.source, RouteUpdate { ue, route });
     }
 
     fn on_shadow_ready(&mut self, m: ShadowReady) {

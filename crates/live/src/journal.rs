@@ -32,6 +32,9 @@ pub struct GapRecord {
     pub service_gap_ms: Option<f64>,
     /// Service gap beyond the radio gap and the usual round trip (ms).
     pub added_ms: Option<f64>,
+    /// The handover failed and the UE re-established (at `to`).
+    #[serde(default)]
+    pub failed: bool,
 }
 
 /// A UE's end-of-run check: every input answered, the live state against the twin.

@@ -210,6 +210,11 @@ impl LiveRun {
             strategy: self.strategy.clone(),
             seed: self.seed,
             handovers,
+            handover_failures: ues
+                .iter()
+                .flat_map(|u| u.gaps.iter())
+                .filter(|g| g.failed)
+                .count() as u64,
             relocations: records.len() as u64,
             relocations_skipped_same_server: stats.skipped_same_server,
             relocations_skipped_within_budget: stats.skipped_within_budget,

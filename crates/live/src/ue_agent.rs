@@ -10,8 +10,8 @@ use edgeshift_proto::{
     CellId, CodeRef, Deploy, Instant, NodeId, ServiceId, ServiceSpec, Transmit, UeId,
 };
 use edgeshift_runtime::{Limits, WasmFactory};
-use edgeshift_sim::Scenario;
 use edgeshift_sim::radio::position;
+use edgeshift_sim::{Join, Scenario};
 use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -46,7 +46,9 @@ pub struct UeAgent {
     stop_at: Instant,
     drain_until: Instant,
     phase: Phase,
-    reattach: Option<(Instant, CellId)>,
+    /// When the radio gap ends, where, and whether by re-establishment.
+    reattach: Option<(Instant, CellId, bool)>,
+    cell: Option<CellId>,
     rng: ChaCha8Rng,
     metrics: Arc<Metrics>,
     journal: Journal,
@@ -86,6 +88,7 @@ impl UeAgent {
             drain_until: stop_at + drain,
             phase: Phase::Start,
             reattach: None,
+            cell: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             metrics,
             journal,
@@ -216,6 +219,7 @@ fn gap_record(g: &HandoverGap) -> GapRecord {
         radio_gap_ms: g.radio_gap().map(ms),
         service_gap_ms: g.service_gap().map(ms),
         added_ms: g.added().map(ms),
+        failed: g.failed,
     }
 }
 
@@ -227,11 +231,11 @@ impl Agent for UeAgent {
             Phase::Done => None,
             Phase::Running => Some(
                 self.reattach
-                    .map_or(self.stop_at, |(t, _)| t.min(self.stop_at)),
+                    .map_or(self.stop_at, |(t, _, _)| t.min(self.stop_at)),
             ),
             Phase::Querying { asked, since } => {
                 let poll = asked.map_or(since, |a| a + POLL);
-                Some(self.reattach.map_or(poll, |(t, _)| t.min(poll)))
+                Some(self.reattach.map_or(poll, |(t, _, _)| t.min(poll)))
             }
         }
     }
@@ -246,11 +250,16 @@ impl Agent for UeAgent {
             self.phase = Phase::Done;
             return;
         };
-        if let Some((at, cell)) = self.reattach
+        if let Some((at, cell, reestablish)) = self.reattach
             && at <= now
         {
             self.reattach = None;
-            u.handle_attach(now, cell);
+            if reestablish {
+                warn!(ue = %self.ue, %cell, "handover failed; re-established at the source");
+                u.handle_reestablish(now, cell);
+            } else {
+                u.handle_attach(now, cell);
+            }
         }
         if let Some(live) = self.live.take() {
             self.finish(u, Some(live));
@@ -289,9 +298,16 @@ impl Agent for UeAgent {
     fn on_event(&mut self, now: Instant, _node: NodeId, ev: &RoleEvent) {
         let RoleEvent::Ue(e) = ev else { return };
         match e {
+            UeEvent::Attached { cell } => self.cell = Some(*cell),
             UeEvent::Detached { target } => {
-                let gap = self.scenario.handover_gap(&mut self.rng);
-                self.reattach = Some((now + gap, *target));
+                self.reattach = Some(
+                    match (self.scenario.handover_join(&mut self.rng), self.cell) {
+                        (Join::Reestablish(after), Some(source)) => (now + after, source, true),
+                        (Join::Target(after) | Join::Reestablish(after), _) => {
+                            (now + after, *target, false)
+                        }
+                    },
+                );
             }
             UeEvent::LiveState { last_seq, checksum } => {
                 self.live = Some((*last_seq, *checksum));

@@ -24,6 +24,12 @@ pub struct RanConfig {
     pub prep_time: Duration,
     /// UEs this cell admits.
     pub capacity: u32,
+    /// Target side: a UE admitted by 2002 that has not sent 2006 within this long failed
+    /// its handover (ns-3's joining timeout).
+    pub joining_timeout: Duration,
+    /// Source side: a UE commanded to leave (2003) whose context the target has not
+    /// released (3001) within this long is dropped (ns-3's leaving timeout).
+    pub leaving_timeout: Duration,
     /// Handover prediction.
     pub predictor: PredictorConfig,
 }
@@ -76,6 +82,8 @@ impl RanConfig {
             pingpong_window: Duration::from_secs(1),
             prep_time: Duration::from_millis(20),
             capacity: 1000,
+            joining_timeout: Duration::from_millis(200),
+            leaving_timeout: Duration::from_millis(500),
             predictor: PredictorConfig::default(),
         }
     }

@@ -73,6 +73,16 @@ pub enum RanEvent {
         /// The cell it came from, if it came by handover.
         from: Option<CellId>,
     },
+    /// A handover failed: the UE did not join the target in time (at the target), or it
+    /// came back to the source by re-establishment (at the source).
+    HandoverFailed {
+        /// The UE.
+        ue: UeId,
+        /// The target it did not reach.
+        target: CellId,
+        /// What the cell saw.
+        why: &'static str,
+    },
     /// A UE left this cell for good (context released).
     UeReleased {
         /// The UE.
@@ -127,6 +137,10 @@ pub struct BaseStation {
     incoming: BTreeMap<UeId, CellId>,
     routes: BTreeMap<UeId, Route>,
     timers: BTreeSet<(Instant, UeId)>,
+    /// Target side: admitted UEs and when they must have joined.
+    joining: BTreeMap<UeId, Instant>,
+    /// Source side: commanded UEs and when the target must have released them.
+    leaving: BTreeMap<UeId, Instant>,
     out: VecDeque<Transmit>,
     events: VecDeque<RanEvent>,
 }
@@ -141,6 +155,8 @@ impl BaseStation {
             incoming: BTreeMap::new(),
             routes: BTreeMap::new(),
             timers: BTreeSet::new(),
+            joining: BTreeMap::new(),
+            leaving: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -178,9 +194,25 @@ impl BaseStation {
         }
     }
 
-    /// A UE attached without a handover (power-on, initial placement).
+    /// A UE attached without a handover (power-on, initial placement), or came back by
+    /// RRC re-establishment after its handover failed.
     pub fn handle_attach(&mut self, _now: Instant, ue: UeId) {
-        self.ues.entry(ue).or_default();
+        let ctx = self.ues.entry(ue).or_default();
+        if let Some(Handover::Executing { target }) = ctx.handover {
+            // Re-established here: the handover failed; measure and predict afresh.
+            ctx.handover = None;
+            ctx.a3_since.clear();
+            ctx.sent = None;
+            ctx.empty_since = None;
+            self.leaving.remove(&ue);
+            self.events.push_back(RanEvent::HandoverFailed {
+                ue,
+                target,
+                why: "the UE re-established at the source",
+            });
+            let source = self.cfg.cell;
+            self.send(NodeId::Control, HandoverCancel { ue, source, target });
+        }
         self.events
             .push_back(RanEvent::UeAttached { ue, from: None });
     }
@@ -396,7 +428,7 @@ impl BaseStation {
         );
     }
 
-    fn execute(&mut self, ue: UeId) {
+    fn execute(&mut self, now: Instant, ue: UeId) {
         let Some(ctx) = self.ues.get_mut(&ue) else {
             return;
         };
@@ -404,6 +436,7 @@ impl BaseStation {
             return;
         };
         ctx.handover = Some(Handover::Executing { target });
+        self.leaving.insert(ue, now + self.cfg.leaving_timeout);
         self.events
             .push_back(RanEvent::HandoverExecuted { ue, target });
         self.send(ue, HandoverCommand { ue, target });
@@ -433,7 +466,7 @@ impl BaseStation {
                 acked: true,
             });
             if now >= execute_at {
-                self.execute(m.ue);
+                self.execute(now, m.ue);
             }
         } else {
             ctx.handover = None;
@@ -509,6 +542,7 @@ impl Role for BaseStation {
                 let admitted = load < self.cfg.capacity as usize && !self.ues.contains_key(&m.ue);
                 if admitted {
                     self.incoming.insert(m.ue, m.source);
+                    self.joining.insert(m.ue, now + self.cfg.joining_timeout);
                     if let Some(r) = m.route {
                         self.learn_route(m.ue, r);
                     }
@@ -525,6 +559,7 @@ impl Role for BaseStation {
             }
             Message::HandoverRequestAck(m) => self.on_ack(now, from, m),
             Message::HandoverConfirm(m) => {
+                self.joining.remove(&m.ue);
                 let from_cell = self.incoming.remove(&m.ue).unwrap_or(m.source);
                 let ctx = UeCtx {
                     arrived: Some((from_cell, now)),
@@ -538,6 +573,7 @@ impl Role for BaseStation {
                 self.send(from_cell, UeContextRelease { ue: m.ue });
             }
             Message::UeContextRelease(m) => {
+                self.leaving.remove(&m.ue);
                 if self.ues.remove(&m.ue).is_some() {
                     self.timers.retain(|(_, u)| *u != m.ue);
                     self.events.push_back(RanEvent::UeReleased { ue: m.ue });
@@ -560,7 +596,47 @@ impl Role for BaseStation {
                 matches!(c.handover, Some(Handover::Preparing { acked: true, .. }))
             });
             if acked {
-                self.execute(ue);
+                self.execute(now, ue);
+            }
+        }
+        let expired: Vec<UeId> = self
+            .joining
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(u, _)| *u)
+            .collect();
+        for ue in expired {
+            self.joining.remove(&ue);
+            if self.incoming.remove(&ue).is_some() {
+                let target = self.cfg.cell;
+                self.events.push_back(RanEvent::HandoverFailed {
+                    ue,
+                    target,
+                    why: "the UE did not join in time",
+                });
+            }
+        }
+        let gone: Vec<UeId> = self
+            .leaving
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(u, _)| *u)
+            .collect();
+        for ue in gone {
+            self.leaving.remove(&ue);
+            let executing = self.ues.get(&ue).and_then(|c| match c.handover {
+                Some(Handover::Executing { target }) => Some(target),
+                _ => None,
+            });
+            if let Some(target) = executing {
+                self.ues.remove(&ue);
+                self.timers.retain(|(_, u)| *u != ue);
+                self.events.push_back(RanEvent::HandoverFailed {
+                    ue,
+                    target,
+                    why: "the target never released the UE",
+                });
+                self.events.push_back(RanEvent::UeReleased { ue });
             }
         }
     }
@@ -574,7 +650,14 @@ impl Role for BaseStation {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        [
+            self.timers.first().map(|(t, _)| *t),
+            self.joining.values().min().copied(),
+            self.leaving.values().min().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -22,6 +22,7 @@ use crate::link::Network;
 use crate::radio::{Pos, position};
 use crate::report::{Percentiles, RelocationRecord, Report};
 use crate::scenario::Scenario;
+use crate::setup::Join;
 use edgeshift_radio::measure::UeMeasurer;
 
 /// Why a run could not start.
@@ -123,6 +124,10 @@ enum Ev {
     Wake(NodeId),
     Measure,
     Attach {
+        ue: UeId,
+        cell: CellId,
+    },
+    Reestablish {
         ue: UeId,
         cell: CellId,
     },
@@ -409,6 +414,12 @@ impl Sim {
                 }
                 self.flush(NodeId::Ue(ue));
             }
+            Ev::Reestablish { ue, cell } => {
+                if let Some(Node::Ue(u)) = self.nodes.get_mut(&NodeId::Ue(ue)) {
+                    u.handle_reestablish(self.now, cell);
+                }
+                self.flush(NodeId::Ue(ue));
+            }
         }
     }
 
@@ -570,8 +581,18 @@ impl Sim {
                 self.payloads.entry(service).or_default().push(payload);
             }
             UeEvent::Detached { target } => {
-                let gap = self.scenario.handover_gap(&mut self.rng);
-                self.push(self.now + gap, Ev::Attach { ue, cell: target });
+                let source = match self.nodes.get(&NodeId::Ue(ue)) {
+                    Some(Node::Ue(u)) => u.gaps().last().map(|g| g.from),
+                    _ => None,
+                };
+                match (self.scenario.handover_join(&mut self.rng), source) {
+                    (Join::Reestablish(after), Some(cell)) => {
+                        self.push(self.now + after, Ev::Reestablish { ue, cell });
+                    }
+                    (Join::Target(after), _) | (Join::Reestablish(after), None) => {
+                        self.push(self.now + after, Ev::Attach { ue, cell: target });
+                    }
+                }
                 self.trace.push(TraceEntry::Event {
                     at: self.now,
                     node: ue.into(),
@@ -714,6 +735,7 @@ impl Sim {
             .map(|d| d.as_secs_f64() * 1e3)
             .collect();
         let handovers = gaps.iter().filter(|(_, g)| g.attached_at.is_some()).count() as u64;
+        let handover_failures = gaps.iter().filter(|(_, g)| g.failed).count() as u64;
         let stats = match self.nodes.get(&NodeId::Control) {
             Some(Node::Control(c)) => c.stats(),
             _ => Default::default(),
@@ -724,6 +746,7 @@ impl Sim {
             strategy: self.cfg.strategy.to_string(),
             seed: self.cfg.seed,
             handovers,
+            handover_failures,
             relocations: records.len() as u64,
             relocations_skipped_same_server: stats.skipped_same_server,
             relocations_skipped_within_budget: stats.skipped_within_budget,

@@ -70,6 +70,8 @@ pub struct Report {
     pub seed: u64,
     /// Completed handovers.
     pub handovers: u64,
+    /// Handovers that failed (target not joined in time; the UE re-established).
+    pub handover_failures: u64,
     /// Completed relocations.
     pub relocations: u64,
     /// Handovers that stayed on the same ME server.

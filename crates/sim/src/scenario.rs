@@ -161,6 +161,11 @@ pub struct Handover {
     pub interruption_ms: f64,
     /// Mean of the exponential extra interruption (ms).
     pub interruption_exp_mean_ms: f64,
+    /// The target's joining timer (ms): an interruption longer than this fails the
+    /// handover, and the UE re-establishes at its source cell.
+    pub joining_timeout_ms: u64,
+    /// RRC re-establishment after a failed handover (ms), from the timer's expiry.
+    pub reestablish_ms: f64,
     /// UEs a cell admits.
     pub capacity: u32,
 }
@@ -175,6 +180,8 @@ impl Default for Handover {
             rrc_processing_ms: 10.0,
             interruption_ms: 30.0,
             interruption_exp_mean_ms: 10.0,
+            joining_timeout_ms: 200,
+            reestablish_ms: 100.0,
             capacity: 1000,
         }
     }

@@ -80,6 +80,7 @@ impl Scenario {
         rc.hysteresis_db = h.hysteresis_db;
         rc.time_to_trigger = Duration::from_millis(h.ttt_ms);
         rc.prep_time = Duration::from_millis(h.prep_ms);
+        rc.joining_timeout = Duration::from_millis(h.joining_timeout_ms);
         rc.capacity = self
             .cells
             .iter()
@@ -185,9 +186,11 @@ impl Scenario {
             .collect()
     }
 
-    /// The radio interruption of one handover: RRC processing plus the interruption time,
-    /// with its exponential tail when configured, clipped at the 200 ms joining timeout.
-    pub fn handover_gap<R: Rng>(&self, rng: &mut R) -> Duration {
+    /// How one handover ends: the UE joins the target after RRC processing plus the
+    /// interruption time (with its exponential tail when configured), or, when that
+    /// interruption outlasts the target's joining timer, the handover fails and the UE
+    /// re-establishes at its source after the timer and the re-establishment time.
+    pub fn handover_join<R: Rng>(&self, rng: &mut R) -> Join {
         use rand_distr::{Distribution, Exp};
         let h = &self.handover;
         let extra = if h.interruption_exp_mean_ms > 0.0 {
@@ -195,6 +198,21 @@ impl Scenario {
         } else {
             0.0
         };
-        ms(h.rrc_processing_ms + (h.interruption_ms + extra).min(200.0))
+        let interruption = h.interruption_ms + extra;
+        let timeout = h.joining_timeout_ms as f64;
+        if interruption > timeout {
+            Join::Reestablish(ms(h.rrc_processing_ms + timeout + h.reestablish_ms))
+        } else {
+            Join::Target(ms(h.rrc_processing_ms + interruption))
+        }
     }
+}
+
+/// The end of a handover's radio gap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// The UE joins the target this long after the 2003.
+    Target(Duration),
+    /// The handover fails; the UE is back at its source cell this long after the 2003.
+    Reestablish(Duration),
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use edgeshift_control::Strategy;
-use edgeshift_sim::Scenario;
+use edgeshift_sim::{Scenario, TraceEntry};
 
 #[test]
 fn same_server_candidate_needs_no_shadow_and_no_relocation() {
@@ -183,4 +183,33 @@ waypoints = [[30.0, 0.0]]
             .iter()
             .any(|(_, e)| e.starts_with("LoadBalancing"))
     );
+}
+
+#[test]
+fn a_handover_whose_target_cannot_be_joined_fails_and_loses_no_input() {
+    // A joining timer shorter than the 30 ms interruption: every handover fails and the
+    // UE re-establishes at its source, whose route follows the service wherever it went.
+    let mut s = builtin("fig4");
+    s.handover.joining_timeout_ms = 20;
+    for strategy in [Strategy::Shadow, Strategy::Cold] {
+        let (r, trace) = run_ok(s.clone(), strategy, 1);
+        assert!(r.handover_failures >= 1, "{strategy}: {r:?}");
+        let failed = |why: &str| {
+            trace.iter().any(|e| {
+                matches!(e, TraceEntry::Event { what, .. }
+                    if what.starts_with("HandoverFailed") && what.contains(why))
+            })
+        };
+        assert!(
+            failed("did not join in time"),
+            "{strategy}: no failure at the target"
+        );
+        assert!(
+            failed("re-established at the source"),
+            "{strategy}: no failure at the source"
+        );
+    }
+    // With the default timer the same run has no failure.
+    let (r, _) = run_ok(builtin("fig4"), Strategy::Shadow, 1);
+    assert_eq!(r.handover_failures, 0);
 }

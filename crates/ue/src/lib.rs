@@ -87,6 +87,9 @@ pub struct HandoverGap {
     pub first_answer_at: Option<Instant>,
     /// Usual round trip before the handover (90th percentile of the last 16).
     pub baseline_rtt: Duration,
+    /// The target could not be joined in time; the UE came back by re-establishment
+    /// (`to` is then the cell it re-established at).
+    pub failed: bool,
 }
 
 impl HandoverGap {
@@ -242,17 +245,38 @@ impl UeClient {
         out
     }
 
+    /// The handover failed (the target could not be joined in time) and the radio came
+    /// back by RRC re-establishment at `cell`: like an attach, but announced with 3003
+    /// instead of 2006, and the gap is marked failed.
+    pub fn handle_reestablish(&mut self, now: Instant, cell: CellId) {
+        if let Some(gap) = self.gaps.last_mut().filter(|g| g.attached_at.is_none()) {
+            gap.failed = true;
+        }
+        self.attach(now, cell, true);
+    }
+
     /// The radio joined `cell`. After a handover this sends 2006, probes the service and
     /// resends whatever is unanswered.
     pub fn handle_attach(&mut self, now: Instant, cell: CellId) {
+        self.attach(now, cell, false);
+    }
+
+    fn attach(&mut self, now: Instant, cell: CellId, reestablish: bool) {
         let previous = self.last_cell;
         self.serving = Some(cell);
         self.last_cell = Some(cell);
         self.events.push_back(UeEvent::Attached { cell });
+        // 3003 first, so that the cell knows the UE before its probe and inputs arrive.
+        if previous.is_none() || reestablish {
+            self.out.push_back(Transmit {
+                to: cell.into(),
+                msg: Attach { ue: self.cfg.id }.into(),
+            });
+        }
         if let Some(gap) = self.gaps.last_mut().filter(|g| g.attached_at.is_none()) {
             gap.attached_at = Some(now);
             gap.to = cell;
-            if let Some(source) = previous {
+            if let Some(source) = previous.filter(|_| !reestablish) {
                 self.out.push_back(Transmit {
                     to: cell.into(),
                     msg: HandoverConfirm {
@@ -273,12 +297,6 @@ impl UeClient {
             self.out.push_back(Transmit {
                 to: cell.into(),
                 msg: probe.into(),
-            });
-        }
-        if previous.is_none() {
-            self.out.push_back(Transmit {
-                to: cell.into(),
-                msg: Attach { ue: self.cfg.id }.into(),
             });
         }
         let pending: Vec<u64> = self.unacked.keys().copied().collect();
@@ -406,6 +424,7 @@ impl Role for UeClient {
                     attached_at: None,
                     first_answer_at: None,
                     baseline_rtt,
+                    failed: false,
                 });
                 self.events
                     .push_back(UeEvent::Detached { target: m.target });
