@@ -66,7 +66,8 @@ struct PredictArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// trend (A3-margin trend) or kalman (position Kalman filter through the radio map).
+    /// trend (A3-margin trend), kalman (position Kalman filter through the radio map) or
+    /// markov (kalman blended with a cell-sequence model each cell learns from its handovers).
     #[arg(long, default_value = "trend")]
     predictor: String,
     /// UEs of a synthetic model.

@@ -55,6 +55,13 @@ pub struct PredictorConfig {
     pub withdraw_after: Duration,
     /// Which predictor.
     pub kind: PredictorKind,
+    /// Blend in the cell-sequence model learned from this cell's own handovers (where UEs
+    /// from each origin went next, after how long), and predict from it alone when the
+    /// radio does not see a candidate yet.
+    pub sequence: bool,
+    /// Smallest probability of the most likely next cell for a prediction from the
+    /// sequence model alone.
+    pub sequence_min_top: f64,
 }
 
 /// The predictors a cell can run.
@@ -101,6 +108,8 @@ impl Default for PredictorConfig {
             eta_change: Duration::from_millis(500),
             withdraw_after: Duration::from_secs(1),
             kind: PredictorKind::Trend,
+            sequence: false,
+            sequence_min_top: 0.6,
         }
     }
 }

@@ -18,6 +18,7 @@
 mod config;
 mod kalman;
 mod predict;
+mod sequence;
 mod station;
 
 pub use config::{PredictorConfig, PredictorKind, RanConfig};

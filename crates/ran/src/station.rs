@@ -127,6 +127,8 @@ struct UeCtx {
     last: Option<MeasurementReport>,
     /// The cell the UE came from by handover, and when.
     arrived: Option<(CellId, Instant)>,
+    /// When it joined this cell (by handover or attach).
+    joined: Option<Instant>,
 }
 
 /// A base station serving one cell.
@@ -137,6 +139,7 @@ pub struct BaseStation {
     incoming: BTreeMap<UeId, CellId>,
     routes: BTreeMap<UeId, Route>,
     timers: BTreeSet<(Instant, UeId)>,
+    sequences: crate::sequence::Sequences,
     /// Target side: admitted UEs and when they must have joined.
     joining: BTreeMap<UeId, Instant>,
     /// Source side: commanded UEs and when the target must have released them.
@@ -155,6 +158,7 @@ impl BaseStation {
             incoming: BTreeMap::new(),
             routes: BTreeMap::new(),
             timers: BTreeSet::new(),
+            sequences: crate::sequence::Sequences::default(),
             joining: BTreeMap::new(),
             leaving: BTreeMap::new(),
             out: VecDeque::new(),
@@ -196,8 +200,9 @@ impl BaseStation {
 
     /// A UE attached without a handover (power-on, initial placement), or came back by
     /// RRC re-establishment after its handover failed.
-    pub fn handle_attach(&mut self, _now: Instant, ue: UeId) {
+    pub fn handle_attach(&mut self, now: Instant, ue: UeId) {
         let ctx = self.ues.entry(ue).or_default();
+        ctx.joined.get_or_insert(now);
         if let Some(Handover::Executing { target }) = ctx.handover {
             // Re-established here: the handover failed; measure and predict afresh.
             ctx.handover = None;
@@ -324,6 +329,21 @@ impl BaseStation {
             }
             _ => trend(),
         };
+        let p = if cfg.sequence {
+            let from = ctx.arrived.map(|a| a.0);
+            let since = ctx.arrived.map(|a| a.1).or(ctx.joined).unwrap_or(now);
+            let prior = self.sequences.prior(from);
+            crate::sequence::blend(
+                p,
+                prior.as_ref(),
+                since,
+                now,
+                cfg.horizon,
+                cfg.sequence_min_top,
+            )
+        } else {
+            p
+        };
         let send = match (&p, &ctx.sent) {
             (Some(p), None) => Some(p.clone()),
             (Some(p), Some((cells, eta, at))) => {
@@ -436,6 +456,11 @@ impl BaseStation {
             return;
         };
         ctx.handover = Some(Handover::Executing { target });
+        if let Some(since) = ctx.arrived.map(|a| a.1).or(ctx.joined) {
+            let from = ctx.arrived.map(|a| a.0);
+            self.sequences
+                .learn(from, target, now.saturating_duration_since(since));
+        }
         self.leaving.insert(ue, now + self.cfg.leaving_timeout);
         self.events
             .push_back(RanEvent::HandoverExecuted { ue, target });
@@ -563,6 +588,7 @@ impl Role for BaseStation {
                 let from_cell = self.incoming.remove(&m.ue).unwrap_or(m.source);
                 let ctx = UeCtx {
                     arrived: Some((from_cell, now)),
+                    joined: Some(now),
                     ..UeCtx::default()
                 };
                 self.ues.insert(m.ue, ctx);

@@ -56,7 +56,7 @@ pub struct PredictConfig {
     pub shadowing_db: f64,
     /// Seed.
     pub seed: u64,
-    /// `trend` or `kalman`.
+    /// `trend`, `kalman` or `markov` (Kalman blended with the cell-sequence model).
     pub predictor: String,
 }
 
@@ -68,7 +68,7 @@ pub enum PredictError {
     #[error(transparent)]
     Trace(#[from] FcdError),
     /// Unknown predictor.
-    #[error("unknown predictor {0:?} (trend, kalman)")]
+    #[error("unknown predictor {0:?} (trend, kalman, markov)")]
     Predictor(String),
     /// Unknown mobility model.
     #[error("unknown mobility {0:?} (sumo:FILE, rwp, gauss-markov, manhattan)")]
@@ -148,15 +148,20 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
         decorrelation_m: model.decorrelation_m(false),
         ..MeasureConfig::default()
     };
-    let kind = match cfg.predictor.as_str() {
-        "trend" => PredictorKind::Trend,
-        "kalman" => PredictorKind::Kalman(RadioMap {
+    let map = || {
+        PredictorKind::Kalman(RadioMap {
             sites: sites.iter().map(|s| (CellId(s.id), [s.x, s.y])).collect(),
             tx_dbm: 46.0,
             n_prb: 50,
             model,
             decorrelation_m: mcfg.decorrelation_m,
-        }),
+        })
+    };
+    // `markov`: the Kalman predictor blended with the cell-sequence model.
+    let (kind, sequence) = match cfg.predictor.as_str() {
+        "trend" => (PredictorKind::Trend, false),
+        "kalman" => (map(), false),
+        "markov" => (map(), true),
         other => return Err(PredictError::Predictor(other.to_owned())),
     };
     let mut cells: BTreeMap<CellId, BaseStation> = sites
@@ -164,6 +169,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
         .map(|s| {
             let mut rc = RanConfig::new(CellId(s.id));
             rc.predictor.kind = kind.clone();
+            rc.predictor.sequence = sequence;
             (CellId(s.id), BaseStation::new(rc))
         })
         .collect();

@@ -8,7 +8,7 @@ use edgeshift_sim::predict::{MobilitySource, PredictConfig, run};
 
 #[test]
 fn straight_line_through_a_hex_grid_is_predicted_with_more_than_2_s_lead() {
-    for predictor in ["trend", "kalman"] {
+    for predictor in ["trend", "kalman", "markov"] {
         straight_line(predictor);
     }
 }
