@@ -30,6 +30,14 @@ pub struct EdgeConfig {
     /// States up to this size also have their memory checksum compared at 2004 (about
     /// 0.05 ms per MiB with xxh3); larger ones rely on the input-log digest alone.
     pub audit_max_bytes: u64,
+    /// A frozen source that hears nothing from its target for this long (plus the time
+    /// to move the state at `confirm_rate_bytes_s`) sends its 2004 again…
+    pub confirm_timeout: Duration,
+    /// …and after this many unanswered 2004s gives up: the instance is live again at the
+    /// source, the held inputs are served, and the control node hears of the failure.
+    pub confirm_attempts: u32,
+    /// The slowest state transfer rate the timeout allows for (bytes per second).
+    pub confirm_rate_bytes_s: f64,
 }
 
 impl EdgeConfig {
@@ -48,6 +56,9 @@ impl EdgeConfig {
             precopy_threshold: 256 << 10,
             precopy_max_rounds: 8,
             audit_max_bytes: 16 << 20,
+            confirm_timeout: Duration::from_secs(2),
+            confirm_attempts: 5,
+            confirm_rate_bytes_s: f64::from(32u32 << 20),
         }
     }
 }

@@ -28,6 +28,7 @@ enum Timer {
     DeltaTick(ServiceId),
     ReplayFlush(ServiceId),
     StartShadow(ServiceId, ServerId),
+    Confirm(ServiceId),
 }
 
 /// UE traffic held while an instance cannot serve (frozen source, shadow not yet live).
@@ -50,6 +51,10 @@ struct Outgoing {
     epoch: u64,
     mode: RelocationMode,
     rounds: u32,
+    /// When the source last heard from the target (or froze), for the confirm watchdog.
+    heard_at: Option<Instant>,
+    /// 2004s sent without an answer.
+    unanswered: u32,
 }
 
 struct Live {
@@ -625,6 +630,8 @@ impl EdgeServer {
             epoch,
             mode,
             rounds: 0,
+            heard_at: None,
+            unanswered: 0,
         });
         let has_shadow = live.links.contains_key(&target);
         match mode {
@@ -750,6 +757,11 @@ impl EdgeServer {
             );
             return;
         }
+        // The target is alive and working on it: the watchdog starts over.
+        if let Some(o) = live.out.as_mut() {
+            o.heard_at = None;
+            o.unanswered = 0;
+        }
         match m.verdict {
             Verdict::Valid => {
                 let Some(live) = self.live.remove(&service) else {
@@ -809,26 +821,79 @@ impl EdgeServer {
                     .map_or(SyncMode::Replay, |l| l.mode);
                 self.start_shadow(now, service, out.target, mode);
             }
-            Verdict::Reject(reason) => {
-                live.frozen = false;
-                live.out = None;
-                live.links.remove(&out.target);
-                let held = std::mem::take(&mut live.held);
-                self.events.push_back(EdgeEvent::RelocationFailed {
-                    service,
-                    target: out.target,
-                    reason,
-                });
-                let done = RelocationDone {
-                    service,
-                    from: self.cfg.id,
-                    to: out.target,
-                    ok: false,
-                    epoch: out.epoch,
-                };
-                self.send(NodeId::Control, done);
-                self.release_held(held);
+            Verdict::Reject(reason) => self.abandon(service, reason),
+        }
+    }
+
+    /// The relocation failed: the source serves again, held traffic first.
+    fn abandon(&mut self, service: ServiceId, reason: String) {
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let Some(out) = live.out.take() else { return };
+        live.frozen = false;
+        live.links.remove(&out.target);
+        let held = std::mem::take(&mut live.held);
+        self.events.push_back(EdgeEvent::RelocationFailed {
+            service,
+            target: out.target,
+            reason,
+        });
+        let done = RelocationDone {
+            service,
+            from: self.cfg.id,
+            to: out.target,
+            ok: false,
+            epoch: out.epoch,
+        };
+        self.send(NodeId::Control, done);
+        self.release_held(held);
+    }
+
+    /// Arms the confirm watchdog of every frozen source that has not armed it yet.
+    fn watch_confirms(&mut self, now: Instant) {
+        let mut arm = Vec::new();
+        for (service, live) in &mut self.live {
+            if !live.frozen {
+                continue;
             }
+            let state = live.inst.svc.state_len() as f64;
+            let Some(out) = live.out.as_mut() else {
+                continue;
+            };
+            if out.heard_at.is_none() {
+                out.heard_at = Some(now);
+                let transfer =
+                    std::time::Duration::from_secs_f64(state / self.cfg.confirm_rate_bytes_s);
+                arm.push((now + self.cfg.confirm_timeout + transfer, *service));
+            }
+        }
+        for (at, service) in arm {
+            self.timers.retain(|(_, t)| *t != Timer::Confirm(service));
+            self.timers.insert((at, Timer::Confirm(service)));
+        }
+    }
+
+    fn on_confirm_timeout(&mut self, service: ServiceId) {
+        let attempts = self.cfg.confirm_attempts;
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let Some(out) = live.out.as_mut().filter(|_| live.frozen) else {
+            return;
+        };
+        out.unanswered += 1;
+        out.heard_at = None;
+        if out.unanswered >= attempts {
+            let reason = format!(
+                "{} did not confirm after {} requests",
+                out.target, out.unanswered
+            );
+            self.abandon(service, reason);
+        } else {
+            // A lost or late 2005, or a restarted target: ask again (a live target
+            // confirms again; an empty one asks for the state).
+            self.request(service);
         }
     }
 
@@ -1288,6 +1353,7 @@ impl Role for EdgeServer {
             Message::SyncAck(m) => self.on_sync_ack(now, m),
             other => self.violation(from, format!("{} is not for an ME server", other.name())),
         }
+        self.watch_confirms(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -1327,6 +1393,7 @@ impl Role for EdgeServer {
                             .insert((now + self.cfg.replay_batch, Timer::ReplayFlush(service)));
                     }
                 }
+                Timer::Confirm(service) => self.on_confirm_timeout(service),
                 Timer::StartShadow(service, target) => {
                     if let Some(mode) = self.planned.remove(&(service, target)) {
                         let ready = self
@@ -1352,6 +1419,7 @@ impl Role for EdgeServer {
                 self.arm(now + self.cfg.replay_batch, Timer::ReplayFlush(s));
             }
         }
+        self.watch_confirms(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -493,3 +493,75 @@ fn a_delta_synced_shadow_out_of_date_at_2004_catches_up_with_a_delta() {
         }
     )));
 }
+
+#[test]
+fn a_source_whose_target_never_confirms_asks_again_then_serves_on() {
+    let mut w = World::new(2);
+    deploy(&mut w, mem_spec());
+    prepare(&mut w, vec![ServerId(2)], SyncMode::Replay);
+    for s in 1..=3 {
+        w.input(s);
+    }
+    // The target crashed: nothing reaches it any more.
+    relocate_with(&mut w, 2, RelocationMode::Hot, |t| {
+        t.to != NodeId::Server(ServerId(2))
+    });
+    assert!(
+        w.server(1)
+            .live_view(ServiceId(1))
+            .is_some_and(|v| v.frozen)
+    );
+    // An input arrives while frozen: it is held, not lost.
+    w.deliver(
+        NodeId::Cell(CellId(1)),
+        ServerId(1),
+        ServiceInput {
+            ue: UeId(1),
+            service: ServiceId(1),
+            via: CellId(1),
+            input: InputRecord {
+                seq: 4,
+                payload: 4u64.to_le_bytes().to_vec(),
+            },
+        },
+    );
+    let mut requests = 0;
+    for _ in 0..200 {
+        let Some(at) = w.servers[&ServerId(1)].poll_timeout() else {
+            break;
+        };
+        w.now = w.now.max(at);
+        let now = w.now;
+        if let Some(s) = w.servers.get_mut(&ServerId(1)) {
+            s.handle_timeout(now);
+        }
+        w.pump(|t| {
+            if matches!(t.msg, Message::RelocateRequest(_)) {
+                requests += 1;
+            }
+            t.to != NodeId::Server(ServerId(2))
+        });
+        if w.has_event(1, |e| matches!(e, EdgeEvent::RelocationFailed { .. })) {
+            break;
+        }
+    }
+    let attempts = EdgeConfig::new(ServerId(1)).confirm_attempts;
+    assert_eq!(
+        requests,
+        attempts - 1,
+        "the 2004 is repeated before giving up"
+    );
+    assert!(w.has_event(1, |e| matches!(e, EdgeEvent::RelocationFailed { reason, .. } if reason.contains("did not confirm"))));
+    let v = w
+        .server(1)
+        .live_view(ServiceId(1))
+        .expect("live again at 1");
+    assert!(!v.frozen);
+    assert_eq!(v.last_seq, 4, "the held input was applied");
+    assert_eq!(w.answers(), vec![1, 2, 3, 4]);
+    assert!(
+        w.outside
+            .iter()
+            .any(|(_, t)| matches!(&t.msg, Message::RelocationDone(d) if !d.ok))
+    );
+}
