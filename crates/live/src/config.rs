@@ -150,6 +150,9 @@ pub struct Deployment {
     pub state_mib: Option<u64>,
     /// Overrides the scenario's run length (s): UEs stop sending then.
     pub duration_s: Option<f64>,
+    /// Run this many UEs (2 or more): the scenario's first UE and copies of it along its
+    /// route, each starting 0.4 s later and 15 m aside (ids 2, 3, …).
+    pub ues_along_route: Option<u32>,
     /// Seed of the radio model and the UEs' inputs.
     #[serde(default)]
     pub seed: u64,
@@ -206,6 +209,14 @@ impl Deployment {
         let mut s = Scenario::load(&self.scenario)?;
         if let Some(d) = self.duration_s {
             s.duration_s = d;
+        }
+        if let Some(n) = self.ues_along_route {
+            if !(1..=1000).contains(&n) {
+                return Err(ConfigError::Invalid(format!(
+                    "ues_along_route must be 1 to 1000, not {n}"
+                )));
+            }
+            add_ues(&mut s, n);
         }
         self.check(&s)?;
         Ok(s)
@@ -307,6 +318,28 @@ impl Deployment {
     #[must_use]
     pub fn ue(&self, id: u32) -> Option<&UeDaemon> {
         self.ues.iter().find(|u| u.id == id)
+    }
+}
+
+/// Widens `s` to `n` UEs: UE 2..=n follow the first UE's route, each starting a little
+/// later and a little aside (`n` = 1 leaves the scenario's own UEs).
+pub fn add_ues(s: &mut Scenario, n: u32) {
+    let Some(first) = s.ues.first().cloned().filter(|_| n > 1) else {
+        return;
+    };
+    s.ues.truncate(1);
+    for i in 1..n {
+        let off = f64::from(i);
+        s.ues.push(edgeshift_sim::scenario::UeDef {
+            id: first.id + i,
+            speed_mps: first.speed_mps * (1.0 + 0.05 * (off % 3.0)),
+            waypoints: first
+                .waypoints
+                .iter()
+                .map(|p| [p[0], p[1] + 15.0 * off])
+                .collect(),
+            start_s: first.start_s + 0.4 * off,
+        });
     }
 }
 

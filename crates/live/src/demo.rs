@@ -11,12 +11,11 @@ use std::time::Duration;
 use edgeshift_net::{Clock, LinkEmulation};
 use edgeshift_proto::NodeId;
 use edgeshift_sim::Scenario;
-use edgeshift_sim::scenario::UeDef;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::{
-    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, UeDaemon,
+    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, UeDaemon, add_ues,
 };
 use crate::daemon::{Daemon, DaemonError, Kind, Options};
 use crate::journal::{Journal, Record, read_journal};
@@ -92,26 +91,6 @@ impl Default for DemoConfig {
     }
 }
 
-/// UEs 2..=n follow UE 1's route, each starting a little later and a little aside.
-fn add_ues(s: &mut Scenario, n: u32) {
-    let Some(first) = s.ues.first().cloned() else {
-        return;
-    };
-    for i in 1..n {
-        let off = f64::from(i);
-        s.ues.push(UeDef {
-            id: first.id + i,
-            speed_mps: first.speed_mps * (1.0 + 0.05 * (off % 3.0)),
-            waypoints: first
-                .waypoints
-                .iter()
-                .map(|p| [p[0], p[1] + 15.0 * off])
-                .collect(),
-            start_s: first.start_s + 0.4 * off,
-        });
-    }
-}
-
 fn emulation(s: &Scenario, on: bool) -> Emulation {
     if !on {
         return Emulation::default();
@@ -146,6 +125,7 @@ fn deployment(
 ) -> Result<Deployment, DemoError> {
     Ok(Deployment {
         scenario: cfg.scenario.clone(),
+        ues_along_route: (cfg.ues > 1).then_some(cfg.ues),
         strategy: cfg.strategy.clone(),
         service: Some(cfg.service.clone()),
         state_mib: cfg.state_mib,
@@ -351,6 +331,9 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     if let Some(d) = dep.duration_s {
         let _ = writeln!(t, "duration_s = {d:?}");
     }
+    if let Some(n) = dep.ues_along_route {
+        let _ = writeln!(t, "ues_along_route = {n}");
+    }
     let addr = |a: &SocketAddr| q(&a.to_string());
     if let Some(l) = &dep.control.listen {
         let _ = writeln!(t, "\n[control]\nlisten = {}", addr(l));
@@ -427,12 +410,7 @@ async fn processes(
 ) -> Result<Vec<Record>, DemoError> {
     let dir = std::env::temp_dir().join(format!("edgeshift-demo-{}-{start}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let mut dep = deployment(cfg, scenario, free_port)?;
-    if cfg.ues > 1 {
-        // The daemons load the scenario by name: give them the widened one as a file.
-        warn!("separate processes run the scenario's own UEs only; --ues applies in-process");
-        dep.ues.truncate(scenario.ues.len().min(dep.ues.len()));
-    }
+    let dep = deployment(cfg, scenario, free_port)?;
     let config = write_deployment(&dep, &dir)?;
     let mut children = Vec::new();
     let mut ue_children = Vec::new();

@@ -76,12 +76,18 @@ impl LiveRun {
         }
     }
 
-    /// The UEs' final checks.
+    /// The UEs' final checks, by UE id.
     pub fn ues(&self) -> impl Iterator<Item = &UeSummary> {
-        self.records.iter().filter_map(|r| match r {
-            Record::Ue(u) => Some(u),
-            _ => None,
-        })
+        let mut v: Vec<&UeSummary> = self
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Ue(u) => Some(u),
+                _ => None,
+            })
+            .collect();
+        v.sort_by_key(|u| u.ue);
+        v.into_iter()
     }
 
     fn relocations(&self) -> Vec<Reloc> {
