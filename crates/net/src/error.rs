@@ -42,6 +42,15 @@ pub enum NetError {
     /// No address is known for a node.
     #[error("no address known for {0}")]
     UnknownPeer(NodeId),
+    /// The queue towards a peer holds too much already (the peer is away or too slow);
+    /// the message was not queued.
+    #[error("queue to {to} is full ({queued} bytes waiting); the peer is away or too slow")]
+    Backlog {
+        /// The peer.
+        to: NodeId,
+        /// Bytes waiting.
+        queued: u64,
+    },
     /// A message could not be encoded.
     #[error("cannot encode {name}: {source}")]
     Encode {

@@ -25,4 +25,4 @@ mod transport;
 pub use clock::Clock;
 pub use error::NetError;
 pub use link::LinkEmulation;
-pub use transport::{AddressBook, Inbox, Incoming, NetStats, Transport};
+pub use transport::{AddressBook, Inbox, Incoming, MAX_BACKLOG, NetStats, Transport};

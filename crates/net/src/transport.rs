@@ -73,6 +73,9 @@ fn bump(c: &AtomicU64, by: u64) {
 /// How long an accepted connection may take to introduce itself.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
+/// Default bound of the bytes queued towards one peer on one lane: room for the largest
+/// state transfer (1 GiB) twice over, and a bound on what an absent peer costs in memory.
+pub const MAX_BACKLOG: u64 = 2 << 30;
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 struct Outgoing {
@@ -82,17 +85,33 @@ struct Outgoing {
 
 type LinkKey = (NodeId, NodeId, Lane);
 
+/// The sending end of one connection's queue.
+struct LinkTx {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    queued: Arc<AtomicU64>,
+}
+
+impl LinkTx {
+    fn spawn(inner: &Arc<Inner>, key: LinkKey) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicU64::new(0));
+        lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx, queued.clone()));
+        Self { tx, queued }
+    }
+}
+
 struct Inner {
     local: BTreeSet<NodeId>,
     addr: SocketAddr,
     book: Mutex<AddressBook>,
-    links: Mutex<BTreeMap<LinkKey, mpsc::UnboundedSender<Outgoing>>>,
+    links: Mutex<BTreeMap<LinkKey, LinkTx>>,
     tasks: Mutex<JoinSet<()>>,
     inbox: mpsc::UnboundedSender<Incoming>,
     emu: LinkEmulation,
     rng: Mutex<ChaCha8Rng>,
     counters: Counters,
     closing: watch::Sender<bool>,
+    max_backlog: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,6 +164,7 @@ impl Transport {
             emu,
             counters: Counters::default(),
             closing,
+            max_backlog: AtomicU64::new(MAX_BACKLOG),
         });
         // Subscribed before the task runs, so an early shutdown is never missed.
         let closing = inner.closing.subscribe();
@@ -162,6 +182,12 @@ impl Transport {
     #[must_use]
     pub fn local_nodes(&self) -> &BTreeSet<NodeId> {
         &self.inner.local
+    }
+
+    /// Bounds the bytes queued towards one peer on one lane (default [`MAX_BACKLOG`]);
+    /// beyond it [`Transport::send`] fails with [`NetError::Backlog`].
+    pub fn set_backlog_limit(&self, bytes: u64) {
+        self.inner.max_backlog.store(bytes, Ordering::Relaxed);
     }
 
     /// Learns (or changes) where `node` listens.
@@ -203,17 +229,21 @@ impl Transport {
             queued: tokio::time::Instant::now(),
         };
         let mut links = lock(&inner.links);
-        let tx = links.entry(key).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx));
-            tx
-        });
-        if let Err(mpsc::error::SendError(out)) = tx.send(out) {
+        let link = links
+            .entry(key)
+            .or_insert_with(|| LinkTx::spawn(inner, key));
+        let len = out.frame.len() as u64;
+        let queued = link.queued.load(Ordering::Relaxed);
+        if queued + len > inner.max_backlog.load(Ordering::Relaxed) {
+            return Err(NetError::Backlog { to, queued });
+        }
+        link.queued.fetch_add(len, Ordering::Relaxed);
+        if let Err(mpsc::error::SendError(out)) = link.tx.send(out) {
             // The link task ended (shutdown raced us); start a fresh one.
-            let (tx, rx) = mpsc::unbounded_channel();
-            lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx));
-            let _ = tx.send(out);
-            links.insert(key, tx);
+            let fresh = LinkTx::spawn(inner, key);
+            fresh.queued.fetch_add(len, Ordering::Relaxed);
+            let _ = fresh.tx.send(out);
+            links.insert(key, fresh);
         }
         Ok(())
     }
@@ -228,11 +258,9 @@ impl Transport {
         for from in &inner.local {
             for to in peers.iter().filter(|p| !inner.local.contains(p)) {
                 let key = (*from, *to, Lane::Control);
-                links.entry(key).or_insert_with(|| {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    lock(&inner.tasks).spawn(link_task(inner.clone(), key, rx));
-                    tx
-                });
+                links
+                    .entry(key)
+                    .or_insert_with(|| LinkTx::spawn(inner, key));
             }
         }
     }
@@ -395,7 +423,12 @@ async fn serve(
     }
 }
 
-async fn link_task(inner: Arc<Inner>, key: LinkKey, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+async fn link_task(
+    inner: Arc<Inner>,
+    key: LinkKey,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicU64>,
+) {
     let (from, to, lane) = key;
     let mut pacer = Pacer::default();
     let mut pending: Option<Vec<u8>> = None;
@@ -469,6 +502,7 @@ async fn link_task(inner: Arc<Inner>, key: LinkKey, mut rx: mpsc::UnboundedRecei
             }
             bump(&inner.counters.frames_out, 1);
             bump(&inner.counters.bytes_out, frame.len() as u64);
+            queued.fetch_sub(frame.len() as u64, Ordering::Relaxed);
         }
     }
 }

@@ -189,3 +189,29 @@ async fn shutdown_stops_listening() {
     let c = TcpStream::connect(addr).await;
     assert!(c.is_err(), "still listening");
 }
+
+#[tokio::test]
+async fn an_absent_peer_costs_bounded_memory_and_a_clear_error() {
+    let a = NodeId::Server(ServerId(1));
+    let b = NodeId::Control;
+    // Nobody listens at b's address.
+    let addr = {
+        let l = std::net::TcpListener::bind(any()).expect("binds");
+        l.local_addr().expect("addr")
+    };
+    let (ta, _ia) = node(a, [(b, addr)].into()).await;
+    ta.set_backlog_limit(10_000);
+    let mut sent = 0;
+    let err = loop {
+        match ta.send(a, b, input(sent)) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 1000, "the backlog limit never bit");
+    };
+    assert!(
+        matches!(err, edgeshift_net::NetError::Backlog { to, .. } if to == b),
+        "{err}"
+    );
+    assert!(sent >= 50, "{sent} messages queued before the limit");
+}
