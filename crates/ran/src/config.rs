@@ -64,8 +64,12 @@ pub struct PredictorConfig {
     pub sequence_min_top: f64,
 }
 
+/// Builds a custom predictor from the cell's predictor settings.
+pub type PredictorFactory =
+    std::sync::Arc<dyn Fn(&PredictorConfig) -> Box<dyn crate::Predictor> + Send + Sync>;
+
 /// The predictors a cell can run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub enum PredictorKind {
     /// Least-squares trend of each neighbour's A3 margin (needs only RSRP).
     #[default]
@@ -74,6 +78,42 @@ pub enum PredictorKind {
     /// radio map (needs positions in the reports); falls back to the trend predictor while
     /// the A3 condition already holds or no position is known.
     Kalman(crate::kalman::RadioMap),
+    /// Any [`Predictor`](crate::Predictor), built once per cell.
+    Custom(PredictorFactory),
+}
+
+impl std::fmt::Debug for PredictorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Trend => f.write_str("Trend"),
+            Self::Kalman(map) => f.debug_tuple("Kalman").field(map).finish(),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+impl PredictorConfig {
+    /// The predictor these settings describe (wrapped in the sequence model when
+    /// `sequence` is set).
+    #[must_use]
+    pub fn build(&self) -> Box<dyn crate::Predictor> {
+        let base: Box<dyn crate::Predictor> = match &self.kind {
+            PredictorKind::Trend => Box::new(crate::TrendPredictor::new(self.clone())),
+            PredictorKind::Kalman(map) => {
+                Box::new(crate::KalmanPredictor::new(self.clone(), map.clone()))
+            }
+            PredictorKind::Custom(make) => make(self),
+        };
+        if self.sequence {
+            Box::new(crate::SequencePredictor::new(
+                base,
+                self.horizon,
+                self.sequence_min_top,
+            ))
+        } else {
+            base
+        }
+    }
 }
 
 impl RanConfig {

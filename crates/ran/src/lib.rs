@@ -11,16 +11,21 @@
 //! 3. Feed messages to [`Role::handle_message`](edgeshift_proto::Role::handle_message);
 //!    drain `poll_transmit` / `poll_event`; call `handle_timeout` at `poll_timeout`.
 //!
-//! The predictor here is the A3-margin trend predictor; its interface (candidates with
-//! likelihoods, ETA with uncertainty) is what 1002 carries.
+//! Handover prediction is behind the [`Predictor`] trait (candidates with likelihoods, ETA
+//! with uncertainty: what 1002 carries); [`PredictorConfig::kind`] picks the A3-margin
+//! trend, the Kalman track, or a custom one, and [`PredictorConfig::sequence`] blends in
+//! the cell-sequence model.
 #![forbid(unsafe_code)]
 
 mod config;
 mod kalman;
 mod predict;
+mod predictor;
 mod sequence;
 mod station;
 
-pub use config::{PredictorConfig, PredictorKind, RanConfig};
+pub use config::{PredictorConfig, PredictorFactory, PredictorKind, RanConfig};
 pub use kalman::RadioMap;
+pub use predict::{Prediction, Sample};
+pub use predictor::{KalmanPredictor, Predictor, SequencePredictor, TrendPredictor, UeView};
 pub use station::{BaseStation, MeasurementReport, RanEvent, TTT_VALUES_MS, is_standard_ttt};

@@ -10,20 +10,26 @@ use edgeshift_proto::{Candidate, CellId, Instant};
 
 use crate::config::PredictorConfig;
 
-/// One measurement as the predictor keeps it: time and per-neighbour A3 margin (dB above
-/// the entering threshold).
-#[derive(Clone, Debug)]
-pub(crate) struct Sample {
-    pub(crate) at: Instant,
-    pub(crate) margins: Vec<(CellId, f64)>,
+/// One measurement as the predictors see it: time and per-neighbour A3 margin (dB above
+/// the entering threshold; positive means the A3 condition holds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// When it was measured.
+    pub at: Instant,
+    /// A3 margin of each neighbour (dB).
+    pub margins: Vec<(CellId, f64)>,
 }
 
-/// A prediction: candidates (most likely first) and the expected time.
+/// A prediction: candidates (most likely first, likelihoods summing to at most 1) and the
+/// expected handover time. This is what a 1002 carries.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Prediction {
-    pub(crate) candidates: Vec<Candidate>,
-    pub(crate) eta: Instant,
-    pub(crate) uncertainty: Duration,
+pub struct Prediction {
+    /// Candidate cells, most likely first.
+    pub candidates: Vec<Candidate>,
+    /// Expected handover time.
+    pub eta: Instant,
+    /// Uncertainty of `eta` (one standard deviation).
+    pub uncertainty: Duration,
 }
 
 struct Fit {

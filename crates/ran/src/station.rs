@@ -10,7 +10,7 @@ use edgeshift_proto::{
 };
 
 use crate::config::RanConfig;
-use crate::predict::{self, Prediction, Sample};
+use crate::predict::{Prediction, Sample};
 
 /// One measurement report of a UE: filtered RSRP of the serving cell and neighbours.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,7 +139,7 @@ pub struct BaseStation {
     incoming: BTreeMap<UeId, CellId>,
     routes: BTreeMap<UeId, Route>,
     timers: BTreeSet<(Instant, UeId)>,
-    sequences: crate::sequence::Sequences,
+    predictor: Box<dyn crate::Predictor>,
     /// Target side: admitted UEs and when they must have joined.
     joining: BTreeMap<UeId, Instant>,
     /// Source side: commanded UEs and when the target must have released them.
@@ -153,12 +153,12 @@ impl BaseStation {
     #[must_use]
     pub fn new(cfg: RanConfig) -> Self {
         Self {
+            predictor: cfg.predictor.build(),
             cfg,
             ues: BTreeMap::new(),
             incoming: BTreeMap::new(),
             routes: BTreeMap::new(),
             timers: BTreeSet::new(),
-            sequences: crate::sequence::Sequences::default(),
             joining: BTreeMap::new(),
             leaving: BTreeMap::new(),
             out: VecDeque::new(),
@@ -298,51 +298,28 @@ impl BaseStation {
     }
 
     fn update_prediction(&mut self, now: Instant, ue: UeId) {
+        let p = {
+            let Some(ctx) = self.ues.get(&ue) else {
+                return;
+            };
+            let view = crate::UeView {
+                ue,
+                now,
+                serving: self.cfg.cell,
+                time_to_trigger: self.cfg.time_to_trigger,
+                a3_threshold_db: self.cfg.a3_offset_db + self.cfg.hysteresis_db,
+                history: &ctx.history,
+                a3_since: &ctx.a3_since,
+                last: ctx.last.as_ref(),
+                arrived: ctx.arrived,
+                joined: ctx.joined,
+                track: ctx.track.as_ref(),
+            };
+            self.predictor.predict(&view)
+        };
         let cfg = &self.cfg.predictor;
         let Some(ctx) = self.ues.get_mut(&ue) else {
             return;
-        };
-        let a3 = ctx.a3_since.clone();
-        let trend = || {
-            predict::predict(cfg, self.cfg.time_to_trigger, &ctx.history, now, |c| {
-                a3.get(&c).map(|s| now.saturating_duration_since(*s))
-            })
-        };
-        let p = match (&cfg.kind, &ctx.track, &ctx.last) {
-            (crate::config::PredictorKind::Kalman(map), Some(track), Some(last))
-                if a3.is_empty() =>
-            {
-                let threshold = self.cfg.a3_offset_db + self.cfg.hysteresis_db;
-                let serving = (self.cfg.cell, last.serving_dbm);
-                let far = crate::kalman::predict(
-                    map,
-                    cfg.horizon,
-                    self.cfg.time_to_trigger,
-                    threshold,
-                    track,
-                    serving,
-                    &last.neighbours,
-                    now,
-                );
-                // The trend sees the near future better, the track the far one: keep both.
-                predict::merge(trend(), far)
-            }
-            _ => trend(),
-        };
-        let p = if cfg.sequence {
-            let from = ctx.arrived.map(|a| a.0);
-            let since = ctx.arrived.map(|a| a.1).or(ctx.joined).unwrap_or(now);
-            let prior = self.sequences.prior(from);
-            crate::sequence::blend(
-                p,
-                prior.as_ref(),
-                since,
-                now,
-                cfg.horizon,
-                cfg.sequence_min_top,
-            )
-        } else {
-            p
         };
         let send = match (&p, &ctx.sent) {
             (Some(p), None) => Some(p.clone()),
@@ -458,7 +435,7 @@ impl BaseStation {
         ctx.handover = Some(Handover::Executing { target });
         if let Some(since) = ctx.arrived.map(|a| a.1).or(ctx.joined) {
             let from = ctx.arrived.map(|a| a.0);
-            self.sequences
+            self.predictor
                 .learn(from, target, now.saturating_duration_since(since));
         }
         self.leaving.insert(ue, now + self.cfg.leaving_timeout);

@@ -286,3 +286,64 @@ fn going_straight_back_is_reported_as_ping_pong() {
         "{events:?}"
     );
 }
+
+/// A predictor from outside the crate: always cell 7, five seconds out, and it counts the
+/// handovers it is told about.
+#[derive(Debug, Default)]
+struct Oracle {
+    learned: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl edgeshift_ran::Predictor for Oracle {
+    fn predict(&mut self, ue: &edgeshift_ran::UeView<'_>) -> Option<edgeshift_ran::Prediction> {
+        assert_eq!(ue.serving, CellId(1));
+        Some(edgeshift_ran::Prediction {
+            candidates: vec![Candidate {
+                cell: CellId(7),
+                likelihood: 0.8,
+            }],
+            eta: ue.now + Duration::from_secs(5),
+            uncertainty: Duration::from_millis(500),
+        })
+    }
+
+    fn learn(&mut self, from: Option<CellId>, to: CellId, _dwell: Duration) {
+        assert_eq!((from, to), (None, CellId(2)));
+        self.learned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_custom_predictor_plugs_in_through_the_trait() {
+    let learned = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut cfg = RanConfig::new(CellId(1));
+    let counter = learned.clone();
+    cfg.predictor.kind = edgeshift_ran::PredictorKind::Custom(std::sync::Arc::new(move |_| {
+        Box::new(Oracle {
+            learned: counter.clone(),
+        })
+    }));
+    let mut c = BaseStation::new(cfg);
+    c.handle_attach(Instant::ZERO, UeId(1));
+    report(&mut c, 200, -20.0);
+    let out = sent(&mut c);
+    assert!(
+        out.iter()
+            .any(|t| matches!(&t.msg, Message::HandoverPrediction(p)
+            if p.candidates.first().map(|x| x.cell) == Some(CellId(7)))),
+        "{out:?}"
+    );
+    // A real handover to cell 2 teaches the predictor.
+    for ms in (400..=1400).step_by(200) {
+        report(&mut c, ms, 5.0);
+    }
+    let ack = HandoverRequestAck {
+        ue: UeId(1),
+        target: CellId(2),
+        admitted: true,
+    };
+    c.handle_message(Instant::from_millis(1500), CellId(2).into(), ack.into());
+    c.handle_timeout(Instant::from_millis(2000));
+    assert_eq!(learned.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
