@@ -19,9 +19,6 @@ use xxhash_rust::xxh3::Xxh3;
 /// How long a discarded shadow's id is remembered, to ignore its late sync.
 const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Answers a 2004 carries.
-const RELOCATE_ANSWERS: usize = 64;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     LoadReport,
@@ -678,8 +675,9 @@ impl EdgeServer {
             transfer_pending,
             state_checksum: (live.inst.svc.state_len() <= self.cfg.audit_max_bytes)
                 .then(|| live.inst.svc.checksum()),
-            // Enough to cover inputs whose answers a radio gap swallowed.
-            answers: live.inst.recent_answers(RELOCATE_ANSWERS),
+            // The whole answer cache: an answer the radio lost before the handover may be
+            // retransmitted for seconds (seed 24 of `turnback --swarm` needed 65).
+            answers: live.inst.recent_answers(self.cfg.answer_cache),
         };
         self.send(out.target, req);
     }
