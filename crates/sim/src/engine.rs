@@ -550,9 +550,15 @@ impl Sim {
                 return;
             }
         }
+        // Only X2 messages draw (their jitter), so other draws keep their order.
+        let u = if crate::link::is_x2(from, t.to) {
+            self.rng.random::<f64>()
+        } else {
+            0.0
+        };
         let at = self
             .net
-            .schedule(self.now, from, t.to, t.msg.lane(), frame.len());
+            .schedule(self.now, from, t.to, t.msg.lane(), frame.len(), u);
         self.push(
             at,
             Ev::Deliver {

@@ -25,6 +25,8 @@ pub struct LinkSpec {
 pub struct Network {
     specs: Specs,
     free_at: BTreeMap<(NodeId, NodeId, Lane), Instant>,
+    /// Last arrival per link: jitter never reorders a link.
+    last_arrival: BTreeMap<(NodeId, NodeId, Lane), Instant>,
 }
 
 #[derive(Debug)]
@@ -33,6 +35,7 @@ struct Specs {
     access: Duration,
     backhaul: LinkSpec,
     x2: Duration,
+    x2_jitter: Duration,
     control: Duration,
     topology: BTreeMap<CellId, ServerId>,
 }
@@ -60,6 +63,7 @@ impl Network {
                     loss: 0.0,
                 },
                 x2: ms(l.x2_ms),
+                x2_jitter: ms(l.x2_jitter_ms),
                 control: ms(l.control_ms),
                 topology: s
                     .cells
@@ -68,6 +72,7 @@ impl Network {
                     .collect(),
             },
             free_at: BTreeMap::new(),
+            last_arrival: BTreeMap::new(),
         }
     }
 
@@ -96,7 +101,8 @@ impl Network {
         }
     }
 
-    /// When a message of `bytes` sent now from `a` to `b` arrives.
+    /// When a message of `bytes` sent now from `a` to `b` arrives. `u` in [0, 1) draws the
+    /// X2 jitter of cell-to-cell messages (ignored elsewhere); a link never reorders.
     pub fn schedule(
         &mut self,
         now: Instant,
@@ -104,16 +110,30 @@ impl Network {
         b: NodeId,
         lane: Lane,
         bytes: usize,
+        u: f64,
     ) -> Instant {
         let spec = self.spec(a, b);
         let free = self.free_at.entry((a, b, lane)).or_insert(now);
-        fifo_arrival(free, now, bytes, spec.bits_per_s, spec.latency)
+        let mut at = fifo_arrival(free, now, bytes, spec.bits_per_s, spec.latency);
+        if is_x2(a, b) {
+            at += self.specs.x2_jitter.mul_f64(u.clamp(0.0, 1.0));
+        }
+        let last = self.last_arrival.entry((a, b, lane)).or_insert(at);
+        at = at.max(*last);
+        *last = at;
+        at
     }
 }
 
 /// One FIFO link direction: a message of `bytes` sent at `now` leaves when the previous
 /// one has been serialised (`free`), takes `bytes / rate` to serialise (no limit for a rate
 /// of zero or less), then `latency` to arrive. Updates `free`; returns the arrival time.
+/// Whether a message from `a` to `b` crosses X2 (cell to cell).
+#[must_use]
+pub fn is_x2(a: NodeId, b: NodeId) -> bool {
+    matches!((a, b), (NodeId::Cell(_), NodeId::Cell(_)))
+}
+
 pub(crate) fn fifo_arrival(
     free: &mut Instant,
     now: Instant,

@@ -153,7 +153,8 @@ pub struct Handover {
     pub hysteresis_db: f64,
     /// Time to trigger (ms).
     pub ttt_ms: u64,
-    /// Lead of the announced execution time (ms).
+    /// Lead of the announced execution time (ms): the source cell announces the 2003 this
+    /// long after A3 held, longer than the X2 preparation (2001 + 2002, 10 to 30 ms).
     pub prep_ms: u64,
     /// UE RRC processing after 2003 (ms).
     pub rrc_processing_ms: f64,
@@ -176,7 +177,7 @@ impl Default for Handover {
             a3_offset_db: 3.0,
             hysteresis_db: 1.0,
             ttt_ms: 320,
-            prep_ms: 20,
+            prep_ms: 40,
             rrc_processing_ms: 10.0,
             interruption_ms: 30.0,
             interruption_exp_mean_ms: 10.0,
@@ -205,6 +206,9 @@ pub struct Links {
     pub backhaul_gbit: f64,
     /// Cell ↔ cell (X2) one-way latency (ms).
     pub x2_ms: f64,
+    /// Extra X2 latency drawn uniformly from 0 to this per message (ms): with the
+    /// defaults a handover preparation (2001 + 2002) takes 10 to 30 ms.
+    pub x2_jitter_ms: f64,
     /// Control node ↔ anyone one-way latency (ms).
     pub control_ms: f64,
 }
@@ -219,6 +223,7 @@ impl Default for Links {
             backhaul_ms: 1.0,
             backhaul_gbit: 1.0,
             x2_ms: 5.0,
+            x2_jitter_ms: 10.0,
             control_ms: 2.0,
         }
     }

@@ -213,3 +213,31 @@ fn a_handover_whose_target_cannot_be_joined_fails_and_loses_no_input() {
     let (r, _) = run_ok(builtin("fig4"), Strategy::Shadow, 1);
     assert_eq!(r.handover_failures, 0);
 }
+
+#[test]
+fn handover_preparation_is_drawn_per_handover_within_the_notes_range() {
+    // corridor: nine handovers; each 2001 → 2002 round trip is two jittered X2 hops.
+    let (_, trace) = run_ok(builtin("corridor"), Strategy::Shadow, 3);
+    let mut sent = None;
+    let mut preps = Vec::new();
+    for e in &trace {
+        if let TraceEntry::Msg { at, code, .. } = e {
+            match code {
+                2001 => sent = Some(*at),
+                2002 => {
+                    if let Some(s) = sent.take() {
+                        preps.push(at.saturating_duration_since(s).as_secs_f64() * 1e3);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(preps.len() >= 5, "{preps:?}");
+    // The trace logs arrivals: the 2001 arrival to the 2002 arrival is one hop plus the
+    // target's (instant) admission, so 5 to 15 ms.
+    assert!(preps.iter().all(|p| (5.0..=15.01).contains(p)), "{preps:?}");
+    let spread = preps.iter().copied().fold(f64::MIN, f64::max)
+        - preps.iter().copied().fold(f64::MAX, f64::min);
+    assert!(spread > 1.0, "not drawn: {preps:?}");
+}
