@@ -380,12 +380,5 @@ impl Host {
 }
 
 fn is_traffic(msg: &Message) -> bool {
-    matches!(
-        msg,
-        Message::ServiceInput(_)
-            | Message::ServiceOutput(_)
-            | Message::Probe(_)
-            | Message::ProbeReply(_)
-            | Message::LoadReport(_)
-    )
+    msg.is_service_traffic() || matches!(msg, Message::LoadReport(_))
 }

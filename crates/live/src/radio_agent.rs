@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use edgeshift_proto::{CellId, Instant, NodeId, UeId};
 use edgeshift_radio::measure::UeMeasurer;
-use edgeshift_ran::{MeasurementReport, RanEvent};
+use edgeshift_ran::RanEvent;
 use edgeshift_sim::Scenario;
 use edgeshift_sim::radio::position;
 use rand::SeedableRng;
@@ -76,14 +76,8 @@ impl Agent for RadioAgent {
             let pos = position(&u.waypoints, u.speed_mps, u.start_s, t);
             let m = self.measurers.entry(ue).or_default();
             let rsrp = scenario.measure(m, pos, &mut self.rng);
-            let Some(&(_, serving_dbm)) = rsrp.iter().find(|(c, _)| *c == cell) else {
+            let Some(report) = edgeshift_sim::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;
-            };
-            let report = MeasurementReport {
-                ue,
-                serving_dbm,
-                neighbours: rsrp.iter().filter(|(c, _)| *c != cell).copied().collect(),
-                position: Some(pos),
             };
             if let Some(station) = nodes.cell_mut(NodeId::Cell(cell)) {
                 station.handle_measurement(now, &report);

@@ -337,7 +337,7 @@ impl LiveRun {
             .min()
             .unwrap_or_else(|| r.triggered_at.unwrap_or(r.activated_at))
             .max(after);
-        let mut chunks: (usize, usize, Option<u64>, u64) = (0, 0, None, 0);
+        let mut chunks: Chunks = (0, 0, None, 0);
         for x in &self.records {
             let Record::Msg {
                 at,
@@ -370,17 +370,7 @@ impl LiveRun {
                 chunks.3 = *at;
                 continue;
             }
-            if chunks.0 > 0 {
-                let _ = writeln!(
-                    o,
-                    "  {:>9.1} .. {:.1} ms  {} state messages (1004/1010/3035), {:.2} MiB",
-                    rel(chunks.2.unwrap_or(0)),
-                    rel(chunks.3),
-                    chunks.0,
-                    chunks.1 as f64 / f64::from(1u32 << 20)
-                );
-                chunks = (0, 0, None, 0);
-            }
+            state_line(o, &rel, &mut chunks);
             if SHOWN.contains(code) {
                 let _ = writeln!(
                     o,
@@ -389,15 +379,25 @@ impl LiveRun {
                 );
             }
         }
-        if chunks.0 > 0 {
-            let _ = writeln!(
-                o,
-                "  {:>9.1} .. {:.1} ms  {} state messages, {:.2} MiB",
-                rel(chunks.2.unwrap_or(0)),
-                rel(chunks.3),
-                chunks.0,
-                chunks.1 as f64 / f64::from(1u32 << 20)
-            );
-        }
+        state_line(o, &rel, &mut chunks);
     }
+}
+
+/// State messages since the last line shown: (count, bytes, first, last).
+type Chunks = (usize, usize, Option<u64>, u64);
+
+/// Prints the state messages gathered in `chunks` as one line, if any, and starts over.
+fn state_line(o: &mut String, rel: &impl Fn(u64) -> f64, chunks: &mut Chunks) {
+    if chunks.0 == 0 {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "  {:>9.1} .. {:.1} ms  {} state messages (1004/1010/3035), {:.2} MiB",
+        rel(chunks.2.unwrap_or(0)),
+        rel(chunks.3),
+        chunks.0,
+        chunks.1 as f64 / f64::from(1u32 << 20)
+    );
+    *chunks = (0, 0, None, 0);
 }

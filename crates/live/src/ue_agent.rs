@@ -5,11 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgeshift_edge::ServiceFactory;
-use edgeshift_proto::{
-    CellId, CodeRef, Deploy, Instant, NodeId, ServiceId, ServiceSpec, Transmit, UeId,
-};
-use edgeshift_runtime::{Limits, WasmFactory};
+use edgeshift_proto::{CellId, Deploy, Instant, NodeId, ServiceId, ServiceSpec, Transmit, UeId};
 use edgeshift_sim::radio::position;
 use edgeshift_sim::{Join, Scenario};
 use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
@@ -193,18 +189,8 @@ impl UeAgent {
 
     /// Checksum of a service that applied this UE's inputs 1..=n in order, never moved.
     fn twin(&self, n: u64) -> Result<u128, String> {
-        let CodeRef::Inline { kind, bytes } = &self.spec.code else {
-            return Err("service code is not inline".into());
-        };
-        let mut factory = WasmFactory::new(Limits::default()).map_err(|e| e.to_string())?;
-        let mut twin = factory
-            .instantiate(kind, bytes, &self.spec.config)
-            .map_err(|e| e.to_string())?;
-        for seq in 1..=n {
-            // A trap consumes the input on every replica alike.
-            let _ = twin.step(seq, &UeClient::payload(self.seed, seq, self.payload_len));
-        }
-        Ok(twin.checksum())
+        let inputs = (1..=n).map(|seq| UeClient::payload(self.seed, seq, self.payload_len));
+        edgeshift_sim::twin_checksum(&self.spec, inputs)
     }
 }
 

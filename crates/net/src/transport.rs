@@ -299,14 +299,7 @@ impl Transport {
 
 fn is_radio_traffic(from: NodeId, to: NodeId, msg: &Message) -> bool {
     let radio = matches!(from, NodeId::Ue(_)) || matches!(to, NodeId::Ue(_));
-    radio
-        && matches!(
-            msg,
-            Message::ServiceInput(_)
-                | Message::ServiceOutput(_)
-                | Message::Probe(_)
-                | Message::ProbeReply(_)
-        )
+    radio && msg.is_service_traffic()
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut closing: watch::Receiver<bool>) {

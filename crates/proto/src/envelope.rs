@@ -155,6 +155,16 @@ impl Message {
         }
     }
 
+    /// Whether the message is UE service traffic (inputs, answers, probes): what the radio
+    /// may lose, and what traces and journals leave out.
+    #[must_use]
+    pub const fn is_service_traffic(&self) -> bool {
+        matches!(
+            self,
+            Self::ServiceInput(_) | Self::ServiceOutput(_) | Self::Probe(_) | Self::ProbeReply(_)
+        )
+    }
+
     /// Whether the message moves service state (counted as shadow/relocation bytes).
     #[must_use]
     pub const fn is_state_transfer(&self) -> bool {

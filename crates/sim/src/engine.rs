@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use edgeshift_control::{ControlNode, Strategy};
-use edgeshift_edge::{EdgeEvent, EdgeServer, ServiceFactory};
+use edgeshift_edge::{EdgeEvent, EdgeServer};
 use edgeshift_proto::{
-    CellId, CodeRef, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, ServiceSpec,
-    SyncMode, Transmit, UeId, codec,
+    CellId, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, ServiceSpec, SyncMode,
+    Transmit, UeId, codec,
 };
-use edgeshift_ran::{BaseStation, MeasurementReport, RanEvent};
+use edgeshift_ran::{BaseStation, RanEvent};
 use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
 use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
 use rand::{Rng, SeedableRng};
@@ -269,24 +269,10 @@ impl Sim {
 
     /// Checksum of a twin that applied the UE's inputs in order and never moved.
     fn twin_checksum(&self, service: ServiceId) -> Result<u128, String> {
-        let CodeRef::Inline { kind, bytes } = &self.spec.code else {
-            return Err("service code is not inline".into());
-        };
-        let mut factory = WasmFactory::new(Limits::default()).map_err(|e| e.to_string())?;
-        let mut twin = factory
-            .instantiate(kind, bytes, &self.spec.config)
-            .map_err(|e| e.to_string())?;
-        for (i, p) in self
-            .payloads
-            .get(&service)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            // A trap consumes the input on every replica alike.
-            let _ = twin.step(i as u64 + 1, p);
-        }
-        Ok(twin.checksum())
+        crate::twin_checksum(
+            &self.spec,
+            self.payloads.get(&service).into_iter().flatten(),
+        )
     }
 
     fn start(&mut self) {
@@ -367,14 +353,7 @@ impl Sim {
         match ev {
             Ev::Deliver { from, to, frame } => match codec::decode_exact(&frame) {
                 Ok(msg) => {
-                    let traffic = matches!(
-                        msg,
-                        Message::ServiceInput(_)
-                            | Message::ServiceOutput(_)
-                            | Message::Probe(_)
-                            | Message::ProbeReply(_)
-                            | Message::LoadReport(_)
-                    );
+                    let traffic = msg.is_service_traffic() || matches!(msg, Message::LoadReport(_));
                     if !traffic || self.cfg.trace_traffic {
                         self.trace.push(TraceEntry::Msg {
                             at: self.now,
@@ -443,14 +422,8 @@ impl Sim {
                 _ => None,
             };
             let Some(cell) = serving else { continue };
-            let Some(&(_, serving_dbm)) = rsrp.iter().find(|(c, _)| *c == cell) else {
+            let Some(report) = crate::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;
-            };
-            let report = MeasurementReport {
-                ue,
-                serving_dbm,
-                neighbours: rsrp.iter().filter(|(c, _)| *c != cell).copied().collect(),
-                position: Some(pos),
             };
             if let Some(Node::Cell(c)) = self.nodes.get_mut(&NodeId::Cell(cell)) {
                 c.handle_measurement(self.now, &report);
@@ -537,14 +510,7 @@ impl Sim {
             self.shadow_bytes += frame.len() as u64;
         }
         let radio = matches!(from, NodeId::Ue(_)) || matches!(t.to, NodeId::Ue(_));
-        let traffic = matches!(
-            t.msg,
-            Message::ServiceInput(_)
-                | Message::ServiceOutput(_)
-                | Message::Probe(_)
-                | Message::ProbeReply(_)
-        );
-        if radio && traffic {
+        if radio && t.msg.is_service_traffic() {
             let loss = self.net.spec(from, t.to).loss;
             if loss > 0.0 && self.rng.random::<f64>() < loss {
                 return;

@@ -22,7 +22,7 @@ mod swarm;
 pub use engine::{Sim, SimConfig, SimError, TraceEntry};
 pub use report::{Percentiles, RelocationRecord, Report};
 pub use scenario::{BUILTIN, Scenario, ScenarioError};
-pub use setup::{Join, service_spec};
+pub use setup::{Join, measurement_report, service_spec, twin_checksum};
 pub use swarm::Swarm;
 
 /// Runs `scenario` once and returns its report and trace.

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use edgeshift_control::{ControlConfig, Strategy};
-use edgeshift_edge::{EdgeConfig, MEM_KIND, MemConfig};
-use edgeshift_proto::{CellId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
+use edgeshift_edge::{EdgeConfig, MEM_KIND, MemConfig, ServiceFactory};
+use edgeshift_proto::{CellId, CodeRef, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
-use edgeshift_ran::{PredictorConfig, RanConfig};
-use edgeshift_runtime::samples;
+use edgeshift_ran::{MeasurementReport, PredictorConfig, RanConfig};
+use edgeshift_runtime::{Limits, WasmFactory, samples};
 use edgeshift_ue::UeConfig;
 use rand::Rng;
 
@@ -35,6 +35,51 @@ pub fn service_spec(
     }
     let mib = u32::try_from(state_bytes.div_ceil(1 << 20).clamp(1, 1024)).unwrap_or(1024);
     samples::spec(kind, mib, budget).ok_or_else(|| SimError::UnknownService(kind.to_owned()))
+}
+
+/// Checksum of a twin of `spec` that applied `inputs` (numbered 1, 2, …) in order and
+/// never moved: what the live state must equal at the end of a run.
+///
+/// # Errors
+/// Code that is not inline, or a service that does not start.
+pub fn twin_checksum(
+    spec: &ServiceSpec,
+    inputs: impl IntoIterator<Item = impl AsRef<[u8]>>,
+) -> Result<u128, String> {
+    let CodeRef::Inline { kind, bytes } = &spec.code else {
+        return Err("service code is not inline".into());
+    };
+    let mut factory = WasmFactory::new(Limits::default()).map_err(|e| e.to_string())?;
+    let mut twin = factory
+        .instantiate(kind, bytes, &spec.config)
+        .map_err(|e| e.to_string())?;
+    for (seq, p) in (1..).zip(inputs) {
+        // A trap consumes the input on every replica alike.
+        let _ = twin.step(seq, p.as_ref());
+    }
+    Ok(twin.checksum())
+}
+
+/// The report a UE at `pos` served by `serving` sends from its measurement `rsrp` of every
+/// cell; `None` if the serving cell was not measured.
+#[must_use]
+pub fn measurement_report(
+    ue: UeId,
+    serving: CellId,
+    rsrp: &[(CellId, f64)],
+    pos: Pos,
+) -> Option<MeasurementReport> {
+    let &(_, serving_dbm) = rsrp.iter().find(|(c, _)| *c == serving)?;
+    Some(MeasurementReport {
+        ue,
+        serving_dbm,
+        neighbours: rsrp
+            .iter()
+            .filter(|(c, _)| *c != serving)
+            .copied()
+            .collect(),
+        position: Some(pos),
+    })
 }
 
 fn ms(v: f64) -> Duration {
