@@ -19,6 +19,7 @@ mod ids;
 mod message;
 mod role;
 mod time;
+mod timers;
 mod timing;
 
 pub use envelope::{Lane, Message};
@@ -27,4 +28,5 @@ pub use ids::{CellId, NodeId, ServerId, ServiceId, UeId};
 pub use message::*;
 pub use role::{Role, Transmit};
 pub use time::{Instant, millis_f64};
+pub use timers::TimerTable;
 pub use timing::{Timing, TimingClass, When};
