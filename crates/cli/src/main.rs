@@ -9,6 +9,7 @@ use edgeshift_proto::SyncMode;
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod live;
+mod scale;
 mod summary;
 
 #[derive(Parser)]
@@ -86,6 +87,8 @@ enum BenchCmd {
     /// Relocate a WebAssembly `armap` service of each size by each strategy over one
     /// emulated link: real compute, emulated wire.
     Relocation(RelocationArgs),
+    /// The simulator's wall time per simulated UE-second as the number of UEs grows.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(clap::Args)]
@@ -422,6 +425,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ran(a) => live::ran(a)?,
         Cmd::Ue(a) => live::ue(a)?,
         Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
+        Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
     };
     if !ok {

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use edgeshift_edge::EdgeEvent;
 use edgeshift_live::journal::{Record, UeSummary, read_journal};
+use edgeshift_record::Observation;
 
 fn port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -138,7 +140,15 @@ impl Cluster {
     fn activations(&self) -> usize {
         (1..=3)
             .flat_map(|i| self.journal(&format!("edge{i}")))
-            .filter(|r| matches!(r, Record::Activated { .. }))
+            .filter(|r| {
+                matches!(
+                    r,
+                    Record::Obs(Observation::Edge {
+                        event: EdgeEvent::Activated { .. },
+                        ..
+                    })
+                )
+            })
             .count()
     }
 

@@ -2,8 +2,8 @@
 
 use edgeshift_proto::{Instant, NodeId, RelocationMode, ServerId, ServiceId};
 
-/// An observable event of an ME server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An observable event of an ME server (serializable: live daemons journal them).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum EdgeEvent {
     /// A live instance was created from a deploy.

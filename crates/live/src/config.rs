@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use edgeshift_control::Strategy;
 use edgeshift_net::{AddressBook, LinkEmulation};
 use edgeshift_proto::{CellId, NodeId, ServerId, UeId};
-use edgeshift_sim::{Scenario, ScenarioError};
+use edgeshift_world::{Scenario, ScenarioError};
 use serde::Deserialize;
 
 /// Why a deployment cannot start.
@@ -216,7 +216,7 @@ impl Deployment {
                     "ues_along_route must be 1 to 1000, not {n}"
                 )));
             }
-            add_ues(&mut s, n);
+            s.add_ues(n);
         }
         self.check(&s)?;
         Ok(s)
@@ -318,28 +318,6 @@ impl Deployment {
     #[must_use]
     pub fn ue(&self, id: u32) -> Option<&UeDaemon> {
         self.ues.iter().find(|u| u.id == id)
-    }
-}
-
-/// Widens `s` to `n` UEs: UE 2..=n follow the first UE's route, each starting a little
-/// later and a little aside (`n` = 1 leaves the scenario's own UEs).
-pub fn add_ues(s: &mut Scenario, n: u32) {
-    let Some(first) = s.ues.first().cloned().filter(|_| n > 1) else {
-        return;
-    };
-    s.ues.truncate(1);
-    for i in 1..n {
-        let off = f64::from(i);
-        s.ues.push(edgeshift_sim::scenario::UeDef {
-            id: first.id + i,
-            speed_mps: first.speed_mps * (1.0 + 0.05 * (off % 3.0)),
-            waypoints: first
-                .waypoints
-                .iter()
-                .map(|p| [p[0], p[1] + 15.0 * off])
-                .collect(),
-            start_s: first.start_s + 0.4 * off,
-        });
     }
 }
 

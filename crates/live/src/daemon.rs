@@ -13,8 +13,8 @@ use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
 use edgeshift_proto::{CellId, NodeId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
 use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
-use edgeshift_sim::{Scenario, SimError};
 use edgeshift_ue::UeClient;
+use edgeshift_world::{Scenario, WorldError};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -44,7 +44,7 @@ pub enum DaemonError {
     Runtime(#[from] ModuleError),
     /// The service is unknown.
     #[error(transparent)]
-    Service(#[from] SimError),
+    Service(#[from] WorldError),
     /// The metrics endpoint could not be opened.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
@@ -144,7 +144,7 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-fn spec_of(dep: &Deployment, s: &Scenario) -> Result<edgeshift_proto::ServiceSpec, SimError> {
+fn spec_of(dep: &Deployment, s: &Scenario) -> Result<edgeshift_proto::ServiceSpec, WorldError> {
     s.service_spec(dep.service.as_deref(), dep.state_mib.map(|m| m << 20))
 }
 

@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgeshift_edge::EdgeEvent;
 use edgeshift_net::{Clock, LinkEmulation};
-use edgeshift_proto::NodeId;
-use edgeshift_sim::Scenario;
+use edgeshift_proto::{NodeId, UeId};
+use edgeshift_record::Observation;
+use edgeshift_world::Scenario;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::{
-    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, UeDaemon, add_ues,
+    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, UeDaemon,
 };
 use crate::daemon::{Daemon, DaemonError, Kind, Options};
 use crate::journal::{Journal, Record, read_journal};
@@ -197,15 +199,13 @@ fn progress_line(r: &Record, start: u64) -> Option<String> {
             )
             .then(|| format!("{:>7.2}s  {node}: {what}", t(*at)))
         }
-        Record::Activated {
+        Record::Obs(Observation::Edge {
             at,
             server,
-            service,
-            from,
-            ..
-        } => Some(format!(
-            "{:>7.2}s  me{server}: svc{service} is live here (moved from me{from})",
-            t(*at)
+            event: EdgeEvent::Activated { service, from, .. },
+        }) => Some(format!(
+            "{:>7.2}s  {server}: {service} is live here (moved from {from})",
+            t(at.as_nanos())
         )),
         Record::Ue(u) => Some(format!(
             "         ue{}: finished, {} inputs, twin match {}",
@@ -221,7 +221,7 @@ fn progress_line(r: &Record, start: u64) -> Option<String> {
 /// See [`DemoError`].
 pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
-    add_ues(&mut scenario, cfg.ues.max(1));
+    scenario.add_ues(cfg.ues.max(1));
     if let Some(d) = cfg.duration_s {
         scenario.duration_s = d;
     }
@@ -237,6 +237,7 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
         cfg.strategy.clone(),
         cfg.seed,
         start,
+        scenario.ues.iter().map(|u| UeId(u.id)).collect(),
         records,
     ))
 }

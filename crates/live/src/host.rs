@@ -7,12 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgeshift_control::{ControlEvent, ControlNode};
-use edgeshift_edge::{EdgeEvent, EdgeServer};
 use edgeshift_net::{Clock, Inbox, Incoming, Transport};
 use edgeshift_proto::{Instant, Message, NodeId, Role, Transmit};
-use edgeshift_ran::{BaseStation, RanEvent};
-use edgeshift_ue::{UeClient, UeEvent};
+use edgeshift_ran::BaseStation;
+use edgeshift_ue::UeClient;
+use edgeshift_world::{Node, NodeEvent};
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
@@ -21,41 +20,11 @@ use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::store::ControlStore;
 
-/// A role hosted by a daemon.
-pub enum Hosted {
-    /// A base station.
-    Cell(BaseStation),
-    /// An ME server.
-    Server(Box<EdgeServer>),
-    /// The control node.
-    Control(ControlNode),
-    /// A UE client.
-    Ue(UeClient),
-}
-
-impl std::fmt::Debug for Hosted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Cell(c) => write!(f, "Cell({})", c.cell()),
-            Self::Server(s) => write!(f, "Server({})", s.server_id()),
-            Self::Control(_) => f.write_str("Control"),
-            Self::Ue(u) => write!(f, "Ue({})", u.ue_id()),
-        }
-    }
-}
+/// A role hosted by a daemon: any role, one `Role` implementation.
+pub type Hosted = Node;
 
 /// An event of a hosted role.
-#[derive(Debug)]
-pub enum RoleEvent {
-    /// From a base station.
-    Ran(RanEvent),
-    /// From an ME server.
-    Edge(EdgeEvent),
-    /// From the control node.
-    Control(ControlEvent),
-    /// From a UE.
-    Ue(UeEvent),
-}
+pub type RoleEvent = NodeEvent;
 
 /// The roles of one host, keyed by node id.
 #[derive(Debug, Default)]
@@ -108,26 +77,8 @@ impl Nodes {
     }
 
     fn next_timeout(&self) -> Option<Instant> {
-        self.map
-            .values()
-            .filter_map(|h| match h {
-                Hosted::Cell(r) => r.poll_timeout(),
-                Hosted::Server(r) => r.poll_timeout(),
-                Hosted::Control(r) => r.poll_timeout(),
-                Hosted::Ue(r) => r.poll_timeout(),
-            })
-            .min()
+        self.map.values().filter_map(Role::poll_timeout).min()
     }
-}
-
-fn drain<R: Role>(
-    r: &mut R,
-    tx: &mut Vec<Transmit>,
-    ev: &mut Vec<RoleEvent>,
-    wrap: fn(R::Event) -> RoleEvent,
-) {
-    tx.extend(std::iter::from_fn(|| r.poll_transmit()));
-    ev.extend(std::iter::from_fn(|| r.poll_event()).map(wrap));
 }
 
 /// Inputs of a host that are not messages.
@@ -281,10 +232,7 @@ impl Host {
         }
         self.nodes.touched.insert(to);
         match self.nodes.map.get_mut(&to) {
-            Some(Hosted::Cell(r)) => r.handle_message(now, from, msg),
-            Some(Hosted::Server(r)) => r.handle_message(now, from, msg),
-            Some(Hosted::Control(r)) => r.handle_message(now, from, msg),
-            Some(Hosted::Ue(r)) => r.handle_message(now, from, msg),
+            Some(r) => r.handle_message(now, from, msg),
             None => warn!(%from, %to, name = msg.name(), "message for a node not hosted here"),
         }
     }
@@ -294,25 +242,13 @@ impl Host {
             .nodes
             .map
             .iter()
-            .filter(|(_, h)| {
-                let t = match h {
-                    Hosted::Cell(r) => r.poll_timeout(),
-                    Hosted::Server(r) => r.poll_timeout(),
-                    Hosted::Control(r) => r.poll_timeout(),
-                    Hosted::Ue(r) => r.poll_timeout(),
-                };
-                t.is_some_and(|t| t <= now)
-            })
+            .filter(|(_, h)| h.poll_timeout().is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
             self.nodes.touched.insert(id);
-            match self.nodes.map.get_mut(&id) {
-                Some(Hosted::Cell(r)) => r.handle_timeout(now),
-                Some(Hosted::Server(r)) => r.handle_timeout(now),
-                Some(Hosted::Control(r)) => r.handle_timeout(now),
-                Some(Hosted::Ue(r)) => r.handle_timeout(now),
-                None => {}
+            if let Some(r) = self.nodes.map.get_mut(&id) {
+                r.handle_timeout(now);
             }
         }
         if self.agent.next_tick().is_some_and(|t| t <= now) {
@@ -329,20 +265,15 @@ impl Host {
             }
         }
         while let Some(id) = self.nodes.touched.pop_first() {
-            let mut tx = Vec::new();
-            let mut ev = Vec::new();
-            match self.nodes.map.get_mut(&id) {
-                Some(Hosted::Cell(r)) => drain(r, &mut tx, &mut ev, RoleEvent::Ran),
-                Some(Hosted::Server(r)) => {
-                    drain(r.as_mut(), &mut tx, &mut ev, RoleEvent::Edge);
-                    self.obs.edge_load(r);
-                }
-                Some(Hosted::Control(r)) => {
-                    drain(r, &mut tx, &mut ev, RoleEvent::Control);
-                    control_changed = true;
-                }
-                Some(Hosted::Ue(r)) => drain(r, &mut tx, &mut ev, RoleEvent::Ue),
-                None => continue,
+            let Some(r) = self.nodes.map.get_mut(&id) else {
+                continue;
+            };
+            let tx: Vec<Transmit> = std::iter::from_fn(|| r.poll_transmit()).collect();
+            let ev: Vec<NodeEvent> = std::iter::from_fn(|| r.poll_event()).collect();
+            match r {
+                Node::Server(s) => self.obs.edge_load(s),
+                Node::Control(_) => control_changed = true,
+                _ => {}
             }
             for t in tx {
                 self.obs.sent(now, &t);

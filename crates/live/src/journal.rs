@@ -1,14 +1,15 @@
 //! The journal: what each daemon did, as typed records with times in the common time
 //! reference. In one process (the demo) records go through a channel; across processes
 //! each daemon appends JSON lines to a file (`--journal FILE`) and the demo merges them.
-//! Service traffic is not journaled (it is counted in metrics); protocol messages and role
-//! events are.
+//! Service traffic messages are not journaled (they are counted in metrics); protocol
+//! messages, role events, and the [`Observation`]s the run record is built from are.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use edgeshift_record::Observation;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -60,7 +61,7 @@ pub struct UeSummary {
 
 /// One journal line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Record {
     /// A protocol message was received.
     Msg {
@@ -86,69 +87,8 @@ pub enum Record {
         /// What.
         what: String,
     },
-    /// A source server received its 1006.
-    Triggered {
-        /// When.
-        at: u64,
-        /// The service.
-        service: u32,
-    },
-    /// A source froze its instance.
-    Frozen {
-        /// When.
-        at: u64,
-        /// The service.
-        service: u32,
-    },
-    /// A shadow became the live instance.
-    Activated {
-        /// When.
-        at: u64,
-        /// The new host.
-        server: u32,
-        /// The service.
-        service: u32,
-        /// The previous host.
-        from: u32,
-        /// State size.
-        state_bytes: u64,
-        /// Valid at the first 2004 check.
-        first_try: bool,
-        /// When the shadow was created.
-        shadow_created_at: u64,
-    },
-    /// A relocation failed; the source is live again.
-    RelocationFailed {
-        /// When.
-        at: u64,
-        /// The service.
-        service: u32,
-        /// Why.
-        reason: String,
-    },
-    /// A shadow was discarded after living `seconds`.
-    ShadowClosed {
-        /// When.
-        at: u64,
-        /// Where.
-        server: u32,
-        /// How long it lived.
-        seconds: f64,
-    },
-    /// State bytes a server sent (shadow transfers, syncs, catch-ups).
-    StateSent {
-        /// When.
-        at: u64,
-        /// Bytes.
-        bytes: u64,
-    },
-    /// The control node's counters.
-    ControlStats {
-        /// When.
-        at: u64,
-        /// Counters.
-        stats: edgeshift_control::ControlStats,
-    },
+    /// A fact for the run record (the simulator's recorder replays these).
+    Obs(Observation),
     /// A UE finished.
     Ue(UeSummary),
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use edgeshift_control::ControlStats;
 use edgeshift_edge::{EdgeEvent, EdgeServer};
-use edgeshift_proto::{Instant, NodeId, ServiceId, Transmit};
+use edgeshift_proto::{Instant, NodeId, ServiceId, Transmit, codec};
 use edgeshift_ran::RanEvent;
+use edgeshift_record::Observation;
 use edgeshift_ue::UeEvent;
 use tracing::{debug, info, warn};
 
@@ -42,12 +43,9 @@ impl Observer {
 
     pub(crate) fn sent(&self, now: Instant, t: &Transmit) {
         if t.msg.is_state_transfer() {
-            let bytes = t.msg.bulk_len() as u64;
+            let bytes = codec::frame_len(&t.msg) as u64;
             self.metrics.shadow_bytes.inc_by(bytes);
-            self.journal.record(Record::StateSent {
-                at: now.as_nanos(),
-                bytes,
-            });
+            self.observe(Observation::StateSent { at: now, bytes });
         }
     }
 
@@ -64,11 +62,12 @@ impl Observer {
     pub(crate) fn control_stats(&mut self, now: Instant, stats: ControlStats) {
         if stats != self.control_stats {
             self.control_stats = stats;
-            self.journal.record(Record::ControlStats {
-                at: now.as_nanos(),
-                stats,
-            });
+            self.observe(Observation::ControlStats { at: now, stats });
         }
+    }
+
+    fn observe(&self, o: Observation) {
+        self.journal.record(Record::Obs(o));
     }
 
     fn note(&self, now: Instant, node: NodeId, what: String) {
@@ -84,6 +83,9 @@ impl Observer {
         match ev {
             RoleEvent::Edge(e) => self.edge(now, node, e),
             RoleEvent::Ran(e) => {
+                if let Some(o) = Observation::ran(now, node, e) {
+                    self.observe(o);
+                }
                 match e {
                     RanEvent::TrafficDropped { ue, why } => {
                         debug!(%node, %ue, why, "traffic dropped");
@@ -103,24 +105,40 @@ impl Observer {
                 }
                 self.note(now, node, format!("{e:?}"));
             }
-            RoleEvent::Control(e) => self.note(now, node, format!("{e:?}")),
-            RoleEvent::Ue(e) => match e {
-                UeEvent::Generated { .. } => {
-                    self.metrics.inputs.inc();
+            RoleEvent::Control(e) => {
+                if let Some(o) = Observation::control(now, e) {
+                    self.observe(o);
                 }
-                UeEvent::Answered { .. } => {
-                    self.metrics.answers.inc();
+                self.note(now, node, format!("{e:?}"));
+            }
+            RoleEvent::Ue(e) => {
+                if let NodeId::Ue(ue) = node
+                    && let Some(o) = Observation::ue(now, ue, ServiceId(ue.0), e)
+                {
+                    self.observe(o);
                 }
-                _ => self.note(now, node, format!("{e:?}")),
-            },
+                self.ue(now, node, e);
+            }
+        }
+    }
+
+    fn ue(&self, now: Instant, node: NodeId, e: &UeEvent) {
+        match e {
+            UeEvent::Generated { .. } => {
+                self.metrics.inputs.inc();
+            }
+            UeEvent::Answered { .. } => {
+                self.metrics.answers.inc();
+            }
+            _ => self.note(now, node, format!("{e:?}")),
         }
     }
 
     fn edge(&mut self, now: Instant, node: NodeId, e: &EdgeEvent) {
-        let at = now.as_nanos();
         let NodeId::Server(server) = node else {
             return;
         };
+        self.observe(Observation::edge(now, server, e.clone()));
         match e {
             EdgeEvent::Applied {
                 service,
@@ -132,18 +150,6 @@ impl Observer {
                 return;
             }
             EdgeEvent::Applied { .. } | EdgeEvent::Answered { .. } => return,
-            EdgeEvent::RelocationTriggered { service, .. } => {
-                self.journal.record(Record::Triggered {
-                    at,
-                    service: service.0,
-                });
-            }
-            EdgeEvent::Frozen { service, .. } => {
-                self.journal.record(Record::Frozen {
-                    at,
-                    service: service.0,
-                });
-            }
             EdgeEvent::ShadowDiscarded {
                 created_at,
                 service,
@@ -151,18 +157,10 @@ impl Observer {
                 let seconds = now.saturating_duration_since(*created_at).as_secs_f64();
                 self.metrics.shadow_seconds.inc_by(seconds);
                 self.shadow_seq.remove(service);
-                self.journal.record(Record::ShadowClosed {
-                    at,
-                    server: server.0,
-                    seconds,
-                });
             }
             EdgeEvent::Activated {
                 service,
-                from,
                 last_seq,
-                first_try,
-                state_bytes,
                 shadow_created_at,
                 ..
             } => {
@@ -180,30 +178,14 @@ impl Observer {
                         outcome: "activated".into(),
                     })
                     .inc();
-                self.journal.record(Record::Activated {
-                    at,
-                    server: server.0,
-                    service: service.0,
-                    from: from.0,
-                    state_bytes: *state_bytes,
-                    first_try: *first_try,
-                    shadow_created_at: shadow_created_at.as_nanos(),
-                });
             }
-            EdgeEvent::RelocationFailed {
-                service, reason, ..
-            } => {
+            EdgeEvent::RelocationFailed { .. } => {
                 self.metrics
                     .relocations
                     .get_or_create(&Outcome {
                         outcome: "failed".into(),
                     })
                     .inc();
-                self.journal.record(Record::RelocationFailed {
-                    at,
-                    service: service.0,
-                    reason: reason.clone(),
-                });
             }
             EdgeEvent::ProtocolViolation { .. } | EdgeEvent::ServiceError { .. } => {
                 warn!(%node, "{e:?}");

@@ -12,8 +12,8 @@ use std::time::Duration;
 use edgeshift_proto::{CellId, Instant, NodeId, UeId};
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::RanEvent;
-use edgeshift_sim::Scenario;
-use edgeshift_sim::radio::position;
+use edgeshift_world::Scenario;
+use edgeshift_world::radio::position;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -76,7 +76,7 @@ impl Agent for RadioAgent {
             let pos = position(&u.waypoints, u.speed_mps, u.start_s, t);
             let m = self.measurers.entry(ue).or_default();
             let rsrp = scenario.measure(m, pos, &mut self.rng);
-            let Some(report) = edgeshift_sim::measurement_report(ue, cell, &rsrp, pos) else {
+            let Some(report) = edgeshift_ran::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;
             };
             if let Some(station) = nodes.cell_mut(NodeId::Cell(cell)) {

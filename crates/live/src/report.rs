@@ -1,13 +1,15 @@
 //! From journal records to the run report (the same JSON record as `edgeshift sim
-//! --json`) and a readable timeline of each relocation.
+//! --json`, built by the same `edgeshift_record::Recorder` from the journaled
+//! observations) and a readable timeline of each relocation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use edgeshift_sim::check::Violation;
-use edgeshift_sim::{Percentiles, RelocationRecord, Report};
+use edgeshift_edge::EdgeEvent;
+use edgeshift_proto::{Instant, ServiceId, UeId};
+use edgeshift_record::{Observation, Recorder, Report, RunMeta};
 
-use crate::journal::{GapRecord, Record, UeSummary};
+use crate::journal::{Record, UeSummary};
 
 /// What a live run produced.
 #[derive(Clone, Debug)]
@@ -20,21 +22,16 @@ pub struct LiveRun {
     pub seed: u64,
     /// Start of the run (Unix ns); timeline times are relative to it.
     pub start: u64,
+    /// The UEs of the run.
+    pub ues: Vec<UeId>,
     /// Every record of every daemon, in time order.
     pub records: Vec<Record>,
 }
 
 fn at_of(r: &Record) -> u64 {
     match r {
-        Record::Msg { at, .. }
-        | Record::Event { at, .. }
-        | Record::Triggered { at, .. }
-        | Record::Frozen { at, .. }
-        | Record::Activated { at, .. }
-        | Record::RelocationFailed { at, .. }
-        | Record::ShadowClosed { at, .. }
-        | Record::StateSent { at, .. }
-        | Record::ControlStats { at, .. } => *at,
+        Record::Msg { at, .. } | Record::Event { at, .. } => *at,
+        Record::Obs(o) => o.at().as_nanos(),
         Record::Ue(_) => u64::MAX,
     }
 }
@@ -43,7 +40,7 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-/// One relocation, joined with the UE's view of its handover.
+/// One relocation, for the timeline.
 #[derive(Clone, Debug)]
 struct Reloc {
     service: u32,
@@ -53,7 +50,6 @@ struct Reloc {
     triggered_at: Option<u64>,
     state_bytes: u64,
     first_try: bool,
-    gap: Option<GapRecord>,
 }
 
 impl LiveRun {
@@ -64,6 +60,7 @@ impl LiveRun {
         strategy: String,
         seed: u64,
         start: u64,
+        ues: Vec<UeId>,
         mut records: Vec<Record>,
     ) -> Self {
         records.sort_by_key(at_of);
@@ -72,6 +69,7 @@ impl LiveRun {
             strategy,
             seed,
             start,
+            ues,
             records,
         }
     }
@@ -91,44 +89,34 @@ impl LiveRun {
     }
 
     fn relocations(&self) -> Vec<Reloc> {
-        let gaps: Vec<(u32, &GapRecord)> = self
-            .ues()
-            .flat_map(|u| u.gaps.iter().map(move |g| (u.ue, g)))
-            .collect();
         let mut triggered: BTreeMap<u32, u64> = BTreeMap::new();
         let mut out = Vec::new();
         for r in &self.records {
-            match r {
-                Record::Triggered { at, service } => {
-                    triggered.insert(*service, *at);
+            let Record::Obs(Observation::Edge { at, server, event }) = r else {
+                continue;
+            };
+            let (at, server) = (at.as_nanos(), server.0);
+            match event {
+                EdgeEvent::RelocationTriggered { service, .. } => {
+                    triggered.insert(service.0, at);
                 }
-                Record::Activated {
-                    at,
-                    server,
+                EdgeEvent::Activated {
                     service,
                     from,
                     state_bytes,
                     first_try,
                     ..
                 } => {
+                    let service = &service.0;
                     let t = triggered.remove(service);
-                    let t0 = t.unwrap_or(*at);
-                    let gap = gaps
-                        .iter()
-                        .filter(|(ue, g)| {
-                            *ue == *service && g.detached_at.abs_diff(t0) <= 2_000_000_000
-                        })
-                        .min_by_key(|(_, g)| g.detached_at.abs_diff(t0))
-                        .map(|(_, g)| (*g).clone());
                     out.push(Reloc {
                         service: *service,
-                        from: *from,
-                        to: *server,
-                        activated_at: *at,
+                        from: from.0,
+                        to: server,
+                        activated_at: at,
                         triggered_at: t,
                         state_bytes: *state_bytes,
                         first_try: *first_try,
-                        gap,
                     });
                 }
                 _ => {}
@@ -137,112 +125,25 @@ impl LiveRun {
         out
     }
 
-    /// The run report.
+    /// The run report: the journaled observations replayed, in time order, through the
+    /// recorder the simulator uses.
     #[must_use]
     pub fn report(&self) -> Report {
-        let ues: Vec<&UeSummary> = self.ues().collect();
-        let relocs = self.relocations();
-        let mut violations = Vec::new();
-        let at_s = |ns: u64| ns.saturating_sub(self.start) as f64 / 1e9;
-        for u in &ues {
-            if !u.final_state_matches_twin {
-                violations.push(Violation {
-                    at_s: f64::NAN,
-                    what: format!(
-                        "ue{}: live state (input {:?} of {}, {} answered) differs from its never-moved twin",
-                        u.ue, u.live_last_seq, u.inputs_sent, u.inputs_answered
-                    ),
-                });
-            }
-        }
-        let mut shadow_bytes = 0;
-        let mut shadow_seconds = 0.0;
-        let mut stats = edgeshift_control::ControlStats::default();
-        for r in &self.records {
-            match r {
-                Record::StateSent { bytes, .. } => shadow_bytes += bytes,
-                Record::ShadowClosed { seconds, .. } => shadow_seconds += seconds,
-                Record::Activated {
-                    at,
-                    shadow_created_at,
-                    ..
-                } => shadow_seconds += ms(at.saturating_sub(*shadow_created_at)) / 1e3,
-                Record::ControlStats { stats: s, .. } => stats = *s,
-                Record::RelocationFailed {
-                    at,
-                    service,
-                    reason,
-                } => violations.push(Violation {
-                    at_s: at_s(*at),
-                    what: format!(
-                        "svc{service}: relocation failed ({reason}); the source is live again"
-                    ),
-                }),
-                _ => {}
-            }
-        }
-        let added: Vec<f64> = ues
-            .iter()
-            .flat_map(|u| u.gaps.iter().filter_map(|g| g.added_ms))
-            .collect();
-        let handovers = ues
-            .iter()
-            .flat_map(|u| u.gaps.iter())
-            .filter(|g| g.attached_at.is_some())
-            .count() as u64;
-        let records = relocs
-            .iter()
-            .map(|r| {
-                let t0 = r.triggered_at.unwrap_or(r.activated_at);
-                let g = r.gap.as_ref();
-                let radio = g.and_then(|g| g.radio_gap_ms).unwrap_or(0.0);
-                let service = g.and_then(|g| g.service_gap_ms).unwrap_or(0.0);
-                RelocationRecord {
-                    ue: format!("ue{}", r.service),
-                    service: format!("svc{}", r.service),
-                    from: format!("me{}", r.from),
-                    to: format!("me{}", r.to),
-                    state_bytes: r.state_bytes,
-                    radio_gap_ms: radio,
-                    service_gap_ms: service,
-                    added_ms: g.and_then(|g| g.added_ms).unwrap_or(0.0),
-                    critical_path_ms: ms(r.activated_at.saturating_sub(t0)),
-                    checksum_valid_first_try: r.first_try,
-                }
-            })
-            .collect::<Vec<_>>();
-        Report {
+        let meta = RunMeta {
             scenario: self.scenario.clone(),
             strategy: self.strategy.clone(),
             seed: self.seed,
-            handovers,
-            handover_failures: ues
-                .iter()
-                .flat_map(|u| u.gaps.iter())
-                .filter(|g| g.failed)
-                .count() as u64,
-            relocations: records.len() as u64,
-            relocations_skipped_same_server: stats.skipped_same_server,
-            relocations_skipped_within_budget: stats.skipped_within_budget,
-            mispredicted: stats.mispredicted,
-            reactive_fallbacks: stats.reactive,
-            handovers_cancelled: stats.cancelled,
-            pingpongs: stats.pingpongs,
-            invariant_violations: violations.len() as u64,
-            inputs_sent: ues.iter().map(|u| u.inputs_sent).sum(),
-            inputs_applied_once: ues
-                .iter()
-                .filter(|u| u.final_state_matches_twin)
-                .map(|u| u.inputs_sent)
-                .sum(),
-            final_state_matches_twin: !ues.is_empty()
-                && ues.iter().all(|u| u.final_state_matches_twin),
-            added_interruption_ms: Percentiles::of(&added),
-            shadow_bytes,
-            shadow_seconds,
-            relocation_records: records,
-            violations,
+            origin: Instant(self.start),
+        };
+        let mut rec = Recorder::new(meta, self.ues.iter().map(|u| (*u, ServiceId(u.0))));
+        let mut end = Instant(self.start);
+        for r in &self.records {
+            if let Record::Obs(o) = r {
+                end = end.max(o.at());
+                rec.observe(o.clone());
+            }
         }
+        rec.finish(end)
     }
 
     /// A readable account: each relocation's message timeline (the first `detail` in

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgeshift_proto::{CellId, Deploy, Instant, NodeId, ServiceId, ServiceSpec, Transmit, UeId};
-use edgeshift_sim::radio::position;
-use edgeshift_sim::{Join, Scenario};
+use edgeshift_record::{LiveState, Observation, UeFinal};
 use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
+use edgeshift_world::radio::position;
+use edgeshift_world::{Join, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing::{info, warn};
@@ -136,7 +137,7 @@ impl UeAgent {
         self.phase = Phase::Running;
     }
 
-    fn finish(&mut self, ue: &UeClient, live: Option<(u64, Option<u128>)>) {
+    fn finish(&mut self, now: Instant, ue: &UeClient, live: Option<(u64, Option<u128>)>) {
         let sent = ue.stats().len() as u64;
         let answered = ue
             .stats()
@@ -147,6 +148,16 @@ impl UeAgent {
         if let Err(e) = &twin {
             warn!(ue = %self.ue, error = %e, "twin not computed");
         }
+        self.journal
+            .record(Record::Obs(Observation::UeFinal(UeFinal {
+                at: now,
+                ue: self.ue,
+                service: ServiceId(self.ue.0),
+                unanswered: ue.unanswered() as u64,
+                gaps: ue.gaps().to_vec(),
+                live: live.map(|(last_seq, checksum)| LiveState { last_seq, checksum }),
+                twin: twin.clone(),
+            })));
         let twin = twin.ok();
         let (live_last_seq, live_checksum) = match live {
             Some((seq, sum)) => (Some(seq), sum),
@@ -190,7 +201,7 @@ impl UeAgent {
     /// Checksum of a service that applied this UE's inputs 1..=n in order, never moved.
     fn twin(&self, n: u64) -> Result<u128, String> {
         let inputs = (1..=n).map(|seq| UeClient::payload(self.seed, seq, self.payload_len));
-        edgeshift_sim::twin_checksum(&self.spec, inputs)
+        edgeshift_runtime::twin_checksum(&self.spec, inputs)
     }
 }
 
@@ -248,7 +259,7 @@ impl Agent for UeAgent {
             }
         }
         if let Some(live) = self.live.take() {
-            self.finish(u, Some(live));
+            self.finish(now, u, Some(live));
             return;
         }
         match self.phase {
@@ -263,7 +274,7 @@ impl Agent for UeAgent {
                     QUERY_TIMEOUT + self.drain_until.saturating_duration_since(self.stop_at);
                 if now.saturating_duration_since(since) > patience {
                     warn!(ue = %self.ue, "the live instance did not answer the state query");
-                    self.finish(u, None);
+                    self.finish(now, u, None);
                     return;
                 }
                 // Wait for the answers still in flight, then ask (again, if lost).

@@ -62,6 +62,13 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
+/// Length of the frame [`encode`] makes of `msg` (header and payload), computed without
+/// encoding it: what a message costs on the wire, for accounting.
+#[must_use]
+pub fn frame_len(msg: &Message) -> usize {
+    HEADER_LEN + msg.payload_len()
+}
+
 /// Reads the header at the start of `buf`: the message type and the payload length.
 ///
 /// # Errors

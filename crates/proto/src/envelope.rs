@@ -46,6 +46,13 @@ macro_rules! messages {
                 }
             }
 
+            /// Bytes of the payload [`Self::encode_payload`] writes, without writing it.
+            pub(crate) fn payload_len(&self) -> usize {
+                match self {
+                    $(Self::$variant(m) => postcard::experimental::serialized_size(m).unwrap_or(0),)*
+                }
+            }
+
             pub(crate) fn decode_payload(ty: u16, payload: &[u8]) -> Result<Self, DecodeError> {
                 match ty {
                     $($code => parse::<$variant>(ty, payload).map(Self::$variant),)*

@@ -15,10 +15,28 @@
 //! with uncertainty: what 1002 carries); [`PredictorConfig::kind`] picks the A3-margin
 //! trend, the Kalman track, or a custom one, and [`PredictorConfig::sequence`] blends in
 //! the cell-sequence model.
+//!
+//! ```no_run
+//! use edgeshift_proto::{CellId, Instant, Role, UeId};
+//! use edgeshift_ran::{BaseStation, RanConfig, measurement_report};
+//!
+//! let mut cell = BaseStation::new(RanConfig::new(CellId(1)));
+//! let now = Instant::ZERO;
+//! cell.handle_attach(now, UeId(7));
+//! // Every measurement period: the UE's filtered RSRP of every cell, as its report.
+//! let rsrp = [(CellId(1), -95.0), (CellId(2), -90.0)];
+//! if let Some(report) = measurement_report(UeId(7), CellId(1), &rsrp, [120.0, 0.0]) {
+//!     cell.handle_measurement(now, &report);
+//! }
+//! while let Some(t) = cell.poll_transmit() { /* 1002 to the control node, 2001 over X2 … */ }
+//! while let Some(e) = cell.poll_event() { /* observe e */ }
+//! let _wake_at = cell.poll_timeout(); // call handle_timeout then
+//! ```
 #![forbid(unsafe_code)]
 
 mod config;
 mod kalman;
+mod measurement;
 mod predict;
 mod predictor;
 mod sequence;
@@ -26,6 +44,7 @@ mod station;
 
 pub use config::{PredictorConfig, PredictorFactory, PredictorKind, RanConfig};
 pub use kalman::RadioMap;
+pub use measurement::measurement_report;
 pub use predict::{Prediction, Sample};
 pub use predictor::{KalmanPredictor, Predictor, SequencePredictor, TrendPredictor, UeView};
 pub use station::{BaseStation, MeasurementReport, RanEvent, TTT_VALUES_MS, is_standard_ttt};

@@ -25,8 +25,10 @@ mod limits;
 pub mod samples;
 mod service;
 mod state;
+mod twin;
 
 pub use error::ModuleError;
 pub use factory::{WASM_KIND, WasmFactory};
 pub use limits::Limits;
 pub use service::WasmService;
+pub use twin::twin_checksum;

@@ -263,8 +263,9 @@ impl Bench {
 /// # Errors
 /// The runtime could not start, or the strategy is unknown.
 pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchResult, SimError> {
-    let spec = samples::spec("armap", size_mib, 0)
-        .ok_or_else(|| SimError::UnknownService("armap".into()))?;
+    let spec = samples::spec("armap", size_mib, 0).ok_or_else(|| {
+        SimError::Service(edgeshift_world::WorldError::UnknownService("armap".into()))
+    })?;
     let mut b = Bench::new(link)?;
     b.deliver(
         SRC,
@@ -287,7 +288,11 @@ pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchRe
         "precopy" => (RelocationMode::Precopy, None),
         "shadow-replay" => (RelocationMode::Hot, Some(SyncMode::Replay)),
         "shadow-delta" => (RelocationMode::Hot, Some(SyncMode::Delta)),
-        other => return Err(SimError::UnknownService(format!("strategy {other}"))),
+        other => {
+            return Err(SimError::Service(
+                edgeshift_world::WorldError::UnknownService(format!("strategy {other}")),
+            ));
+        }
     };
     if let Some(sync) = sync {
         let prepare = PrepareShadow {

@@ -11,27 +11,25 @@ use edgeshift_proto::{
     CellId, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, ServiceSpec, SyncMode,
     Transmit, UeId, codec,
 };
+use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::{BaseStation, RanEvent};
+use edgeshift_record::{LiveState, Observation, Recorder, Report, RunMeta, UeFinal};
 use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
-use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
+use edgeshift_ue::{UeClient, UeEvent};
+use edgeshift_world::radio::{Pos, position};
+use edgeshift_world::{Command, Join, Node, NodeEvent, Scenario, WorldError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::check::Checker;
 use crate::link::Network;
-use crate::radio::{Pos, position};
-use crate::report::{Percentiles, RelocationRecord, Report};
-use crate::scenario::Scenario;
-use crate::setup::Join;
-use edgeshift_radio::measure::UeMeasurer;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
     /// The service is not one the simulator knows.
-    #[error("unknown service {0:?} (expected mem, counter, arena or armap)")]
-    UnknownService(String),
+    #[error(transparent)]
+    Service(#[from] WorldError),
     /// The WebAssembly engine could not start.
     #[error("WebAssembly runtime: {0}")]
     Runtime(ModuleError),
@@ -108,13 +106,6 @@ impl TraceEntry {
     }
 }
 
-enum Node {
-    Cell(BaseStation),
-    Server(EdgeServer),
-    Control(ControlNode),
-    Ue(UeClient),
-}
-
 enum Ev {
     Deliver {
         from: NodeId,
@@ -123,14 +114,7 @@ enum Ev {
     },
     Wake(NodeId),
     Measure,
-    Attach {
-        ue: UeId,
-        cell: CellId,
-    },
-    Reestablish {
-        ue: UeId,
-        cell: CellId,
-    },
+    Command(NodeId, Command),
 }
 
 struct Item {
@@ -157,17 +141,6 @@ impl Ord for Item {
     }
 }
 
-struct Reloc {
-    service: ServiceId,
-    from: ServerId,
-    to: ServerId,
-    triggered_at: Option<Instant>,
-    frozen_at: Option<Instant>,
-    activated_at: Instant,
-    state_bytes: u64,
-    first_try: bool,
-}
-
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
     scenario: Scenario,
@@ -182,22 +155,9 @@ pub struct Sim {
     net: Network,
     rng: ChaCha8Rng,
     radios: BTreeMap<UeId, UeMeasurer>,
-    checker: Checker,
+    recorder: Recorder,
     trace: Vec<TraceEntry>,
     payloads: BTreeMap<ServiceId, Vec<Vec<u8>>>,
-    triggered: BTreeMap<ServiceId, Instant>,
-    frozen: BTreeMap<ServiceId, Instant>,
-    relocs: Vec<Reloc>,
-    shadow_open: BTreeMap<(ServerId, ServiceId), Instant>,
-    shadow_seconds: f64,
-    shadow_bytes: u64,
-    notes: Vec<String>,
-}
-
-fn drain<R: Role>(r: &mut R) -> (Vec<Transmit>, Vec<R::Event>, Option<Instant>) {
-    let tx = std::iter::from_fn(|| r.poll_transmit()).collect();
-    let ev = std::iter::from_fn(|| r.poll_event()).collect();
-    (tx, ev, r.poll_timeout())
 }
 
 impl Sim {
@@ -217,28 +177,33 @@ impl Sim {
                 Box::new(factory),
                 Instant::ZERO,
             );
-            nodes.insert(NodeId::Server(ServerId(sv.id)), Node::Server(server));
+            nodes.insert(NodeId::Server(ServerId(sv.id)), Node::from(server));
         }
         for c in &s.cells {
             let station = BaseStation::new(s.ran_config(CellId(c.id)));
-            nodes.insert(NodeId::Cell(CellId(c.id)), Node::Cell(station));
+            nodes.insert(NodeId::Cell(CellId(c.id)), Node::from(station));
         }
         let cc = s.control_config(cfg.strategy, cfg.sync);
-        nodes.insert(
-            NodeId::Control,
-            Node::Control(ControlNode::new(cc, Instant::ZERO)),
-        );
+        nodes.insert(NodeId::Control, ControlNode::new(cc, Instant::ZERO).into());
         let stop = Instant::from_secs_f64(s.duration_s);
         for u in &s.ues {
             let mut uc = s.ue_config(u, cfg.seed);
             uc.stop_at = Some(stop);
             nodes.insert(
                 NodeId::Ue(UeId(u.id)),
-                Node::Ue(UeClient::new(uc, Instant::ZERO)),
+                UeClient::new(uc, Instant::ZERO).into(),
             );
         }
         let net = Network::new(s);
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let meta = RunMeta {
+            scenario: scenario.name.clone(),
+            strategy: cfg.strategy.to_string(),
+            seed: cfg.seed,
+            origin: Instant::ZERO,
+        };
+        let ues = s.ues.iter().map(|u| (UeId(u.id), ServiceId(u.id)));
+        let recorder = Recorder::new(meta, ues);
         let mut sim = Self {
             spec,
             now: Instant::ZERO,
@@ -250,16 +215,9 @@ impl Sim {
             net,
             rng,
             radios: BTreeMap::new(),
-            checker: Checker::default(),
+            recorder,
             trace: Vec::new(),
             payloads: BTreeMap::new(),
-            triggered: BTreeMap::new(),
-            frozen: BTreeMap::new(),
-            relocs: Vec::new(),
-            shadow_open: BTreeMap::new(),
-            shadow_seconds: 0.0,
-            shadow_bytes: 0,
-            notes: Vec::new(),
             scenario,
             cfg,
         };
@@ -269,7 +227,7 @@ impl Sim {
 
     /// Checksum of a twin that applied the UE's inputs in order and never moved.
     fn twin_checksum(&self, service: ServiceId) -> Result<u128, String> {
-        crate::twin_checksum(
+        edgeshift_runtime::twin_checksum(
             &self.spec,
             self.payloads.get(&service).into_iter().flatten(),
         )
@@ -289,9 +247,7 @@ impl Sim {
             let Some(&(cell, _)) = rsrp.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
                 continue;
             };
-            if let Some(Node::Ue(u)) = self.nodes.get_mut(&NodeId::Ue(ue)) {
-                u.handle_attach(Instant::ZERO, cell);
-            }
+            self.command(NodeId::Ue(ue), Command::Attach(cell));
             let deploy = Deploy {
                 service: ServiceId(id),
                 ue,
@@ -324,15 +280,22 @@ impl Sim {
     }
 
     fn deliver_now(&mut self, from: NodeId, to: NodeId, msg: Message) {
-        let now = self.now;
-        match self.nodes.get_mut(&to) {
-            Some(Node::Cell(r)) => r.handle_message(now, from, msg),
-            Some(Node::Server(r)) => r.handle_message(now, from, msg),
-            Some(Node::Control(r)) => r.handle_message(now, from, msg),
-            Some(Node::Ue(r)) => r.handle_message(now, from, msg),
-            None => {}
+        if let Some(r) = self.nodes.get_mut(&to) {
+            r.handle_message(self.now, from, msg);
         }
         self.flush(to);
+    }
+
+    /// Feeds a command to `to` (without flushing it).
+    fn command(&mut self, to: NodeId, cmd: Command) {
+        if let Some(r) = self.nodes.get_mut(&to)
+            && let Err(e) = r.handle_command(self.now, cmd)
+        {
+            self.recorder.observe(Observation::Violation {
+                at: self.now,
+                what: e.to_string(),
+            });
+        }
     }
 
     /// Runs to the end and returns the report.
@@ -366,38 +329,25 @@ impl Sim {
                     }
                     self.deliver_now(from, to, msg);
                 }
-                Err(e) => self.checker.violation(
-                    self.now,
-                    format!("frame from {from} to {to} does not decode: {e}"),
-                ),
+                Err(e) => self.recorder.observe(Observation::Violation {
+                    at: self.now,
+                    what: format!("frame from {from} to {to} does not decode: {e}"),
+                }),
             },
             Ev::Wake(id) => {
                 if self.wake_at.get(&id) != Some(&self.now) {
                     return; // Superseded by an earlier or later wake.
                 }
                 self.wake_at.remove(&id);
-                let now = self.now;
-                match self.nodes.get_mut(&id) {
-                    Some(Node::Cell(r)) => r.handle_timeout(now),
-                    Some(Node::Server(r)) => r.handle_timeout(now),
-                    Some(Node::Control(r)) => r.handle_timeout(now),
-                    Some(Node::Ue(r)) => r.handle_timeout(now),
-                    None => {}
+                if let Some(r) = self.nodes.get_mut(&id) {
+                    r.handle_timeout(self.now);
                 }
                 self.flush(id);
             }
             Ev::Measure => self.measure(),
-            Ev::Attach { ue, cell } => {
-                if let Some(Node::Ue(u)) = self.nodes.get_mut(&NodeId::Ue(ue)) {
-                    u.handle_attach(self.now, cell);
-                }
-                self.flush(NodeId::Ue(ue));
-            }
-            Ev::Reestablish { ue, cell } => {
-                if let Some(Node::Ue(u)) = self.nodes.get_mut(&NodeId::Ue(ue)) {
-                    u.handle_reestablish(self.now, cell);
-                }
-                self.flush(NodeId::Ue(ue));
+            Ev::Command(to, cmd) => {
+                self.command(to, cmd);
+                self.flush(to);
             }
         }
     }
@@ -417,16 +367,17 @@ impl Sim {
             .collect();
         for (ue, pos) in ues {
             let rsrp = self.rsrp(ue, pos);
-            let serving = match self.nodes.get(&NodeId::Ue(ue)) {
-                Some(Node::Ue(u)) => u.serving(),
-                _ => None,
-            };
+            let serving = self
+                .nodes
+                .get(&NodeId::Ue(ue))
+                .and_then(Node::as_ue)
+                .and_then(UeClient::serving);
             let Some(cell) = serving else { continue };
-            let Some(report) = crate::measurement_report(ue, cell, &rsrp, pos) else {
+            let Some(report) = edgeshift_ran::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;
             };
-            if let Some(Node::Cell(c)) = self.nodes.get_mut(&NodeId::Cell(cell)) {
-                c.handle_measurement(self.now, &report);
+            if self.nodes.contains_key(&NodeId::Cell(cell)) {
+                self.command(NodeId::Cell(cell), Command::Measurement(report));
             }
             self.flush(NodeId::Cell(cell));
         }
@@ -437,43 +388,37 @@ impl Sim {
     }
 
     fn flush(&mut self, id: NodeId) {
-        let (tx, timeout) = match self.nodes.get_mut(&id) {
-            Some(Node::Cell(r)) => {
-                let (tx, ev, t) = drain(r);
-                for e in ev {
-                    self.on_ran(id, e);
+        let Some(r) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let tx: Vec<Transmit> = std::iter::from_fn(|| r.poll_transmit()).collect();
+        let ev: Vec<NodeEvent> = std::iter::from_fn(|| r.poll_event()).collect();
+        let timeout = r.poll_timeout();
+        for e in ev {
+            match e {
+                NodeEvent::Ran(e) => self.on_ran(id, e),
+                NodeEvent::Edge(e) => {
+                    if let NodeId::Server(server) = id {
+                        self.on_edge(server, e);
+                    }
                 }
-                (tx, t)
-            }
-            Some(Node::Server(r)) => {
-                let (tx, ev, t) = drain(r);
-                let server = r.server_id();
-                for e in ev {
-                    self.on_edge(server, e);
-                }
-                (tx, t)
-            }
-            Some(Node::Control(r)) => {
-                let (tx, ev, t) = drain(r);
-                for e in ev {
+                NodeEvent::Control(e) => {
+                    if let Some(o) = Observation::control(self.now, &e) {
+                        self.recorder.observe(o);
+                    }
                     self.trace.push(TraceEntry::Event {
                         at: self.now,
                         node: id,
                         what: format!("{e:?}"),
                     });
                 }
-                (tx, t)
-            }
-            Some(Node::Ue(r)) => {
-                let (tx, ev, t) = drain(r);
-                let ue = r.ue_id();
-                for e in ev {
-                    self.on_ue(ue, e);
+                NodeEvent::Ue(e) => {
+                    if let NodeId::Ue(ue) = id {
+                        self.on_ue(ue, e);
+                    }
                 }
-                (tx, t)
             }
-            None => return,
-        };
+        }
         for t in tx {
             self.send(id, t);
         }
@@ -490,24 +435,27 @@ impl Sim {
 
     fn send(&mut self, from: NodeId, t: Transmit) {
         if !self.nodes.contains_key(&t.to) {
-            self.checker.violation(
-                self.now,
-                format!("{from} sent {} to unknown node {}", t.msg.name(), t.to),
-            );
+            self.recorder.observe(Observation::Violation {
+                at: self.now,
+                what: format!("{from} sent {} to unknown node {}", t.msg.name(), t.to),
+            });
             return;
         }
         let frame = match codec::encode(&t.msg) {
             Ok(f) => f,
             Err(e) => {
-                self.checker.violation(
-                    self.now,
-                    format!("{from} sent an unencodable {}: {e}", t.msg.name()),
-                );
+                self.recorder.observe(Observation::Violation {
+                    at: self.now,
+                    what: format!("{from} sent an unencodable {}: {e}", t.msg.name()),
+                });
                 return;
             }
         };
         if t.msg.is_state_transfer() {
-            self.shadow_bytes += frame.len() as u64;
+            self.recorder.observe(Observation::StateSent {
+                at: self.now,
+                bytes: frame.len() as u64,
+            });
         }
         let radio = matches!(from, NodeId::Ue(_)) || matches!(t.to, NodeId::Ue(_));
         if radio && t.msg.is_service_traffic() {
@@ -536,6 +484,9 @@ impl Sim {
     }
 
     fn on_ran(&mut self, id: NodeId, e: RanEvent) {
+        if let Some(o) = Observation::ran(self.now, id, &e) {
+            self.recorder.observe(o);
+        }
         if !matches!(e, RanEvent::TrafficDropped { .. }) {
             self.trace.push(TraceEntry::Event {
                 at: self.now,
@@ -546,23 +497,30 @@ impl Sim {
     }
 
     fn on_ue(&mut self, ue: UeId, e: UeEvent) {
+        let service = ServiceId(ue.0);
+        if let Some(o) = Observation::ue(self.now, ue, service, &e) {
+            self.recorder.observe(o);
+        }
         match e {
-            UeEvent::Generated { seq, payload } => {
-                let service = ServiceId(ue.0);
-                self.checker.on_generated(self.now, service, seq, &payload);
+            UeEvent::Generated { payload, .. } => {
                 self.payloads.entry(service).or_default().push(payload);
             }
             UeEvent::Detached { target } => {
-                let source = match self.nodes.get(&NodeId::Ue(ue)) {
-                    Some(Node::Ue(u)) => u.gaps().last().map(|g| g.from),
-                    _ => None,
-                };
+                let source = self
+                    .nodes
+                    .get(&NodeId::Ue(ue))
+                    .and_then(Node::as_ue)
+                    .and_then(|u| u.gaps().last().map(|g| g.from));
+                let node = NodeId::Ue(ue);
                 match (self.scenario.handover_join(&mut self.rng), source) {
                     (Join::Reestablish(after), Some(cell)) => {
-                        self.push(self.now + after, Ev::Reestablish { ue, cell });
+                        self.push(
+                            self.now + after,
+                            Ev::Command(node, Command::Reestablish(cell)),
+                        );
                     }
                     (Join::Target(after), _) | (Join::Reestablish(after), None) => {
-                        self.push(self.now + after, Ev::Attach { ue, cell: target });
+                        self.push(self.now + after, Ev::Command(node, Command::Attach(target)));
                     }
                 }
                 self.trace.push(TraceEntry::Event {
@@ -578,67 +536,12 @@ impl Sim {
                     what: format!("Attached {{ cell: {cell} }}"),
                 });
             }
-            UeEvent::Unexpected { name } => self.notes.push(format!("{ue} got unexpected {name}")),
             _ => {}
         }
     }
 
     fn on_edge(&mut self, server: ServerId, e: EdgeEvent) {
-        self.checker.on_edge(self.now, server, &e);
         let quiet = matches!(e, EdgeEvent::Applied { .. } | EdgeEvent::Answered { .. });
-        match &e {
-            EdgeEvent::RelocationTriggered { service, .. } => {
-                self.triggered.insert(*service, self.now);
-            }
-            EdgeEvent::Frozen { service, .. } => {
-                self.frozen.insert(*service, self.now);
-            }
-            EdgeEvent::ShadowCreated { service, .. } => {
-                self.shadow_open.insert((server, *service), self.now);
-            }
-            EdgeEvent::ShadowDiscarded {
-                service,
-                created_at,
-            } => {
-                self.shadow_open.remove(&(server, *service));
-                self.shadow_seconds += self
-                    .now
-                    .saturating_duration_since(*created_at)
-                    .as_secs_f64();
-            }
-            EdgeEvent::Activated {
-                service,
-                from,
-                state_bytes,
-                first_try,
-                shadow_created_at,
-                ..
-            } => {
-                self.shadow_open.remove(&(server, *service));
-                self.shadow_seconds += self
-                    .now
-                    .saturating_duration_since(*shadow_created_at)
-                    .as_secs_f64();
-                self.relocs.push(Reloc {
-                    service: *service,
-                    from: *from,
-                    to: server,
-                    triggered_at: self.triggered.remove(service),
-                    frozen_at: self.frozen.remove(service),
-                    activated_at: self.now,
-                    state_bytes: *state_bytes,
-                    first_try: *first_try,
-                });
-            }
-            EdgeEvent::RelocationFailed { service, .. } => {
-                self.triggered.remove(service);
-                self.frozen.remove(service);
-            }
-            EdgeEvent::ProtocolViolation { what, .. } => {
-                self.notes.push(format!("{server}: {what}"))
-            }
-            _ => {}
-        }
         if !quiet {
             self.trace.push(TraceEntry::Event {
                 at: self.now,
@@ -646,144 +549,48 @@ impl Sim {
                 what: format!("{e:?}"),
             });
         }
+        self.recorder
+            .observe(Observation::edge(self.now, server, e));
     }
 
-    /// Final checks and the report.
+    /// Each UE's end of run (its live instance read off the server the events say serves
+    /// it, its never-moved twin), the control node's counters, then the report.
     fn finish(mut self) -> (Report, Vec<TraceEntry>) {
-        for (_, created) in std::mem::take(&mut self.shadow_open) {
-            self.shadow_seconds += self.now.saturating_duration_since(created).as_secs_f64();
-        }
-        let mut inputs_sent = 0;
-        let mut applied_once = 0;
-        let mut twins_match = true;
-        let mut gaps: Vec<(UeId, HandoverGap)> = Vec::new();
-        let ue_ids: Vec<UeId> = self.scenario.ues.iter().map(|u| UeId(u.id)).collect();
-        for ue in ue_ids {
-            let service = ServiceId(ue.0);
-            let (sent, once) = self.checker.counts(service);
-            inputs_sent += sent;
-            applied_once += once;
-            if let Some(Node::Ue(u)) = self.nodes.get(&NodeId::Ue(ue)) {
-                if u.unanswered() > 0 {
-                    let what = format!("{ue}: {} inputs never answered", u.unanswered());
-                    self.checker.violation(self.now, what);
-                }
-                gaps.extend(u.gaps().iter().map(|g| (ue, *g)));
-            }
-            let live = self.checker.serving(service).and_then(|s| {
-                match self.nodes.get(&NodeId::Server(s)) {
-                    Some(Node::Server(e)) => e.live_view(service),
-                    _ => None,
-                }
+        if let Some(c) = self.nodes.get(&NodeId::Control).and_then(Node::as_control) {
+            let stats = c.stats();
+            self.recorder.observe(Observation::ControlStats {
+                at: self.now,
+                stats,
             });
-            let Some(live) = live else {
-                twins_match = false;
-                self.checker.violation(
-                    self.now,
-                    format!("{service}: no single live instance at the end"),
-                );
+        }
+        let ues: Vec<UeId> = self.scenario.ues.iter().map(|u| UeId(u.id)).collect();
+        for ue in ues {
+            let service = ServiceId(ue.0);
+            let Some(u) = self.nodes.get(&NodeId::Ue(ue)).and_then(Node::as_ue) else {
                 continue;
             };
-            if live.last_seq != sent {
-                let what = format!(
-                    "{service}: live state holds input {} of {sent}",
-                    live.last_seq
-                );
-                self.checker.violation(self.now, what);
-            }
+            let (unanswered, gaps) = (u.unanswered() as u64, u.gaps().to_vec());
+            let live = self
+                .recorder
+                .serving(service)
+                .and_then(|s| self.nodes.get(&NodeId::Server(s)))
+                .and_then(Node::as_server)
+                .and_then(|e| e.live_view(service))
+                .map(|v| LiveState {
+                    last_seq: v.last_seq,
+                    checksum: Some(v.checksum),
+                });
             let twin = self.twin_checksum(service);
-            if twin.as_ref().ok() != Some(&live.checksum) {
-                twins_match = false;
-                self.checker.violation(
-                    self.now,
-                    format!("{service}: final state differs from its never-moved twin"),
-                );
-            }
+            self.recorder.observe(Observation::UeFinal(UeFinal {
+                at: self.now,
+                ue,
+                service,
+                unanswered,
+                gaps,
+                live,
+                twin,
+            }));
         }
-        let records = self.records(&gaps);
-        let added: Vec<f64> = gaps
-            .iter()
-            .filter_map(|(_, g)| g.added())
-            .map(|d| d.as_secs_f64() * 1e3)
-            .collect();
-        let handovers = gaps.iter().filter(|(_, g)| g.attached_at.is_some()).count() as u64;
-        let handover_failures = gaps.iter().filter(|(_, g)| g.failed).count() as u64;
-        let stats = match self.nodes.get(&NodeId::Control) {
-            Some(Node::Control(c)) => c.stats(),
-            _ => Default::default(),
-        };
-        let violations = self.checker.violations().to_vec();
-        let report = Report {
-            scenario: self.scenario.name.clone(),
-            strategy: self.cfg.strategy.to_string(),
-            seed: self.cfg.seed,
-            handovers,
-            handover_failures,
-            relocations: records.len() as u64,
-            relocations_skipped_same_server: stats.skipped_same_server,
-            relocations_skipped_within_budget: stats.skipped_within_budget,
-            mispredicted: stats.mispredicted,
-            reactive_fallbacks: stats.reactive,
-            handovers_cancelled: stats.cancelled,
-            pingpongs: stats.pingpongs,
-            invariant_violations: violations.len() as u64,
-            inputs_sent,
-            inputs_applied_once: applied_once,
-            final_state_matches_twin: twins_match,
-            added_interruption_ms: Percentiles::of(&added),
-            shadow_bytes: self.shadow_bytes,
-            shadow_seconds: self.shadow_seconds,
-            relocation_records: records,
-            violations,
-        };
-        (report, self.trace)
-    }
-
-    fn records(&self, gaps: &[(UeId, HandoverGap)]) -> Vec<RelocationRecord> {
-        let msf = |d: Duration| d.as_secs_f64() * 1e3;
-        self.relocs
-            .iter()
-            .map(|r| {
-                let ue = UeId(r.service.0);
-                let t0 = r.triggered_at.unwrap_or(r.activated_at);
-                let gap = gaps
-                    .iter()
-                    .filter(|(u, g)| {
-                        *u == ue
-                            && g.detached_at.as_nanos().abs_diff(t0.as_nanos()) <= 2_000_000_000
-                    })
-                    .min_by_key(|(_, g)| g.detached_at.as_nanos().abs_diff(t0.as_nanos()))
-                    .map(|(_, g)| *g);
-                let (radio, service) = match gap {
-                    Some(g) => (
-                        g.radio_gap().map_or(0.0, msf),
-                        g.service_gap().map_or(0.0, msf),
-                    ),
-                    None => (
-                        0.0,
-                        r.frozen_at
-                            .map_or(0.0, |f| msf(r.activated_at.saturating_duration_since(f))),
-                    ),
-                };
-                RelocationRecord {
-                    ue: ue.to_string(),
-                    service: r.service.to_string(),
-                    from: r.from.to_string(),
-                    to: r.to.to_string(),
-                    state_bytes: r.state_bytes,
-                    radio_gap_ms: radio,
-                    service_gap_ms: service,
-                    added_ms: (service - radio).max(0.0),
-                    critical_path_ms: msf(r.activated_at.saturating_duration_since(t0)),
-                    checksum_valid_first_try: r.first_try,
-                }
-            })
-            .collect()
-    }
-
-    /// Notes (protocol violations the roles reported, unexpected messages).
-    #[must_use]
-    pub fn notes(&self) -> &[String] {
-        &self.notes
+        (self.recorder.finish(self.now), self.trace)
     }
 }

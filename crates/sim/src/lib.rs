@@ -1,7 +1,7 @@
 //! A deterministic discrete-event simulator that runs every edgeshift role (base
 //! stations, ME servers, the control node, UEs) in virtual time, over links with latency,
 //! bandwidth and loss, with a radio and mobility model that produces measurement reports,
-//! and invariant checkers that watch every event (see [`check`]).
+//! and the invariant checkers of `edgeshift-record` watching every event.
 //!
 //! A seed fixes the whole run: `Sim::new(scenario, SimConfig::new(strategy, seed)).run()`
 //! gives the same [`Report`] and trace every time. Every message is encoded and decoded
@@ -9,20 +9,14 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
-pub mod check;
 mod engine;
 pub mod link;
 pub mod predict;
-pub mod radio;
-mod report;
-pub mod scenario;
-mod setup;
 mod swarm;
 
+pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
+pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
 pub use engine::{Sim, SimConfig, SimError, TraceEntry};
-pub use report::{Percentiles, RelocationRecord, Report};
-pub use scenario::{BUILTIN, Scenario, ScenarioError};
-pub use setup::{Join, measurement_report, service_spec, twin_checksum};
 pub use swarm::Swarm;
 
 /// Runs `scenario` once and returns its report and trace.

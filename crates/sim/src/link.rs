@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use edgeshift_proto::{CellId, Instant, Lane, NodeId, ServerId};
 
-use crate::scenario::Scenario;
+use edgeshift_world::Scenario;
 
 /// Latency and bandwidth of one link.
 #[derive(Clone, Copy, Debug)]

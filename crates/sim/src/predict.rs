@@ -180,6 +180,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
     let mut last_ho: BTreeMap<UeId, (CellId, Instant)> = BTreeMap::new();
     let mut pingpongs = 0u64;
     let mut ue_seconds = 0.0;
+    let mut clocks = CellClocks::default();
     let steps = (duration / period) as u64;
     for step in 1..=steps {
         let t = step as f64 * period;
@@ -207,7 +208,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
                         .max_by(|a, b| a.1.total_cmp(&b.1))
                         .map_or(CellId(1), |c| CellId(c.0));
                     if let Some(bs) = cells.get_mut(&best) {
-                        bs.handle_attach(now, ue);
+                        bs.handle_attach(clocks.at(best, now), ue);
                     }
                     serving.insert(ue, best);
                     best
@@ -229,7 +230,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
             let Some(bs) = cells.get_mut(&cell) else {
                 continue;
             };
-            bs.handle_measurement(now, &report);
+            bs.handle_measurement(clocks.at(cell, now), &report);
             let out: Vec<_> = std::iter::from_fn(|| bs.poll_transmit()).collect();
             while bs.poll_event().is_some() {}
             let mut request = None;
@@ -271,7 +272,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
                 }
             }
             if let Some(r) = request {
-                x2(&mut cells, ue, cell, r, now);
+                x2(&mut cells, &mut clocks, ue, cell, r, now);
             }
         }
     }
@@ -284,16 +285,34 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
     ))
 }
 
-/// Runs the X2 handover between the `ran` roles with no delay: the 2001 the source sent,
-/// then 2002, 2003 (at the announced time), 2006 and the context release.
+/// Each base station's own time. The X2 exchange runs ahead of the measurement loop (a
+/// cell's 2003 waits for the announced time); a cell's later inputs are fed at its own
+/// time, so that no role ever sees time run backwards (the `Role` contract).
+#[derive(Default)]
+struct CellClocks(BTreeMap<CellId, Instant>);
+
+impl CellClocks {
+    /// The time to feed `cell` an input that happens at `now`.
+    fn at(&mut self, cell: CellId, now: Instant) -> Instant {
+        let t = self.0.entry(cell).or_insert(now);
+        *t = (*t).max(now);
+        *t
+    }
+}
+
+/// Runs the X2 handover between the `ran` roles with no network delay: the 2001 the source
+/// sent, then 2002, 2003 (at the announced time: the cell's timers run up to it), 2006 and
+/// the context release.
 fn x2(
     cells: &mut BTreeMap<CellId, BaseStation>,
+    clocks: &mut CellClocks,
     ue: UeId,
     from: CellId,
     request: HandoverRequest,
     now: Instant,
 ) {
-    let later = now + std::time::Duration::from_secs(1);
+    // Timers further out than this are not part of this handover.
+    let horizon = now + std::time::Duration::from_secs(1);
     let mut queue: Vec<(NodeId, NodeId, Message)> =
         vec![(from.into(), request.target.into(), request.into())];
     // Each step is one hop of a fixed five-message exchange; the bound only guards a bug.
@@ -306,12 +325,21 @@ fn x2(
                 let Some(bs) = cells.get_mut(&c) else {
                     continue;
                 };
-                bs.handle_message(now, sender, m);
-                bs.handle_timeout(later);
-                while let Some(t) = bs.poll_transmit() {
-                    queue.push((c.into(), t.to, t.msg));
+                let mut at = clocks.at(c, now);
+                bs.handle_message(at, sender, m);
+                loop {
+                    while let Some(t) = bs.poll_transmit() {
+                        queue.push((c.into(), t.to, t.msg));
+                    }
+                    while bs.poll_event().is_some() {}
+                    match bs.poll_timeout() {
+                        Some(t) if t <= horizon => {
+                            at = clocks.at(c, t);
+                            bs.handle_timeout(at);
+                        }
+                        _ => break,
+                    }
                 }
-                while bs.poll_event().is_some() {}
             }
             (NodeId::Ue(_), Message::HandoverCommand(cmd)) => {
                 let confirm = HandoverConfirm { ue, source: from };

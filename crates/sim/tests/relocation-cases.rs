@@ -65,8 +65,8 @@ fn withdrawn_prediction_releases_the_shadows_and_the_service_stays() {
 
 #[test]
 fn rejected_handover_releases_the_shadows_and_the_service_stays() {
-    let text =
-        include_str!("../scenarios/fig4.toml").replace("server = 3", "server = 3\ncapacity = 0");
+    let text = include_str!("../../world/scenarios/fig4.toml")
+        .replace("server = 3", "server = 3\ncapacity = 0");
     let scenario = Scenario::parse("fig4-full-target", &text).expect("scenario");
     let (report, trace) = run_ok(scenario, Strategy::Shadow, 6);
     assert!(report.handovers_cancelled >= 1);
@@ -88,8 +88,8 @@ fn rejected_handover_releases_the_shadows_and_the_service_stays() {
 #[test]
 fn shadow_out_of_date_at_2004_catches_up_then_activates() {
     // Batching replay sync for 500 ms leaves the shadow behind when 2004 comes.
-    let text =
-        include_str!("../scenarios/fig4.toml").to_owned() + "\n[edge]\nreplay_batch_ms = 500\n";
+    let text = include_str!("../../world/scenarios/fig4.toml").to_owned()
+        + "\n[edge]\nreplay_batch_ms = 500\n";
     let scenario = Scenario::parse("fig4-lagging", &text).expect("scenario");
     let (report, trace) = run_ok(scenario, Strategy::Shadow, 7);
     assert_eq!(report.relocations, 1);
@@ -114,7 +114,7 @@ fn delta_sync_shadows_stay_valid() {
 #[test]
 fn latency_budget_skips_relocations_the_host_can_still_serve() {
     // 10 ms round trip suffices from every cell: nothing moves.
-    let text = include_str!("../scenarios/corridor.toml").replace(
+    let text = include_str!("../../world/scenarios/corridor.toml").replace(
         "writes_per_input = 8",
         "writes_per_input = 8\nlatency_budget_ms = 10",
     );

@@ -14,6 +14,21 @@
 //!
 //! The gap per handover ([`HandoverGap`]) runs from detach to the first answer after
 //! re-attach, minus the round trip the UE saw before the handover.
+//!
+//! ```no_run
+//! use edgeshift_proto::{CellId, Instant, Role, ServiceId, UeId};
+//! use edgeshift_ue::{UeClient, UeConfig};
+//!
+//! let mut ue = UeClient::new(UeConfig::new(UeId(1), ServiceId(1), 42), Instant::ZERO);
+//! ue.handle_attach(Instant::ZERO, CellId(1));
+//! while let Some(at) = ue.poll_timeout() {
+//!     // A driver sleeps (or advances virtual time) until then.
+//!     ue.handle_timeout(at);
+//!     while let Some(t) = ue.poll_transmit() { /* send t.msg to t.to */ }
+//!     while let Some(e) = ue.poll_event() { /* observe e */ }
+//!     # break;
+//! }
+//! ```
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, VecDeque};
@@ -73,7 +88,7 @@ pub struct InputStat {
 }
 
 /// One handover as the UE saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HandoverGap {
     /// Cell left.
     pub from: CellId,

@@ -7,8 +7,8 @@
 //!   a serving instance answers the UE;
 //! - **nothing lost**: a failed relocation leaves the source serving; at the end every input
 //!   the UE sent is applied and answered;
-//! - **twin**: the final state equals that of a twin that never moved (checked by the
-//!   simulator at the end of [`crate::Sim::run`]).
+//! - **twin**: the final state equals that of a twin that never moved (checked at the end
+//!   by [`crate::Recorder::finish`] from each UE's [`crate::UeFinal`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,11 +35,21 @@ struct ServiceCheck {
 /// Watches a run; see the module docs.
 #[derive(Debug, Default)]
 pub struct Checker {
+    origin: Instant,
     services: BTreeMap<ServiceId, ServiceCheck>,
     violations: Vec<Violation>,
 }
 
 impl Checker {
+    /// A checker whose violations count their time from `origin`.
+    #[must_use]
+    pub fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            ..Self::default()
+        }
+    }
+
     /// Violations so far.
     #[must_use]
     pub fn violations(&self) -> &[Violation] {
@@ -48,7 +58,7 @@ impl Checker {
 
     pub(crate) fn violation(&mut self, now: Instant, what: String) {
         self.violations.push(Violation {
-            at_s: now.as_secs_f64(),
+            at_s: now.saturating_duration_since(self.origin).as_secs_f64(),
             what,
         });
     }

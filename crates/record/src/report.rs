@@ -1,4 +1,4 @@
-//! The JSON record of a run (`edgeshift sim --json`).
+//! The JSON record of a run (`edgeshift sim --json`, `edgeshift demo --json`).
 
 use serde::Serialize;
 
@@ -104,4 +104,18 @@ pub struct Report {
     pub relocation_records: Vec<RelocationRecord>,
     /// The violations themselves.
     pub violations: Vec<Violation>,
+    /// Input the roles ignored because it did not fit the protocol (not invariant
+    /// violations: a late duplicate, a message for a state that has moved on).
+    pub protocol_notes: Vec<Note>,
+}
+
+/// Input a role ignored, as it reported it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Note {
+    /// Time (seconds in the run's time reference).
+    pub at_s: f64,
+    /// The role.
+    pub node: String,
+    /// What it said.
+    pub what: String,
 }

@@ -1,31 +1,33 @@
 //! How a scenario configures each role. The simulator and the live daemons build their
 //! roles with these, so a scenario means the same thing in virtual and in real time.
+//! Also the radio side of a scenario that both drivers play: mean and measured RSRP of
+//! every cell at a position, and how a handover's radio gap ends ([`Join`]).
 
 use std::time::Duration;
 
 use edgeshift_control::{ControlConfig, Strategy};
-use edgeshift_edge::{EdgeConfig, MEM_KIND, MemConfig, ServiceFactory};
-use edgeshift_proto::{CellId, CodeRef, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
+use edgeshift_edge::{EdgeConfig, MEM_KIND, MemConfig};
+use edgeshift_proto::{CellId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
-use edgeshift_ran::{MeasurementReport, PredictorConfig, RanConfig};
-use edgeshift_runtime::{Limits, WasmFactory, samples};
+use edgeshift_ran::{PredictorConfig, RanConfig};
+use edgeshift_runtime::samples;
 use edgeshift_ue::UeConfig;
 use rand::Rng;
 
-use crate::SimError;
+use crate::WorldError;
 use crate::radio::{Pos, path_loss_db};
 use crate::scenario::{Scenario, UeDef};
 
 /// The deploy spec of a service kind with about `state_bytes` of state.
 ///
 /// # Errors
-/// [`SimError::UnknownService`] for a kind that is neither `mem` nor a runtime sample.
+/// [`WorldError::UnknownService`] for a kind that is neither `mem` nor a runtime sample.
 pub fn service_spec(
     kind: &str,
     state_bytes: u64,
     writes: u32,
     budget: u32,
-) -> Result<ServiceSpec, SimError> {
+) -> Result<ServiceSpec, WorldError> {
     if kind == MEM_KIND {
         return Ok(MemConfig {
             state_bytes,
@@ -34,52 +36,7 @@ pub fn service_spec(
         .spec(budget));
     }
     let mib = u32::try_from(state_bytes.div_ceil(1 << 20).clamp(1, 1024)).unwrap_or(1024);
-    samples::spec(kind, mib, budget).ok_or_else(|| SimError::UnknownService(kind.to_owned()))
-}
-
-/// Checksum of a twin of `spec` that applied `inputs` (numbered 1, 2, …) in order and
-/// never moved: what the live state must equal at the end of a run.
-///
-/// # Errors
-/// Code that is not inline, or a service that does not start.
-pub fn twin_checksum(
-    spec: &ServiceSpec,
-    inputs: impl IntoIterator<Item = impl AsRef<[u8]>>,
-) -> Result<u128, String> {
-    let CodeRef::Inline { kind, bytes } = &spec.code else {
-        return Err("service code is not inline".into());
-    };
-    let mut factory = WasmFactory::new(Limits::default()).map_err(|e| e.to_string())?;
-    let mut twin = factory
-        .instantiate(kind, bytes, &spec.config)
-        .map_err(|e| e.to_string())?;
-    for (seq, p) in (1..).zip(inputs) {
-        // A trap consumes the input on every replica alike.
-        let _ = twin.step(seq, p.as_ref());
-    }
-    Ok(twin.checksum())
-}
-
-/// The report a UE at `pos` served by `serving` sends from its measurement `rsrp` of every
-/// cell; `None` if the serving cell was not measured.
-#[must_use]
-pub fn measurement_report(
-    ue: UeId,
-    serving: CellId,
-    rsrp: &[(CellId, f64)],
-    pos: Pos,
-) -> Option<MeasurementReport> {
-    let &(_, serving_dbm) = rsrp.iter().find(|(c, _)| *c == serving)?;
-    Some(MeasurementReport {
-        ue,
-        serving_dbm,
-        neighbours: rsrp
-            .iter()
-            .filter(|(c, _)| *c != serving)
-            .copied()
-            .collect(),
-        position: Some(pos),
-    })
+    samples::spec(kind, mib, budget).ok_or_else(|| WorldError::UnknownService(kind.to_owned()))
 }
 
 fn ms(v: f64) -> Duration {
@@ -96,7 +53,7 @@ impl Scenario {
         &self,
         kind: Option<&str>,
         state_bytes: Option<u64>,
-    ) -> Result<ServiceSpec, SimError> {
+    ) -> Result<ServiceSpec, WorldError> {
         let s = &self.service;
         service_spec(
             kind.unwrap_or(&s.kind),

@@ -1,7 +1,7 @@
 //! Scenarios: topology, radio, links, service and UE routes, read from TOML.
 //!
 //! The built-in scenarios (`fig4`, `corridor`) are TOML files embedded in the binary; a
-//! user scenario has the same format (see `crates/sim/scenarios/fig4.toml`).
+//! user scenario has the same format (see `crates/world/scenarios/fig4.toml`).
 
 use std::path::Path;
 

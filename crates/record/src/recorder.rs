@@ -1,0 +1,316 @@
+//! [`Recorder`]: turns the [`Observation`]s of a run into its [`Report`], with one
+//! definition of every field whichever driver ran it.
+//!
+//! Feed observations in time order with [`Recorder::observe`] (the invariant
+//! [`Checker`] runs on each), one [`UeFinal`] per UE at its end, then
+//! [`Recorder::finish`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use edgeshift_control::ControlStats;
+use edgeshift_edge::EdgeEvent;
+use edgeshift_proto::{Instant, ServerId, ServiceId, UeId};
+use edgeshift_ue::HandoverGap;
+
+use crate::check::Checker;
+use crate::observation::{Observation, UeFinal};
+use crate::report::{Note, Percentiles, RelocationRecord, Report};
+
+/// What the record is of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunMeta {
+    /// Scenario name.
+    pub scenario: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// Seed.
+    pub seed: u64,
+    /// Start of the run: reported times (`at_s`) count from here.
+    pub origin: Instant,
+}
+
+struct Reloc {
+    service: ServiceId,
+    from: ServerId,
+    to: ServerId,
+    triggered_at: Option<Instant>,
+    frozen_at: Option<Instant>,
+    activated_at: Instant,
+    state_bytes: u64,
+    first_try: bool,
+}
+
+/// Builds a run's [`Report`]; see the module docs.
+pub struct Recorder {
+    meta: RunMeta,
+    ues: Vec<(UeId, ServiceId)>,
+    checker: Checker,
+    triggered: BTreeMap<ServiceId, Instant>,
+    frozen: BTreeMap<ServiceId, Instant>,
+    relocs: Vec<Reloc>,
+    shadow_open: BTreeMap<(ServerId, ServiceId), Instant>,
+    shadow_seconds: f64,
+    shadow_bytes: u64,
+    stats: ControlStats,
+    notes: Vec<Note>,
+    finals: BTreeMap<UeId, UeFinal>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("meta", &self.meta)
+            .field("ues", &self.ues.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// A recorder for a run of `ues`, each with its service, in the order the report lists
+    /// their final checks.
+    #[must_use]
+    pub fn new(meta: RunMeta, ues: impl IntoIterator<Item = (UeId, ServiceId)>) -> Self {
+        Self {
+            checker: Checker::new(meta.origin),
+            meta,
+            ues: ues.into_iter().collect(),
+            triggered: BTreeMap::new(),
+            frozen: BTreeMap::new(),
+            relocs: Vec::new(),
+            shadow_open: BTreeMap::new(),
+            shadow_seconds: 0.0,
+            shadow_bytes: 0,
+            stats: ControlStats::default(),
+            notes: Vec::new(),
+            finals: BTreeMap::new(),
+        }
+    }
+
+    /// The server serving `service` now as far as the observed events tell, if exactly one.
+    #[must_use]
+    pub fn serving(&self, service: ServiceId) -> Option<ServerId> {
+        self.checker.serving(service)
+    }
+
+    /// The checker (violations so far, per-input counts).
+    #[must_use]
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// Takes one observation.
+    pub fn observe(&mut self, obs: Observation) {
+        match obs {
+            Observation::Input {
+                at,
+                service,
+                seq,
+                payload,
+            } => self.checker.on_generated(at, service, seq, &payload),
+            Observation::Edge { at, server, event } => self.edge(at, server, event),
+            Observation::StateSent { bytes, .. } => self.shadow_bytes += bytes,
+            Observation::ControlStats { stats, .. } => self.stats = stats,
+            Observation::Note { at, node, what } => self.notes.push(Note {
+                at_s: self.secs(at),
+                node: node.to_string(),
+                what,
+            }),
+            Observation::Violation { at, what } => self.checker.violation(at, what),
+            Observation::UeFinal(f) => {
+                self.finals.insert(f.ue, f);
+            }
+        }
+    }
+
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.meta.origin).as_secs_f64()
+    }
+
+    fn close_shadow(&mut self, now: Instant, server: ServerId, service: ServiceId, since: Instant) {
+        self.shadow_open.remove(&(server, service));
+        self.shadow_seconds += now.saturating_duration_since(since).as_secs_f64();
+    }
+
+    fn edge(&mut self, now: Instant, server: ServerId, e: EdgeEvent) {
+        self.checker.on_edge(now, server, &e);
+        match e {
+            EdgeEvent::RelocationTriggered { service, .. } => {
+                self.triggered.insert(service, now);
+            }
+            EdgeEvent::Frozen { service, .. } => {
+                self.frozen.insert(service, now);
+            }
+            EdgeEvent::ShadowCreated { service, .. } => {
+                self.shadow_open.insert((server, service), now);
+            }
+            EdgeEvent::ShadowDiscarded {
+                service,
+                created_at,
+            } => self.close_shadow(now, server, service, created_at),
+            EdgeEvent::Activated {
+                service,
+                from,
+                state_bytes,
+                first_try,
+                shadow_created_at,
+                ..
+            } => {
+                self.close_shadow(now, server, service, shadow_created_at);
+                self.relocs.push(Reloc {
+                    service,
+                    from,
+                    to: server,
+                    triggered_at: self.triggered.remove(&service),
+                    frozen_at: self.frozen.remove(&service),
+                    activated_at: now,
+                    state_bytes,
+                    first_try,
+                });
+            }
+            EdgeEvent::RelocationFailed { service, .. } => {
+                self.triggered.remove(&service);
+                self.frozen.remove(&service);
+            }
+            EdgeEvent::ProtocolViolation { from, what } => self.notes.push(Note {
+                at_s: self.secs(now),
+                node: server.to_string(),
+                what: format!("from {from}: {what}"),
+            }),
+            _ => {}
+        }
+    }
+
+    /// The final checks (every UE: answered, one live instance, holding every input, equal
+    /// to its twin) and the report; shadows still open count until `end`.
+    #[must_use]
+    pub fn finish(mut self, end: Instant) -> Report {
+        for (_, created) in std::mem::take(&mut self.shadow_open) {
+            self.shadow_seconds += end.saturating_duration_since(created).as_secs_f64();
+        }
+        let mut inputs_sent = 0;
+        let mut applied_once = 0;
+        let mut twins_match = true;
+        let mut gaps: Vec<(UeId, HandoverGap)> = Vec::new();
+        for (ue, service) in self.ues.clone() {
+            let (sent, once) = self.checker.counts(service);
+            inputs_sent += sent;
+            applied_once += once;
+            let Some(fin) = self.finals.remove(&ue) else {
+                twins_match = false;
+                self.checker
+                    .violation(end, format!("{ue}: never reported the end of its run"));
+                continue;
+            };
+            if fin.unanswered > 0 {
+                let what = format!("{ue}: {} inputs never answered", fin.unanswered);
+                self.checker.violation(fin.at, what);
+            }
+            gaps.extend(fin.gaps.iter().map(|g| (ue, *g)));
+            let live = fin.live.filter(|_| self.checker.serving(service).is_some());
+            let Some(live) = live else {
+                twins_match = false;
+                self.checker.violation(
+                    fin.at,
+                    format!("{service}: no single live instance at the end"),
+                );
+                continue;
+            };
+            if live.last_seq != sent {
+                let what = format!(
+                    "{service}: live state holds input {} of {sent}",
+                    live.last_seq
+                );
+                self.checker.violation(fin.at, what);
+            }
+            if live.checksum.is_none() || fin.twin.as_ref().ok() != live.checksum.as_ref() {
+                twins_match = false;
+                self.checker.violation(
+                    fin.at,
+                    format!("{service}: final state differs from its never-moved twin"),
+                );
+            }
+        }
+        let records = self.records(&gaps);
+        let added: Vec<f64> = gaps
+            .iter()
+            .filter_map(|(_, g)| g.added())
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect();
+        let stats = self.stats;
+        let violations = self.checker.violations().to_vec();
+        Report {
+            scenario: self.meta.scenario,
+            strategy: self.meta.strategy,
+            seed: self.meta.seed,
+            handovers: gaps.iter().filter(|(_, g)| g.attached_at.is_some()).count() as u64,
+            handover_failures: gaps.iter().filter(|(_, g)| g.failed).count() as u64,
+            relocations: records.len() as u64,
+            relocations_skipped_same_server: stats.skipped_same_server,
+            relocations_skipped_within_budget: stats.skipped_within_budget,
+            mispredicted: stats.mispredicted,
+            reactive_fallbacks: stats.reactive,
+            handovers_cancelled: stats.cancelled,
+            pingpongs: stats.pingpongs,
+            invariant_violations: violations.len() as u64,
+            inputs_sent,
+            inputs_applied_once: applied_once,
+            final_state_matches_twin: twins_match,
+            added_interruption_ms: Percentiles::of(&added),
+            shadow_bytes: self.shadow_bytes,
+            shadow_seconds: self.shadow_seconds,
+            relocation_records: records,
+            violations,
+            protocol_notes: self.notes,
+        }
+    }
+
+    /// Each relocation, joined with the handover (of the same UE, within 2 s of its
+    /// trigger) it followed.
+    fn records(&self, gaps: &[(UeId, HandoverGap)]) -> Vec<RelocationRecord> {
+        let msf = |d: Duration| d.as_secs_f64() * 1e3;
+        let owner: BTreeMap<ServiceId, UeId> = self.ues.iter().map(|(u, s)| (*s, *u)).collect();
+        let mut by_ue: BTreeMap<UeId, Vec<HandoverGap>> = BTreeMap::new();
+        for (u, g) in gaps {
+            by_ue.entry(*u).or_default().push(*g);
+        }
+        self.relocs
+            .iter()
+            .map(|r| {
+                let ue = owner.get(&r.service).copied().unwrap_or(UeId(r.service.0));
+                let t0 = r.triggered_at.unwrap_or(r.activated_at);
+                let gap = by_ue
+                    .get(&ue)
+                    .into_iter()
+                    .flatten()
+                    .filter(|g| g.detached_at.as_nanos().abs_diff(t0.as_nanos()) <= 2_000_000_000)
+                    .min_by_key(|g| g.detached_at.as_nanos().abs_diff(t0.as_nanos()))
+                    .copied();
+                let (radio, service) = match gap {
+                    Some(g) => (
+                        g.radio_gap().map_or(0.0, msf),
+                        g.service_gap().map_or(0.0, msf),
+                    ),
+                    // Without a handover (load balancing): the time the service was frozen.
+                    None => (
+                        0.0,
+                        r.frozen_at
+                            .map_or(0.0, |f| msf(r.activated_at.saturating_duration_since(f))),
+                    ),
+                };
+                RelocationRecord {
+                    ue: ue.to_string(),
+                    service: r.service.to_string(),
+                    from: r.from.to_string(),
+                    to: r.to.to_string(),
+                    state_bytes: r.state_bytes,
+                    radio_gap_ms: radio,
+                    service_gap_ms: service,
+                    added_ms: (service - radio).max(0.0),
+                    critical_path_ms: msf(r.activated_at.saturating_duration_since(t0)),
+                    checksum_valid_first_try: r.first_try,
+                }
+            })
+            .collect()
+    }
+}
