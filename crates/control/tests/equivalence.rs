@@ -295,9 +295,7 @@ fn run(seed: u64, strategy: Strategy, balance: bool, steps: usize) {
     let mut peers = Peers::default();
     let mut now = Instant::ZERO;
     for step in 0..steps {
-        // NOTE: with load balancing on, a restored node ran two load-check chains (the fresh
-        // one and the snapshot's); the old copy never restarts, so only compare without.
-        if !balance && rng.chance(0.01) {
+        if rng.chance(0.01) {
             // Restart the new node from its own snapshot.
             let bytes = new.snapshot().to_bytes().expect("encodes");
             let snap = ControlSnapshot::from_bytes(&bytes).expect("decodes");

@@ -1,11 +1,11 @@
-//! The control node's persisted snapshot: a fixture written by the unversioned (v0) format.
+//! The control node's persisted snapshot: the legacy header-less form (v0, a fixture the
+//! node wrote before snapshots had versions) restores and carries on, and the current
+//! version's bytes stay as released.
 
 use std::path::PathBuf;
 
-use edgeshift_control::{ControlConfig, ControlEvent, ControlNode, Strategy};
+use edgeshift_control::{ControlConfig, ControlEvent, ControlNode, ControlSnapshot, Strategy};
 use edgeshift_proto::*;
-
-const FIXTURE: &str = "tests/data/snapshot-v0.bin";
 
 fn config() -> ControlConfig {
     let topology = (1..=8)
@@ -71,9 +71,11 @@ fn ms(v: u64) -> Instant {
     Instant::from_millis(v)
 }
 
-/// A node with a registry worth persisting: six services, a completed relocation, a ready
-/// shadow, a planned late shadow, an announced relocation waiting for its time, a
-/// load-balancing move waiting for its shadow, load reports and the load-check timer.
+/// A node with a registry worth persisting: six services, a completed relocation, late
+/// shadows planned (services 1, 2 and 3; service 1's 3032 comes early and changes
+/// nothing), an announced relocation waiting for its time, a load-balancing move waiting
+/// for its shadow, load reports and the load-check timer. The driver never called
+/// `handle_timeout` after 1 s, so service 3's plan is overdue in the snapshot.
 fn scenario() -> (ControlNode, Vec<Transmit>, Vec<ControlEvent>) {
     let mut n = ControlNode::new(config(), Instant::ZERO);
     let inline = CodeRef::Inline {
@@ -143,29 +145,164 @@ fn scenario() -> (ControlNode, Vec<Transmit>, Vec<ControlEvent>) {
     (n, out, events)
 }
 
-fn fixture_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn drain(n: &mut ControlNode) -> (Vec<Transmit>, Vec<ControlEvent>) {
+    (
+        std::iter::from_fn(|| n.poll_transmit()).collect(),
+        std::iter::from_fn(|| n.poll_event()).collect(),
+    )
+}
+
+/// Feeds the same inputs to both nodes until `end` and checks they say the same; returns
+/// what they sent.
+fn carry_on(
+    a: &mut ControlNode,
+    b: &mut ControlNode,
+    lb_target: ServerId,
+) -> Vec<(Instant, Transmit)> {
+    let mut sent = Vec::new();
+    let mut inputs: Vec<(Instant, NodeId, Message)> = vec![
+        (
+            ms(1480),
+            lb_target.into(),
+            ShadowReady {
+                service: ServiceId(6),
+                server: lb_target,
+                seq: 4,
+            }
+            .into(),
+        ),
+        (
+            ms(1600),
+            ServerId(1).into(),
+            RelocationDone {
+                service: ServiceId(3),
+                from: ServerId(3),
+                to: ServerId(1),
+                ok: true,
+                epoch: 2,
+            }
+            .into(),
+        ),
+    ];
+    inputs.reverse();
+    let end = ms(20_000);
+    // Both last heard of the world at 1.46 s; time never goes back.
+    let mut last = ms(1470);
+    loop {
+        let timer = a.poll_timeout();
+        assert_eq!(timer, b.poll_timeout());
+        let input = inputs.last().map(|i| i.0);
+        let now = match (timer, input) {
+            (Some(t), Some(i)) if t <= i => t,
+            (_, Some(i)) => i,
+            (Some(t), None) if t <= end => t,
+            _ => break,
+        }
+        .max(last);
+        last = now;
+        if input == Some(now) && timer.is_none_or(|t| t > now) {
+            let Some((_, from, msg)) = inputs.pop() else {
+                break;
+            };
+            a.handle_message(now, from, msg.clone());
+            b.handle_message(now, from, msg);
+        } else {
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        let (out, events) = drain(a);
+        assert_eq!((out.clone(), events), drain(b), "at {now}");
+        sent.extend(out.into_iter().map(|t| (now, t)));
+    }
+    sent
 }
 
 #[test]
-fn the_v0_fixture_is_what_the_unversioned_format_writes() {
-    let (n, _, events) = scenario();
+fn a_v0_snapshot_restores_and_the_node_carries_on_as_the_original_would() {
+    let (mut original, _, events) = scenario();
+    let lb_target = events
+        .iter()
+        .find_map(|e| match e {
+            ControlEvent::LoadBalancing { to, .. } => Some(*to),
+            _ => None,
+        })
+        .expect("the scenario balances load");
+    let bytes = std::fs::read(fixture("snapshot-v0.bin")).expect("the v0 fixture");
+    let snap = ControlSnapshot::from_bytes(&bytes).expect("v0 decodes");
+    assert_eq!(snap.services(), 6);
+    let mut restored = ControlNode::restore(config(), snap, ms(1470));
+    // The upgraded registry is the one this build keeps for the same history.
+    assert_eq!(restored.snapshot(), original.snapshot());
+    assert_eq!(restored.poll_timeout(), original.poll_timeout());
+    let sent = carry_on(&mut original, &mut restored, lb_target);
+    // The announced relocation of service 3 (server 3 to server 1) goes out at 1.5 s.
+    let relocate = |t: &(Instant, Transmit)| match &t.1.msg {
+        Message::Relocate(Relocate {
+            service,
+            action:
+                RelocateAction::Relocate {
+                    source,
+                    target,
+                    mode,
+                    epoch,
+                },
+            timing,
+        }) => Some((
+            t.0, t.1.to, *service, *source, *target, *mode, *epoch, *timing,
+        )),
+        _ => None,
+    };
+    let relocations: Vec<_> = sent.iter().filter_map(relocate).collect();
+    let s3 = |to: u32| {
+        (
+            ms(1500),
+            NodeId::Server(ServerId(to)),
+            ServiceId(3),
+            ServerId(3),
+            ServerId(1),
+            RelocationMode::Cold,
+            2,
+            Timing::at(ms(1500)),
+        )
+    };
     assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, ControlEvent::LoadBalancing { .. })),
-        "{events:?}"
+        relocations.contains(&s3(3)) && relocations.contains(&s3(1)),
+        "{relocations:?}"
     );
+    // The load-balancing move goes hot once the target's shadow is ready.
     assert!(
-        events
+        relocations
             .iter()
-            .any(|e| matches!(e, ControlEvent::ShadowPlanned { .. })),
-        "{events:?}"
+            .any(|r| r.0 == ms(1480) && r.2 == ServiceId(6) && r.5 == RelocationMode::Hot),
+        "{relocations:?}"
     );
+    // The planned shadow of service 2 is requested at 7.4 s.
+    assert!(sent.iter().any(|(at, t)| *at == ms(7400)
+        && matches!(&t.msg, Message::PrepareShadow(p) if p.service == ServiceId(2))));
+}
+
+#[test]
+fn the_v1_format_stays_as_released() {
+    let (n, _, _) = scenario();
     let bytes = n.snapshot().to_bytes().expect("encodes");
-    if std::env::var_os("EDGESHIFT_WRITE_V0_FIXTURE").is_some() {
-        std::fs::write(fixture_path(), &bytes).expect("writes the fixture");
+    let path = fixture("snapshot-v1.bin");
+    if std::env::var_os("EDGESHIFT_WRITE_V1_FIXTURE").is_some() {
+        std::fs::write(&path, &bytes).expect("writes the fixture");
     }
-    let fixture = std::fs::read(fixture_path()).expect("the fixture exists");
-    assert_eq!(bytes, fixture);
+    let released = std::fs::read(&path).expect("the v1 fixture");
+    assert_eq!(
+        ControlSnapshot::from_bytes(&released).ok(),
+        Some(n.snapshot()),
+        "a released v1 snapshot no longer reads the same: add a version instead"
+    );
+    assert_eq!(
+        bytes, released,
+        "v1 is released: a new byte form is a new version"
+    );
 }
