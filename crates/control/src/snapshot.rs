@@ -13,8 +13,9 @@
 //! upgraded step by step, so a store written by any release restores.
 //!
 //! Version 0 is the header-less postcard that the node wrote before (a frozen copy of its
-//! structs of then, in `v0`). It can never start with the magic: as v0, those bytes would
-//! put an `L` where an `Option` tag (0 or 1) must be.
+//! structs of then, in `v0`). It can never start with the magic: read as v0, `ESHFT` is
+//! 69 services, the first with id `S`, UE `H`, cell `F` and a `T` where an `Option` tag (0
+//! or 1) must be.
 
 mod v0;
 pub(crate) mod v1;
@@ -217,6 +218,12 @@ mod tests {
     fn the_magic_is_no_v0_prefix() {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&[0; 64]);
-        assert!(decode::<v0::Snapshot>(&bytes, 0).is_err());
+        assert!(matches!(
+            decode::<v0::Snapshot>(&bytes, 0),
+            Err(SnapshotError::Corrupt {
+                source: postcard::Error::DeserializeBadOption,
+                ..
+            })
+        ));
     }
 }
