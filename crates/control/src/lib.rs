@@ -21,7 +21,9 @@
 mod config;
 mod event;
 mod node;
+pub mod snapshot;
 
 pub use config::{ControlConfig, Strategy, UnknownStrategy};
 pub use event::{ControlEvent, ControlStats};
-pub use node::{ControlNode, ControlSnapshot, ServiceEntry};
+pub use node::{ControlNode, ServiceEntry};
+pub use snapshot::{ControlSnapshot, SnapshotError};

@@ -1,12 +1,13 @@
 //! The [`BaseStation`] role.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use edgeshift_proto::{
     CellId, HandoverCancel, HandoverCommand, HandoverExecution, HandoverPrediction,
-    HandoverRequest, HandoverRequestAck, Instant, Message, NodeId, Role, Route, Timing, Transmit,
-    UeContextRelease, UeId,
+    HandoverRequest, HandoverRequestAck, Instant, Message, NodeId, Role, Route, TimerTable, Timing,
+    Transmit, UeContextRelease, UeId,
 };
 
 use crate::config::RanConfig;
@@ -138,12 +139,15 @@ pub struct BaseStation {
     ues: BTreeMap<UeId, UeCtx>,
     incoming: BTreeMap<UeId, CellId>,
     routes: BTreeMap<UeId, Route>,
-    timers: BTreeSet<(Instant, UeId)>,
+    /// Source side: when each prepared handover executes. Keyed by UE *and* time: a UE
+    /// can hold two (a rejected or late-acked preparation leaves its timer, and a new
+    /// preparation adds one), and both fire, as they always did.
+    executions: TimerTable<(UeId, Instant)>,
     predictor: Box<dyn crate::Predictor>,
     /// Target side: admitted UEs and when they must have joined.
-    joining: BTreeMap<UeId, Instant>,
+    joining: TimerTable<UeId>,
     /// Source side: commanded UEs and when the target must have released them.
-    leaving: BTreeMap<UeId, Instant>,
+    leaving: TimerTable<UeId>,
     out: VecDeque<Transmit>,
     events: VecDeque<RanEvent>,
 }
@@ -158,9 +162,9 @@ impl BaseStation {
             ues: BTreeMap::new(),
             incoming: BTreeMap::new(),
             routes: BTreeMap::new(),
-            timers: BTreeSet::new(),
-            joining: BTreeMap::new(),
-            leaving: BTreeMap::new(),
+            executions: TimerTable::new(),
+            joining: TimerTable::new(),
+            leaving: TimerTable::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -209,7 +213,7 @@ impl BaseStation {
             ctx.a3_since.clear();
             ctx.sent = None;
             ctx.empty_since = None;
-            self.leaving.remove(&ue);
+            self.leaving.cancel(ue);
             self.events.push_back(RanEvent::HandoverFailed {
                 ue,
                 target,
@@ -400,7 +404,7 @@ impl BaseStation {
             execute_at,
             acked: false,
         });
-        self.timers.insert((execute_at, ue));
+        self.executions.set((ue, execute_at), execute_at);
         self.events
             .push_back(RanEvent::HandoverTriggered { ue, target });
         let timing = Timing::at(execute_at);
@@ -438,7 +442,7 @@ impl BaseStation {
             self.predictor
                 .learn(from, target, now.saturating_duration_since(since));
         }
-        self.leaving.insert(ue, now + self.cfg.leaving_timeout);
+        self.leaving.set(ue, now + self.cfg.leaving_timeout);
         self.events
             .push_back(RanEvent::HandoverExecuted { ue, target });
         self.send(ue, HandoverCommand { ue, target });
@@ -471,6 +475,9 @@ impl BaseStation {
                 self.execute(now, m.ue);
             }
         } else {
+            // NOTE: the preparation's execution timer stays armed. If the UE is prepared
+            // again (to any target) and acked before that timer fires, it executes the new
+            // handover then, before the time its 1005 announced to the control node.
             ctx.handover = None;
             ctx.a3_since.clear();
             ctx.sent = None;
@@ -544,7 +551,7 @@ impl Role for BaseStation {
                 let admitted = load < self.cfg.capacity as usize && !self.ues.contains_key(&m.ue);
                 if admitted {
                     self.incoming.insert(m.ue, m.source);
-                    self.joining.insert(m.ue, now + self.cfg.joining_timeout);
+                    self.joining.set(m.ue, now + self.cfg.joining_timeout);
                     if let Some(r) = m.route {
                         self.learn_route(m.ue, r);
                     }
@@ -561,7 +568,7 @@ impl Role for BaseStation {
             }
             Message::HandoverRequestAck(m) => self.on_ack(now, from, m),
             Message::HandoverConfirm(m) => {
-                self.joining.remove(&m.ue);
+                self.joining.cancel(m.ue);
                 let from_cell = self.incoming.remove(&m.ue).unwrap_or(m.source);
                 let ctx = UeCtx {
                     arrived: Some((from_cell, now)),
@@ -576,9 +583,9 @@ impl Role for BaseStation {
                 self.send(from_cell, UeContextRelease { ue: m.ue });
             }
             Message::UeContextRelease(m) => {
-                self.leaving.remove(&m.ue);
+                self.leaving.cancel(m.ue);
                 if self.ues.remove(&m.ue).is_some() {
-                    self.timers.retain(|(_, u)| *u != m.ue);
+                    self.executions.cancel_range(executions_of(m.ue));
                     self.events.push_back(RanEvent::UeReleased { ue: m.ue });
                 }
             }
@@ -590,11 +597,7 @@ impl Role for BaseStation {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, ue)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
+        while let Some((_, (ue, _))) = self.executions.pop_due(now) {
             let acked = self.ues.get(&ue).is_some_and(|c| {
                 matches!(c.handover, Some(Handover::Preparing { acked: true, .. }))
             });
@@ -602,14 +605,8 @@ impl Role for BaseStation {
                 self.execute(now, ue);
             }
         }
-        let expired: Vec<UeId> = self
-            .joining
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(u, _)| *u)
-            .collect();
-        for ue in expired {
-            self.joining.remove(&ue);
+        // Expired joins, then expired leaves, each in UE order as always.
+        for ue in due_by_ue(&mut self.joining, now) {
             if self.incoming.remove(&ue).is_some() {
                 let target = self.cfg.cell;
                 self.events.push_back(RanEvent::HandoverFailed {
@@ -619,21 +616,14 @@ impl Role for BaseStation {
                 });
             }
         }
-        let gone: Vec<UeId> = self
-            .leaving
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(u, _)| *u)
-            .collect();
-        for ue in gone {
-            self.leaving.remove(&ue);
+        for ue in due_by_ue(&mut self.leaving, now) {
             let executing = self.ues.get(&ue).and_then(|c| match c.handover {
                 Some(Handover::Executing { target }) => Some(target),
                 _ => None,
             });
             if let Some(target) = executing {
                 self.ues.remove(&ue);
-                self.timers.retain(|(_, u)| *u != ue);
+                self.executions.cancel_range(executions_of(ue));
                 self.events.push_back(RanEvent::HandoverFailed {
                     ue,
                     target,
@@ -654,14 +644,26 @@ impl Role for BaseStation {
 
     fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.timers.first().map(|(t, _)| *t),
-            self.joining.values().min().copied(),
-            self.leaving.values().min().copied(),
+            self.executions.next_deadline(),
+            self.joining.next_deadline(),
+            self.leaving.next_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
     }
+}
+
+/// Every execution timer of `ue`.
+fn executions_of(ue: UeId) -> RangeInclusive<(UeId, Instant)> {
+    (ue, Instant(u64::MIN))..=(ue, Instant(u64::MAX))
+}
+
+/// Disarms the timers of `table` due at `now` and returns their UEs in UE order.
+fn due_by_ue(table: &mut TimerTable<UeId>, now: Instant) -> Vec<UeId> {
+    let mut due: Vec<UeId> = std::iter::from_fn(|| table.pop_due(now).map(|(_, ue)| ue)).collect();
+    due.sort_unstable();
+    due
 }
 
 /// Time to trigger in the 3GPP value set (TS 38.331 `TimeToTrigger`), for validation.

@@ -1,0 +1,295 @@
+//! The node to and from a [`ControlSnapshot`]: its state converted, field by field, into
+//! the current snapshot schema (`snapshot::v1`) and back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use edgeshift_proto::{
+    CellId, CodeRef, Instant, RelocationMode, ServerId, ServiceId, ServiceSpec, UeId,
+};
+
+use super::relocation::Relocation;
+use super::{ControlNode, ServiceEntry, Timer};
+use crate::config::ControlConfig;
+use crate::event::ControlStats;
+use crate::snapshot::{ControlSnapshot, v1};
+
+impl ControlNode {
+    /// The registry, the in-flight relocations and the timers, for a store to keep. A node
+    /// restored from it with [`ControlNode::restore`] carries on where this one was.
+    #[must_use]
+    pub fn snapshot(&self) -> ControlSnapshot {
+        // One pass over the timers sorts them by service.
+        let mut timers: BTreeMap<ServiceId, ServiceTimers> = BTreeMap::new();
+        for (at, timer) in self.timers.iter() {
+            let at = at.as_nanos();
+            match timer {
+                Timer::Trigger(s) => timers.entry(s).or_default().trigger_at = Some(at),
+                Timer::JitStart(s, server) => {
+                    let jit = v1::JitStart {
+                        server: server.0,
+                        at,
+                    };
+                    timers.entry(s).or_default().jit_starts.push(jit);
+                }
+                Timer::ShadowExpiry(s) => timers.entry(s).or_default().shadow_expiry = Some(at),
+                Timer::LoadCheck => {}
+            }
+        }
+        let services = self
+            .services
+            .iter()
+            .map(|(id, e)| service_to_v1(*id, e, timers.remove(id).unwrap_or_default()))
+            .collect();
+        let loads = self
+            .loads
+            .iter()
+            .map(|(server, (load, services))| v1::Load {
+                server: server.0,
+                load: *load,
+                services: *services,
+            })
+            .collect();
+        ControlSnapshot(v1::Snapshot {
+            services,
+            loads,
+            stats: stats_to_v1(self.stats),
+            load_check: self.timers.get(&Timer::LoadCheck).map(Instant::as_nanos),
+        })
+    }
+
+    /// A node that resumes from `snap` (see [`ControlNode::snapshot`]). Timers that fell due
+    /// while it was down fire at the first [`Role::handle_timeout`].
+    ///
+    /// The load check follows `cfg`: with a load threshold it is due when the snapshot's was
+    /// (or one interval from `now` if the snapshot has none); without one, it is off.
+    ///
+    /// [`Role::handle_timeout`]: edgeshift_proto::Role::handle_timeout
+    #[must_use]
+    pub fn restore(cfg: ControlConfig, snap: ControlSnapshot, now: Instant) -> Self {
+        let snap = snap.0;
+        let mut node = Self::new(cfg, now);
+        // NOTE: the node used to keep the snapshot's load check next to the fresh one, and
+        // so checked twice per interval after each restart (the timer table holds one).
+        if let Some(at) = snap.load_check
+            && node.cfg.load_threshold.is_some()
+        {
+            node.timers.set(Timer::LoadCheck, Instant(at));
+        }
+        for s in snap.services {
+            let id = ServiceId(s.id);
+            if let Some(at) = s.trigger_at {
+                node.timers.set(Timer::Trigger(id), Instant(at));
+            }
+            for j in &s.jit_starts {
+                node.timers
+                    .set(Timer::JitStart(id, ServerId(j.server)), Instant(j.at));
+            }
+            if let Some(at) = s.shadow_expiry {
+                node.timers.set(Timer::ShadowExpiry(id), Instant(at));
+            }
+            node.register(id, service_from_v1(s));
+        }
+        node.loads = snap
+            .loads
+            .into_iter()
+            .map(|l| (ServerId(l.server), (l.load, l.services)))
+            .collect();
+        node.stats = stats_from_v1(snap.stats);
+        node
+    }
+}
+
+/// A service's timers, from the node's one table.
+#[derive(Default)]
+struct ServiceTimers {
+    trigger_at: Option<u64>,
+    jit_starts: Vec<v1::JitStart>,
+    shadow_expiry: Option<u64>,
+}
+
+fn service_to_v1(id: ServiceId, e: &ServiceEntry, timers: ServiceTimers) -> v1::Service {
+    let ids = |set: &BTreeSet<ServerId>| set.iter().map(|s| s.0).collect();
+    v1::Service {
+        id: id.0,
+        ue: e.ue.0,
+        cell: e.cell.0,
+        previous_cell: e.previous_cell.map(|c| c.0),
+        host: e.host.0,
+        epoch: e.epoch,
+        spec: v1::Spec {
+            code: match &e.spec.code {
+                CodeRef::Inline { kind, bytes } => v1::Code::Inline {
+                    kind: kind.clone(),
+                    bytes: bytes.clone(),
+                },
+                CodeRef::Hash(h) => v1::Code::Hash(*h),
+            },
+            config: e.spec.config.clone(),
+            latency_budget_ms: e.spec.latency_budget_ms,
+        },
+        state_bytes: e.state_bytes,
+        shadows: ids(&e.shadows),
+        planned: ids(&e.planned),
+        predicted: e.predicted.iter().map(|c| c.0).collect(),
+        last_handover: e.last_handover.map(|(from, to, at)| v1::Handover {
+            from: from.0,
+            to: to.0,
+            at: at.as_nanos(),
+        }),
+        relocation: e.relocation.map(relocation_to_v1),
+        trigger_at: timers.trigger_at,
+        jit_starts: timers.jit_starts,
+        shadow_expiry: timers.shadow_expiry,
+    }
+}
+
+fn service_from_v1(s: v1::Service) -> ServiceEntry {
+    let servers = |ids: Vec<u32>| ids.into_iter().map(ServerId).collect();
+    ServiceEntry {
+        ue: UeId(s.ue),
+        cell: CellId(s.cell),
+        previous_cell: s.previous_cell.map(CellId),
+        host: ServerId(s.host),
+        epoch: s.epoch,
+        spec: ServiceSpec {
+            code: match s.spec.code {
+                v1::Code::Inline { kind, bytes } => CodeRef::Inline { kind, bytes },
+                v1::Code::Hash(h) => CodeRef::Hash(h),
+            },
+            config: s.spec.config,
+            latency_budget_ms: s.spec.latency_budget_ms,
+        },
+        state_bytes: s.state_bytes,
+        shadows: servers(s.shadows),
+        planned: servers(s.planned),
+        predicted: s.predicted.into_iter().map(CellId).collect(),
+        last_handover: s
+            .last_handover
+            .map(|h| (CellId(h.from), CellId(h.to), Instant(h.at))),
+        relocation: s.relocation.map(relocation_from_v1),
+    }
+}
+
+fn mode_to_v1(m: RelocationMode) -> v1::Mode {
+    match m {
+        RelocationMode::Hot => v1::Mode::Hot,
+        RelocationMode::Cold => v1::Mode::Cold,
+        RelocationMode::Precopy => v1::Mode::Precopy,
+    }
+}
+
+fn mode_from_v1(m: v1::Mode) -> RelocationMode {
+    match m {
+        v1::Mode::Hot => RelocationMode::Hot,
+        v1::Mode::Cold => RelocationMode::Cold,
+        v1::Mode::Precopy => RelocationMode::Precopy,
+    }
+}
+
+fn relocation_to_v1(r: Relocation) -> v1::Relocation {
+    match r {
+        Relocation::Scheduled {
+            target,
+            mode,
+            epoch,
+            at,
+        } => v1::Relocation::Scheduled {
+            target: target.0,
+            mode: mode_to_v1(mode),
+            epoch,
+            at: at.as_nanos(),
+        },
+        Relocation::AwaitingShadow {
+            target,
+            epoch,
+            since,
+        } => v1::Relocation::AwaitingShadow {
+            target: target.0,
+            epoch,
+            since: since.as_nanos(),
+        },
+        Relocation::Triggered {
+            target,
+            mode,
+            epoch,
+            at,
+        } => v1::Relocation::Triggered {
+            target: target.0,
+            mode: mode_to_v1(mode),
+            epoch,
+            at: at.as_nanos(),
+        },
+    }
+}
+
+fn relocation_from_v1(r: v1::Relocation) -> Relocation {
+    match r {
+        v1::Relocation::Scheduled {
+            target,
+            mode,
+            epoch,
+            at,
+        } => Relocation::Scheduled {
+            target: ServerId(target),
+            mode: mode_from_v1(mode),
+            epoch,
+            at: Instant(at),
+        },
+        v1::Relocation::AwaitingShadow {
+            target,
+            epoch,
+            since,
+        } => Relocation::AwaitingShadow {
+            target: ServerId(target),
+            epoch,
+            since: Instant(since),
+        },
+        v1::Relocation::Triggered {
+            target,
+            mode,
+            epoch,
+            at,
+        } => Relocation::Triggered {
+            target: ServerId(target),
+            mode: mode_from_v1(mode),
+            epoch,
+            at: Instant(at),
+        },
+    }
+}
+
+fn stats_to_v1(s: ControlStats) -> v1::Stats {
+    v1::Stats {
+        predictions: s.predictions,
+        shadows_requested: s.shadows_requested,
+        handovers: s.handovers,
+        relocations_triggered: s.relocations_triggered,
+        relocations_completed: s.relocations_completed,
+        relocations_failed: s.relocations_failed,
+        skipped_same_server: s.skipped_same_server,
+        skipped_within_budget: s.skipped_within_budget,
+        mispredicted: s.mispredicted,
+        reactive: s.reactive,
+        pingpongs: s.pingpongs,
+        cancelled: s.cancelled,
+        load_balanced: s.load_balanced,
+    }
+}
+
+fn stats_from_v1(s: v1::Stats) -> ControlStats {
+    ControlStats {
+        predictions: s.predictions,
+        shadows_requested: s.shadows_requested,
+        handovers: s.handovers,
+        relocations_triggered: s.relocations_triggered,
+        relocations_completed: s.relocations_completed,
+        relocations_failed: s.relocations_failed,
+        skipped_same_server: s.skipped_same_server,
+        skipped_within_budget: s.skipped_within_budget,
+        mispredicted: s.mispredicted,
+        reactive: s.reactive,
+        pingpongs: s.pingpongs,
+        cancelled: s.cancelled,
+        load_balanced: s.load_balanced,
+    }
+}

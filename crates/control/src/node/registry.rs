@@ -1,0 +1,131 @@
+//! The registry: one [`ServiceEntry`] per deployed service, found by service, by UE and
+//! by host; deploys; what the topology says about cells, servers and latency.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use edgeshift_proto::{
+    CellId, Deploy, Instant, Instantiate, NodeId, Route, RouteUpdate, ServerId, ServiceId,
+    ServiceSpec, UeId,
+};
+
+use super::ControlNode;
+use super::relocation::Relocation;
+use crate::event::ControlEvent;
+
+/// What the registry knows about one service.
+#[derive(Clone, Debug)]
+pub struct ServiceEntry {
+    /// Its user.
+    pub ue: UeId,
+    /// The user's serving cell, as last reported.
+    pub cell: CellId,
+    /// The cell before the last handover.
+    pub previous_cell: Option<CellId>,
+    /// Server hosting the live instance.
+    pub host: ServerId,
+    /// Route epoch.
+    pub epoch: u64,
+    /// Code and context.
+    pub spec: ServiceSpec,
+    /// Last reported state size.
+    pub state_bytes: u64,
+    /// Servers holding (or receiving) a shadow.
+    pub shadows: BTreeSet<ServerId>,
+    /// Servers whose shadow is planned for later (a `JitStart` timer each).
+    pub(crate) planned: BTreeSet<ServerId>,
+    /// Candidate cells of the last prediction.
+    pub(crate) predicted: Vec<CellId>,
+    /// Source, target and time of the last handover (ping-pong detection).
+    pub(crate) last_handover: Option<(CellId, CellId, Instant)>,
+    /// The relocation under way, if any; while there is one, predictions and handovers
+    /// only update the cell.
+    pub(crate) relocation: Option<Relocation>,
+}
+
+impl ControlNode {
+    pub(super) fn server_of(&self, cell: CellId) -> Option<ServerId> {
+        self.cfg.topology.get(&cell).copied()
+    }
+
+    pub(super) fn within_budget(&self, cell: CellId, host: ServerId, budget_ms: u32) -> bool {
+        budget_ms > 0
+            && self
+                .cfg
+                .round_trip(cell, host)
+                .is_some_and(|rtt| rtt <= Duration::from_millis(u64::from(budget_ms)))
+    }
+
+    pub(super) fn transfer_time(&self, bytes: u64) -> Duration {
+        Duration::from_secs_f64(bytes as f64 * 8.0 / self.cfg.link_bits_per_s.max(1.0))
+    }
+
+    /// Adds an entry and indexes it (the last service of a UE is the one its messages reach).
+    pub(super) fn register(&mut self, service: ServiceId, entry: ServiceEntry) {
+        let (ue, host) = (entry.ue, entry.host);
+        if let Some(old) = self.services.insert(service, entry) {
+            self.by_host.remove(&(old.host, service));
+        }
+        self.by_host.insert((host, service));
+        self.by_ue.insert(ue, service);
+    }
+
+    /// Moves a service to a new host in the entry and in the host index.
+    pub(super) fn set_host(&mut self, service: ServiceId, host: ServerId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        self.by_host.remove(&(e.host, service));
+        e.host = host;
+        self.by_host.insert((host, service));
+    }
+
+    /// Services hosted by `server`, in service order.
+    pub(super) fn hosted_by(&self, server: ServerId) -> impl Iterator<Item = ServiceId> + '_ {
+        self.by_host
+            .range((server, ServiceId(u32::MIN))..=(server, ServiceId(u32::MAX)))
+            .map(|(_, s)| *s)
+    }
+
+    pub(super) fn on_deploy(&mut self, from: NodeId, m: Deploy) {
+        let Some(host) = self.server_of(m.cell) else {
+            self.emit(ControlEvent::ProtocolViolation {
+                from,
+                what: format!("deploy in {}, which has no ME server", m.cell),
+            });
+            return;
+        };
+        if self.services.contains_key(&m.service) {
+            return;
+        }
+        let entry = ServiceEntry {
+            ue: m.ue,
+            cell: m.cell,
+            previous_cell: None,
+            host,
+            epoch: 1,
+            spec: m.spec.clone(),
+            state_bytes: 0,
+            shadows: BTreeSet::new(),
+            planned: BTreeSet::new(),
+            predicted: Vec::new(),
+            last_handover: None,
+            relocation: None,
+        };
+        self.register(m.service, entry);
+        self.send(
+            host,
+            Instantiate {
+                service: m.service,
+                ue: m.ue,
+                spec: m.spec,
+            },
+        );
+        let route = Route {
+            service: m.service,
+            server: host,
+            epoch: 1,
+        };
+        self.send(m.cell, RouteUpdate { ue: m.ue, route });
+    }
+}

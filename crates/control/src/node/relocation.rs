@@ -1,0 +1,553 @@
+//! Relocation as typed states: from the decision to move a service (a 1005 announcing a
+//! handover, or load balancing) through the 1006 to the target's 3033.
+//!
+//! ```text
+//!  1005 ──► Scheduled ──(Trigger timer at the handover time)──┐
+//!  load balancing ──► AwaitingShadow ──(3032 from target)─────┼──► Triggered ──(3033)──► none
+//!  cancel (2001 refused, re-establishment) before the 1006 ──► none
+//! ```
+//!
+//! While a service has a relocation, predictions and handovers only update its cell, and
+//! its shadows stay as they are until the 1006 keeps the target's and discards the others.
+
+use edgeshift_proto::{
+    HandoverCancel, HandoverExecution, Instant, NodeId, Relocate, RelocateAction, RelocationDone,
+    RelocationMode, Route, RouteUpdate, ServerId, ServiceId, ShadowReady, Timing,
+};
+
+use super::{ControlNode, Timer};
+use crate::config::Strategy;
+use crate::event::ControlEvent;
+
+/// An in-flight relocation of one service. Each carries the route `epoch` it creates and
+/// its `target`; a 3033 must name both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Relocation {
+    /// A 1005 announced the handover for `at`: the 1006 goes out then, on the `Trigger`
+    /// timer, so source and target act at the radio gap.
+    Scheduled {
+        target: ServerId,
+        mode: RelocationMode,
+        epoch: u64,
+        at: Instant,
+    },
+    /// Load balancing: a shadow is on its way to `target`; its 3032 sends the (hot) 1006,
+    /// with the decision time `since` as its timing.
+    AwaitingShadow {
+        target: ServerId,
+        epoch: u64,
+        since: Instant,
+    },
+    /// The 1006 went out (timing `at`); the target's 3033 ends it.
+    Triggered {
+        target: ServerId,
+        mode: RelocationMode,
+        epoch: u64,
+        at: Instant,
+    },
+}
+
+/// What a 1006 says: where to, how, under which epoch, timed when.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Order {
+    pub(crate) target: ServerId,
+    pub(crate) mode: RelocationMode,
+    pub(crate) epoch: u64,
+    pub(crate) at: Instant,
+}
+
+impl Relocation {
+    pub(crate) fn target(&self) -> ServerId {
+        match *self {
+            Self::Scheduled { target, .. }
+            | Self::AwaitingShadow { target, .. }
+            | Self::Triggered { target, .. } => target,
+        }
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        match *self {
+            Self::Scheduled { epoch, .. }
+            | Self::AwaitingShadow { epoch, .. }
+            | Self::Triggered { epoch, .. } => epoch,
+        }
+    }
+
+    /// Whether the 1006 went out.
+    pub(crate) fn is_triggered(&self) -> bool {
+        matches!(self, Self::Triggered { .. })
+    }
+
+    /// Moves to [`Relocation::Triggered`] and returns the 1006 to send; `None` if it went
+    /// out already.
+    pub(crate) fn trigger(&mut self) -> Option<Order> {
+        let order = match *self {
+            Self::Scheduled {
+                target,
+                mode,
+                epoch,
+                at,
+            } => Order {
+                target,
+                mode,
+                epoch,
+                at,
+            },
+            Self::AwaitingShadow {
+                target,
+                epoch,
+                since,
+            } => Order {
+                target,
+                mode: RelocationMode::Hot,
+                epoch,
+                at: since,
+            },
+            Self::Triggered { .. } => return None,
+        };
+        *self = Self::Triggered {
+            target: order.target,
+            mode: order.mode,
+            epoch: order.epoch,
+            at: order.at,
+        };
+        Some(order)
+    }
+}
+
+impl ControlNode {
+    pub(super) fn on_execution(&mut self, now: Instant, m: HandoverExecution) {
+        self.stats.handovers += 1;
+        let Some(&service) = self.by_ue.get(&m.ue) else {
+            return;
+        };
+        let Some(target_server) = self.server_of(m.target) else {
+            self.emit(ControlEvent::ProtocolViolation {
+                from: m.source.into(),
+                what: format!("handover to {}, which has no ME server", m.target),
+            });
+            return;
+        };
+        let strategy = self.cfg.strategy;
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        if let Some((from, to, at)) = e.last_handover
+            && from == m.target
+            && to == m.source
+            && now.saturating_duration_since(at) <= self.cfg.pingpong_window
+        {
+            self.stats.pingpongs += 1;
+            self.events.push_back(ControlEvent::PingPong { ue: m.ue });
+        }
+        e.last_handover = Some((m.source, m.target, now));
+        e.previous_cell = Some(m.source);
+        e.cell = m.target;
+        if e.relocation.is_some() {
+            return; // A relocation is already under way; the next handover will follow.
+        }
+        let predicted = e.predicted.contains(&m.target);
+        let has_shadow = e.shadows.contains(&target_server);
+        let (host, budget) = (e.host, e.spec.latency_budget_ms);
+        if target_server == host {
+            self.stats.skipped_same_server += 1;
+            self.emit(ControlEvent::SkippedSameServer { service });
+            self.discard_all(service);
+            return;
+        }
+        if strategy == Strategy::Stay {
+            return;
+        }
+        if self.within_budget(m.target, host, budget) {
+            self.stats.skipped_within_budget += 1;
+            self.emit(ControlEvent::SkippedWithinBudget { service });
+            self.discard_all(service);
+            return;
+        }
+        let mode = match strategy {
+            Strategy::Cold => RelocationMode::Cold,
+            Strategy::Precopy => RelocationMode::Precopy,
+            _ if has_shadow => RelocationMode::Hot,
+            _ => {
+                self.stats.reactive += 1;
+                RelocationMode::Cold
+            }
+        };
+        if strategy.uses_shadows() && !predicted {
+            self.stats.mispredicted += 1;
+            self.emit(ControlEvent::Mispredicted {
+                service,
+                target: m.target,
+            });
+        }
+        let at = m.timing.resolve(now).max(now);
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.epoch += 1;
+        e.relocation = Some(Relocation::Scheduled {
+            target: target_server,
+            mode,
+            epoch: e.epoch,
+            at,
+        });
+        self.timers.cancel(Timer::ShadowExpiry(service));
+        self.emit(ControlEvent::RelocationScheduled {
+            service,
+            target: target_server,
+            mode,
+            at,
+        });
+        if at <= now {
+            self.trigger(service);
+        } else {
+            self.timers.set(Timer::Trigger(service), at);
+        }
+    }
+
+    /// Sends the 1006 of a relocation not triggered yet: relocate to source and target,
+    /// discard to every other server with a shadow or a plan.
+    pub(super) fn trigger(&mut self, service: ServiceId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        let Some(p) = e.relocation.as_mut().and_then(Relocation::trigger) else {
+            return;
+        };
+        let host = e.host;
+        let others: Vec<ServerId> = e
+            .shadows
+            .iter()
+            .chain(e.planned.iter())
+            .copied()
+            .filter(|s| *s != p.target)
+            .collect();
+        e.shadows.retain(|s| *s == p.target);
+        e.planned.clear();
+        self.timers.cancel_range(Timer::jit_starts(service));
+        self.stats.relocations_triggered += 1;
+        let msg = Relocate {
+            service,
+            action: RelocateAction::Relocate {
+                source: host,
+                target: p.target,
+                mode: p.mode,
+                epoch: p.epoch,
+            },
+            timing: Timing::at(p.at),
+        };
+        self.send(host, msg.clone());
+        self.send(p.target, msg);
+        self.emit(ControlEvent::RelocationTriggered {
+            service,
+            target: p.target,
+        });
+        if !others.is_empty() {
+            let discard = Relocate {
+                service,
+                action: RelocateAction::Discard {
+                    servers: others.clone(),
+                },
+                timing: Timing::at(p.at),
+            };
+            for s in &others {
+                self.send(*s, discard.clone());
+            }
+            self.emit(ControlEvent::ShadowsDiscarded {
+                service,
+                servers: others,
+            });
+        }
+    }
+
+    pub(super) fn on_done(&mut self, from: NodeId, m: RelocationDone) {
+        let Some(e) = self.services.get_mut(&m.service) else {
+            return;
+        };
+        let Some(r) = e.relocation else {
+            self.events.push_back(ControlEvent::ProtocolViolation {
+                from,
+                what: format!("3033 for {} without a relocation", m.service),
+            });
+            return;
+        };
+        if r.epoch() != m.epoch || r.target() != m.to {
+            return;
+        }
+        // NOTE: a 3033 for a relocation whose 1006 never went out (still scheduled, or
+        // awaiting its shadow) ends it too, although no server was told its epoch. The node
+        // used to leave that relocation's `Trigger` timer armed, which would then trigger
+        // the service's next relocation early; the timer goes with the state now. Honest
+        // servers never send such a 3033.
+        if matches!(r, Relocation::Scheduled { .. }) {
+            self.timers.cancel(Timer::Trigger(m.service));
+        }
+        e.relocation = None;
+        e.shadows.clear();
+        if m.ok {
+            let from_host = e.host;
+            e.epoch = m.epoch;
+            let route = Route {
+                service: m.service,
+                server: m.to,
+                epoch: m.epoch,
+            };
+            let mut cells = vec![e.cell];
+            cells.extend(e.previous_cell);
+            cells.sort_unstable();
+            cells.dedup();
+            let ue = e.ue;
+            self.set_host(m.service, m.to);
+            self.stats.relocations_completed += 1;
+            for c in cells {
+                self.send(c, RouteUpdate { ue, route });
+            }
+            self.emit(ControlEvent::RelocationCompleted {
+                service: m.service,
+                from: from_host,
+                to: m.to,
+            });
+        } else {
+            self.stats.relocations_failed += 1;
+            self.emit(ControlEvent::RelocationFailed {
+                service: m.service,
+                target: m.to,
+            });
+        }
+    }
+
+    pub(super) fn on_cancel(&mut self, m: HandoverCancel) {
+        self.stats.cancelled += 1;
+        self.events
+            .push_back(ControlEvent::HandoverCancelled { ue: m.ue });
+        let Some(&service) = self.by_ue.get(&m.ue) else {
+            return;
+        };
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.cell = m.source;
+        e.predicted.clear();
+        // The UE may be back at a cell whose route predates a relocation that already
+        // happened: point it at the live instance.
+        let route = Route {
+            service,
+            server: e.host,
+            epoch: e.epoch,
+        };
+        let ue = m.ue;
+        // Not triggered yet: the relocation is called off. This also calls off a
+        // load-balancing move of the UE's service waiting for its shadow.
+        if e.relocation.is_some_and(|r| !r.is_triggered()) {
+            e.relocation = None;
+            self.timers.cancel(Timer::Trigger(service));
+        }
+        if e.relocation.is_none() {
+            self.discard_all(service);
+        }
+        self.send(m.source, RouteUpdate { ue, route });
+    }
+
+    pub(super) fn on_shadow_ready(&mut self, m: ShadowReady) {
+        let Some(e) = self.services.get(&m.service) else {
+            return;
+        };
+        if matches!(e.relocation, Some(Relocation::AwaitingShadow { target, .. }) if target == m.server)
+        {
+            self.trigger(m.service);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use edgeshift_proto::{
+        CellId, CodeRef, Deploy, LoadReport, Message, Role, ServiceSpec, Transmit, UeId,
+    };
+
+    use super::*;
+    use crate::config::ControlConfig;
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_millis(v)
+    }
+
+    #[test]
+    fn each_state_triggers_once_with_its_own_timing() {
+        let mut s = Relocation::Scheduled {
+            target: ServerId(2),
+            mode: RelocationMode::Cold,
+            epoch: 3,
+            at: ms(40),
+        };
+        let order = s.trigger();
+        assert_eq!(
+            order.map(|o| (o.target, o.mode, o.epoch, o.at)),
+            Some((ServerId(2), RelocationMode::Cold, 3, ms(40)))
+        );
+        assert!(s.is_triggered());
+        assert_eq!(s.trigger(), None);
+        let mut lb = Relocation::AwaitingShadow {
+            target: ServerId(4),
+            epoch: 2,
+            since: ms(1000),
+        };
+        assert_eq!(
+            lb.trigger().map(|o| (o.mode, o.at)),
+            Some((RelocationMode::Hot, ms(1000)))
+        );
+        assert_eq!((lb.target(), lb.epoch()), (ServerId(4), 2));
+    }
+
+    /// Cells 1, 2 on servers 1, 2; one service on server 1 with a 10 ms budget (the 12 ms
+    /// round trip to server 2 exceeds it).
+    fn node(strategy: Strategy, balance: bool) -> ControlNode {
+        let topology = BTreeMap::from([(CellId(1), ServerId(1)), (CellId(2), ServerId(2))]);
+        let mut cfg = ControlConfig::new(strategy, topology);
+        if balance {
+            cfg.load_threshold = Some(0.5);
+            cfg.backhaul
+                .insert((ServerId(1), ServerId(2)), Duration::from_millis(1));
+        }
+        let mut n = ControlNode::new(cfg, Instant::ZERO);
+        let spec = ServiceSpec {
+            code: CodeRef::Hash(1),
+            config: vec![],
+            latency_budget_ms: 10,
+        };
+        let deploy = Deploy {
+            service: ServiceId(1),
+            ue: UeId(1),
+            cell: CellId(1),
+            spec,
+        };
+        n.handle_message(Instant::ZERO, NodeId::Control, deploy.into());
+        drain(&mut n);
+        n
+    }
+
+    fn drain(n: &mut ControlNode) -> Vec<Transmit> {
+        while n.poll_event().is_some() {}
+        std::iter::from_fn(|| n.poll_transmit()).collect()
+    }
+
+    fn relocation(n: &ControlNode) -> Option<Relocation> {
+        n.service(ServiceId(1)).and_then(|e| e.relocation)
+    }
+
+    fn execution(at: Instant) -> Message {
+        HandoverExecution {
+            ue: UeId(1),
+            source: CellId(1),
+            target: CellId(2),
+            timing: Timing::at(at),
+        }
+        .into()
+    }
+
+    fn relocates(out: &[Transmit]) -> usize {
+        out.iter()
+            .filter(|t| {
+                matches!(&t.msg, Message::Relocate(r) if matches!(r.action, RelocateAction::Relocate { .. }))
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_scheduled_relocation_waits_for_its_timer_then_for_the_3033() {
+        let mut n = node(Strategy::Cold, false);
+        n.handle_message(ms(10), CellId(1).into(), execution(ms(50)));
+        assert!(matches!(
+            relocation(&n),
+            Some(Relocation::Scheduled { at, epoch: 2, .. }) if at == ms(50)
+        ));
+        assert_eq!(n.timers.get(&Timer::Trigger(ServiceId(1))), Some(ms(50)));
+        assert_eq!(relocates(&drain(&mut n)), 0);
+        n.handle_timeout(ms(50));
+        assert_eq!(relocates(&drain(&mut n)), 2, "to source and target");
+        assert!(matches!(relocation(&n), Some(Relocation::Triggered { .. })));
+        assert!(n.timers.is_empty());
+        // A 3033 for another epoch is not this relocation's.
+        let mut done = RelocationDone {
+            service: ServiceId(1),
+            from: ServerId(1),
+            to: ServerId(2),
+            ok: true,
+            epoch: 7,
+        };
+        n.handle_message(ms(90), ServerId(2).into(), done.clone().into());
+        assert!(relocation(&n).is_some());
+        done.epoch = 2;
+        n.handle_message(ms(90), ServerId(2).into(), done.into());
+        assert_eq!(relocation(&n), None);
+        assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(2)));
+        assert_eq!(n.hosted_by(ServerId(2)).collect::<Vec<_>>(), [ServiceId(1)]);
+    }
+
+    #[test]
+    fn an_announced_time_already_past_triggers_at_once() {
+        let mut n = node(Strategy::Cold, false);
+        n.handle_message(ms(10), CellId(1).into(), execution(ms(5)));
+        assert!(matches!(
+            relocation(&n),
+            Some(Relocation::Triggered { at, .. }) if at == ms(10)
+        ));
+        assert!(n.timers.is_empty());
+    }
+
+    #[test]
+    fn a_cancel_before_the_1006_calls_it_off_with_its_timer() {
+        let mut n = node(Strategy::Cold, false);
+        n.handle_message(ms(10), CellId(1).into(), execution(ms(50)));
+        let cancel = HandoverCancel {
+            ue: UeId(1),
+            source: CellId(1),
+            target: CellId(2),
+        };
+        n.handle_message(ms(20), CellId(1).into(), cancel.clone().into());
+        assert_eq!(relocation(&n), None);
+        assert!(n.timers.is_empty());
+        // After the 1006, a cancel leaves the relocation to its 3033.
+        n.handle_message(ms(30), CellId(1).into(), execution(ms(30)));
+        n.handle_message(ms(40), CellId(1).into(), cancel.into());
+        assert!(matches!(relocation(&n), Some(Relocation::Triggered { .. })));
+    }
+
+    #[test]
+    fn load_balancing_waits_for_the_targets_shadow() {
+        let mut n = node(Strategy::Shadow, true);
+        let report = LoadReport {
+            server: ServerId(1),
+            load: 0.9,
+            services: vec![(ServiceId(1), 10), (ServiceId(9), 10), (ServiceId(8), 10)],
+        };
+        n.handle_message(ms(10), ServerId(1).into(), report.into());
+        n.handle_timeout(ms(1000));
+        assert!(matches!(
+            relocation(&n),
+            Some(Relocation::AwaitingShadow { target: ServerId(2), since, .. }) if since == ms(1000)
+        ));
+        let out = drain(&mut n);
+        assert!(out.iter().any(|t| t.msg.type_code() == 1003));
+        // A 3032 from elsewhere does nothing; the target's sends the hot 1006.
+        for (server, expected) in [(3, 0), (2, 2)] {
+            let ready = ShadowReady {
+                service: ServiceId(1),
+                server: ServerId(server),
+                seq: 1,
+            };
+            n.handle_message(ms(1200), ServerId(server).into(), ready.into());
+            assert_eq!(relocates(&drain(&mut n)), expected);
+        }
+        assert!(matches!(
+            relocation(&n),
+            Some(Relocation::Triggered {
+                mode: RelocationMode::Hot,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,199 @@
+//! Shadow planning: a handover prediction (1002) decides which candidate servers get a
+//! shadow (1003) and when; stale, withdrawn and expired shadows are discarded (1006).
+//!
+//! Per service, `shadows` holds the servers that have (or are receiving) one and `planned`
+//! those whose 1003 waits for a `JitStart` timer (shadow-jit starts a transfer as late as
+//! its size and the link allow). A `ShadowExpiry` timer drops them all when no handover
+//! came `shadow_ttl` after the predicted time.
+
+use edgeshift_proto::{
+    HandoverPrediction, Instant, PrepareShadow, Relocate, RelocateAction, ServerId, ServiceId,
+    Timing,
+};
+
+use super::{ControlNode, Timer};
+use crate::config::Strategy;
+use crate::event::ControlEvent;
+
+impl ControlNode {
+    pub(super) fn on_prediction(&mut self, now: Instant, m: HandoverPrediction) {
+        let Some(&service) = self.by_ue.get(&m.ue) else {
+            return;
+        };
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.cell = m.source;
+        if e.relocation.is_some() {
+            return;
+        }
+        e.predicted.clear();
+        e.predicted.extend(m.candidates.iter().map(|c| c.cell));
+        if m.candidates.is_empty() {
+            self.discard_all(service);
+            return;
+        }
+        self.stats.predictions += 1;
+        if !self.cfg.strategy.uses_shadows() {
+            return;
+        }
+        let (host, budget, bytes) = (e.host, e.spec.latency_budget_ms, e.state_bytes);
+        let eta = m.timing.map_or(now, |t| t.resolve(now));
+        // Candidate servers that would need the service moved, with summed likelihoods.
+        let mut wanted: Vec<(ServerId, f32)> = Vec::new();
+        for c in &m.candidates {
+            let Some(server) = self.server_of(c.cell) else {
+                continue;
+            };
+            if server == host || self.within_budget(c.cell, host, budget) {
+                continue;
+            }
+            match wanted.iter_mut().find(|w| w.0 == server) {
+                Some(w) => w.1 += c.likelihood,
+                None => wanted.push((server, c.likelihood)),
+            }
+        }
+        if let Strategy::ShadowJit { threshold } = self.cfg.strategy {
+            wanted.retain(|w| w.1 >= threshold);
+        }
+        let Some(e) = self.services.get(&service) else {
+            return;
+        };
+        let stale: Vec<ServerId> = e
+            .shadows
+            .union(&e.planned)
+            .filter(|s| !wanted.iter().any(|w| w.0 == **s))
+            .copied()
+            .collect();
+        if !stale.is_empty() {
+            for s in &stale {
+                self.timers.cancel(Timer::JitStart(service, *s));
+            }
+            self.discard(service, stale);
+        }
+        let mut now_list = Vec::new();
+        let start = match self.cfg.strategy {
+            Strategy::ShadowJit { .. } => eta - (self.transfer_time(bytes) + self.cfg.jit_margin),
+            _ => now,
+        };
+        for (server, _) in wanted {
+            let Some(e) = self.services.get_mut(&service) else {
+                return;
+            };
+            if e.shadows.contains(&server) {
+                continue;
+            }
+            if start <= now {
+                self.timers.cancel(Timer::JitStart(service, server));
+                e.planned.remove(&server);
+                now_list.push(server);
+            } else {
+                // A newer ETA moves a planned start.
+                e.planned.insert(server);
+                self.timers.set(Timer::JitStart(service, server), start);
+                self.emit(ControlEvent::ShadowPlanned {
+                    service,
+                    server,
+                    at: start,
+                });
+            }
+        }
+        self.request_shadows(service, now_list);
+        self.timers
+            .set(Timer::ShadowExpiry(service), eta + self.cfg.shadow_ttl);
+    }
+
+    /// A planned shadow's time has come.
+    pub(super) fn on_jit_start(&mut self, service: ServiceId, server: ServerId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        if e.planned.remove(&server) && e.relocation.is_none() {
+            self.request_shadows(service, vec![server]);
+        }
+    }
+
+    /// No handover came in time after the prediction.
+    pub(super) fn on_shadow_expiry(&mut self, service: ServiceId) {
+        if self
+            .services
+            .get(&service)
+            .is_some_and(|e| e.relocation.is_none())
+        {
+            self.discard_all(service);
+        }
+    }
+
+    /// 1003 to the host and to each of `servers` that has no shadow yet.
+    pub(super) fn request_shadows(&mut self, service: ServiceId, servers: Vec<ServerId>) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        let servers: Vec<ServerId> = servers
+            .into_iter()
+            .filter(|s| *s != e.host && e.shadows.insert(*s))
+            .collect();
+        if servers.is_empty() {
+            return;
+        }
+        let msg = PrepareShadow {
+            service,
+            ue: e.ue,
+            source: e.host,
+            candidates: servers.clone(),
+            sync: self.cfg.sync,
+            start: Timing::at(Instant::ZERO),
+        };
+        let host = e.host;
+        self.stats.shadows_requested += servers.len() as u64;
+        self.send(host, msg.clone());
+        for s in &servers {
+            self.send(*s, msg.clone());
+        }
+        self.emit(ControlEvent::ShadowsRequested { service, servers });
+    }
+
+    /// Drops the shadows (or plans) at `servers`; the caller cancels their `JitStart`s.
+    pub(super) fn discard(&mut self, service: ServiceId, servers: Vec<ServerId>) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        for s in &servers {
+            e.shadows.remove(s);
+            e.planned.remove(s);
+        }
+        let servers: Vec<ServerId> = servers.into_iter().filter(|s| *s != e.host).collect();
+        if servers.is_empty() {
+            return;
+        }
+        let msg = Relocate {
+            service,
+            action: RelocateAction::Discard {
+                servers: servers.clone(),
+            },
+            timing: Timing::at(Instant::ZERO),
+        };
+        let host = e.host;
+        self.send(host, msg.clone());
+        for s in &servers {
+            self.send(*s, msg.clone());
+        }
+        self.emit(ControlEvent::ShadowsDiscarded { service, servers });
+    }
+
+    /// Drops every shadow and plan of `service`.
+    pub(super) fn discard_all(&mut self, service: ServiceId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        let mut all: Vec<ServerId> = e.shadows.iter().copied().collect();
+        all.extend(e.planned.iter().copied());
+        all.sort_unstable();
+        all.dedup();
+        e.planned.clear();
+        self.timers.cancel_range(Timer::jit_starts(service));
+        if !all.is_empty() {
+            self.discard(service, all);
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The control node's persisted snapshot: the legacy header-less form (v0, a fixture the
+//! node wrote before snapshots had versions) restores and carries on, and the current
+//! version's bytes stay as released.
+
+use std::path::PathBuf;
+
+use edgeshift_control::{ControlConfig, ControlEvent, ControlNode, ControlSnapshot, Strategy};
+use edgeshift_proto::*;
+
+fn config() -> ControlConfig {
+    let topology = (1..=8)
+        .map(|c| (CellId(c), ServerId(c.div_ceil(2))))
+        .collect();
+    let mut cfg = ControlConfig::new(Strategy::ShadowJit { threshold: 0.3 }, topology);
+    cfg.load_threshold = Some(0.8);
+    cfg
+}
+
+fn deploy(n: &mut ControlNode, service: u32, cell: u32, budget_ms: u32, code: CodeRef) {
+    let spec = ServiceSpec {
+        code,
+        config: vec![7, 0, service as u8],
+        latency_budget_ms: budget_ms,
+    };
+    let m = Deploy {
+        service: ServiceId(service),
+        ue: UeId(100 + service),
+        cell: CellId(cell),
+        spec,
+    };
+    n.handle_message(Instant::ZERO, NodeId::Control, m.into());
+}
+
+fn predict(
+    n: &mut ControlNode,
+    now: Instant,
+    service: u32,
+    source: u32,
+    cells: &[(u32, f32)],
+    eta: Instant,
+) {
+    let candidates = cells
+        .iter()
+        .map(|(c, l)| Candidate {
+            cell: CellId(*c),
+            likelihood: *l,
+        })
+        .collect();
+    let m = HandoverPrediction {
+        ue: UeId(100 + service),
+        source: CellId(source),
+        candidates,
+        timing: Some(Timing::at_within(
+            eta,
+            std::time::Duration::from_millis(200),
+        )),
+    };
+    n.handle_message(now, CellId(source).into(), m.into());
+}
+
+fn load(n: &mut ControlNode, now: Instant, server: u32, load: f32, services: &[(u32, u64)]) {
+    let m = LoadReport {
+        server: ServerId(server),
+        load,
+        services: services.iter().map(|(s, b)| (ServiceId(*s), *b)).collect(),
+    };
+    n.handle_message(now, ServerId(server).into(), m.into());
+}
+
+fn ms(v: u64) -> Instant {
+    Instant::from_millis(v)
+}
+
+/// A node with a registry worth persisting: six services, a completed relocation, late
+/// shadows planned (services 1, 2 and 3; service 1's 3032 comes early and changes
+/// nothing), an announced relocation waiting for its time, a load-balancing move waiting
+/// for its shadow, load reports and the load-check timer. The driver never called
+/// `handle_timeout` after 1 s, so service 3's plan is overdue in the snapshot.
+fn scenario() -> (ControlNode, Vec<Transmit>, Vec<ControlEvent>) {
+    let mut n = ControlNode::new(config(), Instant::ZERO);
+    let inline = CodeRef::Inline {
+        kind: "mem".into(),
+        bytes: b"counter".to_vec(),
+    };
+    deploy(&mut n, 1, 1, 0, inline);
+    for (s, cell) in [(2, 3), (3, 5), (4, 2), (5, 7)] {
+        deploy(
+            &mut n,
+            s,
+            cell,
+            0,
+            CodeRef::Hash(0xfeed_0000 + u128::from(s)),
+        );
+    }
+    deploy(&mut n, 6, 8, 20, CodeRef::Hash(0xbeef));
+    // Sizes: service 2 is large, so its shadow starts late (shadow-jit).
+    load(&mut n, ms(100), 1, 0.2, &[(1, 4096), (4, 10_000)]);
+    load(&mut n, ms(100), 2, 0.3, &[(2, 250_000_000)]);
+    load(&mut n, ms(100), 3, 0.1, &[(3, 8192)]);
+    let crowd: Vec<(u32, u64)> = std::iter::once((6, 65_536))
+        .chain((1000..1009).map(|s| (s, 1)))
+        .collect();
+    load(&mut n, ms(100), 4, 0.9, &[(5, 2048)]);
+    load(&mut n, ms(100), 4, 0.9, &crowd);
+    // Service 4 moves from server 1 to server 2 (cold: no prediction), and completes.
+    let m = HandoverExecution {
+        ue: UeId(104),
+        source: CellId(2),
+        target: CellId(4),
+        timing: Timing::at(ms(240)),
+    };
+    n.handle_message(ms(200), CellId(2).into(), m.into());
+    n.handle_timeout(ms(240));
+    let done = RelocationDone {
+        service: ServiceId(4),
+        from: ServerId(1),
+        to: ServerId(2),
+        ok: true,
+        epoch: 2,
+    };
+    n.handle_message(ms(300), ServerId(2).into(), done.into());
+    // Service 1: an early shadow at server 3, ready.
+    predict(&mut n, ms(400), 1, 1, &[(5, 0.7), (3, 0.2)], ms(3000));
+    let ready = ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(3),
+        seq: 12,
+    };
+    n.handle_message(ms(600), ServerId(3).into(), ready.into());
+    // Service 2: 250 MB over 1 Gbit/s is 2 s, plus the margin: planned for 9.7 - 2.3 s.
+    predict(&mut n, ms(500), 2, 3, &[(7, 0.8), (1, 0.1)], ms(9700));
+    // Service 3: predicted, then the handover is announced for 1.5 s.
+    predict(&mut n, ms(700), 3, 5, &[(2, 0.9)], ms(1500));
+    let m = HandoverExecution {
+        ue: UeId(103),
+        source: CellId(5),
+        target: CellId(2),
+        timing: Timing::at(ms(1500)),
+    };
+    n.handle_message(ms(1460), CellId(5).into(), m.into());
+    // The load check at 1 s moves service 6 off server 4 through a shadow.
+    n.handle_timeout(ms(1000));
+    let out = std::iter::from_fn(|| n.poll_transmit()).collect();
+    let events = std::iter::from_fn(|| n.poll_event()).collect();
+    (n, out, events)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn drain(n: &mut ControlNode) -> (Vec<Transmit>, Vec<ControlEvent>) {
+    (
+        std::iter::from_fn(|| n.poll_transmit()).collect(),
+        std::iter::from_fn(|| n.poll_event()).collect(),
+    )
+}
+
+/// Feeds the same inputs to both nodes until `end` and checks they say the same; returns
+/// what they sent.
+fn carry_on(
+    a: &mut ControlNode,
+    b: &mut ControlNode,
+    lb_target: ServerId,
+) -> Vec<(Instant, Transmit)> {
+    let mut sent = Vec::new();
+    let mut inputs: Vec<(Instant, NodeId, Message)> = vec![
+        (
+            ms(1480),
+            lb_target.into(),
+            ShadowReady {
+                service: ServiceId(6),
+                server: lb_target,
+                seq: 4,
+            }
+            .into(),
+        ),
+        (
+            ms(1600),
+            ServerId(1).into(),
+            RelocationDone {
+                service: ServiceId(3),
+                from: ServerId(3),
+                to: ServerId(1),
+                ok: true,
+                epoch: 2,
+            }
+            .into(),
+        ),
+    ];
+    inputs.reverse();
+    let end = ms(20_000);
+    // Both last heard of the world at 1.46 s; time never goes back.
+    let mut last = ms(1470);
+    loop {
+        let timer = a.poll_timeout();
+        assert_eq!(timer, b.poll_timeout());
+        let input = inputs.last().map(|i| i.0);
+        let now = match (timer, input) {
+            (Some(t), Some(i)) if t <= i => t,
+            (_, Some(i)) => i,
+            (Some(t), None) if t <= end => t,
+            _ => break,
+        }
+        .max(last);
+        last = now;
+        if input == Some(now) && timer.is_none_or(|t| t > now) {
+            let Some((_, from, msg)) = inputs.pop() else {
+                break;
+            };
+            a.handle_message(now, from, msg.clone());
+            b.handle_message(now, from, msg);
+        } else {
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        let (out, events) = drain(a);
+        assert_eq!((out.clone(), events), drain(b), "at {now}");
+        sent.extend(out.into_iter().map(|t| (now, t)));
+    }
+    sent
+}
+
+#[test]
+fn a_v0_snapshot_restores_and_the_node_carries_on_as_the_original_would() {
+    let (mut original, _, events) = scenario();
+    let lb_target = events
+        .iter()
+        .find_map(|e| match e {
+            ControlEvent::LoadBalancing { to, .. } => Some(*to),
+            _ => None,
+        })
+        .expect("the scenario balances load");
+    let bytes = std::fs::read(fixture("snapshot-v0.bin")).expect("the v0 fixture");
+    let snap = ControlSnapshot::from_bytes(&bytes).expect("v0 decodes");
+    assert_eq!(snap.services(), 6);
+    let mut restored = ControlNode::restore(config(), snap, ms(1470));
+    // The upgraded registry is the one this build keeps for the same history.
+    assert_eq!(restored.snapshot(), original.snapshot());
+    assert_eq!(restored.poll_timeout(), original.poll_timeout());
+    let sent = carry_on(&mut original, &mut restored, lb_target);
+    // The announced relocation of service 3 (server 3 to server 1) goes out at 1.5 s.
+    let relocate = |t: &(Instant, Transmit)| match &t.1.msg {
+        Message::Relocate(Relocate {
+            service,
+            action:
+                RelocateAction::Relocate {
+                    source,
+                    target,
+                    mode,
+                    epoch,
+                },
+            timing,
+        }) => Some((
+            t.0, t.1.to, *service, *source, *target, *mode, *epoch, *timing,
+        )),
+        _ => None,
+    };
+    let relocations: Vec<_> = sent.iter().filter_map(relocate).collect();
+    let s3 = |to: u32| {
+        (
+            ms(1500),
+            NodeId::Server(ServerId(to)),
+            ServiceId(3),
+            ServerId(3),
+            ServerId(1),
+            RelocationMode::Cold,
+            2,
+            Timing::at(ms(1500)),
+        )
+    };
+    assert!(
+        relocations.contains(&s3(3)) && relocations.contains(&s3(1)),
+        "{relocations:?}"
+    );
+    // The load-balancing move goes hot once the target's shadow is ready.
+    assert!(
+        relocations
+            .iter()
+            .any(|r| r.0 == ms(1480) && r.2 == ServiceId(6) && r.5 == RelocationMode::Hot),
+        "{relocations:?}"
+    );
+    // The planned shadow of service 2 is requested at 7.4 s.
+    assert!(sent.iter().any(|(at, t)| *at == ms(7400)
+        && matches!(&t.msg, Message::PrepareShadow(p) if p.service == ServiceId(2))));
+}
+
+#[test]
+fn the_v1_format_stays_as_released() {
+    let (n, _, _) = scenario();
+    let bytes = n.snapshot().to_bytes().expect("encodes");
+    let path = fixture("snapshot-v1.bin");
+    if std::env::var_os("EDGESHIFT_WRITE_V1_FIXTURE").is_some() {
+        std::fs::write(&path, &bytes).expect("writes the fixture");
+    }
+    let released = std::fs::read(&path).expect("the v1 fixture");
+    assert_eq!(
+        ControlSnapshot::from_bytes(&released).ok(),
+        Some(n.snapshot()),
+        "a released v1 snapshot no longer reads the same: add a version instead"
+    );
+    assert_eq!(
+        bytes, released,
+        "v1 is released: a new byte form is a new version"
+    );
+}
