@@ -1,0 +1,180 @@
+//! Shadow sync from the source.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use edgeshift_proto::{
+    CodeRef, Instant, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowSync, ShadowTransfer,
+    SyncAck, SyncBody, SyncMode, Transmit,
+};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::EdgeServer;
+use super::source::Link;
+use super::timers::Timer;
+
+impl EdgeServer {
+    pub(super) fn on_prepare(&mut self, now: Instant, m: edgeshift_proto::PrepareShadow) {
+        if m.source != self.cfg.id {
+            return; // A candidate learns everything it needs from the 1004 itself.
+        }
+        let Some(live) = self.live.get(&m.service) else {
+            return;
+        };
+        if live.frozen || live.out.is_some() {
+            return;
+        }
+        let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
+        let start = m.start.resolve(now);
+        for c in m.candidates {
+            if c == self.cfg.id || linked.contains(&c) {
+                continue;
+            }
+            if start <= now {
+                self.start_shadow(now, m.service, c, m.sync);
+            } else {
+                self.planned.insert((m.service, c), m.sync);
+                self.timers
+                    .insert((start, Timer::StartShadow(m.service, c)));
+            }
+        }
+    }
+
+    pub(super) fn start_shadow(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        target: ServerId,
+        mode: SyncMode,
+    ) {
+        let transfer = self.next_transfer;
+        self.next_transfer = self.next_transfer.wrapping_add(1);
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        if mode == SyncMode::Delta && !live.links.values().any(|l| l.mode == SyncMode::Delta) {
+            // The first delta shadow: changes before its snapshot are nobody's business.
+            let _ = live.inst.svc.take_delta();
+        }
+        live.links.insert(target, Link { mode, ready: false });
+        let inst = &live.inst;
+        let code = if self.code_sent.insert((target, inst.meta.code_hash)) {
+            match self.code.get(&inst.meta.code_hash) {
+                Some((kind, bytes)) => CodeRef::Inline {
+                    kind: kind.clone(),
+                    bytes: bytes.clone(),
+                },
+                None => CodeRef::Hash(inst.meta.code_hash),
+            }
+        } else {
+            CodeRef::Hash(inst.meta.code_hash)
+        };
+        let spec = ServiceSpec {
+            code,
+            config: inst.meta.config.clone(),
+            latency_budget_ms: inst.meta.latency_budget_ms,
+        };
+        let (ue, seq, digest) = (inst.meta.ue, inst.last_seq, inst.digest);
+        let total_len = inst.svc.state_len();
+        let chunk = self.cfg.transfer_chunk.max(1) as u64;
+        let n = total_len.div_ceil(chunk).max(1);
+        let source = self.cfg.id;
+        let mut spec = Some(spec);
+        // Each chunk is read straight from the instance: all within this call, so the
+        // pieces form one consistent snapshot at `seq`. The checksum is hashed on the way
+        // (xxh3 streams: the same value as `Service::checksum`, one pass fewer).
+        let mut hasher = Xxh3::new();
+        for i in 0..n {
+            let offset = i * chunk;
+            let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
+            inst.svc.read_state(offset, &mut data);
+            hasher.update(&data);
+            let msg = ShadowTransfer {
+                service,
+                ue,
+                source,
+                transfer,
+                seq,
+                digest,
+                spec: spec.take(),
+                total_len,
+                offset,
+                data,
+                state_checksum: (i + 1 == n).then(|| hasher.digest128()),
+            };
+            self.out.push_back(Transmit {
+                to: target.into(),
+                msg: msg.into(),
+            });
+        }
+        if mode == SyncMode::Delta {
+            self.arm(now + self.cfg.delta_interval, Timer::DeltaTick(service));
+        }
+    }
+
+    pub(super) fn send_delta_round(&mut self, service: ServiceId) {
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let targets = live.links_in(SyncMode::Delta);
+        if targets.is_empty() || live.inst.svc.dirty_bytes() == 0 {
+            return;
+        }
+        let delta = SyncBody::Delta(live.inst.take_delta());
+        sync_to(&mut self.out, self.cfg.id, service, &targets, &delta);
+    }
+
+    pub(super) fn on_shadow_ready(&mut self, m: ShadowReady) {
+        let Some(live) = self.live.get_mut(&m.service) else {
+            return;
+        };
+        if let Some(l) = live.links.get_mut(&m.server) {
+            l.ready = true;
+        }
+        if live.out.is_some_and(|o| o.target == m.server) {
+            self.precopy_step(m.service);
+        }
+    }
+
+    pub(super) fn on_sync_ack(&mut self, now: Instant, m: SyncAck) {
+        let Some(live) = self.live.get(&m.service) else {
+            return;
+        };
+        let Some(link) = live.links.get(&m.server).copied() else {
+            return;
+        };
+        let (frozen, out) = (live.frozen, live.out);
+        if !m.ok {
+            // Corrupt delta or unknown code: start that shadow over, code inline.
+            self.code_sent.retain(|(s, _)| *s != m.server);
+            self.start_shadow(now, m.service, m.server, link.mode);
+            if frozen {
+                self.request(m.service);
+            }
+            return;
+        }
+        if out.is_some_and(|o| o.target == m.server) {
+            self.precopy_step(m.service);
+        }
+    }
+}
+
+/// Queues one [`ShadowSync`] with `body` for each of `targets`.
+pub(super) fn sync_to(
+    out: &mut VecDeque<Transmit>,
+    source: ServerId,
+    service: ServiceId,
+    targets: &[ServerId],
+    body: &SyncBody,
+) {
+    for to in targets {
+        let msg = ShadowSync {
+            service,
+            source,
+            body: body.clone(),
+        };
+        out.push_back(Transmit {
+            to: (*to).into(),
+            msg: msg.into(),
+        });
+    }
+}

@@ -1,0 +1,163 @@
+//! UE traffic.
+
+use super::EdgeServer;
+use super::links::sync_to;
+use crate::event::EdgeEvent;
+use edgeshift_proto::{
+    NodeId, Probe, ProbeReply, ServiceId, ServiceInput, ServiceOutput, SyncBody, SyncMode, Transmit,
+};
+
+/// UE traffic held while an instance cannot serve (frozen source, shadow not yet live).
+#[derive(Clone, Debug)]
+pub(super) enum Held {
+    Input(ServiceInput),
+    Probe(Probe),
+}
+
+impl EdgeServer {
+    pub(super) fn on_input(&mut self, m: ServiceInput) {
+        let service = m.service;
+        if let Some(live) = self.live.get_mut(&service) {
+            if live.frozen {
+                live.held.push(Held::Input(m));
+                return;
+            }
+            if !live.inst.offer(m.input.seq, m.input.payload, Some(m.via)) {
+                // A retransmission: the answer was lost, send it again.
+                if let Some(a) = live.inst.answer(m.input.seq).map(<[u8]>::to_vec) {
+                    let out = ServiceOutput {
+                        ue: m.ue,
+                        service,
+                        via: m.via,
+                        seq: m.input.seq,
+                        payload: a,
+                    };
+                    self.send(m.via, out);
+                }
+                return;
+            }
+            self.drain_live(service);
+        } else if let Some(sh) = self.shadows.get_mut(&service) {
+            sh.held.push(Held::Input(m));
+        } else if let Some(&to) = self.moved.get(&service) {
+            self.send(to, m);
+        } else {
+            self.violation(
+                NodeId::Cell(m.via),
+                format!("input {} for unknown {service}", m.input.seq),
+            );
+        }
+    }
+
+    pub(super) fn drain_live(&mut self, service: ServiceId) {
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let applied = live.inst.drain();
+        if applied.is_empty() {
+            return;
+        }
+        let ue = live.inst.meta.ue;
+        let mut forward = Vec::new();
+        for a in applied {
+            let rec = edgeshift_proto::InputRecord {
+                seq: a.seq,
+                payload: a.payload,
+            };
+            if self.cfg.input_log > 0 {
+                if live.log.len() == self.cfg.input_log {
+                    live.log.pop_front();
+                }
+                live.log.push_back(rec.clone());
+            }
+            forward.push(rec);
+            self.events.push_back(EdgeEvent::Applied {
+                service,
+                seq: a.seq,
+                live: true,
+            });
+            if let Some(e) = a.error {
+                self.events.push_back(EdgeEvent::ServiceError {
+                    service,
+                    error: e.to_string(),
+                });
+            }
+            if let Some(via) = a.via {
+                self.events.push_back(EdgeEvent::Answered {
+                    service,
+                    seq: a.seq,
+                    live: true,
+                });
+                self.out.push_back(Transmit {
+                    to: via.into(),
+                    msg: ServiceOutput {
+                        ue,
+                        service,
+                        via,
+                        seq: a.seq,
+                        payload: a.answer,
+                    }
+                    .into(),
+                });
+            }
+        }
+        let replay = live.links_in(SyncMode::Replay);
+        if replay.is_empty() {
+            return;
+        }
+        if self.cfg.replay_batch.is_zero() {
+            sync_to(
+                &mut self.out,
+                self.cfg.id,
+                service,
+                &replay,
+                &SyncBody::Inputs(forward),
+            );
+        } else {
+            live.batch.extend(forward);
+        }
+    }
+
+    pub(super) fn on_probe(&mut self, m: Probe) {
+        let service = m.service;
+        if let Some(live) = self.live.get_mut(&service) {
+            if live.frozen {
+                live.held.push(Held::Probe(m));
+                return;
+            }
+            let last_seq = live.inst.last_seq;
+            let checksum = m.checksum.then(|| live.inst.svc.checksum());
+            self.events.push_back(EdgeEvent::Answered {
+                service,
+                seq: 0,
+                live: true,
+            });
+            self.send(
+                m.via,
+                ProbeReply {
+                    ue: m.ue,
+                    service,
+                    via: m.via,
+                    nonce: m.nonce,
+                    last_seq,
+                    checksum,
+                },
+            );
+        } else if let Some(sh) = self.shadows.get_mut(&service) {
+            sh.held.push(Held::Probe(m));
+        } else if let Some(&to) = self.moved.get(&service) {
+            self.send(to, m);
+        } else {
+            self.violation(NodeId::Cell(m.via), format!("probe for unknown {service}"));
+        }
+    }
+
+    pub(super) fn release_held(&mut self, held: Vec<Held>) {
+        for h in held {
+            match h {
+                Held::Input(m) => self.on_input(m),
+                Held::Probe(m) => self.on_probe(m),
+            }
+        }
+    }
+}
