@@ -34,7 +34,7 @@ impl EdgeServer {
             } else {
                 self.planned.insert((m.service, c), m.sync);
                 self.timers
-                    .insert((start, Timer::StartShadow(m.service, c)));
+                    .set(Timer::StartShadow(m.service, c, start), start);
             }
         }
     }
@@ -107,7 +107,8 @@ impl EdgeServer {
             });
         }
         if mode == SyncMode::Delta {
-            self.arm(now + self.cfg.delta_interval, Timer::DeltaTick(service));
+            self.timers
+                .set_if_unset(Timer::DeltaTick(service), now + self.cfg.delta_interval);
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edgeshift_proto::{
     CodeRef, Instant, Instantiate, LoadReport, Message, NodeId, Relocate, RelocateAction, Role,
-    ServerId, ServiceId, ServiceSpec, SyncMode, Transmit,
+    ServerId, ServiceId, ServiceSpec, SyncMode, TimerTable, Transmit,
 };
 
 use crate::config::EdgeConfig;
@@ -53,7 +53,7 @@ pub struct EdgeServer {
     /// Shadows dropped here; sync still in flight for them is ignored.
     discarded: BTreeMap<ServiceId, Instant>,
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
-    timers: BTreeSet<(Instant, Timer)>,
+    timers: TimerTable<Timer>,
     out: VecDeque<Transmit>,
     events: VecDeque<EdgeEvent>,
     next_transfer: u32,
@@ -63,8 +63,8 @@ impl EdgeServer {
     /// A server with no services; `factory` turns program code into instances.
     #[must_use]
     pub fn new(cfg: EdgeConfig, factory: Box<dyn ServiceFactory>, now: Instant) -> Self {
-        let mut timers = BTreeSet::new();
-        timers.insert((now + cfg.load_report_interval, Timer::LoadReport));
+        let mut timers = TimerTable::new();
+        timers.set(Timer::LoadReport, now + cfg.load_report_interval);
         Self {
             cfg,
             factory,
@@ -268,6 +268,6 @@ impl Role for EdgeServer {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        self.timers.next_deadline()
     }
 }

@@ -281,8 +281,7 @@ impl EdgeServer {
             }
         }
         for (at, service) in arm {
-            self.timers.retain(|(_, t)| *t != Timer::Confirm(service));
-            self.timers.insert((at, Timer::Confirm(service)));
+            self.timers.set(Timer::Confirm(service), at);
         }
     }
 

@@ -4,33 +4,28 @@ use super::EdgeServer;
 use super::links::sync_to;
 use edgeshift_proto::{Instant, ServerId, ServiceId, SyncBody, SyncMode};
 
+/// A pending timer; the table fires timers due together in (deadline, timer) order, so
+/// the order of the variants and of their fields is part of the observable behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Timer {
     LoadReport,
     DeltaTick(ServiceId),
     ReplayFlush(ServiceId),
-    StartShadow(ServiceId, ServerId),
+    /// A planned shadow start, keyed by its deadline too: a second 1003 for the same
+    /// candidate plans another start and leaves the first one armed (the old timer set
+    /// kept both, and the earlier one starts the shadow).
+    StartShadow(ServiceId, ServerId, Instant),
     Confirm(ServiceId),
 }
 
 impl EdgeServer {
-    pub(super) fn arm(&mut self, at: Instant, timer: Timer) {
-        if !self.timers.iter().any(|(_, t)| *t == timer) {
-            self.timers.insert((at, timer));
-        }
-    }
-
     pub(super) fn on_timeout(&mut self, now: Instant) {
-        while let Some(&(at, timer)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
+        while let Some((_, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::LoadReport => {
                     self.load_report();
                     self.timers
-                        .insert((now + self.cfg.load_report_interval, Timer::LoadReport));
+                        .set(Timer::LoadReport, now + self.cfg.load_report_interval);
                 }
                 Timer::DeltaTick(service) => {
                     let Some(live) = self.live.get(&service) else {
@@ -41,7 +36,7 @@ impl EdgeServer {
                     }
                     self.send_delta_round(service);
                     self.timers
-                        .insert((now + self.cfg.delta_interval, Timer::DeltaTick(service)));
+                        .set(Timer::DeltaTick(service), now + self.cfg.delta_interval);
                 }
                 Timer::ReplayFlush(service) => {
                     let Some(live) = self.live.get_mut(&service) else {
@@ -54,11 +49,11 @@ impl EdgeServer {
                     }
                     if !live.frozen && !live.links.is_empty() {
                         self.timers
-                            .insert((now + self.cfg.replay_batch, Timer::ReplayFlush(service)));
+                            .set(Timer::ReplayFlush(service), now + self.cfg.replay_batch);
                     }
                 }
                 Timer::Confirm(service) => self.on_confirm_timeout(service),
-                Timer::StartShadow(service, target) => {
+                Timer::StartShadow(service, target, _) => {
                     if let Some(mode) = self.planned.remove(&(service, target)) {
                         let ready = self
                             .live
@@ -80,7 +75,8 @@ impl EdgeServer {
                 .map(|(s, _)| *s)
                 .collect();
             for s in due {
-                self.arm(now + self.cfg.replay_batch, Timer::ReplayFlush(s));
+                self.timers
+                    .set_if_unset(Timer::ReplayFlush(s), now + self.cfg.replay_batch);
             }
         }
         self.watch_confirms(now);
