@@ -9,8 +9,17 @@ use edgeshift_proto::{
 use xxhash_rust::xxh3::Xxh3;
 
 use super::EdgeServer;
-use super::source::Link;
+use super::source::Source;
 use super::timers::Timer;
+
+/// A shadow this (source) server keeps in sync.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Link {
+    pub(super) mode: SyncMode,
+    /// The shadow reported complete (3032); until then a 2004 tells the target to wait
+    /// for the transfer.
+    pub(super) ready: bool,
+}
 
 impl EdgeServer {
     pub(super) fn on_prepare(&mut self, now: Instant, m: edgeshift_proto::PrepareShadow) {
@@ -20,7 +29,7 @@ impl EdgeServer {
         let Some(live) = self.live.get(&m.service) else {
             return;
         };
-        if live.frozen || live.out.is_some() {
+        if !matches!(live.state, Source::Serving) {
             return;
         }
         let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
@@ -131,7 +140,7 @@ impl EdgeServer {
         if let Some(l) = live.links.get_mut(&m.server) {
             l.ready = true;
         }
-        if live.out.is_some_and(|o| o.target == m.server) {
+        if live.state.target() == Some(m.server) {
             self.precopy_step(m.service);
         }
     }
@@ -143,7 +152,7 @@ impl EdgeServer {
         let Some(link) = live.links.get(&m.server).copied() else {
             return;
         };
-        let (frozen, out) = (live.frozen, live.out);
+        let (frozen, target) = (live.state.is_frozen(), live.state.target());
         if !m.ok {
             // Corrupt delta or unknown code: start that shadow over, code inline.
             self.code_sent.retain(|(s, _)| *s != m.server);
@@ -153,7 +162,7 @@ impl EdgeServer {
             }
             return;
         }
-        if out.is_some_and(|o| o.target == m.server) {
+        if target == Some(m.server) {
             self.precopy_step(m.service);
         }
     }

@@ -96,7 +96,7 @@ impl EdgeServer {
             digest: l.inst.digest,
             checksum: l.inst.svc.checksum(),
             state_bytes: l.inst.svc.state_len(),
-            frozen: l.frozen,
+            frozen: l.state.is_frozen(),
         })
     }
 

@@ -78,12 +78,7 @@ impl EdgeServer {
                 created_at: sh.created_at,
             });
             // Traffic that reached the shadow early belongs to the live instance.
-            for h in sh.held {
-                match h {
-                    Held::Input(m) => self.send(sh.source, m),
-                    Held::Probe(m) => self.send(sh.source, m),
-                }
-            }
+            self.forward_held(sh.source, sh.held);
         }
     }
 

@@ -1,47 +1,134 @@
-//! The source side.
+//! The source side: a live instance here, and its relocation to another server.
+//!
+//! [`Source`] is where a live instance stands: serving, iterating a precopy, or frozen
+//! until the target answers the 2004. A 1006 naming this server as source starts a
+//! relocation ([`EdgeServer::relocate_out`]); 3032 and 3036 from the target drive a
+//! precopy ([`EdgeServer::precopy_step`]); the target's 2005 ends it
+//! ([`EdgeServer::on_confirm`]); the confirm watchdog, a timer per frozen instance, asks
+//! again or gives up. Keeping the shadows in sync is in `links.rs`, serving the UE in
+//! `traffic.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use edgeshift_proto::{
+    CatchUp, InputRecord, Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationDone,
+    RelocationMode, ServerId, ServiceId, SyncBody, SyncMode, Verdict,
+};
+
 use super::EdgeServer;
+use super::links::Link;
 use super::timers::Timer;
 use super::traffic::Held;
 use crate::event::EdgeEvent;
 use crate::instance::Instance;
-use edgeshift_proto::{
-    CatchUp, Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationDone, RelocationMode,
-    ServerId, ServiceId, SyncBody, SyncMode, Verdict,
-};
 
-/// A shadow this (source) server keeps in sync.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Link {
-    pub(super) mode: SyncMode,
-    pub(super) ready: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Outgoing {
-    pub(super) target: ServerId,
-    pub(super) epoch: u64,
-    pub(super) mode: RelocationMode,
-    pub(super) rounds: u32,
-    /// When the source last heard from the target (or froze), for the confirm watchdog.
-    pub(super) heard_at: Option<Instant>,
-    /// 2004s sent without an answer.
-    pub(super) unanswered: u32,
-}
-
+/// A live instance hosted here.
 pub(super) struct Live {
     pub(super) inst: Instance,
-    pub(super) frozen: bool,
-    pub(super) held: Vec<Held>,
+    /// Where the instance stands in a relocation out of here.
+    pub(super) state: Source,
+    /// Shadows kept in sync, by server. Once a relocation starts, only its target's.
     pub(super) links: BTreeMap<ServerId, Link>,
-    pub(super) log: VecDeque<edgeshift_proto::InputRecord>,
-    pub(super) batch: Vec<edgeshift_proto::InputRecord>,
-    pub(super) out: Option<Outgoing>,
+    /// The latest applied inputs (`EdgeConfig::input_log` of them), for catch-up.
+    pub(super) log: VecDeque<InputRecord>,
+    /// Applied inputs not yet sent to the replay shadows (replay batching); empty while
+    /// frozen.
+    pub(super) batch: Vec<InputRecord>,
+}
+
+/// Where a live instance stands in a relocation out of this server.
+pub(super) enum Source {
+    /// Serving the UE; no relocation under way.
+    Serving,
+    /// A precopy relocation: still serving while delta rounds bring the target's shadow
+    /// close, until little enough is dirty or the rounds run out.
+    Precopy {
+        target: ServerId,
+        epoch: u64,
+        /// Delta rounds sent so far.
+        rounds: u32,
+    },
+    /// Stopped for a relocation: the 2004 went out and UE traffic waits for the 2005.
+    Frozen(Frozen),
+}
+
+/// A live instance stopped until its relocation's target confirms.
+pub(super) struct Frozen {
+    pub(super) target: ServerId,
+    /// Route epoch of the relocation (from its 1006).
+    pub(super) epoch: u64,
+    /// How the state moves (a precopy catches up with a delta).
+    pub(super) mode: RelocationMode,
+    /// Whether the confirm watchdog is armed for the current wait; it starts over
+    /// whenever the target answers or a 2004 is repeated.
+    pub(super) watched: bool,
+    /// 2004s sent without an answer.
+    pub(super) unanswered: u32,
+    /// UE traffic that arrived since the freeze, in order.
+    pub(super) held: Vec<Held>,
+}
+
+impl Source {
+    /// The target of the relocation under way, if any.
+    pub(super) fn target(&self) -> Option<ServerId> {
+        match self {
+            Self::Serving => None,
+            Self::Precopy { target, .. } => Some(*target),
+            Self::Frozen(f) => Some(f.target),
+        }
+    }
+
+    pub(super) fn is_frozen(&self) -> bool {
+        matches!(self, Self::Frozen(_))
+    }
+
+    /// Stops for a relocation to `target`.
+    fn freeze(&mut self, target: ServerId, epoch: u64, mode: RelocationMode) {
+        *self = Self::Frozen(Frozen {
+            target,
+            epoch,
+            mode,
+            watched: false,
+            unanswered: 0,
+            held: Vec::new(),
+        });
+    }
+
+    /// Serves again after a failed relocation; returns what the freeze held.
+    fn thaw(&mut self) -> Option<Frozen> {
+        match std::mem::replace(self, Self::Serving) {
+            Self::Frozen(f) => Some(f),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
+impl Live {
+    pub(super) fn new(inst: Instance) -> Self {
+        Self {
+            inst,
+            state: Source::Serving,
+            links: BTreeMap::new(),
+            log: VecDeque::new(),
+            batch: Vec::new(),
+        }
+    }
+
+    /// Servers holding a shadow synced in `mode`.
+    pub(super) fn links_in(&self, mode: SyncMode) -> Vec<ServerId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.mode == mode)
+            .map(|(s, _)| *s)
+            .collect()
+    }
 }
 
 impl EdgeServer {
+    /// A 1006 naming this server as source: `service` moves to `target`.
     pub(super) fn relocate_out(
         &mut self,
         now: Instant,
@@ -60,7 +147,8 @@ impl EdgeServer {
             }
             return;
         };
-        if live.out.is_some() || target == self.cfg.id {
+        // A relocation under way (or a repeated 1006) is not restarted.
+        if !matches!(live.state, Source::Serving) || target == self.cfg.id {
             return;
         }
         self.events.push_back(EdgeEvent::RelocationTriggered {
@@ -70,24 +158,24 @@ impl EdgeServer {
         });
         live.links.retain(|s, _| *s == target);
         self.planned.retain(|(s, _), _| *s != service);
-        live.out = Some(Outgoing {
-            target,
-            epoch,
-            mode,
-            rounds: 0,
-            heard_at: None,
-            unanswered: 0,
-        });
         let has_shadow = live.links.contains_key(&target);
         match mode {
-            RelocationMode::Hot if has_shadow => self.freeze(service),
+            RelocationMode::Hot if has_shadow => {
+                self.freeze(service, target, epoch, mode);
+                self.request(service);
+            }
             RelocationMode::Hot | RelocationMode::Cold => {
                 // Stop first so the snapshot is final: the copy is the whole critical path.
-                self.freeze_quiet(service);
+                self.freeze(service, target, epoch, mode);
                 self.start_shadow(now, service, target, SyncMode::Replay);
                 self.request(service);
             }
             RelocationMode::Precopy => {
+                live.state = Source::Precopy {
+                    target,
+                    epoch,
+                    rounds: 0,
+                };
                 if has_shadow {
                     self.precopy_step(service);
                 } else {
@@ -97,9 +185,9 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn freeze_quiet(&mut self, service: ServiceId) {
+    fn freeze(&mut self, service: ServiceId, target: ServerId, epoch: u64, mode: RelocationMode) {
         if let Some(live) = self.live.get_mut(&service) {
-            live.frozen = true;
+            live.state.freeze(target, epoch, mode);
             // Unsent replay batches are not flushed: the catch-up at 2005 covers them.
             live.batch.clear();
             let last_seq = live.inst.last_seq;
@@ -108,18 +196,21 @@ impl EdgeServer {
         }
     }
 
+    /// Sends (or repeats) the 2004 of a frozen instance.
     pub(super) fn request(&mut self, service: ServiceId) {
         let Some(live) = self.live.get(&service) else {
             return;
         };
-        let Some(out) = live.out else { return };
-        let transfer_pending = live.links.get(&out.target).is_some_and(|l| !l.ready);
+        let Source::Frozen(f) = &live.state else {
+            return;
+        };
+        let transfer_pending = live.links.get(&f.target).is_some_and(|l| !l.ready);
         let req = RelocateRequest {
             service,
             source: self.cfg.id,
             last_seq: live.inst.last_seq,
             digest: live.inst.digest,
-            epoch: out.epoch,
+            epoch: f.epoch,
             transfer_pending,
             state_checksum: (live.inst.svc.state_len() <= self.cfg.audit_max_bytes)
                 .then(|| live.inst.svc.checksum()),
@@ -127,85 +218,90 @@ impl EdgeServer {
             // retransmitted for seconds (seed 24 of `turnback --swarm` needed 65).
             answers: live.inst.recent_answers(self.cfg.answer_cache),
         };
-        self.send(out.target, req);
+        let target = f.target;
+        self.send(target, req);
     }
 
-    pub(super) fn freeze(&mut self, service: ServiceId) {
-        self.freeze_quiet(service);
-        self.request(service);
-    }
-
+    /// A precopy heard from its target: another delta round, or freeze for the last one.
     pub(super) fn precopy_step(&mut self, service: ServiceId) {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let Some(out) = live.out.as_mut() else { return };
-        if live.frozen || out.mode != RelocationMode::Precopy {
+        let Source::Precopy {
+            target,
+            epoch,
+            rounds,
+        } = &mut live.state
+        else {
             return;
-        }
+        };
         if live.inst.svc.dirty_bytes() <= self.cfg.precopy_threshold
-            || out.rounds >= self.cfg.precopy_max_rounds
+            || *rounds >= self.cfg.precopy_max_rounds
         {
-            self.freeze(service);
+            let (target, epoch) = (*target, *epoch);
+            self.freeze(service, target, epoch, RelocationMode::Precopy);
+            self.request(service);
         } else {
-            out.rounds += 1;
+            *rounds += 1;
             self.send_delta_round(service);
         }
     }
 
+    /// 2005: the target's verdict on its shadow.
     pub(super) fn on_confirm(&mut self, now: Instant, from: NodeId, m: RelocateConfirm) {
         let service = m.service;
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let Some(out) = live.out else {
-            self.violation(from, format!("2005 for {service} without a relocation"));
-            return;
+        let f = match &mut live.state {
+            Source::Serving => {
+                self.violation(from, format!("2005 for {service} without a relocation"));
+                return;
+            }
+            Source::Frozen(f) if f.target == m.target => f,
+            Source::Precopy { .. } | Source::Frozen(_) => {
+                self.violation(
+                    from,
+                    format!("unexpected 2005 for {service} from {}", m.target),
+                );
+                return;
+            }
         };
-        if out.target != m.target || !live.frozen {
-            self.violation(
-                from,
-                format!("unexpected 2005 for {service} from {}", m.target),
-            );
-            return;
-        }
         // The target is alive and working on it: the watchdog starts over.
-        if let Some(o) = live.out.as_mut() {
-            o.heard_at = None;
-            o.unanswered = 0;
-        }
+        f.watched = false;
+        f.unanswered = 0;
+        let (target, mode) = (f.target, f.mode);
         match m.verdict {
             Verdict::Valid => {
                 let Some(live) = self.live.remove(&service) else {
                     return;
                 };
-                self.moved.insert(service, out.target);
-                for h in live.held {
-                    match h {
-                        Held::Input(i) => self.send(out.target, i),
-                        Held::Probe(p) => self.send(out.target, p),
-                    }
+                self.moved.insert(service, target);
+                if let Source::Frozen(f) = live.state {
+                    self.forward_held(target, f.held);
                 }
                 self.events.push_back(EdgeEvent::RelocatedOut {
                     service,
-                    to: out.target,
+                    to: target,
                 });
                 self.load_report();
             }
             Verdict::NeedFrom(k) => {
                 let source = self.cfg.id;
+                // NOTE: `k + 1` overflows (a panic in debug builds) on a peer's
+                // NeedFrom(u64::MAX); kept as it was.
                 let covered =
                     live.log.front().is_some_and(|r| r.seq <= k + 1) || k == live.inst.last_seq;
                 // Delta-synced shadows (and precopy) catch up with the changed chunks, as
                 // their sync does; replay shadows with the inputs they missed.
                 let delta_link = live
                     .links
-                    .get(&out.target)
+                    .get(&target)
                     .is_some_and(|l| l.mode == SyncMode::Delta);
-                if out.mode == RelocationMode::Precopy || delta_link {
+                if mode == RelocationMode::Precopy || delta_link {
                     let delta = live.inst.take_delta();
                     self.send(
-                        out.target,
+                        target,
                         CatchUp {
                             service,
                             source,
@@ -215,7 +311,7 @@ impl EdgeServer {
                 } else if covered {
                     let inputs = live.log.iter().filter(|r| r.seq > k).cloned().collect();
                     self.send(
-                        out.target,
+                        target,
                         CatchUp {
                             service,
                             source,
@@ -223,58 +319,52 @@ impl EdgeServer {
                         },
                     );
                 } else {
-                    self.start_shadow(now, service, out.target, SyncMode::Replay);
+                    self.start_shadow(now, service, target, SyncMode::Replay);
                 }
             }
             Verdict::NeedFull => {
-                let mode = live
-                    .links
-                    .get(&out.target)
-                    .map_or(SyncMode::Replay, |l| l.mode);
-                self.start_shadow(now, service, out.target, mode);
+                let mode = live.links.get(&target).map_or(SyncMode::Replay, |l| l.mode);
+                self.start_shadow(now, service, target, mode);
             }
             Verdict::Reject(reason) => self.abandon(service, reason),
         }
     }
 
     /// The relocation failed: the source serves again, held traffic first.
-    pub(super) fn abandon(&mut self, service: ServiceId, reason: String) {
+    fn abandon(&mut self, service: ServiceId, reason: String) {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let Some(out) = live.out.take() else { return };
-        live.frozen = false;
-        live.links.remove(&out.target);
-        let held = std::mem::take(&mut live.held);
+        let Some(f) = live.state.thaw() else {
+            return;
+        };
+        live.links.remove(&f.target);
         self.events.push_back(EdgeEvent::RelocationFailed {
             service,
-            target: out.target,
+            target: f.target,
             reason,
         });
         let done = RelocationDone {
             service,
             from: self.cfg.id,
-            to: out.target,
+            to: f.target,
             ok: false,
-            epoch: out.epoch,
+            epoch: f.epoch,
         };
         self.send(NodeId::Control, done);
-        self.release_held(held);
+        self.release_held(f.held);
     }
 
     /// Arms the confirm watchdog of every frozen source that has not armed it yet.
     pub(super) fn watch_confirms(&mut self, now: Instant) {
         let mut arm = Vec::new();
         for (service, live) in &mut self.live {
-            if !live.frozen {
-                continue;
-            }
             let state = live.inst.svc.state_len() as f64;
-            let Some(out) = live.out.as_mut() else {
+            let Source::Frozen(f) = &mut live.state else {
                 continue;
             };
-            if out.heard_at.is_none() {
-                out.heard_at = Some(now);
+            if !f.watched {
+                f.watched = true;
                 let transfer =
                     std::time::Duration::from_secs_f64(state / self.cfg.confirm_rate_bytes_s);
                 arm.push((now + self.cfg.confirm_timeout + transfer, *service));
@@ -285,49 +375,27 @@ impl EdgeServer {
         }
     }
 
+    /// The confirm watchdog of a frozen source expired.
     pub(super) fn on_confirm_timeout(&mut self, service: ServiceId) {
         let attempts = self.cfg.confirm_attempts;
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let Some(out) = live.out.as_mut().filter(|_| live.frozen) else {
+        let Source::Frozen(f) = &mut live.state else {
             return;
         };
-        out.unanswered += 1;
-        out.heard_at = None;
-        if out.unanswered >= attempts {
+        f.unanswered += 1;
+        f.watched = false;
+        if f.unanswered >= attempts {
             let reason = format!(
                 "{} did not confirm after {} requests",
-                out.target, out.unanswered
+                f.target, f.unanswered
             );
             self.abandon(service, reason);
         } else {
             // A lost or late 2005, or a restarted target: ask again (a live target
             // confirms again; an empty one asks for the state).
             self.request(service);
-        }
-    }
-}
-
-impl Live {
-    /// Servers holding a shadow synced in `mode`.
-    pub(super) fn links_in(&self, mode: SyncMode) -> Vec<ServerId> {
-        self.links
-            .iter()
-            .filter(|(_, l)| l.mode == mode)
-            .map(|(s, _)| *s)
-            .collect()
-    }
-
-    pub(super) fn new(inst: Instance) -> Self {
-        Self {
-            inst,
-            frozen: false,
-            held: Vec::new(),
-            links: BTreeMap::new(),
-            log: VecDeque::new(),
-            batch: Vec::new(),
-            out: None,
         }
     }
 }

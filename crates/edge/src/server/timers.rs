@@ -2,6 +2,7 @@
 
 use super::EdgeServer;
 use super::links::sync_to;
+use super::source::Source;
 use edgeshift_proto::{Instant, ServerId, ServiceId, SyncBody, SyncMode};
 
 /// A pending timer; the table fires timers due together in (deadline, timer) order, so
@@ -31,7 +32,9 @@ impl EdgeServer {
                     let Some(live) = self.live.get(&service) else {
                         continue;
                     };
-                    if live.frozen || !live.links.values().any(|l| l.mode == SyncMode::Delta) {
+                    if live.state.is_frozen()
+                        || !live.links.values().any(|l| l.mode == SyncMode::Delta)
+                    {
                         continue;
                     }
                     self.send_delta_round(service);
@@ -47,7 +50,7 @@ impl EdgeServer {
                         let to = live.links_in(SyncMode::Replay);
                         sync_to(&mut self.out, self.cfg.id, service, &to, &batch);
                     }
-                    if !live.frozen && !live.links.is_empty() {
+                    if !live.state.is_frozen() && !live.links.is_empty() {
                         self.timers
                             .set(Timer::ReplayFlush(service), now + self.cfg.replay_batch);
                     }
@@ -58,7 +61,7 @@ impl EdgeServer {
                         let ready = self
                             .live
                             .get(&service)
-                            .is_some_and(|l| !l.frozen && l.out.is_none());
+                            .is_some_and(|l| matches!(l.state, Source::Serving));
                         if ready {
                             self.start_shadow(now, service, target, mode);
                         }
@@ -71,7 +74,9 @@ impl EdgeServer {
             let due: Vec<ServiceId> = self
                 .live
                 .iter()
-                .filter(|(_, l)| !l.frozen && l.links.values().any(|k| k.mode == SyncMode::Replay))
+                .filter(|(_, l)| {
+                    !l.state.is_frozen() && l.links.values().any(|k| k.mode == SyncMode::Replay)
+                })
                 .map(|(s, _)| *s)
                 .collect();
             for s in due {

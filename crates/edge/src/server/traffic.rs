@@ -2,9 +2,11 @@
 
 use super::EdgeServer;
 use super::links::sync_to;
+use super::source::Source;
 use crate::event::EdgeEvent;
 use edgeshift_proto::{
-    NodeId, Probe, ProbeReply, ServiceId, ServiceInput, ServiceOutput, SyncBody, SyncMode, Transmit,
+    NodeId, Probe, ProbeReply, ServerId, ServiceId, ServiceInput, ServiceOutput, SyncBody,
+    SyncMode, Transmit,
 };
 
 /// UE traffic held while an instance cannot serve (frozen source, shadow not yet live).
@@ -18,8 +20,8 @@ impl EdgeServer {
     pub(super) fn on_input(&mut self, m: ServiceInput) {
         let service = m.service;
         if let Some(live) = self.live.get_mut(&service) {
-            if live.frozen {
-                live.held.push(Held::Input(m));
+            if let Source::Frozen(f) = &mut live.state {
+                f.held.push(Held::Input(m));
                 return;
             }
             if !live.inst.offer(m.input.seq, m.input.payload, Some(m.via)) {
@@ -121,8 +123,8 @@ impl EdgeServer {
     pub(super) fn on_probe(&mut self, m: Probe) {
         let service = m.service;
         if let Some(live) = self.live.get_mut(&service) {
-            if live.frozen {
-                live.held.push(Held::Probe(m));
+            if let Source::Frozen(f) = &mut live.state {
+                f.held.push(Held::Probe(m));
                 return;
             }
             let last_seq = live.inst.last_seq;
@@ -157,6 +159,16 @@ impl EdgeServer {
             match h {
                 Held::Input(m) => self.on_input(m),
                 Held::Probe(m) => self.on_probe(m),
+            }
+        }
+    }
+
+    /// Sends held traffic on to the instance's new host (or back to the live one).
+    pub(super) fn forward_held(&mut self, to: ServerId, held: Vec<Held>) {
+        for h in held {
+            match h {
+                Held::Input(m) => self.send(to, m),
+                Held::Probe(m) => self.send(to, m),
             }
         }
     }
