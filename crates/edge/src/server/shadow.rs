@@ -1,4 +1,13 @@
-//! The shadow side.
+//! The shadow side: copies of live instances hosted elsewhere, kept here so that a
+//! relocation to this server only has to check and switch.
+//!
+//! A [`Shadow`] appears with the first message about it: a 1004 chunk, sync inputs that
+//! overtook the 1004, or a 2004. Its [`ShadowState`] follows the copy of the state
+//! (awaiting a transfer, receiving one, ready and kept current by sync, or failed); the
+//! 2004, once it came, is a [`Check`] beside it, because it can arrive in any of those
+//! states. Every change that can settle the check runs [`EdgeServer::validate`], which
+//! activates the shadow, asks the source for what is missing (2005 `NeedFrom` /
+//! `NeedFull`), or rejects.
 
 use std::collections::BTreeMap;
 
@@ -15,39 +24,57 @@ use crate::event::EdgeEvent;
 use crate::instance::{Instance, Meta};
 use crate::service::ServiceError;
 
-pub(super) struct Receiving {
-    pub(super) transfer: u32,
-    pub(super) meta: Meta,
-    /// The shadow instance, created at the first chunk; chunks are written straight in.
-    pub(super) svc: Box<dyn crate::Service>,
-    pub(super) seq: u64,
-    pub(super) digest: u128,
-    pub(super) total_len: u64,
-    pub(super) received: u64,
-    /// xxh3-128 of the bytes received so far, in order.
-    pub(super) hasher: Box<Xxh3>,
-}
+/// Inputs that arrived before the state they apply to, by sequence number.
+type Early = BTreeMap<u64, Vec<u8>>;
 
-pub(super) enum Body {
-    /// Nothing received yet (or a full resync was asked for).
-    Awaiting,
-    Receiving(Receiving),
-    Ready(Instance),
-    /// The shadow cannot be hosted here.
-    Failed(String),
-}
-
+/// A shadow hosted here.
 pub(super) struct Shadow {
+    /// The server with the live instance.
     pub(super) source: ServerId,
     pub(super) created_at: Instant,
-    pub(super) body: Body,
-    /// Inputs that arrived before the state did.
-    pub(super) early: BTreeMap<u64, Vec<u8>>,
-    pub(super) deltas: Vec<StateDelta>,
-    pub(super) request: Option<RelocateRequest>,
-    pub(super) first_try: Option<bool>,
-    pub(super) asked: Option<Verdict>,
+    pub(super) state: ShadowState,
+    /// The 2004 being answered, once one came.
+    pub(super) check: Option<Check>,
+    /// UE traffic that reached the shadow before it went live.
     pub(super) held: Vec<Held>,
+}
+
+/// Where the copy of the state stands.
+pub(super) enum ShadowState {
+    /// No state yet, or a full resync was asked for.
+    Awaiting { early: Early },
+    /// A 1004 transfer is arriving.
+    Receiving(Box<Receiving>),
+    /// Complete and verified; sync keeps it current.
+    Ready(Instance),
+    /// The service cannot be hosted here (its code or state does not load).
+    Failed { why: String, early: Early },
+}
+
+/// A 1004 transfer under way.
+pub(super) struct Receiving {
+    pub(super) transfer: u32,
+    meta: Meta,
+    /// The shadow instance, created at the first chunk; chunks are written straight in.
+    svc: Box<dyn crate::Service>,
+    seq: u64,
+    digest: u128,
+    total_len: u64,
+    received: u64,
+    /// xxh3-128 of the bytes received so far, in order.
+    hasher: Xxh3,
+    early: Early,
+    /// Deltas sent after the snapshot, applied once it is complete.
+    deltas: Vec<StateDelta>,
+}
+
+/// A 2004 this shadow answers.
+pub(super) struct Check {
+    /// The latest 2004 (a frozen source repeats it when no 2005 comes).
+    pub(super) request: RelocateRequest,
+    /// What the shadow last asked the source for (`NeedFrom` / `NeedFull`); not asked
+    /// again while the answer is on its way. Never asked: valid at the first try.
+    pub(super) asked: Option<Verdict>,
 }
 
 impl Shadow {
@@ -55,18 +82,39 @@ impl Shadow {
         Self {
             source,
             created_at: now,
-            body: Body::Awaiting,
-            early: BTreeMap::new(),
-            deltas: Vec::new(),
-            request: None,
-            first_try: None,
-            asked: None,
+            state: ShadowState::awaiting(),
+            check: None,
             held: Vec::new(),
         }
     }
 }
 
+impl ShadowState {
+    fn awaiting() -> Self {
+        Self::Awaiting {
+            early: Early::new(),
+        }
+    }
+
+    /// Leaves the state for another one, taking the inputs kept for a state still to
+    /// come (a ready copy has applied them).
+    fn take_early(&mut self) -> Early {
+        match std::mem::replace(self, Self::awaiting()) {
+            Self::Awaiting { early } | Self::Failed { early, .. } => early,
+            Self::Receiving(r) => r.early,
+            Self::Ready(_) => Early::new(),
+        }
+    }
+
+    /// Waits for a new transfer; inputs kept for the state stay.
+    fn restart(&mut self) {
+        let early = self.take_early();
+        *self = Self::Awaiting { early };
+    }
+}
+
 impl EdgeServer {
+    /// 1006 discard naming this server: the shadow goes.
     pub(super) fn drop_shadow(&mut self, now: Instant, service: ServiceId) {
         // Sync in flight arrives within a few link delays; a minute of memory is plenty.
         self.discarded
@@ -82,7 +130,8 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn refuse_transfer(&mut self, service: ServiceId, source: ServerId, why: String) {
+    /// Tells the source its 1004 (or delta) did not take; it sends the state again.
+    fn refuse_transfer(&mut self, service: ServiceId, source: ServerId, why: String) {
         self.violation(NodeId::Server(source), why);
         let server = self.cfg.id;
         self.send(
@@ -96,16 +145,16 @@ impl EdgeServer {
         );
     }
 
+    /// 1004: one chunk of a state transfer.
     pub(super) fn on_transfer(&mut self, now: Instant, from: NodeId, m: ShadowTransfer) {
         let service = m.service;
         if self.live.contains_key(&service) {
             self.violation(from, format!("1004 for {service}, which is live here"));
             return;
         }
-        let continues = self
-            .shadows
-            .get(&service)
-            .is_some_and(|sh| matches!(&sh.body, Body::Receiving(r) if r.transfer == m.transfer));
+        let continues = self.shadows.get(&service).is_some_and(
+            |sh| matches!(&sh.state, ShadowState::Receiving(r) if r.transfer == m.transfer),
+        );
         if !continues {
             if m.offset != 0 {
                 return; // A chunk of a transfer that was superseded.
@@ -133,10 +182,12 @@ impl EdgeServer {
                 .entry(service)
                 .or_insert_with(|| Shadow::new(m.source, now));
             sh.source = m.source;
-            sh.deltas.clear();
+            // A new transfer replaces whatever copy there was; deltas sent after an older
+            // snapshot go with it.
+            let early = sh.state.take_early();
             match fresh {
                 Ok((meta, svc)) => {
-                    sh.body = Body::Receiving(Receiving {
+                    sh.state = ShadowState::Receiving(Box::new(Receiving {
                         transfer: m.transfer,
                         meta,
                         svc,
@@ -144,19 +195,24 @@ impl EdgeServer {
                         digest: m.digest,
                         total_len: m.total_len,
                         received: 0,
-                        hasher: Box::new(Xxh3::new()),
-                    });
+                        hasher: Xxh3::new(),
+                        early,
+                        deltas: Vec::new(),
+                    }));
                 }
                 Err(ServiceError::InvalidCode(why))
                     if matches!(m.spec.as_ref().map(|s| &s.code), Some(CodeRef::Hash(_))) =>
                 {
                     // We lost the cached code (restart?): ask again, code inline.
-                    sh.body = Body::Awaiting;
+                    sh.state = ShadowState::Awaiting { early };
                     self.refuse_transfer(service, m.source, why);
                     return;
                 }
                 Err(e) => {
-                    sh.body = Body::Failed(e.to_string());
+                    sh.state = ShadowState::Failed {
+                        why: e.to_string(),
+                        early,
+                    };
                     self.validate(now, service);
                     return;
                 }
@@ -165,7 +221,7 @@ impl EdgeServer {
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
-        let Body::Receiving(r) = &mut sh.body else {
+        let ShadowState::Receiving(r) = &mut sh.state else {
             return;
         };
         let fits = m.offset == r.received && r.received + m.data.len() as u64 <= r.total_len;
@@ -176,7 +232,7 @@ impl EdgeServer {
         } else {
             Err("out of order".into())
         } {
-            sh.body = Body::Awaiting;
+            sh.state.restart();
             let why = format!(
                 "1004 chunk at {} does not fit transfer {}: {why}",
                 m.offset, m.transfer
@@ -193,22 +249,31 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn finish_shadow(&mut self, now: Instant, service: ServiceId, expected: u128) {
+    /// The last chunk arrived: check the copy, apply what came meanwhile, report ready.
+    fn finish_shadow(&mut self, now: Instant, service: ServiceId, expected: u128) {
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
-        let Body::Receiving(mut r) = std::mem::replace(&mut sh.body, Body::Awaiting) else {
-            return;
+        let mut r = match std::mem::replace(&mut sh.state, ShadowState::awaiting()) {
+            ShadowState::Receiving(r) => *r,
+            other => {
+                sh.state = other;
+                return;
+            }
         };
         let source = sh.source;
         if let Err(e) = r.svc.finish_restore() {
-            sh.body = Body::Failed(e.to_string());
+            sh.state = ShadowState::Failed {
+                why: e.to_string(),
+                early: r.early,
+            };
             self.validate(now, service);
             return;
         }
         // The chunks were written in order and cover the state once: their streamed hash
         // is the state's checksum, without another pass over memory.
         if r.hasher.digest128() != expected {
+            sh.state = ShadowState::Awaiting { early: r.early };
             self.refuse_transfer(
                 service,
                 source,
@@ -217,18 +282,18 @@ impl EdgeServer {
             return;
         }
         let mut inst = Instance::new(r.meta, r.svc, r.seq, r.digest, self.cfg.answer_cache);
-        for (seq, payload) in std::mem::take(&mut sh.early) {
+        for (seq, payload) in r.early {
             inst.offer(seq, payload, None);
         }
-        for d in std::mem::take(&mut sh.deltas) {
+        for d in r.deltas {
             if let Err(e) = inst.apply_delta(&d) {
-                sh.body = Body::Awaiting;
+                // Awaiting again; the early inputs went down with the copy.
                 self.refuse_transfer(service, source, e);
                 return;
             }
         }
         let seq = inst.last_seq;
-        sh.body = Body::Ready(inst);
+        sh.state = ShadowState::Ready(inst);
         self.drain_shadow(service);
         let server = self.cfg.id;
         self.send(
@@ -252,11 +317,11 @@ impl EdgeServer {
         self.validate(now, service);
     }
 
-    pub(super) fn drain_shadow(&mut self, service: ServiceId) {
+    fn drain_shadow(&mut self, service: ServiceId) {
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
-        let Body::Ready(inst) = &mut sh.body else {
+        let ShadowState::Ready(inst) = &mut sh.state else {
             return;
         };
         for a in inst.drain() {
@@ -268,6 +333,7 @@ impl EdgeServer {
         }
     }
 
+    /// Shadow sync, or the catch-up a 2005 asked for.
     pub(super) fn on_sync(
         &mut self,
         now: Instant,
@@ -290,25 +356,24 @@ impl EdgeServer {
             .or_insert_with(|| Shadow::new(source_of(from), now));
         let source = sh.source;
         match body {
-            SyncBody::Inputs(inputs) => match &mut sh.body {
-                Body::Ready(inst) => {
+            SyncBody::Inputs(inputs) => match &mut sh.state {
+                ShadowState::Ready(inst) => {
                     for i in inputs {
                         inst.offer(i.seq, i.payload, None);
                     }
                     self.drain_shadow(service);
                 }
-                _ => {
-                    for i in inputs {
-                        sh.early.insert(i.seq, i.payload);
-                    }
+                ShadowState::Receiving(r) => keep_early(&mut r.early, inputs),
+                ShadowState::Awaiting { early } | ShadowState::Failed { early, .. } => {
+                    keep_early(early, inputs);
                 }
             },
-            SyncBody::Delta(d) => match &mut sh.body {
-                Body::Ready(inst) => {
+            SyncBody::Delta(d) => match &mut sh.state {
+                ShadowState::Ready(inst) => {
                     let ok = match inst.apply_delta(&d) {
                         Ok(()) => true,
                         Err(e) => {
-                            sh.body = Body::Awaiting;
+                            sh.state = ShadowState::awaiting();
                             self.violation(from, e);
                             false
                         }
@@ -326,12 +391,15 @@ impl EdgeServer {
                         );
                     }
                 }
-                _ => sh.deltas.push(d),
+                ShadowState::Receiving(r) => r.deltas.push(d),
+                // No snapshot to apply it to: the next transfer brings a newer one.
+                ShadowState::Awaiting { .. } | ShadowState::Failed { .. } => {}
             },
         }
         self.validate(now, service);
     }
 
+    /// 2004: the source froze and asks this shadow to take over.
     pub(super) fn on_request(&mut self, now: Instant, m: RelocateRequest) {
         let service = m.service;
         if self.live.contains_key(&service) {
@@ -352,24 +420,36 @@ impl EdgeServer {
             .entry(service)
             .or_insert_with(|| Shadow::new(m.source, now));
         sh.source = m.source;
-        sh.request = Some(m);
+        match &mut sh.check {
+            Some(check) => check.request = m,
+            None => {
+                sh.check = Some(Check {
+                    request: m,
+                    asked: None,
+                });
+            }
+        }
         self.validate(now, service);
     }
 
-    pub(super) fn validate(&mut self, now: Instant, service: ServiceId) {
+    /// Answers the 2004, if one came and the copy can be judged now.
+    fn validate(&mut self, now: Instant, service: ServiceId) {
         let target = self.cfg.id;
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
-        let Some(req) = sh.request.clone() else {
+        let Some(check) = &mut sh.check else {
             return;
         };
-        let verdict = match &sh.body {
-            Body::Receiving(_) => return,
-            Body::Awaiting if req.transfer_pending => return,
-            Body::Awaiting => Verdict::NeedFull,
-            Body::Failed(why) => Verdict::Reject(why.clone()),
-            Body::Ready(inst) if inst.last_seq == req.last_seq && inst.digest == req.digest => {
+        let req = &check.request;
+        let verdict = match &sh.state {
+            ShadowState::Receiving(_) => return,
+            ShadowState::Awaiting { .. } if req.transfer_pending => return,
+            ShadowState::Awaiting { .. } => Verdict::NeedFull,
+            ShadowState::Failed { why, .. } => Verdict::Reject(why.clone()),
+            ShadowState::Ready(inst)
+                if inst.last_seq == req.last_seq && inst.digest == req.digest =>
+            {
                 // The digest pins the inputs; the audit checksum, when sent, pins the memory.
                 if req.state_checksum.is_none_or(|c| c == inst.svc.checksum()) {
                     Verdict::Valid
@@ -377,16 +457,21 @@ impl EdgeServer {
                     Verdict::NeedFull
                 }
             }
-            Body::Ready(inst) if inst.last_seq < req.last_seq => Verdict::NeedFrom(inst.last_seq),
-            Body::Ready(_) => Verdict::NeedFull,
+            ShadowState::Ready(inst) if inst.last_seq < req.last_seq => {
+                Verdict::NeedFrom(inst.last_seq)
+            }
+            ShadowState::Ready(_) => Verdict::NeedFull,
         };
-        sh.first_try.get_or_insert(verdict == Verdict::Valid);
+        let source = req.source;
         match verdict {
             Verdict::Valid => self.activate(now, service),
             Verdict::Reject(_) => {
+                // NOTE: unlike a discard, this drops the traffic held here (a discard
+                // forwards it to the source) and does not remember the service as
+                // discarded, so sync still in flight creates a new, empty shadow.
                 self.shadows.remove(&service);
                 self.send(
-                    req.source,
+                    source,
                     RelocateConfirm {
                         service,
                         target,
@@ -395,15 +480,15 @@ impl EdgeServer {
                 );
             }
             v => {
-                if sh.asked.as_ref() == Some(&v) {
+                if check.asked.as_ref() == Some(&v) {
                     return; // Already asked; the answer is on its way.
                 }
                 if v == Verdict::NeedFull {
-                    sh.body = Body::Awaiting;
+                    sh.state.restart();
                 }
-                sh.asked = Some(v.clone());
+                check.asked = Some(v.clone());
                 self.send(
-                    req.source,
+                    source,
                     RelocateConfirm {
                         service,
                         target,
@@ -414,14 +499,22 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn activate(&mut self, _now: Instant, service: ServiceId) {
+    /// The shadow passed the check: it becomes the live instance.
+    fn activate(&mut self, _now: Instant, service: ServiceId) {
         let Some(sh) = self.shadows.remove(&service) else {
             return;
         };
-        let Body::Ready(mut inst) = sh.body else {
+        let Shadow {
+            created_at,
+            state: ShadowState::Ready(mut inst),
+            check: Some(check),
+            held,
+            ..
+        } = sh
+        else {
             return;
         };
-        let Some(req) = sh.request else { return };
+        let req = check.request;
         inst.adopt_answers(&req.answers);
         let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.svc.state_len());
         // O(1) in state size: the instance moves from the shadow table to the live one. Its
@@ -434,9 +527,9 @@ impl EdgeServer {
             from: req.source,
             last_seq,
             digest,
-            first_try: sh.first_try.unwrap_or(true),
+            first_try: check.asked.is_none(),
             state_bytes,
-            shadow_created_at: sh.created_at,
+            shadow_created_at: created_at,
         });
         let me = self.cfg.id;
         self.send(
@@ -457,12 +550,19 @@ impl EdgeServer {
                 epoch: req.epoch,
             },
         );
-        self.release_held(sh.held);
+        self.release_held(held);
         self.load_report();
     }
 }
 
-pub(super) fn source_of(from: NodeId) -> ServerId {
+fn keep_early(early: &mut Early, inputs: Vec<edgeshift_proto::InputRecord>) {
+    for i in inputs {
+        early.insert(i.seq, i.payload);
+    }
+}
+
+/// The server a sync came from (sync that overtook the 1004 names no other source).
+fn source_of(from: NodeId) -> ServerId {
     match from {
         NodeId::Server(s) => s,
         _ => ServerId(0),
