@@ -1,6 +1,6 @@
 //! Shadow sync from the source.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edgeshift_proto::{
     CodeRef, Instant, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowSync, ShadowTransfer,
@@ -65,6 +65,9 @@ impl EdgeServer {
             let _ = live.inst.svc.take_delta();
         }
         live.links.insert(target, Link { mode, ready: false });
+        if mode == SyncMode::Replay {
+            self.unflushed.insert(service);
+        }
         let inst = &live.inst;
         let code = if self.code_sent.insert((target, inst.meta.code_hash)) {
             match self.code.get(&inst.meta.code_hash) {
@@ -155,7 +158,14 @@ impl EdgeServer {
         let (frozen, target) = (live.state.is_frozen(), live.state.target());
         if !m.ok {
             // Corrupt delta or unknown code: start that shadow over, code inline.
-            self.code_sent.retain(|(s, _)| *s != m.server);
+            let sent: Vec<_> = self
+                .code_sent
+                .range((m.server, 0)..=(m.server, u128::MAX))
+                .copied()
+                .collect();
+            for k in sent {
+                self.code_sent.remove(&k);
+            }
             self.start_shadow(now, m.service, m.server, link.mode);
             if frozen {
                 self.request(m.service);
@@ -186,5 +196,20 @@ pub(super) fn sync_to(
             to: (*to).into(),
             msg: msg.into(),
         });
+    }
+}
+
+/// Drops the planned shadow starts of `service` (their timers stay armed and find nothing
+/// to start).
+pub(super) fn forget_plans(
+    planned: &mut BTreeMap<(ServiceId, ServerId), SyncMode>,
+    service: ServiceId,
+) {
+    let plans: Vec<_> = planned
+        .range((service, ServerId(0))..=(service, ServerId(u32::MAX)))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in plans {
+        planned.remove(&k);
     }
 }

@@ -50,10 +50,16 @@ pub struct EdgeServer {
     live: BTreeMap<ServiceId, Live>,
     shadows: BTreeMap<ServiceId, Shadow>,
     moved: BTreeMap<ServiceId, ServerId>,
-    /// Shadows dropped here; sync still in flight for them is ignored.
-    discarded: BTreeMap<ServiceId, Instant>,
+    /// Shadows dropped here, each until it is forgotten ([`DISCARD_MEMORY`] later); sync
+    /// still in flight for them is ignored.
+    discarded: TimerTable<ServiceId>,
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
     timers: TimerTable<Timer>,
+    /// Frozen sources whose confirm watchdog (re)starts at the end of this call.
+    unwatched: BTreeSet<ServiceId>,
+    /// Services that may have got a replay shadow, or resumed serving, since the last
+    /// timeout: they get their replay flush timer at the next one.
+    unflushed: BTreeSet<ServiceId>,
     out: VecDeque<Transmit>,
     events: VecDeque<EdgeEvent>,
     next_transfer: u32,
@@ -73,9 +79,11 @@ impl EdgeServer {
             live: BTreeMap::new(),
             shadows: BTreeMap::new(),
             moved: BTreeMap::new(),
-            discarded: BTreeMap::new(),
+            discarded: TimerTable::new(),
             planned: BTreeMap::new(),
             timers,
+            unwatched: BTreeSet::new(),
+            unflushed: BTreeSet::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             next_transfer: 1,

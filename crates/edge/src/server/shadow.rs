@@ -117,9 +117,8 @@ impl EdgeServer {
     /// 1006 discard naming this server: the shadow goes.
     pub(super) fn drop_shadow(&mut self, now: Instant, service: ServiceId) {
         // Sync in flight arrives within a few link delays; a minute of memory is plenty.
-        self.discarded
-            .retain(|_, at| now.saturating_duration_since(*at) < DISCARD_MEMORY);
-        self.discarded.insert(service, now);
+        while self.discarded.pop_due(now).is_some() {}
+        self.discarded.set(service, now + DISCARD_MEMORY);
         if let Some(sh) = self.shadows.remove(&service) {
             self.events.push_back(EdgeEvent::ShadowDiscarded {
                 service,
@@ -159,7 +158,7 @@ impl EdgeServer {
             if m.offset != 0 {
                 return; // A chunk of a transfer that was superseded.
             }
-            self.discarded.remove(&service);
+            self.discarded.cancel(service);
             // Instantiate the shadow now, while its state is still on the way (warm restore).
             let fresh = match &m.spec {
                 Some(spec) => self.create(m.ue, spec).and_then(|(meta, mut svc)| {
@@ -346,7 +345,7 @@ impl EdgeServer {
             self.violation(from, format!("sync for {service}, which is live here"));
             return;
         }
-        if self.discarded.contains_key(&service) {
+        if self.discarded.contains(&service) {
             return; // Sync for a shadow already discarded is normal: it was in flight.
         }
         // Inputs may overtake the 1004 (they travel on the control lane): keep them.
@@ -414,7 +413,7 @@ impl EdgeServer {
             );
             return;
         }
-        self.discarded.remove(&service);
+        self.discarded.cancel(service);
         let sh = self
             .shadows
             .entry(service)

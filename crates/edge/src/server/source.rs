@@ -16,7 +16,7 @@ use edgeshift_proto::{
 };
 
 use super::EdgeServer;
-use super::links::Link;
+use super::links::{Link, forget_plans};
 use super::timers::Timer;
 use super::traffic::Held;
 use crate::event::EdgeEvent;
@@ -59,9 +59,6 @@ pub(super) struct Frozen {
     pub(super) epoch: u64,
     /// How the state moves (a precopy catches up with a delta).
     pub(super) mode: RelocationMode,
-    /// Whether the confirm watchdog is armed for the current wait; it starts over
-    /// whenever the target answers or a 2004 is repeated.
-    pub(super) watched: bool,
     /// 2004s sent without an answer.
     pub(super) unanswered: u32,
     /// UE traffic that arrived since the freeze, in order.
@@ -88,7 +85,6 @@ impl Source {
             target,
             epoch,
             mode,
-            watched: false,
             unanswered: 0,
             held: Vec::new(),
         });
@@ -157,7 +153,7 @@ impl EdgeServer {
             mode,
         });
         live.links.retain(|s, _| *s == target);
-        self.planned.retain(|(s, _), _| *s != service);
+        forget_plans(&mut self.planned, service);
         let has_shadow = live.links.contains_key(&target);
         match mode {
             RelocationMode::Hot if has_shadow => {
@@ -188,6 +184,7 @@ impl EdgeServer {
     fn freeze(&mut self, service: ServiceId, target: ServerId, epoch: u64, mode: RelocationMode) {
         if let Some(live) = self.live.get_mut(&service) {
             live.state.freeze(target, epoch, mode);
+            self.unwatched.insert(service);
             // Unsent replay batches are not flushed: the catch-up at 2005 covers them.
             live.batch.clear();
             let last_seq = live.inst.last_seq;
@@ -268,8 +265,8 @@ impl EdgeServer {
             }
         };
         // The target is alive and working on it: the watchdog starts over.
-        f.watched = false;
         f.unanswered = 0;
+        self.unwatched.insert(service);
         let (target, mode) = (f.target, f.mode);
         match m.verdict {
             Verdict::Valid => {
@@ -339,6 +336,7 @@ impl EdgeServer {
             return;
         };
         live.links.remove(&f.target);
+        self.unflushed.insert(service);
         self.events.push_back(EdgeEvent::RelocationFailed {
             service,
             target: f.target,
@@ -355,23 +353,23 @@ impl EdgeServer {
         self.release_held(f.held);
     }
 
-    /// Arms the confirm watchdog of every frozen source that has not armed it yet.
+    /// (Re)starts the confirm watchdog of the sources that froze, heard from their
+    /// target or repeated their 2004 during this call; runs at the end of every call.
     pub(super) fn watch_confirms(&mut self, now: Instant) {
-        let mut arm = Vec::new();
-        for (service, live) in &mut self.live {
-            let state = live.inst.svc.state_len() as f64;
-            let Source::Frozen(f) = &mut live.state else {
+        for service in std::mem::take(&mut self.unwatched) {
+            let Some(live) = self.live.get(&service) else {
                 continue;
             };
-            if !f.watched {
-                f.watched = true;
-                let transfer =
-                    std::time::Duration::from_secs_f64(state / self.cfg.confirm_rate_bytes_s);
-                arm.push((now + self.cfg.confirm_timeout + transfer, *service));
+            if !live.state.is_frozen() {
+                continue;
             }
-        }
-        for (at, service) in arm {
-            self.timers.set(Timer::Confirm(service), at);
+            let state = live.inst.svc.state_len() as f64;
+            let transfer =
+                std::time::Duration::from_secs_f64(state / self.cfg.confirm_rate_bytes_s);
+            self.timers.set(
+                Timer::Confirm(service),
+                now + self.cfg.confirm_timeout + transfer,
+            );
         }
     }
 
@@ -385,7 +383,7 @@ impl EdgeServer {
             return;
         };
         f.unanswered += 1;
-        f.watched = false;
+        self.unwatched.insert(service);
         if f.unanswered >= attempts {
             let reason = format!(
                 "{} did not confirm after {} requests",

@@ -69,21 +69,26 @@ impl EdgeServer {
                 }
             }
         }
-        // Replay batching runs on a timer per service that has replay shadows.
-        if !self.cfg.replay_batch.is_zero() {
-            let due: Vec<ServiceId> = self
-                .live
-                .iter()
-                .filter(|(_, l)| {
-                    !l.state.is_frozen() && l.links.values().any(|k| k.mode == SyncMode::Replay)
-                })
-                .map(|(s, _)| *s)
-                .collect();
-            for s in due {
+        self.arm_replay_flushes(now);
+        self.watch_confirms(now);
+    }
+
+    /// Replay batching runs on a timer per serving instance with replay shadows, armed at
+    /// the first timeout after it got one (or served again) and re-armed as it fires.
+    /// Only services in `unflushed` can lack it, so no scan of every service.
+    fn arm_replay_flushes(&mut self, now: Instant) {
+        let candidates = std::mem::take(&mut self.unflushed);
+        if self.cfg.replay_batch.is_zero() {
+            return;
+        }
+        for s in candidates {
+            let due = self.live.get(&s).is_some_and(|l| {
+                !l.state.is_frozen() && l.links.values().any(|k| k.mode == SyncMode::Replay)
+            });
+            if due {
                 self.timers
                     .set_if_unset(Timer::ReplayFlush(s), now + self.cfg.replay_batch);
             }
         }
-        self.watch_confirms(now);
     }
 }
