@@ -1,4 +1,10 @@
-//! Shadow sync from the source.
+//! The source keeping its instances' shadows current.
+//!
+//! A 1003 (or a relocation) starts a shadow at a server: [`EdgeServer::start_shadow`] sends
+//! the state in 1004 chunks and records a [`Link`]. Replay links then get every applied
+//! input (`traffic.rs`, batched by the replay flush timer), delta links the changed chunks
+//! at every delta tick. The shadow's 3032 and 3036 come back here: they drive a precopy
+//! (`source.rs`), and a 3036 reporting a corrupt delta starts the shadow over.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -22,6 +28,7 @@ pub(super) struct Link {
 }
 
 impl EdgeServer {
+    /// 1003: shadows of `service` at the candidates, now or at the planned start.
     pub(super) fn on_prepare(&mut self, now: Instant, m: edgeshift_proto::PrepareShadow) {
         if m.source != self.cfg.id {
             return; // A candidate learns everything it needs from the 1004 itself.
@@ -48,6 +55,7 @@ impl EdgeServer {
         }
     }
 
+    /// Sends the whole state to `target` (a new shadow, or one that starts over).
     pub(super) fn start_shadow(
         &mut self,
         now: Instant,
@@ -124,6 +132,7 @@ impl EdgeServer {
         }
     }
 
+    /// Sends the changed chunks to every delta shadow, if anything changed.
     pub(super) fn send_delta_round(&mut self, service: ServiceId) {
         let Some(live) = self.live.get_mut(&service) else {
             return;
@@ -136,6 +145,7 @@ impl EdgeServer {
         sync_to(&mut self.out, self.cfg.id, service, &targets, &delta);
     }
 
+    /// 3032: a shadow is complete.
     pub(super) fn on_shadow_ready(&mut self, m: ShadowReady) {
         let Some(live) = self.live.get_mut(&m.service) else {
             return;
@@ -148,6 +158,7 @@ impl EdgeServer {
         }
     }
 
+    /// 3036: a shadow applied a delta, or could not.
     pub(super) fn on_sync_ack(&mut self, now: Instant, m: SyncAck) {
         let Some(live) = self.live.get(&m.service) else {
             return;

@@ -1,4 +1,19 @@
 //! The [`EdgeServer`] role.
+//!
+//! One server plays every part of the relocation protocol at once, for different services:
+//!
+//! - source of the instances live here: `source.rs` (serving, precopy, frozen until the
+//!   2005, moved out) and `links.rs` (the 1004 transfers and the sync that keep their
+//!   shadows current);
+//! - host of shadows of instances live elsewhere: `shadow.rs` (awaiting, receiving, ready,
+//!   checked against the 2004, activated);
+//! - relay of UE traffic: `traffic.rs` (served, held, or forwarded to the new host);
+//! - its timers: `timers.rs`.
+//!
+//! This module holds the server itself, its code store and the [`Role`] entry points. The
+//! driver calls them; each dispatches on the message (or fires the due timers) and ends by
+//! restarting the confirm watchdogs of the sources that changed. Time only comes in as
+//! `now`; nothing reads a clock.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -45,14 +60,18 @@ pub struct LiveView {
 pub struct EdgeServer {
     cfg: EdgeConfig,
     factory: Box<dyn ServiceFactory>,
+    /// Program code seen here, by hash: (kind, bytes).
     code: BTreeMap<u128, (String, Vec<u8>)>,
+    /// Code already sent inline to a server; later transfers name it by hash.
     code_sent: BTreeSet<(ServerId, u128)>,
     live: BTreeMap<ServiceId, Live>,
     shadows: BTreeMap<ServiceId, Shadow>,
+    /// Where services relocated out of here went; stale traffic is forwarded there.
     moved: BTreeMap<ServiceId, ServerId>,
     /// Shadows dropped here, each until it is forgotten ([`DISCARD_MEMORY`] later); sync
     /// still in flight for them is ignored.
     discarded: TimerTable<ServiceId>,
+    /// Shadow starts a 1003 asked for later, with their sync mode.
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
     timers: TimerTable<Timer>,
     /// Frozen sources whose confirm watchdog (re)starts at the end of this call.
@@ -62,6 +81,7 @@ pub struct EdgeServer {
     unflushed: BTreeSet<ServiceId>,
     out: VecDeque<Transmit>,
     events: VecDeque<EdgeEvent>,
+    /// Id of the next 1004 transfer.
     next_transfer: u32,
 }
 
@@ -118,19 +138,19 @@ impl EdgeServer {
         self.shadows.keys().copied()
     }
 
-    pub(super) fn send(&mut self, to: impl Into<NodeId>, msg: impl Into<Message>) {
+    fn send(&mut self, to: impl Into<NodeId>, msg: impl Into<Message>) {
         self.out.push_back(Transmit {
             to: to.into(),
             msg: msg.into(),
         });
     }
 
-    pub(super) fn violation(&mut self, from: NodeId, what: String) {
+    fn violation(&mut self, from: NodeId, what: String) {
         self.events
             .push_back(EdgeEvent::ProtocolViolation { from, what });
     }
 
-    pub(super) fn load_report(&mut self) {
+    fn load_report(&mut self) {
         let services = self
             .live
             .iter()
@@ -147,12 +167,10 @@ impl EdgeServer {
         );
     }
 
-    // ---- deployment -------------------------------------------------------------------
+    // ---- code store and deployment ------------------------------------------------------
 
-    pub(super) fn resolve_code(
-        &mut self,
-        code: &CodeRef,
-    ) -> Result<(String, Vec<u8>, u128), ServiceError> {
+    /// The code a spec names, cached here under its hash when it comes inline.
+    fn resolve_code(&mut self, code: &CodeRef) -> Result<(String, Vec<u8>, u128), ServiceError> {
         match code {
             CodeRef::Inline { kind, bytes } => {
                 let h = code.hash();
@@ -171,7 +189,8 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn create(
+    /// A new instance of a spec's service (a live one, or a shadow about to be restored).
+    fn create(
         &mut self,
         ue: edgeshift_proto::UeId,
         spec: &ServiceSpec,
@@ -187,7 +206,8 @@ impl EdgeServer {
         Ok((meta, svc))
     }
 
-    pub(super) fn on_instantiate(&mut self, from: NodeId, m: Instantiate) {
+    /// 3031: start a live instance.
+    fn on_instantiate(&mut self, from: NodeId, m: Instantiate) {
         if self.live.contains_key(&m.service) {
             return;
         }
@@ -210,7 +230,9 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn on_relocate(&mut self, now: Instant, from: NodeId, m: Relocate) {
+    /// 1006: discard shadows, or relocate (acted on by the source; the target learns what
+    /// it needs from the 2004).
+    fn on_relocate(&mut self, now: Instant, from: NodeId, m: Relocate) {
         match m.action {
             RelocateAction::Discard { servers } => {
                 if let Some(live) = self.live.get_mut(&m.service) {
@@ -264,7 +286,7 @@ impl Role for EdgeServer {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.on_timeout(now);
+        self.run_timers(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -212,7 +212,7 @@ impl EdgeServer {
                         why: e.to_string(),
                         early,
                     };
-                    self.validate(now, service);
+                    self.validate(service);
                     return;
                 }
             }
@@ -244,12 +244,12 @@ impl EdgeServer {
         if r.received == r.total_len
             && let Some(expected) = m.state_checksum
         {
-            self.finish_shadow(now, service, expected);
+            self.finish_shadow(service, expected);
         }
     }
 
     /// The last chunk arrived: check the copy, apply what came meanwhile, report ready.
-    fn finish_shadow(&mut self, now: Instant, service: ServiceId, expected: u128) {
+    fn finish_shadow(&mut self, service: ServiceId, expected: u128) {
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
@@ -266,7 +266,7 @@ impl EdgeServer {
                 why: e.to_string(),
                 early: r.early,
             };
-            self.validate(now, service);
+            self.validate(service);
             return;
         }
         // The chunks were written in order and cover the state once: their streamed hash
@@ -313,7 +313,7 @@ impl EdgeServer {
         );
         self.events
             .push_back(EdgeEvent::ShadowReady { service, seq });
-        self.validate(now, service);
+        self.validate(service);
     }
 
     fn drain_shadow(&mut self, service: ServiceId) {
@@ -395,7 +395,7 @@ impl EdgeServer {
                 ShadowState::Awaiting { .. } | ShadowState::Failed { .. } => {}
             },
         }
-        self.validate(now, service);
+        self.validate(service);
     }
 
     /// 2004: the source froze and asks this shadow to take over.
@@ -428,11 +428,11 @@ impl EdgeServer {
                 });
             }
         }
-        self.validate(now, service);
+        self.validate(service);
     }
 
     /// Answers the 2004, if one came and the copy can be judged now.
-    fn validate(&mut self, now: Instant, service: ServiceId) {
+    fn validate(&mut self, service: ServiceId) {
         let target = self.cfg.id;
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
@@ -463,7 +463,7 @@ impl EdgeServer {
         };
         let source = req.source;
         match verdict {
-            Verdict::Valid => self.activate(now, service),
+            Verdict::Valid => self.activate(service),
             Verdict::Reject(_) => {
                 // NOTE: unlike a discard, this drops the traffic held here (a discard
                 // forwards it to the source) and does not remember the service as
@@ -499,7 +499,7 @@ impl EdgeServer {
     }
 
     /// The shadow passed the check: it becomes the live instance.
-    fn activate(&mut self, _now: Instant, service: ServiceId) {
+    fn activate(&mut self, service: ServiceId) {
         let Some(sh) = self.shadows.remove(&service) else {
             return;
         };

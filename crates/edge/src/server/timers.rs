@@ -1,4 +1,11 @@
-//! Timers of the server.
+//! The server's timers, all in one [`TimerTable`](edgeshift_proto::TimerTable): the load
+//! report; per service the delta tick, the replay flush and the confirm watchdog; planned
+//! shadow starts.
+//!
+//! [`EdgeServer::run_timers`] (the role's `handle_timeout`) fires the due ones in
+//! (deadline, timer) order. A timer whose service went away or moved on is not cancelled:
+//! it fires and finds nothing to do, as it always did, so the driver's wake-ups
+//! (`poll_timeout`) stay the same.
 
 use super::EdgeServer;
 use super::links::sync_to;
@@ -9,18 +16,24 @@ use edgeshift_proto::{Instant, ServerId, ServiceId, SyncBody, SyncMode};
 /// the order of the variants and of their fields is part of the observable behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Timer {
+    /// The periodic 3034 to the control node.
     LoadReport,
+    /// Periodic delta round to a service's delta shadows.
     DeltaTick(ServiceId),
+    /// Periodic batch of applied inputs to a service's replay shadows.
     ReplayFlush(ServiceId),
     /// A planned shadow start, keyed by its deadline too: a second 1003 for the same
     /// candidate plans another start and leaves the first one armed (the old timer set
     /// kept both, and the earlier one starts the shadow).
     StartShadow(ServiceId, ServerId, Instant),
+    /// The watchdog of a frozen source waiting for its 2005.
     Confirm(ServiceId),
 }
 
 impl EdgeServer {
-    pub(super) fn on_timeout(&mut self, now: Instant) {
+    /// Fires every due timer, then arms the replay flushes and confirm watchdogs that
+    /// became due meanwhile.
+    pub(super) fn run_timers(&mut self, now: Instant) {
         while let Some((_, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::LoadReport => {

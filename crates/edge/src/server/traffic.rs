@@ -1,4 +1,10 @@
-//! UE traffic.
+//! UE traffic (3010 inputs, 3012 probes) for any service this server knows.
+//!
+//! A serving live instance applies inputs in sequence order, answers the UE and forwards
+//! what it applied to its replay shadows. A frozen instance and a shadow hold the traffic
+//! ([`Held`]) until it is clear who serves it; a service that moved out has its stale
+//! traffic forwarded to the new host. Driven by the role's message dispatch, and by the
+//! source and shadow sides when they release or pass on what they held.
 
 use super::EdgeServer;
 use super::links::sync_to;
@@ -17,6 +23,7 @@ pub(super) enum Held {
 }
 
 impl EdgeServer {
+    /// 3010 from a cell (or forwarded by the previous host).
     pub(super) fn on_input(&mut self, m: ServiceInput) {
         let service = m.service;
         if let Some(live) = self.live.get_mut(&service) {
@@ -51,7 +58,8 @@ impl EdgeServer {
         }
     }
 
-    pub(super) fn drain_live(&mut self, service: ServiceId) {
+    /// Applies the inputs now in order, answers them and passes them to replay shadows.
+    fn drain_live(&mut self, service: ServiceId) {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
@@ -120,6 +128,7 @@ impl EdgeServer {
         }
     }
 
+    /// 3012: only a serving live instance answers.
     pub(super) fn on_probe(&mut self, m: Probe) {
         let service = m.service;
         if let Some(live) = self.live.get_mut(&service) {
@@ -154,6 +163,7 @@ impl EdgeServer {
         }
     }
 
+    /// Handles held traffic as if it arrived now, in its order.
     pub(super) fn release_held(&mut self, held: Vec<Held>) {
         for h in held {
             match h {
