@@ -34,6 +34,8 @@ const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
 mod links;
 mod shadow;
 mod source;
+#[cfg(test)]
+mod testkit;
 mod timers;
 mod traffic;
 

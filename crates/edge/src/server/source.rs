@@ -397,3 +397,6 @@ impl EdgeServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
