@@ -567,3 +567,6 @@ fn source_of(from: NodeId) -> ServerId {
         _ => ServerId(0),
     }
 }
+
+#[cfg(test)]
+mod tests;

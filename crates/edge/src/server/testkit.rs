@@ -12,6 +12,7 @@ use edgeshift_proto::{
 };
 
 use super::EdgeServer;
+use super::shadow::Shadow;
 use super::source::{Live, Source};
 use crate::{EdgeConfig, EdgeEvent, MemConfig, MemFactory};
 
@@ -91,6 +92,13 @@ impl Bench {
 
     pub(super) fn state(&mut self, id: u32) -> &Source {
         &self.live(id).state
+    }
+
+    pub(super) fn shadow(&mut self, id: u32) -> &mut Shadow {
+        self.server(id)
+            .shadows
+            .get_mut(&SVC)
+            .unwrap_or_else(|| panic!("no shadow of {SVC} at me{id}"))
     }
 
     /// Queues a message to server `to` and moves what the servers sent.
