@@ -39,6 +39,8 @@ impl EdgeServer {
         if !matches!(live.state, Source::Serving) {
             return;
         }
+        // NOTE: links made in this loop do not count, so a candidate listed twice gets two
+        // transfers.
         let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
         let start = m.start.resolve(now);
         for c in m.candidates {

@@ -169,6 +169,7 @@ impl EdgeServer {
                     "first 1004 chunk carries no code".into(),
                 )),
             };
+            // NOTE: a shadow that early sync or a 2004 created first never reports this.
             let created = !self.shadows.contains_key(&service);
             if created {
                 self.events.push_back(EdgeEvent::ShadowCreated {
@@ -480,7 +481,10 @@ impl EdgeServer {
             }
             v => {
                 if check.asked.as_ref() == Some(&v) {
-                    return; // Already asked; the answer is on its way.
+                    // Already asked; the answer is on its way.
+                    // NOTE: if that 2005 or its answer was lost, the source's repeated 2004s
+                    // get no answer either, and the relocation fails once they run out.
+                    return;
                 }
                 if v == Verdict::NeedFull {
                     sh.state.restart();

@@ -167,6 +167,10 @@ impl EdgeServer {
                 self.request(service);
             }
             RelocationMode::Precopy => {
+                // NOTE: onto a replay shadow with more than the threshold dirty, the round
+                // sends nothing (no delta link), so no 3036 drives the next step, and no
+                // watchdog runs before the freeze: the relocation stalls. The control node
+                // never asks for that today (precopy prepares no shadows).
                 live.state = Source::Precopy {
                     target,
                     epoch,
@@ -364,6 +368,7 @@ impl EdgeServer {
                 continue;
             }
             let state = live.inst.svc.state_len() as f64;
+            // NOTE: panics if `confirm_rate_bytes_s` is not positive (configuration).
             let transfer =
                 std::time::Duration::from_secs_f64(state / self.cfg.confirm_rate_bytes_s);
             self.timers.set(

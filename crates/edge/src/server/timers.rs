@@ -25,6 +25,10 @@ pub(super) enum Timer {
     /// A planned shadow start, keyed by its deadline too: a second 1003 for the same
     /// candidate plans another start and leaves the first one armed (the old timer set
     /// kept both, and the earlier one starts the shadow).
+    ///
+    /// NOTE: so the earliest start armed wins, even one whose plan was replaced by a later
+    /// 1003 or dropped by a discard (its timer stays): a new plan for the same pair then
+    /// starts at the stale, earlier time, with the new plan's sync mode.
     StartShadow(ServiceId, ServerId, Instant),
     /// The watchdog of a frozen source waiting for its 2005.
     Confirm(ServiceId),
@@ -89,6 +93,9 @@ impl EdgeServer {
     /// Replay batching runs on a timer per serving instance with replay shadows, armed at
     /// the first timeout after it got one (or served again) and re-armed as it fires.
     /// Only services in `unflushed` can lack it, so no scan of every service.
+    ///
+    /// NOTE: "the first timeout after" can be a load report a second away, and the batch
+    /// waits for it; it also makes a spurious `handle_timeout` call not quite a no-op.
     fn arm_replay_flushes(&mut self, now: Instant) {
         let candidates = std::mem::take(&mut self.unflushed);
         if self.cfg.replay_batch.is_zero() {
