@@ -5,8 +5,8 @@
 //! - source of the instances live here: `source.rs` (serving, precopy, frozen until the
 //!   2005, moved out) and `links.rs` (the 1004 transfers and the sync that keep their
 //!   shadows current);
-//! - host of shadows of instances live elsewhere: `shadow.rs` (awaiting, receiving, ready,
-//!   checked against the 2004, activated);
+//! - host of shadows of instances live elsewhere: `shadow.rs` (awaiting, receiving, ready
+//!   or failed) and `shadow/check.rs` (checked against the 2004, activated);
 //! - relay of UE traffic: `traffic.rs` (served, held, or forwarded to the new host);
 //! - its timers: `timers.rs`.
 //!
