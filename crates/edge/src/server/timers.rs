@@ -22,9 +22,9 @@ pub(super) enum Timer {
     DeltaTick(ServiceId),
     /// Periodic batch of applied inputs to a service's replay shadows.
     ReplayFlush(ServiceId),
-    /// A planned shadow start, keyed by its deadline too: a second 1003 for the same
-    /// candidate plans another start and leaves the first one armed (the old timer set
-    /// kept both, and the earlier one starts the shadow).
+    /// A planned shadow start, keyed by its deadline too, so that a second 1003 for the
+    /// same candidate arms a second start instead of moving the first; whichever comes
+    /// first starts the shadow.
     ///
     /// NOTE: so the earliest start armed wins, even one whose plan was replaced by a later
     /// 1003 or dropped by a discard (its timer stays): a new plan for the same pair then
