@@ -1,0 +1,228 @@
+//! The source keeping its instances' shadows current.
+//!
+//! A 1003 (or a relocation) starts a shadow at a server: [`EdgeServer::start_shadow`] sends
+//! the state in 1004 chunks and records a [`Link`]. Replay links then get every applied
+//! input (`traffic.rs`, batched by the replay flush timer), delta links the changed chunks
+//! at every delta tick. The shadow's 3032 and 3036 come back here: they drive a precopy
+//! (`source.rs`), and a 3036 reporting a corrupt delta starts the shadow over.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use edgeshift_proto::{
+    CodeRef, Instant, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowSync, ShadowTransfer,
+    SyncAck, SyncBody, SyncMode, Transmit,
+};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::EdgeServer;
+use super::source::Source;
+use super::timers::Timer;
+
+/// A shadow this (source) server keeps in sync.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Link {
+    pub(super) mode: SyncMode,
+    /// The shadow reported complete (3032); until then a 2004 tells the target to wait
+    /// for the transfer.
+    pub(super) ready: bool,
+}
+
+impl EdgeServer {
+    /// 1003: shadows of `service` at the candidates, now or at the planned start.
+    pub(super) fn on_prepare(&mut self, now: Instant, m: edgeshift_proto::PrepareShadow) {
+        if m.source != self.cfg.id {
+            return; // A candidate learns everything it needs from the 1004 itself.
+        }
+        let Some(live) = self.live.get(&m.service) else {
+            return;
+        };
+        if !matches!(live.state, Source::Serving) {
+            return;
+        }
+        // NOTE: links made in this loop do not count, so a candidate listed twice gets two
+        // transfers.
+        let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
+        let start = m.start.resolve(now);
+        for c in m.candidates {
+            if c == self.cfg.id || linked.contains(&c) {
+                continue;
+            }
+            if start <= now {
+                self.start_shadow(now, m.service, c, m.sync);
+            } else {
+                self.planned.insert((m.service, c), m.sync);
+                self.timers
+                    .set(Timer::StartShadow(m.service, c, start), start);
+            }
+        }
+    }
+
+    /// Sends the whole state to `target` (a new shadow, or one that starts over).
+    pub(super) fn start_shadow(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        target: ServerId,
+        mode: SyncMode,
+    ) {
+        let transfer = self.next_transfer;
+        self.next_transfer = self.next_transfer.wrapping_add(1);
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        if mode == SyncMode::Delta && !live.links.values().any(|l| l.mode == SyncMode::Delta) {
+            // The first delta shadow: changes before its snapshot are nobody's business.
+            let _ = live.inst.svc.take_delta();
+        }
+        live.links.insert(target, Link { mode, ready: false });
+        if mode == SyncMode::Replay {
+            self.unflushed.insert(service);
+        }
+        let inst = &live.inst;
+        let code = if self.code_sent.insert((target, inst.meta.code_hash)) {
+            match self.code.get(&inst.meta.code_hash) {
+                Some((kind, bytes)) => CodeRef::Inline {
+                    kind: kind.clone(),
+                    bytes: bytes.clone(),
+                },
+                None => CodeRef::Hash(inst.meta.code_hash),
+            }
+        } else {
+            CodeRef::Hash(inst.meta.code_hash)
+        };
+        let spec = ServiceSpec {
+            code,
+            config: inst.meta.config.clone(),
+            latency_budget_ms: inst.meta.latency_budget_ms,
+        };
+        let (ue, seq, digest) = (inst.meta.ue, inst.last_seq, inst.digest);
+        let total_len = inst.svc.state_len();
+        let chunk = self.cfg.transfer_chunk.max(1) as u64;
+        let n = total_len.div_ceil(chunk).max(1);
+        let source = self.cfg.id;
+        let mut spec = Some(spec);
+        // Each chunk is read straight from the instance: all within this call, so the
+        // pieces form one consistent snapshot at `seq`. The checksum is hashed on the way
+        // (xxh3 streams: the same value as `Service::checksum`, one pass fewer).
+        let mut hasher = Xxh3::new();
+        for i in 0..n {
+            let offset = i * chunk;
+            let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
+            inst.svc.read_state(offset, &mut data);
+            hasher.update(&data);
+            let msg = ShadowTransfer {
+                service,
+                ue,
+                source,
+                transfer,
+                seq,
+                digest,
+                spec: spec.take(),
+                total_len,
+                offset,
+                data,
+                state_checksum: (i + 1 == n).then(|| hasher.digest128()),
+            };
+            self.out.push_back(Transmit {
+                to: target.into(),
+                msg: msg.into(),
+            });
+        }
+        if mode == SyncMode::Delta {
+            self.timers
+                .set_if_unset(Timer::DeltaTick(service), now + self.cfg.delta_interval);
+        }
+    }
+
+    /// Sends the changed chunks to every delta shadow, if anything changed.
+    pub(super) fn send_delta_round(&mut self, service: ServiceId) {
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let targets = live.links_in(SyncMode::Delta);
+        if targets.is_empty() || live.inst.svc.dirty_bytes() == 0 {
+            return;
+        }
+        let delta = SyncBody::Delta(live.inst.take_delta());
+        sync_to(&mut self.out, self.cfg.id, service, &targets, &delta);
+    }
+
+    /// 3032: a shadow is complete.
+    pub(super) fn on_shadow_ready(&mut self, m: ShadowReady) {
+        let Some(live) = self.live.get_mut(&m.service) else {
+            return;
+        };
+        if let Some(l) = live.links.get_mut(&m.server) {
+            l.ready = true;
+        }
+        if live.state.target() == Some(m.server) {
+            self.precopy_step(m.service);
+        }
+    }
+
+    /// 3036: a shadow applied a delta, or could not.
+    pub(super) fn on_sync_ack(&mut self, now: Instant, m: SyncAck) {
+        let Some(live) = self.live.get(&m.service) else {
+            return;
+        };
+        let Some(link) = live.links.get(&m.server).copied() else {
+            return;
+        };
+        let (frozen, target) = (live.state.is_frozen(), live.state.target());
+        if !m.ok {
+            // Corrupt delta or unknown code: start that shadow over, code inline.
+            let sent: Vec<_> = self
+                .code_sent
+                .range((m.server, 0)..=(m.server, u128::MAX))
+                .copied()
+                .collect();
+            for k in sent {
+                self.code_sent.remove(&k);
+            }
+            self.start_shadow(now, m.service, m.server, link.mode);
+            if frozen {
+                self.request(m.service);
+            }
+            return;
+        }
+        if target == Some(m.server) {
+            self.precopy_step(m.service);
+        }
+    }
+}
+
+/// Queues one [`ShadowSync`] with `body` for each of `targets`.
+pub(super) fn sync_to(
+    out: &mut VecDeque<Transmit>,
+    source: ServerId,
+    service: ServiceId,
+    targets: &[ServerId],
+    body: &SyncBody,
+) {
+    for to in targets {
+        let msg = ShadowSync {
+            service,
+            source,
+            body: body.clone(),
+        };
+        out.push_back(Transmit {
+            to: (*to).into(),
+            msg: msg.into(),
+        });
+    }
+}
+
+/// Drops the planned shadow starts of `service` (their timers stay armed and find nothing
+/// to start).
+pub(super) fn forget_plans(
+    planned: &mut BTreeMap<(ServiceId, ServerId), SyncMode>,
+    service: ServiceId,
+) {
+    let plans: Vec<_> = planned
+        .range((service, ServerId(0))..=(service, ServerId(u32::MAX)))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in plans {
+        planned.remove(&k);
+    }
+}

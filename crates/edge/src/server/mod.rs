@@ -1,0 +1,305 @@
+//! The [`EdgeServer`] role.
+//!
+//! One server plays every part of the relocation protocol at once, for different services:
+//!
+//! - source of the instances live here: `source.rs` (serving, precopy, frozen until the
+//!   2005, moved out) and `links.rs` (the 1004 transfers and the sync that keep their
+//!   shadows current);
+//! - host of shadows of instances live elsewhere: `shadow.rs` (awaiting, receiving, ready
+//!   or failed) and `shadow/check.rs` (checked against the 2004, activated);
+//! - relay of UE traffic: `traffic.rs` (served, held, or forwarded to the new host);
+//! - its timers: `timers.rs`.
+//!
+//! This module holds the server itself, its code store and the [`Role`] entry points. The
+//! driver calls them; each dispatches on the message (or fires the due timers) and ends by
+//! restarting the confirm watchdogs of the sources that changed. Time only comes in as
+//! `now`; nothing reads a clock.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use edgeshift_proto::{
+    CodeRef, Instant, Instantiate, LoadReport, Message, NodeId, Relocate, RelocateAction, Role,
+    ServerId, ServiceId, ServiceSpec, SyncMode, TimerTable, Transmit,
+};
+
+use crate::config::EdgeConfig;
+use crate::digest;
+use crate::event::EdgeEvent;
+use crate::instance::{Instance, Meta};
+use crate::service::{ServiceError, ServiceFactory};
+
+/// How long a discarded shadow's id is remembered, to ignore its late sync.
+const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
+
+mod links;
+mod shadow;
+mod source;
+#[cfg(test)]
+mod testkit;
+mod timers;
+mod traffic;
+
+use shadow::Shadow;
+use source::Live;
+use timers::Timer;
+
+/// A read-only view of a live instance, for drivers and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveView {
+    /// Last input applied.
+    pub last_seq: u64,
+    /// Input-log digest.
+    pub digest: u128,
+    /// xxh3-128 of the whole state.
+    pub checksum: u128,
+    /// State size.
+    pub state_bytes: u64,
+    /// Whether the instance is frozen for a relocation.
+    pub frozen: bool,
+}
+
+/// An ME server: hosts live instances and shadows and runs the relocation protocol.
+pub struct EdgeServer {
+    cfg: EdgeConfig,
+    factory: Box<dyn ServiceFactory>,
+    /// Program code seen here, by hash: (kind, bytes).
+    code: BTreeMap<u128, (String, Vec<u8>)>,
+    /// Code already sent inline to a server; later transfers name it by hash.
+    code_sent: BTreeSet<(ServerId, u128)>,
+    live: BTreeMap<ServiceId, Live>,
+    shadows: BTreeMap<ServiceId, Shadow>,
+    /// Where services relocated out of here went; stale traffic is forwarded there.
+    moved: BTreeMap<ServiceId, ServerId>,
+    /// Shadows dropped here, each until it is forgotten ([`DISCARD_MEMORY`] later); sync
+    /// still in flight for them is ignored.
+    discarded: TimerTable<ServiceId>,
+    /// Shadow starts a 1003 asked for later, with their sync mode.
+    planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
+    timers: TimerTable<Timer>,
+    /// Frozen sources whose confirm watchdog (re)starts at the end of this call.
+    unwatched: BTreeSet<ServiceId>,
+    /// Services that may have got a replay shadow, or resumed serving, since the last
+    /// timeout: they get their replay flush timer at the next one.
+    unflushed: BTreeSet<ServiceId>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<EdgeEvent>,
+    /// Id of the next 1004 transfer.
+    next_transfer: u32,
+}
+
+impl EdgeServer {
+    /// A server with no services; `factory` turns program code into instances.
+    #[must_use]
+    pub fn new(cfg: EdgeConfig, factory: Box<dyn ServiceFactory>, now: Instant) -> Self {
+        let mut timers = TimerTable::new();
+        timers.set(Timer::LoadReport, now + cfg.load_report_interval);
+        Self {
+            cfg,
+            factory,
+            code: BTreeMap::new(),
+            code_sent: BTreeSet::new(),
+            live: BTreeMap::new(),
+            shadows: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            discarded: TimerTable::new(),
+            planned: BTreeMap::new(),
+            timers,
+            unwatched: BTreeSet::new(),
+            unflushed: BTreeSet::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            next_transfer: 1,
+        }
+    }
+
+    /// This server's id.
+    #[must_use]
+    pub fn server_id(&self) -> ServerId {
+        self.cfg.id
+    }
+
+    /// The live (or frozen) instance of `service`, if this server hosts it.
+    #[must_use]
+    pub fn live_view(&self, service: ServiceId) -> Option<LiveView> {
+        self.live.get(&service).map(|l| LiveView {
+            last_seq: l.inst.last_seq,
+            digest: l.inst.digest,
+            checksum: l.inst.svc.checksum(),
+            state_bytes: l.inst.svc.state_len(),
+            frozen: l.state.is_frozen(),
+        })
+    }
+
+    /// Services with a live (or frozen) instance here.
+    pub fn live_services(&self) -> impl Iterator<Item = ServiceId> + '_ {
+        self.live.keys().copied()
+    }
+
+    /// Services with a shadow here.
+    pub fn shadow_services(&self) -> impl Iterator<Item = ServiceId> + '_ {
+        self.shadows.keys().copied()
+    }
+
+    fn send(&mut self, to: impl Into<NodeId>, msg: impl Into<Message>) {
+        self.out.push_back(Transmit {
+            to: to.into(),
+            msg: msg.into(),
+        });
+    }
+
+    fn violation(&mut self, from: NodeId, what: String) {
+        self.events
+            .push_back(EdgeEvent::ProtocolViolation { from, what });
+    }
+
+    fn load_report(&mut self) {
+        let services = self
+            .live
+            .iter()
+            .map(|(s, l)| (*s, l.inst.svc.state_len()))
+            .collect();
+        let load = self.live.len() as f32 / self.cfg.capacity.max(1) as f32;
+        self.send(
+            NodeId::Control,
+            LoadReport {
+                server: self.cfg.id,
+                load,
+                services,
+            },
+        );
+    }
+
+    // ---- code store and deployment ------------------------------------------------------
+
+    /// The code a spec names, cached here under its hash when it comes inline.
+    fn resolve_code(&mut self, code: &CodeRef) -> Result<(String, Vec<u8>, u128), ServiceError> {
+        match code {
+            CodeRef::Inline { kind, bytes } => {
+                let h = code.hash();
+                self.code
+                    .entry(h)
+                    .or_insert_with(|| (kind.clone(), bytes.clone()));
+                Ok((kind.clone(), bytes.clone(), h))
+            }
+            CodeRef::Hash(h) => self
+                .code
+                .get(h)
+                .map(|(k, b)| (k.clone(), b.clone(), *h))
+                .ok_or_else(|| {
+                    ServiceError::InvalidCode(format!("code {h:032x} is not cached here"))
+                }),
+        }
+    }
+
+    /// A new instance of a spec's service (a live one, or a shadow about to be restored).
+    fn create(
+        &mut self,
+        ue: edgeshift_proto::UeId,
+        spec: &ServiceSpec,
+    ) -> Result<(Meta, Box<dyn crate::Service>), ServiceError> {
+        let (kind, bytes, code_hash) = self.resolve_code(&spec.code)?;
+        let svc = self.factory.instantiate(&kind, &bytes, &spec.config)?;
+        let meta = Meta {
+            ue,
+            code_hash,
+            config: spec.config.clone(),
+            latency_budget_ms: spec.latency_budget_ms,
+        };
+        Ok((meta, svc))
+    }
+
+    /// 3031: start a live instance.
+    fn on_instantiate(&mut self, from: NodeId, m: Instantiate) {
+        if self.live.contains_key(&m.service) {
+            return;
+        }
+        match self.create(m.ue, &m.spec) {
+            Ok((meta, svc)) => {
+                let inst = Instance::new(meta, svc, 0, digest::GENESIS, self.cfg.answer_cache);
+                self.live.insert(m.service, Live::new(inst));
+                self.moved.remove(&m.service);
+                self.events
+                    .push_back(EdgeEvent::Instantiated { service: m.service });
+                self.load_report();
+            }
+            Err(e) => {
+                self.events.push_back(EdgeEvent::ServiceError {
+                    service: m.service,
+                    error: e.to_string(),
+                });
+                self.violation(from, format!("cannot instantiate {}: {e}", m.service));
+            }
+        }
+    }
+
+    /// 1006: discard shadows, or relocate (acted on by the source; the target learns what
+    /// it needs from the 2004).
+    fn on_relocate(&mut self, now: Instant, from: NodeId, m: Relocate) {
+        match m.action {
+            RelocateAction::Discard { servers } => {
+                if let Some(live) = self.live.get_mut(&m.service) {
+                    for s in &servers {
+                        live.links.remove(s);
+                        self.planned.remove(&(m.service, *s));
+                    }
+                }
+                if servers.contains(&self.cfg.id) {
+                    self.drop_shadow(now, m.service);
+                }
+            }
+            RelocateAction::Relocate {
+                source,
+                target,
+                mode,
+                epoch,
+            } => {
+                if source == self.cfg.id {
+                    self.relocate_out(now, from, m.service, target, mode, epoch);
+                }
+            }
+        }
+    }
+}
+
+impl Role for EdgeServer {
+    type Event = EdgeEvent;
+
+    fn id(&self) -> NodeId {
+        self.cfg.id.into()
+    }
+
+    fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        match msg {
+            Message::ServiceInput(m) => self.on_input(m),
+            Message::Probe(m) => self.on_probe(m),
+            Message::Instantiate(m) => self.on_instantiate(from, m),
+            Message::PrepareShadow(m) => self.on_prepare(now, m),
+            Message::ShadowTransfer(m) => self.on_transfer(now, from, m),
+            Message::ShadowSync(m) => self.on_sync(now, from, m.service, m.body, false),
+            Message::CatchUp(m) => self.on_sync(now, from, m.service, m.body, true),
+            Message::Relocate(m) => self.on_relocate(now, from, m),
+            Message::RelocateRequest(m) => self.on_request(now, m),
+            Message::RelocateConfirm(m) => self.on_confirm(now, from, m),
+            Message::ShadowReady(m) => self.on_shadow_ready(m),
+            Message::SyncAck(m) => self.on_sync_ack(now, m),
+            other => self.violation(from, format!("{} is not for an ME server", other.name())),
+        }
+        self.watch_confirms(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.run_timers(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<EdgeEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+}

@@ -1,0 +1,296 @@
+//! Transitions of [`Source`]: serving, precopy, frozen, moved out or serving again.
+
+use std::time::Duration;
+
+use edgeshift_proto::{
+    CellId, Message, NodeId, Probe, RelocateConfirm, RelocationMode, ServerId, SyncMode, UeId,
+    Verdict,
+};
+
+use super::Source;
+use crate::EdgeEvent;
+use crate::server::testkit::{Bench, SVC, relocate, violations};
+use crate::server::timers::Timer;
+
+fn confirm(target: u32, verdict: Verdict) -> RelocateConfirm {
+    RelocateConfirm {
+        service: SVC,
+        target: ServerId(target),
+        verdict,
+    }
+}
+
+/// Server 1 hosts the service with a ready replay shadow at server 2, after inputs 1..=3.
+fn with_shadow(n: u32, tune: impl Fn(&mut crate::EdgeConfig)) -> Bench {
+    let mut b = Bench::deployed(n, tune);
+    for s in 1..=3 {
+        b.input(1, s);
+    }
+    b.prepare(&[2], SyncMode::Replay);
+    b.pump();
+    b.events.clear();
+    b.outside.clear();
+    b
+}
+
+#[test]
+fn hot_onto_a_ready_shadow_freezes_asks_and_moves_out() {
+    let mut b = with_shadow(2, |_| {});
+    assert!(b.live(1).links[&ServerId(2)].ready);
+    b.relocate(2, RelocationMode::Hot);
+    let Source::Frozen(f) = b.state(1) else {
+        panic!("not frozen");
+    };
+    assert_eq!(
+        (f.target, f.epoch, f.mode),
+        (ServerId(2), 7, RelocationMode::Hot)
+    );
+    assert_eq!(b.queued(), ["2004>me2"]);
+    let Some((_, t)) = b.queue.front() else {
+        unreachable!()
+    };
+    assert!(
+        matches!(&t.msg, Message::RelocateRequest(r) if !r.transfer_pending && r.last_seq == 3)
+    );
+    assert_eq!(
+        b.events_of(1),
+        [
+            EdgeEvent::RelocationTriggered {
+                service: SVC,
+                target: ServerId(2),
+                mode: RelocationMode::Hot
+            },
+            EdgeEvent::Frozen {
+                service: SVC,
+                last_seq: 3
+            }
+        ]
+    );
+    b.pump();
+    assert!(!b.server(1).live.contains_key(&SVC));
+    assert_eq!(b.server(1).moved.get(&SVC), Some(&ServerId(2)));
+    assert!(b.events_of(1).contains(&EdgeEvent::RelocatedOut {
+        service: SVC,
+        to: ServerId(2)
+    }));
+}
+
+#[test]
+fn cold_freezes_before_it_copies_and_says_the_transfer_is_pending() {
+    let mut b = Bench::deployed(2, |_| {});
+    b.input(1, 1);
+    b.relocate(2, RelocationMode::Cold);
+    assert!(matches!(b.state(1), Source::Frozen(f) if f.mode == RelocationMode::Cold));
+    assert_eq!(
+        b.queued(),
+        [
+            "1004>me2", "1004>me2", "1004>me2", "1004>me2", "1004>me2", "2004>me2"
+        ]
+    );
+    assert!(matches!(
+        &b.queue[5].1.msg,
+        Message::RelocateRequest(r) if r.transfer_pending
+    ));
+    b.pump();
+    assert_eq!(b.live(2).inst.last_seq, 1);
+}
+
+#[test]
+fn precopy_serves_through_its_rounds_then_freezes() {
+    let mut b = Bench::deployed(2, |c| {
+        c.precopy_threshold = 0;
+        c.precopy_max_rounds = 1;
+    });
+    b.relocate(2, RelocationMode::Precopy);
+    assert!(matches!(
+        b.state(1),
+        Source::Precopy {
+            target: ServerId(2),
+            rounds: 0,
+            ..
+        }
+    ));
+    // Still serving: the input is answered and dirties the state.
+    b.input(1, 1);
+    assert!(
+        b.outside_of(1)
+            .iter()
+            .any(|m| matches!(m, Message::ServiceOutput(o) if o.seq == 1))
+    );
+    // The shadow's 3032 brings one delta round, its 3036 the freeze.
+    while !b.queued().contains(&"3032>me1".to_string()) {
+        assert!(b.step());
+    }
+    while b.queued().first().is_some_and(|m| m != "3032>me1") {
+        b.step();
+    }
+    b.step();
+    assert!(matches!(b.state(1), Source::Precopy { rounds: 1, .. }));
+    assert_eq!(b.queued().last().map(String::as_str), Some("1010>me2"));
+    b.step();
+    b.step();
+    assert!(matches!(b.state(1), Source::Frozen(f) if f.mode == RelocationMode::Precopy));
+    b.pump();
+    assert_eq!(b.live(2).inst.last_seq, 1);
+}
+
+#[test]
+fn a_frozen_source_holds_traffic_and_hands_it_to_the_new_host() {
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.input(1, 4);
+    let probe = Probe {
+        ue: UeId(1),
+        service: SVC,
+        via: CellId(1),
+        nonce: 9,
+        checksum: false,
+    };
+    b.deliver(NodeId::Cell(CellId(1)), 1, probe);
+    let Source::Frozen(f) = b.state(1) else {
+        panic!("not frozen");
+    };
+    assert_eq!(f.held.len(), 2);
+    assert!(
+        b.outside_of(1).is_empty(),
+        "a frozen source answers nothing"
+    );
+    b.pump();
+    assert_eq!(b.live(2).inst.last_seq, 4);
+    let answers = b.outside_of(2);
+    assert!(
+        answers
+            .iter()
+            .any(|m| matches!(m, Message::ServiceOutput(o) if o.seq == 4))
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|m| matches!(m, Message::ProbeReply(r) if r.nonce == 9 && r.last_seq == 4))
+    );
+}
+
+#[test]
+fn a_reject_thaws_the_source_which_serves_what_it_held() {
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    b.input(1, 4);
+    b.events.clear();
+    b.deliver(
+        NodeId::Server(ServerId(2)),
+        1,
+        confirm(2, Verdict::Reject("full".into())),
+    );
+    assert!(matches!(b.state(1), Source::Serving));
+    assert!(!b.live(1).links.contains_key(&ServerId(2)));
+    assert_eq!(b.live(1).inst.last_seq, 4);
+    let events = b.events_of(1);
+    assert!(matches!(
+        &events[0],
+        EdgeEvent::RelocationFailed { target: ServerId(2), reason, .. } if reason == "full"
+    ));
+    let out = b.outside_of(1);
+    assert!(matches!(&out[0], Message::RelocationDone(d) if !d.ok && d.epoch == 7));
+    assert!(matches!(&out[1], Message::ServiceOutput(o) if o.seq == 4));
+}
+
+#[test]
+fn a_2005_that_fits_no_relocation_is_a_violation_and_changes_nothing() {
+    let mut b = with_shadow(3, |_| {});
+    let from2 = NodeId::Server(ServerId(2));
+    b.deliver(from2, 1, confirm(2, Verdict::Valid));
+    assert!(matches!(b.state(1), Source::Serving));
+    // Frozen for server 2: a 2005 from server 3 does not count.
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    b.deliver(NodeId::Server(ServerId(3)), 1, confirm(3, Verdict::Valid));
+    assert!(matches!(b.state(1), Source::Frozen(f) if f.target == ServerId(2)));
+    assert_eq!(
+        violations(&b.events_of(1)),
+        [
+            "2005 for svc1 without a relocation",
+            "unexpected 2005 for svc1 from me3"
+        ]
+    );
+    assert!(b.queue.is_empty() && b.outside_of(1).is_empty());
+
+    // Nor does one while a precopy is still iterating.
+    let mut b = Bench::deployed(2, |_| {});
+    b.relocate(2, RelocationMode::Precopy);
+    b.queue.clear();
+    b.events.clear();
+    b.deliver(from2, 1, confirm(2, Verdict::Valid));
+    assert!(matches!(b.state(1), Source::Precopy { .. }));
+    assert_eq!(
+        violations(&b.events_of(1)),
+        ["unexpected 2005 for svc1 from me2"]
+    );
+}
+
+#[test]
+fn a_1006_for_a_service_not_here_is_a_violation_unless_it_moved() {
+    let mut b = Bench::new(2, |_| {});
+    let m = relocate(b.now, 2, RelocationMode::Hot);
+    b.deliver(NodeId::Control, 1, m);
+    assert_eq!(
+        violations(&b.events_of(1)),
+        ["relocate of svc1, which is not live here"]
+    );
+
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    b.events.clear();
+    b.relocate(2, RelocationMode::Hot);
+    assert!(b.events_of(1).is_empty() && b.queue.is_empty());
+}
+
+#[test]
+fn a_second_1006_while_frozen_changes_nothing() {
+    let mut b = with_shadow(3, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    b.events.clear();
+    b.relocate(3, RelocationMode::Cold);
+    assert!(matches!(b.state(1), Source::Frozen(f) if f.target == ServerId(2)));
+    assert!(b.events_of(1).is_empty() && b.queue.is_empty());
+}
+
+#[test]
+fn the_watchdog_asks_again_restarts_on_an_answer_and_gives_up() {
+    let mut b = with_shadow(2, |c| {
+        c.confirm_timeout = Duration::from_millis(100);
+        c.confirm_attempts = 3;
+    });
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear(); // The target went silent.
+    let armed = b.server(1).timers.get(&Timer::Confirm(SVC));
+    assert!(armed.is_some_and(|t| t > b.now + Duration::from_millis(100)));
+    b.advance(Duration::from_millis(101));
+    assert_eq!(b.queued(), ["2004>me2"]);
+    assert!(matches!(b.state(1), Source::Frozen(f) if f.unanswered == 1));
+    b.queue.clear();
+    // An answer (any verdict) starts the wait over.
+    b.deliver(
+        NodeId::Server(ServerId(2)),
+        1,
+        confirm(2, Verdict::NeedFrom(3)),
+    );
+    b.queue.clear();
+    assert!(matches!(b.state(1), Source::Frozen(f) if f.unanswered == 0));
+    let rearmed = b.server(1).timers.get(&Timer::Confirm(SVC));
+    assert!(rearmed.is_some_and(|t| t > b.now + Duration::from_millis(99)));
+    for unanswered in 1..=2 {
+        b.advance(Duration::from_millis(101));
+        assert!(matches!(b.state(1), Source::Frozen(f) if f.unanswered == unanswered));
+        b.queue.clear();
+    }
+    b.events.clear();
+    b.advance(Duration::from_millis(101));
+    assert!(matches!(b.state(1), Source::Serving));
+    assert!(matches!(
+        &b.events_of(1)[0],
+        EdgeEvent::RelocationFailed { reason, .. } if reason == "me2 did not confirm after 3 requests"
+    ));
+}

@@ -1,0 +1,185 @@
+//! UE traffic (3010 inputs, 3012 probes) for any service this server knows.
+//!
+//! A serving live instance applies inputs in sequence order, answers the UE and forwards
+//! what it applied to its replay shadows. A frozen instance and a shadow hold the traffic
+//! ([`Held`]) until it is clear who serves it; a service that moved out has its stale
+//! traffic forwarded to the new host. Driven by the role's message dispatch, and by the
+//! source and shadow sides when they release or pass on what they held.
+
+use super::EdgeServer;
+use super::links::sync_to;
+use super::source::Source;
+use crate::event::EdgeEvent;
+use edgeshift_proto::{
+    NodeId, Probe, ProbeReply, ServerId, ServiceId, ServiceInput, ServiceOutput, SyncBody,
+    SyncMode, Transmit,
+};
+
+/// UE traffic held while an instance cannot serve (frozen source, shadow not yet live).
+#[derive(Clone, Debug)]
+pub(super) enum Held {
+    Input(ServiceInput),
+    Probe(Probe),
+}
+
+impl EdgeServer {
+    /// 3010 from a cell (or forwarded by the previous host).
+    pub(super) fn on_input(&mut self, m: ServiceInput) {
+        let service = m.service;
+        if let Some(live) = self.live.get_mut(&service) {
+            if let Source::Frozen(f) = &mut live.state {
+                f.held.push(Held::Input(m));
+                return;
+            }
+            if !live.inst.offer(m.input.seq, m.input.payload, Some(m.via)) {
+                // A retransmission: the answer was lost, send it again.
+                if let Some(a) = live.inst.answer(m.input.seq).map(<[u8]>::to_vec) {
+                    let out = ServiceOutput {
+                        ue: m.ue,
+                        service,
+                        via: m.via,
+                        seq: m.input.seq,
+                        payload: a,
+                    };
+                    self.send(m.via, out);
+                }
+                return;
+            }
+            self.drain_live(service);
+        } else if let Some(sh) = self.shadows.get_mut(&service) {
+            sh.held.push(Held::Input(m));
+        } else if let Some(&to) = self.moved.get(&service) {
+            self.send(to, m);
+        } else {
+            self.violation(
+                NodeId::Cell(m.via),
+                format!("input {} for unknown {service}", m.input.seq),
+            );
+        }
+    }
+
+    /// Applies the inputs now in order, answers them and passes them to replay shadows.
+    fn drain_live(&mut self, service: ServiceId) {
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let applied = live.inst.drain();
+        if applied.is_empty() {
+            return;
+        }
+        let ue = live.inst.meta.ue;
+        let mut forward = Vec::new();
+        for a in applied {
+            let rec = edgeshift_proto::InputRecord {
+                seq: a.seq,
+                payload: a.payload,
+            };
+            if self.cfg.input_log > 0 {
+                if live.log.len() == self.cfg.input_log {
+                    live.log.pop_front();
+                }
+                live.log.push_back(rec.clone());
+            }
+            forward.push(rec);
+            self.events.push_back(EdgeEvent::Applied {
+                service,
+                seq: a.seq,
+                live: true,
+            });
+            if let Some(e) = a.error {
+                self.events.push_back(EdgeEvent::ServiceError {
+                    service,
+                    error: e.to_string(),
+                });
+            }
+            if let Some(via) = a.via {
+                self.events.push_back(EdgeEvent::Answered {
+                    service,
+                    seq: a.seq,
+                    live: true,
+                });
+                self.out.push_back(Transmit {
+                    to: via.into(),
+                    msg: ServiceOutput {
+                        ue,
+                        service,
+                        via,
+                        seq: a.seq,
+                        payload: a.answer,
+                    }
+                    .into(),
+                });
+            }
+        }
+        let replay = live.links_in(SyncMode::Replay);
+        if replay.is_empty() {
+            return;
+        }
+        if self.cfg.replay_batch.is_zero() {
+            sync_to(
+                &mut self.out,
+                self.cfg.id,
+                service,
+                &replay,
+                &SyncBody::Inputs(forward),
+            );
+        } else {
+            live.batch.extend(forward);
+        }
+    }
+
+    /// 3012: only a serving live instance answers.
+    pub(super) fn on_probe(&mut self, m: Probe) {
+        let service = m.service;
+        if let Some(live) = self.live.get_mut(&service) {
+            if let Source::Frozen(f) = &mut live.state {
+                f.held.push(Held::Probe(m));
+                return;
+            }
+            let last_seq = live.inst.last_seq;
+            let checksum = m.checksum.then(|| live.inst.svc.checksum());
+            self.events.push_back(EdgeEvent::Answered {
+                service,
+                seq: 0,
+                live: true,
+            });
+            self.send(
+                m.via,
+                ProbeReply {
+                    ue: m.ue,
+                    service,
+                    via: m.via,
+                    nonce: m.nonce,
+                    last_seq,
+                    checksum,
+                },
+            );
+        } else if let Some(sh) = self.shadows.get_mut(&service) {
+            sh.held.push(Held::Probe(m));
+        } else if let Some(&to) = self.moved.get(&service) {
+            self.send(to, m);
+        } else {
+            self.violation(NodeId::Cell(m.via), format!("probe for unknown {service}"));
+        }
+    }
+
+    /// Handles held traffic as if it arrived now, in its order.
+    pub(super) fn release_held(&mut self, held: Vec<Held>) {
+        for h in held {
+            match h {
+                Held::Input(m) => self.on_input(m),
+                Held::Probe(m) => self.on_probe(m),
+            }
+        }
+    }
+
+    /// Sends held traffic on to the instance's new host (or back to the live one).
+    pub(super) fn forward_held(&mut self, to: ServerId, held: Vec<Held>) {
+        for h in held {
+            match h {
+                Held::Input(m) => self.send(to, m),
+                Held::Probe(m) => self.send(to, m),
+            }
+        }
+    }
+}
