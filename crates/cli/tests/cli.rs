@@ -143,7 +143,8 @@ fn the_live_demo_relocates_and_matches_the_twin() {
 
 #[test]
 fn daemons_reject_bad_configs_clearly() {
-    let cfg = temp("bad.toml");
+    // Not bad.toml: tests run in parallel and another one writes that.
+    let cfg = temp("bad-deployment.toml");
     std::fs::write(
         &cfg,
         "scenario = \"demo\"\n[control]\nlisten = \"127.0.0.1:1\"\n",

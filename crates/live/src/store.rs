@@ -30,7 +30,7 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: postcard::Error,
+        source: edgeshift_control::SnapshotError,
     },
 }
 
