@@ -16,6 +16,27 @@
 //!    (deploys, 1002, 1005, cancels, 3032/3033 reports, load reports).
 //! 3. Drain `poll_transmit` / `poll_event`; call `handle_timeout` at `poll_timeout`
 //!    (1006 goes out on a timer at the announced handover time).
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//!
+//! use edgeshift_control::{ControlConfig, ControlNode, Strategy};
+//! use edgeshift_proto::{CellId, Instant, Message, NodeId, Role, ServerId};
+//!
+//! let topology = BTreeMap::from([(CellId(1), ServerId(1)), (CellId(2), ServerId(2))]);
+//! let cfg = ControlConfig::new(Strategy::Shadow, topology);
+//! let mut control = ControlNode::new(cfg, Instant::ZERO);
+//! # let (now, from, msg): (Instant, NodeId, Message) = todo!();
+//! control.handle_message(now, from, msg); // a 3030 deploy, a 1002 prediction, a 1005 …
+//! while let Some(t) = control.poll_transmit() { /* 3031, 1003, 1006 … to t.to */ }
+//! while let Some(e) = control.poll_event() { /* observe e */ }
+//! if let Some(at) = control.poll_timeout() {
+//!     control.handle_timeout(at); // once `at` has come
+//! }
+//! ```
+//!
+//! [`ControlNode::snapshot`] and [`ControlNode::restore`] carry the registry across a
+//! restart; [`ControlSnapshot`] has a versioned byte form ([`snapshot`]).
 #![forbid(unsafe_code)]
 
 mod config;

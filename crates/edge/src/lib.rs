@@ -15,6 +15,24 @@
 //! 4. Call [`Role::handle_timeout`](edgeshift_proto::Role::handle_timeout) when
 //!    [`Role::poll_timeout`](edgeshift_proto::Role::poll_timeout) comes due.
 //!
+//! ```no_run
+//! use edgeshift_edge::{EdgeConfig, EdgeServer, MemFactory};
+//! use edgeshift_proto::{Instant, Message, NodeId, Role, ServerId};
+//!
+//! let mut me = EdgeServer::new(EdgeConfig::new(ServerId(1)), Box::new(MemFactory), Instant::ZERO);
+//! # let (now, from, msg): (Instant, NodeId, Message) = todo!();
+//! me.handle_message(now, from, msg); // 3031, 1003, 1004, 1006, 2004, UE inputs …
+//! while let Some(t) = me.poll_transmit() { /* to t.to, on t.msg.lane() */ }
+//! while let Some(e) = me.poll_event() { /* observe e */ }
+//! if let Some(at) = me.poll_timeout() {
+//!     me.handle_timeout(at); // once `at` has come
+//! }
+//! ```
+//!
+//! Inside, the server keeps each live instance's relocation as a state (`Serving`,
+//! `Precopy`, `Frozen`) and each shadow's copy as one (`Awaiting`, `Receiving`, `Ready`,
+//! `Failed`), in `server/source.rs` and `server/shadow.rs`.
+//!
 //! # Invariants it keeps
 //!
 //! Only a live, unfrozen instance answers the UE. A source freezes when it sends 2004 and

@@ -289,10 +289,12 @@ impl EdgeServer {
             }
             Verdict::NeedFrom(k) => {
                 let source = self.cfg.id;
-                // NOTE: `k + 1` overflows (a panic in debug builds) on a peer's
-                // NeedFrom(u64::MAX); kept as it was.
-                let covered =
-                    live.log.front().is_some_and(|r| r.seq <= k + 1) || k == live.inst.last_seq;
+                // Saturating: a peer's NeedFrom(u64::MAX) must not panic.
+                let covered = live
+                    .log
+                    .front()
+                    .is_some_and(|r| r.seq <= k.saturating_add(1))
+                    || k == live.inst.last_seq;
                 // Delta-synced shadows (and precopy) catch up with the changed chunks, as
                 // their sync does; replay shadows with the inputs they missed.
                 let delta_link = live
@@ -368,9 +370,10 @@ impl EdgeServer {
                 continue;
             }
             let state = live.inst.svc.state_len() as f64;
-            // NOTE: panics if `confirm_rate_bytes_s` is not positive (configuration).
-            let transfer =
-                std::time::Duration::from_secs_f64(state / self.cfg.confirm_rate_bytes_s);
+            // A rate that is not positive (a bad configuration) adds no transfer time,
+            // rather than a panic or an endless wait.
+            let secs = state / self.cfg.confirm_rate_bytes_s;
+            let transfer = std::time::Duration::try_from_secs_f64(secs).unwrap_or_default();
             self.timers.set(
                 Timer::Confirm(service),
                 now + self.cfg.confirm_timeout + transfer,

@@ -294,3 +294,21 @@ fn the_watchdog_asks_again_restarts_on_an_answer_and_gives_up() {
         EdgeEvent::RelocationFailed { reason, .. } if reason == "me2 did not confirm after 3 requests"
     ));
 }
+
+#[test]
+fn a_garbage_need_from_does_not_panic_and_a_bad_rate_does_not_stall() {
+    let mut b = with_shadow(2, |c| c.confirm_rate_bytes_s = 0.0);
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    // Armed for the timeout alone: a rate of zero adds no (infinite) transfer time.
+    let armed = b.server(1).timers.get(&Timer::Confirm(SVC));
+    assert!(
+        armed.is_some_and(|t| t <= b.now + crate::EdgeConfig::new(ServerId(1)).confirm_timeout)
+    );
+    b.deliver(
+        NodeId::Server(ServerId(2)),
+        1,
+        confirm(2, Verdict::NeedFrom(u64::MAX)),
+    );
+    assert!(matches!(b.state(1), Source::Frozen(_)));
+}
