@@ -1,6 +1,6 @@
 //! `edgeshift bench scale`: how the simulator's cost per simulated UE-second grows with the
-//! number of UEs (a crowd on one scenario's route, same density of events per UE). Prints
-//! figures; it asserts nothing.
+//! number of UEs (a crowd on one scenario's route, the same work per UE: cells and servers
+//! admit the whole crowd). Prints figures; it asserts nothing.
 
 use std::time::Instant;
 
@@ -26,9 +26,16 @@ pub(crate) struct ScaleArgs {
     /// Strategy.
     #[arg(long, default_value = "shadow")]
     strategy: Strategy,
+    /// Service state per UE in KiB (small by default, so that the backhaul is not the
+    /// bottleneck and the figure is the simulator's own cost).
+    #[arg(long, default_value_t = 64)]
+    state_kib: u64,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Write the JSON record of the largest crowd here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(a: &ScaleArgs) -> anyhow::Result<bool> {
@@ -41,9 +48,14 @@ pub(crate) fn run(a: &ScaleArgs) -> anyhow::Result<bool> {
         a.ues.iter().all(|n| (1..=100_000).contains(n)),
         "--ues must be 1 to 100000 each"
     );
+    anyhow::ensure!(
+        (1..=1 << 20).contains(&a.state_kib),
+        "--state-kib must be 1 to 1048576, not {}",
+        a.state_kib
+    );
     println!(
-        "simulator cost per UE-second: scenario {}, strategy {}, {} s of inputs, starts spread over {} s",
-        a.scenario, a.strategy, a.duration, a.spread
+        "simulator cost per UE-second: scenario {}, strategy {}, {} KiB of state per UE, {} s of inputs, starts spread over {} s",
+        a.scenario, a.strategy, a.state_kib, a.duration, a.spread
     );
     println!(
         "{:>7} {:>10} {:>12} {:>14} {:>14} {:>10} {:>11}",
@@ -55,6 +67,13 @@ pub(crate) fn run(a: &ScaleArgs) -> anyhow::Result<bool> {
         let mut s = Scenario::load(&a.scenario).context("loading the scenario")?;
         s.crowd(n, a.spread);
         s.duration_s = a.duration;
+        // Room for the whole crowd in every cell and server: admission control would
+        // otherwise reject handovers and shadows at large crowds, a different workload.
+        s.handover.capacity = n;
+        s.edge.capacity = n;
+        for c in &mut s.cells {
+            c.capacity = None;
+        }
         let ue_s: f64 = s
             .ues
             .iter()
@@ -62,7 +81,9 @@ pub(crate) fn run(a: &ScaleArgs) -> anyhow::Result<bool> {
             .sum::<f64>()
             .max(f64::MIN_POSITIVE);
         let t0 = Instant::now();
-        let (report, _) = edgeshift_sim::run(s, SimConfig::new(a.strategy, a.seed))?;
+        let mut cfg = SimConfig::new(a.strategy, a.seed);
+        cfg.state_bytes = Some(a.state_kib << 10);
+        let (report, _) = edgeshift_sim::run(s, cfg)?;
         let wall = t0.elapsed().as_secs_f64();
         let per = wall / ue_s * 1e6;
         let base = *first.get_or_insert(per);
@@ -73,6 +94,14 @@ pub(crate) fn run(a: &ScaleArgs) -> anyhow::Result<bool> {
             per / base,
             report.invariant_violations
         );
+        for v in report.violations.iter().take(5) {
+            println!("        violation at {:.3} s: {}", v.at_s, v.what);
+        }
+        if let Some(path) = &a.json {
+            let text = serde_json::to_string_pretty(&report)?;
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(ok)
 }

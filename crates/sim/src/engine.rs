@@ -157,7 +157,6 @@ pub struct Sim {
     radios: BTreeMap<UeId, UeMeasurer>,
     recorder: Recorder,
     trace: Vec<TraceEntry>,
-    payloads: BTreeMap<ServiceId, Vec<Vec<u8>>>,
 }
 
 impl Sim {
@@ -217,7 +216,6 @@ impl Sim {
             radios: BTreeMap::new(),
             recorder,
             trace: Vec::new(),
-            payloads: BTreeMap::new(),
             scenario,
             cfg,
         };
@@ -226,11 +224,16 @@ impl Sim {
     }
 
     /// Checksum of a twin that applied the UE's inputs in order and never moved.
-    fn twin_checksum(&self, service: ServiceId) -> Result<u128, String> {
-        edgeshift_runtime::twin_checksum(
-            &self.spec,
-            self.payloads.get(&service).into_iter().flatten(),
-        )
+    /// The UE's inputs are regenerated from its seed rather than kept: thousands of UEs
+    /// would otherwise hold every payload of the run.
+    fn twin_checksum(&self, ue: UeId, service: ServiceId) -> Result<u128, String> {
+        let Some(u) = self.nodes.get(&NodeId::Ue(ue)).and_then(Node::as_ue) else {
+            return Err(format!("{ue} is not in the run"));
+        };
+        let (seed, len) = (u.config().seed, u.config().payload_len);
+        let (sent, _) = self.recorder.checker().counts(service);
+        let inputs = (1..=sent).map(|seq| UeClient::payload(seed, seq, len));
+        edgeshift_runtime::twin_checksum(&self.spec, inputs)
     }
 
     fn start(&mut self) {
@@ -502,9 +505,6 @@ impl Sim {
             self.recorder.observe(o);
         }
         match e {
-            UeEvent::Generated { payload, .. } => {
-                self.payloads.entry(service).or_default().push(payload);
-            }
             UeEvent::Detached { target } => {
                 let source = self
                     .nodes
@@ -580,7 +580,7 @@ impl Sim {
                     last_seq: v.last_seq,
                     checksum: Some(v.checksum),
                 });
-            let twin = self.twin_checksum(service);
+            let twin = self.twin_checksum(ue, service);
             self.recorder.observe(Observation::UeFinal(UeFinal {
                 at: self.now,
                 ue,

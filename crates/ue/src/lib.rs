@@ -225,6 +225,12 @@ impl UeClient {
         self.serving
     }
 
+    /// Its configuration.
+    #[must_use]
+    pub fn config(&self) -> &UeConfig {
+        &self.cfg
+    }
+
     /// Every input so far, indexed by `seq - 1`.
     #[must_use]
     pub fn stats(&self) -> &[InputStat] {
