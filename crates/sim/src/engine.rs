@@ -114,7 +114,8 @@ enum Ev {
     },
     Wake(NodeId),
     Measure,
-    Command(NodeId, Command),
+    /// Boxed: it is rare, and the heap's items stay small.
+    Command(NodeId, Box<Command>),
 }
 
 struct Item {
@@ -349,7 +350,7 @@ impl Sim {
             }
             Ev::Measure => self.measure(),
             Ev::Command(to, cmd) => {
-                self.command(to, cmd);
+                self.command(to, *cmd);
                 self.flush(to);
             }
         }
@@ -516,11 +517,11 @@ impl Sim {
                     (Join::Reestablish(after), Some(cell)) => {
                         self.push(
                             self.now + after,
-                            Ev::Command(node, Command::Reestablish(cell)),
+                            Ev::Command(node, Box::new(Command::Reestablish(cell))),
                         );
                     }
                     (Join::Target(after), _) | (Join::Reestablish(after), None) => {
-                        self.push(self.now + after, Ev::Command(node, Command::Attach(target)));
+                        self.push(self.now + after, Ev::Command(node, Box::new(Command::Attach(target))));
                     }
                 }
                 self.trace.push(TraceEntry::Event {
