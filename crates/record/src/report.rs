@@ -24,12 +24,22 @@ impl Percentiles {
         }
         let mut s = v.to_vec();
         s.sort_by(f64::total_cmp);
-        let rank = |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
         Self {
-            p50: rank(0.50),
-            p99: rank(0.99),
+            p50: Self::rank(&s, 0.50),
+            p99: Self::rank(&s, 0.99),
             max: s[s.len() - 1],
         }
+    }
+
+    /// The nearest-rank `p` quantile (0 < p ≤ 1) of `sorted` (ascending); 0 when empty.
+    /// Every percentile of every report (`sim`, `demo`, `predict`, `bench`) is this one.
+    #[must_use]
+    pub fn rank(sorted: &[f64], p: f64) -> f64 {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i]
     }
 }
 

@@ -14,6 +14,7 @@ use edgeshift_proto::{
     UeId,
 };
 use edgeshift_radio::layout::{Site, hex_grid};
+use edgeshift_record::Percentiles;
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility, RandomWaypoint};
 use edgeshift_radio::pathloss::{Environment, ThreeGpp, rsrp_dbm};
@@ -407,7 +408,7 @@ fn score(hos: &[HoRecord], pingpongs: u64, ue_seconds: f64, ues: u64, cells: u64
         / n;
     let mut leads: Vec<f64> = hos.iter().map(|h| h.lead_s).collect();
     leads.sort_by(f64::total_cmp);
-    let lead_p50 = leads.get(leads.len() / 2).copied().unwrap_or(0.0);
+    let lead_p50 = Percentiles::rank(&leads, 0.5);
     let ahead = LEADS
         .iter()
         .map(|l| {
@@ -430,10 +431,7 @@ fn score(hos: &[HoRecord], pingpongs: u64, ue_seconds: f64, ues: u64, cells: u64
     let bias = errs.iter().sum::<f64>() / m;
     errs.iter_mut().for_each(|e| *e = e.abs());
     errs.sort_by(f64::total_cmp);
-    let p90 = errs
-        .get(((errs.len() as f64 * 0.9).ceil() as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or(0.0);
+    let p90 = Percentiles::rank(&errs, 0.9);
     let mut bins = [(0u64, 0u64); 5];
     for h in hos {
         if let Some(p) = &h.standing {
