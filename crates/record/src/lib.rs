@@ -40,6 +40,10 @@ mod recorder;
 mod report;
 
 pub use check::{Checker, Violation};
+
+/// A hasher with no per-process random key, for maps that are looked up on every event and
+/// never iterated: the same on every run, so simulations stay reproducible.
+pub type FixedState = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 pub use observation::{LiveState, Observation, UeFinal};
 pub use recorder::{Recorder, RunMeta};
 pub use report::{Note, Percentiles, RelocationRecord, Report};

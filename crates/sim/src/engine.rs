@@ -1,8 +1,7 @@
-//! The discrete-event engine: one heap of events keyed by (time, sequence number), the
+//! The discrete-event engine: one queue of events keyed by (time, sequence number), the
 //! roles, the network, the radio and the checkers. A seed fixes the whole run.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use edgeshift_control::{ControlNode, Strategy};
@@ -13,7 +12,7 @@ use edgeshift_proto::{
 };
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::{BaseStation, RanEvent};
-use edgeshift_record::{LiveState, Observation, Recorder, Report, RunMeta, UeFinal};
+use edgeshift_record::{FixedState, LiveState, Observation, Recorder, Report, RunMeta, UeFinal};
 use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
 use edgeshift_ue::{UeClient, UeEvent};
 use edgeshift_world::radio::{Pos, position};
@@ -22,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::link::Network;
+use crate::queue::EventQueue;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,30 +118,6 @@ enum Ev {
     Command(NodeId, Box<Command>),
 }
 
-struct Item {
-    at: Instant,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Item {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Item {}
-impl PartialOrd for Item {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Item {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
     scenario: Scenario,
@@ -149,13 +125,14 @@ pub struct Sim {
     spec: ServiceSpec,
     now: Instant,
     end: Instant,
-    seq: u64,
-    heap: BinaryHeap<Item>,
-    nodes: BTreeMap<NodeId, Node>,
-    wake_at: BTreeMap<NodeId, Instant>,
+    queue: EventQueue<Ev>,
+    // Looked up on every event, never iterated (`ids` keeps the order).
+    nodes: HashMap<NodeId, Node, FixedState>,
+    ids: Vec<NodeId>,
+    wake_at: HashMap<NodeId, Instant, FixedState>,
     net: Network,
     rng: ChaCha8Rng,
-    radios: BTreeMap<UeId, UeMeasurer>,
+    radios: HashMap<UeId, UeMeasurer, FixedState>,
     recorder: Recorder,
     trace: Vec<TraceEntry>,
 }
@@ -208,13 +185,13 @@ impl Sim {
             spec,
             now: Instant::ZERO,
             end,
-            seq: 0,
-            heap: BinaryHeap::new(),
-            nodes,
-            wake_at: BTreeMap::new(),
+            queue: EventQueue::default(),
+            ids: nodes.keys().copied().collect(),
+            nodes: nodes.into_iter().collect(),
+            wake_at: HashMap::default(),
             net,
             rng,
-            radios: BTreeMap::new(),
+            radios: HashMap::default(),
             recorder,
             trace: Vec::new(),
             scenario,
@@ -260,7 +237,7 @@ impl Sim {
             };
             self.deliver_now(NodeId::Control, NodeId::Control, deploy.into());
         }
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let ids = self.ids.clone();
         for id in ids {
             self.flush(id);
         }
@@ -275,12 +252,7 @@ impl Sim {
     }
 
     fn push(&mut self, at: Instant, ev: Ev) {
-        self.seq += 1;
-        self.heap.push(Item {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(at, ev);
     }
 
     fn deliver_now(&mut self, from: NodeId, to: NodeId, msg: Message) {
@@ -305,12 +277,12 @@ impl Sim {
     /// Runs to the end and returns the report.
     #[must_use]
     pub fn run(mut self) -> (Report, Vec<TraceEntry>) {
-        while let Some(item) = self.heap.pop() {
-            if item.at > self.end {
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > self.end {
                 break;
             }
-            self.now = item.at;
-            self.step(item.ev);
+            self.now = at;
+            self.step(ev);
         }
         self.now = self.end;
         self.finish()
@@ -521,7 +493,10 @@ impl Sim {
                         );
                     }
                     (Join::Target(after), _) | (Join::Reestablish(after), None) => {
-                        self.push(self.now + after, Ev::Command(node, Box::new(Command::Attach(target))));
+                        self.push(
+                            self.now + after,
+                            Ev::Command(node, Box::new(Command::Attach(target))),
+                        );
                     }
                 }
                 self.trace.push(TraceEntry::Event {

@@ -12,6 +12,7 @@ pub mod bench;
 mod engine;
 pub mod link;
 pub mod predict;
+mod queue;
 mod swarm;
 
 pub use edgeshift_record::{Percentiles, RelocationRecord, Report};

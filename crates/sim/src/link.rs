@@ -2,7 +2,9 @@
 //! bandwidth (messages serialise one after another), and random loss on the radio for
 //! service traffic. Control-plane links behave like TCP: ordered, no loss.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use edgeshift_record::FixedState;
 use std::time::Duration;
 
 use edgeshift_proto::{CellId, Instant, Lane, NodeId, ServerId};
@@ -24,9 +26,9 @@ pub struct LinkSpec {
 #[derive(Debug)]
 pub struct Network {
     specs: Specs,
-    free_at: BTreeMap<(NodeId, NodeId, Lane), Instant>,
+    free_at: HashMap<(NodeId, NodeId, Lane), Instant, FixedState>,
     /// Last arrival per link: jitter never reorders a link.
-    last_arrival: BTreeMap<(NodeId, NodeId, Lane), Instant>,
+    last_arrival: HashMap<(NodeId, NodeId, Lane), Instant, FixedState>,
 }
 
 #[derive(Debug)]
@@ -71,8 +73,8 @@ impl Network {
                     .map(|c| (CellId(c.id), ServerId(c.server)))
                     .collect(),
             },
-            free_at: BTreeMap::new(),
-            last_arrival: BTreeMap::new(),
+            free_at: HashMap::default(),
+            last_arrival: HashMap::default(),
         }
     }
 

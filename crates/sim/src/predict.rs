@@ -14,12 +14,12 @@ use edgeshift_proto::{
     UeId,
 };
 use edgeshift_radio::layout::{Site, hex_grid};
-use edgeshift_record::Percentiles;
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility, RandomWaypoint};
 use edgeshift_radio::pathloss::{Environment, ThreeGpp, rsrp_dbm};
 use edgeshift_radio::sumo::{FcdError, FcdTrace};
 use edgeshift_ran::{BaseStation, MeasurementReport, PredictorKind, RadioMap, RanConfig};
+use edgeshift_record::Percentiles;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
