@@ -19,12 +19,13 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::{ConfigError, Deployment};
-use crate::host::{Agent, Host, Hosted, NoAgent, Nodes};
+use crate::host::{Agent, Host, NoAgent, Nodes};
 use crate::journal::{Journal, UeSummary};
 use crate::metrics::{self, Metrics};
 use crate::radio_agent::RadioAgent;
 use crate::store::{ControlStore, StoreError};
 use crate::ue_agent::UeAgent;
+use edgeshift_world::Node;
 
 /// Why a daemon cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +217,7 @@ impl Daemon {
                 }
                 with_store = Some(store);
             }
-            nodes.insert(NodeId::Control, Hosted::Control(control));
+            nodes.insert(NodeId::Control, Node::Control(control));
         }
         match &kind {
             Kind::Control => {}
@@ -226,7 +227,7 @@ impl Daemon {
                     EdgeServer::new(scenario.edge_config(ServerId(*id)), Box::new(factory), now);
                 nodes.insert(
                     NodeId::Server(ServerId(*id)),
-                    Hosted::Server(Box::new(server)),
+                    Node::Server(Box::new(server)),
                 );
             }
             Kind::Ran { name } => {
@@ -237,7 +238,7 @@ impl Daemon {
                 for c in &cells {
                     nodes.insert(
                         NodeId::Cell(*c),
-                        Hosted::Cell(BaseStation::new(scenario.ran_config(*c))),
+                        Node::Cell(BaseStation::new(scenario.ran_config(*c))),
                     );
                 }
                 let seed = dep.seed ^ u64::from(cells.first().map_or(0, |c| c.0)).rotate_left(17);
@@ -254,7 +255,7 @@ impl Daemon {
                     now + std::time::Duration::from_secs_f64(scenario.duration_s.max(0.0));
                 cfg.stop_at = Some(stop_at);
                 let ue_seed = (cfg.seed, cfg.payload_len);
-                nodes.insert(NodeId::Ue(UeId(*id)), Hosted::Ue(UeClient::new(cfg, now)));
+                nodes.insert(NodeId::Ue(UeId(*id)), Node::Ue(UeClient::new(cfg, now)));
                 agent = Box::new(UeAgent::new(
                     UeId(*id),
                     scenario.clone(),

@@ -20,16 +20,10 @@ use crate::metrics::Metrics;
 use crate::observe::Observer;
 use crate::store::ControlStore;
 
-/// A role hosted by a daemon: any role, one `Role` implementation.
-pub type Hosted = Node;
-
-/// An event of a hosted role.
-pub type RoleEvent = NodeEvent;
-
 /// The roles of one host, keyed by node id.
 #[derive(Debug, Default)]
 pub struct Nodes {
-    map: BTreeMap<NodeId, Hosted>,
+    map: BTreeMap<NodeId, Node>,
     touched: BTreeSet<NodeId>,
     outbox: Vec<(NodeId, Transmit)>,
 }
@@ -42,7 +36,7 @@ impl Nodes {
     }
 
     /// Adds a role.
-    pub fn insert(&mut self, id: NodeId, role: Hosted) {
+    pub fn insert(&mut self, id: NodeId, role: Node) {
         self.touched.insert(id);
         self.map.insert(id, role);
     }
@@ -51,7 +45,7 @@ impl Nodes {
     pub fn cell_mut(&mut self, id: NodeId) -> Option<&mut BaseStation> {
         self.touched.insert(id);
         match self.map.get_mut(&id) {
-            Some(Hosted::Cell(c)) => Some(c),
+            Some(Node::Cell(c)) => Some(c),
             _ => None,
         }
     }
@@ -60,14 +54,14 @@ impl Nodes {
     pub fn ue_mut(&mut self, id: NodeId) -> Option<&mut UeClient> {
         self.touched.insert(id);
         match self.map.get_mut(&id) {
-            Some(Hosted::Ue(u)) => Some(u),
+            Some(Node::Ue(u)) => Some(u),
             _ => None,
         }
     }
 
     /// Any role, read-only.
     #[must_use]
-    pub fn get(&self, id: NodeId) -> Option<&Hosted> {
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
         self.map.get(&id)
     }
 
@@ -90,7 +84,7 @@ pub trait Agent: Send {
     /// Its time has come.
     fn tick(&mut self, _now: Instant, _nodes: &mut Nodes) {}
     /// Sees every event of the host's roles.
-    fn on_event(&mut self, _now: Instant, _node: NodeId, _ev: &RoleEvent) {}
+    fn on_event(&mut self, _now: Instant, _node: NodeId, _ev: &NodeEvent) {}
     /// The host may stop (a UE that finished its run).
     fn finished(&self) -> bool {
         false
@@ -286,7 +280,7 @@ impl Host {
                 self.obs.event(now, id, &e);
                 self.agent.on_event(now, id, &e);
             }
-            if let Some(Hosted::Control(c)) = self.nodes.map.get(&id) {
+            if let Some(Node::Control(c)) = self.nodes.map.get(&id) {
                 self.obs.control_stats(now, c.stats());
             }
         }
@@ -299,7 +293,7 @@ impl Host {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let Some(Hosted::Control(c)) = self.nodes.map.get(&NodeId::Control) else {
+        let Some(Node::Control(c)) = self.nodes.map.get(&NodeId::Control) else {
             return;
         };
         match store.save(&c.snapshot()) {

@@ -11,9 +11,9 @@ use edgeshift_record::Observation;
 use edgeshift_ue::UeEvent;
 use tracing::{debug, info, warn};
 
-use crate::host::RoleEvent;
 use crate::journal::{Journal, Record};
 use crate::metrics::{Metrics, Outcome};
+use edgeshift_world::NodeEvent;
 
 pub(crate) struct Observer {
     journal: Journal,
@@ -79,10 +79,10 @@ impl Observer {
         });
     }
 
-    pub(crate) fn event(&mut self, now: Instant, node: NodeId, ev: &RoleEvent) {
+    pub(crate) fn event(&mut self, now: Instant, node: NodeId, ev: &NodeEvent) {
         match ev {
-            RoleEvent::Edge(e) => self.edge(now, node, e),
-            RoleEvent::Ran(e) => {
+            NodeEvent::Edge(e) => self.edge(now, node, e),
+            NodeEvent::Ran(e) => {
                 if let Some(o) = Observation::ran(now, node, e) {
                     self.observe(o);
                 }
@@ -105,13 +105,13 @@ impl Observer {
                 }
                 self.note(now, node, format!("{e:?}"));
             }
-            RoleEvent::Control(e) => {
+            NodeEvent::Control(e) => {
                 if let Some(o) = Observation::control(now, e) {
                     self.observe(o);
                 }
                 self.note(now, node, format!("{e:?}"));
             }
-            RoleEvent::Ue(e) => {
+            NodeEvent::Ue(e) => {
                 if let NodeId::Ue(ue) = node
                     && let Some(o) = Observation::ue(now, ue, ServiceId(ue.0), e)
                 {

@@ -17,7 +17,8 @@ use edgeshift_world::radio::position;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::host::{Agent, Hosted, Nodes, RoleEvent};
+use crate::host::{Agent, Nodes};
+use edgeshift_world::{Node, NodeEvent};
 
 /// Drives the local cells' measurements.
 pub struct RadioAgent {
@@ -68,7 +69,7 @@ impl Agent for RadioAgent {
         for u in &scenario.ues {
             let ue = UeId(u.id);
             let serving = self.cells.iter().copied().find(
-                |c| matches!(nodes.get(NodeId::Cell(*c)), Some(Hosted::Cell(s)) if s.serves(ue)),
+                |c| matches!(nodes.get(NodeId::Cell(*c)), Some(Node::Cell(s)) if s.serves(ue)),
             );
             let Some(cell) = serving else { continue };
             let start = *self.started.entry(ue).or_insert(now);
@@ -85,8 +86,8 @@ impl Agent for RadioAgent {
         }
     }
 
-    fn on_event(&mut self, now: Instant, _node: NodeId, ev: &RoleEvent) {
-        if let RoleEvent::Ran(RanEvent::UeAttached { ue, from: None }) = ev {
+    fn on_event(&mut self, now: Instant, _node: NodeId, ev: &NodeEvent) {
+        if let NodeEvent::Ran(RanEvent::UeAttached { ue, from: None }) = ev {
             self.started.entry(*ue).or_insert(now);
         }
     }

@@ -14,9 +14,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing::{info, warn};
 
-use crate::host::{Agent, Nodes, RoleEvent};
+use crate::host::{Agent, Nodes};
 use crate::journal::{GapRecord, Journal, Record, UeSummary};
 use crate::metrics::Metrics;
+use edgeshift_world::NodeEvent;
 
 /// How long the UE waits for the live instance to answer its final state query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -292,8 +293,8 @@ impl Agent for UeAgent {
         }
     }
 
-    fn on_event(&mut self, now: Instant, _node: NodeId, ev: &RoleEvent) {
-        let RoleEvent::Ue(e) = ev else { return };
+    fn on_event(&mut self, now: Instant, _node: NodeId, ev: &NodeEvent) {
+        let NodeEvent::Ue(e) = ev else { return };
         match e {
             UeEvent::Attached { cell } => self.cell = Some(*cell),
             UeEvent::Detached { target } => {
