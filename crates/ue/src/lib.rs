@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use edgeshift_proto::{
     Attach, CellId, HandoverConfirm, InputRecord, Instant, Message, NodeId, Probe, Role, ServiceId,
-    ServiceInput, Transmit, UeId,
+    ServiceInput, TimerTable, Transmit, UeId,
 };
 
 /// Configuration of a UE client.
@@ -182,6 +182,8 @@ pub struct UeClient {
     next_seq: u64,
     next_input_at: Instant,
     unacked: BTreeMap<u64, (Vec<u8>, Instant)>,
+    /// When each unanswered input is due to be sent again (last sent + `retransmit_after`).
+    retransmit: TimerTable<u64>,
     stats: Vec<InputStat>,
     recent_rtts: VecDeque<Duration>,
     gaps: Vec<HandoverGap>,
@@ -203,6 +205,7 @@ impl UeClient {
             next_seq: 1,
             next_input_at,
             unacked: BTreeMap::new(),
+            retransmit: TimerTable::new(),
             stats: Vec::new(),
             recent_rtts: VecDeque::new(),
             gaps: Vec::new(),
@@ -355,6 +358,7 @@ impl UeClient {
             return;
         };
         *last = now;
+        self.retransmit.set(seq, now + self.cfg.retransmit_after);
         let input = InputRecord {
             seq,
             payload: payload.clone(),
@@ -407,6 +411,7 @@ impl Role for UeClient {
                     return; // Radio is down: the answer cannot have arrived.
                 }
                 if self.unacked.remove(&m.seq).is_some() {
+                    self.retransmit.cancel(m.seq);
                     if let Some(s) = self.stats.get_mut((m.seq - 1) as usize) {
                         s.answered_at = Some(now);
                         if s.transmissions == 1 {
@@ -469,19 +474,17 @@ impl Role for UeClient {
             });
             self.unacked
                 .insert(seq, (payload.clone(), self.next_input_at));
+            self.retransmit
+                .set(seq, self.next_input_at + self.cfg.retransmit_after);
             self.events.push_back(UeEvent::Generated { seq, payload });
             self.transmit(now, seq);
             self.next_input_at += self.cfg.input_period;
         }
         if self.serving.is_some() {
-            let due: Vec<u64> = self
-                .unacked
-                .iter()
-                .filter(|(_, (_, last))| {
-                    now.saturating_duration_since(*last) >= self.cfg.retransmit_after
-                })
-                .map(|(s, _)| *s)
-                .collect();
+            // Sent again in sequence order, whatever order their deadlines are in.
+            let mut due: Vec<u64> =
+                std::iter::from_fn(|| self.retransmit.pop_due(now).map(|(_, seq)| seq)).collect();
+            due.sort_unstable();
             for seq in due {
                 self.transmit(now, seq);
             }
@@ -503,10 +506,7 @@ impl Role for UeClient {
             .is_none_or(|s| self.next_input_at < s)
             .then_some(self.next_input_at);
         let retx = if self.serving.is_some() {
-            self.unacked
-                .values()
-                .map(|(_, last)| *last + self.cfg.retransmit_after)
-                .min()
+            self.retransmit.next_deadline()
         } else {
             None
         };
