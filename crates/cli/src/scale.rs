@@ -36,7 +36,7 @@ pub(crate) struct ScaleArgs {
     /// Runs per size; the fastest counts (the machine is shared and noisy).
     #[arg(long, default_value_t = 3)]
     repeat: u32,
-    /// Write the JSON record of the largest crowd here.
+    /// Write the JSON record of the last crowd size given here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
 }

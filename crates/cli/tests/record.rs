@@ -57,7 +57,11 @@ fn the_simulator_and_the_live_demo_agree_on_the_demo_scenario() {
         (live.scenario.as_str(), live.strategy.as_str()),
         ("demo", "shadow")
     );
+    assert!(sim.relocations >= 1, "the demo scenario relocates");
     assert_eq!(sim.handovers, live.handovers);
+    assert_eq!(sim.handovers_cancelled, live.handovers_cancelled);
+    assert_eq!(sim.mispredicted, live.mispredicted);
+    assert_eq!(sim.pingpongs, live.pingpongs);
     assert_eq!(sim.handover_failures, live.handover_failures);
     assert_eq!(sim.relocations, live.relocations);
     assert_eq!(hops(&sim), hops(&live));
@@ -66,8 +70,10 @@ fn the_simulator_and_the_live_demo_agree_on_the_demo_scenario() {
         live.relocations_skipped_same_server
     );
     assert_eq!(sim.reactive_fallbacks, live.reactive_fallbacks);
+    assert_eq!(sim.relocation_records.len(), live.relocation_records.len());
+    // Whether the shadow passed the first 2004 check depends on real-time sync lag, so it
+    // is not compared; the state moved is.
     for (s, l) in sim.relocation_records.iter().zip(&live.relocation_records) {
         assert_eq!(s.state_bytes, l.state_bytes);
-        assert_eq!(s.checksum_valid_first_try, l.checksum_valid_first_try);
     }
 }

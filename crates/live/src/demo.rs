@@ -41,9 +41,6 @@ pub enum DemoError {
         /// Why.
         source: std::io::Error,
     },
-    /// The UEs did not finish in time.
-    #[error("the run did not finish within {0:?}")]
-    Timeout(Duration),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
@@ -306,7 +303,9 @@ async fn in_process(
         records.push(r);
     }
     if timed_out {
-        return Err(DemoError::Timeout(limit));
+        // The record still says what happened; the UEs that did not finish show up in it
+        // as violations ("never reported the end of its run").
+        warn!(?limit, "the UEs did not finish in time");
     }
     Ok(records)
 }
@@ -445,7 +444,10 @@ async fn processes(
         terminate(c).await;
     }
     if waited.is_err() {
-        return Err(DemoError::Timeout(limit));
+        warn!(
+            ?limit,
+            "the UEs did not finish in time; their journals are read as they are"
+        );
     }
     let mut records = Vec::new();
     for kind in kinds(&dep) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use edgeshift_net::{Clock, Inbox, Incoming, Transport};
 use edgeshift_proto::{Instant, Message, NodeId, Role, Transmit};
 use edgeshift_ran::BaseStation;
+use edgeshift_record::Observation;
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Node, NodeEvent};
 use tokio::sync::watch;
@@ -227,7 +228,17 @@ impl Host {
         self.nodes.touched.insert(to);
         match self.nodes.map.get_mut(&to) {
             Some(r) => r.handle_message(now, from, msg),
-            None => warn!(%from, %to, name = msg.name(), "message for a node not hosted here"),
+            None => {
+                warn!(%from, %to, name = msg.name(), "message for a node not hosted here");
+                // The simulator counts a message to an unknown node as a broken invariant;
+                // so does the record of a live run.
+                self.obs
+                    .journal()
+                    .record(Record::Obs(Observation::Violation {
+                        at: now,
+                        what: format!("{from} sent {} to {to}, which is not here", msg.name()),
+                    }));
+            }
         }
     }
 

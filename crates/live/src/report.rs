@@ -137,11 +137,20 @@ impl LiveRun {
         };
         let mut rec = Recorder::new(meta, self.ues.iter().map(|u| (*u, ServiceId(u.0))));
         let mut end = Instant(self.start);
-        for r in &self.records {
-            if let Record::Obs(o) = r {
-                end = end.max(o.at());
-                rec.observe(o.clone());
-            }
+        // The UEs' inputs first: each daemon stamps records with its own clock, and a skew
+        // between processes must not make an input look applied before it was sent. Server
+        // events keep their time order (a relocation's steps are a network hop apart).
+        let (inputs, rest): (Vec<&Observation>, Vec<&Observation>) = self
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Obs(o) => Some(o),
+                _ => None,
+            })
+            .partition(|o| matches!(o, Observation::Input { .. }));
+        for o in inputs.into_iter().chain(rest) {
+            end = end.max(o.at());
+            rec.observe(o.clone());
         }
         rec.finish(end)
     }

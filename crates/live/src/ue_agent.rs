@@ -202,7 +202,7 @@ impl UeAgent {
     /// Checksum of a service that applied this UE's inputs 1..=n in order, never moved.
     fn twin(&self, n: u64) -> Result<u128, String> {
         let inputs = (1..=n).map(|seq| UeClient::payload(self.seed, seq, self.payload_len));
-        edgeshift_runtime::twin_checksum(&self.spec, inputs)
+        edgeshift_runtime::twin_checksum(&self.spec, inputs).map_err(|e| e.to_string())
     }
 }
 

@@ -18,7 +18,8 @@ use edgeshift_proto::{Instant, ServerId, ServiceId};
 /// One broken invariant.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Violation {
-    /// Virtual time (seconds).
+    /// Seconds from the start of the run (virtual time in the simulator, the run's own
+    /// clock in the live demo).
     pub at_s: f64,
     /// What broke.
     pub what: String,

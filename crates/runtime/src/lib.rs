@@ -31,4 +31,4 @@ pub use error::ModuleError;
 pub use factory::{WASM_KIND, WasmFactory};
 pub use limits::Limits;
 pub use service::WasmService;
-pub use twin::twin_checksum;
+pub use twin::{TwinError, twin_checksum};

@@ -288,11 +288,7 @@ pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchRe
         "precopy" => (RelocationMode::Precopy, None),
         "shadow-replay" => (RelocationMode::Hot, Some(SyncMode::Replay)),
         "shadow-delta" => (RelocationMode::Hot, Some(SyncMode::Delta)),
-        other => {
-            return Err(SimError::Service(
-                edgeshift_world::WorldError::UnknownService(format!("strategy {other}")),
-            ));
-        }
+        other => return Err(SimError::UnknownStrategy(other.to_owned())),
     };
     if let Some(sync) = sync {
         let prepare = PrepareShadow {

@@ -33,6 +33,9 @@ pub enum SimError {
     /// The WebAssembly engine could not start.
     #[error("WebAssembly runtime: {0}")]
     Runtime(ModuleError),
+    /// A benchmark was asked for a strategy it does not know.
+    #[error("unknown strategy {0:?} (expected cold, precopy, shadow-replay or shadow-delta)")]
+    UnknownStrategy(String),
 }
 
 /// Options of one run.
@@ -211,7 +214,7 @@ impl Sim {
         let (seed, len) = (u.config().seed, u.config().payload_len);
         let (sent, _) = self.recorder.checker().counts(service);
         let inputs = (1..=sent).map(|seq| UeClient::payload(seed, seq, len));
-        edgeshift_runtime::twin_checksum(&self.spec, inputs)
+        edgeshift_runtime::twin_checksum(&self.spec, inputs).map_err(|e| e.to_string())
     }
 
     fn start(&mut self) {

@@ -235,6 +235,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
             let out: Vec<_> = std::iter::from_fn(|| bs.poll_transmit()).collect();
             while bs.poll_event().is_some() {}
             let mut request = None;
+            let mut execute_at = None;
             for tx in out {
                 match tx.msg {
                     Message::HandoverRequest(r) => request = Some(r),
@@ -248,6 +249,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
                             .push((now, p));
                     }
                     Message::HandoverExecution(h) => {
+                        execute_at = Some(h.timing.resolve(now));
                         let tr = tracked.get(&(ue, cell));
                         let earlier = now - std::time::Duration::from_secs(2);
                         handovers.push(HoRecord {
@@ -273,7 +275,15 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
                 }
             }
             if let Some(r) = request {
-                x2(&mut cells, &mut clocks, ue, cell, r, now);
+                x2(
+                    &mut cells,
+                    &mut clocks,
+                    ue,
+                    cell,
+                    r,
+                    now,
+                    execute_at.unwrap_or(now),
+                );
             }
         }
     }
@@ -302,8 +312,9 @@ impl CellClocks {
 }
 
 /// Runs the X2 handover between the `ran` roles with no network delay: the 2001 the source
-/// sent, then 2002, 2003 (at the announced time: the cell's timers run up to it), 2006 and
-/// the context release.
+/// sent, then 2002, 2003 (at the announced time `execute_at`: the cells' timers run up to
+/// it, no further, so no joining or leaving timer fires before the 2006 that settles it),
+/// 2006 and the context release.
 fn x2(
     cells: &mut BTreeMap<CellId, BaseStation>,
     clocks: &mut CellClocks,
@@ -311,9 +322,9 @@ fn x2(
     from: CellId,
     request: HandoverRequest,
     now: Instant,
+    execute_at: Instant,
 ) {
-    // Timers further out than this are not part of this handover.
-    let horizon = now + std::time::Duration::from_secs(1);
+    let horizon = execute_at;
     let mut queue: Vec<(NodeId, NodeId, Message)> =
         vec![(from.into(), request.target.into(), request.into())];
     // Each step is one hop of a fixed five-message exchange; the bound only guards a bug.

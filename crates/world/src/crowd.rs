@@ -14,7 +14,7 @@ impl Scenario {
         for i in 1..n {
             let off = f64::from(i);
             self.ues.push(UeDef {
-                id: first.id + i,
+                id: first.id.saturating_add(i),
                 speed_mps: first.speed_mps * (1.0 + 0.05 * (off % 3.0)),
                 waypoints: first
                     .waypoints
@@ -42,7 +42,7 @@ impl Scenario {
             .map(|i| {
                 let lane = f64::from(i % 5) * 10.0 - 20.0;
                 UeDef {
-                    id: first.id + i,
+                    id: first.id.saturating_add(i),
                     speed_mps: first.speed_mps * (0.9 + 0.05 * f64::from(i % 5)),
                     waypoints: first
                         .waypoints
@@ -65,8 +65,7 @@ mod tests {
         let mut s = Scenario::load("corridor").expect("built-in");
         s.crowd(1000, 50.0);
         assert_eq!(s.ues.len(), 1000);
-        let mut ids: Vec<u32> = s.ues.iter().map(|u| u.id).collect();
-        ids.dedup();
+        let ids: std::collections::BTreeSet<u32> = s.ues.iter().map(|u| u.id).collect();
         assert_eq!(ids.len(), 1000);
         assert!(s.ues.iter().all(|u| (0.0..50.0).contains(&u.start_s)));
         assert!(s.ues.iter().all(|u| u.waypoints[0][1].abs() <= 20.0 + 30.0));

@@ -1,6 +1,7 @@
 //! Scenarios: topology, radio, links, service and UE routes, read from TOML.
 //!
-//! The built-in scenarios (`fig4`, `corridor`) are TOML files embedded in the binary; a
+//! The built-in scenarios ([`BUILTIN`]: `fig4`, `corridor`, `turnback`, `samecell`,
+//! `mispredict`, `demo`) are TOML files embedded in the binary; a
 //! user scenario has the same format (see `crates/world/scenarios/fig4.toml`).
 
 use std::path::Path;
