@@ -2,11 +2,18 @@
 //!
 //! The state of a guest is its linear memory *and* its mutable globals (a compiler keeps
 //! its stack pointer in one). The host can only read globals a module exports, so every
-//! mutable global without an export gets one (`__es_global_N`), spliced into the export
-//! section; every other section is copied byte for byte.
+//! mutable global without an export gets one (`__es_global_N`, with underscores added until
+//! no export of the guest has that name), spliced into the export section; every other
+//! section is copied byte for byte.
+//!
+//! What does not travel with the state must not change after instantiation: instructions
+//! that drop data or element segments or write to a table are refused here, at load time,
+//! as are host imports whose signature is not the one the host defines.
 
 use wasm_encoder::{ExportKind, ExportSection, RawSection, Section as _};
-use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType};
+use wasmparser::{
+    CompositeInnerType, ExternalKind, FuncType, Operator, Parser, Payload, TypeRef, ValType,
+};
 
 use crate::error::ModuleError;
 
@@ -25,6 +32,28 @@ pub(crate) struct Layout {
 /// Imports the host offers (module `edgeshift`).
 pub(crate) const HOST_IMPORTS: [&str; 2] = ["random", "log"];
 
+/// The signature the host defines for each of [`HOST_IMPORTS`]: (params, results).
+fn host_signature(name: &str) -> (&'static [ValType], &'static [ValType]) {
+    match name {
+        "random" => (&[ValType::I64], &[ValType::I64]),
+        _ => (&[ValType::I32, ValType::I32], &[]),
+    }
+}
+
+/// An instruction that changes what a snapshot does not carry (segments, tables), by name.
+fn mutates_untracked_state(op: &Operator<'_>) -> Option<&'static str> {
+    Some(match op {
+        Operator::DataDrop { .. } => "data.drop",
+        Operator::ElemDrop { .. } => "elem.drop",
+        Operator::TableSet { .. } => "table.set",
+        Operator::TableGrow { .. } => "table.grow",
+        Operator::TableFill { .. } => "table.fill",
+        Operator::TableCopy { .. } => "table.copy",
+        Operator::TableInit { .. } => "table.init",
+        _ => return None,
+    })
+}
+
 /// Checks a module against guest ABI v1 and exports its mutable globals.
 pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> {
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
@@ -32,6 +61,7 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> 
     let mut imported_globals = 0u32;
     let mut memories = 0u32;
     let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+    let mut types: Vec<Option<FuncType>> = Vec::new();
     let bad = |e: wasmparser::BinaryReaderError| ModuleError::Invalid(e.to_string());
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(bad)?;
@@ -39,6 +69,27 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> 
             sections.push((id, range));
         }
         match payload {
+            Payload::TypeSection(r) => {
+                for group in r.into_iter() {
+                    for sub in group.map_err(bad)?.into_types() {
+                        types.push(match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => Some(f.clone()),
+                            _ => None,
+                        });
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let mut ops = body.get_operators_reader().map_err(bad)?;
+                while !ops.eof() {
+                    if let Some(name) = mutates_untracked_state(&ops.read().map_err(bad)?) {
+                        return Err(ModuleError::Abi(format!(
+                            "uses {name}: segments and tables are not part of the state that \
+                             travels, so they must not change after instantiation"
+                        )));
+                    }
+                }
+            }
             Payload::ImportSection(r) => {
                 for imp in r.into_imports() {
                     let imp = imp.map_err(bad)?;
@@ -47,6 +98,23 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> 
                         && matches!(imp.ty, TypeRef::Func(_));
                     if !ok {
                         return Err(ModuleError::Import(format!("{}.{}", imp.module, imp.name)));
+                    }
+                    if let TypeRef::Func(ty) = imp.ty {
+                        let (params, results) = host_signature(imp.name);
+                        let found = types.get(ty as usize).cloned().flatten();
+                        if found
+                            .as_ref()
+                            .is_none_or(|f| f.params() != params || f.results() != results)
+                        {
+                            return Err(ModuleError::Abi(format!(
+                                "imports edgeshift.{} as {}, the host defines it as {params:?} -> {results:?}",
+                                imp.name,
+                                found.map_or_else(
+                                    || "a non-function type".to_owned(),
+                                    |f| format!("{:?} -> {:?}", f.params(), f.results())
+                                ),
+                            )));
+                        }
                     }
                     if matches!(imp.ty, TypeRef::Global(_)) {
                         imported_globals += 1;
@@ -107,7 +175,12 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> 
                 .find(|(_, k, i)| *k == ExternalKind::Global && i == idx)
                 .map(|(n, _, _)| n.clone())
                 .unwrap_or_else(|| {
-                    let name = format!("__es_global_{idx}");
+                    // A guest may export anything, even this name: add underscores until
+                    // the name is free.
+                    let mut name = format!("__es_global_{idx}");
+                    while exports.iter().any(|(n, _, _)| *n == name) {
+                        name.push('_');
+                    }
                     added.push((name.clone(), *idx));
                     name
                 })
