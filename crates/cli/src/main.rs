@@ -8,6 +8,7 @@ use edgeshift_control::Strategy;
 use edgeshift_proto::SyncMode;
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
+mod check;
 mod live;
 mod scale;
 mod summary;
@@ -45,6 +46,9 @@ enum Cmd {
     Bench(BenchCmd),
     /// Run the radio model alone and score every handover prediction against the truth.
     Predict(PredictArgs),
+    /// Check a WebAssembly service before deploying it: the ABI, snapshot and restore on a
+    /// fresh engine, replay, deltas; and its profile (fuel, state, dirtied bytes, sync mode).
+    CheckModule(check::CheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -427,6 +431,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
         Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
+        Cmd::CheckModule(a) => {
+            check::run(&a)?;
+            true
+        }
     };
     if !ok {
         anyhow::bail!("invariant violations (listed above)");

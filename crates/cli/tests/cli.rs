@@ -174,3 +174,72 @@ fn daemons_reject_bad_configs_clearly() {
         "{text}"
     );
 }
+
+const SERVICE: &str = r#"(module
+  EXTRA
+  (memory (export "memory") 1)
+  (global $count (mut i64) (i64.const 0))
+  (func (export "es_abi_version") (result i32) (i32.const 1))
+  (func (export "es_buffer") (result i32) (i32.const 1024))
+  (func (export "es_buffer_size") (result i32) (i32.const 4096))
+  (func (export "es_init") (param $len i32) (result i32) (i32.const 0))
+  (func (export "es_input") (param $seq i64) (param $len i32) (result i32)
+    BODY
+    (global.set $count (i64.add (global.get $count) (i64.const 1)))
+    (i64.store (i32.const 1024) (global.get $count))
+    (i32.const 8)))"#;
+
+fn check_module(name: &str, extra: &str, body: &str) -> (bool, String) {
+    let path = temp(name);
+    let wat = SERVICE.replace("EXTRA", extra).replace("BODY", body);
+    std::fs::write(&path, wat).expect("written");
+    let json = temp(&format!("{name}.json"));
+    let out = edgeshift(&[
+        "check-module",
+        path.to_str().expect("utf-8"),
+        "--inputs",
+        "20",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    let record = std::fs::read_to_string(&json).unwrap_or_default();
+    let _ = (std::fs::remove_file(&path), std::fs::remove_file(&json));
+    if out.0 {
+        let v: serde_json::Value = serde_json::from_str(&record).expect("json record");
+        assert_eq!(v["ok"], true, "{v}");
+    }
+    out
+}
+
+#[test]
+fn check_module_passes_a_good_service_and_names_what_is_wrong_with_bad_ones() {
+    let (ok, text) = check_module("good.wat", "", "");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("replay is cheaper") || text.contains("delta is cheaper"),
+        "{text}"
+    );
+
+    let (ok, text) = check_module(
+        "wasi.wat",
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+        "",
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("imports wasi_snapshot_preview1.fd_write"),
+        "{text}"
+    );
+
+    let (ok, text) = check_module("spin.wat", "", "(loop $l (br $l))");
+    assert!(!ok);
+    assert!(text.contains("input 1") && text.contains("fuel"), "{text}");
+
+    let (ok, text) = check_module(
+        "drop.wat",
+        r#"(data $d "x") (func (export "drop_it") (data.drop $d))"#,
+        "",
+    );
+    assert!(!ok);
+    assert!(text.contains("uses data.drop"), "{text}");
+}

@@ -95,6 +95,8 @@ pub struct WasmService {
     /// Chunk hashes at the last delta (`None`: no baseline yet, every chunk counts).
     hashes: Option<Vec<u64>>,
     fuel: u64,
+    /// Fuel the last `step` consumed.
+    last_fuel: u64,
     /// The header of a restore in progress.
     restoring: Option<Box<[u8; HEADER]>>,
 }
@@ -196,6 +198,7 @@ impl WasmService {
             buffer_size,
             hashes: None,
             fuel: limits.fuel_per_call,
+            last_fuel: 0,
             restoring: None,
         };
         svc.refresh_globals();
@@ -292,6 +295,14 @@ impl WasmService {
     }
 }
 
+impl WasmService {
+    /// Fuel (about one unit per WebAssembly instruction) the last input consumed.
+    #[must_use]
+    pub fn last_fuel(&self) -> u64 {
+        self.last_fuel
+    }
+}
+
 impl Service for WasmService {
     fn step(&mut self, seq: u64, input: &[u8]) -> Result<Vec<u8>, ServiceError> {
         if input.len() > self.buffer_size {
@@ -308,6 +319,9 @@ impl Service for WasmService {
         self.memory.data_mut(&mut self.store)[b..b + n].copy_from_slice(input);
         self.store.set_fuel(self.fuel).map_err(|e| trap(seq, &e))?;
         let result = self.input.call(&mut self.store, (seq as i64, n as i32));
+        self.last_fuel = self
+            .fuel
+            .saturating_sub(self.store.get_fuel().unwrap_or(self.fuel));
         // A trap may have changed globals before it struck: read them either way.
         self.refresh_globals();
         let len = result.map_err(|e| trap(seq, &e))?;

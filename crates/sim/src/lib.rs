@@ -11,6 +11,7 @@
 pub mod bench;
 mod engine;
 pub mod link;
+pub mod module_check;
 pub mod predict;
 mod queue;
 mod swarm;
