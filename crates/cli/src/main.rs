@@ -139,6 +139,13 @@ struct SimArgs {
     /// Keep shadows in sync by state deltas instead of replaying inputs.
     #[arg(long)]
     delta_sync: bool,
+    /// Your own WebAssembly service (.wasm or .wat, guest ABI v1: docs/service-abi.md)
+    /// instead of the scenario's; checked before the run starts.
+    #[arg(long, conflicts_with_all = ["service", "state_mib"])]
+    module: Option<PathBuf>,
+    /// The module's configuration: the bytes given to its es_init.
+    #[arg(long, requires = "module")]
+    module_config: Option<PathBuf>,
     /// Write the JSON record here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -196,6 +203,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     let mut scenario = Scenario::load(&a.scenario)?;
     let mut cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
+    cfg.module = module_of(&a)?;
     if let Some(runs) = a.runs {
         return run_swarm(&a, &scenario, runs);
     }
@@ -215,7 +223,17 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     Ok(report.invariant_violations == 0)
 }
 
+/// The module of `--module`, read and checked once for the whole run.
+fn module_of(a: &SimArgs) -> anyhow::Result<Option<edgeshift_world::ModuleSource>> {
+    a.module
+        .as_deref()
+        .map(|m| edgeshift_world::ModuleSource::load(m, a.module_config.as_deref()))
+        .transpose()
+        .map_err(Into::into)
+}
+
 fn run_swarm(a: &SimArgs, scenario: &Scenario, runs: u64) -> anyhow::Result<bool> {
+    let module = module_of(a)?;
     let mut failed = 0;
     for seed in a.seed..a.seed.saturating_add(runs) {
         let knobs = Swarm::from_seed(seed);
@@ -223,6 +241,7 @@ fn run_swarm(a: &SimArgs, scenario: &Scenario, runs: u64) -> anyhow::Result<bool
             let mut s = scenario.clone();
             let mut cfg = sim_config(strategy, seed, a.state_mib, a.delta_sync)?;
             cfg.service.clone_from(&a.service);
+            cfg.module.clone_from(&module);
             knobs.apply(&mut s, &mut cfg);
             let (report, _) = edgeshift_sim::run(s, cfg)?;
             if report.invariant_violations > 0 || !report.final_state_matches_twin {

@@ -243,3 +243,83 @@ fn check_module_passes_a_good_service_and_names_what_is_wrong_with_bad_ones() {
     assert!(!ok);
     assert!(text.contains("uses data.drop"), "{text}");
 }
+
+/// A service of the test's own: a running hash of every input byte, seeded by its
+/// configuration (8 bytes), kept in memory and answered after each input.
+const HASHER: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "es_abi_version") (result i32) (i32.const 1))
+  (func (export "es_buffer") (result i32) (i32.const 1024))
+  (func (export "es_buffer_size") (result i32) (i32.const 4096))
+  (func (export "es_init") (param $len i32) (result i32)
+    (if (i32.ne (local.get $len) (i32.const 8)) (then (return (i32.const 1))))
+    (i64.store (i32.const 0) (i64.load (i32.const 1024)))
+    (i32.const 0))
+  (func (export "es_input") (param $seq i64) (param $len i32) (result i32)
+    (local $i i32) (local $h i64)
+    (local.set $h (i64.load (i32.const 0)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (local.set $h (i64.add (i64.mul (local.get $h) (i64.const 31))
+        (i64.load8_u (i32.add (i32.const 1024) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i64.store (i32.const 0) (local.get $h))
+    (i64.store (i32.const 1024) (local.get $h))
+    (i32.const 8)))"#;
+
+#[test]
+fn sim_relocates_a_module_of_the_users_own() {
+    let dir = std::env::temp_dir().join(format!("edgeshift-module-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("hasher.wat"), HASHER).expect("module");
+    std::fs::write(dir.join("hasher.cfg"), 7u64.to_le_bytes()).expect("config");
+    let json = dir.join("out.json");
+    let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
+    let (ok, text) = edgeshift(&[
+        "sim",
+        "--scenario",
+        "fig4",
+        "--strategy",
+        "shadow",
+        "--module",
+        &p("hasher.wat"),
+        "--module-config",
+        &p("hasher.cfg"),
+        "--json",
+        &p("out.json"),
+    ]);
+    assert!(ok, "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
+    assert_eq!(v["invariant_violations"], 0, "{v}");
+    assert_eq!(v["final_state_matches_twin"], true);
+    assert!(v["relocations"].as_u64() >= Some(1), "{v}");
+
+    // The same module named by a scenario file, relative to it.
+    let fig4 = include_str!("../../world/scenarios/fig4.toml");
+    let scenario = fig4.replace(
+        "[service]",
+        "[service]\nmodule = \"hasher.wat\"\nconfig = \"hasher.cfg\"",
+    );
+    assert_ne!(scenario, fig4, "fig4 has a [service] table");
+    std::fs::write(dir.join("mine.toml"), scenario).expect("scenario");
+    let (ok, text) = edgeshift(&["sim", "--scenario", &p("mine.toml")]);
+    assert!(ok, "{text}");
+
+    // Refused before anything starts, with the reason: es_init wants 8 bytes of config.
+    std::fs::write(dir.join("short.cfg"), [1u8]).expect("config");
+    let (ok, text) = edgeshift(&[
+        "sim",
+        "--module",
+        &p("hasher.wat"),
+        "--module-config",
+        &p("short.cfg"),
+    ]);
+    assert!(!ok);
+    assert!(
+        text.contains("hasher.wat refused") && text.contains("es_init"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ use edgeshift_record::{FixedState, LiveState, Observation, Recorder, Report, Run
 use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
 use edgeshift_ue::{UeClient, UeEvent};
 use edgeshift_world::radio::{Pos, position};
-use edgeshift_world::{Command, Join, Node, NodeEvent, Scenario, WorldError};
+use edgeshift_world::{Command, Join, ModuleSource, Node, NodeEvent, Scenario, WorldError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -53,6 +53,9 @@ pub struct SimConfig {
     pub sync: SyncMode,
     /// Keep service traffic (inputs, answers, probes) in the trace too.
     pub trace_traffic: bool,
+    /// A WebAssembly module of the user's instead of the scenario's service (overrides
+    /// `service` and `state_bytes`).
+    pub module: Option<ModuleSource>,
 }
 
 impl SimConfig {
@@ -66,6 +69,7 @@ impl SimConfig {
             service: None,
             sync: SyncMode::Replay,
             trace_traffic: false,
+            module: None,
         }
     }
 }
@@ -147,7 +151,10 @@ impl Sim {
     /// An unknown service, or a WebAssembly engine that cannot start on this host.
     pub fn new(scenario: Scenario, cfg: SimConfig) -> Result<Self, SimError> {
         let s = &scenario;
-        let spec = s.service_spec(cfg.service.as_deref(), cfg.state_bytes)?;
+        let spec = match &cfg.module {
+            Some(m) => m.spec(s.service.latency_budget_ms),
+            None => s.service_spec(cfg.service.as_deref(), cfg.state_bytes)?,
+        };
         let end = Instant::from_secs_f64(s.duration_s + s.drain_s);
         let mut nodes = BTreeMap::new();
         for sv in &s.servers {

@@ -26,11 +26,13 @@
 #![forbid(unsafe_code)]
 
 mod crowd;
+mod module;
 mod node;
 pub mod radio;
 mod roles;
 pub mod scenario;
 
+pub use module::ModuleSource;
 pub use node::{Command, Node, NodeEvent, WrongNode};
 pub use roles::{Join, service_spec};
 pub use scenario::{BUILTIN, Scenario, ScenarioError};
@@ -42,4 +44,20 @@ pub enum WorldError {
     /// The service is not one this build knows.
     #[error("unknown service {0:?} (expected mem, counter, arena or armap)")]
     UnknownService(String),
+    /// A module or configuration file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    ModuleFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime refuses the module, or its `es_init` the configuration.
+    #[error("service module {path} refused: {reason}")]
+    Module {
+        /// The module file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
 }

@@ -14,9 +14,9 @@ use edgeshift_runtime::samples;
 use edgeshift_ue::UeConfig;
 use rand::Rng;
 
-use crate::WorldError;
 use crate::radio::{Pos, path_loss_db};
 use crate::scenario::{Scenario, UeDef};
+use crate::{ModuleSource, WorldError};
 
 /// The deploy spec of a service kind with about `state_bytes` of state.
 ///
@@ -45,16 +45,20 @@ fn ms(v: f64) -> Duration {
 
 impl Scenario {
     /// The deploy spec of this scenario's service, with optional overrides of its kind
-    /// and state size.
+    /// and state size. A `service.module` of the scenario is read and checked here (a
+    /// `kind` override replaces it).
     ///
     /// # Errors
-    /// See [`service_spec`].
+    /// See [`service_spec`] and [`ModuleSource::load`].
     pub fn service_spec(
         &self,
         kind: Option<&str>,
         state_bytes: Option<u64>,
     ) -> Result<ServiceSpec, WorldError> {
         let s = &self.service;
+        if let (Some(module), None) = (&s.module, kind) {
+            return Ok(ModuleSource::load(module, s.config.as_deref())?.spec(s.latency_budget_ms));
+        }
         service_spec(
             kind.unwrap_or(&s.kind),
             state_bytes.unwrap_or(s.state_bytes),

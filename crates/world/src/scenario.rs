@@ -4,7 +4,7 @@
 //! `mispredict`, `demo`) are TOML files embedded in the binary; a
 //! user scenario has the same format (see `crates/world/scenarios/fig4.toml`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -247,6 +247,12 @@ pub struct Service {
     pub input_period_ms: u64,
     /// Bytes per input.
     pub payload_bytes: usize,
+    /// A WebAssembly module of your own (`.wasm` or `.wat`, relative to the scenario file)
+    /// instead of `kind`.
+    pub module: Option<PathBuf>,
+    /// The module's configuration file (the bytes given to `es_init`), relative to the
+    /// scenario file.
+    pub config: Option<PathBuf>,
 }
 
 impl Default for Service {
@@ -258,6 +264,8 @@ impl Default for Service {
             latency_budget_ms: 0,
             input_period_ms: 20,
             payload_bytes: 32,
+            module: None,
+            config: None,
         }
     }
 }
@@ -383,7 +391,18 @@ impl Scenario {
                 source,
             }
         })?;
-        Self::parse(name_or_path, &text)
+        let mut s = Self::parse(name_or_path, &text)?;
+        // A module's paths are relative to the scenario file.
+        let dir = Path::new(name_or_path)
+            .parent()
+            .unwrap_or_else(|| Path::new(""));
+        for p in [&mut s.service.module, &mut s.service.config]
+            .into_iter()
+            .flatten()
+        {
+            *p = dir.join(&*p);
+        }
+        Ok(s)
     }
 
     /// Parses and validates TOML text.
@@ -461,7 +480,13 @@ impl Scenario {
             return bad("bandwidths must be positive".into());
         }
         let kind = self.service.kind.as_str();
-        if kind != edgeshift_edge::MEM_KIND && !edgeshift_runtime::samples::NAMES.contains(&kind) {
+        if self.service.config.is_some() && self.service.module.is_none() {
+            return bad("service.config is the configuration of a service.module; set both".into());
+        }
+        if self.service.module.is_none()
+            && kind != edgeshift_edge::MEM_KIND
+            && !edgeshift_runtime::samples::NAMES.contains(&kind)
+        {
             return bad(format!(
                 "unknown service.kind {:?} (mem, counter, arena or armap)",
                 self.service.kind
