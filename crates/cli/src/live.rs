@@ -85,6 +85,13 @@ pub(crate) struct DemoArgs {
     /// mem, counter, arena or armap.
     #[arg(long, default_value = "arena")]
     service: String,
+    /// Your own WebAssembly service (.wasm or .wat, guest ABI v1) instead of --service;
+    /// checked before anything starts.
+    #[arg(long, conflicts_with_all = ["service", "state_mib"])]
+    module: Option<PathBuf>,
+    /// The module's configuration: the bytes given to its es_init.
+    #[arg(long, requires = "module")]
+    module_config: Option<PathBuf>,
     /// Service state in MiB (default: the scenario's, 16 for the demo).
     #[arg(long)]
     state_mib: Option<u64>,
@@ -213,6 +220,8 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         scenario: a.scenario,
         strategy: a.strategy,
         service: a.service,
+        module: a.module,
+        module_config: a.module_config,
         state_mib: a.state_mib,
         ues: a.ues,
         duration_s: a.duration,
@@ -235,7 +244,10 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         } else {
             "one process, each role on its own sockets"
         },
-        cfg.service,
+        cfg.module.as_ref().map_or_else(
+            || cfg.service.clone(),
+            |m| format!("module {}", m.display())
+        ),
         cfg.strategy
     );
     let run = runtime()?.block_on(demo::run(&cfg))?;

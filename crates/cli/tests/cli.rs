@@ -323,3 +323,33 @@ fn sim_relocates_a_module_of_the_users_own() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_live_demo_relocates_a_module_of_the_users_own() {
+    let dir = std::env::temp_dir().join(format!("edgeshift-demo-module-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("hasher.wat"), HASHER).expect("module");
+    std::fs::write(dir.join("hasher.cfg"), 11u64.to_le_bytes()).expect("config");
+    let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
+    let (ok, text) = edgeshift(&[
+        "demo",
+        "--quiet",
+        "--duration",
+        "10",
+        "--module",
+        &p("hasher.wat"),
+        "--module-config",
+        &p("hasher.cfg"),
+        "--json",
+        &p("out.json"),
+    ]);
+    assert!(ok, "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).expect("json"))
+            .expect("valid");
+    assert_eq!(v["invariant_violations"], 0, "{v}");
+    assert_eq!(v["final_state_matches_twin"], true);
+    assert!(v["relocations"].as_u64() >= Some(1), "{v}");
+    assert_eq!(v["inputs_applied_once"], v["inputs_sent"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use edgeshift_control::Strategy;
 use edgeshift_net::{AddressBook, LinkEmulation};
 use edgeshift_proto::{CellId, NodeId, ServerId, UeId};
-use edgeshift_world::{Scenario, ScenarioError};
+use edgeshift_world::{ModuleSource, Scenario, ScenarioError};
 use serde::Deserialize;
 
 /// Why a deployment cannot start.
@@ -67,6 +67,9 @@ pub enum ConfigError {
     /// The deployment does not fit its scenario.
     #[error("deployment: {0}")]
     Invalid(String),
+    /// The service module is refused or unreadable.
+    #[error(transparent)]
+    Module(#[from] edgeshift_world::WorldError),
 }
 
 /// Where the control node runs.
@@ -146,6 +149,13 @@ pub struct Deployment {
     pub strategy: String,
     /// Overrides the scenario's service kind (`mem`, `counter`, `arena`, `armap`).
     pub service: Option<String>,
+    /// Your own WebAssembly service (`.wasm` or `.wat`, relative to this file) instead of
+    /// the scenario's; checked when a daemon starts. (A top-level key: `service` already
+    /// names a sample.)
+    pub module: Option<PathBuf>,
+    /// The module's configuration file (the bytes given to `es_init`), relative to this
+    /// file.
+    pub module_config: Option<PathBuf>,
     /// Overrides the scenario's state size (MiB).
     pub state_mib: Option<u64>,
     /// Overrides the scenario's run length (s): UEs stop sending then.
@@ -197,6 +207,15 @@ impl Deployment {
         {
             dep.scenario = dir.join(&dep.scenario).display().to_string();
         }
+        // So are the module's files.
+        if let Some(dir) = path.parent() {
+            for p in [&mut dep.module, &mut dep.module_config]
+                .into_iter()
+                .flatten()
+            {
+                *p = dir.join(&*p);
+            }
+        }
         let scenario = dep.scenario()?;
         Ok((dep, scenario))
     }
@@ -233,6 +252,16 @@ impl Deployment {
     fn check(&self, s: &Scenario) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.strategy()?;
+        if self.module.is_some() && self.service.is_some() {
+            return bad("set either service (a sample) or module (your own), not both".into());
+        }
+        if self.module_config.is_some() && self.module.is_none() {
+            return bad("module_config is the configuration of a module; set both".into());
+        }
+        if let Some(m) = &self.module {
+            // Refused before any daemon starts, with the reason.
+            ModuleSource::load(m, self.module_config.as_deref())?;
+        }
         let edges: BTreeSet<u32> = self.edges.iter().map(|e| e.id).collect();
         if edges.len() != self.edges.len() {
             return bad("an ME server id appears in two [[edge]] entries".into());

@@ -146,6 +146,10 @@ impl std::fmt::Debug for Daemon {
 }
 
 fn spec_of(dep: &Deployment, s: &Scenario) -> Result<edgeshift_proto::ServiceSpec, WorldError> {
+    if let Some(m) = &dep.module {
+        let module = edgeshift_world::ModuleSource::load(m, dep.module_config.as_deref())?;
+        return Ok(module.spec(s.service.latency_budget_ms));
+    }
     s.service_spec(dep.service.as_deref(), dep.state_mib.map(|m| m << 20))
 }
 

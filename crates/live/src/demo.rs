@@ -57,6 +57,10 @@ pub struct DemoConfig {
     pub strategy: String,
     /// Service kind.
     pub service: String,
+    /// A WebAssembly module of the user's instead of `service`.
+    pub module: Option<PathBuf>,
+    /// The module's configuration file.
+    pub module_config: Option<PathBuf>,
     /// State size (MiB); default: the scenario's.
     pub state_mib: Option<u64>,
     /// UEs along the route.
@@ -79,6 +83,8 @@ impl Default for DemoConfig {
             scenario: "demo".into(),
             strategy: "shadow".into(),
             service: "arena".into(),
+            module: None,
+            module_config: None,
             state_mib: None,
             ues: 1,
             duration_s: None,
@@ -126,7 +132,9 @@ fn deployment(
         scenario: cfg.scenario.clone(),
         ues_along_route: (cfg.ues > 1).then_some(cfg.ues),
         strategy: cfg.strategy.clone(),
-        service: Some(cfg.service.clone()),
+        service: cfg.module.is_none().then(|| cfg.service.clone()),
+        module: cfg.module.clone(),
+        module_config: cfg.module_config.clone(),
         state_mib: cfg.state_mib,
         duration_s: cfg.duration_s,
         seed: cfg.seed,
@@ -217,6 +225,11 @@ fn progress_line(r: &Record, start: u64) -> Option<String> {
 /// # Errors
 /// See [`DemoError`].
 pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
+    if let Some(m) = &cfg.module {
+        // Refused before any daemon starts, with the reason.
+        edgeshift_world::ModuleSource::load(m, cfg.module_config.as_deref())
+            .map_err(ConfigError::from)?;
+    }
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
     scenario.add_ues(cfg.ues.max(1));
     if let Some(d) = cfg.duration_s {
@@ -324,6 +337,14 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     );
     if let Some(s) = &dep.service {
         let _ = writeln!(t, "service = {}", q(s));
+    }
+    // Absolute, so that they do not depend on where the file is written.
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    if let Some(m) = &dep.module {
+        let _ = writeln!(t, "module = {}", q(&abs(m).display().to_string()));
+    }
+    if let Some(c) = &dep.module_config {
+        let _ = writeln!(t, "module_config = {}", q(&abs(c).display().to_string()));
     }
     if let Some(m) = dep.state_mib {
         let _ = writeln!(t, "state_mib = {m}");
