@@ -113,6 +113,13 @@ struct RelocationArgs {
         default_value = "cold,precopy,shadow-replay,shadow-delta"
     )]
     strategies: Vec<String>,
+    /// Your own WebAssembly service instead of armap (its state is its own: --sizes is
+    /// ignored).
+    #[arg(long)]
+    module: Option<PathBuf>,
+    /// The module's configuration: the bytes given to its es_init.
+    #[arg(long, requires = "module")]
+    module_config: Option<PathBuf>,
     /// Write the JSON record here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -294,7 +301,12 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
 }
 
 fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
-    use edgeshift_sim::bench::{BenchLink, BenchReport, measure};
+    use edgeshift_sim::bench::{BenchLink, BenchReport, measure, measure_spec};
+    let module = a
+        .module
+        .as_deref()
+        .map(|m| edgeshift_world::ModuleSource::load(m, a.module_config.as_deref()))
+        .transpose()?;
     anyhow::ensure!(
         a.gbit >= 0.0 && a.rtt_ms >= 0.0,
         "--gbit and --rtt-ms must not be negative"
@@ -311,10 +323,11 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     } else {
         "unlimited".to_owned()
     };
-    println!(
-        "relocation of an armap WebAssembly service, link {bw}, RTT {} ms",
-        a.rtt_ms
+    let what = module.as_ref().map_or_else(
+        || "an armap WebAssembly service".to_owned(),
+        |m| format!("module {}", m.path.display()),
     );
+    println!("relocation of {what}, link {bw}, RTT {} ms", a.rtt_ms);
     println!(
         "{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9}",
         "MiB",
@@ -326,9 +339,18 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
         "checksum"
     );
     let mut results = Vec::new();
-    for size in &a.sizes {
+    // A module has one size, its own (labelled 0 MiB).
+    let sizes = if module.is_some() {
+        vec![0]
+    } else {
+        a.sizes.clone()
+    };
+    for size in &sizes {
         for strategy in &a.strategies {
-            let r = measure(*size, strategy, link)?;
+            let r = match &module {
+                Some(m) => measure_spec(m.spec(0), 0, strategy, link)?,
+                None => measure(*size, strategy, link)?,
+            };
             println!(
                 "{:>8} {:<14} {:>14.3} {:>12.3} {:>16} {:>14} {:>9}",
                 r.size_mib,

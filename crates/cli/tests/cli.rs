@@ -307,6 +307,23 @@ fn sim_relocates_a_module_of_the_users_own() {
     let (ok, text) = edgeshift(&["sim", "--scenario", &p("mine.toml")]);
     assert!(ok, "{text}");
 
+    // And through the relocation benchmark.
+    let (ok, text) = edgeshift(&[
+        "bench",
+        "relocation",
+        "--module",
+        &p("hasher.wat"),
+        "--module-config",
+        &p("hasher.cfg"),
+        "--strategies",
+        "cold,shadow-replay",
+    ]);
+    assert!(ok && !text.contains("MISMATCH"), "{text}");
+    assert!(
+        text.contains("module ") && text.contains("shadow-replay"),
+        "{text}"
+    );
+
     // Refused before anything starts, with the reason: es_init wants 8 bytes of config.
     std::fs::write(dir.join("short.cfg"), [1u8]).expect("config");
     let (ok, text) = edgeshift(&[

@@ -13,8 +13,8 @@ use std::time::Duration;
 use edgeshift_edge::{EdgeConfig, EdgeEvent, EdgeServer};
 use edgeshift_proto::{
     CellId, InputRecord, Instant, Instantiate, Lane, Message, NodeId, PrepareShadow, Relocate,
-    RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, SyncMode, Timing,
-    UeId, codec,
+    RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, ServiceSpec, SyncMode,
+    Timing, UeId, codec,
 };
 use edgeshift_runtime::{Limits, WasmFactory, samples};
 use serde::Serialize;
@@ -266,6 +266,20 @@ pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchRe
     let spec = samples::spec("armap", size_mib, 0).ok_or_else(|| {
         SimError::Service(edgeshift_world::WorldError::UnknownService("armap".into()))
     })?;
+    measure_spec(spec, size_mib, strategy, link)
+}
+
+/// Measures one relocation of the service `spec` (a user's module, for instance) by
+/// `strategy`; `size_mib` only labels the result.
+///
+/// # Errors
+/// The runtime could not start, or the strategy is unknown.
+pub fn measure_spec(
+    spec: ServiceSpec,
+    size_mib: u32,
+    strategy: &str,
+    link: BenchLink,
+) -> Result<BenchResult, SimError> {
     let mut b = Bench::new(link)?;
     b.deliver(
         SRC,
