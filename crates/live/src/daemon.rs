@@ -14,7 +14,7 @@ use edgeshift_proto::{CellId, NodeId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
 use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
 use edgeshift_ue::UeClient;
-use edgeshift_world::{Scenario, WorldError};
+use edgeshift_world::{Node, Scenario, WorldError};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -25,7 +25,6 @@ use crate::metrics::{self, Metrics};
 use crate::radio_agent::RadioAgent;
 use crate::store::{ControlStore, StoreError};
 use crate::ue_agent::UeAgent;
-use edgeshift_world::Node;
 
 /// Why a daemon cannot start.
 #[derive(Debug, thiserror::Error)]

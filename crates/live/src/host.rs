@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use edgeshift_net::{Clock, Inbox, Incoming, Transport};
 use edgeshift_proto::{Instant, Message, NodeId, Role, Transmit};
-use edgeshift_ran::BaseStation;
 use edgeshift_record::Observation;
 use edgeshift_ue::UeClient;
-use edgeshift_world::{Node, NodeEvent};
+use edgeshift_world::{Command, Node, NodeEvent, WrongNode};
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
@@ -42,12 +41,16 @@ impl Nodes {
         self.map.insert(id, role);
     }
 
-    /// A base station, marked for flushing.
-    pub fn cell_mut(&mut self, id: NodeId) -> Option<&mut BaseStation> {
+    /// Feeds `cmd` (a measurement report, an attach) to node `id`, marked for flushing.
+    /// A node that is not here ignores it.
+    ///
+    /// # Errors
+    /// [`WrongNode`] when the command is not for that kind of role.
+    pub fn command(&mut self, now: Instant, id: NodeId, cmd: Command) -> Result<(), WrongNode> {
         self.touched.insert(id);
         match self.map.get_mut(&id) {
-            Some(Node::Cell(c)) => Some(c),
-            _ => None,
+            Some(r) => r.handle_command(now, cmd),
+            None => Ok(()),
         }
     }
 

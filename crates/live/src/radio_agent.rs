@@ -12,13 +12,13 @@ use std::time::Duration;
 use edgeshift_proto::{CellId, Instant, NodeId, UeId};
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::RanEvent;
-use edgeshift_world::Scenario;
 use edgeshift_world::radio::position;
+use edgeshift_world::{Command, Node, NodeEvent, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tracing::warn;
 
 use crate::host::{Agent, Nodes};
-use edgeshift_world::{Node, NodeEvent};
 
 /// Drives the local cells' measurements.
 pub struct RadioAgent {
@@ -80,8 +80,8 @@ impl Agent for RadioAgent {
             let Some(report) = edgeshift_ran::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;
             };
-            if let Some(station) = nodes.cell_mut(NodeId::Cell(cell)) {
-                station.handle_measurement(now, &report);
+            if let Err(e) = nodes.command(now, NodeId::Cell(cell), Command::Measurement(report)) {
+                warn!(error = %e, "measurement report not delivered");
             }
         }
     }

@@ -9,7 +9,7 @@ use edgeshift_proto::{CellId, Deploy, Instant, NodeId, ServiceId, ServiceSpec, T
 use edgeshift_record::{LiveState, Observation, UeFinal};
 use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
 use edgeshift_world::radio::position;
-use edgeshift_world::{Join, Scenario};
+use edgeshift_world::{Command, Join, NodeEvent, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing::{info, warn};
@@ -17,7 +17,6 @@ use tracing::{info, warn};
 use crate::host::{Agent, Nodes};
 use crate::journal::{GapRecord, Journal, Record, UeSummary};
 use crate::metrics::Metrics;
-use edgeshift_world::NodeEvent;
 
 /// How long the UE waits for the live instance to answer its final state query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,8 +130,8 @@ impl UeAgent {
                 msg: deploy.into(),
             },
         );
-        if let Some(u) = nodes.ue_mut(self.node()) {
-            u.handle_attach(now, cell);
+        if let Err(e) = nodes.command(now, self.node(), Command::Attach(cell)) {
+            warn!(ue = %self.ue, error = %e, "cannot attach");
         }
         info!(ue = %self.ue, %cell, "attached; service deployed");
         self.phase = Phase::Running;
@@ -244,21 +243,24 @@ impl Agent for UeAgent {
             return;
         }
         let node = self.node();
-        let Some(u) = nodes.ue_mut(node) else {
-            self.phase = Phase::Done;
-            return;
-        };
         if let Some((at, cell, reestablish)) = self.reattach
             && at <= now
         {
             self.reattach = None;
-            if reestablish {
+            let cmd = if reestablish {
                 warn!(ue = %self.ue, %cell, "handover failed; re-established at the source");
-                u.handle_reestablish(now, cell);
+                Command::Reestablish(cell)
             } else {
-                u.handle_attach(now, cell);
+                Command::Attach(cell)
+            };
+            if let Err(e) = nodes.command(now, node, cmd) {
+                warn!(ue = %self.ue, error = %e, "cannot re-attach");
             }
         }
+        let Some(u) = nodes.ue_mut(node) else {
+            self.phase = Phase::Done;
+            return;
+        };
         if let Some(live) = self.live.take() {
             self.finish(now, u, Some(live));
             return;

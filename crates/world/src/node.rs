@@ -154,14 +154,6 @@ impl Node {
         }
     }
 
-    /// The UE, mutably (for inputs of its own such as a state query).
-    #[must_use]
-    pub fn as_ue_mut(&mut self) -> Option<&mut UeClient> {
-        match self {
-            Self::Ue(u) => Some(u),
-            _ => None,
-        }
-    }
 }
 
 impl Role for Node {
