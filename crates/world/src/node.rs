@@ -153,7 +153,6 @@ impl Node {
             _ => None,
         }
     }
-
 }
 
 impl Role for Node {
