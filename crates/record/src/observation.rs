@@ -164,3 +164,61 @@ impl Observation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use edgeshift_proto::RelocationMode;
+
+    use super::*;
+
+    #[test]
+    fn observations_survive_a_json_journal() {
+        let obs = [
+            Observation::edge(
+                Instant(5),
+                ServerId(2),
+                EdgeEvent::Activated {
+                    service: ServiceId(1),
+                    from: ServerId(1),
+                    last_seq: 9,
+                    digest: u128::MAX - 1,
+                    first_try: false,
+                    state_bytes: 1 << 30,
+                    shadow_created_at: Instant(1),
+                },
+            ),
+            Observation::edge(
+                Instant(6),
+                ServerId(1),
+                EdgeEvent::RelocationTriggered {
+                    service: ServiceId(1),
+                    target: ServerId(2),
+                    mode: RelocationMode::Precopy,
+                },
+            ),
+            Observation::Input {
+                at: Instant(7),
+                service: ServiceId(1),
+                seq: 3,
+                payload: vec![0, 255, 7],
+            },
+            Observation::UeFinal(UeFinal {
+                at: Instant(8),
+                ue: UeId(1),
+                service: ServiceId(1),
+                unanswered: 0,
+                gaps: Vec::new(),
+                live: Some(LiveState {
+                    last_seq: 3,
+                    checksum: Some(u128::MAX),
+                }),
+                twin: Err("no twin".into()),
+            }),
+        ];
+        for o in obs {
+            let line = serde_json::to_string(&o).expect("serializes");
+            let back: Observation = serde_json::from_str(&line).expect("parses");
+            assert_eq!(back, o, "{line}");
+        }
+    }
+}

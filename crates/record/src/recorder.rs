@@ -314,3 +314,197 @@ impl Recorder {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use edgeshift_edge::digest;
+    use edgeshift_proto::{CellId, RelocationMode};
+
+    use super::*;
+    use crate::LiveState;
+
+    const UE: UeId = UeId(1);
+    const SVC: ServiceId = ServiceId(1);
+    const A: ServerId = ServerId(1);
+    const B: ServerId = ServerId(2);
+
+    fn ms(v: u64) -> Instant {
+        Instant::from_millis(v)
+    }
+
+    fn recorder() -> Recorder {
+        let meta = RunMeta {
+            scenario: "unit".into(),
+            strategy: "shadow".into(),
+            seed: 1,
+            origin: Instant::ZERO,
+        };
+        Recorder::new(meta, [(UE, SVC)])
+    }
+
+    fn edge(r: &mut Recorder, at: u64, server: ServerId, event: EdgeEvent) {
+        r.observe(Observation::edge(ms(at), server, event));
+    }
+
+    /// Two inputs applied at A, a hot relocation to B, the UE's end: the final state is
+    /// `checksum`.
+    fn run(r: &mut Recorder, fail: bool) {
+        edge(r, 0, A, EdgeEvent::Instantiated { service: SVC });
+        let mut d = digest::GENESIS;
+        for seq in 1..=2 {
+            r.observe(Observation::Input {
+                at: ms(seq * 10),
+                service: SVC,
+                seq,
+                payload: vec![seq as u8],
+            });
+            d = digest::chain(d, seq, &[seq as u8]);
+            edge(
+                r,
+                seq * 10 + 1,
+                A,
+                EdgeEvent::Applied {
+                    service: SVC,
+                    seq,
+                    live: true,
+                },
+            );
+        }
+        edge(
+            r,
+            40,
+            B,
+            EdgeEvent::ShadowCreated {
+                service: SVC,
+                source: A,
+            },
+        );
+        let mode = RelocationMode::Hot;
+        edge(
+            r,
+            100,
+            A,
+            EdgeEvent::RelocationTriggered {
+                service: SVC,
+                target: B,
+                mode,
+            },
+        );
+        edge(
+            r,
+            100,
+            A,
+            EdgeEvent::Frozen {
+                service: SVC,
+                last_seq: 2,
+            },
+        );
+        if fail {
+            let reason = "refused".to_owned();
+            edge(
+                r,
+                103,
+                A,
+                EdgeEvent::RelocationFailed {
+                    service: SVC,
+                    target: B,
+                    reason,
+                },
+            );
+        } else {
+            let activated = EdgeEvent::Activated {
+                service: SVC,
+                from: A,
+                last_seq: 2,
+                digest: d,
+                first_try: true,
+                state_bytes: 4096,
+                shadow_created_at: ms(40),
+            };
+            edge(r, 103, B, activated);
+            edge(
+                r,
+                104,
+                A,
+                EdgeEvent::RelocatedOut {
+                    service: SVC,
+                    to: B,
+                },
+            );
+        }
+    }
+
+    fn end(r: &mut Recorder, last_seq: u64, checksum: u128) {
+        let gap = HandoverGap {
+            from: CellId(1),
+            to: CellId(2),
+            detached_at: ms(100),
+            attached_at: Some(ms(140)),
+            first_answer_at: Some(ms(142)),
+            baseline_rtt: Duration::from_millis(2),
+            failed: false,
+        };
+        r.observe(Observation::UeFinal(UeFinal {
+            at: ms(1000),
+            ue: UE,
+            service: SVC,
+            unanswered: 0,
+            gaps: vec![gap],
+            live: Some(LiveState {
+                last_seq,
+                checksum: Some(checksum),
+            }),
+            twin: Ok(7),
+        }));
+    }
+
+    #[test]
+    fn a_hidden_relocation_is_recorded_once_with_its_handover() {
+        let mut r = recorder();
+        run(&mut r, false);
+        end(&mut r, 2, 7);
+        let report = r.finish(ms(1000));
+        assert_eq!(report.invariant_violations, 0, "{:?}", report.violations);
+        assert_eq!((report.inputs_sent, report.inputs_applied_once), (2, 2));
+        assert!(report.final_state_matches_twin);
+        assert_eq!(report.relocations, 1);
+        let rec = &report.relocation_records[0];
+        assert_eq!((rec.from.as_str(), rec.to.as_str()), ("me1", "me2"));
+        assert_eq!(
+            (rec.radio_gap_ms, rec.service_gap_ms, rec.added_ms),
+            (40.0, 40.0, 0.0)
+        );
+        assert_eq!(rec.critical_path_ms, 3.0);
+        // The shadow lived from its creation to its activation.
+        assert!((report.shadow_seconds - 0.063).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_failed_relocation_is_not_a_violation_but_a_wrong_state_is() {
+        let mut r = recorder();
+        run(&mut r, true);
+        end(&mut r, 2, 8);
+        let report = r.finish(ms(1000));
+        assert_eq!(report.relocations, 0);
+        assert!(!report.final_state_matches_twin);
+        let whats: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            ["svc1: final state differs from its never-moved twin"]
+        );
+    }
+
+    #[test]
+    fn a_ue_that_never_reports_is_a_violation() {
+        let mut r = recorder();
+        run(&mut r, false);
+        let report = r.finish(ms(1000));
+        assert!(!report.final_state_matches_twin);
+        assert_eq!(
+            report.violations[0].what,
+            "ue1: never reported the end of its run"
+        );
+    }
+}
