@@ -268,33 +268,44 @@ const HASHER: &str = r#"(module
     (i64.store (i32.const 1024) (local.get $h))
     (i32.const 8)))"#;
 
-#[test]
-fn sim_relocates_a_module_of_the_users_own() {
-    let dir = std::env::temp_dir().join(format!("edgeshift-module-{}", std::process::id()));
+/// A fresh directory holding `hasher.wat` and its configuration `hasher.cfg`.
+fn hasher_dir(tag: &str, seed: u64) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgeshift-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("hasher.wat"), HASHER).expect("module");
-    std::fs::write(dir.join("hasher.cfg"), 7u64.to_le_bytes()).expect("config");
-    let json = dir.join("out.json");
+    std::fs::write(dir.join("hasher.cfg"), seed.to_le_bytes()).expect("config");
+    dir
+}
+
+/// Runs `args` with the hasher module and checks the JSON record it writes: a relocation,
+/// no violation, every input applied once, the twin equal.
+fn relocates_the_hasher(dir: &std::path::Path, args: &[&str]) {
     let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
-    let (ok, text) = edgeshift(&[
-        "sim",
-        "--scenario",
-        "fig4",
-        "--strategy",
-        "shadow",
+    let (module, config, json) = (p("hasher.wat"), p("hasher.cfg"), p("out.json"));
+    let mut all = args.to_vec();
+    all.extend([
         "--module",
-        &p("hasher.wat"),
+        &module,
         "--module-config",
-        &p("hasher.cfg"),
+        &config,
         "--json",
-        &p("out.json"),
+        &json,
     ]);
+    let (ok, text) = edgeshift(&all);
     assert!(ok, "{text}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
     assert_eq!(v["invariant_violations"], 0, "{v}");
     assert_eq!(v["final_state_matches_twin"], true);
     assert!(v["relocations"].as_u64() >= Some(1), "{v}");
+    assert_eq!(v["inputs_applied_once"], v["inputs_sent"]);
+}
+
+#[test]
+fn sim_relocates_a_module_of_the_users_own() {
+    let dir = hasher_dir("sim-module", 7);
+    let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
+    relocates_the_hasher(&dir, &["sim", "--scenario", "fig4", "--strategy", "shadow"]);
 
     // The same module named by a scenario file, relative to it.
     let fig4 = include_str!("../../world/scenarios/fig4.toml");
@@ -343,30 +354,7 @@ fn sim_relocates_a_module_of_the_users_own() {
 
 #[test]
 fn the_live_demo_relocates_a_module_of_the_users_own() {
-    let dir = std::env::temp_dir().join(format!("edgeshift-demo-module-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("hasher.wat"), HASHER).expect("module");
-    std::fs::write(dir.join("hasher.cfg"), 11u64.to_le_bytes()).expect("config");
-    let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
-    let (ok, text) = edgeshift(&[
-        "demo",
-        "--quiet",
-        "--duration",
-        "10",
-        "--module",
-        &p("hasher.wat"),
-        "--module-config",
-        &p("hasher.cfg"),
-        "--json",
-        &p("out.json"),
-    ]);
-    assert!(ok, "{text}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).expect("json"))
-            .expect("valid");
-    assert_eq!(v["invariant_violations"], 0, "{v}");
-    assert_eq!(v["final_state_matches_twin"], true);
-    assert!(v["relocations"].as_u64() >= Some(1), "{v}");
-    assert_eq!(v["inputs_applied_once"], v["inputs_sent"]);
+    let dir = hasher_dir("demo-module", 11);
+    relocates_the_hasher(&dir, &["demo", "--quiet", "--duration", "10"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
