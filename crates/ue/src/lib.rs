@@ -34,6 +34,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+mod app;
+
 use edgeshift_proto::{
     Attach, CellId, HandoverConfirm, InputRecord, Instant, Message, NodeId, Probe, Role, ServiceId,
     ServiceInput, TimerTable, Transmit, UeId,
@@ -149,6 +151,14 @@ pub enum UeEvent {
         /// Its number.
         seq: u64,
     },
+    /// In application mode: the answer to input `seq`, released in input order, exactly
+    /// once (answers that arrive early wait for their predecessors).
+    AppAnswer {
+        /// The input it answers.
+        seq: u64,
+        /// The service's answer.
+        answer: Vec<u8>,
+    },
     /// 2003 received: the radio gap starts.
     Detached {
         /// Where the UE goes.
@@ -189,6 +199,9 @@ pub struct UeClient {
     gaps: Vec<HandoverGap>,
     probe_nonce: u64,
     state_query: Option<u64>,
+    /// Inputs come from an application (see [`UeClient::with_app_inputs`]), and its answers
+    /// go back in order.
+    app: Option<app::AppAnswers>,
     out: VecDeque<Transmit>,
     events: VecDeque<UeEvent>,
 }
@@ -211,6 +224,7 @@ impl UeClient {
             gaps: Vec::new(),
             probe_nonce: 0,
             state_query: None,
+            app: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -352,6 +366,24 @@ impl UeClient {
         true
     }
 
+    /// Numbers a new input created at `created_at`, keeps it until answered and sends it.
+    fn create_input(&mut self, now: Instant, created_at: Instant, payload: Vec<u8>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.push(InputStat {
+            seq,
+            created_at,
+            answered_at: None,
+            transmissions: 0,
+        });
+        self.unacked.insert(seq, (payload.clone(), created_at));
+        self.retransmit
+            .set(seq, created_at + self.cfg.retransmit_after);
+        self.events.push_back(UeEvent::Generated { seq, payload });
+        self.transmit(now, seq);
+        seq
+    }
+
     fn transmit(&mut self, now: Instant, seq: u64) {
         let Some(cell) = self.serving else { return };
         let Some((payload, last)) = self.unacked.get_mut(&seq) else {
@@ -423,6 +455,7 @@ impl Role for UeClient {
                         }
                     }
                     self.events.push_back(UeEvent::Answered { seq: m.seq });
+                    self.app_answer(m.seq, m.payload);
                 }
                 self.first_answer(now);
             }
@@ -462,22 +495,12 @@ impl Role for UeClient {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        while self.next_input_at <= now && self.cfg.stop_at.is_none_or(|s| self.next_input_at < s) {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let payload = Self::payload(self.cfg.seed, seq, self.cfg.payload_len);
-            self.stats.push(InputStat {
-                seq,
-                created_at: self.next_input_at,
-                answered_at: None,
-                transmissions: 0,
-            });
-            self.unacked
-                .insert(seq, (payload.clone(), self.next_input_at));
-            self.retransmit
-                .set(seq, self.next_input_at + self.cfg.retransmit_after);
-            self.events.push_back(UeEvent::Generated { seq, payload });
-            self.transmit(now, seq);
+        while self.app.is_none()
+            && self.next_input_at <= now
+            && self.cfg.stop_at.is_none_or(|s| self.next_input_at < s)
+        {
+            let payload = Self::payload(self.cfg.seed, self.next_seq, self.cfg.payload_len);
+            self.create_input(now, self.next_input_at, payload);
             self.next_input_at += self.cfg.input_period;
         }
         if self.serving.is_some() {
@@ -500,10 +523,7 @@ impl Role for UeClient {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let input = self
-            .cfg
-            .stop_at
-            .is_none_or(|s| self.next_input_at < s)
+        let input = (self.app.is_none() && self.cfg.stop_at.is_none_or(|s| self.next_input_at < s))
             .then_some(self.next_input_at);
         let retx = if self.serving.is_some() {
             self.retransmit.next_deadline()
