@@ -69,6 +69,13 @@ pub(crate) struct UeArgs {
     /// UE id.
     #[arg(long)]
     id: u32,
+    /// Take the inputs from the application that connects here (docs/app-protocol.md)
+    /// instead of generating them; the run ends when it closes its connection.
+    #[arg(long)]
+    app_listen: Option<SocketAddr>,
+    /// Seconds to wait for that application before giving up.
+    #[arg(long, default_value_t = 30.0)]
+    app_wait: f64,
     /// Write the UE's final check (JSON) here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -92,6 +99,14 @@ pub(crate) struct DemoArgs {
     /// The module's configuration: the bytes given to its es_init.
     #[arg(long, requires = "module")]
     module_config: Option<PathBuf>,
+    /// UE 1 takes its inputs from the application that connects here
+    /// (docs/app-protocol.md); it starts moving once connected and the run ends when the
+    /// application closes its connection.
+    #[arg(long)]
+    app_listen: Option<SocketAddr>,
+    /// Seconds UE 1 waits for its application before giving up.
+    #[arg(long, default_value_t = 30.0)]
+    app_wait: f64,
     /// Service state in MiB (default: the scenario's, 16 for the demo).
     #[arg(long)]
     state_mib: Option<u64>,
@@ -142,19 +157,43 @@ fn stop_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
     Ok(rx)
 }
 
+/// Where a UE's application connects, and how long it waits for it.
+type App = Option<(SocketAddr, std::time::Duration)>;
+
+fn app_of(addr: Option<SocketAddr>, wait_s: f64) -> anyhow::Result<App> {
+    anyhow::ensure!(
+        wait_s.is_finite() && (0.0..=86_400.0).contains(&wait_s),
+        "--app-wait must be 0 to 86400 s, not {wait_s}"
+    );
+    Ok(addr.map(|a| (a, std::time::Duration::from_secs_f64(wait_s))))
+}
+
 async fn daemon(common: Common, kind: Kind, db: Option<PathBuf>) -> anyhow::Result<Daemon> {
+    daemon_with_app(common, kind, db, None).await
+}
+
+async fn daemon_with_app(
+    common: Common,
+    kind: Kind,
+    db: Option<PathBuf>,
+    app: App,
+) -> anyhow::Result<Daemon> {
     let (dep, scenario) = Deployment::load(&common.config)?;
     let journal = match &common.journal {
         Some(p) => Journal::file(p).with_context(|| format!("opening journal {}", p.display()))?,
         None => Journal::off(),
     };
-    let opts = Options {
+    let mut opts = Options {
         listen: common.listen,
         metrics: common.metrics,
         db,
         journal,
         ..Options::default()
     };
+    if let Some((addr, wait)) = app {
+        opts.app_listen = Some(addr);
+        opts.app_wait = wait;
+    }
     Ok(Daemon::bind(&dep, Arc::new(scenario), kind, opts).await?)
 }
 
@@ -186,9 +225,10 @@ pub(crate) fn ran(a: RanArgs) -> anyhow::Result<bool> {
 pub(crate) fn ue(a: UeArgs) -> anyhow::Result<bool> {
     let id = a.id;
     let json = a.json.clone();
+    let app = app_of(a.app_listen, a.app_wait)?;
     let summary = runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        let d = daemon(a.common, Kind::Ue { id }, None).await?;
+        let d = daemon_with_app(a.common, Kind::Ue { id }, None, app).await?;
         anyhow::Ok(d.run(stop).await)
     })?;
     let Some(s) = summary else {
@@ -216,12 +256,15 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     } else {
         None
     };
+    let app = app_of(a.app_listen, a.app_wait)?;
     let cfg = DemoConfig {
         scenario: a.scenario,
         strategy: a.strategy,
         service: a.service,
         module: a.module,
         module_config: a.module_config,
+        app_listen: app.map(|x| x.0),
+        app_wait: app.map_or(std::time::Duration::from_secs(30), |x| x.1),
         state_mib: a.state_mib,
         ues: a.ues,
         duration_s: a.duration,

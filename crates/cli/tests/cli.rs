@@ -1,6 +1,7 @@
 //! The binary end to end: a run writes the documented JSON; bad input gets a clear error.
 
 use std::process::Command;
+use std::time::Duration;
 
 fn edgeshift(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
@@ -356,5 +357,106 @@ fn sim_relocates_a_module_of_the_users_own() {
 fn the_live_demo_relocates_a_module_of_the_users_own() {
     let dir = hasher_dir("demo-module", 11);
     relocates_the_hasher(&dir, &["demo", "--quiet", "--duration", "10"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The hasher's answer after `inputs`, computed independently of the service.
+fn hasher_model(seed: u64, inputs: &[Vec<u8>]) -> Vec<[u8; 8]> {
+    let mut h = seed;
+    inputs
+        .iter()
+        .map(|i| {
+            for b in i {
+                h = h.wrapping_mul(31).wrapping_add(u64::from(*b));
+            }
+            h.to_le_bytes()
+        })
+        .collect()
+}
+
+#[test]
+fn an_application_drives_the_live_demo_across_a_relocation_and_gets_every_answer_once_in_order() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    const INPUTS: usize = 500;
+    let dir = hasher_dir("app", 3);
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
+    let demo = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
+        .args([
+            "demo",
+            "--quiet",
+            "--app-listen",
+            &addr.to_string(),
+            "--app-wait",
+            "60",
+        ])
+        .args([
+            "--module",
+            &p("hasher.wat"),
+            "--module-config",
+            &p("hasher.cfg"),
+        ])
+        .args(["--json", &p("out.json")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let mut conn = None;
+    for _ in 0..600 {
+        if let Ok(c) = TcpStream::connect(addr) {
+            conn = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut conn = conn.expect("the gateway listens");
+    let mut reader = conn.try_clone().expect("clone");
+    let inputs: Vec<Vec<u8>> = (0..INPUTS)
+        .map(|i| format!("input {i} of the application").into_bytes())
+        .collect();
+    let answers = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut len = [0u8; 4];
+        while reader.read_exact(&mut len).is_ok() {
+            let mut a = vec![0; u32::from_be_bytes(len) as usize];
+            reader.read_exact(&mut a).expect("a whole answer");
+            got.push(a);
+        }
+        got
+    });
+    for i in &inputs {
+        let len = u32::try_from(i.len()).expect("small").to_be_bytes();
+        conn.write_all(&len)
+            .and_then(|()| conn.write_all(i))
+            .expect("sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    conn.shutdown(std::net::Shutdown::Write)
+        .expect("done sending");
+    let got = answers.join().expect("reader");
+    let out = demo.wait_with_output().expect("demo ends");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let expected: Vec<Vec<u8>> = hasher_model(3, &inputs)
+        .iter()
+        .map(|a| a.to_vec())
+        .collect();
+    assert_eq!(got.len(), INPUTS, "one answer per input");
+    assert!(
+        got == expected,
+        "every answer, in order, as the model computes it"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).expect("json"))
+            .expect("valid");
+    assert_eq!(v["invariant_violations"], 0, "{v}");
+    assert_eq!(v["final_state_matches_twin"], true);
+    assert_eq!(v["inputs_sent"], INPUTS, "{v}");
+    assert!(v["relocations"].as_u64() >= Some(1), "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }

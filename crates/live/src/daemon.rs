@@ -18,6 +18,7 @@ use edgeshift_world::{Node, Scenario, WorldError};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::app_gateway::AppGateway;
 use crate::config::{ConfigError, Deployment};
 use crate::host::{Agent, Host, NoAgent, Nodes};
 use crate::journal::{Journal, UeSummary};
@@ -48,6 +49,14 @@ pub enum DaemonError {
     /// The metrics endpoint could not be opened.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The application gateway could not listen.
+    #[error("application gateway {addr}: {source}")]
+    AppListen {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -112,6 +121,11 @@ pub struct Options {
     pub journal: Journal,
     /// The common clock.
     pub clock: Clock,
+    /// A UE takes its inputs from the application that connects here
+    /// (`docs/app-protocol.md`) instead of generating them.
+    pub app_listen: Option<SocketAddr>,
+    /// How long such a UE waits for its application before it gives up.
+    pub app_wait: std::time::Duration,
 }
 
 impl Default for Options {
@@ -122,6 +136,8 @@ impl Default for Options {
             db: None,
             journal: Journal::off(),
             clock: Clock::system(),
+            app_listen: None,
+            app_wait: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -258,8 +274,8 @@ impl Daemon {
                     now + std::time::Duration::from_secs_f64(scenario.duration_s.max(0.0));
                 cfg.stop_at = Some(stop_at);
                 let ue_seed = (cfg.seed, cfg.payload_len);
-                nodes.insert(NodeId::Ue(UeId(*id)), Node::Ue(UeClient::new(cfg, now)));
-                agent = Box::new(UeAgent::new(
+                let mut client = UeClient::new(cfg, now);
+                let mut ue_agent = UeAgent::new(
                     UeId(*id),
                     scenario.clone(),
                     spec_of(dep, &scenario)?,
@@ -267,7 +283,16 @@ impl Daemon {
                     stop_at,
                     metrics.clone(),
                     opts.journal.clone(),
-                ));
+                );
+                if let Some(addr) = opts.app_listen {
+                    let gateway = AppGateway::listen(addr)
+                        .await
+                        .map_err(|source| DaemonError::AppListen { addr, source })?;
+                    client = client.with_app_inputs();
+                    ue_agent = ue_agent.with_app(gateway, opts.app_wait);
+                }
+                nodes.insert(NodeId::Ue(UeId(*id)), Node::Ue(client));
+                agent = Box::new(ue_agent);
             }
         }
         let listen = opts.listen.unwrap_or(listen);

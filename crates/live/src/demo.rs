@@ -61,6 +61,11 @@ pub struct DemoConfig {
     pub module: Option<PathBuf>,
     /// The module's configuration file.
     pub module_config: Option<PathBuf>,
+    /// UE 1 takes its inputs from the application that connects here instead of
+    /// generating them (in-process demo).
+    pub app_listen: Option<SocketAddr>,
+    /// How long UE 1 waits for that application before giving up.
+    pub app_wait: Duration,
     /// State size (MiB); default: the scenario's.
     pub state_mib: Option<u64>,
     /// UEs along the route.
@@ -85,6 +90,8 @@ impl Default for DemoConfig {
             service: "arena".into(),
             module: None,
             module_config: None,
+            app_listen: None,
+            app_wait: Duration::from_secs(30),
             state_mib: None,
             ues: 1,
             duration_s: None,
@@ -225,6 +232,14 @@ fn progress_line(r: &Record, start: u64) -> Option<String> {
 /// # Errors
 /// See [`DemoError`].
 pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
+    if cfg.app_listen.is_some() && cfg.processes.is_some() {
+        return Err(ConfigError::Invalid(
+            "--app-listen works with the demo in one process; with one process per daemon, \
+             start `edgeshift ue --app-listen ADDR` yourself"
+                .into(),
+        )
+        .into());
+    }
     if let Some(m) = &cfg.module {
         // Refused before any daemon starts, with the reason.
         edgeshift_world::ModuleSource::load(m, cfg.module_config.as_deref())
@@ -263,12 +278,17 @@ async fn in_process(
     let scenario = Arc::new(scenario);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut daemons = Vec::new();
+    let first_ue = scenario.ues.first().map(|u| u.id);
     for kind in kinds(&dep) {
-        let opts = Options {
+        let mut opts = Options {
             journal: Journal::channel(tx.clone()),
             clock,
             ..Options::default()
         };
+        if matches!(kind, Kind::Ue { id } if Some(id) == first_ue) {
+            opts.app_listen = cfg.app_listen;
+            opts.app_wait = cfg.app_wait;
+        }
         daemons.push(Daemon::bind(&dep, scenario.clone(), kind, opts).await?);
     }
     drop(tx);

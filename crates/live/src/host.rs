@@ -97,6 +97,11 @@ pub trait Agent: Send {
     fn ue_summary(&self) -> Option<crate::journal::UeSummary> {
         None
     }
+    /// Fires when the agent has inputs from outside (an application): the host then runs
+    /// [`Agent::tick`] if [`Agent::next_tick`] has come.
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// An agent that does nothing (control and edge daemons).
@@ -175,6 +180,7 @@ impl Host {
         let now = self.clock.now();
         self.flush(now);
         let mut metrics_at = now + METRICS_TICK;
+        let wake = self.agent.wake();
         loop {
             if self.agent.finished() || *stop.borrow() {
                 break;
@@ -206,6 +212,14 @@ impl Host {
                     }
                 }
                 r = stop.changed() => if r.is_err() { break },
+                () = async {
+                    match &wake {
+                        Some(w) => w.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.timers(self.clock.now());
+                }
             }
             let now = self.clock.now();
             self.flush(now);

@@ -11,6 +11,7 @@
 //! ([`store`]) so that a restart resumes.
 #![forbid(unsafe_code)]
 
+pub mod app_gateway;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -130,6 +130,8 @@ impl Observer {
             UeEvent::Answered { .. } => {
                 self.metrics.answers.inc();
             }
+            // Handed to the application; counted as answered already.
+            UeEvent::AppAnswer { .. } => {}
             _ => self.note(now, node, format!("{e:?}")),
         }
     }

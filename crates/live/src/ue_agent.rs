@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing::{info, warn};
 
+use crate::app_gateway::{AppGateway, AppState};
 use crate::host::{Agent, Nodes};
 use crate::journal::{GapRecord, Journal, Record, UeSummary};
 use crate::metrics::Metrics;
@@ -51,6 +52,19 @@ pub struct UeAgent {
     journal: Journal,
     live: Option<(u64, Option<u128>)>,
     summary: Option<UeSummary>,
+    app: Option<AppMode>,
+}
+
+/// Inputs from an application instead of generated ones.
+struct AppMode {
+    gateway: AppGateway,
+    /// How long to wait for the application before giving up.
+    wait: Duration,
+    /// Until when, once waiting started; and when to look again.
+    deadline: Option<Instant>,
+    poll_at: Instant,
+    /// Every input it sent, for the twin.
+    inputs: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for UeAgent {
@@ -91,8 +105,59 @@ impl UeAgent {
             journal,
             live: None,
             summary: None,
+            app: None,
             scenario,
         }
+    }
+
+    /// Takes the inputs from the application connected to `gateway` instead of generating
+    /// them (the [`UeClient`] must be in application mode too): waits up to `wait` for it
+    /// before moving, and ends the run when it closes its connection.
+    #[must_use]
+    pub fn with_app(mut self, gateway: AppGateway, wait: Duration) -> Self {
+        self.app = Some(AppMode {
+            gateway,
+            wait,
+            deadline: None,
+            poll_at: Instant::ZERO,
+            inputs: Vec::new(),
+        });
+        self
+    }
+
+    /// In application mode: whether to start now, wait, or give up.
+    fn app_ready(&mut self, now: Instant) -> Option<bool> {
+        let app = self.app.as_mut()?;
+        match app.gateway.state() {
+            AppState::Connected => Some(true),
+            AppState::Closed => {
+                warn!(ue = %self.ue, "the application went away before the run started");
+                self.phase = Phase::Done;
+                Some(false)
+            }
+            AppState::Waiting => {
+                let deadline = *app.deadline.get_or_insert(now + app.wait);
+                if now >= deadline {
+                    warn!(ue = %self.ue, wait = ?app.wait, "no application connected in time");
+                    self.phase = Phase::Done;
+                } else {
+                    app.poll_at = (now + POLL).min(deadline);
+                }
+                Some(false)
+            }
+        }
+    }
+
+    /// In application mode: hands its inputs to the UE; returns whether it is done.
+    fn app_inputs(&mut self, now: Instant, u: &mut UeClient) -> bool {
+        let Some(app) = self.app.as_mut() else {
+            return false;
+        };
+        for payload in app.gateway.take_inputs() {
+            u.handle_app_input(now, payload.clone());
+            app.inputs.push(payload);
+        }
+        app.gateway.state() == AppState::Closed && !app.gateway.has_inputs()
     }
 
     /// The final check, once done.
@@ -106,6 +171,9 @@ impl UeAgent {
     }
 
     fn start(&mut self, now: Instant, nodes: &mut Nodes) {
+        if self.app_ready(now) == Some(false) {
+            return;
+        }
         let Some(def) = self.scenario.ues.iter().find(|u| u.id == self.ue.0) else {
             warn!(ue = %self.ue, "no route in the scenario");
             self.phase = Phase::Done;
@@ -200,6 +268,11 @@ impl UeAgent {
 
     /// Checksum of a service that applied this UE's inputs 1..=n in order, never moved.
     fn twin(&self, n: u64) -> Result<u128, String> {
+        if let Some(app) = &self.app {
+            // The inputs the application actually sent.
+            return edgeshift_runtime::twin_checksum(&self.spec, &app.inputs)
+                .map_err(|e| e.to_string());
+        }
         let inputs = (1..=n).map(|seq| UeClient::payload(self.seed, seq, self.payload_len));
         edgeshift_runtime::twin_checksum(&self.spec, inputs).map_err(|e| e.to_string())
     }
@@ -223,13 +296,22 @@ fn gap_record(g: &HandoverGap) -> GapRecord {
 impl Agent for UeAgent {
     fn next_tick(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Start => Some(Instant::ZERO),
+            // Waiting for the application: look again at `poll_at` (or when it connects).
+            Phase::Start => Some(self.app.as_ref().map_or(Instant::ZERO, |a| a.poll_at)),
             _ if self.live.is_some() => Some(Instant::ZERO),
             Phase::Done => None,
-            Phase::Running => Some(
-                self.reattach
-                    .map_or(self.stop_at, |(t, _, _)| t.min(self.stop_at)),
-            ),
+            Phase::Running => {
+                // An application's inputs, or its end, are due at once; its run has no end
+                // time of its own.
+                let end = match &self.app {
+                    Some(a) if a.gateway.has_inputs() || a.gateway.state() == AppState::Closed => {
+                        Instant::ZERO
+                    }
+                    Some(_) => Instant(u64::MAX),
+                    None => self.stop_at,
+                };
+                Some(self.reattach.map_or(end, |(t, _, _)| t.min(end)))
+            }
             Phase::Querying { asked, since } => {
                 let poll = asked.map_or(since, |a| a + POLL);
                 Some(self.reattach.map_or(poll, |(t, _, _)| t.min(poll)))
@@ -265,8 +347,20 @@ impl Agent for UeAgent {
             self.finish(now, u, Some(live));
             return;
         }
+        let app_done = self.app_inputs(now, u);
+        let over = if self.app.is_some() {
+            app_done
+        } else {
+            now >= self.stop_at
+        };
         match self.phase {
-            Phase::Running if now >= self.stop_at => {
+            Phase::Running if over => {
+                if self.app.is_some() {
+                    // The application's run ends now: the drain counts from here.
+                    let drain = self.drain_until.saturating_duration_since(self.stop_at);
+                    self.stop_at = now;
+                    self.drain_until = now + drain;
+                }
                 self.phase = Phase::Querying {
                     asked: None,
                     since: now,
@@ -312,8 +406,17 @@ impl Agent for UeAgent {
             UeEvent::LiveState { last_seq, checksum } => {
                 self.live = Some((*last_seq, *checksum));
             }
+            UeEvent::AppAnswer { answer, .. } => {
+                if let Some(app) = &self.app {
+                    app.gateway.answer(answer.clone());
+                }
+            }
             _ => {}
         }
+    }
+
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.app.as_ref().map(|a| a.gateway.wake())
     }
 
     fn finished(&self) -> bool {
