@@ -374,14 +374,18 @@ fn hasher_model(seed: u64, inputs: &[Vec<u8>]) -> Vec<[u8; 8]> {
         .collect()
 }
 
-#[test]
-fn an_application_drives_the_live_demo_across_a_relocation_and_gets_every_answer_once_in_order() {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-
-    const INPUTS: usize = 500;
-    let dir = hasher_dir("app", 3);
-    let addr = TcpListener::bind("127.0.0.1:0")
+/// Starts the demo with UE 1 waiting for an application at a free port; returns it, the
+/// address and the module's directory.
+fn demo_for_an_application(
+    tag: &str,
+    seed: u64,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::path::PathBuf,
+) {
+    let dir = hasher_dir(tag, seed);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
     let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
@@ -405,58 +409,97 @@ fn an_application_drives_the_live_demo_across_a_relocation_and_gets_every_answer
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("demo starts");
-    let mut conn = None;
-    for _ in 0..600 {
-        if let Ok(c) = TcpStream::connect(addr) {
-            conn = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut conn = conn.expect("the gateway listens");
-    let mut reader = conn.try_clone().expect("clone");
-    let inputs: Vec<Vec<u8>> = (0..INPUTS)
-        .map(|i| format!("input {i} of the application").into_bytes())
-        .collect();
-    let answers = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut len = [0u8; 4];
-        while reader.read_exact(&mut len).is_ok() {
-            let mut a = vec![0; u32::from_be_bytes(len) as usize];
-            reader.read_exact(&mut a).expect("a whole answer");
-            got.push(a);
-        }
-        got
-    });
-    for i in &inputs {
-        let len = u32::try_from(i.len()).expect("small").to_be_bytes();
-        conn.write_all(&len)
-            .and_then(|()| conn.write_all(i))
-            .expect("sent");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    conn.shutdown(std::net::Shutdown::Write)
-        .expect("done sending");
-    let got = answers.join().expect("reader");
+    (demo, addr, dir)
+}
+
+/// Waits for the demo and checks its record: `inputs` applied once, a relocation, the twin.
+fn demo_record_is_clean(demo: std::process::Child, dir: &std::path::Path, inputs: usize) {
     let out = demo.wait_with_output().expect("demo ends");
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    let expected: Vec<Vec<u8>> = hasher_model(3, &inputs)
-        .iter()
-        .map(|a| a.to_vec())
-        .collect();
-    assert_eq!(got.len(), INPUTS, "one answer per input");
-    assert!(
-        got == expected,
-        "every answer, in order, as the model computes it"
-    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).expect("json"))
             .expect("valid");
     assert_eq!(v["invariant_violations"], 0, "{v}");
     assert_eq!(v["final_state_matches_twin"], true);
-    assert_eq!(v["inputs_sent"], INPUTS, "{v}");
+    assert_eq!(v["inputs_sent"], inputs, "{v}");
+    assert_eq!(v["inputs_applied_once"], inputs, "{v}");
     assert!(v["relocations"].as_u64() >= Some(1), "{v}");
+}
+
+#[test]
+fn an_application_drives_the_live_demo_across_a_relocation_and_gets_every_answer_once_in_order() {
+    const INPUTS: usize = 500;
+    let (demo, addr, dir) = demo_for_an_application("app", 3);
+    let mut app = None;
+    for _ in 0..600 {
+        if let Ok(c) = edgeshift_app::Client::connect(addr) {
+            app = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut app = app.expect("the gateway listens");
+    let inputs: Vec<Vec<u8>> = (0..INPUTS)
+        .map(|i| format!("input {i} of the application").into_bytes())
+        .collect();
+    let expected = hasher_model(3, &inputs);
+    // Pipelined, 50 inputs a second, answers read as they come.
+    let mut got = Vec::new();
+    for (n, i) in inputs.iter().enumerate() {
+        app.send(i).expect("sent");
+        if n >= 4 {
+            got.push(app.recv().expect("an answer"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    got.extend(app.finish().expect("the answers still due"));
+    assert_eq!(got.len(), INPUTS, "one answer per input");
+    for (n, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            g.as_slice(),
+            e.as_slice(),
+            "answer {n}: lost, duplicated or reordered"
+        );
+    }
+    demo_record_is_clean(demo, &dir, INPUTS);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_python_example_client_drives_the_live_demo() {
+    let python = ["python3", "python"].into_iter().find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(python) = python else {
+        eprintln!("SKIPPED: no Python 3 on this machine (python3 or python)");
+        return;
+    };
+    const INPUTS: usize = 400;
+    let (demo, addr, dir) = demo_for_an_application("app-py", 5);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/app_client.py");
+    let out = Command::new(python)
+        .args([
+            script,
+            "--addr",
+            &addr.to_string(),
+            "--inputs",
+            &INPUTS.to_string(),
+        ])
+        .args(["--hasher-seed", "5"])
+        .output()
+        .expect("the example runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{INPUTS} answers, 0 wrong")),
+        "{text}"
+    );
+    demo_record_is_clean(demo, &dir, INPUTS);
     let _ = std::fs::remove_dir_all(&dir);
 }
