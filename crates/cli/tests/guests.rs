@@ -89,3 +89,49 @@ fn the_example_services_build_check_and_relocate() {
         assert!(v["relocations"].as_u64() >= Some(1), "{v}");
     }
 }
+
+#[test]
+fn a_service_in_c_checks_and_relocates() {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("clang") || !have("wasm-ld") {
+        eprintln!("SKIPPED: clang and wasm-ld (Debian's clang and lld) are not installed");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-guest");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let wasm = dir.join("counter.wasm");
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/services/c/counter.c"
+    );
+    let out = Command::new("clang")
+        .args([
+            "--target=wasm32",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-o",
+        ])
+        .arg(&wasm)
+        .arg(source)
+        .output()
+        .expect("clang runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = wasm.to_str().expect("utf-8");
+    let config = dir.join("counter.cfg");
+    std::fs::write(&config, 9u64.to_le_bytes()).expect("config");
+    let config = config.to_str().expect("utf-8");
+    let (ok, text) = edgeshift(&["check-module", wasm, "--module-config", config]);
+    assert!(ok, "{text}");
+    let (ok, text) = edgeshift(&["sim", "--module", wasm, "--module-config", config]);
+    assert!(ok && text.contains("invariants: all held"), "{text}");
+}
