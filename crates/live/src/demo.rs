@@ -252,7 +252,11 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     }
     let clock = Clock::system();
     let start = clock.now().as_nanos();
-    let limit = Duration::from_secs_f64(scenario.duration_s + scenario.drain_s + 60.0);
+    let mut limit = Duration::from_secs_f64(scenario.duration_s + scenario.drain_s + 60.0);
+    if cfg.app_listen.is_some() {
+        // An application's session lasts as long as it likes; the run ends when it closes.
+        limit = cfg.app_wait + Duration::from_secs(7 * 24 * 3600);
+    }
     let records = match &cfg.processes {
         None => in_process(cfg, scenario.clone(), clock, limit).await?,
         Some(exe) => processes(cfg, &scenario, exe, start, limit).await?,
