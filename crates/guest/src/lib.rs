@@ -178,6 +178,14 @@ macro_rules! export_service {
     };
 }
 
+/// A panic traps, which consumes the input alike on every replica (feature
+/// `panic-handler`, on by default).
+#[cfg(all(target_arch = "wasm32", feature = "panic-handler"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

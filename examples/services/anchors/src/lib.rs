@@ -98,12 +98,6 @@ impl Service for Anchors {
 
 export_service!(Anchors);
 
-#[cfg(target_arch = "wasm32")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    core::arch::wasm32::unreachable()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,12 +71,6 @@ impl Service for World {
 
 export_service!(World);
 
-#[cfg(target_arch = "wasm32")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    core::arch::wasm32::unreachable()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
