@@ -1,17 +1,11 @@
 //! The binary end to end: a run writes the documented JSON; bad input gets a clear error.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-fn edgeshift(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
-        .args(args)
-        .output()
-        .expect("run edgeshift");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use common::edgeshift;
 
 fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("edgeshift-cli-test-{}-{name}", std::process::id()))

@@ -2,8 +2,12 @@
 //! WebAssembly and run through `check-module` and the simulator. Skipped, with a message,
 //! where the `wasm32-unknown-unknown` target is not installed (`.ci/run` installs it).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
+
+use common::edgeshift;
 
 const EXAMPLES: [(&str, &str); 2] = [
     ("edgeshift-example-world", "edgeshift_example_world"),
@@ -15,16 +19,6 @@ fn wasm_target_installed() -> bool {
         .args(["target", "list", "--installed"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"))
-}
-
-fn edgeshift(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
-        .args(args)
-        .output()
-        .expect("run edgeshift");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }
 
 #[test]

@@ -45,7 +45,7 @@ impl Observer {
         if t.msg.is_state_transfer() {
             let bytes = codec::frame_len(&t.msg) as u64;
             self.metrics.shadow_bytes.inc_by(bytes);
-            self.observe(Observation::StateSent { at: now, bytes });
+            self.observe(|| Some(Observation::StateSent { at: now, bytes }));
         }
     }
 
@@ -62,12 +62,18 @@ impl Observer {
     pub(crate) fn control_stats(&mut self, now: Instant, stats: ControlStats) {
         if stats != self.control_stats {
             self.control_stats = stats;
-            self.observe(Observation::ControlStats { at: now, stats });
+            self.observe(|| Some(Observation::ControlStats { at: now, stats }));
         }
     }
 
-    fn observe(&self, o: Observation) {
-        self.journal.record(Record::Obs(o));
+    /// Journals an observation, built only when the journal keeps it: servers observe
+    /// every input they apply, and a daemon without a journal should not pay for copies.
+    fn observe(&self, o: impl FnOnce() -> Option<Observation>) {
+        if self.journal.is_on()
+            && let Some(o) = o()
+        {
+            self.journal.record(Record::Obs(o));
+        }
     }
 
     fn note(&self, now: Instant, node: NodeId, what: String) {
@@ -83,9 +89,7 @@ impl Observer {
         match ev {
             NodeEvent::Edge(e) => self.edge(now, node, e),
             NodeEvent::Ran(e) => {
-                if let Some(o) = Observation::ran(now, node, e) {
-                    self.observe(o);
-                }
+                self.observe(|| Observation::ran(now, node, e));
                 match e {
                     RanEvent::TrafficDropped { ue, why } => {
                         debug!(%node, %ue, why, "traffic dropped");
@@ -106,16 +110,12 @@ impl Observer {
                 self.note(now, node, format!("{e:?}"));
             }
             NodeEvent::Control(e) => {
-                if let Some(o) = Observation::control(now, e) {
-                    self.observe(o);
-                }
+                self.observe(|| Observation::control(now, e));
                 self.note(now, node, format!("{e:?}"));
             }
             NodeEvent::Ue(e) => {
-                if let NodeId::Ue(ue) = node
-                    && let Some(o) = Observation::ue(now, ue, ServiceId(ue.0), e)
-                {
-                    self.observe(o);
+                if let NodeId::Ue(ue) = node {
+                    self.observe(|| Observation::ue(now, ue, ServiceId(ue.0), e));
                 }
                 self.ue(now, node, e);
             }
@@ -140,7 +140,7 @@ impl Observer {
         let NodeId::Server(server) = node else {
             return;
         };
-        self.observe(Observation::edge(now, server, e.clone()));
+        self.observe(|| Some(Observation::edge(now, server, e.clone())));
         match e {
             EdgeEvent::Applied {
                 service,

@@ -92,12 +92,9 @@ pub struct CheckReport {
     pub ok: bool,
 }
 
-/// Input `seq`: `len` deterministic pseudo-random bytes.
+/// Input `seq`: `len` deterministic pseudo-random bytes, made as a UE makes its own.
 fn input(seq: u64, len: usize) -> Vec<u8> {
-    (0u64..)
-        .flat_map(|i| xxhash_rust::xxh3::xxh3_64_with_seed(&i.to_le_bytes(), seq).to_le_bytes())
-        .take(len)
-        .collect()
+    edgeshift_ue::UeClient::payload(0, seq, len)
 }
 
 struct Run {
