@@ -32,6 +32,8 @@ pub(crate) struct Common {
 pub(crate) struct ControlArgs {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Registry database (redb) instead of the configured one.
     #[arg(long)]
     db: Option<PathBuf>,
@@ -51,6 +53,21 @@ pub(crate) struct EdgeArgs {
     /// Registry database of the hosted control node.
     #[arg(long)]
     db: Option<PathBuf>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// The MEC APIs of a daemon that hosts the control node.
+#[derive(clap::Args)]
+pub(crate) struct ApiArgs {
+    /// Serve the ETSI MEC 021/012 APIs and the dashboard here (docs/api.md), instead of
+    /// the deployment's `[control] api`.
+    #[arg(long)]
+    api: Option<SocketAddr>,
+    /// A bearer token the API accepts, besides the deployment's `[control] api_tokens`
+    /// (repeatable).
+    #[arg(long = "api-token")]
+    api_tokens: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -131,6 +148,16 @@ pub(crate) struct DemoArgs {
     /// Write the run's JSON record (as `edgeshift sim --json`) here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Serve the ETSI MEC APIs and the dashboard here (docs/api.md).
+    #[arg(long)]
+    api: Option<SocketAddr>,
+    /// The API's bearer token (default: a random one, printed).
+    #[arg(long, requires = "api")]
+    api_token: Option<String>,
+    /// Seconds between starting the API and the UEs starting to move, so that clients
+    /// can subscribe first.
+    #[arg(long, requires = "api", default_value_t = 0.0)]
+    start_after: f64,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -157,6 +184,16 @@ fn stop_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
     Ok(rx)
 }
 
+/// 128 bits from the operating system, as 32 hex digits.
+fn random_token() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom for the API token")?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 /// Where a UE's application connects, and how long it waits for it.
 type App = Option<(SocketAddr, std::time::Duration)>;
 
@@ -168,8 +205,13 @@ fn app_of(addr: Option<SocketAddr>, wait_s: f64) -> anyhow::Result<App> {
     Ok(addr.map(|a| (a, std::time::Duration::from_secs_f64(wait_s))))
 }
 
-async fn daemon(common: Common, kind: Kind, db: Option<PathBuf>) -> anyhow::Result<Daemon> {
-    daemon_with_app(common, kind, db, None).await
+async fn daemon(
+    common: Common,
+    kind: Kind,
+    db: Option<PathBuf>,
+    api: Option<ApiArgs>,
+) -> anyhow::Result<Daemon> {
+    daemon_with_app(common, kind, db, None, api).await
 }
 
 async fn daemon_with_app(
@@ -177,6 +219,7 @@ async fn daemon_with_app(
     kind: Kind,
     db: Option<PathBuf>,
     app: App,
+    api: Option<ApiArgs>,
 ) -> anyhow::Result<Daemon> {
     let (dep, scenario) = Deployment::load(&common.config)?;
     let journal = match &common.journal {
@@ -194,20 +237,29 @@ async fn daemon_with_app(
         opts.app_listen = Some(addr);
         opts.app_wait = wait;
     }
+    if let Some(a) = api {
+        opts.api = a.api;
+        opts.api_tokens = a.api_tokens;
+    }
     Ok(Daemon::bind(&dep, Arc::new(scenario), kind, opts).await?)
 }
 
-fn serve(common: Common, kind: Kind, db: Option<PathBuf>) -> anyhow::Result<bool> {
+fn serve(
+    common: Common,
+    kind: Kind,
+    db: Option<PathBuf>,
+    api: Option<ApiArgs>,
+) -> anyhow::Result<bool> {
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        let d = daemon(common, kind, db).await?;
+        let d = daemon(common, kind, db, api).await?;
         d.run(stop).await;
         Ok(true)
     })
 }
 
 pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
-    serve(a.common, Kind::Control, a.db)
+    serve(a.common, Kind::Control, a.db, Some(a.api))
 }
 
 pub(crate) fn edge(a: EdgeArgs) -> anyhow::Result<bool> {
@@ -215,11 +267,11 @@ pub(crate) fn edge(a: EdgeArgs) -> anyhow::Result<bool> {
         id: a.id,
         with_control: a.with_control,
     };
-    serve(a.common, kind, a.db)
+    serve(a.common, kind, a.db, Some(a.api))
 }
 
 pub(crate) fn ran(a: RanArgs) -> anyhow::Result<bool> {
-    serve(a.common, Kind::Ran { name: a.name }, None)
+    serve(a.common, Kind::Ran { name: a.name }, None, None)
 }
 
 pub(crate) fn ue(a: UeArgs) -> anyhow::Result<bool> {
@@ -228,7 +280,7 @@ pub(crate) fn ue(a: UeArgs) -> anyhow::Result<bool> {
     let app = app_of(a.app_listen, a.app_wait)?;
     let summary = runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        let d = daemon_with_app(a.common, Kind::Ue { id }, None, app).await?;
+        let d = daemon_with_app(a.common, Kind::Ue { id }, None, app, None).await?;
         anyhow::Ok(d.run(stop).await)
     })?;
     let Some(s) = summary else {
@@ -257,6 +309,21 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         None
     };
     let app = app_of(a.app_listen, a.app_wait)?;
+    anyhow::ensure!(
+        a.start_after.is_finite() && (0.0..=3600.0).contains(&a.start_after),
+        "--start-after must be 0 to 3600 s, not {}",
+        a.start_after
+    );
+    let api_token = match &a.api_token {
+        Some(t) => {
+            anyhow::ensure!(
+                !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()),
+                "--api-token must be printable ASCII without spaces"
+            );
+            t.clone()
+        }
+        None => random_token()?,
+    };
     let cfg = DemoConfig {
         scenario: a.scenario,
         strategy: a.strategy,
@@ -272,6 +339,9 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         processes,
         emulate: !a.no_emulation,
         progress: !a.quiet,
+        api: a.api,
+        api_token,
+        start_after: std::time::Duration::from_secs_f64(a.start_after),
     };
     cfg.strategy
         .parse::<edgeshift_control::Strategy>()

@@ -1,11 +1,66 @@
 //! Events and counters of the control node.
 
-use edgeshift_proto::{CellId, Instant, NodeId, RelocationMode, ServerId, ServiceId, UeId};
+use edgeshift_proto::{
+    CancelReason, Candidate, CellId, Instant, NodeId, RadioReport, RelocationMode, ServerId,
+    ServiceId, Timing, UeId,
+};
 
 /// What the control node did, for drivers, metrics and checkers.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum ControlEvent {
+    /// A cell predicted a handover (1002); empty `candidates`: the prediction was
+    /// withdrawn.
+    HandoverPredicted {
+        /// The UE.
+        ue: UeId,
+        /// Its serving cell.
+        source: CellId,
+        /// Candidate cells, most likely first.
+        candidates: Vec<Candidate>,
+        /// When the handover is expected.
+        timing: Option<Timing>,
+    },
+    /// A cell executes a handover (1005).
+    HandoverExecuting {
+        /// The UE.
+        ue: UeId,
+        /// Its serving cell.
+        source: CellId,
+        /// The target cell.
+        target: CellId,
+        /// When the handover command goes out.
+        at: Instant,
+    },
+    /// The target cell reported the handover complete (3004).
+    HandoverCompleted {
+        /// The UE.
+        ue: UeId,
+        /// The cell it left.
+        source: CellId,
+        /// The cell serving it now.
+        target: CellId,
+    },
+    /// A cell's radio report of a UE (3005).
+    RadioMeasured(RadioReport),
+    /// A shadow is complete (3032).
+    ShadowReady {
+        /// The service.
+        service: ServiceId,
+        /// The server holding the shadow.
+        server: ServerId,
+    },
+    /// A service was deployed (3030) and its live instance started (3031).
+    ServiceDeployed {
+        /// The service.
+        service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// The UE's cell.
+        cell: CellId,
+        /// The server hosting it.
+        server: ServerId,
+    },
     /// 1003 sent.
     ShadowsRequested {
         /// The service.
@@ -33,6 +88,10 @@ pub enum ControlEvent {
     RelocationScheduled {
         /// The service.
         service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// Where from.
+        source: ServerId,
         /// Where to.
         target: ServerId,
         /// How.
@@ -44,6 +103,14 @@ pub enum ControlEvent {
     RelocationTriggered {
         /// The service.
         service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// Where from.
+        source: ServerId,
+        /// How.
+        mode: RelocationMode,
+        /// When the handover executes.
+        at: Instant,
         /// Where to.
         target: ServerId,
     },
@@ -51,6 +118,8 @@ pub enum ControlEvent {
     RelocationCompleted {
         /// The service.
         service: ServiceId,
+        /// Its user.
+        ue: UeId,
         /// Old host.
         from: ServerId,
         /// New host.
@@ -60,6 +129,10 @@ pub enum ControlEvent {
     RelocationFailed {
         /// The service.
         service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// The host it stays on.
+        source: ServerId,
         /// The target that refused.
         target: ServerId,
     },
@@ -98,6 +171,12 @@ pub enum ControlEvent {
     HandoverCancelled {
         /// The UE.
         ue: UeId,
+        /// Its (still) serving cell.
+        source: CellId,
+        /// The target that was tried.
+        target: CellId,
+        /// Why.
+        reason: CancelReason,
     },
     /// A peer sent something that does not fit; it was ignored.
     ProtocolViolation {

@@ -139,6 +139,12 @@ impl Role for ControlNode {
             Message::HandoverPrediction(m) => self.on_prediction(now, m),
             Message::HandoverExecution(m) => self.on_execution(now, m),
             Message::HandoverCancel(m) => self.on_cancel(m),
+            Message::HandoverComplete(m) => self.emit(ControlEvent::HandoverCompleted {
+                ue: m.ue,
+                source: m.source,
+                target: m.target,
+            }),
+            Message::RadioReport(m) => self.emit(ControlEvent::RadioMeasured(m)),
             Message::RelocationDone(m) => self.on_done(from, m),
             Message::ShadowReady(m) => self.on_shadow_ready(m),
             Message::LoadReport(m) => self.on_load(m),

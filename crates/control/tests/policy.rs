@@ -239,6 +239,7 @@ fn cancellation_and_withdrawal_release_shadows() {
             ue: UeId(1),
             source: CellId(1),
             target: CellId(2),
+            reason: CancelReason::Rejected,
         }
         .into(),
     );

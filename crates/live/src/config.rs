@@ -84,6 +84,11 @@ pub struct ControlDaemon {
     pub metrics: Option<SocketAddr>,
     /// The registry database (redb); without it a restart forgets every service.
     pub db: Option<PathBuf>,
+    /// Serve the ETSI MEC APIs and the dashboard here (`docs/api.md`).
+    pub api: Option<SocketAddr>,
+    /// Bearer tokens the API accepts.
+    #[serde(default)]
+    pub api_tokens: Vec<String>,
 }
 
 /// One edge daemon (one ME server).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use edgeshift_control::ControlNode;
 use edgeshift_edge::EdgeServer;
+use edgeshift_mec::{Api, ApiConfig, CellInfo, Feed, MecError, Topology};
 use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
 use edgeshift_proto::{CellId, NodeId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
@@ -62,6 +63,9 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The MEC API could not start.
+    #[error("MEC API: {0}")]
+    Api(#[from] MecError),
     /// The daemon asked for is not in the deployment.
     #[error("{0} is not in the deployment")]
     NotDeployed(String),
@@ -72,6 +76,10 @@ pub enum DaemonError {
     )]
     ControlElsewhere(SocketAddr),
 }
+
+/// How often a RAN agent reports each UE's measurements to the control node (as
+/// AdvantEDGE's RNIS reports them).
+const RADIO_REPORT_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Which daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +134,14 @@ pub struct Options {
     pub app_listen: Option<SocketAddr>,
     /// How long such a UE waits for its application before it gives up.
     pub app_wait: std::time::Duration,
+    /// Serve the MEC APIs here (a daemon hosting the control node), instead of the
+    /// configured `[control] api`.
+    pub api: Option<SocketAddr>,
+    /// Bearer tokens for the API, besides the configured ones.
+    pub api_tokens: Vec<String>,
+    /// Feed this running API instead of starting one (the in-process demo shares one API
+    /// between its daemons, so that it also sees the UEs' handover gaps).
+    pub feed: Option<Feed>,
 }
 
 impl Default for Options {
@@ -138,6 +154,9 @@ impl Default for Options {
             clock: Clock::system(),
             app_listen: None,
             app_wait: std::time::Duration::from_secs(30),
+            api: None,
+            api_tokens: Vec::new(),
+            feed: None,
         }
     }
 }
@@ -158,6 +177,56 @@ impl std::fmt::Debug for Daemon {
             .field("addr", &self.transport.local_addr())
             .finish_non_exhaustive()
     }
+}
+
+/// What the MEC API knows of a deployment before anything happens: cells with their
+/// positions and servers, the edge daemons' addresses, the UEs and their services.
+#[must_use]
+pub fn topology(dep: &Deployment, s: &Scenario) -> Topology {
+    Topology {
+        scenario: s.name.clone(),
+        strategy: dep.strategy.clone(),
+        cells: s
+            .cells
+            .iter()
+            .map(|c| CellInfo {
+                id: CellId(c.id),
+                x: c.x,
+                y: c.y,
+                server: ServerId(c.server),
+            })
+            .collect(),
+        servers: s
+            .servers
+            .iter()
+            .map(|sv| (ServerId(sv.id), dep.edge(sv.id).map(|e| e.listen)))
+            .collect(),
+        ues: s
+            .ues
+            .iter()
+            .map(|u| (UeId(u.id), edgeshift_proto::ServiceId(u.id)))
+            .collect(),
+    }
+}
+
+/// Starts the MEC API of a deployment at `listen`.
+///
+/// # Errors
+/// [`MecError`] when it cannot bind or has no token.
+pub async fn start_api(
+    dep: &Deployment,
+    s: &Scenario,
+    listen: SocketAddr,
+    tokens: Vec<String>,
+    clock: Clock,
+) -> Result<Api, MecError> {
+    let cfg = ApiConfig {
+        listen,
+        tokens,
+        topology: topology(dep, s),
+        limits: edgeshift_mec::Limits::default(),
+    };
+    Api::start(cfg, Arc::new(move || clock.now())).await
 }
 
 fn spec_of(dep: &Deployment, s: &Scenario) -> Result<edgeshift_proto::ServiceSpec, WorldError> {
@@ -238,6 +307,17 @@ impl Daemon {
             }
             nodes.insert(NodeId::Control, Node::Control(control));
         }
+        let mut feed = opts.feed.clone();
+        if hosts_control
+            && feed.is_none()
+            && let Some(listen) = opts.api.or(dep.control.api)
+        {
+            let mut tokens = dep.control.api_tokens.clone();
+            tokens.extend(opts.api_tokens.iter().cloned());
+            let api = start_api(dep, &scenario, listen, tokens, opts.clock).await?;
+            info!(addr = %api.local_addr(), "ETSI MEC APIs (MEC 021 /amsi/v1, MEC 012 /rni/v2) and dashboard at /");
+            feed = Some(api.feed());
+        }
         match &kind {
             Kind::Control => {}
             Kind::Edge { id, .. } => {
@@ -255,10 +335,10 @@ impl Daemon {
                     .map(|r| r.cells.iter().map(|c| CellId(*c)).collect())
                     .unwrap_or_default();
                 for c in &cells {
-                    nodes.insert(
-                        NodeId::Cell(*c),
-                        Node::Cell(BaseStation::new(scenario.ran_config(*c))),
-                    );
+                    let mut cfg = scenario.ran_config(*c);
+                    // Radio reports feed the control node's MEC 012 measurement reports.
+                    cfg.radio_report_period = Some(RADIO_REPORT_PERIOD);
+                    nodes.insert(NodeId::Cell(*c), Node::Cell(BaseStation::new(cfg)));
                 }
                 let seed = dep.seed ^ u64::from(cells.first().map_or(0, |c| c.0)).rotate_left(17);
                 agent = Box::new(RadioAgent::new(scenario.clone(), cells, seed, now));
@@ -319,6 +399,9 @@ impl Daemon {
         );
         if let Some(store) = with_store {
             host = host.with_store(store);
+        }
+        if let Some(feed) = feed {
+            host = host.with_feed(feed);
         }
         Ok(Self {
             kind,

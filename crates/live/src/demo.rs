@@ -80,6 +80,13 @@ pub struct DemoConfig {
     pub emulate: bool,
     /// Print progress lines while running.
     pub progress: bool,
+    /// Serve the ETSI MEC APIs and the dashboard here.
+    pub api: Option<SocketAddr>,
+    /// The bearer token of the API.
+    pub api_token: String,
+    /// Wait this long between starting the API and starting the UEs, so that clients can
+    /// subscribe first.
+    pub start_after: Duration,
 }
 
 impl Default for DemoConfig {
@@ -99,6 +106,9 @@ impl Default for DemoConfig {
             processes: None,
             emulate: true,
             progress: true,
+            api: None,
+            api_token: String::new(),
+            start_after: Duration::ZERO,
         }
     }
 }
@@ -252,7 +262,8 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     }
     let clock = Clock::system();
     let start = clock.now().as_nanos();
-    let mut limit = Duration::from_secs_f64(scenario.duration_s + scenario.drain_s + 60.0);
+    let mut limit =
+        Duration::from_secs_f64(scenario.duration_s + scenario.drain_s + 60.0) + cfg.start_after;
     if cfg.app_listen.is_some() {
         // An application's session lasts as long as it likes; the run ends when it closes.
         limit = cfg.app_wait + Duration::from_secs(7 * 24 * 3600);
@@ -279,6 +290,19 @@ async fn in_process(
 ) -> Result<Vec<Record>, DemoError> {
     let any = || Ok(SocketAddr::from(([127, 0, 0, 1], 0)));
     let dep = deployment(cfg, &scenario, any)?;
+    // One API for every daemon of this process: it hears the control node and the UEs.
+    let feed = match cfg.api {
+        Some(addr) => {
+            let api =
+                crate::daemon::start_api(&dep, &scenario, addr, vec![cfg.api_token.clone()], clock)
+                    .await
+                    .map_err(DaemonError::from)?;
+            announce_api(api.local_addr(), &cfg.api_token, cfg.start_after);
+            tokio::time::sleep(cfg.start_after).await;
+            Some(api.feed())
+        }
+        None => None,
+    };
     let scenario = Arc::new(scenario);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut daemons = Vec::new();
@@ -287,6 +311,7 @@ async fn in_process(
         let mut opts = Options {
             journal: Journal::channel(tx.clone()),
             clock,
+            feed: feed.clone(),
             ..Options::default()
         };
         if matches!(kind, Kind::Ue { id } if Some(id) == first_ue) {
@@ -347,6 +372,20 @@ async fn in_process(
     Ok(records)
 }
 
+fn announce_api(addr: SocketAddr, token: &str, wait: Duration) {
+    println!(
+        "MEC APIs (ETSI MEC 021 /amsi/v1, MEC 012 /rni/v2) and dashboard: http://{addr}/?token={token}\n\
+         bearer token: {token}\n\
+         OpenAPI document: http://{addr}/openapi.json"
+    );
+    if !wait.is_zero() {
+        println!(
+            "the UEs start in {:.1} s: subscribe now\n",
+            wait.as_secs_f64()
+        );
+    }
+}
+
 /// The deployment as a TOML file for the daemons of a multi-process run.
 fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> {
     use std::fmt::Write as _;
@@ -382,6 +421,10 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     let addr = |a: &SocketAddr| q(&a.to_string());
     if let Some(l) = &dep.control.listen {
         let _ = writeln!(t, "\n[control]\nlisten = {}", addr(l));
+    }
+    if let Some(a) = &dep.control.api {
+        let _ = writeln!(t, "api = {}", addr(a));
+        let _ = writeln!(t, "api_tokens = {:?}", dep.control.api_tokens);
     }
     if let Some(db) = &dep.control.db {
         let _ = writeln!(t, "db = {}", q(&db.display().to_string()));
@@ -455,7 +498,16 @@ async fn processes(
 ) -> Result<Vec<Record>, DemoError> {
     let dir = std::env::temp_dir().join(format!("edgeshift-demo-{}-{start}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let dep = deployment(cfg, scenario, free_port)?;
+    let mut dep = deployment(cfg, scenario, free_port)?;
+    // The parent announces the address, so it picks the port when the user did not.
+    let api = match cfg.api {
+        Some(a) if a.port() == 0 => Some(SocketAddr::new(a.ip(), free_port()?.port())),
+        other => other,
+    };
+    if let Some(api) = api {
+        dep.control.api = Some(api);
+        dep.control.api_tokens = vec![cfg.api_token.clone()];
+    }
     let config = write_deployment(&dep, &dir)?;
     let mut children = Vec::new();
     let mut ue_children = Vec::new();
@@ -477,6 +529,13 @@ async fn processes(
             children.push(child);
             // Let the servers listen before the UEs come.
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if kind == Kind::Control
+            && let Some(addr) = api
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            announce_api(addr, &cfg.api_token, cfg.start_after);
+            tokio::time::sleep(cfg.start_after).await;
         }
     }
     let waited = tokio::time::timeout(limit, async {

@@ -154,6 +154,13 @@ impl Host {
         }
     }
 
+    /// Feeds every control event and UE handover gap of this host to a MEC API.
+    #[must_use]
+    pub fn with_feed(mut self, feed: edgeshift_mec::Feed) -> Self {
+        self.obs.set_feed(feed);
+        self
+    }
+
     /// Persists the control node's registry in `store` after every change.
     #[must_use]
     pub fn with_store(mut self, store: ControlStore) -> Self {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use edgeshift_control::ControlStats;
+use edgeshift_control::{ControlEvent, ControlStats};
 use edgeshift_edge::{EdgeEvent, EdgeServer};
 use edgeshift_proto::{Instant, NodeId, ServiceId, Transmit, codec};
 use edgeshift_ran::RanEvent;
@@ -21,6 +21,8 @@ pub(crate) struct Observer {
     control_stats: ControlStats,
     /// Last input each shadow applied, for the sync lag at activation.
     shadow_seq: BTreeMap<ServiceId, u64>,
+    /// The MEC API, if this host feeds one.
+    feed: Option<edgeshift_mec::Feed>,
 }
 
 impl Observer {
@@ -30,7 +32,12 @@ impl Observer {
             metrics,
             control_stats: ControlStats::default(),
             shadow_seq: BTreeMap::new(),
+            feed: None,
         }
+    }
+
+    pub(crate) fn set_feed(&mut self, feed: edgeshift_mec::Feed) {
+        self.feed = Some(feed);
     }
 
     pub(crate) fn journal(&self) -> &Journal {
@@ -110,12 +117,21 @@ impl Observer {
                 self.note(now, node, format!("{e:?}"));
             }
             NodeEvent::Control(e) => {
+                if let Some(f) = &self.feed {
+                    f.control(now, e);
+                }
                 self.observe(|| Observation::control(now, e));
-                self.note(now, node, format!("{e:?}"));
+                // A report per UE and second: the API wants them, the journal does not.
+                if !matches!(e, ControlEvent::RadioMeasured(_)) {
+                    self.note(now, node, format!("{e:?}"));
+                }
             }
             NodeEvent::Ue(e) => {
                 if let NodeId::Ue(ue) = node {
                     self.observe(|| Observation::ue(now, ue, ServiceId(ue.0), e));
+                    if let (Some(f), UeEvent::ServiceResumed { gap }) = (&self.feed, e) {
+                        f.resumed(ue, gap);
+                    }
                 }
                 self.ue(now, node, e);
             }

@@ -105,6 +105,10 @@ messages! {
     HandoverCancel = 3002,
     /// 3003
     Attach = 3003,
+    /// 3004
+    HandoverComplete = 3004,
+    /// 3005
+    RadioReport = 3005,
     /// 3010
     ServiceInput = 3010,
     /// 3011

@@ -365,6 +365,16 @@ pub struct UeContextRelease {
     pub ue: UeId,
 }
 
+/// Why a prepared handover did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelReason {
+    /// The target cell refused admission (X2 2002 with `admitted = false`).
+    Rejected,
+    /// The handover was commanded but the UE came back to the source (RRC
+    /// re-establishment).
+    Failed,
+}
+
 /// 3002: a prepared handover did not happen (rejected or failed); shadows can go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoverCancel {
@@ -374,6 +384,34 @@ pub struct HandoverCancel {
     pub source: CellId,
     /// The target that was tried.
     pub target: CellId,
+    /// Why.
+    pub reason: CancelReason,
+}
+
+/// 3004: the target cell reports a completed handover (after 2006) to the control node,
+/// which knows then where the UE is; what MEC 012 calls a cell change `COMPLETED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverComplete {
+    /// The terminal.
+    pub ue: UeId,
+    /// The cell it left.
+    pub source: CellId,
+    /// The cell now serving it (the sender).
+    pub target: CellId,
+}
+
+/// 3005: a cell's periodic radio report of one UE to the control node (the input of
+/// MEC 012 measurement reports), at most one per UE and report period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RadioReport {
+    /// The terminal.
+    pub ue: UeId,
+    /// The serving cell (the sender).
+    pub cell: CellId,
+    /// RSRP of the serving cell (dBm).
+    pub serving_dbm: f32,
+    /// RSRP of the neighbour cells the UE measured (dBm).
+    pub neighbours: Vec<(CellId, f32)>,
 }
 
 /// 3003: a UE joins a cell without a handover (power-on, initial placement: the RRC

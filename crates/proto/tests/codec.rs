@@ -158,6 +158,24 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             ue,
             source: cell,
             target: cell,
+            reason: if a.is_multiple_of(2) {
+                CancelReason::Rejected
+            } else {
+                CancelReason::Failed
+            },
+        }
+        .into(),
+        HandoverComplete {
+            ue,
+            source: cell,
+            target: cell,
+        }
+        .into(),
+        RadioReport {
+            ue,
+            cell,
+            serving_dbm: f,
+            neighbours: vec![(cell, -(b as f32))],
         }
         .into(),
         ServiceInput {

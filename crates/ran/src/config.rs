@@ -30,6 +30,9 @@ pub struct RanConfig {
     /// Source side: a UE commanded to leave (2003) whose context the target has not
     /// released (3001) within this long is dropped (ns-3's leaving timeout).
     pub leaving_timeout: Duration,
+    /// Report each attached UE's radio measurements to the control node (3005) at most
+    /// this often, for the MEC 012 measurement reports it serves; `None`: never.
+    pub radio_report_period: Option<Duration>,
     /// Handover prediction.
     pub predictor: PredictorConfig,
 }
@@ -131,6 +134,7 @@ impl RanConfig {
             capacity: 1000,
             joining_timeout: Duration::from_millis(200),
             leaving_timeout: Duration::from_millis(500),
+            radio_report_period: None,
             predictor: PredictorConfig::default(),
         }
     }

@@ -5,9 +5,9 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use edgeshift_proto::{
-    CellId, HandoverCancel, HandoverCommand, HandoverExecution, HandoverPrediction,
-    HandoverRequest, HandoverRequestAck, Instant, Message, NodeId, Role, Route, TimerTable, Timing,
-    Transmit, UeContextRelease, UeId,
+    CancelReason, CellId, HandoverCancel, HandoverCommand, HandoverComplete, HandoverExecution,
+    HandoverPrediction, HandoverRequest, HandoverRequestAck, Instant, Message, NodeId, RadioReport,
+    Role, Route, TimerTable, Timing, Transmit, UeContextRelease, UeId,
 };
 
 use crate::config::RanConfig;
@@ -130,6 +130,8 @@ struct UeCtx {
     arrived: Option<(CellId, Instant)>,
     /// When it joined this cell (by handover or attach).
     joined: Option<Instant>,
+    /// When its last radio report (3005) went to the control node.
+    reported: Option<Instant>,
 }
 
 /// A base station serving one cell.
@@ -220,7 +222,15 @@ impl BaseStation {
                 why: "the UE re-established at the source",
             });
             let source = self.cfg.cell;
-            self.send(NodeId::Control, HandoverCancel { ue, source, target });
+            self.send(
+                NodeId::Control,
+                HandoverCancel {
+                    ue,
+                    source,
+                    target,
+                    reason: CancelReason::Failed,
+                },
+            );
         }
         self.events
             .push_back(RanEvent::UeAttached { ue, from: None });
@@ -247,6 +257,13 @@ impl BaseStation {
                 .update(now, pos);
         }
         ctx.last = Some(report.clone());
+        let report_due = self.cfg.radio_report_period.is_some_and(|p| {
+            ctx.reported
+                .is_none_or(|at| now.saturating_duration_since(at) >= p)
+        });
+        if report_due {
+            ctx.reported = Some(now);
+        }
         let margins: Vec<(CellId, f64)> = report
             .neighbours
             .iter()
@@ -294,6 +311,21 @@ impl BaseStation {
                 };
                 rsrp(a).total_cmp(&rsrp(b))
             });
+        if report_due {
+            // f32 is plenty for dBm and halves the message.
+            #[allow(clippy::cast_possible_truncation)]
+            let msg = RadioReport {
+                ue: report.ue,
+                cell,
+                serving_dbm: report.serving_dbm as f32,
+                neighbours: report
+                    .neighbours
+                    .iter()
+                    .map(|&(c, dbm)| (c, dbm as f32))
+                    .collect(),
+            };
+            self.send(NodeId::Control, msg);
+        }
         if let Some(target) = ready {
             self.start_handover(now, report.ue, target);
         } else if self.cfg.predictor.enabled {
@@ -490,6 +522,7 @@ impl BaseStation {
                     ue: m.ue,
                     source,
                     target,
+                    reason: CancelReason::Rejected,
                 },
             );
         }
@@ -581,6 +614,15 @@ impl Role for BaseStation {
                     from: Some(from_cell),
                 });
                 self.send(from_cell, UeContextRelease { ue: m.ue });
+                let target = self.cfg.cell;
+                self.send(
+                    NodeId::Control,
+                    HandoverComplete {
+                        ue: m.ue,
+                        source: from_cell,
+                        target,
+                    },
+                );
             }
             Message::UeContextRelease(m) => {
                 self.leaving.cancel(m.ue);

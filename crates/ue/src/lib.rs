@@ -176,6 +176,11 @@ pub enum UeEvent {
         /// Checksum of its state.
         checksum: Option<u128>,
     },
+    /// The service answered for the first time after a handover: the gap is complete.
+    ServiceResumed {
+        /// The handover as the UE saw it.
+        gap: HandoverGap,
+    },
     /// A message that a UE does not handle.
     Unexpected {
         /// Its name.
@@ -416,6 +421,8 @@ impl UeClient {
             && g.first_answer_at.is_none()
         {
             g.first_answer_at = Some(now);
+            let gap = *g;
+            self.events.push_back(UeEvent::ServiceResumed { gap });
         }
     }
 

@@ -127,5 +127,11 @@ impl ControlNode {
             epoch: 1,
         };
         self.send(m.cell, RouteUpdate { ue: m.ue, route });
+        self.emit(ControlEvent::ServiceDeployed {
+            service: m.service,
+            ue: m.ue,
+            cell: m.cell,
+            server: host,
+        });
     }
 }

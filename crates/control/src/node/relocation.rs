@@ -118,6 +118,12 @@ impl Relocation {
 impl ControlNode {
     pub(super) fn on_execution(&mut self, now: Instant, m: HandoverExecution) {
         self.stats.handovers += 1;
+        self.emit(ControlEvent::HandoverExecuting {
+            ue: m.ue,
+            source: m.source,
+            target: m.target,
+            at: m.timing.resolve(now),
+        });
         let Some(&service) = self.by_ue.get(&m.ue) else {
             return;
         };
@@ -192,8 +198,11 @@ impl ControlNode {
             at,
         });
         self.timers.cancel(Timer::ShadowExpiry(service));
+        let ue = e.ue;
         self.emit(ControlEvent::RelocationScheduled {
             service,
+            ue,
+            source: host,
             target: target_server,
             mode,
             at,
@@ -214,7 +223,7 @@ impl ControlNode {
         let Some(p) = e.relocation.as_mut().and_then(Relocation::trigger) else {
             return;
         };
-        let host = e.host;
+        let (host, ue) = (e.host, e.ue);
         let others: Vec<ServerId> = e
             .shadows
             .iter()
@@ -240,6 +249,10 @@ impl ControlNode {
         self.send(p.target, msg);
         self.emit(ControlEvent::RelocationTriggered {
             service,
+            ue,
+            source: host,
+            mode: p.mode,
+            at: p.at,
             target: p.target,
         });
         if !others.is_empty() {
@@ -304,13 +317,17 @@ impl ControlNode {
             }
             self.emit(ControlEvent::RelocationCompleted {
                 service: m.service,
+                ue,
                 from: from_host,
                 to: m.to,
             });
         } else {
+            let (ue, source) = (e.ue, e.host);
             self.stats.relocations_failed += 1;
             self.emit(ControlEvent::RelocationFailed {
                 service: m.service,
+                ue,
+                source,
                 target: m.to,
             });
         }
@@ -318,8 +335,12 @@ impl ControlNode {
 
     pub(super) fn on_cancel(&mut self, m: HandoverCancel) {
         self.stats.cancelled += 1;
-        self.events
-            .push_back(ControlEvent::HandoverCancelled { ue: m.ue });
+        self.events.push_back(ControlEvent::HandoverCancelled {
+            ue: m.ue,
+            source: m.source,
+            target: m.target,
+            reason: m.reason,
+        });
         let Some(&service) = self.by_ue.get(&m.ue) else {
             return;
         };
@@ -352,6 +373,10 @@ impl ControlNode {
         let Some(e) = self.services.get(&m.service) else {
             return;
         };
+        self.events.push_back(ControlEvent::ShadowReady {
+            service: m.service,
+            server: m.server,
+        });
         if matches!(e.relocation, Some(Relocation::AwaitingShadow { target, .. }) if target == m.server)
         {
             self.trigger(m.service);
@@ -506,6 +531,7 @@ mod tests {
             ue: UeId(1),
             source: CellId(1),
             target: CellId(2),
+            reason: edgeshift_proto::CancelReason::Failed,
         };
         n.handle_message(ms(20), CellId(1).into(), cancel.clone().into());
         assert_eq!(relocation(&n), None);

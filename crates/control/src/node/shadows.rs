@@ -17,6 +17,12 @@ use crate::event::ControlEvent;
 
 impl ControlNode {
     pub(super) fn on_prediction(&mut self, now: Instant, m: HandoverPrediction) {
+        self.emit(ControlEvent::HandoverPredicted {
+            ue: m.ue,
+            source: m.source,
+            candidates: m.candidates.clone(),
+            timing: m.timing,
+        });
         let Some(&service) = self.by_ue.get(&m.ue) else {
             return;
         };
