@@ -199,8 +199,37 @@ pub(crate) fn json_body(
 }
 
 /// A typed body, or 400 naming the field.
-pub(crate) fn typed<T: DeserializeOwned>(v: Value, what: &str) -> Result<T, Problem> {
-    serde_json::from_value(v).map_err(|e| Problem::bad_request(format!("{what}: {e}")))
+pub(crate) fn typed<T: DeserializeOwned + serde::Serialize>(
+    v: Value,
+    what: &str,
+) -> Result<T, Problem> {
+    let t: T = serde_json::from_value(v.clone())
+        .map_err(|e| Problem::bad_request(format!("{what}: {e}")))?;
+    // serde also fills a struct from an array of its fields; JSON bodies name them.
+    let back = serde_json::to_value(&t).unwrap_or(Value::Null);
+    same_shape(&v, &back, what).map_err(Problem::bad_request)?;
+    Ok(t)
+}
+
+/// Where `parsed` has an object, `input` had one too (not an array).
+fn same_shape(input: &Value, parsed: &Value, at: &str) -> Result<(), String> {
+    match (input, parsed) {
+        (Value::Object(i), Value::Object(p)) => {
+            for (k, pv) in p {
+                if let Some(iv) = i.get(k) {
+                    same_shape(iv, pv, &format!("{at}.{k}"))?;
+                }
+            }
+            Ok(())
+        }
+        (_, Value::Object(_)) => Err(format!("{at}: expected an object")),
+        (Value::Array(i), Value::Array(p)) => i
+            .iter()
+            .zip(p)
+            .enumerate()
+            .try_for_each(|(n, (iv, pv))| same_shape(iv, pv, &format!("{at}[{n}]"))),
+        _ => Ok(()),
+    }
 }
 
 /// The `subscriptionType` of a subscription body.
@@ -236,6 +265,19 @@ mod tests {
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "abcd"));
         assert!(!same("", "a"));
+    }
+
+    #[test]
+    fn structs_come_as_objects_not_arrays() {
+        use crate::etsi::ams::RegistrationInfo;
+        let ok = serde_json::json!({"serviceConsumerId": {"appInstanceId": "a"}});
+        assert!(typed::<RegistrationInfo>(ok, "r").is_ok());
+        let bad = serde_json::json!({"serviceConsumerId": [null, null]});
+        let e = typed::<RegistrationInfo>(bad, "r").expect_err("an array for a struct");
+        assert!(
+            e.detail.contains("r.serviceConsumerId: expected an object"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -90,9 +90,11 @@ pub struct MobilityFilter {
 #[serde(rename_all = "camelCase")]
 pub struct MobilityProcedureSubscription {
     /// `MobilityProcedureSubscription`.
+    #[schema(pattern = "^MobilityProcedureSubscription$")]
     pub subscription_type: String,
-    /// Where notifications are POSTed.
+    /// Where notifications are POSTed: required here, an `http://` URL (docs/api.md).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, pattern = "^http://[^/?#@]+")]
     pub callback_reference: Option<String>,
     /// Send a `TestNotification` first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,9 +126,11 @@ pub struct AdjacentFilter {
 #[serde(rename_all = "camelCase")]
 pub struct AdjacentAppInfoSubscription {
     /// `AdjacentAppInfoSubscription`.
+    #[schema(pattern = "^AdjacentAppInfoSubscription$")]
     pub subscription_type: String,
-    /// Where notifications are POSTed.
+    /// Where notifications are POSTed: required here, an `http://` URL (docs/api.md).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, pattern = "^http://[^/?#@]+")]
     pub callback_reference: Option<String>,
     /// Send a `TestNotification` first.
     #[serde(skip_serializing_if = "Option::is_none")]

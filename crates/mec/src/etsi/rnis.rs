@@ -63,9 +63,11 @@ pub struct FilterCriteriaAssocHo {
 #[serde(rename_all = "camelCase")]
 pub struct CellChangeSubscription {
     /// `CellChangeSubscription`.
+    #[schema(pattern = "^CellChangeSubscription$")]
     pub subscription_type: String,
-    /// Where notifications are POSTed.
+    /// Where notifications are POSTed: required here, an `http://` URL (docs/api.md).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, pattern = "^http://[^/?#@]+")]
     pub callback_reference: Option<String>,
     /// Send a `TestNotification` first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,9 +108,11 @@ pub struct FilterCriteriaAssocTri {
 #[serde(rename_all = "camelCase")]
 pub struct MeasRepUeSubscription {
     /// `MeasRepUeSubscription`.
+    #[schema(pattern = "^MeasRepUeSubscription$")]
     pub subscription_type: String,
-    /// Where notifications are POSTed.
+    /// Where notifications are POSTed: required here, an `http://` URL (docs/api.md).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, pattern = "^http://[^/?#@]+")]
     pub callback_reference: Option<String>,
     /// Send a `TestNotification` first.
     #[serde(skip_serializing_if = "Option::is_none")]

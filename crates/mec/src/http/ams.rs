@@ -69,6 +69,17 @@ fn parse_subscription(v: serde_json::Value) -> Result<AmsSubscription, Problem> 
 
 const WRAPPERS: &[&str] = &[ams::MOBILITY_PROCEDURE, ams::ADJACENT_APP_INFO];
 
+/// `subscriptiontype` of `GET /amsi/v1/subscriptions` (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // only described, parsed from the query by hand
+pub(crate) enum AmsTypeQuery {
+    /// Mobility procedure subscriptions.
+    MobilityProc,
+    /// Adjacent application info subscriptions.
+    AdjAppInfo,
+}
+
 /// Registers an application instance and the UEs it serves.
 #[utoipa::path(post, path = "/amsi/v1/app_mobility_services", tag = "amsi",
     request_body(content = RegistrationInfo, content_type = "application/json"),
@@ -218,7 +229,7 @@ pub(crate) async fn subscribe(
 
 /// The subscriptions (`subscriptiontype`: `mobility_proc` or `adj_app_info`).
 #[utoipa::path(get, path = "/amsi/v1/subscriptions", tag = "amsi",
-    params(("subscriptiontype" = Option<String>, Query, description = "mobility_proc or adj_app_info")),
+    params(("subscriptiontype" = Option<AmsTypeQuery>, Query, description = "mobility_proc or adj_app_info")),
     responses(
         (status = 200, description = "The subscriptions", body = SubscriptionLinkList),
         (status = 400, description = "Unknown subscription type", body = ProblemDetails, content_type = "application/problem+json"),

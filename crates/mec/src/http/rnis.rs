@@ -28,6 +28,17 @@ pub(super) fn routes() -> Router<Shared> {
 
 const WRAPPERS: &[&str] = &[rnis::CELL_CHANGE, rnis::MEAS_REP_UE];
 
+/// `subscription_type` of `GET /rni/v2/subscriptions` (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // only described, parsed from the query by hand
+pub(crate) enum RniTypeQuery {
+    /// Cell change subscriptions.
+    CellChange,
+    /// UE measurement report subscriptions.
+    MeasRepUe,
+}
+
 fn parse_subscription(v: serde_json::Value) -> Result<RniSubscription, Problem> {
     match subscription_type(&v)?.as_str() {
         rnis::CELL_CHANGE => Ok(RniSubscription::CellChange(
@@ -74,7 +85,7 @@ pub(crate) async fn subscribe(
 
 /// The subscriptions (`subscription_type`: `cell_change` or `meas_rep_ue`).
 #[utoipa::path(get, path = "/rni/v2/subscriptions", tag = "rni",
-    params(("subscription_type" = Option<String>, Query, description = "cell_change or meas_rep_ue")),
+    params(("subscription_type" = Option<RniTypeQuery>, Query, description = "cell_change or meas_rep_ue")),
     responses(
         (status = 200, description = "The subscriptions", body = SubscriptionLinkList),
         (status = 400, description = "Unknown subscription type", body = ProblemDetails, content_type = "application/problem+json"),
