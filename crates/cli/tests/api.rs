@@ -307,7 +307,7 @@ fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
             "--checks",
             "not_a_server_error,response_schema_conformance,status_code_conformance,\
              content_type_conformance,response_headers_conformance,unsupported_method,\
-             ignored_auth,missing_required_header",
+             ignored_auth,missing_required_header,use_after_free,ensure_resource_availability",
             "--max-examples",
             "30",
             "--seed",

@@ -435,3 +435,99 @@ impl View {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use edgeshift_proto::{CellId, RelocationMode};
+
+    use super::*;
+
+    fn ms_at(v: u64) -> Instant {
+        Instant::from_millis(v)
+    }
+
+    fn relocate(v: &mut View, at: u64) {
+        let (service, ue) = (ServiceId(1), UeId(1));
+        for (t, e) in [
+            (
+                at,
+                ControlEvent::RelocationScheduled {
+                    service,
+                    ue,
+                    source: ServerId(1),
+                    target: ServerId(3),
+                    mode: RelocationMode::Hot,
+                    at: ms_at(at + 20),
+                },
+            ),
+            (
+                at + 20,
+                ControlEvent::RelocationTriggered {
+                    service,
+                    ue,
+                    source: ServerId(1),
+                    mode: RelocationMode::Hot,
+                    at: ms_at(at + 20),
+                    target: ServerId(3),
+                },
+            ),
+            (
+                at + 40,
+                ControlEvent::RelocationCompleted {
+                    service,
+                    ue,
+                    from: ServerId(1),
+                    to: ServerId(3),
+                },
+            ),
+        ] {
+            v.on_control(ms_at(t), &e);
+        }
+    }
+
+    fn gap(detach: u64, attach: u64, answer: u64) -> HandoverGap {
+        HandoverGap {
+            from: CellId(1),
+            to: CellId(3),
+            detached_at: ms_at(detach),
+            attached_at: Some(ms_at(attach)),
+            first_answer_at: Some(ms_at(answer)),
+            baseline_rtt: Duration::ZERO,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn a_gap_is_measured_on_the_relocation_it_belongs_to() {
+        let topo = Topology {
+            ues: vec![(UeId(1), ServiceId(1))],
+            servers: (1..=3).map(|i| (ServerId(i), None)).collect(),
+            ..Topology::default()
+        };
+        let mut v = View::new(&topo, ms_at(0));
+        relocate(&mut v, 1_000);
+        assert_eq!(v.relocations[0].outcome, "completed");
+        assert_eq!(v.figures.measured, 0);
+        // Radio gap 40 ms, answered at its end: hidden.
+        v.on_resumed(UeId(1), Some(ServiceId(1)), &gap(1_020, 1_060, 1_060));
+        assert_eq!(v.relocations[0].added_ms, Some(0.0));
+        assert_eq!(v.relocations[0].hidden, Some(true));
+        // A later relocation that added 35 ms.
+        relocate(&mut v, 5_000);
+        v.on_resumed(UeId(1), Some(ServiceId(1)), &gap(5_020, 5_060, 5_095));
+        assert_eq!(v.relocations[1].hidden, Some(false));
+        assert_eq!((v.figures.measured, v.figures.hidden), (2, 1));
+        assert_eq!(v.figures.added_ms_max, Some(35.0));
+        assert_eq!(v.figures.added_ms_p50, Some(0.0));
+        // A gap long after any relocation (a same-server handover) is nobody's.
+        v.on_resumed(UeId(1), Some(ServiceId(1)), &gap(20_000, 20_040, 20_040));
+        assert_eq!(v.figures.measured, 2);
+        // The live instance moved with the relocations.
+        assert_eq!(
+            v.servers.iter().find(|s| s.id == 3).map(|s| s.live.clone()),
+            Some(vec![1])
+        );
+    }
+}

@@ -397,3 +397,137 @@ impl MecState {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use edgeshift_proto::Candidate;
+
+    use super::*;
+    use crate::state::{CellInfo, Limits, Topology};
+
+    fn state() -> MecState {
+        let topo = Topology {
+            scenario: "t".into(),
+            strategy: "shadow".into(),
+            cells: (1..=3)
+                .map(|i| CellInfo {
+                    id: CellId(i),
+                    x: 0.0,
+                    y: 0.0,
+                    server: ServerId(i),
+                })
+                .collect(),
+            servers: (1..=3).map(|i| (ServerId(i), None)).collect(),
+            ues: vec![(UeId(1), ServiceId(1)), (UeId(2), ServiceId(2))],
+        };
+        MecState::new("http://x".into(), topo, Limits::default(), Instant(0))
+    }
+
+    fn cell_sub(s: &mut MecState, filter: serde_json::Value) {
+        let sub: RniSubscription = serde_json::from_value(serde_json::json!({
+            "subscriptionType": "CellChangeSubscription",
+            "callbackReference": "http://cb/x",
+            "filterCriteriaAssocHo": filter,
+        }))
+        .expect("subscription");
+        s.subscribe_rnis(Instant(0), sub).expect("subscribed");
+    }
+
+    fn predict(ue: u32, cells: &[u32]) -> ControlEvent {
+        ControlEvent::HandoverPredicted {
+            ue: UeId(ue),
+            source: CellId(1),
+            candidates: cells
+                .iter()
+                .map(|c| Candidate {
+                    cell: CellId(*c),
+                    likelihood: 0.5,
+                })
+                .collect(),
+            timing: None,
+        }
+    }
+
+    fn statuses(d: &[Delivery]) -> Vec<u64> {
+        d.iter()
+            .map(|d| d.body["hoStatus"].as_u64().expect("hoStatus"))
+            .collect()
+    }
+
+    #[test]
+    fn a_prediction_is_announced_once_per_candidate_set_and_cancelled_when_withdrawn() {
+        let mut s = state();
+        cell_sub(&mut s, serde_json::json!({}));
+        let t = Instant(1_000_000_000);
+        assert_eq!(statuses(&s.on_control(t, &predict(1, &[3, 2]))), [1]);
+        // The periodic refresh of the same prediction says nothing new.
+        assert!(s.on_control(t, &predict(1, &[3, 2])).is_empty());
+        let d = s.on_control(t, &predict(1, &[2]));
+        assert_eq!(statuses(&d), [1]);
+        assert_eq!(d[0].body["trgEcgi"][0]["cellId"], "0000002");
+        let d = s.on_control(t, &predict(1, &[]));
+        assert_eq!(statuses(&d), [5], "withdrawn: cancelled");
+        assert!(s.on_control(t, &predict(1, &[])).is_empty(), "only once");
+    }
+
+    #[test]
+    fn filters_select_by_ue_cell_and_status() {
+        let mut s = state();
+        cell_sub(
+            &mut s,
+            serde_json::json!({"associateId": [{"type": 1, "value": "10.45.0.2"}]}),
+        );
+        cell_sub(
+            &mut s,
+            serde_json::json!({"ecgi": [{"plmn": {"mcc": "001", "mnc": "01"}, "cellId": "0000003"}]}),
+        );
+        cell_sub(&mut s, serde_json::json!({"hoStatus": [3]}));
+        let exec = |ue, target| ControlEvent::HandoverExecuting {
+            ue: UeId(ue),
+            source: CellId(1),
+            target: CellId(target),
+            at: Instant(0),
+        };
+        // UE 1 to cell 2: nobody (not UE 2, not cell 3, not status 3).
+        assert!(s.on_control(Instant(0), &exec(1, 2)).is_empty());
+        // UE 2 to cell 2: the first.
+        assert_eq!(s.on_control(Instant(0), &exec(2, 2)).len(), 1);
+        // UE 1 to cell 3: the second.
+        assert_eq!(s.on_control(Instant(0), &exec(1, 3)).len(), 1);
+        // Completed, UE 2 to 3: all three.
+        let done = ControlEvent::HandoverCompleted {
+            ue: UeId(2),
+            source: CellId(1),
+            target: CellId(3),
+        };
+        assert_eq!(s.on_control(Instant(0), &done).len(), 3);
+    }
+
+    #[test]
+    fn the_prediction_extension_carries_likelihoods_and_the_expected_time() {
+        let mut s = state();
+        cell_sub(&mut s, serde_json::json!({}));
+        let at = Instant(5_000_000_000);
+        let ev = ControlEvent::HandoverPredicted {
+            ue: UeId(1),
+            source: CellId(1),
+            candidates: vec![Candidate {
+                cell: CellId(3),
+                likelihood: 0.75,
+            }],
+            timing: Some(edgeshift_proto::Timing::at_within(
+                Instant(6_500_000_000),
+                Duration::from_millis(200),
+            )),
+        };
+        let d = s.on_control(at, &ev);
+        let ext = &d[0].body["x-edgeshift-prediction"];
+        assert_eq!(ext["candidates"][0]["likelihood"], 0.75);
+        assert_eq!(ext["expectedTime"]["seconds"], 6);
+        assert_eq!(ext["expectedTime"]["nanoSeconds"], 500_000_000);
+        assert_eq!(ext["uncertaintyMs"], 200.0);
+        assert_eq!(d[0].body["timeStamp"]["seconds"], 5);
+    }
+}
