@@ -65,8 +65,12 @@ pub(crate) struct ApiArgs {
     #[arg(long)]
     api: Option<SocketAddr>,
     /// A bearer token the API accepts, besides the deployment's `[control] api_tokens`
-    /// (repeatable).
-    #[arg(long = "api-token")]
+    /// (repeatable; or in EDGESHIFT_API_TOKEN, which `ps` does not show).
+    #[arg(
+        long = "api-token",
+        env = "EDGESHIFT_API_TOKEN",
+        hide_env_values = true
+    )]
     api_tokens: Vec<String>,
 }
 
@@ -151,8 +155,9 @@ pub(crate) struct DemoArgs {
     /// Serve the ETSI MEC APIs and the dashboard here (docs/api.md).
     #[arg(long)]
     api: Option<SocketAddr>,
-    /// The API's bearer token (default: a random one, printed).
-    #[arg(long, requires = "api")]
+    /// The API's bearer token (default: a random one, printed; or in EDGESHIFT_API_TOKEN,
+    /// which `ps` does not show).
+    #[arg(long, env = "EDGESHIFT_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
     /// Seconds between starting the API and the UEs starting to move, so that clients
     /// can subscribe first.

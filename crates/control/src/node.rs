@@ -102,6 +102,11 @@ impl ControlNode {
         self.stats
     }
 
+    /// Every service in the registry.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceId, &ServiceEntry)> {
+        self.services.iter().map(|(s, e)| (*s, e))
+    }
+
     /// The registry entry of a service.
     #[must_use]
     pub fn service(&self, service: ServiceId) -> Option<&ServiceEntry> {

@@ -89,6 +89,9 @@ pub struct ControlDaemon {
     /// Bearer tokens the API accepts.
     #[serde(default)]
     pub api_tokens: Vec<String>,
+    /// The API's address as clients reach it (`http://host:port`), when `api` is a
+    /// wildcard or behind a proxy.
+    pub api_url: Option<String>,
 }
 
 /// One edge daemon (one ME server).

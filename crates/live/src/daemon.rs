@@ -225,6 +225,7 @@ pub async fn start_api(
         tokens,
         topology: topology(dep, s),
         limits: edgeshift_mec::Limits::default(),
+        public_url: dep.control.api_url.clone(),
     };
     Api::start(cfg, Arc::new(move || clock.now())).await
 }
@@ -253,6 +254,7 @@ impl Daemon {
         let mut nodes = Nodes::default();
         let mut agent: Box<dyn Agent> = Box::new(NoAgent);
         let mut with_store = None;
+        let mut seeded = Vec::new();
         let metrics = Arc::new(Metrics::new());
         let (listen, metrics_cfg, emu): (SocketAddr, Option<SocketAddr>, LinkEmulation) =
             match &kind {
@@ -305,6 +307,10 @@ impl Daemon {
                 }
                 with_store = Some(store);
             }
+            seeded = control
+                .services()
+                .map(|(s, e)| (s, e.ue, e.cell, e.host))
+                .collect();
             nodes.insert(NodeId::Control, Node::Control(control));
         }
         let mut feed = opts.feed.clone();
@@ -316,7 +322,9 @@ impl Daemon {
             tokens.extend(opts.api_tokens.iter().cloned());
             let api = start_api(dep, &scenario, listen, tokens, opts.clock).await?;
             info!(addr = %api.local_addr(), "ETSI MEC APIs (MEC 021 /amsi/v1, MEC 012 /rni/v2) and dashboard at /");
-            feed = Some(api.feed());
+            let f = api.feed();
+            f.seed(now, &seeded);
+            feed = Some(f);
         }
         match &kind {
             Kind::Control => {}
@@ -337,7 +345,9 @@ impl Daemon {
                 for c in &cells {
                     let mut cfg = scenario.ran_config(*c);
                     // Radio reports feed the control node's MEC 012 measurement reports.
-                    cfg.radio_report_period = Some(RADIO_REPORT_PERIOD);
+                    if dep.control.api.is_some() {
+                        cfg.radio_report_period = Some(RADIO_REPORT_PERIOD);
+                    }
                     nodes.insert(NodeId::Cell(*c), Node::Cell(BaseStation::new(cfg)));
                 }
                 let seed = dep.seed ^ u64::from(cells.first().map_or(0, |c| c.0)).rotate_left(17);

@@ -4,6 +4,7 @@
 //! backhaul latency and bandwidth) so that one machine behaves like a small network.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -289,7 +290,9 @@ async fn in_process(
     limit: Duration,
 ) -> Result<Vec<Record>, DemoError> {
     let any = || Ok(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let dep = deployment(cfg, &scenario, any)?;
+    let mut dep = deployment(cfg, &scenario, any)?;
+    // The RAN agent reports measurements when the deployment has an API.
+    dep.control.api = cfg.api;
     // One API for every daemon of this process: it hears the control node and the UEs.
     let feed = match cfg.api {
         Some(addr) => {
@@ -497,7 +500,12 @@ async fn processes(
     limit: Duration,
 ) -> Result<Vec<Record>, DemoError> {
     let dir = std::env::temp_dir().join(format!("edgeshift-demo-{}-{start}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+    // Only this user may read it: the deployment file holds the API token.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io(format!("creating {}", dir.display())))?;
     let mut dep = deployment(cfg, scenario, free_port)?;
     // The parent announces the address, so it picks the port when the user did not.
     let api = match cfg.api {

@@ -166,18 +166,12 @@ impl Ecgi {
     }
 }
 
-/// The address a UE is known by in both APIs: 10.45.0.0/16 (open5gs' default UE pool)
-/// plus its id, so that an application can name a UE the way it sees its client.
+/// The address a UE is known by in both APIs: 10.45.0.0 (open5gs' default UE pool) plus
+/// its id, so that an application can name a UE the way it sees its client. Ids from
+/// 65,536 on continue past 10.45.255.255 (10.46.0.0 …).
 #[must_use]
 pub fn ue_address(ue: UeId) -> Ipv4Addr {
     Ipv4Addr::from(0x0A2D_0000u32.wrapping_add(ue.0))
-}
-
-/// The UE an address names, if any.
-#[must_use]
-pub fn ue_of_address(s: &str) -> Option<UeId> {
-    let ip: Ipv4Addr = s.parse().ok()?;
-    Some(UeId(u32::from(ip).wrapping_sub(0x0A2D_0000)))
 }
 
 /// The unextended name of a service instance on a server, as application instance id.

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edgeshift_control::ControlEvent;
-use edgeshift_proto::{Instant, UeId};
+use edgeshift_proto::{CellId, Instant, ServerId, ServiceId, UeId};
 use edgeshift_ue::HandoverGap;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -69,6 +69,9 @@ pub struct ApiConfig {
     pub topology: Topology,
     /// Caps.
     pub limits: Limits,
+    /// The API's address as clients reach it (`http://host:port`), for the links in its
+    /// answers and notifications; default: the bound address.
+    pub public_url: Option<String>,
 }
 
 /// The running API.
@@ -101,11 +104,22 @@ impl std::fmt::Debug for Feed {
 impl Feed {
     /// One event of the control node, at `at`.
     pub fn control(&self, at: Instant, ev: &ControlEvent) {
-        let ds = self.shared.lock().on_control(at, ev);
+        // Queued under the lock: a subscription's notifications leave in the order the
+        // state produced them (its test notification first, its expiry last).
+        let mut st = self.shared.lock();
+        let ds = st.on_control(at, ev);
         self.shared.deliver(ds);
+        drop(st);
         if !matches!(ev, ControlEvent::RadioMeasured(_)) {
             self.shared.touch();
         }
+    }
+
+    /// Where the services are when the API starts: `(service, ue, cell, host)` (a control
+    /// node restored from its database reports no deployments).
+    pub fn seed(&self, at: Instant, services: &[(ServiceId, UeId, CellId, ServerId)]) {
+        self.shared.lock().seed(at, services);
+        self.shared.touch();
     }
 
     /// A UE's service answered for the first time after a handover.
@@ -145,7 +159,15 @@ impl Api {
             source,
         })?;
         let now = clock();
-        let state = MecState::new(format!("http://{addr}"), cfg.topology, cfg.limits, now);
+        let base = match cfg.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None if addr.ip().is_unspecified() => {
+                warn!(%addr, "the API listens on every address; links will name 127.0.0.1 (set [control] api_url)");
+                format!("http://127.0.0.1:{}", addr.port())
+            }
+            None => format!("http://{addr}"),
+        };
+        let state = MecState::new(base, cfg.topology, cfg.limits, now);
         let (changed, _) = watch::channel(0u64);
         let shared = Shared {
             state: Arc::new(Mutex::new(state)),
@@ -153,6 +175,8 @@ impl Api {
             changed: Arc::new(changed),
             tokens: cfg.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
             clock,
+            streams: Arc::new(tokio::sync::Semaphore::new(http::STREAMS)),
+            view_cache: Arc::new(Mutex::new((u64::MAX, Arc::from("")))),
         };
         let app = http::router(shared.clone());
         tokio::spawn(async move {
@@ -166,8 +190,10 @@ impl Api {
             loop {
                 tick.tick().await;
                 let now = expiry.now();
-                let ds = expiry.lock().expire(now);
+                let mut st = expiry.lock();
+                let ds = st.expire(now);
                 expiry.deliver(ds);
+                drop(st);
             }
         });
         info!(%addr, "MEC APIs and dashboard listening");

@@ -1,12 +1,13 @@
 //! Delivers notifications: POSTs each [`Delivery`] to its callback, off the control
-//! node's loop. The queue is bounded and a full queue drops (and counts) rather than
-//! waits, each POST has a deadline, and only so many run at once: a callback that hangs
-//! or a consumer that cannot keep up never delays a relocation.
+//! node's loop. One worker per callback URL sends its notifications in order; every queue
+//! is bounded, and so is their sum, and a full queue drops (and counts) rather than waits;
+//! each POST has a deadline. A callback that hangs or a consumer that cannot keep up never
+//! delays a relocation, nor another subscriber's notifications.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -17,10 +18,12 @@ use crate::state::Delivery;
 const QUEUE: usize = 4096;
 /// Notifications waiting for one callback.
 const PER_CALLBACK: usize = 256;
-/// Callbacks with a worker before idle ones are pruned.
-const MAX_WORKERS: usize = 1024;
-/// A worker with nothing to send for this long retires.
+/// Notifications waiting in all callbacks' queues together.
+const MAX_PENDING: usize = 65_536;
+/// A callback's worker with nothing to send for this long retires.
 const IDLE: Duration = Duration::from_secs(30);
+/// How often idle workers are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// Deadline of one POST (connect, send, answer).
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -83,44 +86,85 @@ async fn run(mut rx: mpsc::Receiver<Vec<Delivery>>, stats: Arc<NotifyStats>) {
             return;
         }
     };
-    // One worker per callback: its notifications go out in order, and a callback that
-    // hangs holds up only its own queue.
-    let mut workers: HashMap<String, mpsc::Sender<Delivery>> = HashMap::new();
+    let mut d = Dispatcher {
+        workers: HashMap::new(),
+        client,
+        stats,
+        pending: Arc::new(AtomicUsize::new(0)),
+        pruned: Instant::now(),
+    };
     while let Some(batch) = rx.recv().await {
-        for d in batch {
-            dispatch(&mut workers, d, &client, &stats);
+        for n in batch {
+            d.dispatch(n);
         }
+        d.prune();
     }
 }
 
-fn dispatch(
-    workers: &mut HashMap<String, mpsc::Sender<Delivery>>,
-    mut d: Delivery,
-    client: &reqwest::Client,
-    stats: &Arc<NotifyStats>,
-) {
-    if workers.len() > MAX_WORKERS {
-        workers.retain(|_, w| !w.is_closed());
-    }
-    let url = d.url.clone();
-    // Twice at most: a worker that retired while idle is replaced once.
-    for _ in 0..2 {
-        let w = workers.entry(url.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(PER_CALLBACK);
-            tokio::spawn(worker(rx, client.clone(), stats.clone()));
-            tx
-        });
-        match w.try_send(d) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Err(mpsc::error::TrySendError::Closed(back)) => {
-                workers.remove(&url);
-                d = back;
+/// One callback's queue.
+struct Worker {
+    tx: mpsc::Sender<Delivery>,
+    used: Instant,
+}
+
+struct Dispatcher {
+    workers: HashMap<String, Worker>,
+    client: reqwest::Client,
+    stats: Arc<NotifyStats>,
+    /// Notifications queued in all workers together.
+    pending: Arc<AtomicUsize>,
+    pruned: Instant,
+}
+
+impl Dispatcher {
+    fn dispatch(&mut self, mut d: Delivery) {
+        if self.pending.load(Ordering::Relaxed) >= MAX_PENDING {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let url = d.url.clone();
+        // Twice at most: a worker that died is replaced once.
+        for _ in 0..2 {
+            let w = self.workers.entry(url.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(PER_CALLBACK);
+                tokio::spawn(worker(
+                    rx,
+                    self.client.clone(),
+                    self.stats.clone(),
+                    self.pending.clone(),
+                ));
+                Worker {
+                    tx,
+                    used: Instant::now(),
+                }
+            });
+            w.used = Instant::now();
+            self.pending.fetch_add(1, Ordering::Relaxed);
+            match w.tx.try_send(d) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.pending.fetch_sub(1, Ordering::Relaxed);
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    self.pending.fetch_sub(1, Ordering::Relaxed);
+                    self.workers.remove(&url);
+                    d = back;
+                }
             }
         }
+    }
+
+    /// Retires the workers of callbacks idle for a while whose queues are empty: dropping
+    /// the sender ends the worker once it has sent what it holds, so nothing is lost.
+    fn prune(&mut self) {
+        if self.pruned.elapsed() < PRUNE_EVERY {
+            return;
+        }
+        self.pruned = Instant::now();
+        self.workers
+            .retain(|_, w| w.used.elapsed() < IDLE || w.tx.capacity() < w.tx.max_capacity());
     }
 }
 
@@ -128,12 +172,10 @@ async fn worker(
     mut rx: mpsc::Receiver<Delivery>,
     client: reqwest::Client,
     stats: Arc<NotifyStats>,
+    pending: Arc<AtomicUsize>,
 ) {
-    loop {
-        // Idle or closed: retire; the dispatcher starts a new worker when needed.
-        let Ok(Some(d)) = tokio::time::timeout(IDLE, rx.recv()).await else {
-            return;
-        };
+    while let Some(d) = rx.recv().await {
+        pending.fetch_sub(1, Ordering::Relaxed);
         let ok = match client.post(&d.url).json(&d.body).send().await {
             Ok(r) if r.status().is_success() => true,
             Ok(r) => {

@@ -6,7 +6,7 @@
 //! notifications to POST. HTTP handlers change registrations and subscriptions through
 //! the other methods. Nothing here does I/O or reads a clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use edgeshift_proto::{CellId, Instant, ServerId, ServiceId, UeId};
@@ -80,14 +80,14 @@ pub struct Delivery {
 
 /// Which API a subscription belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
+pub enum ApiKind {
     /// MEC 021 at `/amsi/v1`.
     Ams,
     /// MEC 012 at `/rni/v2`.
     Rnis,
 }
 
-impl Api {
+impl ApiKind {
     fn root(self) -> &'static str {
         match self {
             Self::Ams => "/amsi/v1",
@@ -111,11 +111,17 @@ pub struct MecState {
     announced: BTreeMap<UeId, (CellId, Vec<CellId>)>,
     /// Live host of each service.
     hosts: BTreeMap<ServiceId, ServerId>,
+    /// The UEs (addresses) each registered application instance serves, for filters.
+    served: BTreeMap<String, BTreeSet<String>>,
     view: View,
 }
 
 fn ser(v: &impl serde::Serialize) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    serde_json::to_value(v).unwrap_or_else(|e| {
+        // Our own types always serialize; say so if one ever does not.
+        tracing::error!("cannot serialize a notification: {e}");
+        Value::Null
+    })
 }
 
 fn server_name(s: ServerId) -> String {
@@ -137,6 +143,7 @@ impl MecState {
             rni_subs: BTreeMap::new(),
             announced: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            served: BTreeMap::new(),
         }
     }
 
@@ -146,7 +153,36 @@ impl MecState {
         &self.view
     }
 
-    fn href(&self, api: Api, id: u64) -> String {
+    /// Where the services are when the API starts (a control node restored from its
+    /// database reports no deployments): `(service, ue, cell, host)`.
+    pub fn seed(&mut self, at: Instant, services: &[(ServiceId, UeId, CellId, ServerId)]) {
+        for &(service, ue, cell, server) in services {
+            let ev = edgeshift_control::ControlEvent::ServiceDeployed {
+                service,
+                ue,
+                cell,
+                server,
+            };
+            // Nobody has subscribed yet: there is nothing to deliver.
+            let _ = self.on_control(at, &ev);
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.served.clear();
+        for r in self.registrations.values() {
+            if let Some(id) = &r.service_consumer_id.app_instance_id {
+                self.served.entry(id.clone()).or_default().extend(
+                    r.device_information
+                        .iter()
+                        .flatten()
+                        .map(|d| d.associate_id.clone()),
+                );
+            }
+        }
+    }
+
+    fn href(&self, api: ApiKind, id: u64) -> String {
         format!("{}{}/subscriptions/{id}", self.base, api.root())
     }
 

@@ -2,7 +2,7 @@
 //! and the UEs' handover gaps, and served as JSON (`GET /dashboard/state`, and every change
 //! on `GET /dashboard/events`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use edgeshift_control::ControlEvent;
 use edgeshift_proto::{CancelReason, Instant, ServerId, ServiceId, UeId};
@@ -15,6 +15,8 @@ use crate::state::Topology;
 const RELOCATIONS: usize = 50;
 /// Handover events kept.
 const HANDOVERS: usize = 100;
+/// Measured relocations the percentiles cover.
+const MEASURED: usize = 10_000;
 /// A relocation is hidden when it adds at most this much interruption (ms).
 const HIDDEN_MS: f64 = 1.0;
 /// A gap counts for a relocation triggered at most this long before its detach.
@@ -86,6 +88,8 @@ pub struct RelocationView {
     to: u32,
     mode: String,
     scheduled_ms: Option<f64>,
+    /// The announced handover execution it is timed to.
+    exec_ms: Option<f64>,
     triggered_ms: Option<f64>,
     completed_ms: Option<f64>,
     outcome: &'static str,
@@ -123,9 +127,12 @@ pub struct View {
     handovers: VecDeque<HandoverView>,
     relocations: VecDeque<RelocationView>,
     figures: Figures,
-    /// Added interruption of every measured relocation (ms), for the percentiles.
+    /// Added interruption of the last measured relocations (ms), for the percentiles.
     #[serde(skip)]
-    added: Vec<f64>,
+    added: VecDeque<f64>,
+    /// The server of each cell.
+    #[serde(skip)]
+    cell_server: BTreeMap<u32, u32>,
 }
 
 impl View {
@@ -170,7 +177,8 @@ impl View {
             handovers: VecDeque::new(),
             relocations: VecDeque::new(),
             figures: Figures::default(),
-            added: Vec::new(),
+            added: VecDeque::new(),
+            cell_server: topo.cells.iter().map(|c| (c.id.0, c.server.0)).collect(),
         }
     }
 
@@ -296,6 +304,9 @@ impl View {
                 if !candidates.is_empty() && !announced {
                     let to = candidates.first().map(|c| c.cell.0);
                     self.handover(at, *ue, source.0, to, "IN_PREPARATION");
+                } else if candidates.is_empty() && announced {
+                    // Withdrawn, as the API reports it.
+                    self.handover(at, *ue, source.0, None, "CANCELLED");
                 }
             }
             ControlEvent::HandoverExecuting {
@@ -349,7 +360,7 @@ impl View {
                 source,
                 target,
                 mode,
-                ..
+                at: exec,
             } => {
                 if self.relocations.len() == RELOCATIONS {
                     self.relocations.pop_front();
@@ -361,6 +372,7 @@ impl View {
                     to: target.0,
                     mode: format!("{mode:?}").to_lowercase(),
                     scheduled_ms: Some(ms(at)),
+                    exec_ms: Some(ms(*exec)),
                     triggered_ms: None,
                     completed_ms: None,
                     outcome: "pending",
@@ -393,23 +405,50 @@ impl View {
         }
     }
 
-    /// A UE's handover gap is complete: it belongs to the latest relocation of its service
-    /// triggered shortly before or during the gap.
+    /// A UE's handover gap is complete: it belongs to the completed relocation between
+    /// the servers of the cells it left and joined whose announced execution is nearest its
+    /// detach (within a couple of seconds).
     pub(crate) fn on_resumed(&mut self, _ue: UeId, service: Option<ServiceId>, gap: &HandoverGap) {
         let (Some(service), Some(answer)) = (service, gap.first_answer_at) else {
             return;
         };
+        if gap.failed {
+            return; // Back at the source: no relocation of this handover was completed.
+        }
         let (detach, answer) = (ms(gap.detached_at), ms(answer));
         self.now_ms = self.now_ms.max(answer);
+        let from = self.cell_server.get(&gap.from.0).copied();
+        let to = self.cell_server.get(&gap.to.0).copied();
         let radio = gap.radio_gap().map(|d| d.as_secs_f64() * 1e3);
         let added = gap.added().map(|d| d.as_secs_f64() * 1e3);
-        let Some(r) = self.relocations.iter_mut().rev().find(|r| {
-            r.service == service.0
-                && r.added_ms.is_none()
-                && r.triggered_ms
-                    .or(r.scheduled_ms)
-                    .is_some_and(|t| t >= detach - GAP_MATCH_MS && t <= answer)
-        }) else {
+        let distance = |r: &RelocationView| {
+            r.exec_ms
+                .or(r.triggered_ms)
+                .or(r.scheduled_ms)
+                .map(|t| (t - detach).abs())
+        };
+        let Some(r) = self
+            .relocations
+            .iter_mut()
+            .filter(|r| {
+                r.service == service.0
+                    && r.outcome == "completed"
+                    && r.added_ms.is_none()
+                    && from.is_none_or(|f| f == r.from)
+                    && to.is_none_or(|t| t == r.to)
+                    && distance(r).is_some_and(|d| d <= GAP_MATCH_MS)
+                    && r.triggered_ms
+                        .or(r.scheduled_ms)
+                        .is_some_and(|t| t <= answer)
+            })
+            .min_by(|a, b| {
+                let (da, db) = (
+                    distance(a).unwrap_or(f64::MAX),
+                    distance(b).unwrap_or(f64::MAX),
+                );
+                da.total_cmp(&db)
+            })
+        else {
             return;
         };
         r.radio_gap_ms = radio;
@@ -420,18 +459,22 @@ impl View {
             if a <= HIDDEN_MS {
                 self.figures.hidden += 1;
             }
-            self.added.push(a);
-            self.added.sort_by(f64::total_cmp);
+            if self.added.len() == MEASURED {
+                self.added.pop_front();
+            }
+            self.added.push_back(a);
+            let mut sorted: Vec<f64> = self.added.iter().copied().collect();
+            sorted.sort_by(f64::total_cmp);
             let rank = |p: f64| {
-                let n = self.added.len();
+                let n = sorted.len();
                 // Nearest rank, as the run record computes it.
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let i = ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
-                self.added[i]
+                sorted[i]
             };
             self.figures.added_ms_p50 = Some(rank(0.5));
             self.figures.added_ms_p99 = Some(rank(0.99));
-            self.figures.added_ms_max = self.added.last().copied();
+            self.figures.added_ms_max = sorted.last().copied();
         }
     }
 }
@@ -501,14 +544,27 @@ mod tests {
 
     #[test]
     fn a_gap_is_measured_on_the_relocation_it_belongs_to() {
+        // Cells 1 and 2 on server 1, cell 3 on server 3.
+        let cell = |id, server| crate::state::CellInfo {
+            id: CellId(id),
+            x: 0.0,
+            y: 0.0,
+            server: ServerId(server),
+        };
         let topo = Topology {
             ues: vec![(UeId(1), ServiceId(1))],
             servers: (1..=3).map(|i| (ServerId(i), None)).collect(),
+            cells: vec![cell(1, 1), cell(2, 1), cell(3, 3)],
             ..Topology::default()
         };
         let mut v = View::new(&topo, ms_at(0));
         relocate(&mut v, 1_000);
         assert_eq!(v.relocations[0].outcome, "completed");
+        assert_eq!(v.figures.measured, 0);
+        // A handover between two cells of server 1 at the same moment is not this move.
+        let mut same = gap(1_020, 1_060, 1_300);
+        same.to = CellId(2);
+        v.on_resumed(UeId(1), Some(ServiceId(1)), &same);
         assert_eq!(v.figures.measured, 0);
         // Radio gap 40 ms, answered at its end: hidden.
         v.on_resumed(UeId(1), Some(ServiceId(1)), &gap(1_020, 1_060, 1_060));

@@ -297,6 +297,7 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
             tokens: vec!["secret".into()],
             topology: topology(),
             limits: Limits::default(),
+            public_url: None,
         },
         Arc::new(now),
     )
@@ -355,7 +356,7 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
             "/amsi/v1/subscriptions",
             json!({"subscriptionType": "MobilityProcedureSubscription",
                 "callbackReference": url("ams"), "requestTestNotification": true,
-                "filterCriteria": {"appInstanceId": "game-1"}}),
+                "filterCriteria": {"appInstanceId": "game-1", "mobilityStatus": [1, 2, 3]}}),
             "MobilityProcedureSubscription",
         ),
         (
@@ -369,7 +370,8 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
             "/rni/v2/subscriptions",
             json!({"CellChangeSubscription": {"subscriptionType": "CellChangeSubscription",
                 "callbackReference": url("cell"), "requestTestNotification": true,
-                "filterCriteriaAssocHo": {"associateId": [{"type": 1, "value": "10.45.0.1"}]}}}),
+                "filterCriteriaAssocHo": {"associateId": [{"type": 1, "value": "10.45.0.1"}],
+                    "hoStatus": [1, 2, 3, 4, 5]}}}),
             "CellChangeSubscription",
         ),
         (
@@ -434,9 +436,9 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
     assert_eq!(adj.len(), 0, "shadows are gone after the move: {v}");
 
     // 4 test notifications, MEC 021: triggered, completed, failed (filtered by the
-    // registered instance), 3 adjacent changes; MEC 012: prepared, executing, completed,
+    // registered instance), 4 adjacent changes; MEC 012: prepared, executing, completed,
     // rejected, cancelled, prepared, cancelled (withdrawn), one measurement report.
-    let got = wait_for(&inbox, 4 + 3 + 3 + 7 + 1).await;
+    let got = wait_for(&inbox, 4 + 3 + 4 + 7 + 1).await;
     let mut kinds = Vec::new();
     for (path, body) in &got {
         let t = body["notificationType"].as_str().expect("type");
@@ -477,7 +479,8 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
         ]
     );
     assert_eq!(order("meas").len(), 1);
-    assert_eq!(order("adj").len(), 3);
+    // Shadows requested, one discarded, the move (shadows gone), the failed relocation.
+    assert_eq!(order("adj").len(), 4);
     // The prediction extension names both candidates with their likelihoods.
     let prep = got
         .iter()
@@ -541,6 +544,7 @@ async fn subscriptions_expire_with_a_notification() {
             tokens: vec!["secret".into()],
             topology: topology(),
             limits: Limits::default(),
+            public_url: None,
         },
         Arc::new(now),
     )
@@ -581,6 +585,7 @@ async fn requests_without_a_valid_token_get_401_and_nothing_changes() {
             tokens: vec!["secret".into()],
             topology: topology(),
             limits: Limits::default(),
+            public_url: None,
         },
         Arc::new(now),
     )
@@ -667,6 +672,7 @@ async fn thousands_of_subscriptions_stay_bounded_and_a_hanging_callback_delays_n
                 subscriptions: 2_000,
                 registrations: 10,
             },
+            public_url: None,
         },
         Arc::new(now),
     )
@@ -678,7 +684,7 @@ async fn thousands_of_subscriptions_stay_bounded_and_a_hanging_callback_delays_n
     };
     let sub = |url: String| {
         json!({"subscriptionType": "CellChangeSubscription", "callbackReference": url,
-            "filterCriteriaAssocHo": {}})
+            "filterCriteriaAssocHo": {"hoStatus": [2]}})
     };
     let (st, _) = c
         .call(

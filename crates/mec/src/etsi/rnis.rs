@@ -23,6 +23,11 @@ pub const REJECTED: u8 = 4;
 /// `hoStatus` 5: the handover failed or its prediction was withdrawn.
 pub const CANCELLED: u8 = 5;
 
+/// Every `Trigger` value of MEC 012 v2.2.1.
+pub const TRIGGERS: &[i64] = &[
+    0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 20, 21, 30, 31, 40, 41, 42, 50, 51, 60, 61,
+];
+
 /// `trigger` 1: periodical report of the strongest cells.
 pub const PERIODICAL_REPORT_STRONGEST_CELLS: u8 = 1;
 

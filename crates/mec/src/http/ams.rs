@@ -19,7 +19,7 @@ use crate::etsi::ams::{
 };
 use crate::etsi::{ProblemDetails, SubscriptionLinkList};
 use crate::problem::Problem;
-use crate::state::Api;
+use crate::state::ApiKind;
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -222,8 +222,10 @@ pub(crate) async fn subscribe(
     let v = json_body(&headers, body, WRAPPERS)?;
     let sub = parse_subscription(v)?;
     let now = s.now();
-    let (id, sub, test) = s.lock().subscribe_ams(now, sub)?;
+    let mut st = s.lock();
+    let (id, sub, test) = st.subscribe_ams(now, sub)?;
     s.deliver(test);
+    drop(st);
     Ok(created(&format!("/amsi/v1/subscriptions/{id}"), &sub))
 }
 
@@ -312,7 +314,7 @@ pub(crate) async fn delete(
     State(s): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    s.lock().unsubscribe(Api::Ams, &id)?;
+    s.lock().unsubscribe(ApiKind::Ams, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

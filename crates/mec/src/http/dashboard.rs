@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Html;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
-use super::Shared;
+use super::{STREAMS, Shared};
+use crate::problem::Problem;
 use crate::view::View;
 
 /// The page.
@@ -32,16 +34,23 @@ pub(super) async fn state(State(s): State<Shared>) -> Json<View> {
 
 pub(super) async fn events(
     State(s): State<Shared>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let Ok(permit) = s.streams.clone().try_acquire_owned() else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("at most {STREAMS} dashboards at once"),
+        ));
+    };
     let rx = s.changed.subscribe();
     let stream = WatchStream::new(rx).then(move |_| {
         let s = s.clone();
+        // The stream owns its slot.
+        let _slot = &permit;
         async move {
             // Coalesces bursts: whatever changed meanwhile goes out in the next event.
             tokio::time::sleep(MIN_INTERVAL).await;
-            let json = serde_json::to_string(s.lock().view()).unwrap_or_default();
-            Ok(Event::default().event("state").data(json))
+            Ok(Event::default().event("state").data(&*s.view_json()))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

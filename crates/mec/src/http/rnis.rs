@@ -15,7 +15,7 @@ use super::{Shared, created, json_body, query, subscription_type, typed};
 use crate::etsi::rnis::{self, CellChangeSubscription, MeasRepUeSubscription, RniSubscription};
 use crate::etsi::{ProblemDetails, SubscriptionLinkList};
 use crate::problem::Problem;
-use crate::state::Api;
+use crate::state::ApiKind;
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -78,8 +78,10 @@ pub(crate) async fn subscribe(
     let v = json_body(&headers, body, WRAPPERS)?;
     let sub = parse_subscription(v)?;
     let now = s.now();
-    let (id, sub, test) = s.lock().subscribe_rnis(now, sub)?;
+    let mut st = s.lock();
+    let (id, sub, test) = st.subscribe_rnis(now, sub)?;
     s.deliver(test);
+    drop(st);
     Ok(created(&format!("/rni/v2/subscriptions/{id}"), &sub))
 }
 
@@ -168,6 +170,6 @@ pub(crate) async fn delete(
     State(s): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    s.lock().unsubscribe(Api::Rnis, &id)?;
+    s.lock().unsubscribe(ApiKind::Rnis, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }

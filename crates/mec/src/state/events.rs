@@ -5,7 +5,7 @@ use edgeshift_control::ControlEvent;
 use edgeshift_proto::{CancelReason, CellId, Instant, ServerId, ServiceId, UeId};
 use edgeshift_ue::HandoverGap;
 
-use super::{Api, Delivery, MecState, ser};
+use super::{ApiKind, Delivery, MecState, ser};
 use crate::etsi::ams::{self, AmsSubscription};
 use crate::etsi::rnis::{self, RniSubscription};
 use crate::etsi::{Ecgi, LinkType, SelfLink, SubscriptionRef, TimeStamp, instance_id, ue_address};
@@ -28,14 +28,9 @@ impl MecState {
         {
             return true;
         }
-        let addr = ue_address(ue).to_string();
-        self.registrations.values().any(|r| {
-            r.service_consumer_id.app_instance_id.as_ref() == Some(f)
-                && r.device_information
-                    .iter()
-                    .flatten()
-                    .any(|d| d.associate_id == addr)
-        })
+        self.served
+            .get(f)
+            .is_some_and(|ues| ues.contains(&ue_address(ue).to_string()))
     }
 
     fn service_of(&self, ue: UeId) -> Option<ServiceId> {
@@ -67,7 +62,16 @@ impl MecState {
                         None => Vec::new(),
                     };
                 }
-                if self.announced.get(ue) == Some(&(*source, cells.clone())) {
+                // A new set, not a new order: refreshes re-rank the same candidates.
+                let mut set = cells.clone();
+                set.sort_unstable();
+                if self.announced.get(ue).is_some_and(|(src, was)| {
+                    *src == *source && {
+                        let mut w = was.clone();
+                        w.sort_unstable();
+                        w == set
+                    }
+                }) {
                     return Vec::new();
                 }
                 self.announced.insert(*ue, (*source, cells.clone()));
@@ -151,14 +155,19 @@ impl MecState {
                 ue,
                 target,
                 ..
-            } => self.mobility(
-                at,
-                *service,
-                *ue,
-                *target,
-                ams::INTERHOST_MOVEOUT_FAILED,
-                None,
-            ),
+            } => {
+                // The control node forgets every shadow of the service with the failure.
+                let mut out = self.mobility(
+                    at,
+                    *service,
+                    *ue,
+                    *target,
+                    ams::INTERHOST_MOVEOUT_FAILED,
+                    None,
+                );
+                out.extend(self.adjacent_changed(at, *service, *ue));
+                out
+            }
             ControlEvent::ShadowsRequested { service, .. }
             | ControlEvent::ShadowsDiscarded { service, .. } => {
                 match self.ue_of_service(*service) {
@@ -217,7 +226,7 @@ impl MecState {
             if !ok {
                 continue;
             }
-            let href = self.href(Api::Rnis, *id);
+            let href = self.href(ApiKind::Rnis, *id);
             out.push(Delivery {
                 url: url.clone(),
                 body: ser(&rnis::CellChangeNotification {
@@ -269,7 +278,7 @@ impl MecState {
             if !ok {
                 continue;
             }
-            let href = self.href(Api::Rnis, *id);
+            let href = self.href(ApiKind::Rnis, *id);
             out.push(Delivery {
                 url: url.clone(),
                 body: ser(&rnis::MeasRepUeNotification {
@@ -345,7 +354,7 @@ impl MecState {
                     }),
                     links: SubscriptionRef {
                         subscription: LinkType {
-                            href: self.href(Api::Ams, *id),
+                            href: self.href(ApiKind::Ams, *id),
                         },
                     },
                     relocation: ext.clone(),
@@ -388,7 +397,7 @@ impl MecState {
                     adjacent_app_info: info.clone(),
                     links: SubscriptionRef {
                         subscription: LinkType {
-                            href: self.href(Api::Ams, *id),
+                            href: self.href(ApiKind::Ams, *id),
                         },
                     },
                 }),
@@ -425,14 +434,35 @@ mod tests {
         MecState::new("http://x".into(), topo, Limits::default(), Instant(0))
     }
 
-    fn cell_sub(s: &mut MecState, filter: serde_json::Value) {
+    fn cell_sub(s: &mut MecState, filter: serde_json::Value) -> RniSubscription {
         let sub: RniSubscription = serde_json::from_value(serde_json::json!({
             "subscriptionType": "CellChangeSubscription",
             "callbackReference": "http://cb/x",
             "filterCriteriaAssocHo": filter,
         }))
         .expect("subscription");
-        s.subscribe_rnis(Instant(0), sub).expect("subscribed");
+        s.subscribe_rnis(Instant(0), sub).expect("subscribed").1
+    }
+
+    #[test]
+    fn absent_status_filters_take_the_etsi_defaults_and_say_so() {
+        let mut s = state();
+        let RniSubscription::CellChange(c) = cell_sub(&mut s, serde_json::json!({})) else {
+            panic!("a cell change subscription");
+        };
+        assert_eq!(c.filter_criteria_assoc_ho.ho_status, Some(vec![3]));
+        let sub: AmsSubscription = serde_json::from_value(serde_json::json!({
+            "subscriptionType": "MobilityProcedureSubscription",
+            "callbackReference": "http://cb/x",
+            "filterCriteria": {},
+        }))
+        .expect("subscription");
+        let (_, AmsSubscription::MobilityProcedure(m), _) =
+            s.subscribe_ams(Instant(0), sub).expect("subscribed")
+        else {
+            panic!("a mobility procedure subscription");
+        };
+        assert_eq!(m.filter_criteria.mobility_status, Some(vec![1]));
     }
 
     fn predict(ue: u32, cells: &[u32]) -> ControlEvent {
@@ -459,7 +489,7 @@ mod tests {
     #[test]
     fn a_prediction_is_announced_once_per_candidate_set_and_cancelled_when_withdrawn() {
         let mut s = state();
-        cell_sub(&mut s, serde_json::json!({}));
+        cell_sub(&mut s, serde_json::json!({"hoStatus": [1, 5]}));
         let t = Instant(1_000_000_000);
         assert_eq!(statuses(&s.on_control(t, &predict(1, &[3, 2]))), [1]);
         // The periodic refresh of the same prediction says nothing new.
@@ -475,15 +505,18 @@ mod tests {
     #[test]
     fn filters_select_by_ue_cell_and_status() {
         let mut s = state();
+        let all = [1, 2, 3, 4, 5];
         cell_sub(
             &mut s,
-            serde_json::json!({"associateId": [{"type": 1, "value": "10.45.0.2"}]}),
+            serde_json::json!({"associateId": [{"type": 1, "value": "10.45.0.2"}], "hoStatus": all}),
         );
         cell_sub(
             &mut s,
-            serde_json::json!({"ecgi": [{"plmn": {"mcc": "001", "mnc": "01"}, "cellId": "0000003"}]}),
+            serde_json::json!({"ecgi": [{"plmn": {"mcc": "001", "mnc": "01"}, "cellId": "0000003"}],
+                "hoStatus": all}),
         );
-        cell_sub(&mut s, serde_json::json!({"hoStatus": [3]}));
+        // Without hoStatus: MEC 012's default, COMPLETED only.
+        cell_sub(&mut s, serde_json::json!({}));
         let exec = |ue, target| ControlEvent::HandoverExecuting {
             ue: UeId(ue),
             source: CellId(1),
@@ -508,7 +541,7 @@ mod tests {
     #[test]
     fn the_prediction_extension_carries_likelihoods_and_the_expected_time() {
         let mut s = state();
-        cell_sub(&mut s, serde_json::json!({}));
+        cell_sub(&mut s, serde_json::json!({"hoStatus": [1]}));
         let at = Instant(5_000_000_000);
         let ev = ControlEvent::HandoverPredicted {
             ue: UeId(1),

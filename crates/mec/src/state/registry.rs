@@ -7,8 +7,8 @@ use super::subscription::{
     ams_common, ams_deadline, ams_type, parse_id, rni_common, rni_deadline, rni_type, set_ams_link,
     set_rni_link,
 };
-use super::validate::{check_ams, check_registration, check_rnis};
-use super::{Api, Delivery, MecState, ser, server_name};
+use super::validate::{check_ams, check_registration, check_rnis, default_ams, default_rnis};
+use super::{ApiKind, Delivery, MecState, ser, server_name};
 use crate::etsi::ams::{self, AmsSubscription};
 use crate::etsi::rnis::{self, RniSubscription};
 use crate::etsi::{
@@ -38,6 +38,7 @@ impl MecState {
         let id = self.take_id();
         r.app_mobility_service_id = Some(id.to_string());
         self.registrations.insert(id, r.clone());
+        self.reindex();
         Ok(r)
     }
 
@@ -77,6 +78,7 @@ impl MecState {
         check_registration(&r)?;
         r.app_mobility_service_id = Some(id.to_owned());
         self.registrations.insert(key, r.clone());
+        self.reindex();
         Ok(r)
     }
 
@@ -88,16 +90,17 @@ impl MecState {
         let key = parse_id(id)?;
         self.registrations
             .remove(&key)
-            .map(|_| ())
-            .ok_or_else(|| Problem::not_found(format!("no registration {id}")))
+            .ok_or_else(|| Problem::not_found(format!("no registration {id}")))?;
+        self.reindex();
+        Ok(())
     }
 
     // Subscriptions.
 
-    fn sub_count(&self, api: Api) -> usize {
+    fn sub_count(&self, api: ApiKind) -> usize {
         match api {
-            Api::Ams => self.ams_subs.len(),
-            Api::Rnis => self.rni_subs.len(),
+            ApiKind::Ams => self.ams_subs.len(),
+            ApiKind::Rnis => self.rni_subs.len(),
         }
     }
 
@@ -111,19 +114,21 @@ impl MecState {
         now: Instant,
         mut s: AmsSubscription,
     ) -> Result<(u64, AmsSubscription, Option<Delivery>), Problem> {
-        if self.sub_count(Api::Ams) >= self.limits.subscriptions {
+        if self.sub_count(ApiKind::Ams) >= self.limits.subscriptions {
             return Err(Problem::too_many(format!(
                 "at most {} subscriptions",
                 self.limits.subscriptions
             )));
         }
+        default_ams(&mut s);
         check_ams(now, &s)?;
         let id = self.take_id();
-        let href = self.href(Api::Ams, id);
+        let href = self.href(ApiKind::Ams, id);
         set_ams_link(&mut s, &href);
         self.ams_subs.insert(id, s.clone());
-        let test = ams_common(&s).1.then(|| Delivery {
-            url: ams_common(&s).0.to_owned(),
+        let (url, test) = ams_common(&s);
+        let test = test.then(|| Delivery {
+            url: url.to_owned(),
             body: ser(&ams::TestNotification {
                 notification_type: "TestNotification".into(),
                 links: SubscriptionRef {
@@ -143,15 +148,16 @@ impl MecState {
         now: Instant,
         mut s: RniSubscription,
     ) -> Result<(u64, RniSubscription, Option<Delivery>), Problem> {
-        if self.sub_count(Api::Rnis) >= self.limits.subscriptions {
+        if self.sub_count(ApiKind::Rnis) >= self.limits.subscriptions {
             return Err(Problem::too_many(format!(
                 "at most {} subscriptions",
                 self.limits.subscriptions
             )));
         }
+        default_rnis(&mut s);
         check_rnis(now, &s)?;
         let id = self.take_id();
-        let href = self.href(Api::Rnis, id);
+        let href = self.href(ApiKind::Rnis, id);
         set_rni_link(&mut s, &href);
         self.rni_subs.insert(id, s.clone());
         let (url, test) = rni_common(&s);
@@ -173,14 +179,14 @@ impl MecState {
         let subs = self
             .ams_subs
             .iter()
-            .map(|(id, s)| (self.href(Api::Ams, *id), ams_type(s)))
+            .map(|(id, s)| (self.href(ApiKind::Ams, *id), ams_type(s)))
             .filter(|(_, t)| kind.is_none_or(|k| k == *t))
             .map(|(href, t)| SubscriptionLink {
                 href,
                 subscription_type: t.to_owned(),
             })
             .collect();
-        self.link_list(Api::Ams, subs)
+        self.link_list(ApiKind::Ams, subs)
     }
 
     /// The RNIS subscriptions, optionally of one type.
@@ -189,17 +195,17 @@ impl MecState {
         let subs = self
             .rni_subs
             .iter()
-            .map(|(id, s)| (self.href(Api::Rnis, *id), rni_type(s)))
+            .map(|(id, s)| (self.href(ApiKind::Rnis, *id), rni_type(s)))
             .filter(|(_, t)| kind.is_none_or(|k| k == *t))
             .map(|(href, t)| SubscriptionLink {
                 href,
                 subscription_type: t.to_owned(),
             })
             .collect();
-        self.link_list(Api::Rnis, subs)
+        self.link_list(ApiKind::Rnis, subs)
     }
 
-    fn link_list(&self, api: Api, subscription: Vec<SubscriptionLink>) -> SubscriptionLinkList {
+    fn link_list(&self, api: ApiKind, subscription: Vec<SubscriptionLink>) -> SubscriptionLinkList {
         SubscriptionLinkList {
             links: SubscriptionLinks {
                 self_: LinkType {
@@ -241,8 +247,9 @@ impl MecState {
                 "a subscription keeps its subscriptionType".into(),
             ));
         }
+        default_ams(&mut s);
         check_ams(now, &s)?;
-        let href = self.href(Api::Ams, key);
+        let href = self.href(ApiKind::Ams, key);
         set_ams_link(&mut s, &href);
         self.ams_subs.insert(key, s.clone());
         Ok(s)
@@ -267,8 +274,9 @@ impl MecState {
                 "a subscription keeps its subscriptionType".into(),
             ));
         }
+        default_rnis(&mut s);
         check_rnis(now, &s)?;
-        let href = self.href(Api::Rnis, key);
+        let href = self.href(ApiKind::Rnis, key);
         set_rni_link(&mut s, &href);
         self.rni_subs.insert(key, s.clone());
         Ok(s)
@@ -278,11 +286,11 @@ impl MecState {
     ///
     /// # Errors
     /// 404 unknown.
-    pub fn unsubscribe(&mut self, api: Api, id: &str) -> Result<(), Problem> {
+    pub fn unsubscribe(&mut self, api: ApiKind, id: &str) -> Result<(), Problem> {
         let key = parse_id(id)?;
         let gone = match api {
-            Api::Ams => self.ams_subs.remove(&key).is_some(),
-            Api::Rnis => self.rni_subs.remove(&key).is_some(),
+            ApiKind::Ams => self.ams_subs.remove(&key).is_some(),
+            ApiKind::Rnis => self.rni_subs.remove(&key).is_some(),
         };
         if gone {
             Ok(())
@@ -313,7 +321,7 @@ impl MecState {
                         time_stamp: now_ts,
                         links: SubscriptionRef {
                             subscription: LinkType {
-                                href: self.href(Api::Ams, id),
+                                href: self.href(ApiKind::Ams, id),
                             },
                         },
                         expiry_deadline: deadline,
@@ -337,7 +345,7 @@ impl MecState {
                         time_stamp: now_ts,
                         links: SubscriptionRef {
                             subscription: LinkType {
-                                href: self.href(Api::Rnis, id),
+                                href: self.href(ApiKind::Rnis, id),
                             },
                         },
                         expiry_deadline: deadline,

@@ -109,6 +109,17 @@ pub(super) fn check_rnis(now: Instant, s: &RniSubscription) -> Result<(), Proble
         }
         RniSubscription::MeasRepUe(s) => {
             check_associates(s.filter_criteria_assoc_tri.associate_id.as_ref())?;
+            if let Some(t) = s
+                .filter_criteria_assoc_tri
+                .trigger
+                .iter()
+                .flatten()
+                .find(|t| !rnis::TRIGGERS.contains(t))
+            {
+                return Err(Problem::unprocessable(format!(
+                    "trigger {t} is not one of MEC 012's Trigger values"
+                )));
+            }
             check_callback(s.callback_reference.as_ref())?;
             check_deadline(now, s.expiry_deadline)
         }
@@ -132,4 +143,24 @@ pub(super) fn check_registration(r: &ams::RegistrationInfo) -> Result<(), Proble
         }
     }
     Ok(())
+}
+
+/// MEC 021 §7.3.2: without `mobilityStatus`, a subscription is for 1
+/// (`INTERHOST_MOVEOUT_TRIGGERED`), and says so in the response.
+pub(super) fn default_ams(s: &mut AmsSubscription) {
+    if let AmsSubscription::MobilityProcedure(s) = s
+        && s.filter_criteria.mobility_status.is_none()
+    {
+        s.filter_criteria.mobility_status = Some(vec![i64::from(ams::INTERHOST_MOVEOUT_TRIGGERED)]);
+    }
+}
+
+/// MEC 012: without `hoStatus`, a cell change subscription is for 3 (`COMPLETED`), and
+/// says so in the response.
+pub(super) fn default_rnis(s: &mut RniSubscription) {
+    if let RniSubscription::CellChange(s) = s
+        && s.filter_criteria_assoc_ho.ho_status.is_none()
+    {
+        s.filter_criteria_assoc_ho.ho_status = Some(vec![i64::from(rnis::COMPLETED)]);
+    }
 }
