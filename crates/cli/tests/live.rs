@@ -299,3 +299,67 @@ fn the_control_node_can_run_inside_an_edge_daemon() {
         "edge1 did not host the control node"
     );
 }
+
+/// Resident memory of a process (kB), from /proc.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn frames_announced_but_not_sent_cost_an_edge_daemon_no_memory() {
+    use edgeshift_proto::{Hello, Lane, NodeId, ServerId, codec};
+    let mut c = Cluster::new(false);
+    c.spawn("edge2", &["edge", "--id", "2"]);
+    let addr = c.edges[1];
+    wait_for("edge2 listening", Duration::from_secs(30), || {
+        TcpStream::connect(addr).is_ok()
+    });
+    let pid = c.children[0].1.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let Some(before) = rss_kb(pid) else {
+        eprintln!("SKIPPED: no /proc/{pid}/status here");
+        return;
+    };
+    let mut header = codec::MAGIC.to_vec();
+    header.extend_from_slice(&[codec::VERSION, 0]);
+    header.extend_from_slice(&1004u16.to_be_bytes());
+    header.extend_from_slice(&(codec::MAX_PAYLOAD as u32).to_be_bytes());
+    let hello = codec::encode(
+        &Hello {
+            from: NodeId::Server(ServerId(1)),
+            to: NodeId::Server(ServerId(2)),
+            lane: Lane::Bulk,
+        }
+        .into(),
+    )
+    .expect("encodes");
+    // 24 connections each announcing a 64 MiB frame and sending 4 KiB of it: half before
+    // any Hello (refused at once), half after one (kept, as a slow link would be).
+    let mut held = Vec::new();
+    for i in 0..24 {
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            continue;
+        };
+        if i % 2 == 1 {
+            let _ = s.write_all(&hello);
+        }
+        let _ = s.write_all(&header);
+        let _ = s.write_all(&[0u8; 4096]);
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss_kb(pid).expect("still running");
+    let grew_mb = after.saturating_sub(before) as f64 / 1024.0;
+    eprintln!("edge daemon RSS {before} kB -> {after} kB with 24 announced 64 MiB frames");
+    assert!(
+        grew_mb < 10.0,
+        "RSS grew by {grew_mb:.1} MB ({before} kB -> {after} kB)"
+    );
+    drop(held);
+}

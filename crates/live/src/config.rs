@@ -233,6 +233,7 @@ impl Deployment {
     /// # Errors
     /// See [`ConfigError`].
     pub fn scenario(&self) -> Result<Scenario, ConfigError> {
+        self.check_values()?;
         let mut s = Scenario::load(&self.scenario)?;
         if let Some(d) = self.duration_s {
             s.duration_s = d;
@@ -255,6 +256,60 @@ impl Deployment {
     /// An unknown name.
     pub fn strategy(&self) -> Result<Strategy, ConfigError> {
         Ok(self.strategy.parse()?)
+    }
+
+    /// Every number of the file against its range, and the service name, with the key.
+    fn check_values(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(m) = self.state_mib
+            && !(1..=1024).contains(&m)
+        {
+            return bad(format!("state_mib must be 1 to 1024, not {m}"));
+        }
+        if let Some(d) = self.duration_s
+            && !(d.is_finite() && d > 0.0 && d <= 7.0 * 24.0 * 3600.0)
+        {
+            return bad(format!(
+                "duration_s must be above 0 and at most a week (604800), not {d}"
+            ));
+        }
+        if let Some(k) = &self.service {
+            let known = k == edgeshift_edge::MEM_KIND
+                || edgeshift_runtime::samples::NAMES.contains(&k.as_str());
+            if !known {
+                return bad(format!(
+                    "service {k:?} is not one of mem, {} (or give module = \"your.wasm\")",
+                    edgeshift_runtime::samples::NAMES.join(", ")
+                ));
+            }
+        }
+        let e = &self.emulation;
+        for (name, l) in [
+            ("control", e.control),
+            ("edge", e.edge),
+            ("ran", e.ran),
+            ("ue", e.ue),
+        ] {
+            if !(l.latency_ms.is_finite() && (0.0..=60_000.0).contains(&l.latency_ms)) {
+                return bad(format!(
+                    "emulation.{name}.latency_ms must be 0 to 60000, not {}",
+                    l.latency_ms
+                ));
+            }
+            if !(l.gbit.is_finite() && (0.0..=10_000.0).contains(&l.gbit)) {
+                return bad(format!(
+                    "emulation.{name}.gbit must be 0 (unlimited) to 10000, not {}",
+                    l.gbit
+                ));
+            }
+            if !(l.radio_loss.is_finite() && (0.0..1.0).contains(&l.radio_loss)) {
+                return bad(format!(
+                    "emulation.{name}.radio_loss must be at least 0 and below 1, not {}",
+                    l.radio_loss
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check(&self, s: &Scenario) -> Result<(), ConfigError> {
@@ -425,6 +480,34 @@ mod tests {
             let (d, s) = Deployment::load(&dir.join(name)).expect(name);
             assert_eq!(s.name, "demo");
             assert!(d.address_book().contains_key(&NodeId::Control), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_number_of_the_file_is_range_checked_by_name() {
+        let with = |line: &str| format!("{line}\n{OK}");
+        for (line, key) in [
+            ("state_mib = 4096", "state_mib"),
+            ("state_mib = 0", "state_mib"),
+            ("duration_s = 1e30", "duration_s"),
+            ("duration_s = -1.0", "duration_s"),
+            ("duration_s = nan", "duration_s"),
+            ("service = \"doom\"", "doom"),
+            ("ues_along_route = 0", "ues_along_route"),
+        ] {
+            let e = parse(&with(line)).expect_err(line).to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
+        for (table, line, key) in [
+            ("edge", "latency_ms = 1e300", "emulation.edge.latency_ms"),
+            ("ue", "radio_loss = 1.0", "emulation.ue.radio_loss"),
+            ("control", "gbit = inf", "emulation.control.gbit"),
+            ("ran", "latency_ms = -5.0", "emulation.ran.latency_ms"),
+        ] {
+            let e = parse(&format!("{OK}\n[emulation.{table}]\n{line}\n"))
+                .expect_err(line)
+                .to_string();
+            assert!(e.contains(key), "{line}: {e}");
         }
     }
 }

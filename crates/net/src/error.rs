@@ -30,6 +30,18 @@ pub enum NetError {
         /// Bytes the frame announced.
         want: usize,
     },
+    /// The peer announced a frame larger than it may send now (before its Hello, only a
+    /// Hello fits).
+    #[error("frame of {len} bytes announced, at most {limit} allowed here")]
+    FrameTooLarge {
+        /// The announced payload length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The peer stopped sending in the middle of a frame.
+    #[error("no progress within a frame for {0:?}")]
+    Stalled(std::time::Duration),
     /// The first frame was not a [`Hello`](edgeshift_proto::Hello).
     #[error("expected a Hello first, got {0}")]
     NoHello(&'static str),

@@ -72,6 +72,18 @@ fn bump(c: &AtomicU64, by: u64) {
 
 /// How long an accepted connection may take to introduce itself.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest payload before the peer introduced itself: a Hello is a few bytes.
+const HELLO_LIMIT: usize = 256;
+/// Connections a listener serves at once; more are refused until some close.
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
+/// A connection that sends nothing for this long is closed (its sender reconnects when it
+/// has something to say).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Inside a frame, each read must make progress within this time.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A frame's buffer grows by at most this much per read, so an announced length costs
+/// memory only as its bytes arrive.
+const READ_CHUNK: usize = 256 << 10;
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// Default bound of the bytes queued towards one peer on one lane: room for the largest
 /// state transfer (1 GiB) twice over, and a bound on what an absent peer costs in memory.
@@ -303,13 +315,23 @@ fn is_radio_traffic(from: NodeId, to: NodeId, msg: &Message) -> bool {
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut closing: watch::Receiver<bool>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        bump(&inner.counters.peer_errors, 1);
+                        warn!(%peer, max = MAX_CONNECTIONS, "too many connections; refusing");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let closing = inner.closing.subscribe();
-                    tokio::spawn(serve(inner.clone(), stream, peer, closing));
+                    let inner = inner.clone();
+                    tokio::spawn(async move {
+                        serve(inner, stream, peer, closing).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
@@ -327,12 +349,16 @@ async fn closed(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|c| *c).await.map(|_| ());
 }
 
-/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, NetError> {
+/// Reads one frame of at most `limit` payload bytes; `Ok(None)` on a clean end of stream
+/// between frames. The buffer grows as bytes arrive, never to the announced length up front.
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> Result<Option<Message>, NetError> {
     let mut buf = vec![0u8; codec::HEADER_LEN];
     let mut got = 0;
     while got < buf.len() {
-        let n = r.read(&mut buf[got..]).await?;
+        let n = progress(got > 0, r.read(&mut buf[got..])).await?;
         if n == 0 {
             return if got == 0 {
                 Ok(None)
@@ -346,10 +372,14 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, 
         got += n;
     }
     let (_, len) = codec::decode_header(&buf)?;
+    if len > limit {
+        return Err(NetError::FrameTooLarge { len, limit });
+    }
     let want = codec::HEADER_LEN + len;
-    buf.resize(want, 0);
     while got < want {
-        let n = r.read(&mut buf[got..]).await?;
+        let end = want.min(got + READ_CHUNK);
+        buf.resize(end, 0);
+        let n = progress(true, r.read(&mut buf[got..end])).await?;
         if n == 0 {
             return Err(NetError::Truncated { got, want });
         }
@@ -358,14 +388,29 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, 
     Ok(Some(codec::decode_exact(&buf)?))
 }
 
+/// One read: within a frame it must make progress in [`STALL_TIMEOUT`].
+async fn progress(
+    in_frame: bool,
+    read: impl Future<Output = std::io::Result<usize>>,
+) -> Result<usize, NetError> {
+    if in_frame {
+        match tokio::time::timeout(STALL_TIMEOUT, read).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(NetError::Stalled(STALL_TIMEOUT)),
+        }
+    } else {
+        Ok(read.await?)
+    }
+}
+
 async fn serve(
     inner: Arc<Inner>,
     stream: TcpStream,
     peer: SocketAddr,
     mut closing: watch::Receiver<bool>,
 ) {
-    let mut r = BufReader::with_capacity(256 << 10, stream);
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r)).await {
+    let mut r = BufReader::with_capacity(64 << 10, stream);
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r, HELLO_LIMIT)).await {
         Err(_) => Err(NetError::HelloTimeout(HELLO_TIMEOUT)),
         Ok(Ok(Some(Message::Hello(h)))) if inner.local.contains(&h.to) => Ok(h),
         Ok(Ok(Some(Message::Hello(h)))) => Err(NetError::NotHere(h.to)),
@@ -384,7 +429,13 @@ async fn serve(
     debug!(%peer, from = %hello.from, to = %hello.to, lane = ?hello.lane, "peer connected");
     loop {
         let frame = tokio::select! {
-            f = read_frame(&mut r) => f,
+            f = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut r, codec::MAX_PAYLOAD)) => match f {
+                Ok(f) => f,
+                Err(_) => {
+                    debug!(%peer, from = %hello.from, "idle; closing");
+                    return;
+                }
+            },
             () = closed(&mut closing) => return,
         };
         match frame {

@@ -215,3 +215,54 @@ async fn an_absent_peer_costs_bounded_memory_and_a_clear_error() {
     );
     assert!(sent >= 50, "{sent} messages queued before the limit");
 }
+
+/// A frame header announcing `len` payload bytes of a 3010.
+fn header(len: u32) -> Vec<u8> {
+    let mut h = codec::MAGIC.to_vec();
+    h.extend_from_slice(&[codec::VERSION, 0]);
+    h.extend_from_slice(&3010u16.to_be_bytes());
+    h.extend_from_slice(&len.to_be_bytes());
+    h
+}
+
+#[tokio::test]
+async fn a_big_frame_before_the_hello_is_refused_at_once_and_one_after_it_costs_what_arrives() {
+    use tokio::io::AsyncReadExt;
+    let b = NodeId::Control;
+    let a = NodeId::Server(ServerId(1));
+    let (tb, mut ib) = node(b, AddressBook::new()).await;
+    // Before any Hello: 64 MiB announced. The daemon hangs up without reading on.
+    let mut early = TcpStream::connect(tb.local_addr()).await.expect("connects");
+    early
+        .write_all(&header(codec::MAX_PAYLOAD as u32))
+        .await
+        .expect("writes");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(10), early.read(&mut byte))
+        .await
+        .expect("closed within 10 s");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    // After a Hello: 64 MiB announced, 1 KiB sent, then silence. The connection stays (it
+    // may be a slow link), and the listener serves everyone else meanwhile.
+    let mut slow = TcpStream::connect(tb.local_addr()).await.expect("connects");
+    let hello = codec::encode(
+        &Hello {
+            from: a,
+            to: b,
+            lane: Lane::Bulk,
+        }
+        .into(),
+    )
+    .expect("encodes");
+    slow.write_all(&hello).await.expect("writes");
+    slow.write_all(&header(codec::MAX_PAYLOAD as u32))
+        .await
+        .expect("writes");
+    slow.write_all(&[0u8; 1024]).await.expect("writes");
+    let (ta, _ia) = node(a, [(b, tb.local_addr())].into()).await;
+    ta.send(a, b, input(1)).expect("queued");
+    let m = recv(&mut ib).await;
+    assert!(matches!(m.msg, Message::ServiceInput(ref i) if i.input.seq == 1));
+    assert_eq!(tb.stats().peer_errors, 1, "{:?}", tb.stats());
+    drop(slow);
+}

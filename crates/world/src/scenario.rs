@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+mod ranges;
+
 /// Why a scenario could not be loaded.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -425,6 +427,9 @@ impl Scenario {
                 what,
             })
         };
+        if let Err(what) = ranges::check(self) {
+            return bad(what);
+        }
         if self.radio.model != PathLossModel::LogDistance
             && !(0.5..=100.0).contains(&self.radio.freq_ghz)
         {
