@@ -201,6 +201,31 @@ fn garbage(addr: SocketAddr) {
     }
 }
 
+/// Connects to `addr` claiming to be `from` and sends `msgs` to `to`.
+fn forge(
+    addr: SocketAddr,
+    from: edgeshift_proto::NodeId,
+    to: edgeshift_proto::NodeId,
+    msgs: Vec<edgeshift_proto::Message>,
+) -> Option<TcpStream> {
+    use edgeshift_proto::{Hello, Lane, codec};
+    let mut s = TcpStream::connect(addr).ok()?;
+    let hello = codec::encode(
+        &Hello {
+            from,
+            to,
+            lane: Lane::Control,
+        }
+        .into(),
+    )
+    .ok()?;
+    s.write_all(&hello).ok()?;
+    for m in msgs {
+        s.write_all(&codec::encode(&m).ok()?).ok()?;
+    }
+    Some(s)
+}
+
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -222,7 +247,67 @@ fn separate_processes_relocate_without_losing_an_input() {
         garbage(e);
     }
     let ue = c.start_ue();
+    // Once me3 holds a shadow, a peer that says it is the UE tells me3 to drop it and
+    // feeds it an input, and one that says it is cell 2 orders the relocation: roles that
+    // may not send these. The servers refuse and count them; the run is unchanged.
+    wait_for("shadow sync", Duration::from_secs(60), || {
+        c.journal("edge3")
+            .iter()
+            .any(|r| matches!(r, Record::Msg { code: 1004, .. }))
+    });
+    let forged = {
+        use edgeshift_proto::*;
+        let svc = ServiceId(1);
+        let discard = Relocate {
+            service: svc,
+            action: RelocateAction::Discard {
+                servers: vec![ServerId(3)],
+            },
+            timing: Timing::at(Instant(0)),
+        };
+        let relocate = Relocate {
+            service: svc,
+            action: RelocateAction::Relocate {
+                source: ServerId(1),
+                target: ServerId(2),
+                mode: RelocationMode::Cold,
+                epoch: 99,
+            },
+            timing: Timing::at(Instant(0)),
+        };
+        let input = ServiceInput {
+            ue: UeId(1),
+            service: svc,
+            via: CellId(3),
+            input: InputRecord {
+                seq: 1_000_000,
+                payload: vec![0xee; 32],
+            },
+        };
+        let me = |i| NodeId::Server(ServerId(i));
+        [
+            forge(
+                c.edges[2],
+                NodeId::Ue(UeId(1)),
+                me(3),
+                vec![discard.into(), input.into()],
+            ),
+            forge(
+                c.edges[0],
+                NodeId::Cell(CellId(2)),
+                me(1),
+                vec![relocate.into()],
+            ),
+        ]
+    };
     let s = c.finish_ue(ue);
+    drop(forged);
+    let rejected: f64 = c
+        .edge_metrics
+        .iter()
+        .filter_map(|m| metric(*m, "edgeshift_rejected_messages_total"))
+        .sum();
+    assert!(rejected >= 3.0, "forged messages not counted: {rejected}");
     assert!(s.final_state_matches_twin, "{s:?}");
     assert_eq!(s.inputs_answered, s.inputs_sent);
     assert_eq!(s.live_last_seq, Some(s.inputs_sent));

@@ -139,6 +139,13 @@ impl Role for ControlNode {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        if !edgeshift_proto::may_send(from, NodeId::Control, &msg) {
+            self.emit(ControlEvent::ProtocolViolation {
+                from,
+                what: edgeshift_proto::refusal(from, &msg),
+            });
+            return;
+        }
         match msg {
             Message::Deploy(m) => self.on_deploy(from, m),
             Message::HandoverPrediction(m) => self.on_prediction(now, m),

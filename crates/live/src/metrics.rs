@@ -64,6 +64,9 @@ pub struct Metrics {
     pub frames_out: Counter,
     /// Peers dropped for bad input.
     pub peer_errors: Counter,
+    /// Messages a role dropped: a sender not allowed to send them, or a message that does
+    /// not fit the protocol (`edgeshift_proto::may_send`).
+    pub rejected: Counter,
     last_net: std::sync::Mutex<NetStats>,
 }
 
@@ -97,6 +100,7 @@ impl Metrics {
             frames_in: Counter::default(),
             frames_out: Counter::default(),
             peer_errors: Counter::default(),
+            rejected: Counter::default(),
             last_net: std::sync::Mutex::new(NetStats::default()),
             registry: Registry::default(),
         };
@@ -156,6 +160,11 @@ impl Metrics {
             "peer_errors",
             "Peers dropped for bad input",
             m.peer_errors.clone(),
+        );
+        r.register(
+            "rejected_messages",
+            "Messages a role dropped (sender not allowed, or off the protocol)",
+            m.rejected.clone(),
         );
         Self { registry: r, ..m }
     }

@@ -111,12 +111,18 @@ impl Observer {
                     RanEvent::PingPong { .. } => {
                         self.metrics.pingpongs.inc();
                     }
-                    RanEvent::ProtocolViolation { .. } => warn!(%node, "{e:?}"),
+                    RanEvent::ProtocolViolation { .. } => {
+                        self.metrics.rejected.inc();
+                        warn!(%node, "{e:?}");
+                    }
                     _ => {}
                 }
                 self.note(now, node, format!("{e:?}"));
             }
             NodeEvent::Control(e) => {
+                if matches!(e, ControlEvent::ProtocolViolation { .. }) {
+                    self.metrics.rejected.inc();
+                }
                 if let Some(f) = &self.feed {
                     f.control(now, e);
                 }
@@ -148,6 +154,10 @@ impl Observer {
             }
             // Handed to the application; counted as answered already.
             UeEvent::AppAnswer { .. } => {}
+            UeEvent::Unexpected { .. } => {
+                self.metrics.rejected.inc();
+                self.note(now, node, format!("{e:?}"));
+            }
             _ => self.note(now, node, format!("{e:?}")),
         }
     }
@@ -205,7 +215,11 @@ impl Observer {
                     })
                     .inc();
             }
-            EdgeEvent::ProtocolViolation { .. } | EdgeEvent::ServiceError { .. } => {
+            EdgeEvent::ProtocolViolation { .. } => {
+                self.metrics.rejected.inc();
+                warn!(%node, "{e:?}");
+            }
+            EdgeEvent::ServiceError { .. } => {
                 warn!(%node, "{e:?}");
             }
             _ => {}

@@ -12,6 +12,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod authority;
 pub mod codec;
 mod envelope;
 pub mod error;
@@ -22,6 +23,7 @@ mod time;
 mod timers;
 mod timing;
 
+pub use authority::{may_send, refusal};
 pub use envelope::{Lane, Message};
 pub use error::DecodeError;
 pub use ids::{CellId, NodeId, ServerId, ServiceId, UeId};

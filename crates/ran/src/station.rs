@@ -572,6 +572,13 @@ impl Role for BaseStation {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        if !edgeshift_proto::may_send(from, self.cfg.cell.into(), &msg) {
+            self.events.push_back(RanEvent::ProtocolViolation {
+                from,
+                what: edgeshift_proto::refusal(from, &msg),
+            });
+            return;
+        }
         match msg {
             Message::ServiceInput(ref m) => self.relay_up(m.ue, msg.clone()),
             Message::Probe(ref m) => self.relay_up(m.ue, msg.clone()),

@@ -443,7 +443,12 @@ impl Role for UeClient {
         self.cfg.id.into()
     }
 
-    fn handle_message(&mut self, now: Instant, _from: NodeId, msg: Message) {
+    fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        if !edgeshift_proto::may_send(from, self.cfg.id.into(), &msg) {
+            self.events
+                .push_back(UeEvent::Unexpected { name: msg.name() });
+            return;
+        }
         match msg {
             Message::ServiceOutput(m) => {
                 if self.serving.is_none() {

@@ -269,6 +269,10 @@ impl Role for EdgeServer {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        if !edgeshift_proto::may_send(from, self.id(), &msg) {
+            self.violation(from, edgeshift_proto::refusal(from, &msg));
+            return;
+        }
         match msg {
             Message::ServiceInput(m) => self.on_input(m),
             Message::Probe(m) => self.on_probe(m),
