@@ -9,6 +9,7 @@ use edgeshift_proto::SyncMode;
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod check;
+mod fuzz;
 mod live;
 mod scale;
 mod summary;
@@ -93,6 +94,9 @@ enum BenchCmd {
     Relocation(RelocationArgs),
     /// The simulator's wall time per simulated UE-second as the number of UEs grows.
     Scale(scale::ScaleArgs),
+    /// Mutation fuzzing of the frame codec, scenario and deployment parsers (10 million
+    /// executions per target by default); fails on any panic.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(clap::Args)]
@@ -471,6 +475,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ue(a) => live::ue(a)?,
         Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
         Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
+        Cmd::Bench(BenchCmd::Fuzz(a)) => fuzz::run(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
         Cmd::CheckModule(a) => {
             check::run(&a)?;

@@ -204,25 +204,33 @@ impl Deployment {
             path: path.to_owned(),
             source,
         })?;
-        let mut dep: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
+        let dir = path.parent().unwrap_or_else(|| Path::new(""));
+        Self::parse_named(&text, dir, &path.display().to_string())
+    }
+
+    /// Parses and checks deployment text whose relative paths are relative to `dir`.
+    ///
+    /// # Errors
+    /// Invalid text, or a deployment that does not fit its scenario.
+    pub fn parse(text: &str, dir: &Path) -> Result<(Self, Scenario), ConfigError> {
+        Self::parse_named(text, dir, "deployment")
+    }
+
+    fn parse_named(text: &str, dir: &Path, name: &str) -> Result<(Self, Scenario), ConfigError> {
+        let mut dep: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: name.to_owned(),
             source,
         })?;
         // A relative scenario path is relative to the deployment file.
-        if dep.scenario.ends_with(".toml")
-            && Path::new(&dep.scenario).is_relative()
-            && let Some(dir) = path.parent()
-        {
+        if dep.scenario.ends_with(".toml") && Path::new(&dep.scenario).is_relative() {
             dep.scenario = dir.join(&dep.scenario).display().to_string();
         }
         // So are the module's files.
-        if let Some(dir) = path.parent() {
-            for p in [&mut dep.module, &mut dep.module_config]
-                .into_iter()
-                .flatten()
-            {
-                *p = dir.join(&*p);
-            }
+        for p in [&mut dep.module, &mut dep.module_config]
+            .into_iter()
+            .flatten()
+        {
+            *p = dir.join(&*p);
         }
         let scenario = dep.scenario()?;
         Ok((dep, scenario))

@@ -366,7 +366,27 @@ pub const BUILTIN: [&str; 6] = [
     "demo",
 ];
 
-fn builtin_text(name: &str) -> Option<&'static str> {
+/// Largest scenario file read (a named pipe or device must not fill the memory).
+const MAX_FILE: u64 = 16 << 20;
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// The TOML text of a built-in scenario.
+#[must_use]
+pub fn builtin_text(name: &str) -> Option<&'static str> {
     Some(match name {
         "fig4" => include_str!("../scenarios/fig4.toml"),
         "corridor" => include_str!("../scenarios/corridor.toml"),
@@ -387,11 +407,9 @@ impl Scenario {
         if let Some(text) = builtin_text(name_or_path) {
             return Self::parse(name_or_path, text);
         }
-        let text = std::fs::read_to_string(Path::new(name_or_path)).map_err(|source| {
-            ScenarioError::Io {
-                path: name_or_path.to_owned(),
-                source,
-            }
+        let text = read_bounded(Path::new(name_or_path)).map_err(|source| ScenarioError::Io {
+            path: name_or_path.to_owned(),
+            source,
         })?;
         let mut s = Self::parse(name_or_path, &text)?;
         // A module's paths are relative to the scenario file.
