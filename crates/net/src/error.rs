@@ -42,6 +42,12 @@ pub enum NetError {
     /// The peer stopped sending in the middle of a frame.
     #[error("no progress within a frame for {0:?}")]
     Stalled(std::time::Duration),
+    /// TLS could not be set up, or a peer's handshake failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The peer's certificate does not name the node its Hello claims to be.
+    #[error("the peer's certificate is not for {0}")]
+    NotCertified(NodeId),
     /// The first frame was not a [`Hello`](edgeshift_proto::Hello).
     #[error("expected a Hello first, got {0}")]
     NoHello(&'static str),

@@ -20,9 +20,12 @@
 mod clock;
 mod error;
 mod link;
+pub mod pki;
+mod tls;
 mod transport;
 
 pub use clock::Clock;
 pub use error::NetError;
 pub use link::LinkEmulation;
+pub use tls::{Tls, node_name};
 pub use transport::{AddressBook, Inbox, Incoming, MAX_BACKLOG, NetStats, Transport};

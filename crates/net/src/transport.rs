@@ -10,7 +10,7 @@ use std::time::Duration;
 use edgeshift_proto::{Hello, Lane, Message, NodeId, codec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::NetError;
 use crate::link::{LinkEmulation, Pacer};
+use crate::tls::{Tls, certifies, server_name};
 
 /// Where each remote node listens.
 pub type AddressBook = BTreeMap<NodeId, SocketAddr>;
@@ -124,7 +125,12 @@ struct Inner {
     counters: Counters,
     closing: watch::Sender<bool>,
     max_backlog: AtomicU64,
+    tls: Option<Tls>,
 }
+
+/// A connection, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking holder leaves plain data behind; keep going with it.
@@ -159,6 +165,22 @@ impl Transport {
         book: AddressBook,
         emu: LinkEmulation,
     ) -> Result<(Self, Inbox), NetError> {
+        Self::bind_tls(addr, local, book, emu, None).await
+    }
+
+    /// [`Transport::bind`] with mutual TLS on every connection (`None`: plaintext): peers
+    /// must present a certificate of the deployment's CA naming the node their Hello
+    /// claims, and listeners one naming the node a connection is for.
+    ///
+    /// # Errors
+    /// [`NetError::Bind`] if the address cannot be bound.
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        local: impl IntoIterator<Item = NodeId>,
+        book: AddressBook,
+        emu: LinkEmulation,
+        tls: Option<Tls>,
+    ) -> Result<(Self, Inbox), NetError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| NetError::Bind { addr, source })?;
@@ -177,6 +199,7 @@ impl Transport {
             counters: Counters::default(),
             closing,
             max_backlog: AtomicU64::new(MAX_BACKLOG),
+            tls,
         });
         // Subscribed before the task runs, so an early shutdown is never missed.
         let closing = inner.closing.subscribe();
@@ -407,7 +430,43 @@ async fn serve(
     inner: Arc<Inner>,
     stream: TcpStream,
     peer: SocketAddr,
+    closing: watch::Receiver<bool>,
+) {
+    let Some(tls) = inner.tls.clone() else {
+        serve_on(inner, stream, peer, closing, None).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let stream = match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            bump(&inner.counters.peer_errors, 1);
+            warn!(%peer, error = %e, "TLS handshake failed; dropping peer");
+            return;
+        }
+        Err(_) => {
+            bump(&inner.counters.peer_errors, 1);
+            warn!(%peer, "no TLS handshake within {HELLO_TIMEOUT:?}; dropping peer");
+            return;
+        }
+    };
+    let cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned());
+    serve_on(inner, stream, peer, closing, Some(cert)).await;
+}
+
+/// Serves one connection. `cert`: `None` without TLS, else the peer's certificate, which
+/// must name the node its Hello claims.
+async fn serve_on<S: AsyncRead + Unpin>(
+    inner: Arc<Inner>,
+    stream: S,
+    peer: SocketAddr,
     mut closing: watch::Receiver<bool>,
+    cert: Option<Option<rustls::pki_types::CertificateDer<'static>>>,
 ) {
     let mut r = BufReader::with_capacity(64 << 10, stream);
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut r, HELLO_LIMIT)).await {
@@ -418,6 +477,12 @@ async fn serve(
         Ok(Ok(None)) => return,
         Ok(Err(e)) => Err(e),
     };
+    let hello = hello.and_then(|h| match &cert {
+        Some(c) if !c.as_ref().is_some_and(|c| certifies(c, h.from)) => {
+            Err(NetError::NotCertified(h.from))
+        }
+        _ => Ok(h),
+    });
     let hello = match hello {
         Ok(h) => h,
         Err(e) => {
@@ -485,6 +550,13 @@ async fn link_task(
             None => Err(NetError::UnknownPeer(to)),
         };
         let stream = match stream {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                connect_tls(&inner, to, s).await
+            }
+            Err(e) => Err(e),
+        };
+        let stream = match stream {
             Ok(s) => s,
             Err(e) => {
                 if *inner.closing.borrow() {
@@ -500,8 +572,7 @@ async fn link_task(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let hello = codec::encode(&Hello { from, to, lane }.into());
         let Ok(hello) = hello else { return };
         if wr.write_all(&hello).await.is_err() {
@@ -548,5 +619,21 @@ async fn link_task(
             bump(&inner.counters.bytes_out, frame.len() as u64);
             queued.fetch_sub(frame.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// The TLS client side of a fresh connection to `to`, or the plain connection.
+async fn connect_tls(inner: &Inner, to: NodeId, s: TcpStream) -> Result<Box<dyn Io>, NetError> {
+    let Some(tls) = &inner.tls else {
+        return Ok(Box::new(s));
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+    let name = server_name(to)?;
+    match tokio::time::timeout(HELLO_TIMEOUT, connector.connect(name, s)).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(NetError::Tls(format!("handshake with {to}: {e}"))),
+        Err(_) => Err(NetError::Tls(format!(
+            "no handshake with {to} within {HELLO_TIMEOUT:?}"
+        ))),
     }
 }
