@@ -29,6 +29,31 @@ pub(crate) struct Common {
 }
 
 #[derive(clap::Args)]
+pub(crate) struct CertsArgs {
+    /// The deployment file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Where to write ca.pem, ca.key and each daemon's NAME.pem and NAME.key.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(crate) fn certs(a: &CertsArgs) -> anyhow::Result<bool> {
+    let (dep, _) = Deployment::load(&a.config)?;
+    let files = edgeshift_live::certs::write_all(&dep, &a.out)?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    println!(
+        "\nAdd to {}:\n\n[tls]\nca = {:?}\ndir = {:?}\n\nKeep ca.key offline; each daemon needs ca.pem and its own .pem and .key.",
+        a.config.display(),
+        a.out.join("ca.pem").display().to_string(),
+        a.out.display().to_string()
+    );
+    Ok(true)
+}
+
+#[derive(clap::Args)]
 pub(crate) struct ControlArgs {
     #[command(flatten)]
     common: Common,

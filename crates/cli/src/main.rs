@@ -42,6 +42,9 @@ enum Cmd {
     Ran(live::RanArgs),
     /// Run a UE client; prints its final check and fails if the state differs from the twin.
     Ue(live::UeArgs),
+    /// Make the mutual-TLS certificates of a deployment: a CA and one certificate per
+    /// daemon, naming the nodes it hosts.
+    Certs(live::CertsArgs),
     /// Benchmarks (numbers, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -477,6 +480,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
         Cmd::Bench(BenchCmd::Fuzz(a)) => fuzz::run(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
+        Cmd::Certs(a) => live::certs(&a)?,
         Cmd::CheckModule(a) => {
             check::run(&a)?;
             true

@@ -28,7 +28,33 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster with mutual TLS, its certificates made by `edgeshift certs`.
     fn new(with_control: bool) -> Self {
+        let c = Self::plaintext(with_control);
+        let certs = c.path("certs");
+        let out = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
+            .args(["certs", "--config", c.config.to_str().expect("utf-8")])
+            .args(["--out", certs.to_str().expect("utf-8")])
+            .output()
+            .expect("edgeshift certs runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut t = std::fs::read_to_string(&c.config).expect("config");
+        t = t.replace("insecure = true\n", "");
+        t += &format!(
+            "ca = \"{}\"\ndir = \"{}\"\n",
+            certs.join("ca.pem").display(),
+            certs.display()
+        );
+        std::fs::write(&c.config, t).expect("config written");
+        c
+    }
+
+    /// A cluster on plaintext connections (`[tls] insecure = true`).
+    fn plaintext(with_control: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let control = port();
         let edges: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
@@ -55,6 +81,7 @@ impl Cluster {
             port()
         );
         t += "\n[emulation.edge]\nlatency_ms = 1.0\ngbit = 1.0\n[emulation.ue]\nlatency_ms = 1.0\n";
+        t += "\n[tls]\ninsecure = true\n";
         let config = dir.path().join("deployment.toml");
         std::fs::write(&config, t).expect("config written");
         Self {
@@ -201,6 +228,46 @@ fn garbage(addr: SocketAddr) {
     }
 }
 
+/// Sends `msgs` from `from` to `to` (at `addr`) over mutual TLS with the certificate of
+/// daemon `daemon` of the cluster.
+fn certified_send(
+    c: &Cluster,
+    daemon: &str,
+    from: edgeshift_proto::NodeId,
+    to: edgeshift_proto::NodeId,
+    addr: SocketAddr,
+    msgs: Vec<edgeshift_proto::Message>,
+) {
+    use edgeshift_net::{LinkEmulation, Tls, Transport};
+    let certs = c.path("certs");
+    let tls = Tls::from_files(
+        &certs.join("ca.pem"),
+        &certs.join(format!("{daemon}.pem")),
+        &certs.join(format!("{daemon}.key")),
+    )
+    .expect("the daemon's certificate");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (t, _inbox) = Transport::bind_tls(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            [from],
+            [(to, addr)].into(),
+            LinkEmulation::default(),
+            Some(tls),
+        )
+        .await
+        .expect("binds");
+        for m in msgs {
+            t.send(from, to, m).expect("queued");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        t.shutdown(Duration::from_secs(1)).await;
+    });
+}
+
 /// Connects to `addr` claiming to be `from` and sends `msgs` to `to`.
 fn forge(
     addr: SocketAddr,
@@ -247,9 +314,11 @@ fn separate_processes_relocate_without_losing_an_input() {
         garbage(e);
     }
     let ue = c.start_ue();
-    // Once me3 holds a shadow, a peer that says it is the UE tells me3 to drop it and
-    // feeds it an input, and one that says it is cell 2 orders the relocation: roles that
-    // may not send these. The servers refuse and count them; the run is unchanged.
+    // Once me3 holds a shadow: a peer without a certificate that says it is the control node
+    // tells me3 to drop it (refused in the TLS handshake); the UE, with its own certificate,
+    // tells me3 to drop it and feeds it an input directly; the RAN agent, with its own,
+    // orders a relocation as cell 2: roles that may not send these. The servers refuse and
+    // count them all; the run is unchanged.
     wait_for("shadow sync", Duration::from_secs(60), || {
         c.journal("edge3")
             .iter()
@@ -285,20 +354,31 @@ fn separate_processes_relocate_without_losing_an_input() {
             },
         };
         let me = |i| NodeId::Server(ServerId(i));
-        [
-            forge(
-                c.edges[2],
-                NodeId::Ue(UeId(1)),
-                me(3),
-                vec![discard.into(), input.into()],
-            ),
-            forge(
-                c.edges[0],
-                NodeId::Cell(CellId(2)),
-                me(1),
-                vec![relocate.into()],
-            ),
-        ]
+        let plain = forge(
+            c.edges[2],
+            NodeId::Control,
+            me(3),
+            vec![discard.clone().into()],
+        );
+        let ue1 = NodeId::Ue(UeId(1));
+        let cell2 = NodeId::Cell(CellId(2));
+        certified_send(
+            &c,
+            "ue1",
+            ue1,
+            me(3),
+            c.edges[2],
+            vec![discard.into(), input.into()],
+        );
+        certified_send(
+            &c,
+            "ran-ran1",
+            cell2,
+            me(1),
+            c.edges[0],
+            vec![relocate.into()],
+        );
+        plain
     };
     let s = c.finish_ue(ue);
     drop(forged);
@@ -399,7 +479,9 @@ fn rss_kb(pid: u32) -> Option<u64> {
 #[test]
 fn frames_announced_but_not_sent_cost_an_edge_daemon_no_memory() {
     use edgeshift_proto::{Hello, Lane, NodeId, ServerId, codec};
-    let mut c = Cluster::new(false);
+    // Plaintext: the peers get past the (absent) handshake and announce frames after a
+    // Hello, the worst case for the frame buffers.
+    let mut c = Cluster::plaintext(false);
     c.spawn("edge2", &["edge", "--id", "2"]);
     let addr = c.edges[1];
     wait_for("edge2 listening", Duration::from_secs(30), || {

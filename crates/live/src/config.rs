@@ -94,6 +94,22 @@ pub struct ControlDaemon {
     pub api_url: Option<String>,
 }
 
+/// Where the daemons' certificates are (`edgeshift certs --config FILE --out DIR` makes
+/// them), or plaintext.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The CA certificate (PEM) every daemon trusts.
+    pub ca: Option<PathBuf>,
+    /// The directory of the daemons' certificates and keys: `<daemon>.pem` and
+    /// `<daemon>.key`, with `<daemon>` `control`, `me<id>`, `ran-<name>` or `ue<id>`.
+    pub dir: Option<PathBuf>,
+    /// Plaintext, unauthenticated connections: any process that reaches a daemon's port can
+    /// claim to be any node. Only for trials on a closed machine.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
 /// One edge daemon (one ME server).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +204,8 @@ pub struct Deployment {
     /// Link emulation.
     #[serde(default)]
     pub emulation: Emulation,
+    /// Mutual TLS between the daemons.
+    pub tls: Option<TlsFiles>,
 }
 
 fn default_strategy() -> String {
@@ -225,9 +243,11 @@ impl Deployment {
         if dep.scenario.ends_with(".toml") && Path::new(&dep.scenario).is_relative() {
             dep.scenario = dir.join(&dep.scenario).display().to_string();
         }
-        // So are the module's files.
+        // So are the module's files and the certificates.
+        let tls = dep.tls.as_mut();
         for p in [&mut dep.module, &mut dep.module_config]
             .into_iter()
+            .chain(tls.map(|t| [&mut t.ca, &mut t.dir]).into_iter().flatten())
             .flatten()
         {
             *p = dir.join(&*p);

@@ -17,7 +17,7 @@ use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Node, Scenario, WorldError};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app_gateway::AppGateway;
 use crate::config::{ConfigError, Deployment};
@@ -63,6 +63,13 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// The deployment says nothing about TLS.
+    #[error(
+        "the deployment has no [tls] section: make certificates with `edgeshift certs \
+         --config FILE --out DIR` and set [tls] ca = \"DIR/ca.pem\", dir = \"DIR\" \
+         (or, for a trial on a closed machine, [tls] insecure = true)"
+    )]
+    NoTls,
     /// The MEC API could not start.
     #[error("MEC API: {0}")]
     Api(#[from] MecError),
@@ -142,6 +149,9 @@ pub struct Options {
     /// Feed this running API instead of starting one (the in-process demo shares one API
     /// between its daemons, so that it also sees the UEs' handover gaps).
     pub feed: Option<Feed>,
+    /// This TLS identity instead of the deployment's `[tls]` files (the demo's in-memory
+    /// certificates).
+    pub tls: Option<edgeshift_net::Tls>,
 }
 
 impl Default for Options {
@@ -157,6 +167,7 @@ impl Default for Options {
             api: None,
             api_tokens: Vec::new(),
             feed: None,
+            tls: None,
         }
     }
 }
@@ -228,6 +239,41 @@ pub async fn start_api(
         public_url: dep.control.api_url.clone(),
     };
     Api::start(cfg, Arc::new(move || clock.now())).await
+}
+
+/// The daemon's TLS identity: given, from the `[tls]` files, or none with a loud warning
+/// when the deployment says `insecure = true`.
+fn tls_of(
+    dep: &Deployment,
+    kind: &Kind,
+    given: Option<edgeshift_net::Tls>,
+) -> Result<Option<edgeshift_net::Tls>, DaemonError> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    let Some(t) = &dep.tls else {
+        return Err(DaemonError::NoTls);
+    };
+    if t.insecure {
+        warn!(
+            daemon = %kind,
+            "PLAINTEXT: [tls] insecure = true; any process that reaches this daemon's port \
+             can claim to be any node"
+        );
+        return Ok(None);
+    }
+    let (Some(ca), Some(dir)) = (&t.ca, &t.dir) else {
+        return Err(
+            ConfigError::Invalid("[tls] needs ca and dir (or insecure = true)".into()).into(),
+        );
+    };
+    let name = crate::certs::cert_name(kind);
+    let tls = edgeshift_net::Tls::from_files(
+        ca,
+        &dir.join(format!("{name}.pem")),
+        &dir.join(format!("{name}.key")),
+    )?;
+    Ok(Some(tls))
 }
 
 fn spec_of(dep: &Deployment, s: &Scenario) -> Result<edgeshift_proto::ServiceSpec, WorldError> {
@@ -387,8 +433,10 @@ impl Daemon {
         }
         let listen = opts.listen.unwrap_or(listen);
         let local: BTreeSet<NodeId> = nodes.ids().collect();
+        let tls = tls_of(dep, &kind, opts.tls.clone())?;
         let (transport, inbox) =
-            Transport::bind(listen, local.iter().copied(), dep.address_book(), emu).await?;
+            Transport::bind_tls(listen, local.iter().copied(), dep.address_book(), emu, tls)
+                .await?;
         let metrics_addr = match opts.metrics.or(metrics_cfg) {
             Some(addr) => Some(
                 metrics::serve(addr, metrics.clone())

@@ -34,6 +34,9 @@ pub enum DemoError {
     /// The configuration is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The demo's certificates could not be made.
+    #[error(transparent)]
+    Certs(#[from] crate::certs::CertsError),
     /// A process or file operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -189,6 +192,7 @@ fn deployment(
             })
             .collect::<Result<_, DemoError>>()?,
         emulation: emulation(s, cfg.emulate),
+        tls: None,
     })
 }
 
@@ -310,11 +314,14 @@ async fn in_process(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut daemons = Vec::new();
     let first_ue = scenario.ues.first().map(|u| u.id);
+    // Mutual TLS between the daemons, with certificates made for this run.
+    let certs = crate::certs::in_memory(&dep).map_err(crate::certs::CertsError::from)?;
     for kind in kinds(&dep) {
         let mut opts = Options {
             journal: Journal::channel(tx.clone()),
             clock,
             feed: feed.clone(),
+            tls: certs.get(&crate::certs::cert_name(&kind)).cloned(),
             ..Options::default()
         };
         if matches!(kind, Kind::Ue { id } if Some(id) == first_ue) {
@@ -460,6 +467,14 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
             l.latency_ms, l.gbit, l.radio_loss, l.seed
         );
     }
+    if let Some(tls) = &dep.tls {
+        let _ = writeln!(t, "\n[tls]\ninsecure = {}", tls.insecure);
+        for (key, p) in [("ca", &tls.ca), ("dir", &tls.dir)] {
+            if let Some(p) = p {
+                let _ = writeln!(t, "{key} = {}", q(&abs(p).display().to_string()));
+            }
+        }
+    }
     let path = dir.join("deployment.toml");
     std::fs::write(&path, t).map_err(io(format!("writing {}", path.display())))?;
     Ok(path)
@@ -516,6 +531,14 @@ async fn processes(
         dep.control.api = Some(api);
         dep.control.api_tokens = vec![cfg.api_token.clone()];
     }
+    // Mutual TLS between the daemons, with certificates made for this run.
+    let certs = dir.join("certs");
+    crate::certs::write_all(&dep, &certs)?;
+    dep.tls = Some(crate::config::TlsFiles {
+        ca: Some(certs.join("ca.pem")),
+        dir: Some(certs),
+        insecure: false,
+    });
     let config = write_deployment(&dep, &dir)?;
     let mut children = Vec::new();
     let mut ue_children = Vec::new();

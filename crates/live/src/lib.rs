@@ -5,6 +5,7 @@
 //! - [`config::Deployment`] is the one TOML file that describes an installation.
 //! - [`daemon`] starts each daemon kind (`control`, `edge`, `ran`, `ue`) from it.
 //! - [`demo`] runs the patent's topology on loopback and reports what happened.
+//! - [`certs`] makes the mutual-TLS certificates of a deployment.
 //!
 //! Each daemon journals protocol messages and role events ([`journal`]), exports
 //! Prometheus metrics ([`metrics`]), and the control node keeps its registry in redb
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app_gateway;
+pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod demo;

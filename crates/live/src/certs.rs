@@ -1,0 +1,142 @@
+//! Certificates for a deployment: a CA and, for every daemon, a certificate naming the
+//! nodes it hosts (`edgeshift certs --config FILE --out DIR`; the demo makes its own).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use edgeshift_net::pki::Ca;
+use edgeshift_net::{NetError, Tls};
+use edgeshift_proto::{CellId, NodeId, ServerId, UeId};
+
+use crate::config::Deployment;
+use crate::daemon::Kind;
+
+/// Why certificates could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    /// Generation failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The file name of a daemon's certificate and key (`<name>.pem`, `<name>.key`).
+#[must_use]
+pub fn cert_name(kind: &Kind) -> String {
+    match kind {
+        Kind::Control => "control".into(),
+        Kind::Edge { id, .. } => format!("me{id}"),
+        Kind::Ran { name } => format!("ran-{name}"),
+        Kind::Ue { id } => format!("ue{id}"),
+    }
+}
+
+/// Every daemon of a deployment with the nodes its certificate must name.
+#[must_use]
+pub fn daemons(dep: &Deployment) -> Vec<(Kind, Vec<NodeId>)> {
+    let mut out = Vec::new();
+    if dep.control.listen.is_some() {
+        out.push((Kind::Control, vec![NodeId::Control]));
+    }
+    for e in &dep.edges {
+        let mut nodes = vec![NodeId::Server(ServerId(e.id))];
+        if dep.control.on_edge == Some(e.id) {
+            nodes.push(NodeId::Control);
+        }
+        out.push((
+            Kind::Edge {
+                id: e.id,
+                with_control: false,
+            },
+            nodes,
+        ));
+    }
+    for r in &dep.rans {
+        let nodes = r.cells.iter().map(|c| NodeId::Cell(CellId(*c))).collect();
+        out.push((
+            Kind::Ran {
+                name: r.name.clone(),
+            },
+            nodes,
+        ));
+    }
+    for u in &dep.ues {
+        out.push((Kind::Ue { id: u.id }, vec![NodeId::Ue(UeId(u.id))]));
+    }
+    out
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> Result<(), CertsError> {
+    let e = |source| CertsError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(e)
+}
+
+/// Writes `ca.pem`, `ca.key` and every daemon's `<name>.pem` and `<name>.key` into `out`
+/// (keys readable by the owner only); returns the files written.
+///
+/// # Errors
+/// See [`CertsError`].
+pub fn write_all(dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsError> {
+    std::fs::create_dir_all(out).map_err(|source| CertsError::Write {
+        path: out.to_owned(),
+        source,
+    })?;
+    let ca = Ca::new("edgeshift deployment CA")?;
+    let mut files = Vec::new();
+    let mut put = |name: &str, text: &str, mode: u32| {
+        let p = out.join(name);
+        write(&p, text, mode)?;
+        files.push(p);
+        Ok::<(), CertsError>(())
+    };
+    put("ca.pem", &ca.cert_pem(), 0o644)?;
+    put("ca.key", ca.key_pem(), 0o600)?;
+    for (kind, nodes) in daemons(dep) {
+        let name = cert_name(&kind);
+        let issued = ca.issue(&name, &nodes)?;
+        put(&format!("{name}.pem"), &issued.cert_pem, 0o644)?;
+        put(&format!("{name}.key"), &issued.key_pem, 0o600)?;
+    }
+    Ok(files)
+}
+
+/// Certificates for every daemon, in memory (the one-process demo).
+///
+/// # Errors
+/// [`NetError::Tls`] if generation fails.
+pub fn in_memory(dep: &Deployment) -> Result<BTreeMap<String, Tls>, NetError> {
+    let ca = Ca::new("edgeshift demo CA")?;
+    let ca_pem = ca.cert_pem();
+    daemons(dep)
+        .into_iter()
+        .map(|(kind, nodes)| {
+            let name = cert_name(&kind);
+            let issued = ca.issue(&name, &nodes)?;
+            let tls = Tls::from_pem(
+                ca_pem.as_bytes(),
+                issued.cert_pem.as_bytes(),
+                issued.key_pem.as_bytes(),
+            )?;
+            Ok((name, tls))
+        })
+        .collect()
+}
