@@ -56,6 +56,21 @@ pub struct SimConfig {
     /// A WebAssembly module of the user's instead of the scenario's service (overrides
     /// `service` and `state_bytes`).
     pub module: Option<ModuleSource>,
+    /// Faults beyond the scenario's links.
+    pub faults: Faults,
+}
+
+/// Faults a run injects (all off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Probability that a UE's service message on the radio arrives twice.
+    pub radio_dup: f64,
+    /// A UE's service messages on the radio are delayed by up to this much more (ms),
+    /// drawn per message, so that they may overtake each other.
+    pub radio_reorder_ms: f64,
+    /// Each node's clock runs ahead of the common reference by a constant drawn from 0 to
+    /// this (ms): roles see their own time, timing information crosses between clocks.
+    pub clock_skew_ms: f64,
 }
 
 impl SimConfig {
@@ -70,6 +85,7 @@ impl SimConfig {
             sync: SyncMode::Replay,
             trace_traffic: false,
             module: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -142,6 +158,11 @@ pub struct Sim {
     radios: HashMap<UeId, UeMeasurer, FixedState>,
     recorder: Recorder,
     trace: Vec<TraceEntry>,
+    /// How far each node's clock runs ahead (ns); absent: none.
+    skew: HashMap<NodeId, u64, FixedState>,
+    /// Draws of the injected faults, apart from `rng` so that a run without faults draws
+    /// as it always did.
+    fault_rng: ChaCha8Rng,
 }
 
 impl Sim {
@@ -204,9 +225,18 @@ impl Sim {
             radios: HashMap::default(),
             recorder,
             trace: Vec::new(),
+            skew: HashMap::default(),
+            fault_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xFA17_5000_0000_0000),
             scenario,
             cfg,
         };
+        if sim.cfg.faults.clock_skew_ms > 0.0 {
+            let max = sim.cfg.faults.clock_skew_ms;
+            for id in sim.ids.clone() {
+                let ms: f64 = sim.fault_rng.random_range(0.0..max);
+                sim.skew.insert(id, (ms * 1e6) as u64);
+            }
+        }
         sim.start();
         Ok(sim)
     }
@@ -265,17 +295,24 @@ impl Sim {
         self.queue.push(at, ev);
     }
 
+    /// The time on `id`'s own clock.
+    fn local(&self, id: NodeId) -> Instant {
+        Instant(self.now.0 + self.skew.get(&id).copied().unwrap_or(0))
+    }
+
     fn deliver_now(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let now = self.local(to);
         if let Some(r) = self.nodes.get_mut(&to) {
-            r.handle_message(self.now, from, msg);
+            r.handle_message(now, from, msg);
         }
         self.flush(to);
     }
 
     /// Feeds a command to `to` (without flushing it).
     fn command(&mut self, to: NodeId, cmd: Command) {
+        let now = self.local(to);
         if let Some(r) = self.nodes.get_mut(&to)
-            && let Err(e) = r.handle_command(self.now, cmd)
+            && let Err(e) = r.handle_command(now, cmd)
         {
             self.recorder.observe(Observation::Violation {
                 at: self.now,
@@ -325,8 +362,9 @@ impl Sim {
                     return; // Superseded by an earlier or later wake.
                 }
                 self.wake_at.remove(&id);
+                let now = self.local(id);
                 if let Some(r) = self.nodes.get_mut(&id) {
-                    r.handle_timeout(self.now);
+                    r.handle_timeout(now);
                 }
                 self.flush(id);
             }
@@ -409,7 +447,9 @@ impl Sim {
             self.send(id, t);
         }
         if let Some(t) = timeout {
-            let t = t.max(self.now);
+            // The node asked on its own clock.
+            let skew = self.skew.get(&id).copied().unwrap_or(0);
+            let t = Instant(t.0.saturating_sub(skew)).max(self.now);
             if self.wake_at.get(&id) != Some(&t) {
                 self.wake_at.insert(id, t);
                 self.push(t, Ev::Wake(id));
@@ -456,9 +496,28 @@ impl Sim {
         } else {
             0.0
         };
-        let at = self
+        let mut at = self
             .net
             .schedule(self.now, from, t.to, t.msg.lane(), frame.len(), u);
+        let f = self.cfg.faults;
+        if radio && t.msg.is_service_traffic() {
+            // The radio reorders and duplicates what the link model keeps in order.
+            if f.radio_reorder_ms > 0.0 {
+                let extra = self.fault_rng.random_range(0.0..f.radio_reorder_ms);
+                at = at + Duration::from_secs_f64(extra / 1e3);
+            }
+            if f.radio_dup > 0.0 && self.fault_rng.random::<f64>() < f.radio_dup {
+                let later = self.fault_rng.random_range(0.0..5.0);
+                self.push(
+                    at + Duration::from_secs_f64(later / 1e3),
+                    Ev::Deliver {
+                        from,
+                        to: t.to,
+                        frame: frame.clone(),
+                    },
+                );
+            }
+        }
         self.push(
             at,
             Ev::Deliver {

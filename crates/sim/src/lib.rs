@@ -18,7 +18,7 @@ mod swarm;
 
 pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
 pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
-pub use engine::{Sim, SimConfig, SimError, TraceEntry};
+pub use engine::{Faults, Sim, SimConfig, SimError, TraceEntry};
 pub use swarm::Swarm;
 
 /// Runs `scenario` once and returns its report and trace.

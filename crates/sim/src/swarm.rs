@@ -1,5 +1,6 @@
 //! Swarm testing: a seed also picks the fault and model knobs of a run (radio loss,
-//! shadowing, speed, sync batching, sync mode), so many seeds explore many worlds. The
+//! duplication and reordering, clock skew between nodes, shadowing, speed, sync batching,
+//! sync mode), so many seeds explore many worlds. The
 //! knobs are a pure function of the seed: `edgeshift sim --swarm --seed N` reproduces run N.
 
 use std::fmt;
@@ -25,6 +26,8 @@ pub struct Swarm {
     pub sync: SyncMode,
     /// Backhaul bandwidth (Gbit/s).
     pub backhaul_gbit: f64,
+    /// Duplicated, reordered radio traffic and skewed clocks.
+    pub faults: crate::Faults,
 }
 
 impl Swarm {
@@ -43,6 +46,12 @@ impl Swarm {
                 SyncMode::Replay
             },
             backhaul_gbit: [0.1, 1.0, 10.0][r.random_range(0..3)],
+            // Drawn last, so that the knobs above stay what each seed always drew.
+            faults: crate::Faults {
+                radio_dup: [0.0, 0.0, 0.01, 0.05][r.random_range(0..4)],
+                radio_reorder_ms: [0.0, 0.0, 5.0, 20.0][r.random_range(0..4)],
+                clock_skew_ms: [0.0, 0.0, 1.0, 5.0, 20.0][r.random_range(0..5)],
+            },
         }
     }
 
@@ -56,6 +65,7 @@ impl Swarm {
             u.speed_mps *= self.speed_factor;
         }
         cfg.sync = self.sync;
+        cfg.faults = self.faults;
     }
 }
 
@@ -63,13 +73,16 @@ impl fmt::Display for Swarm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "radio loss {:.2}, shadowing {} dB, speed x{:.2}, replay batch {} ms, {:?} sync, backhaul {} Gbit/s",
+            "radio loss {:.2}, shadowing {} dB, speed x{:.2}, replay batch {} ms, {:?} sync, backhaul {} Gbit/s, radio dup {:.2}, reorder {} ms, clock skew {} ms",
             self.radio_loss,
             self.shadowing_db,
             self.speed_factor,
             self.replay_batch_ms,
             self.sync,
-            self.backhaul_gbit
+            self.backhaul_gbit,
+            self.faults.radio_dup,
+            self.faults.radio_reorder_ms,
+            self.faults.clock_skew_ms
         )
     }
 }

@@ -115,3 +115,36 @@ fn pinned_swarm_seeds() {
         );
     }
 }
+
+#[test]
+fn duplicated_and_reordered_radio_traffic_and_skewed_clocks_keep_every_invariant() {
+    let faults = edgeshift_sim::Faults {
+        radio_dup: 0.2,
+        radio_reorder_ms: 20.0,
+        clock_skew_ms: 20.0,
+    };
+    for name in edgeshift_world::BUILTIN {
+        for strategy in Strategy::ALL {
+            let run = |faults| {
+                let mut cfg = SimConfig::new(strategy, 7);
+                cfg.faults = faults;
+                cfg.trace_traffic = true;
+                common::sim(Scenario::load(name).expect("built-in"), cfg)
+            };
+            let (report, trace) = run(faults);
+            assert_eq!(
+                report.invariant_violations, 0,
+                "{name} {strategy}: {:#?}",
+                report.violations
+            );
+            assert!(report.final_state_matches_twin, "{name} {strategy}");
+            // The faults were there: the run differs from the one without them.
+            let (_, clean) = run(edgeshift_sim::Faults::default());
+            assert_ne!(
+                trace_digest(&trace),
+                trace_digest(&clean),
+                "{name} {strategy}"
+            );
+        }
+    }
+}
