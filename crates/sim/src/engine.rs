@@ -504,7 +504,7 @@ impl Sim {
             // The radio reorders and duplicates what the link model keeps in order.
             if f.radio_reorder_ms > 0.0 {
                 let extra = self.fault_rng.random_range(0.0..f.radio_reorder_ms);
-                at = at + Duration::from_secs_f64(extra / 1e3);
+                at += Duration::from_secs_f64(extra / 1e3);
             }
             if f.radio_dup > 0.0 && self.fault_rng.random::<f64>() < f.radio_dup {
                 let later = self.fault_rng.random_range(0.0..5.0);
