@@ -178,7 +178,16 @@ impl Checker {
         }
     }
 
-    /// The server serving `service` now, if exactly one.
+    /// Whether `service` was deployed and has no single live instance now (a relocation in
+    /// flight, or worse).
+    #[must_use]
+    pub fn in_flight(&self, service: ServiceId) -> bool {
+        self.services
+            .get(&service)
+            .is_some_and(|s| s.serving.len() != 1)
+    }
+
+    /// The server serving `service`, if exactly one.
     #[must_use]
     pub fn serving(&self, service: ServiceId) -> Option<ServerId> {
         let s = self.services.get(&service)?;

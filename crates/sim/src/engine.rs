@@ -141,6 +141,9 @@ enum Ev {
     Command(NodeId, Box<Command>),
 }
 
+/// Longest a run goes on past its end for relocations in flight to land.
+const SETTLE: Duration = Duration::from_secs(30);
+
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
     scenario: Scenario,
@@ -321,18 +324,36 @@ impl Sim {
         }
     }
 
-    /// Runs to the end and returns the report.
+    /// Runs to the end and returns the report. A relocation still in flight at the end may
+    /// land within [`SETTLE`] more: the run's horizon is not a lost service.
     #[must_use]
     pub fn run(mut self) -> (Report, Vec<TraceEntry>) {
+        let mut end = self.end;
         while let Some((at, ev)) = self.queue.pop() {
-            if at > self.end {
-                break;
+            if at > end {
+                if end == self.end && self.unsettled() {
+                    end = self.end + SETTLE;
+                }
+                if at > end {
+                    break;
+                }
             }
             self.now = at;
             self.step(ev);
+            if end > self.end && self.now >= self.end && !self.unsettled() {
+                break;
+            }
         }
-        self.now = self.end;
+        self.now = self.now.max(self.end);
         self.finish()
+    }
+
+    /// Whether a deployed service has no single live instance (a relocation in flight).
+    fn unsettled(&self) -> bool {
+        self.scenario
+            .ues
+            .iter()
+            .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)))
     }
 
     fn step(&mut self, ev: Ev) {
