@@ -325,7 +325,7 @@ impl Sim {
     }
 
     /// Runs to the end and returns the report. A relocation still in flight at the end may
-    /// land within [`SETTLE`] more: the run's horizon is not a lost service.
+    /// land within 30 s more (`SETTLE`): the run's horizon is not a lost service.
     #[must_use]
     pub fn run(mut self) -> (Report, Vec<TraceEntry>) {
         let mut end = self.end;
