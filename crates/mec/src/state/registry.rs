@@ -176,36 +176,30 @@ impl MecState {
     /// The AMS subscriptions, optionally of one type.
     #[must_use]
     pub fn ams_list(&self, kind: Option<&str>) -> SubscriptionLinkList {
-        let subs = self
-            .ams_subs
-            .iter()
-            .map(|(id, s)| (self.href(ApiKind::Ams, *id), ams_type(s)))
-            .filter(|(_, t)| kind.is_none_or(|k| k == *t))
-            .map(|(href, t)| SubscriptionLink {
-                href,
-                subscription_type: t.to_owned(),
-            })
-            .collect();
-        self.link_list(ApiKind::Ams, subs)
+        let subs = self.ams_subs.iter().map(|(id, s)| (*id, ams_type(s)));
+        self.link_list(ApiKind::Ams, kind, subs)
     }
 
     /// The RNIS subscriptions, optionally of one type.
     #[must_use]
     pub fn rni_list(&self, kind: Option<&str>) -> SubscriptionLinkList {
-        let subs = self
-            .rni_subs
-            .iter()
-            .map(|(id, s)| (self.href(ApiKind::Rnis, *id), rni_type(s)))
+        let subs = self.rni_subs.iter().map(|(id, s)| (*id, rni_type(s)));
+        self.link_list(ApiKind::Rnis, kind, subs)
+    }
+
+    fn link_list(
+        &self,
+        api: ApiKind,
+        kind: Option<&str>,
+        subs: impl Iterator<Item = (u64, &'static str)>,
+    ) -> SubscriptionLinkList {
+        let subscription = subs
             .filter(|(_, t)| kind.is_none_or(|k| k == *t))
-            .map(|(href, t)| SubscriptionLink {
-                href,
+            .map(|(id, t)| SubscriptionLink {
+                href: self.href(api, id),
                 subscription_type: t.to_owned(),
             })
             .collect();
-        self.link_list(ApiKind::Rnis, subs)
-    }
-
-    fn link_list(&self, api: ApiKind, subscription: Vec<SubscriptionLink>) -> SubscriptionLinkList {
         SubscriptionLinkList {
             links: SubscriptionLinks {
                 self_: LinkType {
@@ -303,57 +297,40 @@ impl MecState {
     /// notifications.
     pub fn expire(&mut self, now: Instant) -> Vec<Delivery> {
         let now_ts = TimeStamp::of(now);
-        let mut out = Vec::new();
         let due = |d: Option<TimeStamp>| d.is_some_and(|d| d.instant() <= now);
-        let ams: Vec<u64> = self
-            .ams_subs
-            .iter()
-            .filter(|(_, s)| due(ams_deadline(s)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ams {
-            if let Some(s) = self.ams_subs.remove(&id) {
-                let deadline = ams_deadline(&s).unwrap_or(now_ts);
-                out.push(Delivery {
-                    url: ams_common(&s).0.to_owned(),
-                    body: ser(&ams::ExpiryNotification {
-                        notification_type: "ExpiryNotification".into(),
-                        time_stamp: now_ts,
-                        links: SubscriptionRef {
-                            subscription: LinkType {
-                                href: self.href(ApiKind::Ams, id),
-                            },
-                        },
-                        expiry_deadline: deadline,
-                    }),
-                });
+        // (API, id, callback, deadline) of every subscription that expired.
+        let mut gone = Vec::new();
+        self.ams_subs.retain(|id, s| {
+            let d = ams_deadline(s);
+            let keep = !due(d);
+            if !keep {
+                gone.push((ApiKind::Ams, *id, ams_common(s).0.to_owned(), d));
             }
-        }
-        let rni: Vec<u64> = self
-            .rni_subs
-            .iter()
-            .filter(|(_, s)| due(rni_deadline(s)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in rni {
-            if let Some(s) = self.rni_subs.remove(&id) {
-                let deadline = rni_deadline(&s).unwrap_or(now_ts);
-                out.push(Delivery {
-                    url: rni_common(&s).0.to_owned(),
-                    body: ser(&ams::ExpiryNotification {
-                        notification_type: "ExpiryNotification".into(),
-                        time_stamp: now_ts,
-                        links: SubscriptionRef {
-                            subscription: LinkType {
-                                href: self.href(ApiKind::Rnis, id),
-                            },
-                        },
-                        expiry_deadline: deadline,
-                    }),
-                });
+            keep
+        });
+        self.rni_subs.retain(|id, s| {
+            let d = rni_deadline(s);
+            let keep = !due(d);
+            if !keep {
+                gone.push((ApiKind::Rnis, *id, rni_common(s).0.to_owned(), d));
             }
-        }
-        out
+            keep
+        });
+        gone.into_iter()
+            .map(|(api, id, url, deadline)| Delivery {
+                url,
+                body: ser(&ams::ExpiryNotification {
+                    notification_type: "ExpiryNotification".into(),
+                    time_stamp: now_ts,
+                    links: SubscriptionRef {
+                        subscription: LinkType {
+                            href: self.href(api, id),
+                        },
+                    },
+                    expiry_deadline: deadline.unwrap_or(now_ts),
+                }),
+            })
+            .collect()
     }
 
     // Adjacent instances.
