@@ -134,6 +134,22 @@ fn now() -> Instant {
     Instant(u64::try_from(d.as_nanos()).expect("nanos"))
 }
 
+/// The API on a free loopback port, token `secret`, the three-cell topology.
+async fn start(limits: Limits) -> Api {
+    Api::start(
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tokens: vec!["secret".into()],
+            topology: topology(),
+            limits,
+            public_url: None,
+        },
+        Arc::new(now),
+    )
+    .await
+    .expect("API")
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -291,18 +307,7 @@ async fn wait_for(inbox: &Inbox, n: usize) -> Vec<(String, Value)> {
 async fn every_response_and_notification_follows_the_etsi_schemas() {
     let s = specs();
     let (cb, inbox) = callback_server().await;
-    let api = Api::start(
-        ApiConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tokens: vec!["secret".into()],
-            topology: topology(),
-            limits: Limits::default(),
-            public_url: None,
-        },
-        Arc::new(now),
-    )
-    .await
-    .expect("API");
+    let api = start(Limits::default()).await;
     let c = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", api.local_addr()),
@@ -538,18 +543,7 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
 async fn subscriptions_expire_with_a_notification() {
     let s = specs();
     let (cb, inbox) = callback_server().await;
-    let api = Api::start(
-        ApiConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tokens: vec!["secret".into()],
-            topology: topology(),
-            limits: Limits::default(),
-            public_url: None,
-        },
-        Arc::new(now),
-    )
-    .await
-    .expect("API");
+    let api = start(Limits::default()).await;
     let c = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", api.local_addr()),
@@ -579,18 +573,7 @@ async fn subscriptions_expire_with_a_notification() {
 
 #[tokio::test]
 async fn requests_without_a_valid_token_get_401_and_nothing_changes() {
-    let api = Api::start(
-        ApiConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tokens: vec!["secret".into()],
-            topology: topology(),
-            limits: Limits::default(),
-            public_url: None,
-        },
-        Arc::new(now),
-    )
-    .await
-    .expect("API");
+    let api = start(Limits::default()).await;
     let base = format!("http://{}", api.local_addr());
     let http = reqwest::Client::new();
     let body = json!({"subscriptionType": "CellChangeSubscription",
@@ -663,21 +646,11 @@ async fn thousands_of_subscriptions_stay_bounded_and_a_hanging_callback_delays_n
         }
     });
     let (cb, inbox) = callback_server().await;
-    let api = Api::start(
-        ApiConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tokens: vec!["secret".into()],
-            topology: topology(),
-            limits: Limits {
-                subscriptions: 2_000,
-                registrations: 10,
-            },
-            public_url: None,
-        },
-        Arc::new(now),
-    )
-    .await
-    .expect("API");
+    let api = start(Limits {
+        subscriptions: 2_000,
+        registrations: 10,
+    })
+    .await;
     let c = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", api.local_addr()),
