@@ -253,7 +253,7 @@ fn exec(t: Target, input: &[u8]) -> bool {
                 let _ = s.ran_config(CellId(c.id));
             }
             for sv in &s.servers {
-                let _ = s.edge_config(ServerId(sv.id));
+                let _ = s.edge_config(ServerId(sv.id), 1);
             }
             let _ = s.control_config(Strategy::ShadowJit { threshold: 0.3 }, SyncMode::Replay);
             for u in &s.ues {

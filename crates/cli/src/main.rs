@@ -173,6 +173,11 @@ struct SimArgs {
     /// prints failing seeds with the command that reproduces them.
     #[arg(long)]
     runs: Option<u64>,
+    /// Inject a fault (repeatable): kill:NODE@T, restart:NODE@T, stop:NODE@T+D,
+    /// partition:A-B@T+D, loss:A-B@T+D:P; nodes me<N>, cell<N> (or ran<N>), control;
+    /// times like 5.5s or 800ms.
+    #[arg(long = "fault")]
+    faults: Vec<edgeshift_world::fault::Fault>,
 }
 
 #[derive(clap::Args)]
@@ -218,6 +223,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     let mut cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
+    cfg.outages.clone_from(&a.faults);
     if let Some(runs) = a.runs {
         return run_swarm(&a, &scenario, runs);
     }

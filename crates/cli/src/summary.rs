@@ -24,6 +24,12 @@ pub(crate) fn print_report(r: &Report) {
         "  inputs sent {} | applied exactly once {} | final state matches never-moved twin: {}",
         r.inputs_sent, r.inputs_applied_once, r.final_state_matches_twin
     );
+    if r.services_lost > 0 {
+        println!(
+            "  services lost (their host died with no ready shadow): {}",
+            r.services_lost
+        );
+    }
     let a = r.added_interruption_ms;
     println!(
         "  added interruption beyond the radio gap: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

@@ -100,6 +100,11 @@ pub struct ControlConfig {
     pub load_threshold: Option<f32>,
     /// Period of the load-balancing check.
     pub load_check_interval: Duration,
+    /// A server that sent no heartbeat (3006) for this long is declared dead and its
+    /// services fail over to their shadows (`None`: servers are never declared dead).
+    /// Must exceed the servers' lease, so that a server cut off from the control node has
+    /// stopped serving first.
+    pub server_timeout: Option<Duration>,
 }
 
 impl ControlConfig {
@@ -119,6 +124,7 @@ impl ControlConfig {
             pingpong_window: Duration::from_secs(1),
             load_threshold: None,
             load_check_interval: Duration::from_secs(1),
+            server_timeout: None,
         }
     }
 
@@ -141,4 +147,12 @@ impl ControlConfig {
         let local = *self.topology.get(&cell)?;
         Some(2 * (self.access_latency + self.backhaul(local, server)))
     }
+}
+
+/// How long the control node waits for a server's heartbeats before declaring it dead,
+/// for a server lease of `lease`: half as long again, so that the server has stopped
+/// serving first even when its last heartbeat took a while to arrive.
+#[must_use]
+pub fn server_timeout_for(lease: Duration) -> Duration {
+    lease + lease / 2
 }

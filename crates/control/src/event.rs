@@ -136,6 +136,40 @@ pub enum ControlEvent {
         /// The target that refused.
         target: ServerId,
     },
+    /// A server's heartbeats stopped for longer than its lease: it is dead or cut off, and
+    /// its services fail over to their shadows.
+    ServerDown {
+        /// The server.
+        server: ServerId,
+    },
+    /// A server's heartbeats came back (after it was declared dead, or restarted).
+    ServerUp {
+        /// The server.
+        server: ServerId,
+        /// Whether it restarted (a new incarnation, its instances gone).
+        restarted: bool,
+    },
+    /// Failover: a shadow of a service whose host died is promoted to live.
+    FailoverStarted {
+        /// The service.
+        service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// The dead host.
+        from: ServerId,
+        /// The server whose shadow goes live.
+        to: ServerId,
+    },
+    /// A service's host died and no shadow could take over: the service is lost unless
+    /// the host comes back with it.
+    ServiceLost {
+        /// The service.
+        service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// The host that died.
+        server: ServerId,
+    },
     /// Handover between cells of the same server: nothing to move.
     SkippedSameServer {
         /// The service.

@@ -44,7 +44,7 @@ mod event;
 mod node;
 pub mod snapshot;
 
-pub use config::{ControlConfig, Strategy, UnknownStrategy};
+pub use config::{ControlConfig, Strategy, UnknownStrategy, server_timeout_for};
 pub use event::{ControlEvent, ControlStats};
 pub use node::{ControlNode, ServiceEntry};
 pub use snapshot::{ControlSnapshot, SnapshotError};

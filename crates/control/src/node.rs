@@ -12,6 +12,7 @@
 //! service, UE or host, and timers by key in one [`TimerTable`].
 
 mod balance;
+mod liveness;
 mod persist;
 mod registry;
 mod relocation;
@@ -47,6 +48,8 @@ enum Timer {
     ShadowExpiry(ServiceId),
     /// The periodic load-balancing check.
     LoadCheck,
+    /// A server's heartbeats stopped: it is declared dead.
+    ServerSilent(ServerId),
 }
 
 impl Timer {
@@ -67,6 +70,11 @@ pub struct ControlNode {
     /// Services by host, so load balancing looks at one server's services only.
     by_host: BTreeSet<(ServerId, ServiceId)>,
     loads: BTreeMap<ServerId, (f32, u32)>,
+    /// Heartbeating servers: their incarnation, and whether they were declared dead.
+    peers: BTreeMap<ServerId, liveness::Peer>,
+    /// Instances that a failover replaced while their server was cut off: released when
+    /// it comes back.
+    superseded: BTreeSet<(ServerId, ServiceId)>,
     stats: ControlStats,
     timers: TimerTable<Timer>,
     out: VecDeque<Transmit>,
@@ -89,6 +97,8 @@ impl ControlNode {
             by_ue: BTreeMap::new(),
             by_host: BTreeSet::new(),
             loads: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            superseded: BTreeSet::new(),
             stats: ControlStats::default(),
             timers,
             out: VecDeque::new(),
@@ -157,9 +167,11 @@ impl Role for ControlNode {
                 target: m.target,
             }),
             Message::RadioReport(m) => self.emit(ControlEvent::RadioMeasured(m)),
-            Message::RelocationDone(m) => self.on_done(from, m),
+            Message::RelocationDone(m) => self.on_done(now, from, m),
             Message::ShadowReady(m) => self.on_shadow_ready(m),
             Message::LoadReport(m) => self.on_load(m),
+            Message::Heartbeat(m) => self.on_heartbeat(now, m),
+            Message::RouteQuery(m) => self.on_route_query(m),
             other => self.emit(ControlEvent::ProtocolViolation {
                 from,
                 what: format!("{} is not for the control node", other.name()),
@@ -178,6 +190,7 @@ impl Role for ControlNode {
                     self.timers
                         .set(Timer::LoadCheck, now + self.cfg.load_check_interval);
                 }
+                Timer::ServerSilent(server) => self.server_down(now, server),
             }
         }
     }

@@ -38,6 +38,36 @@ pub struct EdgeConfig {
     pub confirm_attempts: u32,
     /// The slowest state transfer rate the timeout allows for (bytes per second).
     pub confirm_rate_bytes_s: f64,
+    /// Heartbeats to the control node and the lease they earn (`None`: the server always
+    /// serves, and a frozen source gives up on its own; for protocol tests without a
+    /// control node).
+    pub lease: Option<LeaseConfig>,
+}
+
+/// The lease that lets a server serve: it sends a 3006 every `heartbeat`, and may serve
+/// until `duration` after it sent the last heartbeat the control node answered. The
+/// control node declares the server dead only after a longer silence, so a server cut off
+/// from it has stopped serving before a shadow elsewhere is promoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// Period of the heartbeats.
+    pub heartbeat: Duration,
+    /// How long an answered heartbeat lets the server serve, from when it was sent.
+    pub duration: Duration,
+    /// Chosen anew at each start of the server (a restart has lost its instances).
+    pub incarnation: u64,
+}
+
+impl LeaseConfig {
+    /// A heartbeat every 200 ms and a one-second lease.
+    #[must_use]
+    pub fn new(incarnation: u64) -> Self {
+        Self {
+            heartbeat: Duration::from_millis(200),
+            duration: Duration::from_secs(1),
+            incarnation,
+        }
+    }
 }
 
 impl EdgeConfig {
@@ -59,6 +89,7 @@ impl EdgeConfig {
             confirm_timeout: Duration::from_secs(2),
             confirm_attempts: 5,
             confirm_rate_bytes_s: f64::from(32u32 << 20),
+            lease: None,
         }
     }
 }

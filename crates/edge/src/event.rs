@@ -99,6 +99,39 @@ pub enum EdgeEvent {
         /// Why.
         reason: String,
     },
+    /// The server lost its lease (no answered heartbeat for the lease's duration): these
+    /// instances stop serving and hold the UE's traffic.
+    Fenced {
+        /// The live instances that stopped.
+        services: Vec<ServiceId>,
+    },
+    /// The lease came back: these instances serve again.
+    Unfenced {
+        /// The live instances that serve again.
+        services: Vec<ServiceId>,
+    },
+    /// Failover: the live instance's server was declared dead and this shadow became the
+    /// live instance as it stood (the UE resends what it lacks).
+    Promoted {
+        /// The service.
+        service: ServiceId,
+        /// The dead server.
+        from: ServerId,
+        /// Last input reflected in the state.
+        last_seq: u64,
+        /// Input-log digest at `last_seq`.
+        digest: u128,
+        /// Route epoch of the new live instance.
+        epoch: u64,
+    },
+    /// The control node said an instance here was superseded by one at `to`; it is gone
+    /// and the traffic it held went there.
+    Released {
+        /// The service.
+        service: ServiceId,
+        /// The server with the live instance.
+        to: ServerId,
+    },
     /// The service failed on an input; the input counts as consumed.
     ServiceError {
         /// The service.

@@ -49,7 +49,7 @@ mod memservice;
 mod server;
 mod service;
 
-pub use config::EdgeConfig;
+pub use config::{EdgeConfig, LeaseConfig};
 pub use event::EdgeEvent;
 pub use memservice::{CHUNK, MEM_CODE, MEM_KIND, MemConfig, MemFactory, MemService};
 pub use server::{EdgeServer, LiveView};

@@ -376,8 +376,14 @@ impl Daemon {
             Kind::Control => {}
             Kind::Edge { id, .. } => {
                 let factory = WasmFactory::new(Limits::default())?;
-                let server =
-                    EdgeServer::new(scenario.edge_config(ServerId(*id)), Box::new(factory), now);
+                // A new incarnation per start: the control node tells a restart (which lost
+                // its instances) from a server that was only cut off.
+                let incarnation = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+                    ^ u64::from(std::process::id()).rotate_left(40);
+                let cfg = scenario.edge_config(ServerId(*id), incarnation);
+                let server = EdgeServer::new(cfg, Box::new(factory), now);
                 nodes.insert(
                     NodeId::Server(ServerId(*id)),
                     Node::Server(Box::new(server)),

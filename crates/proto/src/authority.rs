@@ -23,6 +23,9 @@ pub fn may_send(from: NodeId, to: NodeId, msg: &Message) -> bool {
         (M::Deploy(_), Control, Control) => true,
         // Servers report to the control node.
         (M::RelocationDone(_) | M::ShadowReady(_) | M::LoadReport(_), Server(_), Control) => true,
+        (M::Heartbeat(m), Server(s), Control) => m.server == s,
+        (M::HeartbeatAck(_), Control, Server(_)) => true,
+        (M::RouteQuery(m), Cell(c), Control) => m.cell == c,
         // Only the control node commands servers and routes cells.
         (M::PrepareShadow(_) | M::Relocate(_) | M::Instantiate(_), Control, Server(_)) => true,
         (M::RouteUpdate(_), Control, Cell(_)) => true,
@@ -50,6 +53,9 @@ pub fn may_send(from: NodeId, to: NodeId, msg: &Message) -> bool {
         (M::ProbeReply(m), Server(_), Cell(c)) => m.via == c,
         (M::ServiceOutput(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,
         (M::ProbeReply(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,
+        (M::ResendFrom(m), Server(_), Cell(c)) => m.via == c,
+        (M::ResendFrom(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,
+        (M::Reattach(m), Cell(_), Ue(u)) => m.ue == u,
         // The radio side of a handover.
         (M::Attach(m), Ue(u), Cell(_)) => m.ue == u,
         (M::HandoverConfirm(m), Ue(u), Cell(_)) => m.ue == u,

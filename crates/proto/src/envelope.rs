@@ -109,6 +109,10 @@ messages! {
     HandoverComplete = 3004,
     /// 3005
     RadioReport = 3005,
+    /// 3006
+    Heartbeat = 3006,
+    /// 3007
+    HeartbeatAck = 3007,
     /// 3010
     ServiceInput = 3010,
     /// 3011
@@ -117,8 +121,14 @@ messages! {
     Probe = 3012,
     /// 3013
     ProbeReply = 3013,
+    /// 3014
+    Reattach = 3014,
+    /// 3015
+    ResendFrom = 3015,
     /// 3020
     RouteUpdate = 3020,
+    /// 3021
+    RouteQuery = 3021,
     /// 3030
     Deploy = 3030,
     /// 3031
@@ -172,7 +182,11 @@ impl Message {
     pub const fn is_service_traffic(&self) -> bool {
         matches!(
             self,
-            Self::ServiceInput(_) | Self::ServiceOutput(_) | Self::Probe(_) | Self::ProbeReply(_)
+            Self::ServiceInput(_)
+                | Self::ServiceOutput(_)
+                | Self::Probe(_)
+                | Self::ProbeReply(_)
+                | Self::ResendFrom(_)
         )
     }
 

@@ -236,6 +236,33 @@ pub enum RelocateAction {
         /// Servers whose shadow goes.
         servers: Vec<ServerId>,
     },
+    /// Failover: the live instance's server is gone; the receiver's shadow becomes the
+    /// live instance as it stands, under `epoch`. The UE resends what it lacks.
+    Promote {
+        /// Route epoch of the new live instance.
+        epoch: u64,
+    },
+    /// The receiver's instance was superseded by one at `host` (a failover while the
+    /// receiver was cut off, or a relocation the target completed): it drops its copy
+    /// and sends whatever traffic it held to `host`.
+    Release {
+        /// The server with the live instance.
+        host: ServerId,
+        /// Its route epoch.
+        epoch: u64,
+    },
+    /// A frozen source whose relocation did not complete (the target died or never
+    /// activated) serves again.
+    Resume {
+        /// Route epoch of the relocation that is called off.
+        epoch: u64,
+    },
+    /// The source asked to give up: the target drops its shadow unless it already went
+    /// live, and answers with a 3033 either way.
+    Abort {
+        /// Route epoch of the relocation.
+        epoch: u64,
+    },
 }
 
 /// 1006: relocate (to source and target) or discard (to the other candidates).
@@ -412,6 +439,58 @@ pub struct RadioReport {
     pub serving_dbm: f32,
     /// RSRP of the neighbour cells the UE measured (dBm).
     pub neighbours: Vec<(CellId, f32)>,
+}
+
+/// 3006: an ME server's heartbeat to the control node. The server holds a lease while
+/// the control node answers them; `incarnation` changes when the server restarts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The sending server.
+    pub server: ServerId,
+    /// Chosen anew each time the server starts (a restart lost its instances).
+    pub incarnation: u64,
+    /// Numbers the heartbeats of one incarnation.
+    pub seq: u64,
+}
+
+/// 3007: the control node's answer to a heartbeat: the lease runs on, counted from when
+/// the server sent heartbeat `seq` (on its own clock, so no clocks are compared).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// The heartbeat answered.
+    pub seq: u64,
+}
+
+/// 3014: a cell that does not know the UE asks it to attach again (the cell restarted and
+/// lost its contexts), cell → UE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reattach {
+    /// The terminal.
+    pub ue: UeId,
+}
+
+/// 3015: the live instance misses inputs after `after` (a failover onto a shadow that had
+/// not seen them): the UE sends them again (server → cell → UE).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendFrom {
+    /// The terminal.
+    pub ue: UeId,
+    /// The service.
+    pub service: ServiceId,
+    /// The cell to relay through.
+    pub via: CellId,
+    /// Last input the instance applied; the UE resends the ones after it.
+    pub after: u64,
+}
+
+/// 3021: a cell asks the control node where a UE's service lives (it learned the UE
+/// again after a restart), cell → control.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteQuery {
+    /// The terminal.
+    pub ue: UeId,
+    /// The asking cell.
+    pub cell: CellId,
 }
 
 /// 3003: a UE joins a cell without a handover (power-on, initial placement: the RRC

@@ -88,11 +88,20 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
         .into(),
         Relocate {
             service,
-            action: RelocateAction::Relocate {
-                source: server,
-                target: server,
-                mode: RelocationMode::Precopy,
-                epoch: b,
+            action: match a % 5 {
+                0 => RelocateAction::Relocate {
+                    source: server,
+                    target: server,
+                    mode: RelocationMode::Precopy,
+                    epoch: b,
+                },
+                1 => RelocateAction::Promote { epoch: b },
+                2 => RelocateAction::Release {
+                    host: server,
+                    epoch: b,
+                },
+                3 => RelocateAction::Resume { epoch: b },
+                _ => RelocateAction::Abort { epoch: b },
             },
             timing: Timing {
                 when: When::After(std::time::Duration::from_nanos(b)),
@@ -211,6 +220,22 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
         }
         .into(),
         Attach { ue }.into(),
+        Heartbeat {
+            server,
+            incarnation: b,
+            seq: u64::from(a),
+        }
+        .into(),
+        HeartbeatAck { seq: b }.into(),
+        Reattach { ue }.into(),
+        ResendFrom {
+            ue,
+            service,
+            via: cell,
+            after: b,
+        }
+        .into(),
+        RouteQuery { ue, cell }.into(),
         Hello {
             from: NodeId::Ue(ue),
             to: NodeId::Cell(cell),

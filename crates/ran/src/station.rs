@@ -7,7 +7,7 @@ use std::time::Duration;
 use edgeshift_proto::{
     CancelReason, CellId, HandoverCancel, HandoverCommand, HandoverComplete, HandoverExecution,
     HandoverPrediction, HandoverRequest, HandoverRequestAck, Instant, Message, NodeId, RadioReport,
-    Role, Route, TimerTable, Timing, Transmit, UeContextRelease, UeId,
+    Reattach, Role, Route, RouteQuery, TimerTable, Timing, Transmit, UeContextRelease, UeId,
 };
 
 use crate::config::RanConfig;
@@ -529,22 +529,34 @@ impl BaseStation {
     }
 
     fn relay_up(&mut self, ue: UeId, msg: Message) {
-        if !self.ues.contains_key(&ue) {
+        if !self.ues.contains_key(&ue) && !self.incoming.contains_key(&ue) {
             self.events.push_back(RanEvent::TrafficDropped {
                 ue,
                 why: "uplink from a UE not attached here",
             });
+            // This cell may have restarted and lost the UE's context: the UE attaches
+            // again (it ignores the request unless this is its serving cell).
+            self.send(ue, Reattach { ue });
             return;
+        }
+        if !self.ues.contains_key(&ue) {
+            return; // Joining: uplink overtook its 2006; the UE resends.
         }
         match self.routes.get(&ue) {
             Some(r) => {
                 let server = r.server;
                 self.send(server, msg);
             }
-            None => self.events.push_back(RanEvent::TrafficDropped {
-                ue,
-                why: "no route to its service",
-            }),
+            None => {
+                self.events.push_back(RanEvent::TrafficDropped {
+                    ue,
+                    why: "no route to its service",
+                });
+                // A UE this cell learned again after a restart: ask where its service
+                // lives (the UE resends what was dropped).
+                let cell = self.cfg.cell;
+                self.send(NodeId::Control, RouteQuery { ue, cell });
+            }
         }
     }
 
@@ -584,6 +596,7 @@ impl Role for BaseStation {
             Message::Probe(ref m) => self.relay_up(m.ue, msg.clone()),
             Message::ServiceOutput(ref m) => self.relay_down(m.ue, msg.clone()),
             Message::ProbeReply(ref m) => self.relay_down(m.ue, msg.clone()),
+            Message::ResendFrom(ref m) => self.relay_down(m.ue, msg.clone()),
             Message::RouteUpdate(m) => self.learn_route(m.ue, m.route),
             Message::Attach(m) => self.handle_attach(now, m.ue),
             Message::HandoverRequest(m) => {

@@ -7,6 +7,9 @@
 //!   a serving instance answers the UE;
 //! - **nothing lost**: a failed relocation leaves the source serving; at the end every input
 //!   the UE sent is applied and answered;
+//! - **failover**: a crashed or fenced server stops serving; a shadow promoted after its
+//!   source died holds a prefix of the UE's inputs (digest checked), and the inputs only
+//!   the dead instance had applied count as not applied, to be applied again exactly once;
 //! - **twin**: the final state equals that of a twin that never moved (checked at the end
 //!   by [`crate::Recorder::finish`] from each UE's [`crate::UeFinal`]).
 
@@ -138,12 +141,66 @@ impl Checker {
                     ));
                 }
             }
-            EdgeEvent::Frozen { service, .. } | EdgeEvent::RelocatedOut { service, .. } => {
+            EdgeEvent::Frozen { service, .. }
+            | EdgeEvent::RelocatedOut { service, .. }
+            | EdgeEvent::Released { service, .. } => {
                 self.services
                     .entry(*service)
                     .or_default()
                     .serving
                     .remove(&server);
+            }
+            EdgeEvent::Fenced { services } => {
+                for service in services {
+                    self.services
+                        .entry(*service)
+                        .or_default()
+                        .serving
+                        .remove(&server);
+                }
+            }
+            EdgeEvent::Unfenced { services } => {
+                for service in services {
+                    let s = self.services.entry(*service).or_default();
+                    s.serving.insert(server);
+                    if s.serving.len() > 1 {
+                        broken.push(format!("{service}: live at {:?}", s.serving));
+                    }
+                }
+            }
+            EdgeEvent::Promoted {
+                service,
+                last_seq,
+                digest,
+                ..
+            } => {
+                let s = self.services.entry(*service).or_default();
+                // A host that is still "serving" here was stopped past its lease, or cut
+                // off before it noticed: the lease says it serves no more. Should it apply
+                // or answer anything before it is released, that is a violation then.
+                s.serving.clear();
+                if *last_seq > s.live_last {
+                    broken.push(format!(
+                        "{service}: promoted at {server} holding input {last_seq}, beyond the {} ever applied",
+                        s.live_last
+                    ));
+                }
+                if s.digests
+                    .get(*last_seq as usize)
+                    .is_some_and(|d| d != digest)
+                {
+                    broken.push(format!(
+                        "{service}: promoted at {server} with a wrong input-log digest"
+                    ));
+                }
+                // The inputs only the dead instance applied died with it.
+                for seq in (*last_seq + 1)..=s.live_last {
+                    if let Some(c) = s.applied.get_mut((seq as usize).wrapping_sub(1)) {
+                        *c = c.saturating_sub(1);
+                    }
+                }
+                s.live_last = (*last_seq).min(s.live_last);
+                s.serving.insert(server);
             }
             EdgeEvent::Activated {
                 service,
@@ -175,6 +232,13 @@ impl Checker {
         }
         for b in broken {
             self.violation(now, b);
+        }
+    }
+
+    /// A server crashed (or was killed): it serves nothing from now on.
+    pub(crate) fn on_crash(&mut self, server: ServerId) {
+        for s in self.services.values_mut() {
+            s.serving.remove(&server);
         }
     }
 

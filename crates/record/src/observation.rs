@@ -68,6 +68,20 @@ pub enum Observation {
     },
     /// A UE finished its run.
     UeFinal(UeFinal),
+    /// A service's host died and no shadow could take over (the control node's word).
+    ServiceLost {
+        /// When.
+        at: Instant,
+        /// The service.
+        service: ServiceId,
+    },
+    /// A node was killed by fault injection (what a crash looks like from outside).
+    Crashed {
+        /// When.
+        at: Instant,
+        /// The node.
+        node: NodeId,
+    },
 }
 
 /// The live instance's answer to the UE's final state query.
@@ -133,6 +147,10 @@ impl Observation {
                 node: NodeId::Control,
                 what: format!("from {from}: {what}"),
             }),
+            ControlEvent::ServiceLost { service, .. } => Some(Self::ServiceLost {
+                at,
+                service: *service,
+            }),
             _ => None,
         }
     }
@@ -159,7 +177,9 @@ impl Observation {
             | Self::StateSent { at, .. }
             | Self::ControlStats { at, .. }
             | Self::Note { at, .. }
-            | Self::Violation { at, .. } => *at,
+            | Self::Violation { at, .. }
+            | Self::Crashed { at, .. }
+            | Self::ServiceLost { at, .. } => *at,
             Self::UeFinal(f) => f.at,
         }
     }

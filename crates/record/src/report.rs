@@ -102,8 +102,11 @@ pub struct Report {
     pub inputs_sent: u64,
     /// Inputs applied exactly once to the live state.
     pub inputs_applied_once: u64,
-    /// Whether every final state equals its never-moved twin.
+    /// Whether every final state equals its never-moved twin (services lost excepted).
     pub final_state_matches_twin: bool,
+    /// Services whose host died with no ready shadow to take over (not violations: the
+    /// run injected the crash; see `docs/simulation.md`).
+    pub services_lost: u64,
     /// Interruption added beyond the radio gap, over all handovers.
     pub added_interruption_ms: Percentiles,
     /// Bytes of shadow transfers, syncs and catch-ups.

@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::link::Network;
 use crate::queue::EventQueue;
+use edgeshift_world::fault::{Fault, FaultKind};
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,10 @@ pub enum SimError {
     /// The WebAssembly engine could not start.
     #[error("WebAssembly runtime: {0}")]
     Runtime(ModuleError),
+    /// A fault names a node the scenario does not have, or one the simulator cannot
+    /// restart.
+    #[error("fault {0}")]
+    Fault(String),
     /// A benchmark was asked for a strategy it does not know.
     #[error("unknown strategy {0:?} (expected cold, precopy, shadow-replay or shadow-delta)")]
     UnknownStrategy(String),
@@ -58,6 +63,9 @@ pub struct SimConfig {
     pub module: Option<ModuleSource>,
     /// Faults beyond the scenario's links.
     pub faults: Faults,
+    /// Node crashes, restarts, stops, partitions and lossy links at given times (node
+    /// names `me<N>`, `cell<N>` or `ran<N>`, `control`).
+    pub outages: Vec<Fault>,
 }
 
 /// Faults a run injects (all off by default).
@@ -86,6 +94,7 @@ impl SimConfig {
             trace_traffic: false,
             module: None,
             faults: Faults::default(),
+            outages: Vec::new(),
         }
     }
 }
@@ -139,10 +148,15 @@ enum Ev {
     Measure,
     /// Boxed: it is rare, and the heap's items stay small.
     Command(NodeId, Box<Command>),
+    /// Outage `i` of the configuration starts.
+    Outage(usize),
 }
 
 /// Longest a run goes on past its end for relocations in flight to land.
 const SETTLE: Duration = Duration::from_secs(30);
+
+/// How long a run that had to settle goes on once it has: a few UE retransmissions.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
@@ -166,6 +180,23 @@ pub struct Sim {
     /// Draws of the injected faults, apart from `rng` so that a run without faults draws
     /// as it always did.
     fault_rng: ChaCha8Rng,
+    /// Nodes killed and not restarted: they get nothing.
+    down: std::collections::HashSet<NodeId, FixedState>,
+    /// Nodes stopped until then: what reaches them waits.
+    stopped: HashMap<NodeId, Instant, FixedState>,
+    /// Each server's incarnation (restarts count up).
+    incarnations: HashMap<ServerId, u64, FixedState>,
+}
+
+impl Ev {
+    /// The node an event is for (none: the radio's measurement tick, an outage).
+    fn target(&self) -> Option<NodeId> {
+        match self {
+            Self::Deliver { to, .. } => Some(*to),
+            Self::Wake(id) | Self::Command(id, _) => Some(*id),
+            Self::Measure | Self::Outage(_) => None,
+        }
+    }
 }
 
 impl Sim {
@@ -184,7 +215,7 @@ impl Sim {
         for sv in &s.servers {
             let factory = WasmFactory::new(Limits::default()).map_err(SimError::Runtime)?;
             let server = EdgeServer::new(
-                s.edge_config(ServerId(sv.id)),
+                s.edge_config(ServerId(sv.id), 1),
                 Box::new(factory),
                 Instant::ZERO,
             );
@@ -230,9 +261,13 @@ impl Sim {
             trace: Vec::new(),
             skew: HashMap::default(),
             fault_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xFA17_5000_0000_0000),
+            down: std::collections::HashSet::default(),
+            stopped: HashMap::default(),
+            incarnations: HashMap::default(),
             scenario,
             cfg,
         };
+        sim.plan_outages()?;
         if sim.cfg.faults.clock_skew_ms > 0.0 {
             let max = sim.cfg.faults.clock_skew_ms;
             for id in sim.ids.clone() {
@@ -304,6 +339,9 @@ impl Sim {
     }
 
     fn deliver_now(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        if self.down.contains(&to) {
+            return;
+        }
         let now = self.local(to);
         if let Some(r) = self.nodes.get_mut(&to) {
             r.handle_message(now, from, msg);
@@ -313,6 +351,9 @@ impl Sim {
 
     /// Feeds a command to `to` (without flushing it).
     fn command(&mut self, to: NodeId, cmd: Command) {
+        if self.down.contains(&to) {
+            return;
+        }
         let now = self.local(to);
         if let Some(r) = self.nodes.get_mut(&to)
             && let Err(e) = r.handle_command(now, cmd)
@@ -329,6 +370,7 @@ impl Sim {
     #[must_use]
     pub fn run(mut self) -> (Report, Vec<TraceEntry>) {
         let mut end = self.end;
+        let mut graced = false;
         while let Some((at, ev)) = self.queue.pop() {
             if at > end {
                 if end == self.end && self.unsettled() {
@@ -340,8 +382,10 @@ impl Sim {
             }
             self.now = at;
             self.step(ev);
-            if end > self.end && self.now >= self.end && !self.unsettled() {
-                break;
+            if !graced && end > self.end && self.now >= self.end && !self.unsettled() {
+                // Settled: the UEs get the answers they are still retransmitting for.
+                graced = true;
+                end = end.min(self.now + GRACE);
             }
         }
         self.now = self.now.max(self.end);
@@ -357,10 +401,33 @@ impl Sim {
     }
 
     fn step(&mut self, ev: Ev) {
+        if let Some(to) = ev.target()
+            && let Some(&until) = self.stopped.get(&to)
+        {
+            if self.now < until {
+                // A stopped node: what reaches it waits, in order, until it runs again.
+                if let Ev::Wake(id) = ev {
+                    if self.wake_at.get(&id) == Some(&self.now) {
+                        self.wake_at.insert(id, until);
+                        self.push(until, Ev::Wake(id));
+                    }
+                } else {
+                    self.push(until, ev);
+                }
+                return;
+            }
+            self.stopped.remove(&to);
+        }
         match ev {
             Ev::Deliver { from, to, frame } => match codec::decode_exact(&frame) {
                 Ok(msg) => {
-                    let traffic = msg.is_service_traffic() || matches!(msg, Message::LoadReport(_));
+                    let traffic = msg.is_service_traffic()
+                        || matches!(
+                            msg,
+                            Message::LoadReport(_)
+                                | Message::Heartbeat(_)
+                                | Message::HeartbeatAck(_)
+                        );
                     if !traffic || self.cfg.trace_traffic {
                         self.trace.push(TraceEntry::Msg {
                             at: self.now,
@@ -394,6 +461,7 @@ impl Sim {
                 self.command(to, *cmd);
                 self.flush(to);
             }
+            Ev::Outage(i) => self.outage(i),
         }
     }
 
@@ -481,6 +549,9 @@ impl Sim {
     }
 
     fn send(&mut self, from: NodeId, t: Transmit) {
+        if self.cut(from, t.to) {
+            return;
+        }
         if !self.nodes.contains_key(&t.to) {
             self.recorder.observe(Observation::Violation {
                 at: self.now,
@@ -547,6 +618,124 @@ impl Sim {
                 frame,
             },
         );
+    }
+
+    /// A fault's node name as the simulator calls it (`ran<N>` is cell N's station).
+    fn node_of(&self, name: &str) -> Result<NodeId, SimError> {
+        let id = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<u32>().ok());
+        let node = if name == "control" {
+            Some(NodeId::Control)
+        } else if let Some(n) = id("me") {
+            Some(NodeId::Server(ServerId(n)))
+        } else if let Some(n) = id("cell") {
+            Some(NodeId::Cell(CellId(n)))
+        } else {
+            id("ue").map(|n| NodeId::Ue(UeId(n)))
+        };
+        node.filter(|n| self.nodes.contains_key(n))
+            .ok_or_else(|| SimError::Fault(format!("names {name:?}, which is not in the scenario")))
+    }
+
+    /// Checks the outages, names their nodes as [`NodeId`] prints them (`ran<N>` is
+    /// `cell<N>`) and schedules their starts.
+    fn plan_outages(&mut self) -> Result<(), SimError> {
+        let norm = |s: &mut String| {
+            if let Some(n) = s.strip_prefix("ran") {
+                *s = format!("cell{n}");
+            }
+        };
+        for f in &mut self.cfg.outages {
+            norm(&mut f.node);
+            if let FaultKind::Partition { peer, .. } | FaultKind::Loss { peer, .. } = &mut f.kind {
+                norm(peer);
+            }
+        }
+        for (i, f) in self.cfg.outages.clone().iter().enumerate() {
+            for n in f.nodes() {
+                let node = self.node_of(n)?;
+                let restartable = !matches!(node, NodeId::Ue(_));
+                if matches!(f.kind, FaultKind::Kill | FaultKind::Restart) && !restartable {
+                    return Err(SimError::Fault(format!("{f}: UEs do not crash here")));
+                }
+            }
+            self.push(Instant::ZERO + f.at, Ev::Outage(i));
+        }
+        Ok(())
+    }
+
+    /// Outage `i` starts: a crash, a restart or a stop (links are cut in [`Sim::cut`]).
+    fn outage(&mut self, i: usize) {
+        let Some(f) = self.cfg.outages.get(i).cloned() else {
+            return;
+        };
+        let Ok(node) = self.node_of(&f.node) else {
+            return;
+        };
+        self.trace.push(TraceEntry::Event {
+            at: self.now,
+            node,
+            what: format!("Fault {{ {f} }}"),
+        });
+        match f.kind {
+            FaultKind::Kill => {
+                if self.down.insert(node) {
+                    self.wake_at.remove(&node);
+                    self.recorder
+                        .observe(Observation::Crashed { at: self.now, node });
+                }
+            }
+            FaultKind::Restart => {
+                self.down.remove(&node);
+                let now = self.local(node);
+                let fresh: Option<Node> = match node {
+                    NodeId::Server(id) => {
+                        let inc = self.incarnations.entry(id).or_insert(1);
+                        *inc += 1;
+                        let cfg = self.scenario.edge_config(id, *inc);
+                        WasmFactory::new(Limits::default())
+                            .ok()
+                            .map(|f| Node::from(EdgeServer::new(cfg, Box::new(f), now)))
+                    }
+                    NodeId::Cell(c) => {
+                        Some(Node::from(BaseStation::new(self.scenario.ran_config(c))))
+                    }
+                    NodeId::Control => {
+                        let cc = self
+                            .scenario
+                            .control_config(self.cfg.strategy, self.cfg.sync);
+                        Some(ControlNode::new(cc, now).into())
+                    }
+                    NodeId::Ue(_) => None,
+                };
+                if let Some(n) = fresh {
+                    self.nodes.insert(node, n);
+                }
+                self.flush(node);
+            }
+            FaultKind::Stop { dur } => {
+                self.stopped.insert(node, self.now + dur);
+            }
+            FaultKind::Partition { .. } | FaultKind::Loss { .. } => {}
+        }
+    }
+
+    /// Whether a message from `from` to `to` is lost to a partition or a lossy link now.
+    fn cut(&mut self, from: NodeId, to: NodeId) -> bool {
+        if self.cfg.outages.is_empty() {
+            return false;
+        }
+        let t = self.now.saturating_duration_since(Instant::ZERO);
+        let (a, b) = (from.to_string(), to.to_string());
+        let mut p_keep = 1.0;
+        for f in &self.cfg.outages {
+            if let Some(p) = f.cuts(&a, &b, t) {
+                p_keep *= 1.0 - p;
+            }
+        }
+        if p_keep >= 1.0 {
+            return false;
+        }
+        p_keep <= 0.0 || self.fault_rng.random::<f64>() >= p_keep
     }
 
     fn on_ran(&mut self, id: NodeId, e: RanEvent) {

@@ -19,7 +19,7 @@ mod swarm;
 pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
 pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
 pub use engine::{Faults, Sim, SimConfig, SimError, TraceEntry};
-pub use swarm::Swarm;
+pub use swarm::{Outage, OutageKind, Swarm};
 
 /// Runs `scenario` once and returns its report and trace.
 ///

@@ -4,6 +4,9 @@
 //! knobs are a pure function of the seed: `edgeshift sim --swarm --seed N` reproduces run N.
 
 use std::fmt;
+use std::time::Duration;
+
+use edgeshift_world::fault::{Fault, FaultKind};
 
 use edgeshift_proto::SyncMode;
 use rand::{Rng, SeedableRng};
@@ -28,6 +31,39 @@ pub struct Swarm {
     pub backhaul_gbit: f64,
     /// Duplicated, reordered radio traffic and skewed clocks.
     pub faults: crate::Faults,
+    /// A server outage, if the seed picked one.
+    pub outage: Option<Outage>,
+}
+
+/// A server outage a seed picks; [`Swarm::apply`] turns it into a [`Fault`] on one of the
+/// scenario's servers at a time within its run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outage {
+    /// What happens.
+    pub kind: OutageKind,
+    /// Which server (an index, modulo the scenario's servers).
+    pub server: usize,
+    /// Another server, for partitions between two.
+    pub peer: usize,
+    /// When, as a share of the run's input phase.
+    pub at: f64,
+    /// How long it lasts (s).
+    pub dur: f64,
+}
+
+/// The kinds of [`Outage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutageKind {
+    /// The server crashes for good.
+    Kill,
+    /// The server crashes and restarts empty `dur` later.
+    KillRestart,
+    /// The server is stopped for `dur`.
+    Stop,
+    /// The server is cut from the control node for `dur`.
+    CutFromControl,
+    /// The server is cut from another server for `dur`.
+    CutFromPeer,
 }
 
 impl Swarm {
@@ -52,7 +88,62 @@ impl Swarm {
                 radio_reorder_ms: [0.0, 0.0, 5.0, 20.0][r.random_range(0..4)],
                 clock_skew_ms: [0.0, 0.0, 1.0, 5.0, 20.0][r.random_range(0..5)],
             },
+            // Drawn after everything above, for the same reason.
+            outage: {
+                let kind = [
+                    None,
+                    None,
+                    None,
+                    Some(OutageKind::Kill),
+                    Some(OutageKind::KillRestart),
+                    Some(OutageKind::Stop),
+                    Some(OutageKind::CutFromControl),
+                    Some(OutageKind::CutFromPeer),
+                ][r.random_range(0..8)];
+                let (server, peer) = (r.random_range(0..64), r.random_range(1..64));
+                let (at, dur) = (r.random_range(0.2..0.8), r.random_range(0.3..4.0));
+                kind.map(|kind| Outage {
+                    kind,
+                    server,
+                    peer,
+                    at,
+                    dur,
+                })
+            },
         }
+    }
+
+    /// The outage as a fault of `s`, if the seed picked one (and `s` has the servers it
+    /// needs).
+    #[must_use]
+    pub fn fault(&self, s: &Scenario) -> Option<Fault> {
+        let o = self.outage?;
+        let n = s.servers.len();
+        if n == 0 {
+            return None;
+        }
+        let me = |i: usize| format!("me{}", s.servers[i % n].id);
+        let at = Duration::from_secs_f64(o.at * s.duration_s.max(0.0));
+        let dur = Duration::from_secs_f64(o.dur);
+        let (node, kind) = match o.kind {
+            OutageKind::Kill | OutageKind::KillRestart => (me(o.server), FaultKind::Kill),
+            OutageKind::Stop => (me(o.server), FaultKind::Stop { dur }),
+            OutageKind::CutFromControl => (
+                me(o.server),
+                FaultKind::Partition {
+                    peer: "control".into(),
+                    dur,
+                },
+            ),
+            OutageKind::CutFromPeer => {
+                if n < 2 {
+                    return None;
+                }
+                let peer = me(o.server + o.peer % (n - 1) + 1);
+                (me(o.server), FaultKind::Partition { peer, dur })
+            }
+        };
+        Some(Fault { node, at, kind })
     }
 
     /// Applies the knobs.
@@ -66,6 +157,22 @@ impl Swarm {
         }
         cfg.sync = self.sync;
         cfg.faults = self.faults;
+        if let Some(f) = self.fault(s) {
+            if self
+                .outage
+                .is_some_and(|o| o.kind == OutageKind::KillRestart)
+            {
+                let restart = Fault {
+                    node: f.node.clone(),
+                    at: f.at + Duration::from_secs_f64(self.outage.map_or(1.0, |o| o.dur)),
+                    kind: FaultKind::Restart,
+                };
+                cfg.outages.push(f);
+                cfg.outages.push(restart);
+            } else {
+                cfg.outages.push(f);
+            }
+        }
     }
 }
 
@@ -83,6 +190,17 @@ impl fmt::Display for Swarm {
             self.faults.radio_dup,
             self.faults.radio_reorder_ms,
             self.faults.clock_skew_ms
-        )
+        )?;
+        if let Some(o) = self.outage {
+            write!(
+                f,
+                ", outage {:?} of server #{} at {:.0}% for {:.1} s",
+                o.kind,
+                o.server,
+                o.at * 100.0,
+                o.dur
+            )?;
+        }
+        Ok(())
     }
 }

@@ -58,6 +58,9 @@ pub struct UeConfig {
     pub seed: u64,
     /// No new inputs from this time on.
     pub stop_at: Option<Instant>,
+    /// Answered inputs are kept this long, so that they can be sent again when a failover
+    /// promotes a shadow that had not seen them (3015).
+    pub keep_answered: Duration,
 }
 
 impl UeConfig {
@@ -72,6 +75,7 @@ impl UeConfig {
             retransmit_after: Duration::from_millis(150),
             seed,
             stop_at: None,
+            keep_answered: Duration::from_secs(10),
         }
     }
 }
@@ -197,6 +201,9 @@ pub struct UeClient {
     next_seq: u64,
     next_input_at: Instant,
     unacked: BTreeMap<u64, (Vec<u8>, Instant)>,
+    /// Answered inputs, oldest first, with when they were answered (see
+    /// [`UeConfig::keep_answered`]).
+    answered: VecDeque<(u64, Vec<u8>, Instant)>,
     /// When each unanswered input is due to be sent again (last sent + `retransmit_after`).
     retransmit: TimerTable<u64>,
     stats: Vec<InputStat>,
@@ -223,6 +230,7 @@ impl UeClient {
             next_seq: 1,
             next_input_at,
             unacked: BTreeMap::new(),
+            answered: VecDeque::new(),
             retransmit: TimerTable::new(),
             stats: Vec::new(),
             recent_rtts: VecDeque::new(),
@@ -390,17 +398,22 @@ impl UeClient {
     }
 
     fn transmit(&mut self, now: Instant, seq: u64) {
-        let Some(cell) = self.serving else { return };
         let Some((payload, last)) = self.unacked.get_mut(&seq) else {
             return;
         };
+        if self.serving.is_none() {
+            return;
+        }
         *last = now;
+        let payload = payload.clone();
         self.retransmit.set(seq, now + self.cfg.retransmit_after);
-        let input = InputRecord {
-            seq,
-            payload: payload.clone(),
-        };
-        if let Some(s) = self.stats.get_mut((seq - 1) as usize) {
+        self.send_input(seq, payload);
+    }
+
+    fn send_input(&mut self, seq: u64, payload: Vec<u8>) {
+        let Some(cell) = self.serving else { return };
+        let input = InputRecord { seq, payload };
+        if let Some(s) = self.stats.get_mut((seq.saturating_sub(1)) as usize) {
             s.transmissions += 1;
         }
         let msg = ServiceInput {
@@ -423,6 +436,46 @@ impl UeClient {
             g.first_answer_at = Some(now);
             let gap = *g;
             self.events.push_back(UeEvent::ServiceResumed { gap });
+        }
+    }
+
+    /// Keeps an answered input for [`UeConfig::keep_answered`] (and at most 64 Ki of
+    /// them), dropping older ones.
+    fn keep_answered(&mut self, now: Instant, seq: u64, payload: Vec<u8>) {
+        while self
+            .answered
+            .front()
+            .is_some_and(|(_, _, at)| now.saturating_duration_since(*at) > self.cfg.keep_answered)
+            || self.answered.len() >= 65_536
+        {
+            self.answered.pop_front();
+        }
+        if !self.cfg.keep_answered.is_zero() {
+            let at = self.answered.partition_point(|(s, _, _)| *s < seq);
+            self.answered.insert(at, (seq, payload, now));
+        }
+    }
+
+    /// 3015: the live instance lacks the inputs after `after`; send the ones still kept
+    /// (answered or not) again, in order.
+    fn resend_after(&mut self, now: Instant, after: u64) {
+        let start = self.answered.partition_point(|(s, _, _)| *s <= after);
+        let again: Vec<(u64, Vec<u8>)> = self
+            .answered
+            .iter()
+            .skip(start)
+            .map(|(s, p, _)| (*s, p.clone()))
+            .collect();
+        for (seq, payload) in again {
+            self.send_input(seq, payload);
+        }
+        let pending: Vec<u64> = self
+            .unacked
+            .range(after.saturating_add(1)..)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in pending {
+            self.transmit(now, seq);
         }
     }
 
@@ -454,7 +507,8 @@ impl Role for UeClient {
                 if self.serving.is_none() {
                     return; // Radio is down: the answer cannot have arrived.
                 }
-                if self.unacked.remove(&m.seq).is_some() {
+                if let Some((payload, _)) = self.unacked.remove(&m.seq) {
+                    self.keep_answered(now, m.seq, payload);
                     self.retransmit.cancel(m.seq);
                     if let Some(s) = self.stats.get_mut((m.seq - 1) as usize) {
                         s.answered_at = Some(now);
@@ -481,6 +535,27 @@ impl Role for UeClient {
                         last_seq: m.last_seq,
                         checksum: m.checksum,
                     });
+                }
+            }
+            Message::ResendFrom(m) => {
+                if self.serving == Some(m.via) {
+                    self.resend_after(now, m.after);
+                }
+            }
+            Message::Reattach(_) => {
+                // Only the serving cell's word counts (a cell the UE left may still see
+                // late uplink from it).
+                if let Some(cell) = self.serving
+                    && from == NodeId::Cell(cell)
+                {
+                    self.out.push_back(Transmit {
+                        to: cell.into(),
+                        msg: Attach { ue: self.cfg.id }.into(),
+                    });
+                    let pending: Vec<u64> = self.unacked.keys().copied().collect();
+                    for seq in pending {
+                        self.transmit(now, seq);
+                    }
                 }
             }
             Message::HandoverCommand(m) => {

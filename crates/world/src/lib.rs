@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod crowd;
+pub mod fault;
 mod module;
 mod node;
 pub mod radio;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use edgeshift_control::{ControlConfig, Strategy};
-use edgeshift_edge::{EdgeConfig, MEM_KIND, MemConfig};
+use edgeshift_control::{ControlConfig, Strategy, server_timeout_for};
+use edgeshift_edge::{EdgeConfig, LeaseConfig, MEM_KIND, MemConfig};
 use edgeshift_proto::{CellId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_ran::{PredictorConfig, RanConfig};
@@ -67,13 +67,20 @@ impl Scenario {
         )
     }
 
-    /// The configuration of ME server `id`.
+    /// The configuration of ME server `id` in its `incarnation` (1 at the first start,
+    /// one more at each restart).
     #[must_use]
-    pub fn edge_config(&self, id: ServerId) -> EdgeConfig {
+    pub fn edge_config(&self, id: ServerId, incarnation: u64) -> EdgeConfig {
         let mut ec = EdgeConfig::new(id);
         ec.capacity = self.edge.capacity;
         ec.delta_interval = Duration::from_millis(self.edge.delta_interval_ms.max(1));
         ec.replay_batch = Duration::from_millis(self.edge.replay_batch_ms);
+        if self.edge.lease_ms > 0 {
+            let mut lease = LeaseConfig::new(incarnation);
+            lease.duration = Duration::from_millis(self.edge.lease_ms);
+            lease.heartbeat = lease.duration / 5;
+            ec.lease = Some(lease);
+        }
         ec
     }
 
@@ -118,6 +125,8 @@ impl Scenario {
         cc.jit_margin = Duration::from_millis(self.control.jit_margin_ms);
         cc.load_threshold = self.control.load_threshold;
         cc.sync = sync;
+        cc.server_timeout = (self.edge.lease_ms > 0)
+            .then(|| server_timeout_for(Duration::from_millis(self.edge.lease_ms)));
         cc
     }
 

@@ -282,6 +282,10 @@ pub struct Edge {
     pub delta_interval_ms: u64,
     /// Live instances per server.
     pub capacity: u32,
+    /// A server serves only while the control node answers its heartbeats, for this long
+    /// after the last answered one (ms; 0: no heartbeats, no failover). The control node
+    /// declares a server dead after 1.5 times as long.
+    pub lease_ms: u64,
 }
 
 impl Default for Edge {
@@ -290,6 +294,7 @@ impl Default for Edge {
             replay_batch_ms: 0,
             delta_interval_ms: 50,
             capacity: 100,
+            lease_ms: 1000,
         }
     }
 }

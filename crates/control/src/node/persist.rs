@@ -32,7 +32,8 @@ impl ControlNode {
                     timers.entry(s).or_default().jit_starts.push(jit);
                 }
                 Timer::ShadowExpiry(s) => timers.entry(s).or_default().shadow_expiry = Some(at),
-                Timer::LoadCheck => {}
+                // Liveness starts afresh: a restored node hears the heartbeats again.
+                Timer::LoadCheck | Timer::ServerSilent(_) => {}
             }
         }
         let services = self
@@ -161,6 +162,10 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
         },
         state_bytes: s.state_bytes,
         shadows: servers(s.shadows),
+        // NOTE: not in the snapshot: a restored node promotes only shadows that report
+        // ready again (a 3032 after the restart), so a host dying right after a control
+        // restart loses services whose shadows were ready before it.
+        ready: BTreeSet::new(),
         planned: servers(s.planned),
         predicted: s.predicted.into_iter().map(CellId).collect(),
         last_handover: s

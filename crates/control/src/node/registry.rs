@@ -32,6 +32,8 @@ pub struct ServiceEntry {
     pub state_bytes: u64,
     /// Servers holding (or receiving) a shadow.
     pub shadows: BTreeSet<ServerId>,
+    /// Those of `shadows` that reported theirs complete (3032): the failover candidates.
+    pub(crate) ready: BTreeSet<ServerId>,
     /// Servers whose shadow is planned for later (a `JitStart` timer each).
     pub(crate) planned: BTreeSet<ServerId>,
     /// Candidate cells of the last prediction.
@@ -107,6 +109,7 @@ impl ControlNode {
             spec: m.spec.clone(),
             state_bytes: 0,
             shadows: BTreeSet::new(),
+            ready: BTreeSet::new(),
             planned: BTreeSet::new(),
             predicted: Vec::new(),
             last_handover: None,

@@ -134,6 +134,7 @@ impl ControlNode {
             });
             return;
         };
+        let target_down = self.is_down(target_server);
         let strategy = self.cfg.strategy;
         let Some(e) = self.services.get_mut(&service) else {
             return;
@@ -162,6 +163,11 @@ impl ControlNode {
             return;
         }
         if strategy == Strategy::Stay {
+            return;
+        }
+        if target_down {
+            // The service stays where it is and is served over the backhaul.
+            self.discard_all(service);
             return;
         }
         if self.within_budget(m.target, host, budget) {
@@ -232,6 +238,7 @@ impl ControlNode {
             .filter(|s| *s != p.target)
             .collect();
         e.shadows.retain(|s| *s == p.target);
+        e.ready.retain(|s| *s == p.target);
         e.planned.clear();
         self.timers.cancel_range(Timer::jit_starts(service));
         self.stats.relocations_triggered += 1;
@@ -273,7 +280,7 @@ impl ControlNode {
         }
     }
 
-    pub(super) fn on_done(&mut self, from: NodeId, m: RelocationDone) {
+    pub(super) fn on_done(&mut self, now: Instant, from: NodeId, m: RelocationDone) {
         let Some(e) = self.services.get_mut(&m.service) else {
             return;
         };
@@ -287,6 +294,17 @@ impl ControlNode {
         if r.epoch() != m.epoch || r.target() != m.to {
             return;
         }
+        if !m.ok && from == NodeId::Server(e.host) && !self.is_down(m.to) {
+            // The source gave up on its 2004s, but the target may have gone live with
+            // only its 2005 lost: ask it. Its 3033 settles the relocation either way.
+            let msg = Relocate {
+                service: m.service,
+                action: RelocateAction::Abort { epoch: m.epoch },
+                timing: Timing::at(Instant::ZERO),
+            };
+            self.send(m.to, msg);
+            return;
+        }
         // NOTE: a 3033 for a relocation whose 1006 never went out (still scheduled, or
         // awaiting its shadow) ends it too, although no server was told its epoch. The node
         // used to leave that relocation's `Trigger` timer armed, which would then trigger
@@ -295,10 +313,14 @@ impl ControlNode {
         if matches!(r, Relocation::Scheduled { .. }) {
             self.timers.cancel(Timer::Trigger(m.service));
         }
+        let Some(e) = self.services.get_mut(&m.service) else {
+            return;
+        };
         e.relocation = None;
         e.shadows.clear();
+        e.ready.clear();
+        let from_host = e.host;
         if m.ok {
-            let from_host = e.host;
             e.epoch = m.epoch;
             let route = Route {
                 service: m.service,
@@ -315,6 +337,18 @@ impl ControlNode {
             for c in cells {
                 self.send(c, RouteUpdate { ue, route });
             }
+            if !self.is_down(from_host) {
+                // A source that missed the 2005 is still frozen: it lets go now.
+                let release = Relocate {
+                    service: m.service,
+                    action: RelocateAction::Release {
+                        host: m.to,
+                        epoch: m.epoch,
+                    },
+                    timing: Timing::at(Instant::ZERO),
+                };
+                self.send(from_host, release);
+            }
             self.emit(ControlEvent::RelocationCompleted {
                 service: m.service,
                 ue,
@@ -322,14 +356,25 @@ impl ControlNode {
                 to: m.to,
             });
         } else {
-            let (ue, source) = (e.ue, e.host);
+            let ue = e.ue;
             self.stats.relocations_failed += 1;
             self.emit(ControlEvent::RelocationFailed {
                 service: m.service,
                 ue,
-                source,
+                source: from_host,
                 target: m.to,
             });
+            if self.is_down(from_host) {
+                // A promotion that could not happen: try another shadow.
+                self.failover(now, m.service);
+            } else {
+                let resume = Relocate {
+                    service: m.service,
+                    action: RelocateAction::Resume { epoch: m.epoch },
+                    timing: Timing::at(Instant::ZERO),
+                };
+                self.send(from_host, resume);
+            }
         }
     }
 
@@ -370,13 +415,21 @@ impl ControlNode {
     }
 
     pub(super) fn on_shadow_ready(&mut self, m: ShadowReady) {
-        let Some(e) = self.services.get(&m.service) else {
+        if !self.services.contains_key(&m.service) {
             return;
-        };
+        }
         self.events.push_back(ControlEvent::ShadowReady {
             service: m.service,
             server: m.server,
         });
+        if let Some(e) = self.services.get_mut(&m.service)
+            && e.shadows.contains(&m.server)
+        {
+            e.ready.insert(m.server);
+        }
+        let Some(e) = self.services.get(&m.service) else {
+            return;
+        };
         if matches!(e.relocation, Some(Relocation::AwaitingShadow { target, .. }) if target == m.server)
         {
             self.trigger(m.service);

@@ -132,6 +132,7 @@ impl ControlNode {
 
     /// 1003 to the host and to each of `servers` that has no shadow yet.
     pub(super) fn request_shadows(&mut self, service: ServiceId, servers: Vec<ServerId>) {
+        let servers: Vec<ServerId> = servers.into_iter().filter(|s| !self.is_down(*s)).collect();
         let Some(e) = self.services.get_mut(&service) else {
             return;
         };
@@ -166,6 +167,7 @@ impl ControlNode {
         };
         for s in &servers {
             e.shadows.remove(s);
+            e.ready.remove(s);
             e.planned.remove(s);
         }
         let servers: Vec<ServerId> = servers.into_iter().filter(|s| *s != e.host).collect();

@@ -31,6 +31,8 @@ use crate::service::{ServiceError, ServiceFactory};
 /// How long a discarded shadow's id is remembered, to ignore its late sync.
 const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
 
+mod failover;
+mod lease;
 mod links;
 mod shadow;
 mod source;
@@ -42,6 +44,7 @@ mod traffic;
 use shadow::Shadow;
 use source::Live;
 use timers::Timer;
+use traffic::Held;
 
 /// A read-only view of a live instance, for drivers and checkers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +88,12 @@ pub struct EdgeServer {
     events: VecDeque<EdgeEvent>,
     /// Id of the next 1004 transfer.
     next_transfer: u32,
+    /// The lease, if the server runs with heartbeats.
+    lease: Option<lease::Lease>,
+    /// UE traffic for live instances held while the lease is lost.
+    fenced_held: BTreeMap<ServiceId, Vec<Held>>,
+    /// The time of the call being handled (the driver's `now`, never a clock read).
+    now: Instant,
 }
 
 impl EdgeServer {
@@ -93,6 +102,11 @@ impl EdgeServer {
     pub fn new(cfg: EdgeConfig, factory: Box<dyn ServiceFactory>, now: Instant) -> Self {
         let mut timers = TimerTable::new();
         timers.set(Timer::LoadReport, now + cfg.load_report_interval);
+        let lease = cfg.lease.map(|l| lease::Lease::new(l, now));
+        if let Some(l) = cfg.lease {
+            timers.set(Timer::Heartbeat, now);
+            timers.set(Timer::LeaseExpiry, now + l.duration);
+        }
         Self {
             cfg,
             factory,
@@ -109,6 +123,9 @@ impl EdgeServer {
             out: VecDeque::new(),
             events: VecDeque::new(),
             next_transfer: 1,
+            lease,
+            fenced_held: BTreeMap::new(),
+            now,
         }
     }
 
@@ -216,7 +233,7 @@ impl EdgeServer {
         match self.create(m.ue, &m.spec) {
             Ok((meta, svc)) => {
                 let inst = Instance::new(meta, svc, 0, digest::GENESIS, self.cfg.answer_cache);
-                self.live.insert(m.service, Live::new(inst));
+                self.live.insert(m.service, Live::new(inst, 1));
                 self.moved.remove(&m.service);
                 self.events
                     .push_back(EdgeEvent::Instantiated { service: m.service });
@@ -257,6 +274,10 @@ impl EdgeServer {
                     self.relocate_out(now, from, m.service, target, mode, epoch);
                 }
             }
+            RelocateAction::Promote { epoch } => self.promote(m.service, epoch),
+            RelocateAction::Release { host, epoch } => self.release(now, m.service, host, epoch),
+            RelocateAction::Resume { epoch } => self.resume(m.service, epoch),
+            RelocateAction::Abort { epoch } => self.abort(now, m.service, epoch),
         }
     }
 }
@@ -269,6 +290,10 @@ impl Role for EdgeServer {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        self.now = now;
+        // Before anything else: a server that was stopped may run on after its lease
+        // ended, with the expiry timer still queued behind this message.
+        self.on_lease_expiry(now);
         if !edgeshift_proto::may_send(from, self.id(), &msg) {
             self.violation(from, edgeshift_proto::refusal(from, &msg));
             return;
@@ -276,6 +301,7 @@ impl Role for EdgeServer {
         match msg {
             Message::ServiceInput(m) => self.on_input(m),
             Message::Probe(m) => self.on_probe(m),
+            Message::HeartbeatAck(m) => self.on_heartbeat_ack(now, m),
             Message::Instantiate(m) => self.on_instantiate(from, m),
             Message::PrepareShadow(m) => self.on_prepare(now, m),
             Message::ShadowTransfer(m) => self.on_transfer(now, from, m),
@@ -292,6 +318,7 @@ impl Role for EdgeServer {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         self.run_timers(now);
     }
 

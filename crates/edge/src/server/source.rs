@@ -34,6 +34,14 @@ pub(super) struct Live {
     /// Applied inputs not yet sent to the replay shadows (replay batching); empty while
     /// frozen.
     pub(super) batch: Vec<InputRecord>,
+    /// Route epoch the instance went live under; a 1006 release for an older epoch is
+    /// not about it.
+    pub(super) epoch: u64,
+    /// Promoted from a shadow that may lack inputs the dead source had applied: inputs
+    /// past a gap make it ask the UE to resend (at most once per `NUDGE_EVERY`).
+    pub(super) promoted: bool,
+    /// When it last asked, and after which input.
+    pub(super) nudged: Option<(u64, Instant)>,
 }
 
 /// Where a live instance stands in a relocation out of this server.
@@ -103,13 +111,16 @@ impl Source {
 }
 
 impl Live {
-    pub(super) fn new(inst: Instance) -> Self {
+    pub(super) fn new(inst: Instance, epoch: u64) -> Self {
         Self {
             inst,
             state: Source::Serving,
             links: BTreeMap::new(),
             log: VecDeque::new(),
             batch: Vec::new(),
+            epoch,
+            promoted: false,
+            nudged: None,
         }
     }
 
@@ -333,14 +344,27 @@ impl EdgeServer {
         }
     }
 
-    /// The relocation failed: the source serves again, held traffic first.
+    /// The relocation failed: the source serves again, held traffic first, and tells
+    /// the control node.
     fn abandon(&mut self, service: ServiceId, reason: String) {
-        let Some(live) = self.live.get_mut(&service) else {
-            return;
-        };
-        let Some(f) = live.state.thaw() else {
-            return;
-        };
+        if let Some(f) = self.thaw(service, reason) {
+            let done = RelocationDone {
+                service,
+                from: self.cfg.id,
+                to: f.target,
+                ok: false,
+                epoch: f.epoch,
+            };
+            self.send(NodeId::Control, done);
+            self.release_held(f.held);
+        }
+    }
+
+    /// A frozen instance serves again; returns what the freeze held, for the caller to
+    /// serve.
+    pub(super) fn thaw(&mut self, service: ServiceId, reason: String) -> Option<Frozen> {
+        let live = self.live.get_mut(&service)?;
+        let f = live.state.thaw()?;
         live.links.remove(&f.target);
         self.unflushed.insert(service);
         self.events.push_back(EdgeEvent::RelocationFailed {
@@ -348,15 +372,7 @@ impl EdgeServer {
             target: f.target,
             reason,
         });
-        let done = RelocationDone {
-            service,
-            from: self.cfg.id,
-            to: f.target,
-            ok: false,
-            epoch: f.epoch,
-        };
-        self.send(NodeId::Control, done);
-        self.release_held(f.held);
+        Some(f)
     }
 
     /// (Re)starts the confirm watchdog of the sources that froze, heard from their
@@ -391,6 +407,20 @@ impl EdgeServer {
             return;
         };
         f.unanswered += 1;
+        if f.unanswered >= attempts && self.cfg.lease.is_some() {
+            // The target may have gone live and only its 2005 be lost: serving again here
+            // could make two live instances. The control node asks the target and answers
+            // with a resume or a release; until then the instance stays frozen.
+            let done = RelocationDone {
+                service,
+                from: self.cfg.id,
+                to: f.target,
+                ok: false,
+                epoch: f.epoch,
+            };
+            self.send(NodeId::Control, done);
+            return;
+        }
         self.unwatched.insert(service);
         if f.unanswered >= attempts {
             let reason = format!(
@@ -399,6 +429,12 @@ impl EdgeServer {
             );
             self.abandon(service, reason);
         } else {
+            // A transfer still unconfirmed after its allowance was lost (a partition, a
+            // restarted target): send it again, or the target waits for it forever.
+            let target = f.target;
+            if let Some(mode) = live.links.get(&target).filter(|l| !l.ready).map(|l| l.mode) {
+                self.start_shadow(self.now, service, target, mode);
+            }
             // A lost or late 2005, or a restarted target: ask again (a live target
             // confirms again; an empty one asks for the state).
             self.request(service);

@@ -32,6 +32,10 @@ pub(super) enum Timer {
     StartShadow(ServiceId, ServerId, Instant),
     /// The watchdog of a frozen source waiting for its 2005.
     Confirm(ServiceId),
+    /// The periodic 3006 to the control node.
+    Heartbeat,
+    /// The lease runs out unless an answered heartbeat extended it.
+    LeaseExpiry,
 }
 
 impl EdgeServer {
@@ -73,6 +77,8 @@ impl EdgeServer {
                     }
                 }
                 Timer::Confirm(service) => self.on_confirm_timeout(service),
+                Timer::Heartbeat => self.on_heartbeat_timer(now),
+                Timer::LeaseExpiry => self.on_lease_expiry(now),
                 Timer::StartShadow(service, target, _) => {
                     if let Some(mode) = self.planned.remove(&(service, target)) {
                         let ready = self

@@ -11,9 +11,12 @@ use super::links::sync_to;
 use super::source::Source;
 use crate::event::EdgeEvent;
 use edgeshift_proto::{
-    NodeId, Probe, ProbeReply, ServerId, ServiceId, ServiceInput, ServiceOutput, SyncBody,
-    SyncMode, Transmit,
+    CellId, NodeId, Probe, ProbeReply, ResendFrom, ServerId, ServiceId, ServiceInput,
+    ServiceOutput, SyncBody, SyncMode, Transmit, UeId,
 };
+
+/// A promoted instance asks the UE for missing inputs at most this often per gap.
+const NUDGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// UE traffic held while an instance cannot serve (frozen source, shadow not yet live).
 #[derive(Clone, Debug)]
@@ -26,11 +29,17 @@ impl EdgeServer {
     /// 3010 from a cell (or forwarded by the previous host).
     pub(super) fn on_input(&mut self, m: ServiceInput) {
         let service = m.service;
+        let fenced = self.fenced();
         if let Some(live) = self.live.get_mut(&service) {
             if let Source::Frozen(f) = &mut live.state {
                 f.held.push(Held::Input(m));
                 return;
             }
+            if fenced {
+                self.hold_fenced(service, Held::Input(m));
+                return;
+            }
+            let (ue, via) = (m.ue, m.via);
             if !live.inst.offer(m.input.seq, m.input.payload, Some(m.via)) {
                 // A retransmission: the answer was lost, send it again.
                 if let Some(a) = live.inst.answer(m.input.seq).map(<[u8]>::to_vec) {
@@ -46,6 +55,7 @@ impl EdgeServer {
                 return;
             }
             self.drain_live(service);
+            self.nudge(service, ue, via);
         } else if let Some(sh) = self.shadows.get_mut(&service) {
             sh.held.push(Held::Input(m));
         } else if let Some(&to) = self.moved.get(&service) {
@@ -56,6 +66,41 @@ impl EdgeServer {
                 format!("input {} for unknown {service}", m.input.seq),
             );
         }
+    }
+
+    /// A promoted instance with inputs waiting behind a gap asks the UE for the missing
+    /// ones: they were applied only by the dead source, whose sync never reached the
+    /// shadow. At most once per [`NUDGE_EVERY`] for the same gap.
+    fn nudge(&mut self, service: ServiceId, ue: UeId, via: CellId) {
+        let now = self.now;
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let after = live.inst.last_seq;
+        let gap = live
+            .inst
+            .pending
+            .first_key_value()
+            .is_some_and(|(s, _)| *s > after + 1);
+        if !live.promoted || !gap {
+            return;
+        }
+        if live
+            .nudged
+            .is_some_and(|(a, at)| a == after && now < at + NUDGE_EVERY)
+        {
+            return;
+        }
+        live.nudged = Some((after, now));
+        self.send(
+            via,
+            ResendFrom {
+                ue,
+                service,
+                via,
+                after,
+            },
+        );
     }
 
     /// Applies the inputs now in order, answers them and passes them to replay shadows.
@@ -131,9 +176,14 @@ impl EdgeServer {
     /// 3012: only a serving live instance answers.
     pub(super) fn on_probe(&mut self, m: Probe) {
         let service = m.service;
+        let fenced = self.fenced();
         if let Some(live) = self.live.get_mut(&service) {
             if let Source::Frozen(f) = &mut live.state {
                 f.held.push(Held::Probe(m));
+                return;
+            }
+            if fenced {
+                self.hold_fenced(service, Held::Probe(m));
                 return;
             }
             let last_seq = live.inst.last_seq;

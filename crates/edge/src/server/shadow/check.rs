@@ -149,7 +149,7 @@ impl EdgeServer {
         // O(1) in state size: the instance moves from the shadow table to the live one. Its
         // dirty map may be stale; a later delta shadow starts from a full snapshot, and
         // extra chunks in its first delta are harmless.
-        self.live.insert(service, Live::new(inst));
+        self.live.insert(service, Live::new(inst, req.epoch));
         self.moved.remove(&service);
         self.events.push_back(EdgeEvent::Activated {
             service,

@@ -1,0 +1,248 @@
+//! Which servers are alive, and failover when one is not.
+//!
+//! Servers send a heartbeat (3006) every few hundred milliseconds and hold a lease while
+//! the node answers (3007; see the edge crate's `lease` module). A server silent for
+//! `server_timeout` (longer than its lease) is declared dead ([`ControlNode::server_down`]):
+//!
+//! - each service it hosted fails over: its most useful ready shadow (the one at the UE's
+//!   own server, else the first) is promoted with a 1006 `Promote` under a new epoch, and
+//!   the promoted server's 3033 completes it like a relocation (routes to the cells); the
+//!   UE resends what the shadow had not seen;
+//! - a relocation towards it is called off, and a frozen source told to `Resume`;
+//! - its shadows and plans are forgotten.
+//!
+//! When its heartbeats come back (a healed partition, or a restart: a new incarnation),
+//! it first gets a 1006 `Release` for each instance a failover replaced, then the answer
+//! to its heartbeat, so it never serves a replaced instance again.
+
+use edgeshift_proto::{
+    Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
+    RouteUpdate, ServerId, ServiceId, Timing,
+};
+
+use super::relocation::Relocation;
+use super::{ControlNode, Timer};
+use crate::event::ControlEvent;
+
+/// What the node knows of a heartbeating server.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Peer {
+    incarnation: u64,
+    down: bool,
+}
+
+impl ControlNode {
+    /// Whether `server` was declared dead and has not come back.
+    pub(super) fn is_down(&self, server: ServerId) -> bool {
+        self.peers.get(&server).is_some_and(|p| p.down)
+    }
+
+    /// 3006: the server is alive; answer it (after any releases it must apply first).
+    pub(super) fn on_heartbeat(&mut self, now: Instant, m: Heartbeat) {
+        let server = m.server;
+        let known = self.peers.get(&server).copied();
+        let restarted = known.is_some_and(|p| p.incarnation != m.incarnation);
+        if restarted && known.is_some_and(|p| !p.down) {
+            // Back before its silence was noticed, but with nothing: as good as dead.
+            self.server_down(now, server);
+        }
+        let was_down = self.is_down(server);
+        self.peers.insert(
+            server,
+            Peer {
+                incarnation: m.incarnation,
+                down: false,
+            },
+        );
+        if was_down {
+            self.rejoin(server, restarted);
+        }
+        if let Some(timeout) = self.cfg.server_timeout {
+            self.timers.set(Timer::ServerSilent(server), now + timeout);
+        }
+        self.send(server, HeartbeatAck { seq: m.seq });
+    }
+
+    /// A server that was declared dead is back: it drops what was replaced meanwhile.
+    fn rejoin(&mut self, server: ServerId, restarted: bool) {
+        self.emit(ControlEvent::ServerUp { server, restarted });
+        let lo = (server, ServiceId(u32::MIN));
+        let hi = (server, ServiceId(u32::MAX));
+        let replaced: Vec<ServiceId> = self.superseded.range(lo..=hi).map(|(_, s)| *s).collect();
+        for service in replaced {
+            self.superseded.remove(&(server, service));
+            let Some(e) = self.services.get(&service) else {
+                continue;
+            };
+            let msg = Relocate {
+                service,
+                action: RelocateAction::Release {
+                    host: e.host,
+                    epoch: e.epoch,
+                },
+                timing: Timing::at(Instant::ZERO),
+            };
+            self.send(server, msg);
+        }
+    }
+
+    /// The server's heartbeats stopped: fail its services over, call off relocations to it.
+    pub(super) fn server_down(&mut self, now: Instant, server: ServerId) {
+        match self.peers.get_mut(&server) {
+            Some(p) if !p.down => p.down = true,
+            _ => return,
+        }
+        self.timers.cancel(Timer::ServerSilent(server));
+        self.emit(ControlEvent::ServerDown { server });
+        let ids: Vec<ServiceId> = self.services.keys().copied().collect();
+        for service in ids {
+            let Some(e) = self.services.get_mut(&service) else {
+                continue;
+            };
+            e.shadows.remove(&server);
+            e.ready.remove(&server);
+            if e.planned.remove(&server) {
+                self.timers.cancel(Timer::JitStart(service, server));
+            }
+            let Some(e) = self.services.get(&service) else {
+                continue;
+            };
+            let (host, ue) = (e.host, e.ue);
+            match e.relocation {
+                Some(r) if r.target() == server => self.call_off(service, r),
+                Some(r @ Relocation::Triggered { .. }) if host == server => {
+                    // The source died mid-relocation: its target holds the freshest copy.
+                    let (target, epoch) = (r.target(), r.epoch());
+                    self.superseded.insert((server, service));
+                    self.send_promote(service, target, epoch);
+                    self.emit(ControlEvent::FailoverStarted {
+                        service,
+                        ue,
+                        from: server,
+                        to: target,
+                    });
+                }
+                Some(r) if host == server => {
+                    self.call_off(service, r);
+                    self.failover(now, service);
+                }
+                None if host == server => self.failover(now, service),
+                _ => {}
+            }
+        }
+    }
+
+    /// A relocation whose target died: off, and the source (frozen or not) serves on.
+    fn call_off(&mut self, service: ServiceId, r: Relocation) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.relocation = None;
+        e.ready.remove(&r.target());
+        e.shadows.remove(&r.target());
+        self.timers.cancel(Timer::Trigger(service));
+        let (ue, host) = (e.ue, e.host);
+        self.stats.relocations_failed += 1;
+        self.emit(ControlEvent::RelocationFailed {
+            service,
+            ue,
+            source: host,
+            target: r.target(),
+        });
+        if r.is_triggered() && !self.is_down(host) {
+            let msg = Relocate {
+                service,
+                action: RelocateAction::Resume { epoch: r.epoch() },
+                timing: Timing::at(Instant::ZERO),
+            };
+            self.send(host, msg);
+        }
+    }
+
+    /// Promotes a ready shadow of a service whose host is dead, or reports it lost.
+    pub(super) fn failover(&mut self, now: Instant, service: ServiceId) {
+        let down: Vec<ServerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.down)
+            .map(|(s, _)| *s)
+            .collect();
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        let dead = e.host;
+        e.ready.retain(|s| !down.contains(s));
+        let local = self.cfg.topology.get(&e.cell).copied();
+        let pick = local
+            .filter(|s| e.ready.contains(s))
+            .or_else(|| e.ready.iter().next().copied());
+        let ue = e.ue;
+        let Some(target) = pick else {
+            self.emit(ControlEvent::ServiceLost {
+                service,
+                ue,
+                server: dead,
+            });
+            return;
+        };
+        e.epoch += 1;
+        let epoch = e.epoch;
+        e.relocation = Some(Relocation::Triggered {
+            target,
+            mode: RelocationMode::Hot,
+            epoch,
+            at: now,
+        });
+        self.timers.cancel(Timer::ShadowExpiry(service));
+        self.superseded.insert((dead, service));
+        // The other shadows followed the dead source; the new host starts its own.
+        let others: Vec<ServerId> = e.shadows.iter().copied().filter(|s| *s != target).collect();
+        e.shadows.retain(|s| *s == target);
+        e.ready.retain(|s| *s == target);
+        e.planned.clear();
+        self.timers.cancel_range(Timer::jit_starts(service));
+        for s in &others {
+            let discard = Relocate {
+                service,
+                action: RelocateAction::Discard {
+                    servers: others.clone(),
+                },
+                timing: Timing::at(Instant::ZERO),
+            };
+            self.send(*s, discard);
+        }
+        self.send_promote(service, target, epoch);
+        self.emit(ControlEvent::FailoverStarted {
+            service,
+            ue,
+            from: dead,
+            to: target,
+        });
+    }
+
+    fn send_promote(&mut self, service: ServiceId, target: ServerId, epoch: u64) {
+        let msg = Relocate {
+            service,
+            action: RelocateAction::Promote { epoch },
+            timing: Timing::at(Instant::ZERO),
+        };
+        self.send(target, msg);
+    }
+
+    /// 3021: a cell learned the UE again (it restarted); tell it the route.
+    pub(super) fn on_route_query(&mut self, m: RouteQuery) {
+        let Some(&service) = self.by_ue.get(&m.ue) else {
+            return;
+        };
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.cell = m.cell;
+        let route = Route {
+            service,
+            server: e.host,
+            epoch: e.epoch,
+        };
+        self.send(m.cell, RouteUpdate { ue: m.ue, route });
+    }
+}

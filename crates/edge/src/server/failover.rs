@@ -1,0 +1,137 @@
+//! The control node's decisions after a fault: promote a shadow whose source died,
+//! release an instance that was replaced, resume a source whose relocation was called
+//! off, abort a relocation whose 2005 never reached the source.
+//!
+//! Each is a 1006 action carrying the route epoch it is about, and each answers the
+//! control node with a 3033 where the control node waits for one: a promote or an abort
+//! says whether this server's instance is live.
+
+use edgeshift_proto::{Instant, NodeId, RelocationDone, ServerId, ServiceId};
+
+use super::EdgeServer;
+use super::shadow::{Shadow, ShadowState};
+use super::source::Live;
+use crate::event::EdgeEvent;
+
+impl EdgeServer {
+    /// Promote: the shadow becomes the live instance as it stands.
+    pub(super) fn promote(&mut self, service: ServiceId, epoch: u64) {
+        if self.live.contains_key(&service) {
+            // Already live (the 2004 got here first, or a repeated promote).
+            self.report_done(service, self.cfg.id, epoch, true);
+            return;
+        }
+        let ready = self
+            .shadows
+            .get(&service)
+            .is_some_and(|sh| matches!(sh.state, ShadowState::Ready(_)));
+        if !ready {
+            let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
+            self.report_done(service, from, epoch, false);
+            return;
+        }
+        let Some(Shadow {
+            source,
+            state: ShadowState::Ready(inst),
+            held,
+            ..
+        }) = self.shadows.remove(&service)
+        else {
+            return;
+        };
+        let (last_seq, digest) = (inst.last_seq, inst.digest);
+        let mut live = Live::new(inst, epoch);
+        live.promoted = true;
+        self.live.insert(service, live);
+        self.moved.remove(&service);
+        self.unflushed.insert(service);
+        self.events.push_back(EdgeEvent::Promoted {
+            service,
+            from: source,
+            last_seq,
+            digest,
+            epoch,
+        });
+        self.report_done(service, source, epoch, true);
+        self.release_held(held);
+        self.load_report();
+    }
+
+    /// Release: an instance here was replaced by one at `host` under `epoch`.
+    pub(super) fn release(&mut self, now: Instant, service: ServiceId, host: ServerId, epoch: u64) {
+        if host == self.cfg.id {
+            return;
+        }
+        if self.live.get(&service).is_some_and(|l| l.epoch < epoch) {
+            let Some(live) = self.live.remove(&service) else {
+                return;
+            };
+            self.moved.insert(service, host);
+            if let super::source::Source::Frozen(f) = live.state {
+                self.forward_held(host, f.held);
+            }
+            if let Some(held) = self.fenced_held.remove(&service) {
+                self.forward_held(host, held);
+            }
+            self.events
+                .push_back(EdgeEvent::Released { service, to: host });
+            self.load_report();
+        }
+        if self
+            .shadows
+            .get(&service)
+            .is_some_and(|sh| sh.source != host)
+        {
+            // A shadow of the replaced instance: its sync has stopped for good.
+            self.drop_shadow(now, service);
+        }
+    }
+
+    /// Resume: the relocation of a frozen instance under `epoch` is called off.
+    pub(super) fn resume(&mut self, service: ServiceId, epoch: u64) {
+        let frozen = self.live.get(&service).is_some_and(|l| match &l.state {
+            super::source::Source::Frozen(f) => f.epoch == epoch,
+            super::source::Source::Precopy { epoch: e, .. } => *e == epoch,
+            super::source::Source::Serving => false,
+        });
+        if !frozen {
+            return;
+        }
+        if let Some(live) = self.live.get_mut(&service)
+            && let super::source::Source::Precopy { target, .. } = live.state
+        {
+            live.state = super::source::Source::Serving;
+            live.links.remove(&target);
+            return;
+        }
+        if let Some(f) = self.thaw(service, "the control node called the relocation off".into()) {
+            self.release_held(f.held);
+        }
+    }
+
+    /// Abort: the source gave up on its 2004s; tell the control node whether the shadow
+    /// here went live, and drop it if it did not.
+    pub(super) fn abort(&mut self, now: Instant, service: ServiceId, epoch: u64) {
+        if self.live.get(&service).is_some_and(|l| l.epoch == epoch) {
+            self.report_done(service, self.cfg.id, epoch, true);
+            return;
+        }
+        let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
+        self.drop_shadow(now, service);
+        self.report_done(service, from, epoch, false);
+    }
+
+    fn report_done(&mut self, service: ServiceId, from: ServerId, epoch: u64, ok: bool) {
+        let to = self.cfg.id;
+        self.send(
+            NodeId::Control,
+            RelocationDone {
+                service,
+                from,
+                to,
+                ok,
+                epoch,
+            },
+        );
+    }
+}

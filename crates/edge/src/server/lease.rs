@@ -1,0 +1,161 @@
+//! The lease: a server serves only while the control node answers its heartbeats.
+//!
+//! Every `heartbeat` the server sends a 3006; the control node answers each with a 3007.
+//! An answered heartbeat sent at `t` (on this server's clock) lets the server serve until
+//! `t + duration`. The control node declares a server dead only after a longer silence
+//! than `duration`, counted from when it *received* the last heartbeat (which is after it
+//! was sent): so a server cut off from the control node is fenced, holding its UE traffic,
+//! before any shadow elsewhere is promoted, and no two instances of a service answer. Both
+//! sides measure durations on their own clocks; no clocks are compared.
+//!
+//! A fenced server keeps its instances. When the lease comes back, the control node has
+//! first sent a 1006 release for each instance it replaced meanwhile (same connection,
+//! so it arrives before the 3007); the others serve again, their held traffic first.
+
+use std::collections::VecDeque;
+
+use edgeshift_proto::{Heartbeat, HeartbeatAck, Instant, NodeId, ServiceId};
+
+use super::EdgeServer;
+use super::source::Source;
+use super::timers::Timer;
+use super::traffic::Held;
+use crate::config::LeaseConfig;
+use crate::event::EdgeEvent;
+
+/// Heartbeats kept waiting for their answer; older answers no longer extend the lease.
+const OUTSTANDING: usize = 64;
+
+/// UE messages held per fenced service; beyond, they are dropped (the UE resends).
+pub(super) const FENCED_HOLD: usize = 4096;
+
+/// The lease state of a server that has one.
+pub(super) struct Lease {
+    cfg: LeaseConfig,
+    next_seq: u64,
+    /// Heartbeats sent and not yet answered: (seq, sent at).
+    sent: VecDeque<(u64, Instant)>,
+    /// Serving is allowed until then.
+    until: Instant,
+    fenced: bool,
+}
+
+impl Lease {
+    /// A new server may serve for one lease: it has no instances the control node could
+    /// have replaced, and its first heartbeat goes out at once.
+    pub(super) fn new(cfg: LeaseConfig, now: Instant) -> Self {
+        Self {
+            cfg,
+            next_seq: 1,
+            sent: VecDeque::new(),
+            until: now + cfg.duration,
+            fenced: false,
+        }
+    }
+}
+
+impl EdgeServer {
+    /// Whether the server may serve now (it holds its lease, or has none).
+    pub(super) fn fenced(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.fenced)
+    }
+
+    /// The heartbeat timer: sends a 3006 and re-arms.
+    pub(super) fn on_heartbeat_timer(&mut self, now: Instant) {
+        let Some(l) = self.lease.as_mut() else {
+            return;
+        };
+        let seq = l.next_seq;
+        l.next_seq += 1;
+        if l.sent.len() == OUTSTANDING {
+            l.sent.pop_front();
+        }
+        l.sent.push_back((seq, now));
+        let hb = Heartbeat {
+            server: self.cfg.id,
+            incarnation: l.cfg.incarnation,
+            seq,
+        };
+        let next = now + l.cfg.heartbeat;
+        self.send(NodeId::Control, hb);
+        self.timers.set(Timer::Heartbeat, next);
+    }
+
+    /// 3007: the lease runs on from when the answered heartbeat was sent.
+    pub(super) fn on_heartbeat_ack(&mut self, now: Instant, m: HeartbeatAck) {
+        let Some(l) = self.lease.as_mut() else {
+            return;
+        };
+        let Some(pos) = l.sent.iter().position(|(s, _)| *s == m.seq) else {
+            return; // Too old, or not ours.
+        };
+        let sent_at = l.sent[pos].1;
+        l.sent.drain(..=pos);
+        l.until = l.until.max(sent_at + l.cfg.duration);
+        let until = l.until;
+        if until <= now {
+            return; // Answered too late to extend anything.
+        }
+        self.timers.set(Timer::LeaseExpiry, until);
+        if l.fenced {
+            l.fenced = false;
+            self.unfence();
+        }
+    }
+
+    /// The lease timer: without an answered heartbeat since, the server stops serving.
+    pub(super) fn on_lease_expiry(&mut self, now: Instant) {
+        let Some(l) = self.lease.as_mut() else {
+            return;
+        };
+        if l.fenced || now < l.until {
+            return;
+        }
+        l.fenced = true;
+        let services: Vec<ServiceId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.state.is_frozen())
+            .map(|(s, _)| *s)
+            .collect();
+        self.events.push_back(EdgeEvent::Fenced { services });
+    }
+
+    /// Serves again: the instances not released meanwhile, their held traffic first.
+    fn unfence(&mut self) {
+        let services: Vec<ServiceId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.state.is_frozen())
+            .map(|(s, _)| *s)
+            .collect();
+        self.events.push_back(EdgeEvent::Unfenced {
+            services: services.clone(),
+        });
+        for s in services {
+            self.unflushed.insert(s);
+            if let Some(held) = self.fenced_held.remove(&s) {
+                self.release_held(held);
+            }
+        }
+        // Traffic for instances that are frozen or gone meanwhile goes where it belongs.
+        for (s, held) in std::mem::take(&mut self.fenced_held) {
+            match self.live.get_mut(&s) {
+                Some(live) => {
+                    if let Source::Frozen(f) = &mut live.state {
+                        f.held.extend(held);
+                    }
+                }
+                None => self.release_held(held),
+            }
+        }
+    }
+
+    /// Holds UE traffic for a fenced live instance.
+    pub(super) fn hold_fenced(&mut self, service: ServiceId, h: Held) {
+        let q = self.fenced_held.entry(service).or_default();
+        if q.len() < FENCED_HOLD {
+            q.push(h);
+        }
+    }
+}

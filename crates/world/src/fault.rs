@@ -1,0 +1,281 @@
+//! Fault injection specs, shared by the simulator (`sim --fault`) and the live demo
+//! (`demo --fault`): what happens to which node, when, for how long.
+//!
+//! ```text
+//! kill:NODE@T            the node crashes at T (in the demo with --processes: SIGKILL)
+//! restart:NODE@T         the node starts afresh at T (after a kill)
+//! stop:NODE@T+D          the node is frozen from T for D (SIGSTOP/SIGCONT): what it is
+//!                        sent waits
+//! partition:A-B@T+D      every message between A and B is lost from T for D
+//! loss:A-B@T+D:P         each message between A and B is lost with probability P
+//! ```
+//!
+//! Times are seconds (`5.5`, `5.5s`) or milliseconds (`800ms`) from the start of the run.
+//! Node names are the drivers' own (`me1`, `control`, `ran1` …); this module only
+//! parses them.
+//!
+//! ```
+//! use edgeshift_world::fault::{Fault, FaultKind};
+//! let f: Fault = "partition:me1-me3@7s+3s".parse().unwrap();
+//! assert_eq!(f.node, "me1");
+//! assert!(matches!(f.kind, FaultKind::Partition { ref peer, .. } if peer == "me3"));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One injected fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// The node it hits (the first of a pair).
+    pub node: String,
+    /// When, from the start of the run.
+    pub at: Duration,
+    /// What.
+    pub kind: FaultKind,
+}
+
+/// What a [`Fault`] does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// The node crashes.
+    Kill,
+    /// The node starts afresh.
+    Restart,
+    /// The node is frozen for `dur`.
+    Stop {
+        /// How long.
+        dur: Duration,
+    },
+    /// Messages between the node and `peer` are lost for `dur`.
+    Partition {
+        /// The other node.
+        peer: String,
+        /// How long.
+        dur: Duration,
+    },
+    /// Each message between the node and `peer` is lost with probability `p` for `dur`.
+    Loss {
+        /// The other node.
+        peer: String,
+        /// How long.
+        dur: Duration,
+        /// Loss probability in `[0, 1]`.
+        p: f64,
+    },
+}
+
+/// A fault spec that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error(
+    "fault {spec:?}: {why} (expected kill:NODE@T, restart:NODE@T, stop:NODE@T+D, partition:A-B@T+D or loss:A-B@T+D:P)"
+)]
+pub struct FaultError {
+    /// The spec.
+    pub spec: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl Fault {
+    /// Whether the fault is on the link between `a` and `b` (either way) and active at `t`.
+    #[must_use]
+    pub fn cuts(&self, a: &str, b: &str, t: Duration) -> Option<f64> {
+        let (peer, dur, p) = match &self.kind {
+            FaultKind::Partition { peer, dur } => (peer, *dur, 1.0),
+            FaultKind::Loss { peer, dur, p } => (peer, *dur, *p),
+            _ => return None,
+        };
+        let pair = (self.node == a && peer == b) || (self.node == b && peer == a);
+        (pair && t >= self.at && t < self.at + dur).then_some(p)
+    }
+
+    /// Every node name the fault mentions.
+    #[must_use]
+    pub fn nodes(&self) -> Vec<&str> {
+        match &self.kind {
+            FaultKind::Partition { peer, .. } | FaultKind::Loss { peer, .. } => {
+                vec![&self.node, peer]
+            }
+            _ => vec![&self.node],
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.at.as_secs_f64();
+        match &self.kind {
+            FaultKind::Kill => write!(f, "kill:{}@{at}s", self.node),
+            FaultKind::Restart => write!(f, "restart:{}@{at}s", self.node),
+            FaultKind::Stop { dur } => {
+                write!(f, "stop:{}@{at}s+{}s", self.node, dur.as_secs_f64())
+            }
+            FaultKind::Partition { peer, dur } => write!(
+                f,
+                "partition:{}-{peer}@{at}s+{}s",
+                self.node,
+                dur.as_secs_f64()
+            ),
+            FaultKind::Loss { peer, dur, p } => write!(
+                f,
+                "loss:{}-{peer}@{at}s+{}s:{p}",
+                self.node,
+                dur.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// Longest time a spec may name (a day): beyond, it is a typo.
+const MAX_S: f64 = 86_400.0;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let (num, scale) = if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e-3)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a time (5.5s, 800ms)"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || !(0.0..=MAX_S).contains(&secs) {
+        return Err(format!("{s:?} is not a time from 0 to a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn name(s: &str) -> Result<String, String> {
+    let ok =
+        !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a node name"))
+    }
+}
+
+impl FromStr for Fault {
+    type Err = FaultError;
+
+    fn from_str(spec: &str) -> Result<Self, FaultError> {
+        let err = |why: String| FaultError {
+            spec: spec.to_owned(),
+            why,
+        };
+        let (kind, rest) = spec.split_once(':').ok_or_else(|| err("no kind".into()))?;
+        let (who, when) = rest.split_once('@').ok_or_else(|| err("no @time".into()))?;
+        let (when, p) = match kind {
+            "loss" => {
+                let (w, p) = when
+                    .rsplit_once(':')
+                    .ok_or_else(|| err("no :probability".into()))?;
+                let p: f64 = p
+                    .parse()
+                    .map_err(|_| err(format!("{p:?} is not a probability")))?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(err(format!("probability {p} is not in [0, 1]")));
+                }
+                (w, p)
+            }
+            _ => (when, 1.0),
+        };
+        let (at, dur) = match when.split_once('+') {
+            Some((a, d)) => (duration(a).map_err(err)?, Some(duration(d).map_err(err)?)),
+            None => (duration(when).map_err(err)?, None),
+        };
+        let need_dur = || dur.ok_or_else(|| err(format!("{kind} needs a duration: @T+D")));
+        let pair = || -> Result<(String, String), FaultError> {
+            let (a, b) = who
+                .split_once('-')
+                .ok_or_else(|| err(format!("{kind} needs two nodes: A-B")))?;
+            let (a, b) = (name(a).map_err(err)?, name(b).map_err(err)?);
+            if a == b {
+                return Err(err("a node cannot be cut from itself".into()));
+            }
+            Ok((a, b))
+        };
+        let (node, kind) = match kind {
+            "kill" | "restart" => {
+                if dur.is_some() {
+                    return Err(err(format!("{kind} takes no duration")));
+                }
+                let k = if kind == "kill" {
+                    FaultKind::Kill
+                } else {
+                    FaultKind::Restart
+                };
+                (name(who).map_err(err)?, k)
+            }
+            "stop" => (
+                name(who).map_err(err)?,
+                FaultKind::Stop { dur: need_dur()? },
+            ),
+            "partition" => {
+                let (a, peer) = pair()?;
+                let dur = need_dur()?;
+                (a, FaultKind::Partition { peer, dur })
+            }
+            "loss" => {
+                let (a, peer) = pair()?;
+                let dur = need_dur()?;
+                (a, FaultKind::Loss { peer, dur, p })
+            }
+            other => return Err(err(format!("unknown kind {other:?}"))),
+        };
+        Ok(Self { node, at, kind })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_and_prints_back() {
+        for spec in [
+            "kill:me1@5.5s",
+            "restart:ran1@6s",
+            "stop:me2@5s+2s",
+            "partition:me1-me3@7s+3s",
+            "loss:me1-control@1s+0.5s:0.25",
+        ] {
+            let f: Fault = spec.parse().expect(spec);
+            assert_eq!(f.to_string(), spec);
+        }
+        let f: Fault = "kill:me1@800ms".parse().expect("ms");
+        assert_eq!(f.at, Duration::from_millis(800));
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, why) in [
+            ("kill:me1", "no @time"),
+            ("zap:me1@1s", "unknown kind"),
+            ("partition:me1@1s+2s", "two nodes"),
+            ("partition:me1-me1@1s+2s", "itself"),
+            ("stop:me1@1s", "needs a duration"),
+            ("kill:me1@1s+2s", "takes no duration"),
+            ("loss:me1-me2@1s+2s:1.5", "not in [0, 1]"),
+            ("kill:me1@-1s", "not a time"),
+            ("kill:me1@NaNs", "not a time"),
+            ("kill:m e@1s", "not a node name"),
+        ] {
+            let e = spec.parse::<Fault>().expect_err(spec);
+            assert!(e.to_string().contains(why), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_partition_cuts_both_ways_while_it_lasts() {
+        let f: Fault = "partition:me1-me3@7s+3s".parse().expect("spec");
+        let s = Duration::from_secs;
+        assert_eq!(f.cuts("me3", "me1", s(8)), Some(1.0));
+        assert_eq!(f.cuts("me1", "me3", s(10)), None);
+        assert_eq!(f.cuts("me1", "me2", s(8)), None);
+    }
+}
