@@ -26,6 +26,13 @@ pub(crate) struct Common {
     /// Append journal records (JSON lines) to this file.
     #[arg(long)]
     journal: Option<PathBuf>,
+    /// Cut this daemon's links as the fault says (partition:A-B@T+D, loss:A-B@T+D:P;
+    /// repeatable; the demo passes its --fault flags on).
+    #[arg(long = "fault", hide = true)]
+    faults: Vec<edgeshift_world::fault::Fault>,
+    /// The start of the run the faults' times count from (Unix nanoseconds).
+    #[arg(long, hide = true, default_value_t = 0)]
+    fault_origin: u64,
 }
 
 #[derive(clap::Args)]
@@ -188,6 +195,11 @@ pub(crate) struct DemoArgs {
     /// can subscribe first.
     #[arg(long, requires = "api", default_value_t = 0.0)]
     start_after: f64,
+    /// Inject a fault (repeatable): kill:NODE@T (with --processes a real SIGKILL),
+    /// restart:NODE@T, stop:NODE@T+D (--processes), partition:A-B@T+D, loss:A-B@T+D:P.
+    /// Daemons: control, me1, me2, me3, ran1; times from the start, like 5.5s.
+    #[arg(long = "fault")]
+    faults: Vec<edgeshift_world::fault::Fault>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -261,6 +273,8 @@ async fn daemon_with_app(
         metrics: common.metrics,
         db,
         journal,
+        faults: common.faults,
+        fault_origin: edgeshift_proto::Instant(common.fault_origin),
         ..Options::default()
     };
     if let Some((addr, wait)) = app {
@@ -372,6 +386,7 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         api: a.api,
         api_token,
         start_after: std::time::Duration::from_secs_f64(a.start_after),
+        faults: a.faults,
     };
     cfg.strategy
         .parse::<edgeshift_control::Strategy>()

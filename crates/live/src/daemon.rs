@@ -152,6 +152,10 @@ pub struct Options {
     /// This TLS identity instead of the deployment's `[tls]` files (the demo's in-memory
     /// certificates).
     pub tls: Option<edgeshift_net::Tls>,
+    /// Partitions and lossy links to inject (`demo --fault`), timed from `fault_origin`.
+    pub faults: Vec<edgeshift_world::fault::Fault>,
+    /// The run's start on the common clock (unix nanoseconds), for `faults`.
+    pub fault_origin: edgeshift_proto::Instant,
 }
 
 impl Default for Options {
@@ -168,6 +172,8 @@ impl Default for Options {
             api_tokens: Vec::new(),
             feed: None,
             tls: None,
+            faults: Vec::new(),
+            fault_origin: edgeshift_proto::Instant::ZERO,
         }
     }
 }
@@ -443,6 +449,10 @@ impl Daemon {
         let (transport, inbox) =
             Transport::bind_tls(listen, local.iter().copied(), dep.address_book(), emu, tls)
                 .await?;
+        if let Some(f) = crate::faults::filter(dep, &opts.faults, opts.clock, opts.fault_origin) {
+            warn!(daemon = %kind, faults = opts.faults.len(), "injecting link faults");
+            transport.set_fault_filter(f);
+        }
         let metrics_addr = match opts.metrics.or(metrics_cfg) {
             Some(addr) => Some(
                 metrics::serve(addr, metrics.clone())
@@ -486,6 +496,12 @@ impl Daemon {
     #[must_use]
     pub fn nodes(&self) -> Vec<NodeId> {
         self.transport.local_nodes().iter().copied().collect()
+    }
+
+    /// Its transport, for a launcher that injects a crash ([`Transport::abort`]).
+    #[must_use]
+    pub fn transport(&self) -> Transport {
+        self.transport.clone()
     }
 
     /// Tells it where `node` listens (launchers with ephemeral ports).

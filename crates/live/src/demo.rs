@@ -3,6 +3,7 @@
 //! or as separate processes. Links are emulated from the scenario (radio, access,
 //! backhaul latency and bandwidth) so that one machine behaves like a small network.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ use crate::config::{
 use crate::daemon::{Daemon, DaemonError, Kind, Options};
 use crate::journal::{Journal, Record, read_journal};
 use crate::report::LiveRun;
+
+mod inject;
+
+use inject::{Action, Children, Daemons};
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +96,8 @@ pub struct DemoConfig {
     /// Wait this long between starting the API and starting the UEs, so that clients can
     /// subscribe first.
     pub start_after: Duration,
+    /// Faults to inject (`--fault`), timed from the start of the run.
+    pub faults: Vec<edgeshift_world::fault::Fault>,
 }
 
 impl Default for DemoConfig {
@@ -113,6 +120,7 @@ impl Default for DemoConfig {
             api: None,
             api_token: String::new(),
             start_after: Duration::ZERO,
+            faults: Vec::new(),
         }
     }
 }
@@ -223,6 +231,13 @@ fn progress_line(r: &Record, start: u64) -> Option<String> {
                     | "Attached"
                     | "ShadowsRequested"
                     | "HandoverCancelled"
+                    | "Fault"
+                    | "ServerDown"
+                    | "ServerUp"
+                    | "FailoverStarted"
+                    | "ServiceLost"
+                    | "Promoted"
+                    | "Released"
             )
             .then(|| format!("{:>7.2}s  {node}: {what}", t(*at)))
         }
@@ -265,6 +280,12 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     if let Some(d) = cfg.duration_s {
         scenario.duration_s = d;
     }
+    let placeholder = || Ok(SocketAddr::from(([127, 0, 0, 1], 0)));
+    crate::faults::check(
+        &deployment(cfg, &scenario, placeholder)?,
+        &cfg.faults,
+        cfg.processes.is_some(),
+    )?;
     let clock = Clock::system();
     let start = clock.now().as_nanos();
     let mut limit =
@@ -316,14 +337,21 @@ async fn in_process(
     let first_ue = scenario.ues.first().map(|u| u.id);
     // Mutual TLS between the daemons, with certificates made for this run.
     let certs = crate::certs::in_memory(&dep).map_err(crate::certs::CertsError::from)?;
-    for kind in kinds(&dep) {
-        let mut opts = Options {
+    let origin = clock.now();
+    let make_opts = {
+        let (tx, feed, faults) = (tx.clone(), feed.clone(), cfg.faults.clone());
+        move |kind: &Kind| Options {
             journal: Journal::channel(tx.clone()),
             clock,
             feed: feed.clone(),
-            tls: certs.get(&crate::certs::cert_name(&kind)).cloned(),
+            tls: certs.get(&crate::certs::cert_name(kind)).cloned(),
+            faults: faults.clone(),
+            fault_origin: origin,
             ..Options::default()
-        };
+        }
+    };
+    for kind in kinds(&dep) {
+        let mut opts = make_opts(&kind);
         if matches!(kind, Kind::Ue { id } if Some(id) == first_ue) {
             opts.app_listen = cfg.app_listen;
             opts.app_wait = cfg.app_wait;
@@ -342,12 +370,21 @@ async fn in_process(
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = Vec::new();
+    let mut running = InProcess {
+        slots: BTreeMap::new(),
+        dep,
+        scenario: scenario.clone(),
+        make_opts: Box::new(make_opts),
+        addrs,
+        stop: stop_rx.clone(),
+    };
     let mut ues = Vec::new();
     for d in daemons {
-        let is_ue = matches!(d.kind(), Kind::Ue { .. });
-        let h = tokio::spawn(d.run(stop_rx.clone()));
-        if is_ue { ues.push(h) } else { servers.push(h) }
+        if matches!(d.kind(), Kind::Ue { .. }) {
+            ues.push(tokio::spawn(d.run(stop_rx.clone())));
+        } else {
+            running.start(d);
+        }
     }
     let start = clock.now().as_nanos();
     let mut records = Vec::new();
@@ -366,20 +403,125 @@ async fn in_process(
             records.push(r);
         }
     };
-    let timed_out = tokio::time::timeout(limit, collect).await.is_err();
+    let injected = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let timed_out = {
+        let faults = inject::inject(
+            cfg.faults.clone(),
+            clock,
+            origin,
+            &mut running,
+            injected.clone(),
+        );
+        let collect = tokio::time::timeout(limit, collect);
+        tokio::pin!(collect);
+        tokio::select! {
+            r = &mut collect => r.is_err(),
+            () = faults => collect.await.is_err(),
+        }
+    };
     stop_tx.send_replace(true);
-    for h in ues.into_iter().chain(servers) {
+    for h in ues {
         let _ = h.await;
     }
+    for (_, slot) in std::mem::take(&mut running.slots) {
+        let _ = slot.handle.await;
+    }
+    drop(running);
     while let Ok(r) = rx.try_recv() {
         records.push(r);
     }
+    records.extend(take(&injected));
     if timed_out {
         // The record still says what happened; the UEs that did not finish show up in it
         // as violations ("never reported the end of its run").
         warn!(?limit, "the UEs did not finish in time");
     }
     Ok(records)
+}
+
+fn take(v: &std::sync::Mutex<Vec<Record>>) -> Vec<Record> {
+    std::mem::take(&mut *v.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// A daemon of the in-process demo, running.
+struct Slot {
+    kind: Kind,
+    addr: SocketAddr,
+    transport: edgeshift_net::Transport,
+    handle: tokio::task::JoinHandle<Option<crate::journal::UeSummary>>,
+}
+
+/// The in-process demo's servers (not the UEs), by fault name, and what it takes to start
+/// one again.
+struct InProcess {
+    slots: BTreeMap<String, Slot>,
+    dep: Deployment,
+    scenario: Arc<Scenario>,
+    make_opts: Box<dyn Fn(&Kind) -> Options + Send>,
+    addrs: Vec<(NodeId, SocketAddr)>,
+    stop: watch::Receiver<bool>,
+}
+
+impl InProcess {
+    fn start(&mut self, d: Daemon) {
+        let kind = d.kind().clone();
+        let slot = Slot {
+            kind: kind.clone(),
+            addr: d.local_addr(),
+            transport: d.transport(),
+            handle: tokio::spawn(d.run(self.stop.clone())),
+        };
+        self.slots.insert(crate::faults::fault_name(&kind), slot);
+    }
+}
+
+impl Daemons for &mut InProcess {
+    fn act<'a>(
+        &'a mut self,
+        name: &'a str,
+        action: Action,
+    ) -> std::pin::Pin<Box<dyn Future<Output = bool> + 'a>> {
+        Box::pin(async move {
+            match action {
+                Action::Kill => match self.slots.get(name) {
+                    Some(slot) => {
+                        // Sockets first, so peers see the connections drop as in a crash.
+                        slot.transport.abort();
+                        slot.handle.abort();
+                        true
+                    }
+                    None => false,
+                },
+                Action::Restart => {
+                    let Some((kind, addr)) = self.slots.get(name).map(|s| (s.kind.clone(), s.addr))
+                    else {
+                        return false;
+                    };
+                    if let Some(old) = self.slots.get(name) {
+                        old.transport.abort();
+                        old.handle.abort();
+                    }
+                    let mut opts = (self.make_opts)(&kind);
+                    opts.listen = Some(addr);
+                    match Daemon::bind(&self.dep, self.scenario.clone(), kind, opts).await {
+                        Ok(d) => {
+                            for (n, a) in &self.addrs {
+                                d.add_peer(*n, *a);
+                            }
+                            self.start(d);
+                            true
+                        }
+                        Err(e) => {
+                            warn!(daemon = name, error = %e, "restart failed");
+                            false
+                        }
+                    }
+                }
+                // Refused before the run (`crate::faults::check`).
+                Action::Stop(_) => false,
+            }
+        })
+    }
 }
 
 fn announce_api(addr: SocketAddr, token: &str, wait: Duration) {
@@ -540,24 +682,62 @@ async fn processes(
         insecure: false,
     });
     let config = write_deployment(&dep, &dir)?;
-    let mut children = Vec::new();
+    // Every daemon cuts its own links for the partitions and lossy links.
+    let mut fault_args = Vec::new();
+    for f in &cfg.faults {
+        fault_args.extend(["--fault".to_owned(), f.to_string()]);
+    }
+    if !cfg.faults.is_empty() {
+        fault_args.extend(["--fault-origin".to_owned(), start.to_string()]);
+    }
+    let spawn = {
+        let (exe, config, dir) = (exe.to_owned(), config.clone(), dir.clone());
+        let by_name: BTreeMap<String, Kind> = kinds(&dep)
+            .into_iter()
+            .map(|k| (crate::faults::fault_name(&k), k))
+            .collect();
+        move |name: &str, restart: u32| -> Option<tokio::process::Child> {
+            let kind = by_name.get(name)?;
+            let journal = match restart {
+                0 => dir.join(journal_name(kind)),
+                n => dir.join(format!("{}.restart{n}.jsonl", journal_name(kind))),
+            };
+            let child = tokio::process::Command::new(&exe)
+                .args(daemon_args(kind, &config, &journal))
+                .args(&fault_args)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .kill_on_drop(true)
+                .spawn();
+            match child {
+                Ok(c) => {
+                    info!(daemon = %kind, pid = c.id(), "started");
+                    Some(c)
+                }
+                Err(e) => {
+                    warn!(daemon = %kind, error = %e, "cannot start");
+                    None
+                }
+            }
+        }
+    };
+    let mut children = Children {
+        running: BTreeMap::new(),
+        spawn: Box::new(spawn),
+        restarts: BTreeMap::new(),
+    };
     let mut ue_children = Vec::new();
     for kind in kinds(&dep) {
-        let journal = dir.join(journal_name(&kind));
-        let child = tokio::process::Command::new(exe)
-            .args(daemon_args(&kind, &config, &journal))
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(format!("starting {}", exe.display())))?;
-        info!(daemon = %kind, pid = child.id(), "started");
+        let name = crate::faults::fault_name(&kind);
+        let child = (children.spawn)(&name, 0).ok_or_else(|| {
+            io(format!("starting {}", exe.display()))(std::io::Error::other("spawn failed"))
+        })?;
         if matches!(kind, Kind::Ue { .. }) {
             ue_children.push(child);
         } else {
-            children.push(child);
+            children.running.insert(name, child);
             // Let the servers listen before the UEs come.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -569,13 +749,27 @@ async fn processes(
             tokio::time::sleep(cfg.start_after).await;
         }
     }
-    let waited = tokio::time::timeout(limit, async {
-        for c in &mut ue_children {
-            let _ = c.wait().await;
+    let injected = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let waited = {
+        let faults = inject::inject(
+            cfg.faults.clone(),
+            Clock::system(),
+            edgeshift_proto::Instant(start),
+            &mut children,
+            injected.clone(),
+        );
+        let wait = tokio::time::timeout(limit, async {
+            for c in &mut ue_children {
+                let _ = c.wait().await;
+            }
+        });
+        tokio::pin!(wait);
+        tokio::select! {
+            r = &mut wait => r,
+            () = faults => wait.await,
         }
-    })
-    .await;
-    for c in &mut children {
+    };
+    for c in children.running.values_mut() {
         terminate(c).await;
     }
     if waited.is_err() {
@@ -584,9 +778,14 @@ async fn processes(
             "the UEs did not finish in time; their journals are read as they are"
         );
     }
-    let mut records = Vec::new();
-    for kind in kinds(&dep) {
-        let path = dir.join(journal_name(&kind));
+    let mut records = take(&injected);
+    let mut journals: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io(format!("reading {}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    journals.sort();
+    for path in journals {
         match read_journal(&path) {
             Ok(r) => records.extend(r),
             Err(e) => warn!(path = %path.display(), error = %e, "no journal"),

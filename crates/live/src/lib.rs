@@ -6,6 +6,7 @@
 //! - [`daemon`] starts each daemon kind (`control`, `edge`, `ran`, `ue`) from it.
 //! - [`demo`] runs the patent's topology on loopback and reports what happened.
 //! - [`certs`] makes the mutual-TLS certificates of a deployment.
+//! - [`faults`] names daemons in fault specs and cuts links for `demo --fault`.
 //!
 //! Each daemon journals protocol messages and role events ([`journal`]), exports
 //! Prometheus metrics ([`metrics`]), and the control node keeps its registry in redb
@@ -17,6 +18,7 @@ pub mod certs;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod faults;
 pub mod host;
 pub mod journal;
 pub mod metrics;

@@ -28,6 +28,21 @@ pub struct LiveRun {
     pub records: Vec<Record>,
 }
 
+/// Events that the final account lists under the faults: the faults themselves and the
+/// fencing and failover they caused.
+const FAULT_EVENTS: [&str; 10] = [
+    "Fault",
+    "ServerDown",
+    "ServerUp",
+    "FailoverStarted",
+    "ServiceLost",
+    "Fenced",
+    "Unfenced",
+    "Promoted",
+    "Released",
+    "RelocationFailed",
+];
+
 fn at_of(r: &Record) -> u64 {
     match r {
         Record::Msg { at, .. } | Record::Event { at, .. } => *at,
@@ -148,7 +163,18 @@ impl LiveRun {
                 _ => None,
             })
             .partition(|o| matches!(o, Observation::Input { .. }));
+        // The run ends with the last UE's final check; what the daemons do as they are shut
+        // down after it (servers losing their lease when the control node stops first) is
+        // not part of it.
+        let last_final = rest
+            .iter()
+            .filter(|o| matches!(o, Observation::UeFinal(_)))
+            .map(|o| o.at())
+            .max();
         for o in inputs.into_iter().chain(rest) {
+            if last_final.is_some_and(|f| o.at() > f) {
+                continue;
+            }
             end = end.max(o.at());
             rec.observe(o.clone());
         }
@@ -187,6 +213,32 @@ impl LiveRun {
         }
         if relocs.is_empty() {
             let _ = writeln!(o, "no relocation happened");
+        }
+        // Up to the end of the run: not what the daemons do as they are shut down.
+        let end = self
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Ue(_)))
+            .map(at_of)
+            .max()
+            .unwrap_or(u64::MAX);
+        let faults: Vec<String> = self
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event { at, node, what }
+                    if *at <= end && FAULT_EVENTS.iter().any(|p| what.starts_with(p)) =>
+                {
+                    Some(format!("  {:>9.1} ms  {node}: {what}", rel(*at)))
+                }
+                _ => None,
+            })
+            .collect();
+        if !faults.is_empty() {
+            let _ = writeln!(o, "\nfaults injected, and what the system did:");
+            for line in faults {
+                let _ = writeln!(o, "{line}");
+            }
         }
         let _ = writeln!(o, "\nhandovers (radio gap vs service gap):");
         for u in self.ues() {

@@ -28,4 +28,4 @@ pub use clock::Clock;
 pub use error::NetError;
 pub use link::LinkEmulation;
 pub use tls::{Tls, node_name};
-pub use transport::{AddressBook, Inbox, Incoming, MAX_BACKLOG, NetStats, Transport};
+pub use transport::{AddressBook, FaultFilter, Inbox, Incoming, MAX_BACKLOG, NetStats, Transport};

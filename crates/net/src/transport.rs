@@ -126,7 +126,13 @@ struct Inner {
     closing: watch::Sender<bool>,
     max_backlog: AtomicU64,
     tls: Option<Tls>,
+    /// Fault injection: the loss probability of a message from a local node to a peer now.
+    faults: Mutex<Option<FaultFilter>>,
 }
+
+/// Fault injection on sends: the probability in `[0, 1]` that a message from local node
+/// `from` to `to` is lost now (a partition is 1).
+pub type FaultFilter = Arc<dyn Fn(NodeId, NodeId) -> f64 + Send + Sync>;
 
 /// A connection, plain or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -200,6 +206,7 @@ impl Transport {
             closing,
             max_backlog: AtomicU64::new(MAX_BACKLOG),
             tls,
+            faults: Mutex::new(None),
         });
         // Subscribed before the task runs, so an early shutdown is never missed.
         let closing = inner.closing.subscribe();
@@ -243,6 +250,14 @@ impl Transport {
             // The receiver lives in this process; if it is gone we are shutting down.
             let _ = inner.inbox.send(Incoming { from, to, msg });
             return Ok(());
+        }
+        let filter = lock(&inner.faults).clone();
+        if let Some(f) = filter {
+            let p = f(from, to);
+            if p >= 1.0 || (p > 0.0 && lock(&inner.rng).random::<f64>() < p) {
+                bump(&inner.counters.emulated_losses, 1);
+                return Ok(());
+            }
         }
         if inner.emu.radio_loss > 0.0 && is_radio_traffic(from, to, &msg) {
             let lost = lock(&inner.rng).random::<f64>() < inner.emu.radio_loss;
@@ -314,6 +329,21 @@ impl Transport {
             connects: get(&c.connects),
             emulated_losses: get(&c.emulated_losses),
         }
+    }
+
+    /// Injects faults: every send asks `filter` for the message's loss probability (the
+    /// demo's partitions and lossy links).
+    pub fn set_fault_filter(&self, filter: FaultFilter) {
+        *lock(&self.inner.faults) = Some(filter);
+    }
+
+    /// Closes every connection and the listener at once, dropping whatever is queued:
+    /// what a crash looks like to the peers (fault injection in one process).
+    pub fn abort(&self) {
+        let inner = &self.inner;
+        inner.closing.send_replace(true);
+        lock(&inner.links).clear();
+        lock(&inner.tasks).abort_all();
     }
 
     /// Stops accepting, then gives the outgoing queues up to `grace` to drain before
