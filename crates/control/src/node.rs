@@ -75,6 +75,9 @@ pub struct ControlNode {
     /// Instances that a failover replaced while their server was cut off: released when
     /// it comes back.
     superseded: BTreeSet<(ServerId, ServiceId)>,
+    /// Relocations called off because their target died, by target, service and epoch:
+    /// aborted when the target comes back, before it may go live with a stale 2004.
+    called_off: BTreeSet<(ServerId, ServiceId, u64)>,
     stats: ControlStats,
     timers: TimerTable<Timer>,
     out: VecDeque<Transmit>,
@@ -99,6 +102,7 @@ impl ControlNode {
             loads: BTreeMap::new(),
             peers: BTreeMap::new(),
             superseded: BTreeSet::new(),
+            called_off: BTreeSet::new(),
             stats: ControlStats::default(),
             timers,
             out: VecDeque::new(),

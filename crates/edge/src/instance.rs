@@ -35,6 +35,8 @@ pub(crate) struct Instance {
     pub(crate) pending: BTreeMap<u64, PendingInput>,
     answers: VecDeque<(u64, Vec<u8>)>,
     answer_cap: usize,
+    /// Last input reflected in the previous delta taken (its answers went with it).
+    delta_seq: u64,
 }
 
 /// One applied input, as reported back to the server.
@@ -62,6 +64,7 @@ impl Instance {
             pending: BTreeMap::new(),
             answers: VecDeque::new(),
             answer_cap,
+            delta_seq: last_seq,
         }
     }
 
@@ -160,12 +163,24 @@ impl Instance {
         self.last_seq = d.seq;
         self.digest = d.digest;
         self.pending = self.pending.split_off(&(d.seq + 1));
+        self.adopt_answers(&d.answers);
         Ok(())
     }
 
     /// Builds a delta of everything changed since the previous one.
     pub(crate) fn take_delta(&mut self) -> StateDelta {
         let (len, chunks): (u64, Vec<DeltaChunk>) = self.svc.take_delta();
+        let since = self.delta_seq;
+        self.delta_seq = self.last_seq;
+        let answers = self
+            .answers
+            .iter()
+            .filter(|(s, _)| *s > since)
+            .map(|(seq, a)| edgeshift_proto::Answer {
+                seq: *seq,
+                payload: a.clone(),
+            })
+            .collect();
         StateDelta {
             seq: self.last_seq,
             digest: self.digest,
@@ -173,6 +188,7 @@ impl Instance {
             chunk_size: self.svc.chunk_size(),
             chunks,
             checksum: self.svc.checksum(),
+            answers,
         }
     }
 }

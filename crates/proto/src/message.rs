@@ -160,6 +160,9 @@ pub struct StateDelta {
     pub chunks: Vec<DeltaChunk>,
     /// xxh3-128 of the whole state after applying the delta.
     pub checksum: u128,
+    /// The answers to the inputs the delta reflects and the previous one did not, so that
+    /// a shadow promoted after its source died can answer a retransmission of one.
+    pub answers: Vec<Answer>,
 }
 
 /// One changed chunk of a [`StateDelta`].

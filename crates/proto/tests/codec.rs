@@ -36,6 +36,10 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             data: bytes.to_vec(),
         }],
         checksum: u128::from(a),
+        answers: vec![Answer {
+            seq: b,
+            payload: bytes.to_vec(),
+        }],
     };
     let route = Route {
         service,

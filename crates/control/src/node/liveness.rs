@@ -12,8 +12,9 @@
 //! - its shadows and plans are forgotten.
 //!
 //! When its heartbeats come back (a healed partition, or a restart: a new incarnation),
-//! it first gets a 1006 `Release` for each instance a failover replaced, then the answer
-//! to its heartbeat, so it never serves a replaced instance again.
+//! it first gets a 1006 `Release` for each instance a failover replaced and a 1006
+//! `Abort` for each relocation towards it that was called off, then the answer to its
+//! heartbeat: it never serves a replaced instance, nor activates a stale shadow.
 
 use edgeshift_proto::{
     Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
@@ -84,6 +85,20 @@ impl ControlNode {
             };
             self.send(server, msg);
         }
+        let called_off: Vec<(ServiceId, u64)> = self
+            .called_off
+            .range((server, ServiceId(u32::MIN), 0)..=(server, ServiceId(u32::MAX), u64::MAX))
+            .map(|(_, s, e)| (*s, *e))
+            .collect();
+        for (service, epoch) in called_off {
+            self.called_off.remove(&(server, service, epoch));
+            let msg = Relocate {
+                service,
+                action: RelocateAction::Abort { epoch },
+                timing: Timing::at(Instant::ZERO),
+            };
+            self.send(server, msg);
+        }
     }
 
     /// The server's heartbeats stopped: fail its services over, call off relocations to it.
@@ -149,6 +164,11 @@ impl ControlNode {
             source: host,
             target: r.target(),
         });
+        if r.is_triggered() && self.is_down(r.target()) {
+            // The target may still hold the 2004 and go live when it is back: it is told
+            // to abort first.
+            self.called_off.insert((r.target(), service, r.epoch()));
+        }
         if r.is_triggered() && !self.is_down(host) {
             let msg = Relocate {
                 service,

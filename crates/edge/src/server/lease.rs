@@ -138,6 +138,21 @@ impl EdgeServer {
                 self.release_held(held);
             }
         }
+        // Relocations ordered while fenced, unless a release came first.
+        for (from, service, target, mode, epoch) in std::mem::take(&mut self.deferred) {
+            let now = self.now;
+            self.relocate_out(now, from, service, target, mode, epoch);
+        }
+        // Shadows whose 2004 came while fenced are judged now.
+        let checked: Vec<ServiceId> = self
+            .shadows
+            .iter()
+            .filter(|(_, sh)| sh.check.is_some())
+            .map(|(s, _)| *s)
+            .collect();
+        for s in checked {
+            self.validate(s);
+        }
         // Traffic for instances that are frozen or gone meanwhile goes where it belongs.
         for (s, held) in std::mem::take(&mut self.fenced_held) {
             match self.live.get_mut(&s) {

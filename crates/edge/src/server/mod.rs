@@ -94,6 +94,16 @@ pub struct EdgeServer {
     fenced_held: BTreeMap<ServiceId, Vec<Held>>,
     /// The time of the call being handled (the driver's `now`, never a clock read).
     now: Instant,
+    /// The highest route epoch seen per service: a 2004 of an older relocation is stale.
+    epochs: BTreeMap<ServiceId, u64>,
+    /// 1006 relocations that came while fenced: (sender, service, target, mode, epoch).
+    deferred: Vec<(
+        NodeId,
+        ServiceId,
+        ServerId,
+        edgeshift_proto::RelocationMode,
+        u64,
+    )>,
 }
 
 impl EdgeServer {
@@ -126,6 +136,8 @@ impl EdgeServer {
             lease,
             fenced_held: BTreeMap::new(),
             now,
+            epochs: BTreeMap::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -155,6 +167,12 @@ impl EdgeServer {
     /// Services with a shadow here.
     pub fn shadow_services(&self) -> impl Iterator<Item = ServiceId> + '_ {
         self.shadows.keys().copied()
+    }
+
+    /// Remembers that `epoch` of `service` exists.
+    fn saw_epoch(&mut self, service: ServiceId, epoch: u64) {
+        let e = self.epochs.entry(service).or_insert(0);
+        *e = (*e).max(epoch);
     }
 
     fn send(&mut self, to: impl Into<NodeId>, msg: impl Into<Message>) {
@@ -270,12 +288,27 @@ impl EdgeServer {
                 mode,
                 epoch,
             } => {
+                self.saw_epoch(m.service, epoch);
                 if source == self.cfg.id {
+                    if self.fenced() {
+                        // Without a lease the command may be stale (this server may have
+                        // been declared dead meanwhile): done when the lease returns, by
+                        // which time a release for the instance has come if it was
+                        // replaced.
+                        self.deferred.push((from, m.service, target, mode, epoch));
+                        return;
+                    }
                     self.relocate_out(now, from, m.service, target, mode, epoch);
                 }
             }
-            RelocateAction::Promote { epoch } => self.promote(m.service, epoch),
-            RelocateAction::Release { host, epoch } => self.release(now, m.service, host, epoch),
+            RelocateAction::Promote { epoch } => {
+                self.saw_epoch(m.service, epoch);
+                self.promote(m.service, epoch);
+            }
+            RelocateAction::Release { host, epoch } => {
+                self.saw_epoch(m.service, epoch);
+                self.release(now, m.service, host, epoch);
+            }
             RelocateAction::Resume { epoch } => self.resume(m.service, epoch),
             RelocateAction::Abort { epoch } => self.abort(now, m.service, epoch),
         }

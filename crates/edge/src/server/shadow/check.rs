@@ -40,6 +40,22 @@ impl EdgeServer {
             );
             return;
         }
+        if self.epochs.get(&service).is_some_and(|e| m.epoch < *e) {
+            // A relocation older than one this server has seen (a source that was cut off
+            // or stopped, acting on a stale 1006): its state is not the live one.
+            let why = format!("2004 of epoch {} for {service}, which is past", m.epoch);
+            self.violation(NodeId::Server(m.source), why.clone());
+            self.send(
+                m.source,
+                RelocateConfirm {
+                    service,
+                    target: self.cfg.id,
+                    verdict: Verdict::Reject(why),
+                },
+            );
+            return;
+        }
+        self.saw_epoch(service, m.epoch);
         self.discarded.cancel(service);
         let sh = self
             .shadows
@@ -59,8 +75,9 @@ impl EdgeServer {
     }
 
     /// Answers the 2004, if one came and the copy can be judged now.
-    pub(super) fn validate(&mut self, service: ServiceId) {
+    pub(in crate::server) fn validate(&mut self, service: ServiceId) {
         let target = self.cfg.id;
+        let fenced = self.fenced();
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
@@ -89,6 +106,12 @@ impl EdgeServer {
             ShadowState::Ready(_) => Verdict::NeedFull,
         };
         let source = req.source;
+        if verdict == Verdict::Valid && fenced {
+            // No lease, no going live: the control node may have called this relocation
+            // off meanwhile (it aborts it when this server is back) or the source may
+            // still be live. Judged again when the lease returns.
+            return;
+        }
         match verdict {
             Verdict::Valid => self.activate(service),
             Verdict::Reject(_) => {
