@@ -13,7 +13,7 @@ use edgeshift_mec::{Api, ApiConfig, CellInfo, Feed, MecError, Topology};
 use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
 use edgeshift_proto::{CellId, NodeId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
-use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
+use edgeshift_runtime::{ModuleError, WasmFactory};
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Node, Scenario, WorldError};
 use tokio::sync::watch;
@@ -381,7 +381,7 @@ impl Daemon {
         match &kind {
             Kind::Control => {}
             Kind::Edge { id, .. } => {
-                let factory = WasmFactory::new(Limits::default())?;
+                let factory = WasmFactory::new(scenario.limits())?;
                 // A new incarnation per start: the control node tells a restart (which lost
                 // its instances) from a server that was only cut off.
                 let incarnation = std::time::SystemTime::now()

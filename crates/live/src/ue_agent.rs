@@ -270,11 +270,16 @@ impl UeAgent {
     fn twin(&self, n: u64) -> Result<u128, String> {
         if let Some(app) = &self.app {
             // The inputs the application actually sent.
-            return edgeshift_runtime::twin_checksum(&self.spec, &app.inputs)
-                .map_err(|e| e.to_string());
+            return edgeshift_runtime::twin_checksum(
+                &self.spec,
+                self.scenario.limits(),
+                &app.inputs,
+            )
+            .map_err(|e| e.to_string());
         }
         let inputs = (1..=n).map(|seq| UeClient::payload(self.seed, seq, self.payload_len));
-        edgeshift_runtime::twin_checksum(&self.spec, inputs).map_err(|e| e.to_string())
+        edgeshift_runtime::twin_checksum(&self.spec, self.scenario.limits(), inputs)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -29,6 +29,6 @@ mod twin;
 
 pub use error::ModuleError;
 pub use factory::{WASM_KIND, WasmFactory};
-pub use limits::Limits;
+pub use limits::{DEFAULT_FUEL_PER_INPUT, Limits};
 pub use service::WasmService;
 pub use twin::{TwinError, twin_checksum};

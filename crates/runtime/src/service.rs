@@ -197,7 +197,7 @@ impl WasmService {
             buffer,
             buffer_size,
             hashes: None,
-            fuel: limits.fuel_per_call,
+            fuel: limits.fuel_per_input,
             last_fuel: 0,
             restoring: None,
         };

@@ -28,12 +28,14 @@ pub enum TwinError {
 /// Code that is not inline, or a service that does not start.
 pub fn twin_checksum(
     spec: &ServiceSpec,
+    limits: Limits,
     inputs: impl IntoIterator<Item = impl AsRef<[u8]>>,
 ) -> Result<u128, TwinError> {
     let CodeRef::Inline { kind, bytes } = &spec.code else {
         return Err(TwinError::NotInline);
     };
-    let mut factory = WasmFactory::new(Limits::default())?;
+    // The servers' limits: an input that runs out of fuel there must here too.
+    let mut factory = WasmFactory::new(limits)?;
     let mut twin = factory.instantiate(kind, bytes, &spec.config)?;
     for (seq, p) in (1..).zip(inputs) {
         // A trap consumes the input on every replica alike.

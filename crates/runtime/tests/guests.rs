@@ -142,7 +142,7 @@ const SPIN: &str = r#"(module (memory (export "memory") 1)
 fn bad_guests_get_typed_errors_and_the_host_serves_on() {
     let limits = Limits {
         max_memory: 4 << 20,
-        fuel_per_call: 10_000_000,
+        fuel_per_input: 10_000_000,
         ..Limits::default()
     };
     let mut f = WasmFactory::new(limits).expect("engine");
@@ -309,4 +309,50 @@ fn a_guest_export_named_like_the_hosts_global_exports_does_not_collide() {
     b.restore(&snap).expect("restore");
     assert_eq!(b.step(6, &[]).expect("b"), a.step(6, &[]).expect("a"));
     assert_eq!(b.checksum(), a.checksum());
+}
+
+/// `es_init` loops `n` times; so does every input whose number is a multiple of 10.
+fn busy(n: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") 1)
+  (func (export "es_abi_version") (result i32) (i32.const 1))
+  (func (export "es_buffer") (result i32) (i32.const 0))
+  (func (export "es_buffer_size") (result i32) (i32.const 1024))
+  (func $spin (local $i i32)
+    (local.set $i (i32.const {n}))
+    (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (br_if $l (i32.ne (local.get $i) (i32.const 0)))))
+  (func (export "es_init") (param i32) (result i32) (call $spin) (i32.const 0))
+  (func (export "es_input") (param i64 i32) (result i32)
+    (if (i64.eqz (i64.rem_u (local.get 0) (i64.const 10))) (then (call $spin)))
+    (i32.const 0)))"#
+    )
+}
+
+#[test]
+fn an_input_gets_a_time_slice_and_init_gets_more() {
+    // About 4 fuel per iteration: 20 M iterations are beyond the default slice of one
+    // input (50 M), well within the budget of `es_init`.
+    let mut f = factory();
+    let mut svc = f
+        .instantiate("wasm", busy(20_000_000).as_bytes(), &[])
+        .expect("init runs on its own, larger budget");
+    assert_eq!(svc.step(1, &[]).map_err(|e| e.to_string()), Ok(vec![]));
+    let cut = svc.step(10, &[]);
+    assert!(
+        matches!(&cut, Err(ServiceError::Trap { reason, .. }) if reason.contains("fuel")),
+        "{cut:?}"
+    );
+    // The instance serves on; the next input is answered as usual.
+    assert!(svc.step(11, &[]).is_ok());
+    // The slice is the deployment's to choose.
+    let mut roomy = WasmFactory::new(Limits {
+        fuel_per_input: 1_000_000_000,
+        ..Limits::default()
+    })
+    .expect("engine");
+    let mut svc = roomy
+        .instantiate("wasm", busy(20_000_000).as_bytes(), &[])
+        .expect("loads");
+    assert!(svc.step(10, &[]).is_ok());
 }

@@ -13,7 +13,7 @@ use edgeshift_proto::{
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::{BaseStation, RanEvent};
 use edgeshift_record::{FixedState, LiveState, Observation, Recorder, Report, RunMeta, UeFinal};
-use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
+use edgeshift_runtime::{ModuleError, WasmFactory};
 use edgeshift_ue::{UeClient, UeEvent};
 use edgeshift_world::radio::{Pos, position};
 use edgeshift_world::{Command, Join, ModuleSource, Node, NodeEvent, Scenario, WorldError};
@@ -213,7 +213,7 @@ impl Sim {
         let end = Instant::from_secs_f64(s.duration_s + s.drain_s);
         let mut nodes = BTreeMap::new();
         for sv in &s.servers {
-            let factory = WasmFactory::new(Limits::default()).map_err(SimError::Runtime)?;
+            let factory = WasmFactory::new(s.limits()).map_err(SimError::Runtime)?;
             let server = EdgeServer::new(
                 s.edge_config(ServerId(sv.id), 1),
                 Box::new(factory),
@@ -289,7 +289,8 @@ impl Sim {
         let (seed, len) = (u.config().seed, u.config().payload_len);
         let (sent, _) = self.recorder.checker().counts(service);
         let inputs = (1..=sent).map(|seq| UeClient::payload(seed, seq, len));
-        edgeshift_runtime::twin_checksum(&self.spec, inputs).map_err(|e| e.to_string())
+        edgeshift_runtime::twin_checksum(&self.spec, self.scenario.limits(), inputs)
+            .map_err(|e| e.to_string())
     }
 
     fn start(&mut self) {
@@ -692,7 +693,7 @@ impl Sim {
                         let inc = self.incarnations.entry(id).or_insert(1);
                         *inc += 1;
                         let cfg = self.scenario.edge_config(id, *inc);
-                        WasmFactory::new(Limits::default())
+                        WasmFactory::new(self.scenario.limits())
                             .ok()
                             .map(|f| Node::from(EdgeServer::new(cfg, Box::new(f), now)))
                     }

@@ -10,7 +10,7 @@ use edgeshift_edge::{EdgeConfig, LeaseConfig, MEM_KIND, MemConfig};
 use edgeshift_proto::{CellId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_ran::{PredictorConfig, RanConfig};
-use edgeshift_runtime::samples;
+use edgeshift_runtime::{Limits, samples};
 use edgeshift_ue::UeConfig;
 use rand::Rng;
 
@@ -65,6 +65,15 @@ impl Scenario {
             s.writes_per_input,
             s.latency_budget_ms,
         )
+    }
+
+    /// The limits the server's guests run under (the service's fuel per input).
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            fuel_per_input: self.service.fuel_per_input,
+            ..Limits::default()
+        }
     }
 
     /// The configuration of ME server `id` in its `incarnation` (1 at the first start,

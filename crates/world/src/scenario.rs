@@ -255,6 +255,9 @@ pub struct Service {
     /// The module's configuration file (the bytes given to `es_init`), relative to the
     /// scenario file.
     pub config: Option<PathBuf>,
+    /// WebAssembly fuel per input: the time slice one input may hold its server for (see
+    /// `edgeshift_runtime::Limits::fuel_per_input`).
+    pub fuel_per_input: u64,
 }
 
 impl Default for Service {
@@ -268,6 +271,7 @@ impl Default for Service {
             payload_bytes: 32,
             module: None,
             config: None,
+            fuel_per_input: edgeshift_runtime::DEFAULT_FUEL_PER_INPUT,
         }
     }
 }

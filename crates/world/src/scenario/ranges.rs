@@ -110,6 +110,12 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
     )?;
     int("service.input_period_ms", v.input_period_ms, 1, 3_600_000)?;
     int("service.payload_bytes", v.payload_bytes as u64, 0, 64 << 10)?;
+    int(
+        "service.fuel_per_input",
+        v.fuel_per_input,
+        1_000,
+        100_000_000_000,
+    )?;
     let e = &s.edge;
     int("edge.replay_batch_ms", e.replay_batch_ms, 0, 10_000)?;
     int("edge.delta_interval_ms", e.delta_interval_ms, 1, 60_000)?;
