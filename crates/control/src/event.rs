@@ -136,6 +136,15 @@ pub enum ControlEvent {
         /// The target that refused.
         target: ServerId,
     },
+    /// A server refused a shadow (3037): it would not fit its memory budget.
+    ShadowRefused {
+        /// The service.
+        service: ServiceId,
+        /// The server.
+        server: ServerId,
+        /// Its reason.
+        reason: String,
+    },
     /// A server's heartbeats stopped for longer than its lease: it is dead or cut off, and
     /// its services fail over to their shadows.
     ServerDown {

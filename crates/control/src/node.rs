@@ -176,6 +176,7 @@ impl Role for ControlNode {
             Message::LoadReport(m) => self.on_load(m),
             Message::Heartbeat(m) => self.on_heartbeat(now, m),
             Message::RouteQuery(m) => self.on_route_query(m),
+            Message::ShadowRefused(m) => self.on_shadow_refused(m),
             other => self.emit(ControlEvent::ProtocolViolation {
                 from,
                 what: format!("{} is not for the control node", other.name()),

@@ -42,6 +42,12 @@ pub struct EdgeConfig {
     /// serves, and a frozen source gives up on its own; for protocol tests without a
     /// control node).
     pub lease: Option<LeaseConfig>,
+    /// State bytes this server may hold for live instances and shadows together; a
+    /// shadow that would exceed it is refused (`None`: no limit).
+    pub memory_budget: Option<u64>,
+    /// Program code kept for later transfers, in bytes; beyond, the least recently used
+    /// code no instance here runs is forgotten (peers send it inline again).
+    pub code_cache_bytes: u64,
 }
 
 /// The lease that lets a server serve: it sends a 3006 every `heartbeat`, and may serve
@@ -90,6 +96,8 @@ impl EdgeConfig {
             confirm_attempts: 5,
             confirm_rate_bytes_s: f64::from(32u32 << 20),
             lease: None,
+            memory_budget: None,
+            code_cache_bytes: 256 << 20,
         }
     }
 }

@@ -132,6 +132,13 @@ pub enum EdgeEvent {
         /// The server with the live instance.
         to: ServerId,
     },
+    /// A shadow was refused: it would not fit the server's memory budget.
+    ShadowRefused {
+        /// The service.
+        service: ServiceId,
+        /// Why.
+        reason: String,
+    },
     /// The service failed on an input; the input counts as consumed.
     ServiceError {
         /// The service.

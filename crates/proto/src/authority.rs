@@ -24,6 +24,8 @@ pub fn may_send(from: NodeId, to: NodeId, msg: &Message) -> bool {
         // Servers report to the control node.
         (M::RelocationDone(_) | M::ShadowReady(_) | M::LoadReport(_), Server(_), Control) => true,
         (M::Heartbeat(m), Server(s), Control) => m.server == s,
+        (M::ShadowRefused(m), Server(s), Control) => m.server == s,
+        (M::ShadowRefused(m), Server(a), Server(b)) => m.server == a && a != b,
         (M::HeartbeatAck(_), Control, Server(_)) => true,
         (M::RouteQuery(m), Cell(c), Control) => m.cell == c,
         // Only the control node commands servers and routes cells.

@@ -143,6 +143,8 @@ messages! {
     CatchUp = 3035,
     /// 3036
     SyncAck = 3036,
+    /// 3037
+    ShadowRefused = 3037,
     /// 3040
     Hello = 3040,
 }

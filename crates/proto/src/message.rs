@@ -647,6 +647,18 @@ pub struct LoadReport {
     pub services: Vec<(ServiceId, u64)>,
 }
 
+/// 3037: a server refuses a shadow (it would exceed its memory budget), to the control
+/// node and the source; the control node forgets it, the source stops sending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowRefused {
+    /// The service.
+    pub service: ServiceId,
+    /// The refusing server.
+    pub server: ServerId,
+    /// Why.
+    pub reason: String,
+}
+
 /// 3035: catch-up after a 2005 that asked for it (source → target).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatchUp {

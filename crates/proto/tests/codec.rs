@@ -240,6 +240,12 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
         }
         .into(),
         RouteQuery { ue, cell }.into(),
+        ShadowRefused {
+            service,
+            server,
+            reason: String::from_utf8_lossy(bytes).into_owned(),
+        }
+        .into(),
         Hello {
             from: NodeId::Ue(ue),
             to: NodeId::Cell(cell),

@@ -136,3 +136,21 @@ fn faults_naming_unknown_nodes_are_refused() {
     let err = edgeshift_sim::run(builtin("demo"), cfg).expect_err("no me9");
     assert!(err.to_string().contains("me9"), "{err}");
 }
+
+#[test]
+fn a_shadow_beyond_the_memory_budget_is_refused_and_the_service_stays() {
+    // The demo's service holds 16 MiB: a 40 MiB budget takes its shadows, 8 MiB none.
+    for (mib, refused) in [(40, false), (8, true)] {
+        let mut s = builtin("demo");
+        s.edge.memory_mib = mib;
+        let (report, trace) = sim(s, SimConfig::new(Strategy::Shadow, 1));
+        assert_eq!(report.invariant_violations, 0, "{:#?}", report.violations);
+        assert!(report.final_state_matches_twin);
+        assert_eq!(
+            has(&trace, "control", "ShadowRefused"),
+            refused,
+            "{mib} MiB"
+        );
+        assert_eq!(report.relocations == 0, refused, "{mib} MiB");
+    }
+}

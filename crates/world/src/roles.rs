@@ -84,6 +84,7 @@ impl Scenario {
         ec.capacity = self.edge.capacity;
         ec.delta_interval = Duration::from_millis(self.edge.delta_interval_ms.max(1));
         ec.replay_batch = Duration::from_millis(self.edge.replay_batch_ms);
+        ec.memory_budget = (self.edge.memory_mib > 0).then_some(self.edge.memory_mib << 20);
         if self.edge.lease_ms > 0 {
             let mut lease = LeaseConfig::new(incarnation);
             lease.duration = Duration::from_millis(self.edge.lease_ms);

@@ -290,6 +290,10 @@ pub struct Edge {
     /// after the last answered one (ms; 0: no heartbeats, no failover). The control node
     /// declares a server dead after 1.5 times as long.
     pub lease_ms: u64,
+    /// State a server may hold for live instances and shadows together (MiB; 0: no
+    /// limit). A shadow that does not fit is refused, and the move it was for does not
+    /// happen (the service stays where it is).
+    pub memory_mib: u64,
 }
 
 impl Default for Edge {
@@ -299,6 +303,7 @@ impl Default for Edge {
             delta_interval_ms: 50,
             capacity: 100,
             lease_ms: 1000,
+            memory_mib: 0,
         }
     }
 }

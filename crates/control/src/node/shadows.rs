@@ -8,8 +8,10 @@
 
 use edgeshift_proto::{
     HandoverPrediction, Instant, PrepareShadow, Relocate, RelocateAction, ServerId, ServiceId,
-    Timing,
+    ShadowRefused, Timing,
 };
+
+use super::relocation::Relocation;
 
 use super::{ControlNode, Timer};
 use crate::config::Strategy;
@@ -107,6 +109,28 @@ impl ControlNode {
         self.request_shadows(service, now_list);
         self.timers
             .set(Timer::ShadowExpiry(service), eta + self.cfg.shadow_ttl);
+    }
+
+    /// 3037: a server refused a shadow (its memory budget): forget it there. A
+    /// load-balancing move waiting for it is called off (the next check picks again).
+    pub(super) fn on_shadow_refused(&mut self, m: ShadowRefused) {
+        let Some(e) = self.services.get_mut(&m.service) else {
+            return;
+        };
+        e.shadows.remove(&m.server);
+        e.ready.remove(&m.server);
+        if e.planned.remove(&m.server) {
+            self.timers.cancel(Timer::JitStart(m.service, m.server));
+        }
+        if matches!(e.relocation, Some(Relocation::AwaitingShadow { target, .. }) if target == m.server)
+        {
+            e.relocation = None;
+        }
+        self.emit(ControlEvent::ShadowRefused {
+            service: m.service,
+            server: m.server,
+            reason: m.reason,
+        });
     }
 
     /// A planned shadow's time has come.

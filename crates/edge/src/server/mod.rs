@@ -31,6 +31,7 @@ use crate::service::{ServiceError, ServiceFactory};
 /// How long a discarded shadow's id is remembered, to ignore its late sync.
 const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
 
+mod budget;
 mod failover;
 mod lease;
 mod links;
@@ -96,6 +97,9 @@ pub struct EdgeServer {
     now: Instant,
     /// The highest route epoch seen per service: a 2004 of an older relocation is stale.
     epochs: BTreeMap<ServiceId, u64>,
+    /// Last use of each cached code (a counter, not a time), for eviction.
+    code_used: BTreeMap<u128, u64>,
+    code_clock: u64,
     /// 1006 relocations that came while fenced: (sender, service, target, mode, epoch).
     deferred: Vec<(
         NodeId,
@@ -137,6 +141,8 @@ impl EdgeServer {
             fenced_held: BTreeMap::new(),
             now,
             epochs: BTreeMap::new(),
+            code_used: BTreeMap::new(),
+            code_clock: 0,
             deferred: Vec::new(),
         }
     }
@@ -233,6 +239,7 @@ impl EdgeServer {
         spec: &ServiceSpec,
     ) -> Result<(Meta, Box<dyn crate::Service>), ServiceError> {
         let (kind, bytes, code_hash) = self.resolve_code(&spec.code)?;
+        self.touch_code(code_hash);
         let svc = self.factory.instantiate(&kind, &bytes, &spec.config)?;
         let meta = Meta {
             ue,
@@ -345,6 +352,7 @@ impl Role for EdgeServer {
             Message::RelocateConfirm(m) => self.on_confirm(now, from, m),
             Message::ShadowReady(m) => self.on_shadow_ready(m),
             Message::SyncAck(m) => self.on_sync_ack(now, m),
+            Message::ShadowRefused(m) => self.on_shadow_refused(m),
             other => self.violation(from, format!("{} is not for an ME server", other.name())),
         }
         self.watch_confirms(now);

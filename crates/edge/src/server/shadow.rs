@@ -56,12 +56,12 @@ pub(super) enum ShadowState {
 /// A 1004 transfer under way.
 pub(super) struct Receiving {
     pub(super) transfer: u32,
-    meta: Meta,
+    pub(super) meta: Meta,
     /// The shadow instance, created at the first chunk; chunks are written straight in.
     svc: Box<dyn crate::Service>,
     seq: u64,
     digest: u128,
-    total_len: u64,
+    pub(super) total_len: u64,
     received: u64,
     /// xxh3-128 of the bytes received so far, in order.
     hasher: Xxh3,
@@ -150,6 +150,9 @@ impl EdgeServer {
         if !continues {
             if m.offset != 0 {
                 return; // A chunk of a transfer that was superseded.
+            }
+            if !self.admit_shadow(service, m.source, m.total_len) {
+                return;
             }
             self.discarded.cancel(service);
             // Instantiate the shadow now, while its state is still on the way (warm restore).

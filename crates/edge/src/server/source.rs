@@ -346,7 +346,7 @@ impl EdgeServer {
 
     /// The relocation failed: the source serves again, held traffic first, and tells
     /// the control node.
-    fn abandon(&mut self, service: ServiceId, reason: String) {
+    pub(super) fn abandon(&mut self, service: ServiceId, reason: String) {
         if let Some(f) = self.thaw(service, reason) {
             let done = RelocationDone {
                 service,

@@ -120,6 +120,7 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
     int("edge.replay_batch_ms", e.replay_batch_ms, 0, 10_000)?;
     int("edge.delta_interval_ms", e.delta_interval_ms, 1, 60_000)?;
     int("edge.lease_ms", e.lease_ms, 0, 600_000)?;
+    int("edge.memory_mib", e.memory_mib, 0, 1 << 20)?;
     int("edge.capacity", u64::from(e.capacity), 1, 1_000_000)?;
     let c = &s.control;
     real(
