@@ -167,6 +167,12 @@ impl Instance {
         Ok(())
     }
 
+    /// Whether a delta would carry anything: changed state, or answers to inputs applied
+    /// since the previous one (inputs that changed nothing still have answers).
+    pub(crate) fn delta_pending(&self) -> bool {
+        self.svc.dirty_bytes() > 0 || self.last_seq > self.delta_seq
+    }
+
     /// Builds a delta of everything changed since the previous one.
     pub(crate) fn take_delta(&mut self) -> StateDelta {
         let (len, chunks): (u64, Vec<DeltaChunk>) = self.svc.take_delta();

@@ -412,6 +412,7 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
             offset: 0,
             data: vec![0; 10],
             state_checksum: Some(1),
+            answers: Vec::new(),
         },
     );
     // A 1004 whose checksum does not match is refused, and the sender is told.
@@ -427,6 +428,7 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
         offset: 0,
         data: vec![0; 3 << 20],
         state_checksum: Some(42),
+        answers: Vec::new(),
     };
     w.deliver(NodeId::Server(ServerId(1)), ServerId(2), bad);
     assert!(w.server(2).live_view(ServiceId(7)).is_none());

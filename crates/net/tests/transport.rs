@@ -168,6 +168,7 @@ async fn bulk_state_does_not_delay_control_messages() {
             offset: seq << 20,
             data: vec![1; 1 << 20],
             state_checksum: None,
+            answers: Vec::new(),
         };
         ta.send(a, b, chunk.into()).expect("queued");
     }

@@ -133,6 +133,9 @@ pub struct ShadowTransfer {
     pub data: Vec<u8>,
     /// xxh3-128 of the whole state; on the last chunk only.
     pub state_checksum: Option<u128>,
+    /// The source's recent answers (its answer cache), on the last chunk only: a shadow
+    /// promoted after its source died re-answers a retransmitted input it holds.
+    pub answers: Vec<Answer>,
 }
 
 /// One numbered input of a UE.

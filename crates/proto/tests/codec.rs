@@ -81,6 +81,10 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             offset: b / 2,
             data: bytes.to_vec(),
             state_checksum: Some(7),
+            answers: vec![Answer {
+                seq: b,
+                payload: bytes.to_vec(),
+            }],
         }
         .into(),
         HandoverExecution {

@@ -118,6 +118,17 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // a server that had moved on go live with old state. A server without a lease defers
     // relocations; a target refuses a 2004 older than an epoch it has seen.
     ("turnback", Strategy::Shadow, 5073),
+    // A promoted shadow made by a full transfer had no answers for the inputs the
+    // snapshot held; one whose answer the radio had lost was retransmitted forever. A
+    // transfer's last chunk now carries the source's answer cache.
+    ("fig4", Strategy::Shadow, 6026),
+    ("turnback", Strategy::Shadow, 6145),
+    // A source restarted 0.3 s after its crash, mid cold relocation: the promotion of the
+    // target (which had no copy yet) failed, and the control node told the restarted, empty
+    // source to resume. A host declared dead stays orphaned until a failover lands: the
+    // service is reported lost instead.
+    ("demo", Strategy::Cold, 6024),
+    ("demo", Strategy::Precopy, 6107),
 ];
 
 #[test]

@@ -67,6 +67,17 @@ impl ControlNode {
     /// A server that was declared dead is back: it drops what was replaced meanwhile.
     fn rejoin(&mut self, server: ServerId, restarted: bool) {
         self.emit(ControlEvent::ServerUp { server, restarted });
+        if !restarted {
+            // Back from a partition with its instances: those not replaced serve on.
+            let hosted: Vec<ServiceId> = self.hosted_by(server).collect();
+            for s in hosted {
+                if let Some(e) = self.services.get_mut(&s)
+                    && e.relocation.is_none()
+                {
+                    e.orphaned = false;
+                }
+            }
+        }
         let lo = (server, ServiceId(u32::MIN));
         let hi = (server, ServiceId(u32::MAX));
         let replaced: Vec<ServiceId> = self.superseded.range(lo..=hi).map(|(_, s)| *s).collect();
@@ -119,9 +130,12 @@ impl ControlNode {
             if e.planned.remove(&server) {
                 self.timers.cancel(Timer::JitStart(service, server));
             }
-            let Some(e) = self.services.get(&service) else {
+            let Some(e) = self.services.get_mut(&service) else {
                 continue;
             };
+            if e.host == server {
+                e.orphaned = true;
+            }
             let (host, ue) = (e.host, e.ue);
             match e.relocation {
                 Some(r) if r.target() == server => self.call_off(service, r),

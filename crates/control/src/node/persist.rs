@@ -166,6 +166,7 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
         // ready again (a 3032 after the restart), so a host dying right after a control
         // restart loses services whose shadows were ready before it.
         ready: BTreeSet::new(),
+        orphaned: false,
         planned: servers(s.planned),
         predicted: s.predicted.into_iter().map(CellId).collect(),
         last_handover: s

@@ -34,6 +34,9 @@ pub struct ServiceEntry {
     pub shadows: BTreeSet<ServerId>,
     /// Those of `shadows` that reported theirs complete (3032): the failover candidates.
     pub(crate) ready: BTreeSet<ServerId>,
+    /// The host was declared dead and the live instance may be gone with it (until a
+    /// failover lands, or the host comes back from a partition with it).
+    pub(crate) orphaned: bool,
     /// Servers whose shadow is planned for later (a `JitStart` timer each).
     pub(crate) planned: BTreeSet<ServerId>,
     /// Candidate cells of the last prediction.
@@ -110,6 +113,7 @@ impl ControlNode {
             state_bytes: 0,
             shadows: BTreeSet::new(),
             ready: BTreeSet::new(),
+            orphaned: false,
             planned: BTreeSet::new(),
             predicted: Vec::new(),
             last_handover: None,

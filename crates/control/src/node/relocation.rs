@@ -322,6 +322,7 @@ impl ControlNode {
         let from_host = e.host;
         if m.ok {
             e.epoch = m.epoch;
+            e.orphaned = false;
             let route = Route {
                 service: m.service,
                 server: m.to,
@@ -364,8 +365,12 @@ impl ControlNode {
                 source: from_host,
                 target: m.to,
             });
-            if self.is_down(from_host) {
+            let orphaned = self.services.get(&m.service).is_some_and(|e| e.orphaned);
+            if self.is_down(from_host) || orphaned {
                 // A promotion that could not happen: try another shadow.
+                if let Some(e) = self.services.get_mut(&m.service) {
+                    e.ready.remove(&m.to);
+                }
                 self.failover(now, m.service);
             } else {
                 let resume = Relocate {

@@ -105,6 +105,7 @@ impl EdgeServer {
         // pieces form one consistent snapshot at `seq`. The checksum is hashed on the way
         // (xxh3 streams: the same value as `Service::checksum`, one pass fewer).
         let mut hasher = Xxh3::new();
+        let mut answers = Some(inst.recent_answers(self.cfg.answer_cache));
         for i in 0..n {
             let offset = i * chunk;
             let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
@@ -122,6 +123,11 @@ impl EdgeServer {
                 offset,
                 data,
                 state_checksum: (i + 1 == n).then(|| hasher.digest128()),
+                answers: if i + 1 == n {
+                    answers.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
             };
             self.out.push_back(Transmit {
                 to: target.into(),
@@ -140,7 +146,7 @@ impl EdgeServer {
             return;
         };
         let targets = live.links_in(SyncMode::Delta);
-        if targets.is_empty() || live.inst.svc.dirty_bytes() == 0 {
+        if targets.is_empty() || !live.inst.delta_pending() {
             return;
         }
         let delta = SyncBody::Delta(live.inst.take_delta());

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use edgeshift_proto::{
-    CodeRef, Instant, NodeId, ServerId, ServiceId, ShadowReady, ShadowTransfer, StateDelta,
+    Answer, CodeRef, Instant, NodeId, ServerId, ServiceId, ShadowReady, ShadowTransfer, StateDelta,
     SyncAck, SyncBody,
 };
 use xxhash_rust::xxh3::Xxh3;
@@ -241,12 +241,12 @@ impl EdgeServer {
         if r.received == r.total_len
             && let Some(expected) = m.state_checksum
         {
-            self.finish_shadow(service, expected);
+            self.finish_shadow(service, expected, &m.answers);
         }
     }
 
     /// The last chunk arrived: check the copy, apply what came meanwhile, report ready.
-    fn finish_shadow(&mut self, service: ServiceId, expected: u128) {
+    fn finish_shadow(&mut self, service: ServiceId, expected: u128, answers: &[Answer]) {
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
@@ -278,6 +278,7 @@ impl EdgeServer {
             return;
         }
         let mut inst = Instance::new(r.meta, r.svc, r.seq, r.digest, self.cfg.answer_cache);
+        inst.adopt_answers(answers);
         for (seq, payload) in r.early {
             inst.offer(seq, payload, None);
         }

@@ -269,6 +269,7 @@ fn traffic_that_fits_no_shadow_is_a_violation_or_ignored() {
         offset: 0,
         data: vec![0; 64],
         state_checksum: None,
+        answers: Vec::new(),
     };
     b.deliver(from2, 1, t.clone());
     b.deliver(from2, 1, sync());
