@@ -83,7 +83,8 @@ enum Input {
     /// The UE's next 1002 (and maybe its 1005), rescheduled every period.
     Cycle(u32),
     Execution(u32, u32, Instant),
-    Message(NodeId, Message),
+    /// Boxed: messages are large next to the other inputs.
+    Message(NodeId, Box<Message>),
     /// A server's periodic load report.
     Load(u32),
 }
@@ -250,7 +251,7 @@ impl Bench {
                     };
                     self.at(
                         now + Duration::from_millis(300),
-                        Input::Message(to.into(), ready.into()),
+                        Input::Message(to.into(), Box::new(ready.into())),
                     );
                 }
                 (Message::Relocate(r), NodeId::Server(to)) => {
@@ -272,7 +273,7 @@ impl Bench {
                         };
                         self.at(
                             now + Duration::from_millis(100),
-                            Input::Message(to.into(), done.into()),
+                            Input::Message(to.into(), Box::new(done.into())),
                         );
                     }
                 }
@@ -348,7 +349,7 @@ impl Bench {
                     };
                     (NodeId::Cell(CellId(source)), m.into(), 1)
                 }
-                Input::Message(from, m) => (from, m, 2),
+                Input::Message(from, m) => (from, *m, 2),
                 Input::Load(server) => {
                     let m = self.load_report(now, server);
                     (NodeId::Server(ServerId(server)), m, 2)
