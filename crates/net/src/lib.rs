@@ -28,4 +28,6 @@ pub use clock::Clock;
 pub use error::NetError;
 pub use link::LinkEmulation;
 pub use tls::{Tls, node_name};
-pub use transport::{AddressBook, FaultFilter, Inbox, Incoming, MAX_BACKLOG, NetStats, Transport};
+pub use transport::{
+    AddressBook, FaultFilter, INBOX_CAPACITY, Inbox, Incoming, MAX_BACKLOG, NetStats, Transport,
+};

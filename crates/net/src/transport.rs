@@ -24,7 +24,12 @@ use crate::tls::{Tls, certifies, server_name};
 pub type AddressBook = BTreeMap<NodeId, SocketAddr>;
 
 /// Messages for the local nodes, in arrival order per connection.
-pub type Inbox = mpsc::UnboundedReceiver<Incoming>;
+pub type Inbox = mpsc::Receiver<Incoming>;
+
+/// Messages the inbox holds before the connections stop reading: their peers then wait
+/// in TCP's flow control instead of this process's memory (at most this many 1 MiB
+/// state chunks).
+pub const INBOX_CAPACITY: usize = 256;
 
 /// A message that arrived for a local node.
 #[derive(Debug)]
@@ -119,7 +124,7 @@ struct Inner {
     book: Mutex<AddressBook>,
     links: Mutex<BTreeMap<LinkKey, LinkTx>>,
     tasks: Mutex<JoinSet<()>>,
-    inbox: mpsc::UnboundedSender<Incoming>,
+    inbox: mpsc::Sender<Incoming>,
     emu: LinkEmulation,
     rng: Mutex<ChaCha8Rng>,
     counters: Counters,
@@ -191,7 +196,7 @@ impl Transport {
             .await
             .map_err(|source| NetError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let (closing, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             local: local.into_iter().collect(),
@@ -248,8 +253,13 @@ impl Transport {
         let inner = &self.inner;
         if inner.local.contains(&to) {
             // The receiver lives in this process; if it is gone we are shutting down.
-            let _ = inner.inbox.send(Incoming { from, to, msg });
-            return Ok(());
+            return match inner.inbox.try_send(Incoming { from, to, msg }) {
+                Err(mpsc::error::TrySendError::Full(_)) => Err(NetError::Backlog {
+                    to,
+                    queued: INBOX_CAPACITY as u64,
+                }),
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            };
         }
         let filter = lock(&inner.faults).clone();
         if let Some(f) = filter {
@@ -545,8 +555,12 @@ async fn serve_on<S: AsyncRead + Unpin>(
                     to: hello.to,
                     msg,
                 };
-                if inner.inbox.send(incoming).is_err() {
-                    return; // The process is shutting down.
+                // A full inbox stops this connection's reads: backpressure to the peer.
+                tokio::select! {
+                    r = inner.inbox.send(incoming) => if r.is_err() {
+                        return; // The process is shutting down.
+                    },
+                    () = closed(&mut closing) => return,
                 }
             }
             Ok(None) => {

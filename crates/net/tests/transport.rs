@@ -267,3 +267,33 @@ async fn a_big_frame_before_the_hello_is_refused_at_once_and_one_after_it_costs_
     assert_eq!(tb.stats().peer_errors, 1, "{:?}", tb.stats());
     drop(slow);
 }
+
+#[tokio::test]
+async fn a_slow_receiver_holds_at_most_its_inbox_and_loses_nothing() {
+    use edgeshift_net::INBOX_CAPACITY;
+    let b = NodeId::Server(ServerId(2));
+    let a = NodeId::Cell(CellId(1));
+    let (tb, mut ib) = node(b, AddressBook::new()).await;
+    let (ta, _ia) = node(a, [(b, tb.local_addr())].into()).await;
+    let n = (INBOX_CAPACITY * 4) as u64;
+    for seq in 1..=n {
+        ta.send(a, b, input(seq)).expect("queued");
+    }
+    // Nobody reads for a while: the inbox fills, then the connection stops reading.
+    let mut full = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if ib.len() == INBOX_CAPACITY {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the inbox filled up ({} held)", ib.len());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(ib.len(), INBOX_CAPACITY, "and holds no more");
+    // Reading again brings every message, in order.
+    for seq in 1..=n {
+        let m = recv(&mut ib).await;
+        assert!(matches!(m.msg, Message::ServiceInput(ref i) if i.input.seq == seq));
+    }
+}
