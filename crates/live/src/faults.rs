@@ -127,6 +127,9 @@ mod tests {
             id = 1
             listen = "127.0.0.1:7001"
             [[edge]]
+            id = 2
+            listen = "127.0.0.1:7002"
+            [[edge]]
             id = 3
             listen = "127.0.0.1:7003"
             [[ran]]
@@ -150,8 +153,8 @@ mod tests {
         let f = |s: &str| vec![s.parse::<Fault>().expect("spec")];
         assert!(check(&d, &f("kill:me1@1s"), true).is_ok());
         assert!(check(&d, &f("partition:me1-me3@1s+1s"), false).is_ok());
-        let e = check(&d, &f("kill:me2@1s"), true).expect_err("no me2");
-        assert!(e.to_string().contains("me2"), "{e}");
+        let e = check(&d, &f("kill:me7@1s"), true).expect_err("no me7");
+        assert!(e.to_string().contains("me7"), "{e}");
         assert!(check(&d, &f("kill:ue1@1s"), true).is_err());
         assert!(check(&d, &f("stop:me1@1s+1s"), false).is_err());
     }
