@@ -340,5 +340,9 @@ impl Host {
 }
 
 fn is_traffic(msg: &Message) -> bool {
-    msg.is_service_traffic() || matches!(msg, Message::LoadReport(_))
+    msg.is_service_traffic()
+        || matches!(
+            msg,
+            Message::LoadReport(_) | Message::Heartbeat(_) | Message::HeartbeatAck(_)
+        )
 }
