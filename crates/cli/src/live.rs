@@ -413,11 +413,13 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     println!("\n{}", run.render(3));
     println!(
         "handovers {} | relocations {} | added interruption p50 {:.1} ms, max {:.1} ms | \
-         shadow {:.1} MiB, {:.1} shadow-seconds | final state matches twin: {}",
+         longest wait for an answer {:.1} ms | shadow {:.1} MiB, {:.1} shadow-seconds | \
+         final state matches twin: {}",
         report.handovers,
         report.relocations,
         report.added_interruption_ms.p50,
         report.added_interruption_ms.max,
+        report.longest_answer_wait_ms,
         report.shadow_bytes as f64 / f64::from(1u32 << 20),
         report.shadow_seconds,
         report.final_state_matches_twin

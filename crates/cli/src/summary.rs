@@ -32,8 +32,8 @@ pub(crate) fn print_report(r: &Report) {
     }
     let a = r.added_interruption_ms;
     println!(
-        "  added interruption beyond the radio gap: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        a.p50, a.p99, a.max
+        "  added interruption beyond the radio gap: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; longest wait for an answer {:.1} ms",
+        a.p50, a.p99, a.max, r.longest_answer_wait_ms
     );
     println!(
         "  shadow traffic {:.1} MiB, shadow lifetime {:.1} s",

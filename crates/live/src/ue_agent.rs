@@ -225,6 +225,7 @@ impl UeAgent {
                 gaps: ue.gaps().to_vec(),
                 live: live.map(|(last_seq, checksum)| LiveState { last_seq, checksum }),
                 twin: twin.clone(),
+                longest_wait_ms: ue.longest_wait().as_secs_f64() * 1e3,
             })));
         let twin = twin.ok();
         let (live_last_seq, live_checksum) = match live {

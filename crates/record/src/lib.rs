@@ -26,6 +26,7 @@
 //!     gaps: Vec::new(),
 //!     live: None,
 //!     twin: Ok(0),
+//!     longest_wait_ms: 0.0,
 //! }));
 //! let report = rec.finish(Instant::from_millis(10));
 //! // No ME server ever reported the service live: that is a broken invariant.

@@ -110,6 +110,9 @@ pub struct UeFinal {
     pub live: Option<LiveState>,
     /// Checksum of a never-moved twin that applied the same inputs, or why there is none.
     pub twin: Result<u128, String>,
+    /// The longest any answered input waited for its answer, in milliseconds.
+    #[serde(default)]
+    pub longest_wait_ms: f64,
 }
 
 impl Observation {
@@ -233,6 +236,7 @@ mod tests {
                     checksum: Some(u128::MAX),
                 }),
                 twin: Err("no twin".into()),
+                longest_wait_ms: 1.5,
             }),
         ];
         for o in obs {

@@ -204,6 +204,7 @@ impl Recorder {
         let mut twins_match = true;
         let mut gaps: Vec<(UeId, HandoverGap)> = Vec::new();
         let mut services_lost = 0;
+        let mut longest_wait_ms: f64 = 0.0;
         for (ue, service) in self.ues.clone() {
             let (sent, once) = self.checker.counts(service);
             inputs_sent += sent;
@@ -215,6 +216,7 @@ impl Recorder {
                 continue;
             };
             gaps.extend(fin.gaps.iter().map(|g| (ue, *g)));
+            longest_wait_ms = longest_wait_ms.max(fin.longest_wait_ms);
             let broken = self.final_checks(service, &fin, sent);
             if broken.is_empty() {
                 continue;
@@ -256,6 +258,7 @@ impl Recorder {
             inputs_applied_once: applied_once,
             final_state_matches_twin: twins_match,
             services_lost,
+            longest_answer_wait_ms: longest_wait_ms,
             added_interruption_ms: Percentiles::of(&added),
             shadow_bytes: self.shadow_bytes,
             shadow_seconds: self.shadow_seconds,
@@ -491,6 +494,7 @@ mod tests {
                 checksum: Some(checksum),
             }),
             twin: Ok(7),
+            longest_wait_ms: 3.0,
         }));
     }
 

@@ -107,6 +107,9 @@ pub struct Report {
     /// Services whose host died with no ready shadow to take over (not violations: the
     /// run injected the crash; see `docs/simulation.md`).
     pub services_lost: u64,
+    /// The longest any answered input waited for its answer (ms), over every UE: the worst
+    /// the user saw, a failover included.
+    pub longest_answer_wait_ms: f64,
     /// Interruption added beyond the radio gap, over all handovers.
     pub added_interruption_ms: Percentiles,
     /// Bytes of shadow transfers, syncs and catch-ups.

@@ -826,6 +826,7 @@ impl Sim {
                 continue;
             };
             let (unanswered, gaps) = (u.unanswered() as u64, u.gaps().to_vec());
+            let longest_wait_ms = u.longest_wait().as_secs_f64() * 1e3;
             let live = self
                 .recorder
                 .serving(service)
@@ -845,6 +846,7 @@ impl Sim {
                 gaps,
                 live,
                 twin,
+                longest_wait_ms,
             }));
         }
         (self.recorder.finish(self.now), self.trace)

@@ -273,6 +273,17 @@ impl UeClient {
         &self.gaps
     }
 
+    /// The longest any answered input waited for its answer (creation to answer): what a
+    /// failover or a long move cost the user at worst.
+    #[must_use]
+    pub fn longest_wait(&self) -> Duration {
+        self.stats
+            .iter()
+            .filter_map(|s| Some(s.answered_at?.saturating_duration_since(s.created_at)))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Inputs not yet answered.
     #[must_use]
     pub fn unanswered(&self) -> usize {
