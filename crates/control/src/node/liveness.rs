@@ -127,17 +127,15 @@ impl ControlNode {
             };
             e.shadows.remove(&server);
             e.ready.remove(&server);
-            if e.planned.remove(&server) {
-                self.timers.cancel(Timer::JitStart(service, server));
-            }
-            let Some(e) = self.services.get_mut(&service) else {
-                continue;
-            };
+            let planned = e.planned.remove(&server);
             if e.host == server {
                 e.orphaned = true;
             }
-            let (host, ue) = (e.host, e.ue);
-            match e.relocation {
+            let (host, ue, relocation) = (e.host, e.ue, e.relocation);
+            if planned {
+                self.timers.cancel(Timer::JitStart(service, server));
+            }
+            match relocation {
                 Some(r) if r.target() == server => self.call_off(service, r),
                 Some(r @ Relocation::Triggered { .. }) if host == server => {
                     // The source died mid-relocation: its target holds the freshest copy.
