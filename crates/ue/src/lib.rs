@@ -75,7 +75,7 @@ impl UeConfig {
             retransmit_after: Duration::from_millis(150),
             seed,
             stop_at: None,
-            keep_answered: Duration::from_secs(10),
+            keep_answered: Duration::from_secs(5),
         }
     }
 }
