@@ -169,7 +169,11 @@ mod tests {
         assert!((f(me1, me3) - 1.0).abs() < 1e-9);
         assert!((f(me3, me1) - 1.0).abs() < 1e-9);
         assert!(f(me1, NodeId::Control).abs() < 1e-9);
-        let lossy = vec!["loss:me1-control@0s+3600s:0.25".parse::<Fault>().expect("spec")];
+        let lossy = vec![
+            "loss:me1-control@0s+3600s:0.25"
+                .parse::<Fault>()
+                .expect("spec"),
+        ];
         let l = filter(&d, &lossy, Clock::starting_at(origin), origin).expect("a filter");
         assert!((l(NodeId::Control, me1) - 0.25).abs() < 1e-9);
         assert!(l(me1, me3).abs() < 1e-9);

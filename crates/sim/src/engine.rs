@@ -352,7 +352,8 @@ impl Sim {
 
     /// Feeds a command to `to` (without flushing it).
     fn command(&mut self, to: NodeId, cmd: Command) {
-        if self.down.contains(&to) {
+        // A crashed or stopped node gets no radio input (measurements, attaches).
+        if self.down.contains(&to) || self.stopped.get(&to).is_some_and(|u| self.now < *u) {
             return;
         }
         let now = self.local(to);
@@ -654,9 +655,14 @@ impl Sim {
         for (i, f) in self.cfg.outages.clone().iter().enumerate() {
             for n in f.nodes() {
                 let node = self.node_of(n)?;
-                let restartable = !matches!(node, NodeId::Ue(_));
-                if matches!(f.kind, FaultKind::Kill | FaultKind::Restart) && !restartable {
-                    return Err(SimError::Fault(format!("{f}: UEs do not crash here")));
+                let crash = matches!(
+                    f.kind,
+                    FaultKind::Kill | FaultKind::Restart | FaultKind::Stop { .. }
+                );
+                if crash && matches!(node, NodeId::Ue(_)) {
+                    return Err(SimError::Fault(format!(
+                        "{f}: UEs are not killed, restarted or stopped (their end of run is the record)"
+                    )));
                 }
             }
             self.push(Instant::ZERO + f.at, Ev::Outage(i));
@@ -686,7 +692,11 @@ impl Sim {
                 }
             }
             FaultKind::Restart => {
-                self.down.remove(&node);
+                if !self.down.remove(&node) {
+                    // A restart without a kill is a crash and a start at once.
+                    self.recorder
+                        .observe(Observation::Crashed { at: self.now, node });
+                }
                 let now = self.local(node);
                 let fresh: Option<Node> = match node {
                     NodeId::Server(id) => {

@@ -135,6 +135,10 @@ fn faults_naming_unknown_nodes_are_refused() {
     cfg.outages = vec!["kill:me9@1s".parse().expect("spec")];
     let err = edgeshift_sim::run(builtin("demo"), cfg).expect_err("no me9");
     assert!(err.to_string().contains("me9"), "{err}");
+    let mut cfg = SimConfig::new(Strategy::Shadow, 1);
+    cfg.outages = vec!["stop:ue1@1s+1s".parse().expect("spec")];
+    let err = edgeshift_sim::run(builtin("demo"), cfg).expect_err("UEs are not stopped");
+    assert!(err.to_string().contains("UEs are not"), "{err}");
 }
 
 #[test]
