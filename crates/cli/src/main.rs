@@ -10,6 +10,7 @@ use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod check;
 mod fuzz;
+mod isolation;
 mod live;
 mod scale;
 mod summary;
@@ -100,6 +101,8 @@ enum BenchCmd {
     /// Mutation fuzzing of the frame codec, scenario and deployment parsers (10 million
     /// executions per target by default); fails on any panic.
     Fuzz(fuzz::FuzzArgs),
+    /// A normal service's answer time on a server that also hosts a runaway guest.
+    Isolation(isolation::IsolationArgs),
 }
 
 #[derive(clap::Args)]
@@ -485,6 +488,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Relocation(a)) => run_bench(a)?,
         Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
         Cmd::Bench(BenchCmd::Fuzz(a)) => fuzz::run(&a)?,
+        Cmd::Bench(BenchCmd::Isolation(a)) => isolation::run_bench(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
         Cmd::Certs(a) => live::certs(&a)?,
         Cmd::CheckModule(a) => {

@@ -1,7 +1,7 @@
 //! Limits every guest runs under.
 
 /// The default [`Limits::fuel_per_input`].
-pub const DEFAULT_FUEL_PER_INPUT: u64 = 50_000_000;
+pub const DEFAULT_FUEL_PER_INPUT: u64 = 20_000_000;
 
 /// Per-instance limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct Limits {
     pub fuel_per_call: u64,
     /// Fuel per input (`es_input`): the time slice of one input. The guest runs on its
     /// server's event loop, so this bounds how long one input can hold every other service
-    /// of that server (50 M, the default, is about 10 ms on a 2020s core; the samples need
+    /// of that server (20 M, the default, is about 11 ms on this project's machine; the samples need
     /// about a thousand). A guest that runs out has the input consumed with an error, on
     /// every replica alike.
     pub fuel_per_input: u64,

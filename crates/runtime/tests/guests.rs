@@ -332,7 +332,7 @@ fn busy(n: u32) -> String {
 #[test]
 fn an_input_gets_a_time_slice_and_init_gets_more() {
     // About 4 fuel per iteration: 20 M iterations are beyond the default slice of one
-    // input (50 M), well within the budget of `es_init`.
+    // input (20 M), well within the budget of `es_init`.
     let mut f = factory();
     let mut svc = f
         .instantiate("wasm", busy(20_000_000).as_bytes(), &[])

@@ -38,6 +38,9 @@ pub enum SimError {
     /// restart.
     #[error("fault {0}")]
     Fault(String),
+    /// The isolation benchmark's normal service did not answer this input.
+    #[error("the normal service did not answer input {0}")]
+    Isolation(u64),
     /// A benchmark was asked for a strategy it does not know.
     #[error("unknown strategy {0:?} (expected cold, precopy, shadow-replay or shadow-delta)")]
     UnknownStrategy(String),

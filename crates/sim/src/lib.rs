@@ -10,6 +10,7 @@
 
 pub mod bench;
 mod engine;
+pub mod isolation;
 pub mod link;
 pub mod module_check;
 pub mod predict;
@@ -17,6 +18,7 @@ mod queue;
 mod swarm;
 
 pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
+pub use edgeshift_runtime::DEFAULT_FUEL_PER_INPUT;
 pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
 pub use engine::{Faults, Sim, SimConfig, SimError, TraceEntry};
 pub use swarm::{Outage, OutageKind, Swarm};

@@ -10,7 +10,7 @@ use edgeshift_sim::SimConfig;
 use edgeshift_world::ModuleSource;
 
 /// Every input whose number is a multiple of 10 spins about 80 M fuel (beyond the default
-/// slice of 50 M); the others count inputs in memory.
+/// slice of 20 M); the others count inputs in memory.
 const OVERRUN: &str = r#"(module (memory (export "memory") 1)
   (func (export "es_abi_version") (result i32) (i32.const 1))
   (func (export "es_buffer") (result i32) (i32.const 1024))
