@@ -10,7 +10,7 @@ use edgeshift_proto::{Instant, NodeId, RelocationDone, ServerId, ServiceId};
 
 use super::EdgeServer;
 use super::shadow::{Shadow, ShadowState};
-use super::source::Live;
+use super::source::{Live, Source};
 use crate::event::EdgeEvent;
 
 impl EdgeServer {
@@ -18,7 +18,7 @@ impl EdgeServer {
     pub(super) fn promote(&mut self, service: ServiceId, epoch: u64) {
         if self.live.contains_key(&service) {
             // Already live (the 2004 got here first, or a repeated promote).
-            self.report_done(service, self.cfg.id, epoch, true);
+            self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
             return;
         }
         let ready = self
@@ -27,7 +27,7 @@ impl EdgeServer {
             .is_some_and(|sh| matches!(sh.state, ShadowState::Ready(_)));
         if !ready {
             let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
-            self.report_done(service, from, epoch, false);
+            self.report_done(service, from, self.cfg.id, epoch, false);
             return;
         }
         let Some(Shadow {
@@ -52,7 +52,7 @@ impl EdgeServer {
             digest,
             epoch,
         });
-        self.report_done(service, source, epoch, true);
+        self.report_done(service, source, self.cfg.id, epoch, true);
         self.release_held(held);
         self.load_report();
     }
@@ -67,7 +67,7 @@ impl EdgeServer {
                 return;
             };
             self.moved.insert(service, host);
-            if let super::source::Source::Frozen(f) = live.state {
+            if let Source::Frozen(f) = live.state {
                 self.forward_held(host, f.held);
             }
             if let Some(held) = self.fenced_held.remove(&service) {
@@ -90,17 +90,17 @@ impl EdgeServer {
     /// Resume: the relocation of a frozen instance under `epoch` is called off.
     pub(super) fn resume(&mut self, service: ServiceId, epoch: u64) {
         let frozen = self.live.get(&service).is_some_and(|l| match &l.state {
-            super::source::Source::Frozen(f) => f.epoch == epoch,
-            super::source::Source::Precopy { epoch: e, .. } => *e == epoch,
-            super::source::Source::Serving => false,
+            Source::Frozen(f) => f.epoch == epoch,
+            Source::Precopy { epoch: e, .. } => *e == epoch,
+            Source::Serving => false,
         });
         if !frozen {
             return;
         }
         if let Some(live) = self.live.get_mut(&service)
-            && let super::source::Source::Precopy { target, .. } = live.state
+            && let Source::Precopy { target, .. } = live.state
         {
-            live.state = super::source::Source::Serving;
+            live.state = Source::Serving;
             live.links.remove(&target);
             return;
         }
@@ -113,16 +113,24 @@ impl EdgeServer {
     /// here went live, and drop it if it did not.
     pub(super) fn abort(&mut self, now: Instant, service: ServiceId, epoch: u64) {
         if self.live.get(&service).is_some_and(|l| l.epoch == epoch) {
-            self.report_done(service, self.cfg.id, epoch, true);
+            self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
             return;
         }
         let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
         self.drop_shadow(now, service);
-        self.report_done(service, from, epoch, false);
+        self.report_done(service, from, self.cfg.id, epoch, false);
     }
 
-    fn report_done(&mut self, service: ServiceId, from: ServerId, epoch: u64, ok: bool) {
-        let to = self.cfg.id;
+    /// 3033 to the control node: the relocation of `service` from `from` to `to` under
+    /// `epoch` went live at `to` (`ok`) or did not.
+    pub(super) fn report_done(
+        &mut self,
+        service: ServiceId,
+        from: ServerId,
+        to: ServerId,
+        epoch: u64,
+        ok: bool,
+    ) {
         self.send(
             NodeId::Control,
             RelocationDone {

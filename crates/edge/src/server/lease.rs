@@ -112,23 +112,13 @@ impl EdgeServer {
             return;
         }
         l.fenced = true;
-        let services: Vec<ServiceId> = self
-            .live
-            .iter()
-            .filter(|(_, l)| !l.state.is_frozen())
-            .map(|(s, _)| *s)
-            .collect();
+        let services = self.unfrozen();
         self.events.push_back(EdgeEvent::Fenced { services });
     }
 
     /// Serves again: the instances not released meanwhile, their held traffic first.
     fn unfence(&mut self) {
-        let services: Vec<ServiceId> = self
-            .live
-            .iter()
-            .filter(|(_, l)| !l.state.is_frozen())
-            .map(|(s, _)| *s)
-            .collect();
+        let services = self.unfrozen();
         self.events.push_back(EdgeEvent::Unfenced {
             services: services.clone(),
         });
@@ -164,6 +154,15 @@ impl EdgeServer {
                 None => self.release_held(held),
             }
         }
+    }
+
+    /// The live instances that are not frozen: the ones a lease lets serve.
+    fn unfrozen(&self) -> Vec<ServiceId> {
+        self.live
+            .iter()
+            .filter(|(_, l)| !l.state.is_frozen())
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     /// Holds UE traffic for a fenced live instance.

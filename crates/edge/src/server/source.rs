@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use edgeshift_proto::{
-    CatchUp, InputRecord, Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationDone,
-    RelocationMode, ServerId, ServiceId, SyncBody, SyncMode, Verdict,
+    CatchUp, InputRecord, Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationMode,
+    ServerId, ServiceId, SyncBody, SyncMode, Verdict,
 };
 
 use super::EdgeServer;
@@ -348,14 +348,7 @@ impl EdgeServer {
     /// the control node.
     pub(super) fn abandon(&mut self, service: ServiceId, reason: String) {
         if let Some(f) = self.thaw(service, reason) {
-            let done = RelocationDone {
-                service,
-                from: self.cfg.id,
-                to: f.target,
-                ok: false,
-                epoch: f.epoch,
-            };
-            self.send(NodeId::Control, done);
+            self.report_done(service, self.cfg.id, f.target, f.epoch, false);
             self.release_held(f.held);
         }
     }
@@ -411,14 +404,8 @@ impl EdgeServer {
             // The target may have gone live and only its 2005 be lost: serving again here
             // could make two live instances. The control node asks the target and answers
             // with a resume or a release; until then the instance stays frozen.
-            let done = RelocationDone {
-                service,
-                from: self.cfg.id,
-                to: f.target,
-                ok: false,
-                epoch: f.epoch,
-            };
-            self.send(NodeId::Control, done);
+            let (target, epoch) = (f.target, f.epoch);
+            self.report_done(service, self.cfg.id, target, epoch, false);
             return;
         }
         self.unwatched.insert(service);

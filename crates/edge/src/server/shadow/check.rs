@@ -6,9 +6,7 @@
 //! 2004 is repeated) and answers with a 2005 once the copy can be judged: `Valid` (and the
 //! shadow becomes the live instance), `NeedFrom` / `NeedFull`, or `Reject`.
 
-use edgeshift_proto::{
-    Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationDone, ServiceId, Verdict,
-};
+use edgeshift_proto::{Instant, NodeId, RelocateConfirm, RelocateRequest, ServiceId, Verdict};
 
 use super::{Shadow, ShadowState};
 use crate::event::EdgeEvent;
@@ -192,16 +190,7 @@ impl EdgeServer {
                 verdict: Verdict::Valid,
             },
         );
-        self.send(
-            NodeId::Control,
-            RelocationDone {
-                service,
-                from: req.source,
-                to: me,
-                ok: true,
-                epoch: req.epoch,
-            },
-        );
+        self.report_done(service, req.source, me, req.epoch, true);
         self.release_held(held);
         self.load_report();
     }
