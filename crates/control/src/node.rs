@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::RangeInclusive;
 
 use edgeshift_proto::{
-    Instant, Message, NodeId, Role, ServerId, ServiceId, TimerTable, Transmit, UeId,
+    Instant, Message, NodeId, Relocate, RelocateAction, Role, ServerId, ServiceId, TimerTable,
+    Timing, Transmit, UeId,
 };
 
 use crate::config::ControlConfig;
@@ -138,6 +139,17 @@ impl ControlNode {
             to: to.into(),
             msg: msg.into(),
         });
+    }
+
+    /// A 1006 to one server, to act on when it arrives (no announced time): the orders
+    /// after faults (promote, release, resume, abort).
+    fn order(&mut self, to: ServerId, service: ServiceId, action: RelocateAction) {
+        let msg = Relocate {
+            service,
+            action,
+            timing: Timing::at(Instant::ZERO),
+        };
+        self.send(to, msg);
     }
 
     fn emit(&mut self, e: ControlEvent) {

@@ -36,6 +36,14 @@ struct ServiceCheck {
     digests: Vec<u128>,
 }
 
+impl ServiceCheck {
+    /// Whether `digest` is not what the UE's inputs `1..=seq` give (inputs the UE never
+    /// sent are judged elsewhere).
+    fn wrong_digest(&self, seq: u64, digest: u128) -> bool {
+        self.digests.get(seq as usize).is_some_and(|d| *d != digest)
+    }
+}
+
 /// Watches a run; see the module docs.
 #[derive(Debug, Default)]
 pub struct Checker {
@@ -185,10 +193,7 @@ impl Checker {
                         s.live_last
                     ));
                 }
-                if s.digests
-                    .get(*last_seq as usize)
-                    .is_some_and(|d| d != digest)
-                {
+                if s.wrong_digest(*last_seq, *digest) {
                     broken.push(format!(
                         "{service}: promoted at {server} with a wrong input-log digest"
                     ));
@@ -215,10 +220,7 @@ impl Checker {
                         s.live_last
                     ));
                 }
-                if s.digests
-                    .get(*last_seq as usize)
-                    .is_some_and(|d| d != digest)
-                {
+                if s.wrong_digest(*last_seq, *digest) {
                     broken.push(format!(
                         "{service}: activated at {server} with a wrong input-log digest"
                     ));

@@ -17,8 +17,8 @@
 //! heartbeat: it never serves a replaced instance, nor activates a stale shadow.
 
 use edgeshift_proto::{
-    Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
-    RouteUpdate, ServerId, ServiceId, Timing,
+    Heartbeat, HeartbeatAck, Instant, RelocateAction, RelocationMode, Route, RouteQuery,
+    RouteUpdate, ServerId, ServiceId, UeId,
 };
 
 use super::relocation::Relocation;
@@ -86,15 +86,11 @@ impl ControlNode {
             let Some(e) = self.services.get(&service) else {
                 continue;
             };
-            let msg = Relocate {
-                service,
-                action: RelocateAction::Release {
-                    host: e.host,
-                    epoch: e.epoch,
-                },
-                timing: Timing::at(Instant::ZERO),
+            let release = RelocateAction::Release {
+                host: e.host,
+                epoch: e.epoch,
             };
-            self.send(server, msg);
+            self.order(server, service, release);
         }
         let called_off: Vec<(ServiceId, u64)> = self
             .called_off
@@ -103,12 +99,7 @@ impl ControlNode {
             .collect();
         for (service, epoch) in called_off {
             self.called_off.remove(&(server, service, epoch));
-            let msg = Relocate {
-                service,
-                action: RelocateAction::Abort { epoch },
-                timing: Timing::at(Instant::ZERO),
-            };
-            self.send(server, msg);
+            self.order(server, service, RelocateAction::Abort { epoch });
         }
     }
 
@@ -139,15 +130,7 @@ impl ControlNode {
                 Some(r) if r.target() == server => self.call_off(service, r),
                 Some(r @ Relocation::Triggered { .. }) if host == server => {
                     // The source died mid-relocation: its target holds the freshest copy.
-                    let (target, epoch) = (r.target(), r.epoch());
-                    self.superseded.insert((server, service));
-                    self.send_promote(service, target, epoch);
-                    self.emit(ControlEvent::FailoverStarted {
-                        service,
-                        ue,
-                        from: server,
-                        to: target,
-                    });
+                    self.promote(service, ue, server, r.target(), r.epoch());
                 }
                 Some(r) if host == server => {
                     self.call_off(service, r);
@@ -182,12 +165,7 @@ impl ControlNode {
             self.called_off.insert((r.target(), service, r.epoch()));
         }
         if r.is_triggered() && !self.is_down(host) {
-            let msg = Relocate {
-                service,
-                action: RelocateAction::Resume { epoch: r.epoch() },
-                timing: Timing::at(Instant::ZERO),
-            };
-            self.send(host, msg);
+            self.order(host, service, RelocateAction::Resume { epoch: r.epoch() });
         }
     }
 
@@ -226,7 +204,6 @@ impl ControlNode {
             at: now,
         });
         self.timers.cancel(Timer::ShadowExpiry(service));
-        self.superseded.insert((dead, service));
         // The other shadows followed the dead source; the new host starts its own.
         let others: Vec<ServerId> = e.shadows.iter().copied().filter(|s| *s != target).collect();
         e.shadows.retain(|s| *s == target);
@@ -234,31 +211,32 @@ impl ControlNode {
         e.planned.clear();
         self.timers.cancel_range(Timer::jit_starts(service));
         for s in &others {
-            let discard = Relocate {
-                service,
-                action: RelocateAction::Discard {
-                    servers: others.clone(),
-                },
-                timing: Timing::at(Instant::ZERO),
+            let discard = RelocateAction::Discard {
+                servers: others.clone(),
             };
-            self.send(*s, discard);
+            self.order(*s, service, discard);
         }
-        self.send_promote(service, target, epoch);
+        self.promote(service, ue, dead, target, epoch);
+    }
+
+    /// `target`'s shadow of `service` goes live under `epoch`, replacing the instance on
+    /// the dead `from` (released when `from` comes back).
+    fn promote(
+        &mut self,
+        service: ServiceId,
+        ue: UeId,
+        from: ServerId,
+        target: ServerId,
+        epoch: u64,
+    ) {
+        self.superseded.insert((from, service));
+        self.order(target, service, RelocateAction::Promote { epoch });
         self.emit(ControlEvent::FailoverStarted {
             service,
             ue,
-            from: dead,
+            from,
             to: target,
         });
-    }
-
-    fn send_promote(&mut self, service: ServiceId, target: ServerId, epoch: u64) {
-        let msg = Relocate {
-            service,
-            action: RelocateAction::Promote { epoch },
-            timing: Timing::at(Instant::ZERO),
-        };
-        self.send(target, msg);
     }
 
     /// 3021: a cell learned the UE again (it restarted); tell it the route.

@@ -297,12 +297,8 @@ impl ControlNode {
         if !m.ok && from == NodeId::Server(e.host) && !self.is_down(m.to) {
             // The source gave up on its 2004s, but the target may have gone live with
             // only its 2005 lost: ask it. Its 3033 settles the relocation either way.
-            let msg = Relocate {
-                service: m.service,
-                action: RelocateAction::Abort { epoch: m.epoch },
-                timing: Timing::at(Instant::ZERO),
-            };
-            self.send(m.to, msg);
+            let abort = RelocateAction::Abort { epoch: m.epoch };
+            self.order(m.to, m.service, abort);
             return;
         }
         // NOTE: a 3033 for a relocation whose 1006 never went out (still scheduled, or
@@ -340,15 +336,11 @@ impl ControlNode {
             }
             if !self.is_down(from_host) {
                 // A source that missed the 2005 is still frozen: it lets go now.
-                let release = Relocate {
-                    service: m.service,
-                    action: RelocateAction::Release {
-                        host: m.to,
-                        epoch: m.epoch,
-                    },
-                    timing: Timing::at(Instant::ZERO),
+                let release = RelocateAction::Release {
+                    host: m.to,
+                    epoch: m.epoch,
                 };
-                self.send(from_host, release);
+                self.order(from_host, m.service, release);
             }
             self.emit(ControlEvent::RelocationCompleted {
                 service: m.service,
@@ -373,12 +365,8 @@ impl ControlNode {
                 }
                 self.failover(now, m.service);
             } else {
-                let resume = Relocate {
-                    service: m.service,
-                    action: RelocateAction::Resume { epoch: m.epoch },
-                    timing: Timing::at(Instant::ZERO),
-                };
-                self.send(from_host, resume);
+                let resume = RelocateAction::Resume { epoch: m.epoch };
+                self.order(from_host, m.service, resume);
             }
         }
     }
