@@ -189,6 +189,18 @@ pub struct Sim {
     stopped: HashMap<NodeId, Instant, FixedState>,
     /// Each server's incarnation (restarts count up).
     incarnations: HashMap<ServerId, u64, FixedState>,
+    /// The partitions and lossy links of the outages, resolved to nodes once.
+    cuts: Vec<Cut>,
+}
+
+/// A link fault between two nodes: messages either way are lost with probability `p`
+/// from `from` until `until`.
+struct Cut {
+    a: NodeId,
+    b: NodeId,
+    from: Instant,
+    until: Instant,
+    p: f64,
 }
 
 impl Ev {
@@ -267,6 +279,7 @@ impl Sim {
             down: std::collections::HashSet::default(),
             stopped: HashMap::default(),
             incarnations: HashMap::default(),
+            cuts: Vec::new(),
             scenario,
             cfg,
         };
@@ -668,6 +681,20 @@ impl Sim {
                     )));
                 }
             }
+            if let FaultKind::Partition { peer, dur } | FaultKind::Loss { peer, dur, .. } = &f.kind
+            {
+                let p = match f.kind {
+                    FaultKind::Loss { p, .. } => p,
+                    _ => 1.0,
+                };
+                self.cuts.push(Cut {
+                    a: self.node_of(&f.node)?,
+                    b: self.node_of(peer)?,
+                    from: Instant::ZERO + f.at,
+                    until: Instant::ZERO + f.at + *dur,
+                    p,
+                });
+            }
             self.push(Instant::ZERO + f.at, Ev::Outage(i));
         }
         Ok(())
@@ -735,15 +762,12 @@ impl Sim {
 
     /// Whether a message from `from` to `to` is lost to a partition or a lossy link now.
     fn cut(&mut self, from: NodeId, to: NodeId) -> bool {
-        if self.cfg.outages.is_empty() {
-            return false;
-        }
-        let t = self.now.saturating_duration_since(Instant::ZERO);
-        let (a, b) = (from.to_string(), to.to_string());
+        let now = self.now;
         let mut p_keep = 1.0;
-        for f in &self.cfg.outages {
-            if let Some(p) = f.cuts(&a, &b, t) {
-                p_keep *= 1.0 - p;
+        for c in &self.cuts {
+            let pair = (c.a == from && c.b == to) || (c.a == to && c.b == from);
+            if pair && now >= c.from && now < c.until {
+                p_keep *= 1.0 - c.p;
             }
         }
         if p_keep >= 1.0 {
