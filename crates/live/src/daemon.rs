@@ -451,7 +451,8 @@ impl Daemon {
                 .await?;
         if let Some(f) = crate::faults::filter(dep, &opts.faults, opts.clock, opts.fault_origin) {
             warn!(daemon = %kind, faults = opts.faults.len(), "injecting link faults");
-            transport.set_fault_filter(f);
+            // The transport was just made: it has no filter yet.
+            let _ = transport.set_fault_filter(f);
         }
         let metrics_addr = match opts.metrics.or(metrics_cfg) {
             Some(addr) => Some(

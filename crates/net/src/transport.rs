@@ -132,7 +132,8 @@ struct Inner {
     max_backlog: AtomicU64,
     tls: Option<Tls>,
     /// Fault injection: the loss probability of a message from a local node to a peer now.
-    faults: Mutex<Option<FaultFilter>>,
+    /// Set once, read on every send without a lock.
+    faults: std::sync::OnceLock<FaultFilter>,
 }
 
 /// Fault injection on sends: the probability in `[0, 1]` that a message from local node
@@ -211,7 +212,7 @@ impl Transport {
             closing,
             max_backlog: AtomicU64::new(MAX_BACKLOG),
             tls,
-            faults: Mutex::new(None),
+            faults: std::sync::OnceLock::new(),
         });
         // Subscribed before the task runs, so an early shutdown is never missed.
         let closing = inner.closing.subscribe();
@@ -261,8 +262,7 @@ impl Transport {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
             };
         }
-        let filter = lock(&inner.faults).clone();
-        if let Some(f) = filter {
+        if let Some(f) = inner.faults.get() {
             let p = f(from, to);
             if p >= 1.0 || (p > 0.0 && lock(&inner.rng).random::<f64>() < p) {
                 bump(&inner.counters.emulated_losses, 1);
@@ -342,9 +342,13 @@ impl Transport {
     }
 
     /// Injects faults: every send asks `filter` for the message's loss probability (the
-    /// demo's partitions and lossy links).
-    pub fn set_fault_filter(&self, filter: FaultFilter) {
-        *lock(&self.inner.faults) = Some(filter);
+    /// demo's partitions and lossy links). Set once, before the first send; a second
+    /// filter is refused (returned).
+    ///
+    /// # Errors
+    /// The filter, if one was set already.
+    pub fn set_fault_filter(&self, filter: FaultFilter) -> Result<(), FaultFilter> {
+        self.inner.faults.set(filter)
     }
 
     /// Closes every connection and the listener at once, dropping whatever is queued:
