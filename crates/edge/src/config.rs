@@ -48,6 +48,10 @@ pub struct EdgeConfig {
     /// Program code kept for later transfers, in bytes; beyond, the least recently used
     /// code no instance here runs is forgotten (peers send it inline again).
     pub code_cache_bytes: u64,
+    /// Lend guest work to the driver as [`Job`](crate::Job)s instead of running it inside
+    /// the role's calls: a slow guest then holds up only its own service. The driver must
+    /// take jobs with `poll_job` and hand them back with `handle_job_done`.
+    pub offload: bool,
 }
 
 /// The lease that lets a server serve: it sends a 3006 every `heartbeat`, and may serve
@@ -98,6 +102,7 @@ impl EdgeConfig {
             lease: None,
             memory_budget: None,
             code_cache_bytes: 256 << 20,
+            offload: false,
         }
     }
 }

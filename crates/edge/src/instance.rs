@@ -1,11 +1,16 @@
 //! One service instance (live or shadow): the service, its position in the input log,
 //! inputs waiting for their predecessors, and recent answers.
+//!
+//! The service itself may be lent to a [`Job`](crate::Job) ([`Instance::lend`]) and
+//! taken back with what it computed ([`Instance::take_back`]); meanwhile [`Instance::svc`]
+//! is `None` and the cached state size stands in for it.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use edgeshift_proto::{CellId, DeltaChunk, StateDelta, UeId};
 
 use crate::digest;
+use crate::job::Step;
 use crate::service::{Service, ServiceError};
 
 /// Inputs held out of order beyond this many are dropped (the UE retransmits them).
@@ -29,7 +34,10 @@ pub(crate) struct PendingInput {
 
 pub(crate) struct Instance {
     pub(crate) meta: Meta,
-    pub(crate) svc: Box<dyn Service>,
+    /// `None` while lent to a job.
+    svc: Option<Box<dyn Service>>,
+    /// State size as of the last time the service was here.
+    state_len: u64,
     pub(crate) last_seq: u64,
     pub(crate) digest: u128,
     pub(crate) pending: BTreeMap<u64, PendingInput>,
@@ -58,7 +66,8 @@ impl Instance {
     ) -> Self {
         Self {
             meta,
-            svc,
+            state_len: svc.state_len(),
+            svc: Some(svc),
             last_seq,
             digest,
             pending: BTreeMap::new(),
@@ -85,33 +94,92 @@ impl Instance {
         true
     }
 
-    /// Applies every pending input that directly follows the last applied one.
-    pub(crate) fn drain(&mut self) -> Vec<Applied> {
+    /// The service, unless it is lent to a job.
+    pub(crate) fn svc(&self) -> Option<&dyn Service> {
+        self.svc.as_deref()
+    }
+
+    /// The service, mutably, unless it is lent to a job.
+    pub(crate) fn svc_mut(&mut self) -> Option<&mut (dyn Service + 'static)> {
+        self.svc.as_deref_mut()
+    }
+
+    /// State size (as of the last time the service was here, while it is lent).
+    pub(crate) fn state_len(&self) -> u64 {
+        self.state_len
+    }
+
+    /// xxh3-128 of the state; `None` while the service is lent.
+    pub(crate) fn checksum(&self) -> Option<u128> {
+        self.svc().map(Service::checksum)
+    }
+
+    /// Lends the service with every pending input that directly follows the last applied
+    /// one; `None` when it is already lent or no input is in order.
+    pub(crate) fn lend(&mut self) -> Option<(Box<dyn Service>, Vec<Step>)> {
+        self.svc.as_ref()?;
+        let mut steps = Vec::new();
+        let mut next = self.last_seq + 1;
+        while let Some(p) = self.pending.remove(&next) {
+            steps.push(Step {
+                seq: next,
+                payload: p.payload,
+                via: p.via,
+            });
+            next += 1;
+        }
+        if steps.is_empty() {
+            return None;
+        }
+        self.svc.take().map(|svc| (svc, steps))
+    }
+
+    /// Takes the service back with the results of the steps it ran (in order, from the
+    /// first); steps it did not run go back to the pending inputs. Pending copies of inputs
+    /// now applied (retransmissions that came meanwhile) are dropped; those the UE sent
+    /// come back as `rerun` with their cell, to be answered from the cache.
+    pub(crate) fn take_back(
+        &mut self,
+        svc: Box<dyn Service>,
+        steps: Vec<Step>,
+        results: Vec<Result<Vec<u8>, ServiceError>>,
+    ) -> (Vec<Applied>, Vec<(u64, CellId)>) {
+        self.state_len = svc.state_len();
+        self.svc = Some(svc);
         let mut done = Vec::new();
-        while let Some(p) = self.pending.remove(&(self.last_seq + 1)) {
-            let seq = self.last_seq + 1;
-            let (answer, error) = match self.svc.step(seq, &p.payload) {
+        let mut results = results.into_iter();
+        for step in steps {
+            let Some(result) = results.next() else {
+                self.offer(step.seq, step.payload, step.via);
+                continue;
+            };
+            let (answer, error) = match result {
                 Ok(a) => (a, None),
                 // A trap is deterministic: every replica fails alike, the input is consumed.
                 Err(e) => (Vec::new(), Some(e)),
             };
-            self.digest = digest::chain(self.digest, seq, &p.payload);
-            self.last_seq = seq;
+            self.digest = digest::chain(self.digest, step.seq, &step.payload);
+            self.last_seq = step.seq;
             if self.answer_cap > 0 {
                 if self.answers.len() == self.answer_cap {
                     self.answers.pop_front();
                 }
-                self.answers.push_back((seq, answer.clone()));
+                self.answers.push_back((step.seq, answer.clone()));
             }
             done.push(Applied {
-                seq,
-                payload: p.payload,
-                via: p.via,
+                seq: step.seq,
+                payload: step.payload,
+                via: step.via,
                 answer,
                 error,
             });
         }
-        done
+        let ahead = self.pending.split_off(&(self.last_seq + 1));
+        let rerun = std::mem::replace(&mut self.pending, ahead)
+            .into_iter()
+            .filter_map(|(seq, p)| p.via.map(|v| (seq, v)))
+            .collect();
+        (done, rerun)
     }
 
     /// The `n` most recent answers, oldest first.
@@ -153,10 +221,13 @@ impl Instance {
         if d.seq < self.last_seq {
             return Ok(());
         }
-        self.svc
-            .apply_delta(d.len, &d.chunks)
+        let Some(svc) = self.svc.as_deref_mut() else {
+            return Err(format!("delta to seq {} while the service is busy", d.seq));
+        };
+        svc.apply_delta(d.len, &d.chunks)
             .map_err(|e| e.to_string())?;
-        let got = self.svc.checksum();
+        self.state_len = svc.state_len();
+        let got = svc.checksum();
         if got != d.checksum {
             return Err(format!("delta to seq {} failed its checksum", d.seq));
         }
@@ -170,12 +241,15 @@ impl Instance {
     /// Whether a delta would carry anything: changed state, or answers to inputs applied
     /// since the previous one (inputs that changed nothing still have answers).
     pub(crate) fn delta_pending(&self) -> bool {
-        self.svc.dirty_bytes() > 0 || self.last_seq > self.delta_seq
+        self.svc().is_some_and(|s| s.dirty_bytes() > 0) || self.last_seq > self.delta_seq
     }
 
-    /// Builds a delta of everything changed since the previous one.
-    pub(crate) fn take_delta(&mut self) -> StateDelta {
-        let (len, chunks): (u64, Vec<DeltaChunk>) = self.svc.take_delta();
+    /// Builds a delta of everything changed since the previous one; `None` while the
+    /// service is lent.
+    pub(crate) fn take_delta(&mut self) -> Option<StateDelta> {
+        let svc = self.svc.as_deref_mut()?;
+        let (len, chunks): (u64, Vec<DeltaChunk>) = svc.take_delta();
+        let (chunk_size, checksum) = (svc.chunk_size(), svc.checksum());
         let since = self.delta_seq;
         self.delta_seq = self.last_seq;
         let answers = self
@@ -187,14 +261,14 @@ impl Instance {
                 payload: a.clone(),
             })
             .collect();
-        StateDelta {
+        Some(StateDelta {
             seq: self.last_seq,
             digest: self.digest,
             len,
-            chunk_size: self.svc.chunk_size(),
+            chunk_size,
             chunks,
-            checksum: self.svc.checksum(),
+            checksum,
             answers,
-        }
+        })
     }
 }

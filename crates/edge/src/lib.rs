@@ -45,12 +45,14 @@ mod config;
 pub mod digest;
 mod event;
 mod instance;
+mod job;
 mod memservice;
 mod server;
 mod service;
 
 pub use config::{EdgeConfig, LeaseConfig};
 pub use event::EdgeEvent;
+pub use job::Job;
 pub use memservice::{CHUNK, MEM_CODE, MEM_KIND, MemConfig, MemFactory, MemService};
 pub use server::{EdgeServer, LiveView};
 pub use service::{Service, ServiceError, ServiceFactory};

@@ -388,7 +388,9 @@ impl Daemon {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as u64)
                     ^ u64::from(std::process::id()).rotate_left(40);
-                let cfg = scenario.edge_config(ServerId(*id), incarnation);
+                let mut cfg = scenario.edge_config(ServerId(*id), incarnation);
+                // Guest work runs on the blocking pool (`Host`), never on the event loop.
+                cfg.offload = true;
                 let server = EdgeServer::new(cfg, Box::new(factory), now);
                 nodes.insert(
                     NodeId::Server(ServerId(*id)),

@@ -2,17 +2,22 @@
 //! from each role's `poll_timeout`, and an [`Agent`] for inputs that are not messages
 //! (radio measurements, a UE re-joining after its radio gap). One host per daemon; it may
 //! hold several roles (a RAN agent's cells; an edge daemon with the control node).
+//!
+//! Guest work an ME server lends out ([`edgeshift_edge::Job`]) runs on tokio's blocking
+//! pool, one job per busy service, and comes back through a channel: a guest that spins
+//! through its time slice delays only its own service, never the loop.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgeshift_edge::Job;
 use edgeshift_net::{Clock, Inbox, Incoming, Transport};
 use edgeshift_proto::{Instant, Message, NodeId, Role, Transmit};
 use edgeshift_record::Observation;
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Command, Node, NodeEvent, WrongNode};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
 
 use crate::journal::{Journal, Record};
@@ -118,6 +123,9 @@ pub struct Host {
     agent: Box<dyn Agent>,
     obs: Observer,
     store: Option<ControlStore>,
+    /// Jobs back from the blocking pool, by server; at most one out per busy service.
+    done_tx: mpsc::UnboundedSender<(NodeId, Job)>,
+    done_rx: mpsc::UnboundedReceiver<(NodeId, Job)>,
 }
 
 impl std::fmt::Debug for Host {
@@ -143,6 +151,7 @@ impl Host {
         journal: Journal,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
             clock,
             transport,
@@ -151,6 +160,8 @@ impl Host {
             agent,
             obs: Observer::new(journal, metrics),
             store: None,
+            done_tx,
+            done_rx,
         }
     }
 
@@ -216,6 +227,13 @@ impl Host {
                     if now >= metrics_at {
                         self.obs.metrics().observe_net(self.transport.stats());
                         metrics_at = now + METRICS_TICK;
+                    }
+                }
+                Some((id, job)) = self.done_rx.recv() => {
+                    let now = self.clock.now();
+                    self.nodes.touched.insert(id);
+                    if let Some(Node::Server(s)) = self.nodes.map.get_mut(&id) {
+                        s.handle_job_done(now, job);
                     }
                 }
                 r = stop.changed() => if r.is_err() { break },
@@ -300,7 +318,17 @@ impl Host {
             let tx: Vec<Transmit> = std::iter::from_fn(|| r.poll_transmit()).collect();
             let ev: Vec<NodeEvent> = std::iter::from_fn(|| r.poll_event()).collect();
             match r {
-                Node::Server(s) => self.obs.edge_load(s),
+                Node::Server(s) => {
+                    self.obs.edge_load(s);
+                    while let Some(mut job) = s.poll_job() {
+                        let done = self.done_tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            job.run();
+                            // The host is gone when this fails: the job goes with it.
+                            let _ = done.send((id, job));
+                        });
+                    }
+                }
                 Node::Control(_) => control_changed = true,
                 _ => {}
             }

@@ -69,6 +69,9 @@ pub struct SimConfig {
     /// Node crashes, restarts, stops, partitions and lossy links at given times (node
     /// names `me<N>`, `cell<N>` or `ran<N>`, `control`).
     pub outages: Vec<Fault>,
+    /// Servers lend guest work out as jobs (as the live daemons do), each taking this long
+    /// per input in virtual time; `None`: guests run inside the servers' calls.
+    pub compute: Option<Duration>,
 }
 
 /// Faults a run injects (all off by default).
@@ -98,6 +101,7 @@ impl SimConfig {
             module: None,
             faults: Faults::default(),
             outages: Vec::new(),
+            compute: None,
         }
     }
 }
@@ -153,6 +157,8 @@ enum Ev {
     Command(NodeId, Box<Command>),
     /// Outage `i` of the configuration starts.
     Outage(usize),
+    /// A server's job (in `Sim::jobs`) is done.
+    JobDone(NodeId, u64),
 }
 
 /// Longest a run goes on past its end for relocations in flight to land.
@@ -191,6 +197,10 @@ pub struct Sim {
     incarnations: HashMap<ServerId, u64, FixedState>,
     /// The partitions and lossy links of the outages, resolved to nodes once.
     cuts: Vec<Cut>,
+    /// Jobs servers lent out (with `SimConfig::compute`), run at once and handed back when
+    /// their time is up, by key.
+    jobs: BTreeMap<u64, (NodeId, edgeshift_edge::Job)>,
+    next_job: u64,
 }
 
 /// A link fault between two nodes: messages either way are lost with probability `p`
@@ -208,7 +218,7 @@ impl Ev {
     fn target(&self) -> Option<NodeId> {
         match self {
             Self::Deliver { to, .. } => Some(*to),
-            Self::Wake(id) | Self::Command(id, _) => Some(*id),
+            Self::Wake(id) | Self::Command(id, _) | Self::JobDone(id, _) => Some(*id),
             Self::Measure | Self::Outage(_) => None,
         }
     }
@@ -229,11 +239,9 @@ impl Sim {
         let mut nodes = BTreeMap::new();
         for sv in &s.servers {
             let factory = WasmFactory::new(s.limits()).map_err(SimError::Runtime)?;
-            let server = EdgeServer::new(
-                s.edge_config(ServerId(sv.id), 1),
-                Box::new(factory),
-                Instant::ZERO,
-            );
+            let mut ec = s.edge_config(ServerId(sv.id), 1);
+            ec.offload = cfg.compute.is_some();
+            let server = EdgeServer::new(ec, Box::new(factory), Instant::ZERO);
             nodes.insert(NodeId::Server(ServerId(sv.id)), Node::from(server));
         }
         for c in &s.cells {
@@ -280,6 +288,8 @@ impl Sim {
             stopped: HashMap::default(),
             incarnations: HashMap::default(),
             cuts: Vec::new(),
+            jobs: BTreeMap::new(),
+            next_job: 0,
             scenario,
             cfg,
         };
@@ -480,6 +490,46 @@ impl Sim {
                 self.flush(to);
             }
             Ev::Outage(i) => self.outage(i),
+            Ev::JobDone(id, key) => self.job_done(id, key),
+        }
+    }
+
+    /// Lends `id`'s new jobs out: each runs now and comes back `compute` per input later.
+    fn take_jobs(&mut self, id: NodeId) {
+        let Some(per_input) = self.cfg.compute else {
+            return;
+        };
+        while let Some(mut job) = self
+            .nodes
+            .get_mut(&id)
+            .and_then(Node::as_server_mut)
+            .and_then(EdgeServer::poll_job)
+        {
+            job.run();
+            let key = self.next_job;
+            self.next_job += 1;
+            let n = u32::try_from(job.len()).unwrap_or(u32::MAX);
+            self.push(self.now + per_input * n, Ev::JobDone(id, key));
+            self.jobs.insert(key, (id, job));
+        }
+    }
+
+    fn job_done(&mut self, id: NodeId, key: u64) {
+        let Some((_, job)) = self.jobs.remove(&key) else {
+            return; // Its server crashed meanwhile.
+        };
+        let now = self.local(id);
+        if let Some(s) = self.nodes.get_mut(&id).and_then(Node::as_server_mut) {
+            s.handle_job_done(now, job);
+        }
+        self.flush(id);
+    }
+
+    /// Hands back every job still out, in order, so that the final checks see settled
+    /// instances.
+    fn finish_jobs(&mut self) {
+        while let Some((key, id)) = self.jobs.first_key_value().map(|(k, (id, _))| (*k, *id)) {
+            self.job_done(id, key);
         }
     }
 
@@ -564,6 +614,7 @@ impl Sim {
         } else {
             self.wake_at.remove(&id);
         }
+        self.take_jobs(id);
     }
 
     fn send(&mut self, from: NodeId, t: Transmit) {
@@ -717,11 +768,13 @@ impl Sim {
             FaultKind::Kill => {
                 if self.down.insert(node) {
                     self.wake_at.remove(&node);
+                    self.jobs.retain(|_, (n, _)| *n != node);
                     self.recorder
                         .observe(Observation::Crashed { at: self.now, node });
                 }
             }
             FaultKind::Restart => {
+                self.jobs.retain(|_, (n, _)| *n != node);
                 if !self.down.remove(&node) {
                     // A restart without a kill is a crash and a start at once.
                     self.recorder
@@ -732,7 +785,8 @@ impl Sim {
                     NodeId::Server(id) => {
                         let inc = self.incarnations.entry(id).or_insert(1);
                         *inc += 1;
-                        let cfg = self.scenario.edge_config(id, *inc);
+                        let mut cfg = self.scenario.edge_config(id, *inc);
+                        cfg.offload = self.cfg.compute.is_some();
                         WasmFactory::new(self.scenario.limits())
                             .ok()
                             .map(|f| Node::from(EdgeServer::new(cfg, Box::new(f), now)))
@@ -849,6 +903,7 @@ impl Sim {
     /// Each UE's end of run (its live instance read off the server the events say serves
     /// it, its never-moved twin), the control node's counters, then the report.
     fn finish(mut self) -> (Report, Vec<TraceEntry>) {
+        self.finish_jobs();
         if let Some(c) = self.nodes.get(&NodeId::Control).and_then(Node::as_control) {
             let stats = c.stats();
             self.recorder.observe(Observation::ControlStats {
@@ -872,7 +927,7 @@ impl Sim {
                 .and_then(|e| e.live_view(service))
                 .map(|v| LiveState {
                     last_seq: v.last_seq,
-                    checksum: Some(v.checksum),
+                    checksum: v.checksum,
                 });
             let twin = self.twin_checksum(ue, service);
             self.recorder.observe(Observation::UeFinal(UeFinal {

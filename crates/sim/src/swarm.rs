@@ -1,6 +1,7 @@
 //! Swarm testing: a seed also picks the fault and model knobs of a run (radio loss,
 //! duplication and reordering, clock skew between nodes, shadowing, speed, sync batching,
-//! sync mode), so many seeds explore many worlds. The
+//! sync mode, a server outage, guest work lent out as jobs that take time), so many seeds
+//! explore many worlds. The
 //! knobs are a pure function of the seed: `edgeshift sim --swarm --seed N` reproduces run N.
 
 use std::fmt;
@@ -33,6 +34,8 @@ pub struct Swarm {
     pub faults: crate::Faults,
     /// A server outage, if the seed picked one.
     pub outage: Option<Outage>,
+    /// Guest work lent out as jobs taking this long per input (`None`: run in the calls).
+    pub compute: Option<Duration>,
 }
 
 /// A server outage a seed picks; [`Swarm::apply`] turns it into a [`Fault`] on one of the
@@ -110,6 +113,9 @@ impl Swarm {
                     dur,
                 })
             },
+            // Last again. Up to half the 20 ms between two inputs of a UE.
+            compute: [None, None, Some(200), Some(2_000), Some(10_000)][r.random_range(0..5)]
+                .map(Duration::from_micros),
         }
     }
 
@@ -157,6 +163,7 @@ impl Swarm {
         }
         cfg.sync = self.sync;
         cfg.faults = self.faults;
+        cfg.compute = self.compute;
         if let Some(f) = self.fault(s) {
             if self
                 .outage
@@ -199,6 +206,13 @@ impl fmt::Display for Swarm {
                 o.server,
                 o.at * 100.0,
                 o.dur
+            )?;
+        }
+        if let Some(c) = self.compute {
+            write!(
+                f,
+                ", guest jobs of {:.1} ms per input",
+                c.as_secs_f64() * 1e3
             )?;
         }
         Ok(())

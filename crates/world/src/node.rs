@@ -136,6 +136,14 @@ impl Node {
         }
     }
 
+    /// The ME server, mutably, if this is one.
+    pub fn as_server_mut(&mut self) -> Option<&mut EdgeServer> {
+        match self {
+            Self::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The control node, if this is one.
     #[must_use]
     pub fn as_control(&self) -> Option<&ControlNode> {

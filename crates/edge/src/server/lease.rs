@@ -122,6 +122,8 @@ impl EdgeServer {
         self.events.push_back(EdgeEvent::Unfenced {
             services: services.clone(),
         });
+        // Answers of jobs that came back meanwhile go before anything held.
+        self.flush_fenced_answers();
         for s in services {
             self.unflushed.insert(s);
             if let Some(held) = self.fenced_held.remove(&s) {
@@ -130,6 +132,11 @@ impl EdgeServer {
         }
         // Relocations ordered while fenced, unless a release came first.
         for (from, service, target, mode, epoch) in std::mem::take(&mut self.deferred) {
+            if self.busy(service) {
+                let w = super::jobs::Waiting::Relocation(from, target, mode, epoch);
+                self.wait(service, w);
+                continue;
+            }
             let now = self.now;
             self.relocate_out(now, from, service, target, mode, epoch);
         }

@@ -70,9 +70,14 @@ impl EdgeServer {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
+        if live.inst.svc().is_none() {
+            return; // Lent to a job: callers wait for it (`jobs.rs`), so never here.
+        }
         if mode == SyncMode::Delta && !live.links.values().any(|l| l.mode == SyncMode::Delta) {
             // The first delta shadow: changes before its snapshot are nobody's business.
-            let _ = live.inst.svc.take_delta();
+            if let Some(svc) = live.inst.svc_mut() {
+                let _ = svc.take_delta();
+            }
         }
         live.links.insert(target, Link { mode, ready: false });
         if mode == SyncMode::Replay {
@@ -96,7 +101,10 @@ impl EdgeServer {
             latency_budget_ms: inst.meta.latency_budget_ms,
         };
         let (ue, seq, digest) = (inst.meta.ue, inst.last_seq, inst.digest);
-        let total_len = inst.svc.state_len();
+        let Some(svc) = inst.svc() else {
+            return;
+        };
+        let total_len = svc.state_len();
         let chunk = self.cfg.transfer_chunk.max(1) as u64;
         let n = total_len.div_ceil(chunk).max(1);
         let source = self.cfg.id;
@@ -109,7 +117,7 @@ impl EdgeServer {
         for i in 0..n {
             let offset = i * chunk;
             let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
-            inst.svc.read_state(offset, &mut data);
+            svc.read_state(offset, &mut data);
             hasher.update(&data);
             let msg = ShadowTransfer {
                 service,
@@ -149,7 +157,10 @@ impl EdgeServer {
         if targets.is_empty() || !live.inst.delta_pending() {
             return;
         }
-        let delta = SyncBody::Delta(live.inst.take_delta());
+        let Some(delta) = live.inst.take_delta() else {
+            return;
+        };
+        let delta = SyncBody::Delta(delta);
         sync_to(&mut self.out, self.cfg.id, service, &targets, &delta);
     }
 

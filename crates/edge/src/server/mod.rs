@@ -8,6 +8,8 @@
 //! - host of shadows of instances live elsewhere: `shadow.rs` (awaiting, receiving, ready
 //!   or failed) and `shadow/check.rs` (checked against the 2004, activated);
 //! - relay of UE traffic: `traffic.rs` (served, held, or forwarded to the new host);
+//! - guest work, run here or lent to the driver as jobs, and what waits for a busy
+//!   service meanwhile: `jobs.rs`;
 //! - its timers: `timers.rs`.
 //!
 //! This module holds the server itself, its code store and the [`Role`] entry points. The
@@ -26,6 +28,7 @@ use crate::config::EdgeConfig;
 use crate::digest;
 use crate::event::EdgeEvent;
 use crate::instance::{Instance, Meta};
+use crate::job::Job;
 use crate::service::{ServiceError, ServiceFactory};
 
 /// How long a discarded shadow's id is remembered, to ignore its late sync.
@@ -33,6 +36,7 @@ const DISCARD_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
 
 mod budget;
 mod failover;
+mod jobs;
 mod lease;
 mod links;
 mod shadow;
@@ -54,8 +58,8 @@ pub struct LiveView {
     pub last_seq: u64,
     /// Input-log digest.
     pub digest: u128,
-    /// xxh3-128 of the whole state.
-    pub checksum: u128,
+    /// xxh3-128 of the whole state (`None` while a job holds the service).
+    pub checksum: Option<u128>,
     /// State size.
     pub state_bytes: u64,
     /// Whether the instance is frozen for a relocation.
@@ -108,6 +112,17 @@ pub struct EdgeServer {
         edgeshift_proto::RelocationMode,
         u64,
     )>,
+    /// The job out per busy service (its id).
+    busy: BTreeMap<ServiceId, u64>,
+    /// What waits for each busy service, in arrival order.
+    waiting: BTreeMap<ServiceId, VecDeque<jobs::Waiting>>,
+    /// Jobs for the driver (offload only).
+    jobs: VecDeque<Job>,
+    next_job: u64,
+    /// When this server was created: tells its jobs from an earlier server's.
+    born: Instant,
+    /// Answers of jobs that came back while the lease was lost: (input, message).
+    fenced_answers: BTreeMap<ServiceId, Vec<(u64, Transmit)>>,
 }
 
 impl EdgeServer {
@@ -144,6 +159,12 @@ impl EdgeServer {
             code_used: BTreeMap::new(),
             code_clock: 0,
             deferred: Vec::new(),
+            busy: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            jobs: VecDeque::new(),
+            next_job: 1,
+            born: now,
+            fenced_answers: BTreeMap::new(),
         }
     }
 
@@ -159,8 +180,8 @@ impl EdgeServer {
         self.live.get(&service).map(|l| LiveView {
             last_seq: l.inst.last_seq,
             digest: l.inst.digest,
-            checksum: l.inst.svc.checksum(),
-            state_bytes: l.inst.svc.state_len(),
+            checksum: l.inst.checksum(),
+            state_bytes: l.inst.state_len(),
             frozen: l.state.is_frozen(),
         })
     }
@@ -197,7 +218,7 @@ impl EdgeServer {
         let services = self
             .live
             .iter()
-            .map(|(s, l)| (*s, l.inst.svc.state_len()))
+            .map(|(s, l)| (*s, l.inst.state_len()))
             .collect();
         let load = self.live.len() as f32 / self.cfg.capacity.max(1) as f32;
         self.send(
@@ -338,23 +359,7 @@ impl Role for EdgeServer {
             self.violation(from, edgeshift_proto::refusal(from, &msg));
             return;
         }
-        match msg {
-            Message::ServiceInput(m) => self.on_input(m),
-            Message::Probe(m) => self.on_probe(m),
-            Message::HeartbeatAck(m) => self.on_heartbeat_ack(now, m),
-            Message::Instantiate(m) => self.on_instantiate(from, m),
-            Message::PrepareShadow(m) => self.on_prepare(now, m),
-            Message::ShadowTransfer(m) => self.on_transfer(now, from, m),
-            Message::ShadowSync(m) => self.on_sync(now, from, m.service, m.body, false),
-            Message::CatchUp(m) => self.on_sync(now, from, m.service, m.body, true),
-            Message::Relocate(m) => self.on_relocate(now, from, m),
-            Message::RelocateRequest(m) => self.on_request(now, m),
-            Message::RelocateConfirm(m) => self.on_confirm(now, from, m),
-            Message::ShadowReady(m) => self.on_shadow_ready(m),
-            Message::SyncAck(m) => self.on_sync_ack(now, m),
-            Message::ShadowRefused(m) => self.on_shadow_refused(m),
-            other => self.violation(from, format!("{} is not for an ME server", other.name())),
-        }
+        self.dispatch(now, from, msg);
         self.watch_confirms(now);
     }
 
@@ -373,5 +378,55 @@ impl Role for EdgeServer {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_deadline()
+    }
+}
+
+impl EdgeServer {
+    /// Acts on a message from an allowed sender, or keeps it while its service is busy
+    /// (UE inputs excepted: they queue in the instance).
+    fn dispatch(&mut self, now: Instant, from: NodeId, msg: Message) {
+        if let Some(service) = about(&msg)
+            && self.busy(service)
+        {
+            self.wait(service, jobs::Waiting::Message(from, Box::new(msg)));
+            return;
+        }
+        match msg {
+            Message::ServiceInput(m) => self.on_input(m),
+            Message::Probe(m) => self.on_probe(m),
+            Message::HeartbeatAck(m) => self.on_heartbeat_ack(now, m),
+            Message::Instantiate(m) => self.on_instantiate(from, m),
+            Message::PrepareShadow(m) => self.on_prepare(now, m),
+            Message::ShadowTransfer(m) => self.on_transfer(now, from, m),
+            Message::ShadowSync(m) => self.on_sync(now, from, m.service, m.body, false),
+            Message::CatchUp(m) => self.on_sync(now, from, m.service, m.body, true),
+            Message::Relocate(m) => self.on_relocate(now, from, m),
+            Message::RelocateRequest(m) => self.on_request(now, m),
+            Message::RelocateConfirm(m) => self.on_confirm(now, from, m),
+            Message::ShadowReady(m) => self.on_shadow_ready(m),
+            Message::SyncAck(m) => self.on_sync_ack(now, m),
+            Message::ShadowRefused(m) => self.on_shadow_refused(m),
+            other => self.violation(from, format!("{} is not for an ME server", other.name())),
+        }
+    }
+}
+
+/// The service a message for an ME server is about, for the ones that wait while it is
+/// busy: every one but UE inputs and the server's own lease traffic.
+fn about(msg: &Message) -> Option<ServiceId> {
+    match msg {
+        Message::Probe(m) => Some(m.service),
+        Message::Instantiate(m) => Some(m.service),
+        Message::PrepareShadow(m) => Some(m.service),
+        Message::ShadowTransfer(m) => Some(m.service),
+        Message::ShadowSync(m) => Some(m.service),
+        Message::CatchUp(m) => Some(m.service),
+        Message::Relocate(m) => Some(m.service),
+        Message::RelocateRequest(m) => Some(m.service),
+        Message::RelocateConfirm(m) => Some(m.service),
+        Message::ShadowReady(m) => Some(m.service),
+        Message::SyncAck(m) => Some(m.service),
+        Message::ShadowRefused(m) => Some(m.service),
+        _ => None,
     }
 }

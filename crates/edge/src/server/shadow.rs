@@ -291,7 +291,7 @@ impl EdgeServer {
         }
         let seq = inst.last_seq;
         sh.state = ShadowState::Ready(inst);
-        self.drain_shadow(service);
+        self.kick(service);
         let server = self.cfg.id;
         self.send(
             source,
@@ -312,22 +312,6 @@ impl EdgeServer {
         self.events
             .push_back(EdgeEvent::ShadowReady { service, seq });
         self.validate(service);
-    }
-
-    fn drain_shadow(&mut self, service: ServiceId) {
-        let Some(sh) = self.shadows.get_mut(&service) else {
-            return;
-        };
-        let ShadowState::Ready(inst) = &mut sh.state else {
-            return;
-        };
-        for a in inst.drain() {
-            self.events.push_back(EdgeEvent::Applied {
-                service,
-                seq: a.seq,
-                live: false,
-            });
-        }
     }
 
     /// Shadow sync, or the catch-up a 2005 asked for.
@@ -358,7 +342,7 @@ impl EdgeServer {
                     for i in inputs {
                         inst.offer(i.seq, i.payload, None);
                     }
-                    self.drain_shadow(service);
+                    self.kick(service);
                 }
                 ShadowState::Receiving(r) => keep_early(&mut r.early, inputs),
                 ShadowState::Awaiting { early } | ShadowState::Failed { early, .. } => {

@@ -224,8 +224,11 @@ impl EdgeServer {
             digest: live.inst.digest,
             epoch: f.epoch,
             transfer_pending,
-            state_checksum: (live.inst.svc.state_len() <= self.cfg.audit_max_bytes)
-                .then(|| live.inst.svc.checksum()),
+            state_checksum: if live.inst.state_len() <= self.cfg.audit_max_bytes {
+                live.inst.checksum()
+            } else {
+                None
+            },
             // The whole answer cache: an answer the radio lost before the handover may be
             // retransmitted for seconds (seed 24 of `turnback --swarm` needed 65).
             answers: live.inst.recent_answers(self.cfg.answer_cache),
@@ -247,7 +250,10 @@ impl EdgeServer {
         else {
             return;
         };
-        if live.inst.svc.dirty_bytes() <= self.cfg.precopy_threshold
+        if live
+            .inst
+            .svc()
+            .is_none_or(|s| s.dirty_bytes() <= self.cfg.precopy_threshold)
             || *rounds >= self.cfg.precopy_max_rounds
         {
             let (target, epoch) = (*target, *epoch);
@@ -312,8 +318,9 @@ impl EdgeServer {
                     .links
                     .get(&target)
                     .is_some_and(|l| l.mode == SyncMode::Delta);
-                if mode == RelocationMode::Precopy || delta_link {
-                    let delta = live.inst.take_delta();
+                if (mode == RelocationMode::Precopy || delta_link)
+                    && let Some(delta) = live.inst.take_delta()
+                {
                     self.send(
                         target,
                         CatchUp {
@@ -378,7 +385,7 @@ impl EdgeServer {
             if !live.state.is_frozen() {
                 continue;
             }
-            let state = live.inst.svc.state_len() as f64;
+            let state = live.inst.state_len() as f64;
             // A rate that is not positive (a bad configuration) adds no transfer time,
             // rather than a panic or an endless wait.
             let secs = state / self.cfg.confirm_rate_bytes_s;

@@ -144,6 +144,21 @@ impl Bench {
         true
     }
 
+    /// Runs every job server `id` has lent (with offload), hands each back and moves what
+    /// followed, until it lends no more; returns how many ran.
+    pub(super) fn run_jobs(&mut self, id: u32) -> usize {
+        let mut n = 0;
+        while let Some(mut job) = self.server(id).poll_job() {
+            job.run();
+            self.now += Duration::from_micros(100);
+            let now = self.now;
+            self.server(id).handle_job_done(now, job);
+            self.collect();
+            n += 1;
+        }
+        n
+    }
+
     /// Delivers until quiet.
     pub(super) fn pump(&mut self) {
         while self.step() {}

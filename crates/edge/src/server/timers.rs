@@ -38,62 +38,82 @@ pub(super) enum Timer {
     LeaseExpiry,
 }
 
+impl Timer {
+    /// The service the timer is about, if any: it waits while that service is busy.
+    fn service(&self) -> Option<ServiceId> {
+        match self {
+            Self::DeltaTick(s) | Self::ReplayFlush(s) | Self::Confirm(s) => Some(*s),
+            Self::StartShadow(s, _, _) => Some(*s),
+            Self::LoadReport | Self::Heartbeat | Self::LeaseExpiry => None,
+        }
+    }
+}
+
 impl EdgeServer {
-    /// Fires every due timer, then arms the replay flushes and confirm watchdogs that
+    /// Fires every due timer (keeping those of busy services for later), then arms the replay flushes and confirm watchdogs that
     /// became due meanwhile.
     pub(super) fn run_timers(&mut self, now: Instant) {
         while let Some((_, timer)) = self.timers.pop_due(now) {
-            match timer {
-                Timer::LoadReport => {
-                    self.load_report();
-                    self.timers
-                        .set(Timer::LoadReport, now + self.cfg.load_report_interval);
+            match timer.service() {
+                Some(service) if self.busy(service) => {
+                    self.wait(service, super::jobs::Waiting::Timer(timer));
                 }
-                Timer::DeltaTick(service) => {
-                    let Some(live) = self.live.get(&service) else {
-                        continue;
-                    };
-                    if live.state.is_frozen()
-                        || !live.links.values().any(|l| l.mode == SyncMode::Delta)
-                    {
-                        continue;
-                    }
-                    self.send_delta_round(service);
-                    self.timers
-                        .set(Timer::DeltaTick(service), now + self.cfg.delta_interval);
-                }
-                Timer::ReplayFlush(service) => {
-                    let Some(live) = self.live.get_mut(&service) else {
-                        continue;
-                    };
-                    if !live.batch.is_empty() {
-                        let batch = SyncBody::Inputs(std::mem::take(&mut live.batch));
-                        let to = live.links_in(SyncMode::Replay);
-                        sync_to(&mut self.out, self.cfg.id, service, &to, &batch);
-                    }
-                    if !live.state.is_frozen() && !live.links.is_empty() {
-                        self.timers
-                            .set(Timer::ReplayFlush(service), now + self.cfg.replay_batch);
-                    }
-                }
-                Timer::Confirm(service) => self.on_confirm_timeout(service),
-                Timer::Heartbeat => self.on_heartbeat_timer(now),
-                Timer::LeaseExpiry => self.on_lease_expiry(now),
-                Timer::StartShadow(service, target, _) => {
-                    if let Some(mode) = self.planned.remove(&(service, target)) {
-                        let ready = self
-                            .live
-                            .get(&service)
-                            .is_some_and(|l| matches!(l.state, Source::Serving));
-                        if ready {
-                            self.start_shadow(now, service, target, mode);
-                        }
-                    }
-                }
+                _ => self.fire(now, timer),
             }
         }
         self.arm_replay_flushes(now);
         self.watch_confirms(now);
+    }
+
+    /// Acts on one due timer.
+    pub(super) fn fire(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::LoadReport => {
+                self.load_report();
+                self.timers
+                    .set(Timer::LoadReport, now + self.cfg.load_report_interval);
+            }
+            Timer::DeltaTick(service) => {
+                let Some(live) = self.live.get(&service) else {
+                    return;
+                };
+                if live.state.is_frozen() || !live.links.values().any(|l| l.mode == SyncMode::Delta)
+                {
+                    return;
+                }
+                self.send_delta_round(service);
+                self.timers
+                    .set(Timer::DeltaTick(service), now + self.cfg.delta_interval);
+            }
+            Timer::ReplayFlush(service) => {
+                let Some(live) = self.live.get_mut(&service) else {
+                    return;
+                };
+                if !live.batch.is_empty() {
+                    let batch = SyncBody::Inputs(std::mem::take(&mut live.batch));
+                    let to = live.links_in(SyncMode::Replay);
+                    sync_to(&mut self.out, self.cfg.id, service, &to, &batch);
+                }
+                if !live.state.is_frozen() && !live.links.is_empty() {
+                    self.timers
+                        .set(Timer::ReplayFlush(service), now + self.cfg.replay_batch);
+                }
+            }
+            Timer::Confirm(service) => self.on_confirm_timeout(service),
+            Timer::Heartbeat => self.on_heartbeat_timer(now),
+            Timer::LeaseExpiry => self.on_lease_expiry(now),
+            Timer::StartShadow(service, target, _) => {
+                if let Some(mode) = self.planned.remove(&(service, target)) {
+                    let ready = self
+                        .live
+                        .get(&service)
+                        .is_some_and(|l| matches!(l.state, Source::Serving));
+                    if ready {
+                        self.start_shadow(now, service, target, mode);
+                    }
+                }
+            }
+        }
     }
 
     /// Replay batching runs on a timer per serving instance with replay shadows, armed at

@@ -54,7 +54,7 @@ impl EdgeServer {
                 }
                 return;
             }
-            self.drain_live(service);
+            self.kick(service);
             self.nudge(service, ue, via);
         } else if let Some(sh) = self.shadows.get_mut(&service) {
             sh.held.push(Held::Input(m));
@@ -103,16 +103,19 @@ impl EdgeServer {
         );
     }
 
-    /// Applies the inputs now in order, answers them and passes them to replay shadows.
-    fn drain_live(&mut self, service: ServiceId) {
+    /// Answers the inputs a job applied and passes them to replay shadows; re-answers
+    /// retransmissions (`rerun`) that came while the job ran.
+    pub(super) fn applied_live(
+        &mut self,
+        service: ServiceId,
+        applied: Vec<crate::instance::Applied>,
+        rerun: Vec<(u64, CellId)>,
+    ) {
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let applied = live.inst.drain();
-        if applied.is_empty() {
-            return;
-        }
         let ue = live.inst.meta.ue;
+        let mut answers = Vec::new();
         let mut forward = Vec::new();
         for a in applied {
             let rec = edgeshift_proto::InputRecord {
@@ -138,29 +141,41 @@ impl EdgeServer {
                 });
             }
             if let Some(via) = a.via {
-                self.events.push_back(EdgeEvent::Answered {
-                    service,
-                    seq: a.seq,
-                    live: true,
-                });
-                self.out.push_back(Transmit {
-                    to: via.into(),
-                    msg: ServiceOutput {
-                        ue,
-                        service,
-                        via,
-                        seq: a.seq,
-                        payload: a.answer,
-                    }
-                    .into(),
-                });
+                answers.push((a.seq, via, a.answer));
+            }
+        }
+        for (seq, via) in rerun {
+            if let Some(a) = live.inst.answer(seq) {
+                answers.push((seq, via, a.to_vec()));
             }
         }
         let replay = live.links_in(SyncMode::Replay);
-        if replay.is_empty() {
-            return;
+        let forward = if replay.is_empty() {
+            None
+        } else if self.cfg.replay_batch.is_zero() {
+            Some(forward)
+        } else {
+            live.batch.extend(forward);
+            None
+        };
+        for (seq, via, payload) in answers {
+            let msg = ServiceOutput {
+                ue,
+                service,
+                via,
+                seq,
+                payload,
+            };
+            self.answer_ue(
+                service,
+                seq,
+                Transmit {
+                    to: via.into(),
+                    msg: msg.into(),
+                },
+            );
         }
-        if self.cfg.replay_batch.is_zero() {
+        if let Some(forward) = forward {
             sync_to(
                 &mut self.out,
                 self.cfg.id,
@@ -168,8 +183,6 @@ impl EdgeServer {
                 &replay,
                 &SyncBody::Inputs(forward),
             );
-        } else {
-            live.batch.extend(forward);
         }
     }
 
@@ -187,7 +200,11 @@ impl EdgeServer {
                 return;
             }
             let last_seq = live.inst.last_seq;
-            let checksum = m.checksum.then(|| live.inst.svc.checksum());
+            let checksum = if m.checksum {
+                live.inst.checksum()
+            } else {
+                None
+            };
             self.events.push_back(EdgeEvent::Answered {
                 service,
                 seq: 0,

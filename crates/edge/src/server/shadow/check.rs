@@ -74,6 +74,9 @@ impl EdgeServer {
 
     /// Answers the 2004, if one came and the copy can be judged now.
     pub(in crate::server) fn validate(&mut self, service: ServiceId) {
+        if self.busy(service) {
+            return; // Judged when the job is back, with its inputs applied.
+        }
         let target = self.cfg.id;
         let fenced = self.fenced();
         let Some(sh) = self.shadows.get_mut(&service) else {
@@ -92,7 +95,10 @@ impl EdgeServer {
                 if inst.last_seq == req.last_seq && inst.digest == req.digest =>
             {
                 // The digest pins the inputs; the audit checksum, when sent, pins the memory.
-                if req.state_checksum.is_none_or(|c| c == inst.svc.checksum()) {
+                if req
+                    .state_checksum
+                    .is_none_or(|c| Some(c) == inst.checksum())
+                {
                     Verdict::Valid
                 } else {
                     Verdict::NeedFull
@@ -166,7 +172,7 @@ impl EdgeServer {
         };
         let req = check.request;
         inst.adopt_answers(&req.answers);
-        let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.svc.state_len());
+        let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.state_len());
         // O(1) in state size: the instance moves from the shadow table to the live one. Its
         // dirty map may be stale; a later delta shadow starts from a full snapshot, and
         // extra chunks in its first delta are harmless.

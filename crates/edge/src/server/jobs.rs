@@ -1,0 +1,207 @@
+//! Guest work as [`Job`]s: how a server runs the inputs of an instance, and what waits
+//! while a job is out.
+//!
+//! [`EdgeServer::kick`] lends the instance's service with the inputs now in order. Run
+//! here (no offload) the job completes before `kick` returns, exactly as a direct call
+//! would. With [`EdgeConfig::offload`](crate::EdgeConfig::offload) it waits in `jobs` for
+//! the driver, and the service is busy until [`EdgeServer::handle_job_done`]: UE inputs
+//! still queue in the instance, every other message and timer about the service waits in
+//! `waiting`. When the job comes back its answers go out (held instead while the lease is
+//! lost), the next inputs in order go first, then what waited, in arrival order.
+
+use std::collections::VecDeque;
+
+use edgeshift_proto::{Instant, Message, NodeId, RelocationMode, ServerId, ServiceId, Transmit};
+
+use super::EdgeServer;
+use super::shadow::{Shadow, ShadowState};
+use super::timers::Timer;
+use crate::event::EdgeEvent;
+use crate::job::{Host, Job};
+
+/// Messages and timers held for one busy service, at most; beyond, they are dropped and
+/// reported (a flood for a service whose guest is stuck must not grow memory).
+const MAX_WAITING: usize = 4096;
+
+/// Something about a busy service that waits for its job.
+pub(super) enum Waiting {
+    Message(NodeId, Box<Message>),
+    Timer(Timer),
+    /// A relocation ordered while fenced, due when the lease returned: (sender, target,
+    /// mode, epoch).
+    Relocation(NodeId, ServerId, RelocationMode, u64),
+}
+
+impl EdgeServer {
+    /// Whether a job holds `service`'s instance.
+    pub(super) fn busy(&self, service: ServiceId) -> bool {
+        self.busy.contains_key(&service)
+    }
+
+    /// Keeps `w` until `service`'s job is back.
+    pub(super) fn wait(&mut self, service: ServiceId, w: Waiting) {
+        let q = self.waiting.entry(service).or_default();
+        if q.len() < MAX_WAITING {
+            q.push_back(w);
+        } else {
+            self.violation(
+                NodeId::Server(self.cfg.id),
+                format!("{service} is busy and {MAX_WAITING} messages wait: one dropped"),
+            );
+        }
+    }
+
+    /// Applies the inputs in order of `service`'s instance (live or ready shadow): as a
+    /// job lent to the driver with offload, here and now without.
+    pub(super) fn kick(&mut self, service: ServiceId) {
+        if self.busy(service) {
+            return;
+        }
+        let (host, lent) = if let Some(live) = self.live.get_mut(&service) {
+            (Host::Live, live.inst.lend())
+        } else if let Some(Shadow {
+            state: ShadowState::Ready(inst),
+            ..
+        }) = self.shadows.get_mut(&service)
+        {
+            (Host::Shadow, inst.lend())
+        } else {
+            return;
+        };
+        let Some((svc, steps)) = lent else {
+            return;
+        };
+        let id = self.next_job;
+        self.next_job += 1;
+        self.busy.insert(service, id);
+        let mut job = Job {
+            service,
+            id,
+            born: self.born,
+            host,
+            svc,
+            results: Vec::with_capacity(steps.len()),
+            steps,
+        };
+        if self.cfg.offload {
+            self.jobs.push_back(job);
+        } else {
+            job.run();
+            self.take_back(job);
+        }
+    }
+
+    /// Puts a job's service back and passes on what it computed; false for a job that is
+    /// not this server's current one for its service (stale: dropped).
+    fn take_back(&mut self, job: Job) -> bool {
+        if job.born != self.born || self.busy.get(&job.service) != Some(&job.id) {
+            return false;
+        }
+        self.busy.remove(&job.service);
+        let Job {
+            service,
+            host,
+            svc,
+            steps,
+            results,
+            ..
+        } = job;
+        match host {
+            Host::Live => {
+                if let Some(live) = self.live.get_mut(&service) {
+                    let (applied, rerun) = live.inst.take_back(svc, steps, results);
+                    self.applied_live(service, applied, rerun);
+                }
+            }
+            Host::Shadow => {
+                if let Some(Shadow {
+                    state: ShadowState::Ready(inst),
+                    ..
+                }) = self.shadows.get_mut(&service)
+                {
+                    let (applied, _) = inst.take_back(svc, steps, results);
+                    for a in applied {
+                        self.events.push_back(EdgeEvent::Applied {
+                            service,
+                            seq: a.seq,
+                            live: false,
+                        });
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends an answer to the UE, or holds it while the lease is lost: a job that started
+    /// before the fence must not answer for an instance that may be replaced meanwhile.
+    pub(super) fn answer_ue(&mut self, service: ServiceId, seq: u64, t: Transmit) {
+        if self.fenced() {
+            self.fenced_answers
+                .entry(service)
+                .or_default()
+                .push((seq, t));
+            return;
+        }
+        self.events.push_back(EdgeEvent::Answered {
+            service,
+            seq,
+            live: true,
+        });
+        self.out.push_back(t);
+    }
+
+    /// The lease is back: answers held for instances still live here go out.
+    pub(super) fn flush_fenced_answers(&mut self) {
+        for (service, held) in std::mem::take(&mut self.fenced_answers) {
+            if !self.live.contains_key(&service) {
+                continue;
+            }
+            for (seq, t) in held {
+                self.answer_ue(service, seq, t);
+            }
+        }
+    }
+
+    /// Next job for the driver (only with offload): run it with [`Job::run`], anywhere,
+    /// and hand it back with [`EdgeServer::handle_job_done`].
+    pub fn poll_job(&mut self) -> Option<Job> {
+        self.jobs.pop_front()
+    }
+
+    /// A job from [`EdgeServer::poll_job`] is back. Steps it did not run are queued again
+    /// (a driver may hand back a job unrun, for instance when shutting down). A job this
+    /// server no longer waits for is dropped.
+    pub fn handle_job_done(&mut self, now: Instant, job: Job) {
+        self.now = now;
+        self.on_lease_expiry(now);
+        let service = job.service;
+        if !self.take_back(job) {
+            return;
+        }
+        // Inputs in order first, as if each had been applied the moment it came: a
+        // relocation that waited must not freeze an instance with inputs in order unrun.
+        self.kick(service);
+        while !self.busy(service) {
+            let Some(w) = self.waiting.get_mut(&service).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            match w {
+                Waiting::Message(from, msg) => self.dispatch(now, from, *msg),
+                Waiting::Timer(t) => self.fire(now, t),
+                Waiting::Relocation(from, target, mode, epoch) => {
+                    self.relocate_out(now, from, service, target, mode, epoch);
+                }
+            }
+        }
+        if !self.busy(service) {
+            self.waiting.remove(&service);
+            // A 2004 may have waited for the inputs this job applied.
+            self.validate(service);
+        }
+        self.watch_confirms(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;
