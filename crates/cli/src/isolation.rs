@@ -27,17 +27,19 @@ pub(crate) fn run_bench(a: &IsolationArgs) -> anyhow::Result<bool> {
         a.fuel, a.inputs
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10}",
-        "normal service", "p50 ms", "p99 ms", "max ms"
+        "{:<24} {:<20} {:>10} {:>10} {:>10}",
+        "guest calls", "normal service", "p50 ms", "p99 ms", "max ms"
     );
-    for (name, beside) in [("alone", false), ("beside the runaway", true)] {
-        let mut w = edgeshift_sim::isolation::isolation(a.inputs, a.fuel, beside)?;
-        let max = w.iter().copied().fold(0.0, f64::max);
-        println!(
-            "{name:<22} {:>10.3} {:>10.3} {max:>10.3}",
-            pct(&mut w, 0.5),
-            pct(&mut w, 0.99)
-        );
+    for (mode, offload) in [("in the role's calls", false), ("jobs on threads", true)] {
+        for (name, beside) in [("alone", false), ("beside the runaway", true)] {
+            let mut w = edgeshift_sim::isolation::isolation(a.inputs, a.fuel, beside, offload)?;
+            let max = w.iter().copied().fold(0.0, f64::max);
+            println!(
+                "{mode:<24} {name:<20} {:>10.3} {:>10.3} {max:>10.3}",
+                pct(&mut w, 0.5),
+                pct(&mut w, 0.99)
+            );
+        }
     }
     Ok(true)
 }

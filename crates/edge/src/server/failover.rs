@@ -73,8 +73,8 @@ impl EdgeServer {
             if let Some(held) = self.fenced_held.remove(&service) {
                 self.forward_held(host, held);
             }
-            // The UE asks the new host again for what they answered.
-            self.fenced_answers.remove(&service);
+            // Applied unseen by an instance that was replaced: gone with it.
+            self.fenced_results.remove(&service);
             self.events
                 .push_back(EdgeEvent::Released { service, to: host });
             self.load_report();

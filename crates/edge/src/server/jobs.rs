@@ -6,12 +6,16 @@
 //! would. With [`EdgeConfig::offload`](crate::EdgeConfig::offload) it waits in `jobs` for
 //! the driver, and the service is busy until [`EdgeServer::handle_job_done`]: UE inputs
 //! still queue in the instance, every other message and timer about the service waits in
-//! `waiting`. When the job comes back its answers go out (held instead while the lease is
-//! lost), the next inputs in order go first, then what waited, in arrival order.
+//! `waiting`. When the job comes back its answers go out, the next inputs in order go
+//! first, then what waited, in arrival order.
+//!
+//! A live instance's job that comes back after the lease was lost has its results kept
+//! unseen (no answer, no sync, no event) until the lease returns: the control node may
+//! have promoted a shadow meanwhile, and then they are dropped with the instance.
 
 use std::collections::VecDeque;
 
-use edgeshift_proto::{Instant, Message, NodeId, RelocationMode, ServerId, ServiceId, Transmit};
+use edgeshift_proto::{Instant, Message, NodeId, RelocationMode, ServerId, ServiceId};
 
 use super::EdgeServer;
 use super::shadow::{Shadow, ShadowState};
@@ -108,9 +112,16 @@ impl EdgeServer {
         } = job;
         match host {
             Host::Live => {
+                let fenced = self.fenced();
                 if let Some(live) = self.live.get_mut(&service) {
                     let (applied, rerun) = live.inst.take_back(svc, steps, results);
-                    self.applied_live(service, applied, rerun);
+                    if fenced {
+                        let kept = self.fenced_results.entry(service).or_default();
+                        kept.0.extend(applied);
+                        kept.1.extend(rerun);
+                    } else {
+                        self.applied_live(service, applied, rerun);
+                    }
                 }
             }
             Host::Shadow => {
@@ -133,32 +144,11 @@ impl EdgeServer {
         true
     }
 
-    /// Sends an answer to the UE, or holds it while the lease is lost: a job that started
-    /// before the fence must not answer for an instance that may be replaced meanwhile.
-    pub(super) fn answer_ue(&mut self, service: ServiceId, seq: u64, t: Transmit) {
-        if self.fenced() {
-            self.fenced_answers
-                .entry(service)
-                .or_default()
-                .push((seq, t));
-            return;
-        }
-        self.events.push_back(EdgeEvent::Answered {
-            service,
-            seq,
-            live: true,
-        });
-        self.out.push_back(t);
-    }
-
-    /// The lease is back: answers held for instances still live here go out.
-    pub(super) fn flush_fenced_answers(&mut self) {
-        for (service, held) in std::mem::take(&mut self.fenced_answers) {
-            if !self.live.contains_key(&service) {
-                continue;
-            }
-            for (seq, t) in held {
-                self.answer_ue(service, seq, t);
+    /// The lease is back: results kept for instances still live here are passed on.
+    pub(super) fn flush_fenced_results(&mut self) {
+        for (service, (applied, rerun)) in std::mem::take(&mut self.fenced_results) {
+            if self.live.contains_key(&service) {
+                self.applied_live(service, applied, rerun);
             }
         }
     }

@@ -122,8 +122,8 @@ impl EdgeServer {
         self.events.push_back(EdgeEvent::Unfenced {
             services: services.clone(),
         });
-        // Answers of jobs that came back meanwhile go before anything held.
-        self.flush_fenced_answers();
+        // What jobs applied meanwhile goes before anything held.
+        self.flush_fenced_results();
         for s in services {
             self.unflushed.insert(s);
             if let Some(held) = self.fenced_held.remove(&s) {

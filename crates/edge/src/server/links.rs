@@ -150,11 +150,14 @@ impl EdgeServer {
 
     /// Sends the changed chunks to every delta shadow, if anything changed.
     pub(super) fn send_delta_round(&mut self, service: ServiceId) {
+        let fenced = self.fenced();
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
         let targets = live.links_in(SyncMode::Delta);
-        if targets.is_empty() || !live.inst.delta_pending() {
+        // Fenced, the instance may hold results nobody has seen (`jobs.rs`): no delta of
+        // them may reach a shadow that could be promoted meanwhile.
+        if targets.is_empty() || !live.inst.delta_pending() || fenced {
             return;
         }
         let Some(delta) = live.inst.take_delta() else {

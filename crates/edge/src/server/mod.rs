@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edgeshift_proto::{
-    CodeRef, Instant, Instantiate, LoadReport, Message, NodeId, Relocate, RelocateAction, Role,
-    ServerId, ServiceId, ServiceSpec, SyncMode, TimerTable, Transmit,
+    CellId, CodeRef, Instant, Instantiate, LoadReport, Message, NodeId, Relocate, RelocateAction,
+    Role, ServerId, ServiceId, ServiceSpec, SyncMode, TimerTable, Transmit,
 };
 
 use crate::config::EdgeConfig;
@@ -121,8 +121,10 @@ pub struct EdgeServer {
     next_job: u64,
     /// When this server was created: tells its jobs from an earlier server's.
     born: Instant,
-    /// Answers of jobs that came back while the lease was lost: (input, message).
-    fenced_answers: BTreeMap<ServiceId, Vec<(u64, Transmit)>>,
+    /// What jobs of live instances applied while the lease was lost, unseen until it
+    /// returns: (applied inputs, retransmissions to answer).
+    #[allow(clippy::type_complexity)]
+    fenced_results: BTreeMap<ServiceId, (Vec<crate::instance::Applied>, Vec<(u64, CellId)>)>,
 }
 
 impl EdgeServer {
@@ -164,7 +166,7 @@ impl EdgeServer {
             jobs: VecDeque::new(),
             next_job: 1,
             born: now,
-            fenced_answers: BTreeMap::new(),
+            fenced_results: BTreeMap::new(),
         }
     }
 

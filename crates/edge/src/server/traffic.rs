@@ -12,7 +12,7 @@ use super::source::Source;
 use crate::event::EdgeEvent;
 use edgeshift_proto::{
     CellId, NodeId, Probe, ProbeReply, ResendFrom, ServerId, ServiceId, ServiceInput,
-    ServiceOutput, SyncBody, SyncMode, Transmit, UeId,
+    ServiceOutput, SyncBody, SyncMode, UeId,
 };
 
 /// A promoted instance asks the UE for missing inputs at most this often per gap.
@@ -166,14 +166,12 @@ impl EdgeServer {
                 seq,
                 payload,
             };
-            self.answer_ue(
+            self.events.push_back(EdgeEvent::Answered {
                 service,
                 seq,
-                Transmit {
-                    to: via.into(),
-                    msg: msg.into(),
-                },
-            );
+                live: true,
+            });
+            self.send(via, msg);
         }
         if let Some(forward) = forward {
             sync_to(
