@@ -14,6 +14,9 @@
 //!    [`edgeshift_proto::Lane`]) and [`Role::poll_event`](edgeshift_proto::Role::poll_event).
 //! 4. Call [`Role::handle_timeout`](edgeshift_proto::Role::handle_timeout) when
 //!    [`Role::poll_timeout`](edgeshift_proto::Role::poll_timeout) comes due.
+//! 5. With [`EdgeConfig::offload`], also take guest work with [`EdgeServer::poll_job`],
+//!    run each [`Job`] anywhere (a worker thread) and hand it back with
+//!    [`EdgeServer::handle_job_done`]; without, guests run inside the calls above.
 //!
 //! ```no_run
 //! use edgeshift_edge::{EdgeConfig, EdgeServer, MemFactory};

@@ -29,7 +29,8 @@ const MAX_WAITING: usize = 4096;
 
 /// Something about a busy service that waits for its job.
 pub(super) enum Waiting {
-    Message(NodeId, Box<Message>),
+    /// A message, and whether the lease was lost when it came.
+    Message(NodeId, Box<Message>, bool),
     Timer(Timer),
     /// A relocation ordered while fenced, due when the lease returned: (sender, target,
     /// mode, epoch).
@@ -43,7 +44,10 @@ impl EdgeServer {
     }
 
     /// Keeps `w` until `service`'s job is back.
-    pub(super) fn wait(&mut self, service: ServiceId, w: Waiting) {
+    pub(super) fn wait(&mut self, service: ServiceId, mut w: Waiting) {
+        if let Waiting::Message(_, _, fenced) = &mut w {
+            *fenced = self.fenced();
+        }
         let q = self.waiting.entry(service).or_default();
         if q.len() < MAX_WAITING {
             q.push_back(w);
@@ -144,12 +148,12 @@ impl EdgeServer {
         true
     }
 
-    /// The lease is back: results kept for instances still live here are passed on.
-    pub(super) fn flush_fenced_results(&mut self) {
-        for (service, (applied, rerun)) in std::mem::take(&mut self.fenced_results) {
-            if self.live.contains_key(&service) {
-                self.applied_live(service, applied, rerun);
-            }
+    /// The lease is back: results kept for `service`, if still live here, are passed on.
+    pub(super) fn flush_fenced_results(&mut self, service: ServiceId) {
+        if let Some((applied, rerun)) = self.fenced_results.remove(&service)
+            && self.live.contains_key(&service)
+        {
+            self.applied_live(service, applied, rerun);
         }
     }
 
@@ -172,17 +176,31 @@ impl EdgeServer {
         // Inputs in order first, as if each had been applied the moment it came: a
         // relocation that waited must not freeze an instance with inputs in order unrun.
         self.kick(service);
+        let mut regained = false;
         while !self.busy(service) {
             let Some(w) = self.waiting.get_mut(&service).and_then(VecDeque::pop_front) else {
                 break;
             };
             match w {
-                Waiting::Message(from, msg) => self.dispatch(now, from, *msg),
+                // A message that came while the lease was lost is acted on as it would have
+                // been then (a 2004 is not judged, a 1006 waits for the lease), and the
+                // lease's return is then replayed for this service: so a 2004 and the abort
+                // behind it, both from before the lease came back, do not activate.
+                Waiting::Message(from, msg, true) if !self.fenced() => {
+                    self.set_fenced(true);
+                    self.dispatch(now, from, *msg);
+                    self.set_fenced(false);
+                    regained = true;
+                }
+                Waiting::Message(from, msg, _) => self.dispatch(now, from, *msg),
                 Waiting::Timer(t) => self.fire(now, t),
                 Waiting::Relocation(from, target, mode, epoch) => {
                     self.relocate_out(now, from, service, target, mode, epoch);
                 }
             }
+        }
+        if regained {
+            self.unfence_one(service);
         }
         if !self.busy(service) {
             self.waiting.remove(&service);

@@ -12,7 +12,7 @@
 //! first sent a 1006 release for each instance it replaced meanwhile (same connection,
 //! so it arrives before the 3007); the others serve again, their held traffic first.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use edgeshift_proto::{Heartbeat, HeartbeatAck, Instant, NodeId, ServiceId};
 
@@ -122,16 +122,38 @@ impl EdgeServer {
         self.events.push_back(EdgeEvent::Unfenced {
             services: services.clone(),
         });
-        // What jobs applied meanwhile goes before anything held.
-        self.flush_fenced_results();
-        for s in services {
-            self.unflushed.insert(s);
-            if let Some(held) = self.fenced_held.remove(&s) {
-                self.release_held(held);
-            }
+        let mut all: BTreeSet<ServiceId> = services.into_iter().collect();
+        all.extend(self.deferred.iter().map(|d| d.1));
+        all.extend(self.shadows.keys());
+        all.extend(self.fenced_held.keys());
+        all.extend(self.fenced_results.keys());
+        for s in all {
+            self.unfence_one(s);
         }
-        // Relocations ordered while fenced, unless a release came first.
-        for (from, service, target, mode, epoch) in std::mem::take(&mut self.deferred) {
+    }
+
+    /// The lease is back for `service`: what jobs applied meanwhile is passed on; held
+    /// traffic is served if the instance is live and not frozen, follows it if it froze,
+    /// and goes to wherever it went if it is gone; a relocation ordered meanwhile starts
+    /// (unless a release came first); a shadow whose 2004 came meanwhile is judged.
+    pub(super) fn unfence_one(&mut self, service: ServiceId) {
+        self.flush_fenced_results(service);
+        let held = self.fenced_held.remove(&service).unwrap_or_default();
+        match self.live.get_mut(&service) {
+            Some(live) => match &mut live.state {
+                Source::Frozen(f) => f.held.extend(held),
+                Source::Serving | Source::Precopy { .. } => {
+                    self.unflushed.insert(service);
+                    self.release_held(held);
+                }
+            },
+            None => self.release_held(held),
+        }
+        let (mine, others) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|d| d.1 == service);
+        self.deferred = others;
+        for (from, service, target, mode, epoch) in mine {
             if self.busy(service) {
                 let w = super::jobs::Waiting::Relocation(from, target, mode, epoch);
                 self.wait(service, w);
@@ -140,26 +162,21 @@ impl EdgeServer {
             let now = self.now;
             self.relocate_out(now, from, service, target, mode, epoch);
         }
-        // Shadows whose 2004 came while fenced are judged now.
-        let checked: Vec<ServiceId> = self
+        if self
             .shadows
-            .iter()
-            .filter(|(_, sh)| sh.check.is_some())
-            .map(|(s, _)| *s)
-            .collect();
-        for s in checked {
-            self.validate(s);
+            .get(&service)
+            .is_some_and(|sh| sh.check.is_some())
+        {
+            self.validate(service);
         }
-        // Traffic for instances that are frozen or gone meanwhile goes where it belongs.
-        for (s, held) in std::mem::take(&mut self.fenced_held) {
-            match self.live.get_mut(&s) {
-                Some(live) => {
-                    if let Source::Frozen(f) = &mut live.state {
-                        f.held.extend(held);
-                    }
-                }
-                None => self.release_held(held),
-            }
+    }
+
+    /// Sets the fence as it stood when a message that waited for a job arrived, to act on
+    /// it as then (`jobs.rs`); returns what it was.
+    pub(super) fn set_fenced(&mut self, fenced: bool) -> bool {
+        match self.lease.as_mut() {
+            Some(l) => std::mem::replace(&mut l.fenced, fenced),
+            None => false,
         }
     }
 

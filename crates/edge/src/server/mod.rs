@@ -390,7 +390,7 @@ impl EdgeServer {
         if let Some(service) = about(&msg)
             && self.busy(service)
         {
-            self.wait(service, jobs::Waiting::Message(from, Box::new(msg)));
+            self.wait(service, jobs::Waiting::Message(from, Box::new(msg), false));
             return;
         }
         match msg {
