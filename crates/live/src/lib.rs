@@ -10,7 +10,8 @@
 //!
 //! Each daemon journals protocol messages and role events ([`journal`]), exports
 //! Prometheus metrics ([`metrics`]), and the control node keeps its registry in redb
-//! ([`store`]) so that a restart resumes.
+//! ([`store`]) so that a restart resumes, or in etcd with replicas that take over from a
+//! leader that dies ([`replica`]).
 #![forbid(unsafe_code)]
 
 pub mod app_gateway;
@@ -24,6 +25,7 @@ pub mod journal;
 pub mod metrics;
 mod observe;
 pub mod radio_agent;
+pub mod replica;
 pub mod report;
 pub mod store;
 pub mod ue_agent;
