@@ -38,6 +38,17 @@ pub(super) enum Waiting {
 }
 
 impl EdgeServer {
+    /// Whether `service` is fenced: the lease is lost, or it came back while messages from
+    /// before its return still wait for the service's job (until they are acted on, the
+    /// service stands where they leave it: a release among them must come first).
+    pub(super) fn fenced_for(&self, service: ServiceId) -> bool {
+        self.fenced()
+            || self
+                .waiting
+                .get(&service)
+                .is_some_and(|q| q.iter().any(|w| matches!(w, Waiting::Message(_, _, true))))
+    }
+
     /// Whether a job holds `service`'s instance.
     pub(super) fn busy(&self, service: ServiceId) -> bool {
         self.busy.contains_key(&service)
@@ -46,7 +57,7 @@ impl EdgeServer {
     /// Keeps `w` until `service`'s job is back.
     pub(super) fn wait(&mut self, service: ServiceId, mut w: Waiting) {
         if let Waiting::Message(_, _, fenced) = &mut w {
-            *fenced = self.fenced();
+            *fenced = self.fenced_for(service);
         }
         let q = self.waiting.entry(service).or_default();
         if q.len() < MAX_WAITING {
@@ -116,7 +127,7 @@ impl EdgeServer {
         } = job;
         match host {
             Host::Live => {
-                let fenced = self.fenced();
+                let fenced = self.fenced_for(service);
                 if let Some(live) = self.live.get_mut(&service) {
                     let (applied, rerun) = live.inst.take_back(svc, steps, results);
                     if fenced {
@@ -199,7 +210,16 @@ impl EdgeServer {
                 }
             }
         }
-        if regained {
+        if regained && !self.fenced_for(service) {
+            let serving = self
+                .live
+                .get(&service)
+                .is_some_and(|l| !l.state.is_frozen());
+            if serving {
+                self.events.push_back(EdgeEvent::Unfenced {
+                    services: vec![service],
+                });
+            }
             self.unfence_one(service);
         }
         if !self.busy(service) {

@@ -117,8 +117,15 @@ impl EdgeServer {
     }
 
     /// Serves again: the instances not released meanwhile, their held traffic first.
+    ///
+    /// A service whose job is out with messages from before the lease's return waiting
+    /// stays fenced until they are acted on (`jobs.rs`).
     fn unfence(&mut self) {
-        let services = self.unfrozen();
+        let services: Vec<ServiceId> = self
+            .unfrozen()
+            .into_iter()
+            .filter(|s| !self.fenced_for(*s))
+            .collect();
         self.events.push_back(EdgeEvent::Unfenced {
             services: services.clone(),
         });
@@ -127,6 +134,7 @@ impl EdgeServer {
         all.extend(self.shadows.keys());
         all.extend(self.fenced_held.keys());
         all.extend(self.fenced_results.keys());
+        all.retain(|s| !self.fenced_for(*s));
         for s in all {
             self.unfence_one(s);
         }

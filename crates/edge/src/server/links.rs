@@ -150,7 +150,7 @@ impl EdgeServer {
 
     /// Sends the changed chunks to every delta shadow, if anything changed.
     pub(super) fn send_delta_round(&mut self, service: ServiceId) {
-        let fenced = self.fenced();
+        let fenced = self.fenced_for(service);
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };

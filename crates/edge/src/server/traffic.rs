@@ -29,7 +29,7 @@ impl EdgeServer {
     /// 3010 from a cell (or forwarded by the previous host).
     pub(super) fn on_input(&mut self, m: ServiceInput) {
         let service = m.service;
-        let fenced = self.fenced();
+        let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
             if let Source::Frozen(f) = &mut live.state {
                 f.held.push(Held::Input(m));
@@ -187,7 +187,7 @@ impl EdgeServer {
     /// 3012: only a serving live instance answers.
     pub(super) fn on_probe(&mut self, m: Probe) {
         let service = m.service;
-        let fenced = self.fenced();
+        let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
             if let Source::Frozen(f) = &mut live.state {
                 f.held.push(Held::Probe(m));

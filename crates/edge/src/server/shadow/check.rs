@@ -78,7 +78,7 @@ impl EdgeServer {
             return; // Judged when the job is back, with its inputs applied.
         }
         let target = self.cfg.id;
-        let fenced = self.fenced();
+        let fenced = self.fenced_for(service);
         let Some(sh) = self.shadows.get_mut(&service) else {
             return;
         };
