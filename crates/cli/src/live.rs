@@ -69,6 +69,10 @@ pub(crate) struct ControlArgs {
     /// Registry database (redb) instead of the configured one.
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Run as replica N (1-based) of `[control] replicas`, with the registry in etcd:
+    /// campaigns for the leadership and acts only while it leads.
+    #[arg(long)]
+    replica: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -303,7 +307,34 @@ fn serve(
 }
 
 pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
-    serve(a.common, Kind::Control, a.db, Some(a.api))
+    let Some(n) = a.replica else {
+        return serve(a.common, Kind::Control, a.db, Some(a.api));
+    };
+    runtime()?.block_on(async {
+        let stop = stop_on_signals()?;
+        let (dep, scenario) = Deployment::load(&a.common.config)?;
+        anyhow::ensure!(
+            dep.control.store == edgeshift_live::config::RegistryKind::Etcd,
+            "--replica needs [control] store = \"etcd\" and replicas in {}",
+            a.common.config.display()
+        );
+        let journal = match &a.common.journal {
+            Some(p) => {
+                Journal::file(p).with_context(|| format!("opening journal {}", p.display()))?
+            }
+            None => Journal::off(),
+        };
+        let opts = Options {
+            listen: a.common.listen,
+            metrics: a.common.metrics,
+            journal,
+            faults: a.common.faults,
+            fault_origin: edgeshift_proto::Instant(a.common.fault_origin),
+            ..Options::default()
+        };
+        edgeshift_live::replica::run(&dep, Arc::new(scenario), n, opts, stop, None).await?;
+        Ok(true)
+    })
 }
 
 pub(crate) fn edge(a: EdgeArgs) -> anyhow::Result<bool> {

@@ -1,6 +1,7 @@
 //! The daemons as separate OS processes on loopback: a handover relocates the service
 //! without losing or repeating an input; a control node killed during shadow sync comes
-//! back from its database; garbage on a daemon's port does not stop it.
+//! back from its database, or a standby replica takes over from etcd; garbage on a
+//! daemon's port does not stop it.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -444,6 +445,81 @@ fn a_control_node_killed_during_shadow_sync_resumes_from_its_database() {
             || matches!(r, Record::Event { what, .. } if what.starts_with("RelocationTriggered"))
     });
     assert!(triggered, "the restarted control node saw no handover");
+}
+
+#[test]
+fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shadow_sync() {
+    if edgeshift_etcd::local::etcd_binary().is_none() {
+        eprintln!("SKIPPED: no etcd binary (apt-get install etcd-server)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    let etcd = rt
+        .block_on(edgeshift_etcd::LocalEtcd::start(etcd_dir.path(), 3))
+        .expect("a three-member etcd");
+    let mut c = Cluster::plaintext(false);
+    let replicas: Vec<String> = (0..3).map(|_| format!("\"{}\"", port())).collect();
+    let endpoints: Vec<String> = etcd
+        .endpoints()
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect();
+    let t = std::fs::read_to_string(&c.config).expect("config");
+    let control = format!(
+        "[control]\nreplicas = [{}]\nstore = \"etcd\"\netcd = [{}]\n",
+        replicas.join(", "),
+        endpoints.join(", ")
+    );
+    let start = t.find("[control]").expect("control section");
+    let end = start + t[start..].find("\n\n").expect("end of section");
+    std::fs::write(&c.config, format!("{}{control}{}", &t[..start], &t[end..])).expect("config");
+    for n in 1..=3 {
+        c.spawn(
+            &format!("control{n}"),
+            &["control", "--replica", &n.to_string()],
+        );
+    }
+    for id in 1..=3 {
+        c.spawn(&format!("edge{id}"), &["edge", "--id", &id.to_string()]);
+    }
+    c.spawn("ran", &["ran", "--name", "ran1"]);
+    wait_for("edge metrics", Duration::from_secs(60), || {
+        c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
+    });
+    let leads = |c: &Cluster, n: u32| {
+        c.log(&format!("control{n}"))
+            .contains("leading the control group")
+    };
+    wait_for("a leader", Duration::from_secs(30), || {
+        (1..=3).any(|n| leads(&c, n))
+    });
+    let leader = (1..=3).find(|n| leads(&c, *n)).expect("a leader");
+    let ue = c.start_ue();
+    wait_for("shadow sync", Duration::from_secs(60), || {
+        (2..=3).any(|i| {
+            c.journal(&format!("edge{i}"))
+                .iter()
+                .any(|r| matches!(r, Record::Msg { code: 1004, .. }))
+        })
+    });
+    c.kill(&format!("control{leader}"));
+    let s = c.finish_ue(ue);
+    assert!(s.final_state_matches_twin, "{s:?}");
+    assert_eq!(s.inputs_answered, s.inputs_sent);
+    assert!(c.activations() >= 1, "no relocation after the takeover");
+    let next = (1..=3)
+        .filter(|n| *n != leader)
+        .find(|n| leads(&c, *n))
+        .unwrap_or_else(|| panic!("no replica took over from control{leader}"));
+    let log = c.log(&format!("control{next}"));
+    assert!(log.contains("registry restored from etcd"), "{log}");
+    // The new leader carried on: it triggered the relocation the handover asked for.
+    let triggered = c.journal(&format!("control{next}")).iter().any(
+        |r| matches!(r, Record::Event { what, .. } if what.starts_with("RelocationTriggered")),
+    );
+    assert!(triggered, "control{next} triggered no relocation");
+    drop(etcd);
 }
 
 #[test]

@@ -11,6 +11,10 @@
 //! listen = "10.0.0.10:7000"    # or: on_edge = 1 (runs inside that edge daemon)
 //! metrics = "10.0.0.10:9100"
 //! db = "/var/lib/edgeshift/control.redb"
+//! # Or replicated control nodes on etcd (`edgeshift control --replica N`):
+//! # replicas = ["10.0.0.10:7000", "10.0.0.11:7000", "10.0.0.12:7000"]
+//! # store = "etcd"
+//! # etcd = ["http://10.0.0.10:2379", "http://10.0.0.11:2379", "http://10.0.0.12:2379"]
 //!
 //! [[edge]]
 //! id = 1
@@ -92,6 +96,46 @@ pub struct ControlDaemon {
     /// The API's address as clients reach it (`http://host:port`), when `api` is a
     /// wildcard or behind a proxy.
     pub api_url: Option<String>,
+    /// Replicated control nodes: where each replica listens while it leads
+    /// (`edgeshift control --replica N` takes the Nth); needs `store = "etcd"`.
+    #[serde(default)]
+    pub replicas: Vec<SocketAddr>,
+    /// Where the registry lives: `redb` (the default, the file `db`) or `etcd`.
+    #[serde(default)]
+    pub store: RegistryKind,
+    /// The etcd cluster's client URLs (`http://host:port`), with `store = "etcd"`.
+    #[serde(default)]
+    pub etcd: Vec<String>,
+    /// The key prefix of this control group in etcd (default `/edgeshift/control`).
+    pub etcd_prefix: Option<String>,
+    /// Seconds of the leader's etcd lease (default 2): a standby takes over within about
+    /// two of them after the leader dies.
+    pub lease_s: Option<u64>,
+}
+
+/// Where the control registry lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// An embedded redb file (one control node).
+    #[default]
+    Redb,
+    /// etcd, with replicated control nodes.
+    Etcd,
+}
+
+impl ControlDaemon {
+    /// The leader lease of replicated control nodes.
+    #[must_use]
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_s.unwrap_or(2))
+    }
+
+    /// The key prefix of this control group in etcd.
+    #[must_use]
+    pub fn etcd_prefix(&self) -> &str {
+        self.etcd_prefix.as_deref().unwrap_or("/edgeshift/control")
+    }
 }
 
 /// Where the daemons' certificates are (`edgeshift certs --config FILE --out DIR` makes
@@ -387,9 +431,39 @@ impl Deployment {
                 return bad(format!("ue{} has no route in the scenario", u.id));
             }
         }
+        let c = &self.control;
+        if c.store == RegistryKind::Etcd {
+            if c.etcd.is_empty() {
+                return bad(
+                    "[control] store = \"etcd\" needs etcd = [\"http://host:port\", ...]".into(),
+                );
+            }
+            if let Some(e) = c.etcd.iter().find(|e| !e.starts_with("http://")) {
+                return bad(format!("[control] etcd: {e:?} is not http://host:port"));
+            }
+            if c.on_edge.is_some() {
+                return bad(
+                    "[control] store = \"etcd\" runs stand-alone replicas, not on_edge".into(),
+                );
+            }
+            if !(1..=5_000).contains(&c.lease_s.unwrap_or(2)) {
+                return bad("[control] lease_s must be 1 to 5000 seconds".into());
+            }
+        }
+        if !c.replicas.is_empty() {
+            if c.store != RegistryKind::Etcd {
+                return bad("[control] replicas need store = \"etcd\"".into());
+            }
+            if c.listen.is_some() {
+                return bad("[control]: give either listen or replicas, not both".into());
+            }
+            return Ok(());
+        }
         match (self.control.listen, self.control.on_edge) {
             (Some(_), Some(_)) => bad("[control]: give either listen or on_edge, not both".into()),
-            (None, None) => bad("[control]: needs listen, or on_edge = <ME server id>".into()),
+            (None, None) => {
+                bad("[control]: needs listen, replicas, or on_edge = <ME server id>".into())
+            }
             (None, Some(id)) if !edges.contains(&id) => {
                 bad(format!("[control] on_edge = {id}: no such [[edge]]"))
             }
@@ -412,10 +486,14 @@ impl Deployment {
         for u in &self.ues {
             book.insert(NodeId::Ue(UeId(u.id)), u.listen);
         }
-        let control = self.control.listen.or_else(|| {
-            let id = self.control.on_edge?;
-            self.edges.iter().find(|e| e.id == id).map(|e| e.listen)
-        });
+        let control = self
+            .control
+            .listen
+            .or_else(|| self.control.replicas.first().copied())
+            .or_else(|| {
+                let id = self.control.on_edge?;
+                self.edges.iter().find(|e| e.id == id).map(|e| e.listen)
+            });
         if let Some(a) = control {
             book.insert(NodeId::Control, a);
         }

@@ -311,7 +311,7 @@ impl Daemon {
         let (listen, metrics_cfg, emu): (SocketAddr, Option<SocketAddr>, LinkEmulation) =
             match &kind {
                 Kind::Control => {
-                    let Some(listen) = dep.control.listen else {
+                    let Some(listen) = dep.control.listen.or(opts.listen) else {
                         return Err(DaemonError::NotDeployed(
                             "a stand-alone control node ([control] on_edge is set)".into(),
                         ));
@@ -349,7 +349,12 @@ impl Daemon {
         };
         if hosts_control {
             let cfg = scenario.control_config(dep.strategy()?, SyncMode::Replay);
-            let db = opts.db.clone().or_else(|| dep.control.db.clone());
+            // Replicas keep the registry in etcd (`replica.rs`), never in a local file.
+            let db = opts
+                .db
+                .clone()
+                .or_else(|| dep.control.db.clone())
+                .filter(|_| dep.control.store == crate::config::RegistryKind::Redb);
             let mut control = ControlNode::new(cfg.clone(), now);
             if let Some(path) = db {
                 let mut store = ControlStore::open(&path)?;
@@ -451,6 +456,10 @@ impl Daemon {
         let (transport, inbox) =
             Transport::bind_tls(listen, local.iter().copied(), dep.address_book(), emu, tls)
                 .await?;
+        if !local.contains(&NodeId::Control) && !dep.control.replicas.is_empty() {
+            // Only the leading replica listens: connections look for it in turn.
+            transport.add_alternates(NodeId::Control, dep.control.replicas.clone());
+        }
         if let Some(f) = crate::faults::filter(dep, &opts.faults, opts.clock, opts.fault_origin) {
             warn!(daemon = %kind, faults = opts.faults.len(), "injecting link faults");
             // The transport was just made: it has no filter yet.
@@ -487,6 +496,16 @@ impl Daemon {
             metrics,
             metrics_addr,
         })
+    }
+
+    /// Makes `control` this daemon's control node, its registry in etcd (a replica that
+    /// leads).
+    pub(crate) fn lead(
+        &mut self,
+        control: ControlNode,
+        writer: crate::replica::registry::EtcdWriter,
+    ) {
+        self.host.lead(control, writer);
     }
 
     /// Where it listens.

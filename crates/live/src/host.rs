@@ -109,6 +109,15 @@ pub trait Agent: Send {
     }
 }
 
+/// Where a host's control node keeps its registry.
+#[derive(Debug)]
+pub enum Registry {
+    /// The embedded redb file, written before the next message is handled.
+    Redb(ControlStore),
+    /// etcd, written by a task in the background, conditioned on the leader's term.
+    Etcd(crate::replica::registry::EtcdWriter),
+}
+
 /// An agent that does nothing (control and edge daemons).
 #[derive(Debug, Default)]
 pub struct NoAgent;
@@ -122,7 +131,7 @@ pub struct Host {
     nodes: Nodes,
     agent: Box<dyn Agent>,
     obs: Observer,
-    store: Option<ControlStore>,
+    store: Option<Registry>,
     /// Jobs back from the blocking pool, by server; at most one out per busy service.
     done_tx: mpsc::UnboundedSender<(NodeId, Job)>,
     done_rx: mpsc::UnboundedReceiver<(NodeId, Job)>,
@@ -175,8 +184,19 @@ impl Host {
     /// Persists the control node's registry in `store` after every change.
     #[must_use]
     pub fn with_store(mut self, store: ControlStore) -> Self {
-        self.store = Some(store);
+        self.store = Some(Registry::Redb(store));
         self
+    }
+
+    /// Runs `control` as this host's control node (a replica that won the leadership), its
+    /// registry written to etcd through `writer`.
+    pub(crate) fn lead(
+        &mut self,
+        control: edgeshift_control::ControlNode,
+        writer: crate::replica::registry::EtcdWriter,
+    ) {
+        self.nodes.insert(NodeId::Control, Node::Control(control));
+        self.store = Some(Registry::Etcd(writer));
     }
 
     /// The UE's final check, if the agent is a UE that finished.
@@ -359,7 +379,11 @@ impl Host {
         let Some(Node::Control(c)) = self.nodes.map.get(&NodeId::Control) else {
             return;
         };
-        match store.save(&c.snapshot()) {
+        let saved = match store {
+            Registry::Redb(s) => s.save(&c.snapshot()).map_err(|e| e.to_string()),
+            Registry::Etcd(w) => w.save(&c.snapshot()).map_err(|e| e.to_string()),
+        };
+        match saved {
             Ok(true) => debug!("registry saved"),
             Ok(false) => {}
             Err(e) => error!(error = %e, "registry not saved"),

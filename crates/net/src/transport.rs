@@ -122,6 +122,10 @@ struct Inner {
     local: BTreeSet<NodeId>,
     addr: SocketAddr,
     book: Mutex<AddressBook>,
+    /// Nodes reachable at one of several addresses (a replicated control node, where only
+    /// the leader listens): a connection that fails moves the node's book entry on to the
+    /// next one.
+    alternates: Mutex<BTreeMap<NodeId, Vec<SocketAddr>>>,
     links: Mutex<BTreeMap<LinkKey, LinkTx>>,
     tasks: Mutex<JoinSet<()>>,
     inbox: mpsc::Sender<Incoming>,
@@ -203,6 +207,7 @@ impl Transport {
             local: local.into_iter().collect(),
             addr,
             book: Mutex::new(book),
+            alternates: Mutex::new(BTreeMap::new()),
             links: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(JoinSet::new()),
             inbox: tx,
@@ -241,6 +246,15 @@ impl Transport {
     /// Learns (or changes) where `node` listens.
     pub fn add_peer(&self, node: NodeId, addr: SocketAddr) {
         lock(&self.inner.book).insert(node, addr);
+    }
+
+    /// `node` listens at one of `addrs` at a time (the leader of replicated control
+    /// nodes): connections try them in turn, moving on when one cannot be reached.
+    pub fn add_alternates(&self, node: NodeId, addrs: Vec<SocketAddr>) {
+        if let Some(first) = addrs.first() {
+            lock(&self.inner.book).entry(node).or_insert(*first);
+            lock(&self.inner.alternates).insert(node, addrs);
+        }
     }
 
     /// Queues `msg` from local node `from` to `to`. Messages between local nodes skip the
@@ -610,6 +624,9 @@ async fn link_task(
                 if *inner.closing.borrow() {
                     return; // Shutting down: whatever is queued for an absent peer is moot.
                 }
+                if let Some(addr) = addr {
+                    next_alternate(&inner, to, addr);
+                }
                 // Peers start in any order: only a peer that stays away is worth a warning.
                 if !announced && backoff >= BACKOFF_MAX {
                     warn!(%from, %to, ?lane, error = %e, "peer unreachable; retrying");
@@ -667,6 +684,22 @@ async fn link_task(
             bump(&inner.counters.bytes_out, frame.len() as u64);
             queued.fetch_sub(frame.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// `to` could not be reached at `failed`: if it has alternates, its book entry moves on
+/// to the one after (unless another link moved it already).
+fn next_alternate(inner: &Inner, to: NodeId, failed: SocketAddr) {
+    let alternates = lock(&inner.alternates);
+    let Some(addrs) = alternates.get(&to) else {
+        return;
+    };
+    let Some(i) = addrs.iter().position(|a| *a == failed) else {
+        return;
+    };
+    let mut book = lock(&inner.book);
+    if book.get(&to) == Some(&failed) {
+        book.insert(to, addrs[(i + 1) % addrs.len()]);
     }
 }
 

@@ -58,6 +58,18 @@ impl ControlNode {
         })
     }
 
+    /// Raises the route epoch of every service not in a relocation to at least `floor`.
+    /// A new leader of replicated control nodes passes its term here (shifted high), so
+    /// that whatever it orders outranks what the previous leader ordered and never wrote
+    /// down; a relocation in flight keeps the epoch the servers already know it by.
+    pub fn raise_epochs(&mut self, floor: u64) {
+        for e in self.services.values_mut() {
+            if e.relocation.is_none() {
+                e.epoch = e.epoch.max(floor);
+            }
+        }
+    }
+
     /// A node that resumes from `snap` (see [`ControlNode::snapshot`]). Timers that fell due
     /// while it was down fire at the first [`Role::handle_timeout`].
     ///

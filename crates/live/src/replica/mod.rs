@@ -9,3 +9,133 @@
 
 pub mod leader;
 pub mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use edgeshift_control::ControlNode;
+use edgeshift_etcd::Client;
+use edgeshift_proto::SyncMode;
+use edgeshift_world::Scenario;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, Deployment};
+use crate::daemon::{Daemon, DaemonError, Kind, Options};
+use leader::{Deposed, Elector};
+use registry::{EtcdRegistry, EtcdWriter};
+
+/// Route epochs of a term start at `term << TERM_SHIFT`: above every epoch of earlier
+/// terms, as long as no service relocates 2³² times in one term.
+pub const TERM_SHIFT: u32 = 32;
+
+/// The address replica `n` (1-based) of the deployment listens at while it leads.
+///
+/// # Errors
+/// No such replica.
+pub fn replica_addr(dep: &Deployment, n: u32) -> Result<SocketAddr, DaemonError> {
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| dep.control.replicas.get(i).copied())
+        .ok_or_else(|| {
+            DaemonError::NotDeployed(format!(
+                "control replica {n} ([control] replicas has {})",
+                dep.control.replicas.len()
+            ))
+        })
+}
+
+/// Runs control replica `n` until `stop` turns true: campaigns, leads while it can, and
+/// campaigns again after stepping down. `leading` reports the term whenever it leads
+/// (and 0 when it stops leading), for launchers and tests.
+///
+/// # Errors
+/// A deployment without etcd, an unknown replica, or a listener that cannot be opened.
+pub async fn run(
+    dep: &Deployment,
+    scenario: Arc<Scenario>,
+    n: u32,
+    opts: Options,
+    mut stop: watch::Receiver<bool>,
+    leading: Option<watch::Sender<i64>>,
+) -> Result<(), DaemonError> {
+    let addr = opts.listen.map_or_else(|| replica_addr(dep, n), Ok)?;
+    let etcd =
+        Arc::new(Client::new(&dep.control.etcd).map_err(|e| {
+            DaemonError::Config(ConfigError::Invalid(format!("[control] etcd: {e}")))
+        })?);
+    let prefix = dep.control.etcd_prefix().to_owned();
+    let elector = Elector::new(
+        etcd.clone(),
+        &prefix,
+        format!("control{n}@{addr}"),
+        dep.control.lease(),
+    );
+    let cfg = scenario.control_config(dep.strategy()?, SyncMode::Replay);
+    loop {
+        let Some(mut term) = elector.campaign(&mut stop).await else {
+            return Ok(());
+        };
+        let (registry, snap) =
+            match EtcdRegistry::open(etcd.clone(), &prefix, elector.key(), term.revision).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(replica = n, error = %e, "cannot read the registry; stepping down");
+                    elector.resign(&term).await;
+                    continue;
+                }
+            };
+        let now = opts.clock.now();
+        let mut control = match snap {
+            Some(s) => {
+                info!(
+                    replica = n,
+                    services = s.services(),
+                    term = term.revision,
+                    "registry restored from etcd"
+                );
+                ControlNode::restore(cfg.clone(), s, now)
+            }
+            None => ControlNode::new(cfg.clone(), now),
+        };
+        let floor = u64::try_from(term.revision).unwrap_or(0) << TERM_SHIFT;
+        control.raise_epochs(floor);
+        let (deposed_tx, mut deposed_rx) = watch::channel(false);
+        let writer = EtcdWriter::spawn(registry, deposed_tx);
+        let mut o = opts.clone();
+        o.listen = Some(addr);
+        let mut daemon = match Daemon::bind(dep, scenario.clone(), Kind::Control, o).await {
+            Ok(d) => d,
+            Err(e) => {
+                elector.resign(&term).await;
+                return Err(e);
+            }
+        };
+        daemon.lead(control, writer);
+        if let Some(l) = &leading {
+            let _ = l.send(term.revision);
+        }
+        let transport = daemon.transport();
+        let (host_stop, host_rx) = watch::channel(false);
+        let host = tokio::spawn(daemon.run(host_rx));
+        let mut hold_stop = stop.clone();
+        let why = tokio::select! {
+            why = elector.hold(&mut term, &mut hold_stop) => why,
+            _ = deposed_rx.wait_for(|d| *d) => Deposed::Expired,
+        };
+        // Stop acting at once: drop every connection and the listener, so that peers look
+        // for the next leader, then let the host go.
+        transport.abort();
+        let _ = host_stop.send(true);
+        let _ = host.await;
+        if let Some(l) = &leading {
+            let _ = l.send(0);
+        }
+        if matches!(why, Deposed::Stopped) {
+            elector.resign(&term).await;
+            return Ok(());
+        }
+        warn!(replica = n, term = term.revision, reason = %why, "stepped down");
+    }
+}
