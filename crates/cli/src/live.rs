@@ -201,9 +201,20 @@ pub(crate) struct DemoArgs {
     start_after: f64,
     /// Inject a fault (repeatable): kill:NODE@T (with --processes a real SIGKILL),
     /// restart:NODE@T, stop:NODE@T+D (--processes), partition:A-B@T+D, loss:A-B@T+D:P.
-    /// Daemons: control, me1, me2, me3, ran1; times from the start, like 5.5s.
+    /// Daemons: control (control1, control2, … with replicas), me1, me2, me3, ran1;
+    /// times from the start, like 5.5s.
     #[arg(long = "fault")]
     faults: Vec<edgeshift_world::fault::Fault>,
+    /// Run this many control replicas that elect a leader in etcd (needs --store etcd).
+    #[arg(long, default_value_t = 1)]
+    control_replicas: u32,
+    /// Where the control registry lives: redb (one control node) or etcd (a local
+    /// three-member etcd the demo starts, or the one of --etcd).
+    #[arg(long, default_value = "redb")]
+    store: String,
+    /// An etcd cluster to use instead of starting one (client URLs, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    etcd: Vec<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -332,7 +343,9 @@ pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
             fault_origin: edgeshift_proto::Instant(a.common.fault_origin),
             ..Options::default()
         };
-        edgeshift_live::replica::run(&dep, Arc::new(scenario), n, opts, stop, None).await?;
+        // A signal resigns (the stop); only SIGKILL leaves the lease to expire.
+        let (_crash, crash) = watch::channel(false);
+        edgeshift_live::replica::run(&dep, Arc::new(scenario), n, opts, stop, crash).await?;
         Ok(true)
     })
 }
@@ -418,6 +431,15 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         api_token,
         start_after: std::time::Duration::from_secs_f64(a.start_after),
         faults: a.faults,
+        control_replicas: a.control_replicas,
+        etcd: match a.store.as_str() {
+            "redb" => {
+                anyhow::ensure!(a.etcd.is_empty(), "--etcd needs --store etcd");
+                None
+            }
+            "etcd" => Some(a.etcd),
+            other => anyhow::bail!("--store {other:?}: expected redb or etcd"),
+        },
     };
     cfg.strategy
         .parse::<edgeshift_control::Strategy>()

@@ -92,6 +92,33 @@ fn the_simulator_takes_the_same_faults() {
 }
 
 #[test]
+fn a_killed_control_leader_hands_over_to_a_replica_on_etcd() {
+    if edgeshift_etcd::local::etcd_binary().is_none() {
+        eprintln!("SKIPPED: no etcd binary (apt-get install etcd-server)");
+        return;
+    }
+    // Killed during the demo's shadow sync, before the handover at about 7.8 s.
+    let text = clean_demo(
+        "kill-control1",
+        &[
+            "--control-replicas",
+            "3",
+            "--store",
+            "etcd",
+            "--fault",
+            "kill:control1@5s",
+        ],
+    );
+    assert!(text.contains("control1: Leading"), "{text}");
+    assert!(
+        text.contains("takeover after control1 was killed: control"),
+        "{text}"
+    );
+    assert!(text.contains("first relocation decided"), "{text}");
+    assert!(!text.contains("no relocation happened"), "{text}");
+}
+
+#[test]
 fn bad_faults_are_refused_with_the_reason() {
     for (args, why) in [
         (
@@ -102,6 +129,11 @@ fn bad_faults_are_refused_with_the_reason() {
         (vec!["demo", "--fault", "kill:ue1@1s"], "UEs are not killed"),
         (vec!["demo", "--fault", "zap:me1@1s"], "unknown kind"),
         (vec!["sim", "--fault", "kill:me7@1s"], "me7"),
+        (
+            vec!["demo", "--control-replicas", "3"],
+            "needs --store etcd",
+        ),
+        (vec!["demo", "--store", "zk"], "expected redb or etcd"),
     ] {
         let (ok, text) = edgeshift(&args);
         assert!(!ok, "{args:?} should fail");

@@ -33,7 +33,8 @@ pub enum CertsError {
 #[must_use]
 pub fn cert_name(kind: &Kind) -> String {
     match kind {
-        Kind::Control => "control".into(),
+        // Replicas are one node, the control node: they share its certificate.
+        Kind::Control | Kind::Replica { .. } => "control".into(),
         Kind::Edge { id, .. } => format!("me{id}"),
         Kind::Ran { name } => format!("ran-{name}"),
         Kind::Ue { id } => format!("ue{id}"),
@@ -46,6 +47,10 @@ pub fn daemons(dep: &Deployment) -> Vec<(Kind, Vec<NodeId>)> {
     let mut out = Vec::new();
     if dep.control.listen.is_some() {
         out.push((Kind::Control, vec![NodeId::Control]));
+    }
+    for n in 1..=dep.control.replicas.len() {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        out.push((Kind::Replica { n }, vec![NodeId::Control]));
     }
     for e in &dep.edges {
         let mut nodes = vec![NodeId::Server(ServerId(e.id))];
@@ -110,8 +115,12 @@ pub fn write_all(dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsErro
     };
     put("ca.pem", &ca.cert_pem(), 0o644)?;
     put("ca.key", ca.key_pem(), 0o600)?;
+    let mut done = std::collections::BTreeSet::new();
     for (kind, nodes) in daemons(dep) {
         let name = cert_name(&kind);
+        if !done.insert(name.clone()) {
+            continue; // The replicas' shared certificate.
+        }
         let issued = ca.issue(&name, &nodes)?;
         put(&format!("{name}.pem"), &issued.cert_pem, 0o644)?;
         put(&format!("{name}.key"), &issued.key_pem, 0o600)?;
@@ -126,8 +135,10 @@ pub fn write_all(dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsErro
 pub fn in_memory(dep: &Deployment) -> Result<BTreeMap<String, Tls>, NetError> {
     let ca = Ca::new("edgeshift demo CA")?;
     let ca_pem = ca.cert_pem();
+    let mut done = std::collections::BTreeSet::new();
     daemons(dep)
         .into_iter()
+        .filter(|(kind, _)| done.insert(cert_name(kind)))
         .map(|(kind, nodes)| {
             let name = cert_name(&kind);
             let issued = ca.issue(&name, &nodes)?;

@@ -93,6 +93,12 @@ const RADIO_REPORT_PERIOD: std::time::Duration = std::time::Duration::from_secs(
 pub enum Kind {
     /// The control node.
     Control,
+    /// Replica `n` (1-based) of replicated control nodes (`replica.rs`): the control node
+    /// while it leads.
+    Replica {
+        /// Its number in `[control] replicas`.
+        n: u32,
+    },
     /// An edge daemon (ME server `id`), possibly hosting the control node.
     Edge {
         /// ME server id.
@@ -116,6 +122,7 @@ impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Control => f.write_str("control"),
+            Self::Replica { n } => write!(f, "control replica {n}"),
             Self::Edge { id, .. } => write!(f, "edge me{id}"),
             Self::Ran { name } => write!(f, "ran {name}"),
             Self::Ue { id } => write!(f, "ue{id}"),
@@ -156,6 +163,8 @@ pub struct Options {
     pub faults: Vec<edgeshift_world::fault::Fault>,
     /// The run's start on the common clock (unix nanoseconds), for `faults`.
     pub fault_origin: edgeshift_proto::Instant,
+    /// Where nodes listen beyond the deployment file (a launcher with ephemeral ports).
+    pub peers: Vec<(NodeId, SocketAddr)>,
 }
 
 impl Default for Options {
@@ -174,6 +183,7 @@ impl Default for Options {
             tls: None,
             faults: Vec::new(),
             fault_origin: edgeshift_proto::Instant::ZERO,
+            peers: Vec::new(),
         }
     }
 }
@@ -310,7 +320,7 @@ impl Daemon {
         let metrics = Arc::new(Metrics::new());
         let (listen, metrics_cfg, emu): (SocketAddr, Option<SocketAddr>, LinkEmulation) =
             match &kind {
-                Kind::Control => {
+                Kind::Control | Kind::Replica { .. } => {
                     let Some(listen) = dep.control.listen.or(opts.listen) else {
                         return Err(DaemonError::NotDeployed(
                             "a stand-alone control node ([control] on_edge is set)".into(),
@@ -338,7 +348,7 @@ impl Daemon {
                 }
             };
         let hosts_control = match &kind {
-            Kind::Control => true,
+            Kind::Control | Kind::Replica { .. } => true,
             Kind::Edge { id, with_control } => {
                 if *with_control && let Some(addr) = dep.control.listen {
                     return Err(DaemonError::ControlElsewhere(addr));
@@ -384,7 +394,7 @@ impl Daemon {
             feed = Some(f);
         }
         match &kind {
-            Kind::Control => {}
+            Kind::Control | Kind::Replica { .. } => {}
             Kind::Edge { id, .. } => {
                 let factory = WasmFactory::new(scenario.limits())?;
                 // A new incarnation per start: the control node tells a restart (which lost
@@ -456,6 +466,9 @@ impl Daemon {
         let (transport, inbox) =
             Transport::bind_tls(listen, local.iter().copied(), dep.address_book(), emu, tls)
                 .await?;
+        for (n, a) in &opts.peers {
+            transport.add_peer(*n, *a);
+        }
         if !local.contains(&NodeId::Control) && !dep.control.replicas.is_empty() {
             // Only the leading replica listens: connections look for it in turn.
             transport.add_alternates(NodeId::Control, dep.control.replicas.clone());

@@ -98,6 +98,11 @@ pub struct DemoConfig {
     pub start_after: Duration,
     /// Faults to inject (`--fault`), timed from the start of the run.
     pub faults: Vec<edgeshift_world::fault::Fault>,
+    /// Control replicas electing a leader in etcd (more than one needs `etcd`).
+    pub control_replicas: u32,
+    /// The registry in etcd: these client URLs, or (empty) a local three-member cluster
+    /// the demo starts; `None`: one control node with its registry in redb.
+    pub etcd: Option<Vec<String>>,
 }
 
 impl Default for DemoConfig {
@@ -121,6 +126,8 @@ impl Default for DemoConfig {
             api_token: String::new(),
             start_after: Duration::ZERO,
             faults: Vec::new(),
+            control_replicas: 1,
+            etcd: None,
         }
     }
 }
@@ -167,9 +174,21 @@ fn deployment(
         state_mib: cfg.state_mib,
         duration_s: cfg.duration_s,
         seed: cfg.seed,
-        control: ControlDaemon {
-            listen: Some(port()?),
-            ..ControlDaemon::default()
+        control: match &cfg.etcd {
+            None => ControlDaemon {
+                listen: Some(port()?),
+                ..ControlDaemon::default()
+            },
+            Some(endpoints) => ControlDaemon {
+                // Reserved ports even in one process: a replica listens only once it
+                // leads, and everyone must know where to look for it before.
+                replicas: (0..cfg.control_replicas.max(1))
+                    .map(|_| free_port())
+                    .collect::<Result<_, _>>()?,
+                store: crate::config::RegistryKind::Etcd,
+                etcd: endpoints.clone(),
+                ..ControlDaemon::default()
+            },
         },
         edges: s
             .servers
@@ -205,7 +224,15 @@ fn deployment(
 }
 
 fn kinds(dep: &Deployment) -> Vec<Kind> {
-    let mut k = vec![Kind::Control];
+    let mut k = if dep.control.replicas.is_empty() {
+        vec![Kind::Control]
+    } else {
+        (1..=dep.control.replicas.len())
+            .map(|n| Kind::Replica {
+                n: u32::try_from(n).unwrap_or(u32::MAX),
+            })
+            .collect()
+    };
     k.extend(dep.edges.iter().map(|e| Kind::Edge {
         id: e.id,
         with_control: false,
@@ -275,6 +302,39 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
         edgeshift_world::ModuleSource::load(m, cfg.module_config.as_deref())
             .map_err(ConfigError::from)?;
     }
+    if cfg.control_replicas != 1 && cfg.etcd.is_none() {
+        return Err(ConfigError::Invalid(
+            "--control-replicas needs --store etcd: replicas share their registry and elect \
+             their leader through etcd"
+                .into(),
+        )
+        .into());
+    }
+    if !(1..=7).contains(&cfg.control_replicas) {
+        return Err(ConfigError::Invalid("--control-replicas must be 1 to 7".into()).into());
+    }
+    // A local etcd for the run, unless one was given; it lives until the run ends.
+    let mut cfg = cfg.clone();
+    let etcd_dir;
+    let _etcd = match &cfg.etcd {
+        Some(e) if e.is_empty() => {
+            etcd_dir = std::env::temp_dir().join(format!(
+                "edgeshift-demo-etcd-{}-{}",
+                std::process::id(),
+                Clock::system().now().as_nanos()
+            ));
+            let local = edgeshift_etcd::LocalEtcd::start(&etcd_dir, 3)
+                .await
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("--store etcd: {e}; or give --etcd URL"))
+                })?;
+            info!(endpoints = ?local.endpoints(), "local etcd started");
+            cfg.etcd = Some(local.endpoints());
+            Some(Guard(local, etcd_dir.clone()))
+        }
+        _ => None,
+    };
+    let cfg = &cfg;
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
     scenario.add_ues(cfg.ues.max(1));
     if let Some(d) = cfg.duration_s {
@@ -350,7 +410,12 @@ async fn in_process(
             ..Options::default()
         }
     };
+    let mut replicas = Vec::new();
     for kind in kinds(&dep) {
+        if let Kind::Replica { n } = kind {
+            replicas.push(n);
+            continue;
+        }
         let mut opts = make_opts(&kind);
         if matches!(kind, Kind::Ue { id } if Some(id) == first_ue) {
             opts.app_listen = cfg.app_listen;
@@ -378,6 +443,9 @@ async fn in_process(
         addrs,
         stop: stop_rx.clone(),
     };
+    for n in replicas {
+        running.start_replica(n);
+    }
     let mut ues = Vec::new();
     for d in daemons {
         if matches!(d.kind(), Kind::Ue { .. }) {
@@ -439,6 +507,18 @@ async fn in_process(
     Ok(records)
 }
 
+/// A local etcd and its data directory, both gone at the end of the run.
+struct Guard(edgeshift_etcd::LocalEtcd, PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for i in 0..self.0.endpoints().len() {
+            self.0.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
 fn take(v: &std::sync::Mutex<Vec<Record>>) -> Vec<Record> {
     std::mem::take(&mut *v.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
 }
@@ -447,8 +527,26 @@ fn take(v: &std::sync::Mutex<Vec<Record>>) -> Vec<Record> {
 struct Slot {
     kind: Kind,
     addr: SocketAddr,
-    transport: edgeshift_net::Transport,
+    /// Tears its sockets down as a crash would.
+    crash: Crash,
     handle: tokio::task::JoinHandle<Option<crate::journal::UeSummary>>,
+}
+
+enum Crash {
+    Transport(edgeshift_net::Transport),
+    /// A control replica (its transport changes with each term it leads).
+    Replica(watch::Sender<bool>),
+}
+
+impl Crash {
+    fn now(&self) {
+        match self {
+            Self::Transport(t) => t.abort(),
+            Self::Replica(tx) => {
+                tx.send_replace(true);
+            }
+        }
+    }
 }
 
 /// The in-process demo's servers (not the UEs), by fault name, and what it takes to start
@@ -468,8 +566,32 @@ impl InProcess {
         let slot = Slot {
             kind: kind.clone(),
             addr: d.local_addr(),
-            transport: d.transport(),
+            crash: Crash::Transport(d.transport()),
             handle: tokio::spawn(d.run(self.stop.clone())),
+        };
+        self.slots.insert(crate::faults::fault_name(&kind), slot);
+    }
+
+    /// Starts control replica `n`: it campaigns, and listens only while it leads.
+    fn start_replica(&mut self, n: u32) {
+        let kind = Kind::Replica { n };
+        let mut opts = (self.make_opts)(&kind);
+        opts.peers.clone_from(&self.addrs);
+        let (crash_tx, crash) = watch::channel(false);
+        let (dep, scenario, stop) = (self.dep.clone(), self.scenario.clone(), self.stop.clone());
+        let handle = tokio::spawn(async move {
+            if let Err(e) = crate::replica::run(&dep, scenario, n, opts, stop, crash).await {
+                warn!(replica = n, error = %e, "control replica failed");
+            }
+            None
+        });
+        let addr = crate::replica::replica_addr(&self.dep, n)
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let slot = Slot {
+            kind: kind.clone(),
+            addr,
+            crash: Crash::Replica(crash_tx),
+            handle,
         };
         self.slots.insert(crate::faults::fault_name(&kind), slot);
     }
@@ -486,8 +608,10 @@ impl Daemons for &mut InProcess {
                 Action::Kill => match self.slots.get(name) {
                     Some(slot) => {
                         // Sockets first, so peers see the connections drop as in a crash.
-                        slot.transport.abort();
-                        slot.handle.abort();
+                        slot.crash.now();
+                        if !matches!(slot.crash, Crash::Replica(_)) {
+                            slot.handle.abort();
+                        }
                         true
                     }
                     None => false,
@@ -498,8 +622,14 @@ impl Daemons for &mut InProcess {
                         return false;
                     };
                     if let Some(old) = self.slots.get(name) {
-                        old.transport.abort();
-                        old.handle.abort();
+                        old.crash.now();
+                        if !matches!(old.crash, Crash::Replica(_)) {
+                            old.handle.abort();
+                        }
+                    }
+                    if let Kind::Replica { n } = kind {
+                        self.start_replica(n);
+                        return true;
                     }
                     let mut opts = (self.make_opts)(&kind);
                     opts.listen = Some(addr);
@@ -574,6 +704,15 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     if let Some(l) = &dep.control.listen {
         let _ = writeln!(t, "\n[control]\nlisten = {}", addr(l));
     }
+    if !dep.control.replicas.is_empty() {
+        let list = |v: Vec<String>| v.join(", ");
+        let _ = writeln!(
+            t,
+            "\n[control]\nreplicas = [{}]\nstore = \"etcd\"\netcd = [{}]",
+            list(dep.control.replicas.iter().map(addr).collect()),
+            list(dep.control.etcd.iter().map(|e| q(e)).collect())
+        );
+    }
     if let Some(a) = &dep.control.api {
         let _ = writeln!(t, "api = {}", addr(a));
         let _ = writeln!(t, "api_tokens = {:?}", dep.control.api_tokens);
@@ -627,6 +766,7 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
 pub fn daemon_args(kind: &Kind, config: &Path, journal: &Path) -> Vec<String> {
     let mut a = match kind {
         Kind::Control => vec!["control".to_owned()],
+        Kind::Replica { n } => vec!["control".into(), "--replica".into(), n.to_string()],
         Kind::Edge { id, .. } => vec!["edge".into(), "--id".into(), id.to_string()],
         Kind::Ran { name } => vec!["ran".into(), "--name".into(), name.clone()],
         Kind::Ue { id } => vec!["ue".into(), "--id".into(), id.to_string()],
@@ -643,6 +783,7 @@ pub fn daemon_args(kind: &Kind, config: &Path, journal: &Path) -> Vec<String> {
 fn journal_name(kind: &Kind) -> String {
     match kind {
         Kind::Control => "control.jsonl".into(),
+        Kind::Replica { n } => format!("control{n}.jsonl"),
         Kind::Edge { id, .. } => format!("edge{id}.jsonl"),
         Kind::Ran { name } => format!("ran-{name}.jsonl"),
         Kind::Ue { id } => format!("ue{id}.jsonl"),

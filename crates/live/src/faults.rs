@@ -21,6 +21,7 @@ use crate::daemon::Kind;
 pub fn fault_name(kind: &Kind) -> String {
     match kind {
         Kind::Control => "control".into(),
+        Kind::Replica { n } => format!("control{n}"),
         Kind::Edge { id, .. } => format!("me{id}"),
         Kind::Ran { name } => name.clone(),
         Kind::Ue { id } => format!("ue{id}"),
@@ -45,7 +46,10 @@ fn hosts(dep: &Deployment) -> BTreeMap<NodeId, String> {
 /// # Errors
 /// [`ConfigError::Invalid`] naming the fault.
 pub fn check(dep: &Deployment, faults: &[Fault], processes: bool) -> Result<(), ConfigError> {
-    let names: Vec<String> = hosts(dep).into_values().collect();
+    let names: Vec<String> = crate::certs::daemons(dep)
+        .iter()
+        .map(|(k, _)| fault_name(k))
+        .collect();
     for f in faults {
         for n in f.nodes() {
             if !names.iter().any(|x| x == n) {

@@ -30,8 +30,10 @@ pub struct LiveRun {
 
 /// Events that the final account lists under the faults: the faults themselves and the
 /// fencing and failover they caused.
-const FAULT_EVENTS: [&str; 10] = [
+const FAULT_EVENTS: [&str; 12] = [
     "Fault",
+    "Leading",
+    "SteppedDown",
     "ServerDown",
     "ServerUp",
     "FailoverStarted",
@@ -43,6 +45,19 @@ const FAULT_EVENTS: [&str; 10] = [
     "RelocationFailed",
 ];
 
+/// The time and text of every journaled event whose text starts with `what`, in order.
+fn events<'a>(
+    records: &'a [Record],
+    what: &'a str,
+) -> impl Iterator<Item = (u64, &'a str, &'a str)> {
+    records.iter().filter_map(move |r| match r {
+        Record::Event { at, node, what: w } if w.starts_with(what) => {
+            Some((*at, node.as_str(), w.as_str()))
+        }
+        _ => None,
+    })
+}
+
 fn at_of(r: &Record) -> u64 {
     match r {
         Record::Msg { at, .. } | Record::Event { at, .. } => *at,
@@ -53,6 +68,37 @@ fn at_of(r: &Record) -> u64 {
 
 fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
+}
+
+impl LiveRun {
+    /// For each control replica killed: when the next leader took over, and when it
+    /// decided its first relocation (the takeover time of `docs/benchmarks.md`).
+    fn takeovers(&self) -> Vec<String> {
+        let r = &self.records;
+        let mut out = Vec::new();
+        for (killed, node, _) in events(r, "Fault { kill:control") {
+            let Some((led, by, _)) = events(r, "Leading").find(|(at, _, _)| *at > killed) else {
+                out.push(format!("  takeover after {node} was killed: no new leader"));
+                continue;
+            };
+            let decided = events(r, "RelocationTriggered")
+                .find(|(at, n, _)| *at > led && *n == "control")
+                .map_or_else(
+                    || "no relocation decided since".to_owned(),
+                    |(at, _, _)| {
+                        format!(
+                            "its first relocation decided {:.1} ms after the kill",
+                            ms(at - killed)
+                        )
+                    },
+                );
+            out.push(format!(
+                "  takeover after {node} was killed: {by} leads {:.1} ms later; {decided}",
+                ms(led - killed)
+            ));
+        }
+        out
+    }
 }
 
 /// One relocation, for the timeline.
@@ -237,6 +283,9 @@ impl LiveRun {
         if !faults.is_empty() {
             let _ = writeln!(o, "\nfaults injected, and what the system did:");
             for line in faults {
+                let _ = writeln!(o, "{line}");
+            }
+            for line in self.takeovers() {
                 let _ = writeln!(o, "{line}");
             }
         }

@@ -95,6 +95,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// state transfer (1 GiB) twice over, and a bound on what an absent peer costs in memory.
 pub const MAX_BACKLOG: u64 = 2 << 30;
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Longest wait between tries of a node with alternates (replicas, one of which leads).
+const BACKOFF_ALTERNATES: Duration = Duration::from_millis(100);
 
 struct Outgoing {
     frame: Vec<u8>,
@@ -624,16 +626,18 @@ async fn link_task(
                 if *inner.closing.borrow() {
                     return; // Shutting down: whatever is queued for an absent peer is moot.
                 }
-                if let Some(addr) = addr {
-                    next_alternate(&inner, to, addr);
-                }
+                // A replica group is looked through quickly: one of them leads soon.
+                let cap = match addr {
+                    Some(addr) if next_alternate(&inner, to, addr) => BACKOFF_ALTERNATES,
+                    _ => BACKOFF_MAX,
+                };
                 // Peers start in any order: only a peer that stays away is worth a warning.
                 if !announced && backoff >= BACKOFF_MAX {
                     warn!(%from, %to, ?lane, error = %e, "peer unreachable; retrying");
                     announced = true;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(backoff.min(cap)).await;
+                backoff = (backoff * 2).min(cap);
                 continue;
             }
         };
@@ -688,19 +692,19 @@ async fn link_task(
 }
 
 /// `to` could not be reached at `failed`: if it has alternates, its book entry moves on
-/// to the one after (unless another link moved it already).
-fn next_alternate(inner: &Inner, to: NodeId, failed: SocketAddr) {
+/// to the one after (unless another link moved it already). Returns whether it has.
+fn next_alternate(inner: &Inner, to: NodeId, failed: SocketAddr) -> bool {
     let alternates = lock(&inner.alternates);
     let Some(addrs) = alternates.get(&to) else {
-        return;
+        return false;
     };
-    let Some(i) = addrs.iter().position(|a| *a == failed) else {
-        return;
-    };
-    let mut book = lock(&inner.book);
-    if book.get(&to) == Some(&failed) {
-        book.insert(to, addrs[(i + 1) % addrs.len()]);
+    if let Some(i) = addrs.iter().position(|a| *a == failed) {
+        let mut book = lock(&inner.book);
+        if book.get(&to) == Some(&failed) {
+            book.insert(to, addrs[(i + 1) % addrs.len()]);
+        }
     }
+    true
 }
 
 /// The TLS client side of a fresh connection to `to`, or the plain connection.

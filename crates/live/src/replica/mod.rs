@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::config::{ConfigError, Deployment};
 use crate::daemon::{Daemon, DaemonError, Kind, Options};
+use crate::journal::Record;
 use leader::{Deposed, Elector};
 use registry::{EtcdRegistry, EtcdWriter};
 
@@ -46,9 +47,10 @@ pub fn replica_addr(dep: &Deployment, n: u32) -> Result<SocketAddr, DaemonError>
         })
 }
 
-/// Runs control replica `n` until `stop` turns true: campaigns, leads while it can, and
-/// campaigns again after stepping down. `leading` reports the term whenever it leads
-/// (and 0 when it stops leading), for launchers and tests.
+/// Runs control replica `n` until `stop` turns true (it then resigns, so a standby need
+/// not wait for its lease) or `crash` does (it drops everything at once, as a killed
+/// process would, for the in-process demo): campaigns, leads while it can, and
+/// campaigns again after stepping down. It journals `Leading` and `SteppedDown` events.
 ///
 /// # Errors
 /// A deployment without etcd, an unknown replica, or a listener that cannot be opened.
@@ -58,7 +60,7 @@ pub async fn run(
     n: u32,
     opts: Options,
     mut stop: watch::Receiver<bool>,
-    leading: Option<watch::Sender<i64>>,
+    mut crash: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
     let addr = opts.listen.map_or_else(|| replica_addr(dep, n), Ok)?;
     let etcd =
@@ -73,8 +75,26 @@ pub async fn run(
         dep.control.lease(),
     );
     let cfg = scenario.control_config(dep.strategy()?, SyncMode::Replay);
+    let event = |what: String| {
+        opts.journal.record(Record::Event {
+            at: opts.clock.now().as_nanos(),
+            node: format!("control{n}"),
+            what,
+        });
+    };
+    // At startup the lower-numbered replicas go first, so that replica 1 usually leads.
+    let head_start = dep.control.lease() / 4 * (n.saturating_sub(1));
+    tokio::select! {
+        () = tokio::time::sleep(head_start) => {}
+        _ = stop.wait_for(|s| *s) => return Ok(()),
+        _ = crash.wait_for(|c| *c) => return Ok(()),
+    }
     loop {
-        let Some(mut term) = elector.campaign(&mut stop).await else {
+        let term = tokio::select! {
+            t = elector.campaign(&mut stop) => t,
+            _ = crash.wait_for(|c| *c) => None,
+        };
+        let Some(mut term) = term else {
             return Ok(());
         };
         let (registry, snap) =
@@ -105,7 +125,7 @@ pub async fn run(
         let writer = EtcdWriter::spawn(registry, deposed_tx);
         let mut o = opts.clone();
         o.listen = Some(addr);
-        let mut daemon = match Daemon::bind(dep, scenario.clone(), Kind::Control, o).await {
+        let mut daemon = match Daemon::bind(dep, scenario.clone(), Kind::Replica { n }, o).await {
             Ok(d) => d,
             Err(e) => {
                 elector.resign(&term).await;
@@ -113,29 +133,40 @@ pub async fn run(
             }
         };
         daemon.lead(control, writer);
-        if let Some(l) = &leading {
-            let _ = l.send(term.revision);
-        }
+        event(format!(
+            "Leading {{ replica: {n}, term: {} }}",
+            term.revision
+        ));
         let transport = daemon.transport();
         let (host_stop, host_rx) = watch::channel(false);
         let host = tokio::spawn(daemon.run(host_rx));
         let mut hold_stop = stop.clone();
+        let mut crashed = false;
         let why = tokio::select! {
             why = elector.hold(&mut term, &mut hold_stop) => why,
             _ = deposed_rx.wait_for(|d| *d) => Deposed::Expired,
+            _ = crash.wait_for(|c| *c) => {
+                crashed = true;
+                Deposed::Stopped
+            }
         };
         // Stop acting at once: drop every connection and the listener, so that peers look
         // for the next leader, then let the host go.
         transport.abort();
         let _ = host_stop.send(true);
-        let _ = host.await;
-        if let Some(l) = &leading {
-            let _ = l.send(0);
+        if crashed {
+            host.abort();
+            return Ok(());
         }
+        let _ = host.await;
         if matches!(why, Deposed::Stopped) {
             elector.resign(&term).await;
             return Ok(());
         }
         warn!(replica = n, term = term.revision, reason = %why, "stepped down");
+        event(format!(
+            "SteppedDown {{ replica: {n}, term: {}, reason: {why:?} }}",
+            term.revision
+        ));
     }
 }
