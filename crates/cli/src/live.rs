@@ -73,6 +73,10 @@ pub(crate) struct ControlArgs {
     /// campaigns for the leadership and acts only while it leads.
     #[arg(long)]
     replica: Option<u32>,
+    /// The etcd client URLs this replica uses instead of `[control] etcd`
+    /// (comma-separated), e.g. the members of its own site.
+    #[arg(long, value_delimiter = ',', requires = "replica")]
+    etcd: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -323,7 +327,10 @@ pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
     };
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        let (dep, scenario) = Deployment::load(&a.common.config)?;
+        let (mut dep, scenario) = Deployment::load(&a.common.config)?;
+        if !a.etcd.is_empty() {
+            dep.control.etcd = a.etcd;
+        }
         anyhow::ensure!(
             dep.control.store == edgeshift_live::config::RegistryKind::Etcd,
             "--replica needs [control] store = \"etcd\" and replicas in {}",

@@ -447,18 +447,19 @@ fn a_control_node_killed_during_shadow_sync_resumes_from_its_database() {
     assert!(triggered, "the restarted control node saw no handover");
 }
 
-#[test]
-fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shadow_sync() {
+/// A local three-member etcd and a plaintext cluster whose control node is three replicas
+/// on it; `None` (with a note) where there is no etcd binary.
+fn replicated() -> Option<(Cluster, edgeshift_etcd::LocalEtcd, tempfile::TempDir)> {
     if edgeshift_etcd::local::etcd_binary().is_none() {
         eprintln!("SKIPPED: no etcd binary (apt-get install etcd-server)");
-        return;
+        return None;
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let etcd = rt
         .block_on(edgeshift_etcd::LocalEtcd::start(etcd_dir.path(), 3))
         .expect("a three-member etcd");
-    let mut c = Cluster::plaintext(false);
+    let c = Cluster::plaintext(false);
     let replicas: Vec<String> = (0..3).map(|_| format!("\"{}\"", port())).collect();
     let endpoints: Vec<String> = etcd
         .endpoints()
@@ -474,35 +475,67 @@ fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shad
     let start = t.find("[control]").expect("control section");
     let end = start + t[start..].find("\n\n").expect("end of section");
     std::fs::write(&c.config, format!("{}{control}{}", &t[..start], &t[end..])).expect("config");
+    Some((c, etcd, etcd_dir))
+}
+
+impl Cluster {
+    fn leads(&self, n: u32) -> bool {
+        self.log(&format!("control{n}"))
+            .contains("leading the control group")
+    }
+
+    fn edges_and_ran(&mut self) {
+        for id in 1..=3 {
+            self.spawn(&format!("edge{id}"), &["edge", "--id", &id.to_string()]);
+        }
+        self.spawn("ran", &["ran", "--name", "ran1"]);
+        wait_for("edge metrics", Duration::from_secs(60), || {
+            self.edge_metrics
+                .iter()
+                .all(|m| TcpStream::connect(m).is_ok())
+        });
+    }
+
+    fn wait_for_shadow_sync(&self) {
+        wait_for("shadow sync", Duration::from_secs(60), || {
+            (2..=3).any(|i| {
+                self.journal(&format!("edge{i}"))
+                    .iter()
+                    .any(|r| matches!(r, Record::Msg { code: 1004, .. }))
+            })
+        });
+    }
+
+    /// When replica `n` journaled an event starting with `what`, each time.
+    fn replica_events(&self, n: u32, what: &str) -> Vec<u64> {
+        self.journal(&format!("control{n}"))
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event { at, what: w, .. } if w.starts_with(what) => Some(*at),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shadow_sync() {
+    let Some((mut c, etcd, _dir)) = replicated() else {
+        return;
+    };
     for n in 1..=3 {
         c.spawn(
             &format!("control{n}"),
             &["control", "--replica", &n.to_string()],
         );
     }
-    for id in 1..=3 {
-        c.spawn(&format!("edge{id}"), &["edge", "--id", &id.to_string()]);
-    }
-    c.spawn("ran", &["ran", "--name", "ran1"]);
-    wait_for("edge metrics", Duration::from_secs(60), || {
-        c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
-    });
-    let leads = |c: &Cluster, n: u32| {
-        c.log(&format!("control{n}"))
-            .contains("leading the control group")
-    };
+    c.edges_and_ran();
     wait_for("a leader", Duration::from_secs(30), || {
-        (1..=3).any(|n| leads(&c, n))
+        (1..=3).any(|n| c.leads(n))
     });
-    let leader = (1..=3).find(|n| leads(&c, *n)).expect("a leader");
+    let leader = (1..=3).find(|n| c.leads(*n)).expect("a leader");
     let ue = c.start_ue();
-    wait_for("shadow sync", Duration::from_secs(60), || {
-        (2..=3).any(|i| {
-            c.journal(&format!("edge{i}"))
-                .iter()
-                .any(|r| matches!(r, Record::Msg { code: 1004, .. }))
-        })
-    });
+    c.wait_for_shadow_sync();
     c.kill(&format!("control{leader}"));
     let s = c.finish_ue(ue);
     assert!(s.final_state_matches_twin, "{s:?}");
@@ -510,7 +543,7 @@ fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shad
     assert!(c.activations() >= 1, "no relocation after the takeover");
     let next = (1..=3)
         .filter(|n| *n != leader)
-        .find(|n| leads(&c, *n))
+        .find(|n| c.leads(*n))
         .unwrap_or_else(|| panic!("no replica took over from control{leader}"));
     let log = c.log(&format!("control{next}"));
     assert!(log.contains("registry restored from etcd"), "{log}");
@@ -520,6 +553,61 @@ fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shad
     );
     assert!(triggered, "control{next} triggered no relocation");
     drop(etcd);
+}
+
+#[test]
+fn a_leader_cut_off_from_etcd_stops_acting_before_a_standby_leads() {
+    let Some((mut c, mut etcd, _dir)) = replicated() else {
+        return;
+    };
+    let urls = etcd.endpoints();
+    // Replica 1 reaches etcd only through member 1; the others through members 2 and 3.
+    c.spawn(
+        "control1",
+        &["control", "--replica", "1", "--etcd", &urls[0]],
+    );
+    wait_for("control1 leads", Duration::from_secs(30), || c.leads(1));
+    let rest = urls[1..].join(",");
+    for n in 2..=3 {
+        c.spawn(
+            &format!("control{n}"),
+            &["control", "--replica", &n.to_string(), "--etcd", &rest],
+        );
+    }
+    c.edges_and_ran();
+    let ue = c.start_ue();
+    c.wait_for_shadow_sync();
+    // Member 1 dies: control1 is alive and connected to every server, but cut off.
+    etcd.kill(0);
+    let s = c.finish_ue(ue);
+    assert!(s.final_state_matches_twin, "{s:?}");
+    assert_eq!(s.inputs_answered, s.inputs_sent);
+    let down = *c
+        .replica_events(1, "SteppedDown")
+        .first()
+        .expect("control1 stepped down");
+    let up = (2..=3)
+        .flat_map(|n| c.replica_events(n, "Leading"))
+        .min()
+        .expect("a standby took over");
+    assert!(
+        down < up,
+        "control1 acted until {down}, a standby led from {up}"
+    );
+    // Between the two, no server heard from the control node at all: the old leader had
+    // closed its connections (a message already on the wire may land just after).
+    let heard: Vec<u64> = (1..=3)
+        .flat_map(|i| c.journal(&format!("edge{i}")))
+        .filter_map(|r| match r {
+            Record::Msg { at, from, .. } if from == "control" => Some(at),
+            _ => None,
+        })
+        .filter(|at| *at > down + 100_000_000 && *at < up)
+        .collect();
+    assert!(
+        heard.is_empty(),
+        "servers heard the deposed leader at {heard:?}"
+    );
 }
 
 #[test]
