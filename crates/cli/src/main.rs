@@ -13,6 +13,7 @@ mod fuzz;
 mod isolation;
 mod live;
 mod scale;
+mod store_bench;
 mod summary;
 
 #[derive(Parser)]
@@ -103,6 +104,9 @@ enum BenchCmd {
     Fuzz(fuzz::FuzzArgs),
     /// A normal service's answer time on a server that also hosts a runaway guest.
     Isolation(isolation::IsolationArgs),
+    /// Registry changes per second of one control leader on redb and on etcd, and how
+    /// long each holds the event loop.
+    ControlStore(store_bench::StoreArgs),
 }
 
 #[derive(clap::Args)]
@@ -489,6 +493,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
         Cmd::Bench(BenchCmd::Fuzz(a)) => fuzz::run(&a)?,
         Cmd::Bench(BenchCmd::Isolation(a)) => isolation::run_bench(&a)?,
+        Cmd::Bench(BenchCmd::ControlStore(a)) => store_bench::run_bench(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
         Cmd::Certs(a) => live::certs(&a)?,
         Cmd::CheckModule(a) => {

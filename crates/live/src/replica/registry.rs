@@ -97,8 +97,13 @@ impl EtcdRegistry {
 /// The host's handle: hands snapshots to the writing task.
 #[derive(Debug)]
 pub struct EtcdWriter {
-    tx: watch::Sender<Arc<Vec<u8>>>,
+    tx: watch::Sender<(u64, Arc<Vec<u8>>)>,
     last: Arc<Vec<u8>>,
+    /// Snapshots queued so far, and the number of the last one written.
+    queued: u64,
+    written: watch::Receiver<u64>,
+    /// Transactions done (a queued snapshot replaced by a newer one is never written).
+    writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EtcdWriter {
@@ -106,14 +111,19 @@ impl EtcdWriter {
     /// (the term is over) and stays so.
     #[must_use]
     pub fn spawn(mut registry: EtcdRegistry, deposed: watch::Sender<bool>) -> Self {
-        let (tx, mut rx) = watch::channel(Arc::new(Vec::new()));
+        let (tx, mut rx) = watch::channel((0, Arc::new(Vec::new())));
+        let (written_tx, written) = watch::channel(0);
+        let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = writes.clone();
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
-                let bytes = rx.borrow_and_update().clone();
+                let (seq, bytes) = rx.borrow_and_update().clone();
                 loop {
                     match registry.write(&bytes).await {
                         Ok(()) => {
                             debug!(bytes = bytes.len(), "registry written to etcd");
+                            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            written_tx.send_replace(seq);
                             break;
                         }
                         Err(RegistryError::Deposed(term)) => {
@@ -136,7 +146,22 @@ impl EtcdWriter {
         Self {
             tx,
             last: Arc::new(Vec::new()),
+            queued: 0,
+            written,
+            writes,
         }
+    }
+
+    /// Waits until the last snapshot queued is in etcd (or the writer stopped: deposed).
+    pub async fn flushed(&mut self) {
+        let queued = self.queued;
+        let _ = self.written.wait_for(|w| *w >= queued).await;
+    }
+
+    /// Transactions written so far.
+    #[must_use]
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Queues `snap` if it differs from the last one; returns whether it did.
@@ -149,8 +174,9 @@ impl EtcdWriter {
             return Ok(false);
         }
         self.last = Arc::new(bytes);
+        self.queued += 1;
         // The task is gone only after a refused write: the deposed signal says so.
-        let _ = self.tx.send(self.last.clone());
+        let _ = self.tx.send((self.queued, self.last.clone()));
         Ok(true)
     }
 }
