@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! offset 0   8 bytes   magic "ESHFTCTL"
-//! offset 8   2 bytes   format version, little endian (1 today)
-//! offset 10  …         postcard of that version's schema (snapshot::v1), nothing after it
+//! offset 8   2 bytes   format version, little endian (2 today)
+//! offset 10  …         postcard of that version's schema (snapshot::v2), nothing after it
 //! ```
 //!
 //! The schema is its own set of plain structs, converted explicitly from and to the node's
@@ -19,6 +19,7 @@
 
 mod v0;
 pub(crate) mod v1;
+pub(crate) mod v2;
 
 #[cfg(doc)]
 use crate::ControlNode;
@@ -27,7 +28,7 @@ use crate::ControlNode;
 pub const MAGIC: [u8; 8] = *b"ESHFTCTL";
 
 /// The version [`ControlSnapshot::to_bytes`] writes.
-pub const CURRENT: u16 = 1;
+pub const CURRENT: u16 = 2;
 
 const HEADER: usize = MAGIC.len() + 2;
 
@@ -82,7 +83,7 @@ pub enum SnapshotError {
 /// Everything a [`ControlNode`] must not forget across a restart (see
 /// [`ControlNode::snapshot`]); opaque, with a stable, versioned byte form.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ControlSnapshot(pub(crate) v1::Snapshot);
+pub struct ControlSnapshot(pub(crate) v2::Snapshot);
 
 impl ControlSnapshot {
     /// The byte form: the header, then the current version's schema (postcard).
@@ -107,13 +108,14 @@ impl ControlSnapshot {
                 SnapshotError::Corrupt { source, .. } => SnapshotError::BadMagic { legacy: source },
                 other => other,
             })?;
-            return Ok(Self(legacy.into()));
+            return Ok(Self(v1::Snapshot::from(legacy).into()));
         };
         let Some((version, body)) = rest.split_first_chunk::<2>() else {
             return Err(SnapshotError::Truncated { len: bytes.len() });
         };
         match u16::from_le_bytes(*version) {
-            1 => Ok(Self(decode(body, 1)?)),
+            1 => Ok(Self(decode::<v1::Snapshot>(body, 1)?.into())),
+            2 => Ok(Self(decode(body, 2)?)),
             found => Err(SnapshotError::UnknownVersion { found }),
         }
     }
@@ -122,6 +124,19 @@ impl ControlSnapshot {
     #[must_use]
     pub fn services(&self) -> usize {
         self.0.services.len()
+    }
+
+    /// This snapshot as a v1 reader would have kept it: without shadow readiness,
+    /// declared-dead hosts and peers (to compare with data written in v1).
+    #[must_use]
+    pub fn as_v1(&self) -> Self {
+        let mut s = self.clone();
+        for svc in &mut s.0.services {
+            svc.ready.clear();
+            svc.orphaned = false;
+        }
+        s.0.peers.clear();
+        s
     }
 }
 
@@ -143,7 +158,7 @@ mod tests {
     use super::*;
 
     fn empty() -> ControlSnapshot {
-        ControlSnapshot(v1::Snapshot {
+        ControlSnapshot(v2::Snapshot {
             services: Vec::new(),
             loads: Vec::new(),
             stats: v1::Stats {
@@ -162,6 +177,11 @@ mod tests {
                 load_balanced: 13,
             },
             load_check: Some(42),
+            peers: vec![v2::Peer {
+                server: 3,
+                incarnation: 5,
+                down: true,
+            }],
         })
     }
 
@@ -169,7 +189,7 @@ mod tests {
     fn the_header_leads_and_the_body_round_trips() {
         let bytes = empty().to_bytes().expect("encodes");
         assert_eq!(&bytes[..8], b"ESHFTCTL");
-        assert_eq!(&bytes[8..10], &[1, 0]);
+        assert_eq!(&bytes[8..10], &[2, 0]);
         assert_eq!(ControlSnapshot::from_bytes(&bytes).ok(), Some(empty()));
     }
 
@@ -185,19 +205,19 @@ mod tests {
         ));
         assert!(
             err.map(|e| e.to_string())
-                .is_some_and(|m| m.contains("version 9") && m.contains("0 to 1")),
+                .is_some_and(|m| m.contains("version 9") && m.contains("0 to 2")),
         );
         let cut = &good[..good.len() - 1];
         assert!(matches!(
             ControlSnapshot::from_bytes(cut),
-            Err(SnapshotError::Corrupt { version: 1, .. })
+            Err(SnapshotError::Corrupt { version: 2, .. })
         ));
         let mut longer = good.clone();
         longer.push(0);
         assert!(matches!(
             ControlSnapshot::from_bytes(&longer),
             Err(SnapshotError::TrailingBytes {
-                version: 1,
+                version: 2,
                 extra: 1
             })
         ));

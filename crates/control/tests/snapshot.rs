@@ -237,8 +237,9 @@ fn a_v0_snapshot_restores_and_the_node_carries_on_as_the_original_would() {
     let snap = ControlSnapshot::from_bytes(&bytes).expect("v0 decodes");
     assert_eq!(snap.services(), 6);
     let mut restored = ControlNode::restore(config(), snap, ms(1470));
-    // The upgraded registry is the one this build keeps for the same history.
-    assert_eq!(restored.snapshot(), original.snapshot());
+    // The upgraded registry is the one this build keeps for the same history, but for
+    // what v0 did not keep (shadow readiness).
+    assert_eq!(restored.snapshot(), original.snapshot().as_v1());
     assert_eq!(restored.poll_timeout(), original.poll_timeout());
     let sent = carry_on(&mut original, &mut restored, lb_target);
     // The announced relocation of service 3 (server 3 to server 1) goes out at 1.5 s.
@@ -288,21 +289,92 @@ fn a_v0_snapshot_restores_and_the_node_carries_on_as_the_original_would() {
 }
 
 #[test]
-fn the_v1_format_stays_as_released() {
+fn the_v1_format_still_reads_as_released() {
+    let (n, _, _) = scenario();
+    let released = std::fs::read(fixture("snapshot-v1.bin")).expect("the v1 fixture");
+    // v1 kept no shadow readiness and no peers: the rest reads as the original.
+    assert_eq!(
+        ControlSnapshot::from_bytes(&released).ok(),
+        Some(n.snapshot().as_v1()),
+        "a released v1 snapshot no longer reads the same"
+    );
+}
+
+#[test]
+fn the_v2_format_stays_as_released() {
     let (n, _, _) = scenario();
     let bytes = n.snapshot().to_bytes().expect("encodes");
-    let path = fixture("snapshot-v1.bin");
-    if std::env::var_os("EDGESHIFT_WRITE_V1_FIXTURE").is_some() {
+    let path = fixture("snapshot-v2.bin");
+    if std::env::var_os("EDGESHIFT_WRITE_V2_FIXTURE").is_some() {
         std::fs::write(&path, &bytes).expect("writes the fixture");
     }
-    let released = std::fs::read(&path).expect("the v1 fixture");
+    let released = std::fs::read(&path).expect("the v2 fixture");
     assert_eq!(
         ControlSnapshot::from_bytes(&released).ok(),
         Some(n.snapshot()),
-        "a released v1 snapshot no longer reads the same: add a version instead"
+        "a released v2 snapshot no longer reads the same: add a version instead"
     );
     assert_eq!(
         bytes, released,
-        "v1 is released: a new byte form is a new version"
+        "v2 is released: a new byte form is a new version"
+    );
+}
+
+#[test]
+fn a_restored_node_fails_a_server_that_died_meanwhile_over_to_its_ready_shadow() {
+    let mut cfg = ControlConfig::new(
+        Strategy::Shadow,
+        (1..=4).map(|c| (CellId(c), ServerId(c))).collect(),
+    );
+    cfg.server_timeout = Some(std::time::Duration::from_millis(1500));
+    let mut n = ControlNode::new(cfg.clone(), ms(0));
+    let beat = |n: &mut ControlNode, now: Instant, server: u32| {
+        let m = Heartbeat {
+            server: ServerId(server),
+            incarnation: 7,
+            seq: now.as_nanos(),
+        };
+        n.handle_message(now, ServerId(server).into(), m.into());
+    };
+    for s in 1..=4 {
+        beat(&mut n, ms(0), s);
+    }
+    deploy(&mut n, 1, 1, 0, CodeRef::Hash(9));
+    predict(&mut n, ms(100), 1, 1, &[(2, 0.9)], ms(5000));
+    let ready = ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(2),
+        seq: 3,
+    };
+    n.handle_message(ms(300), ServerId(2).into(), ready.into());
+    let bytes = n.snapshot().to_bytes().expect("encodes");
+    // The control node is away for 2 s; server 1, the host, dies meanwhile.
+    let snap = ControlSnapshot::from_bytes(&bytes).expect("decodes");
+    let mut restored = ControlNode::restore(cfg, snap, ms(2300));
+    drain(&mut restored);
+    for s in 2..=4 {
+        beat(&mut restored, ms(2400), s);
+    }
+    drain(&mut restored);
+    let due = restored.poll_timeout().expect("the silence timer");
+    assert!(due <= ms(3800), "{due:?}");
+    restored.handle_timeout(due);
+    let (sent, events) = drain(&mut restored);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ControlEvent::ServerDown { server } if *server == ServerId(1))),
+        "{events:?}"
+    );
+    assert!(
+        sent.iter().any(|t| t.to == NodeId::Server(ServerId(2))
+            && matches!(
+                &t.msg,
+                Message::Relocate(Relocate {
+                    action: RelocateAction::Promote { .. },
+                    ..
+                })
+            )),
+        "{sent:?}"
     );
 }

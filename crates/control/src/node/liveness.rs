@@ -28,8 +28,8 @@ use crate::event::ControlEvent;
 /// What the node knows of a heartbeating server.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Peer {
-    incarnation: u64,
-    down: bool,
+    pub(super) incarnation: u64,
+    pub(super) down: bool,
 }
 
 impl ControlNode {

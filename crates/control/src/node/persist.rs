@@ -1,5 +1,5 @@
 //! The node to and from a [`ControlSnapshot`]: its state converted, field by field, into
-//! the current snapshot schema (`snapshot::v1`) and back.
+//! the current snapshot schema (`snapshot::v2`, which wraps v1's service entry) and back.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +11,7 @@ use super::relocation::Relocation;
 use super::{ControlNode, ServiceEntry, Timer};
 use crate::config::ControlConfig;
 use crate::event::ControlStats;
-use crate::snapshot::{ControlSnapshot, v1};
+use crate::snapshot::{ControlSnapshot, v1, v2};
 
 impl ControlNode {
     /// The registry, the in-flight relocations and the timers, for a store to keep. A node
@@ -32,14 +32,19 @@ impl ControlNode {
                     timers.entry(s).or_default().jit_starts.push(jit);
                 }
                 Timer::ShadowExpiry(s) => timers.entry(s).or_default().shadow_expiry = Some(at),
-                // Liveness starts afresh: a restored node hears the heartbeats again.
+                // The peers are kept; their silence is timed afresh from the restore.
                 Timer::LoadCheck | Timer::ServerSilent(_) => {}
             }
         }
+        let ids = |set: &BTreeSet<ServerId>| set.iter().map(|s| s.0).collect();
         let services = self
             .services
             .iter()
-            .map(|(id, e)| service_to_v1(*id, e, timers.remove(id).unwrap_or_default()))
+            .map(|(id, e)| v2::Service {
+                base: service_to_v1(*id, e, timers.remove(id).unwrap_or_default()),
+                ready: ids(&e.ready),
+                orphaned: e.orphaned,
+            })
             .collect();
         let loads = self
             .loads
@@ -50,11 +55,20 @@ impl ControlNode {
                 services: *services,
             })
             .collect();
-        ControlSnapshot(v1::Snapshot {
+        ControlSnapshot(v2::Snapshot {
             services,
             loads,
             stats: stats_to_v1(self.stats),
             load_check: self.timers.get(&Timer::LoadCheck).map(Instant::as_nanos),
+            peers: self
+                .peers
+                .iter()
+                .map(|(s, p)| v2::Peer {
+                    server: s.0,
+                    incarnation: p.incarnation,
+                    down: p.down,
+                })
+                .collect(),
         })
     }
 
@@ -88,7 +102,12 @@ impl ControlNode {
         {
             node.timers.set(Timer::LoadCheck, Instant(at));
         }
-        for s in snap.services {
+        for v2::Service {
+            base: s,
+            ready,
+            orphaned,
+        } in snap.services
+        {
             let id = ServiceId(s.id);
             if let Some(at) = s.trigger_at {
                 node.timers.set(Timer::Trigger(id), Instant(at));
@@ -100,7 +119,10 @@ impl ControlNode {
             if let Some(at) = s.shadow_expiry {
                 node.timers.set(Timer::ShadowExpiry(id), Instant(at));
             }
-            node.register(id, service_from_v1(s));
+            let mut entry = service_from_v1(s);
+            entry.ready = ready.into_iter().map(ServerId).collect();
+            entry.orphaned = orphaned;
+            node.register(id, entry);
         }
         node.loads = snap
             .loads
@@ -108,6 +130,21 @@ impl ControlNode {
             .map(|l| (ServerId(l.server), (l.load, l.services)))
             .collect();
         node.stats = stats_from_v1(snap.stats);
+        // Every server heard before must be heard again within the timeout, or it is
+        // declared dead (it may have died while no control node was listening).
+        for p in snap.peers {
+            let server = ServerId(p.server);
+            node.peers.insert(
+                server,
+                super::liveness::Peer {
+                    incarnation: p.incarnation,
+                    down: p.down,
+                },
+            );
+            if let (false, Some(timeout)) = (p.down, node.cfg.server_timeout) {
+                node.timers.set(Timer::ServerSilent(server), now + timeout);
+            }
+        }
         node
     }
 }
@@ -174,9 +211,7 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
         },
         state_bytes: s.state_bytes,
         shadows: servers(s.shadows),
-        // NOTE: not in the snapshot: a restored node promotes only shadows that report
-        // ready again (a 3032 after the restart), so a host dying right after a control
-        // restart loses services whose shadows were ready before it.
+        // v1 kept no readiness; v2 fills these in (`restore`).
         ready: BTreeSet::new(),
         orphaned: false,
         planned: servers(s.planned),
