@@ -506,7 +506,8 @@ impl Cluster {
         });
     }
 
-    /// When replica `n` journaled an event starting with `what`, each time.
+    /// When replica `n` journaled an event starting with `what`, each time (its own
+    /// events and those of the control node while it led).
     fn replica_events(&self, n: u32, what: &str) -> Vec<u64> {
         self.journal(&format!("control{n}"))
             .iter()
@@ -553,6 +554,41 @@ fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shad
     );
     assert!(triggered, "control{next} triggered no relocation");
     drop(etcd);
+}
+
+#[test]
+fn a_leader_killed_as_it_orders_a_relocation_with_an_etcd_member_down_loses_nothing() {
+    let Some((mut c, mut etcd, _dir)) = replicated() else {
+        return;
+    };
+    for n in 1..=3 {
+        c.spawn(
+            &format!("control{n}"),
+            &["control", "--replica", &n.to_string()],
+        );
+    }
+    c.edges_and_ran();
+    wait_for("a leader", Duration::from_secs(30), || {
+        (1..=3).any(|n| c.leads(n))
+    });
+    let leader = (1..=3).find(|n| c.leads(*n)).expect("a leader");
+    let ue = c.start_ue();
+    c.wait_for_shadow_sync();
+    // One etcd member of three dies: the cluster keeps its quorum.
+    etcd.kill(2);
+    // The leader dies as soon as it has ordered the relocation.
+    wait_for("the relocation ordered", Duration::from_secs(60), || {
+        !c.replica_events(leader, "RelocationTriggered").is_empty()
+    });
+    c.kill(&format!("control{leader}"));
+    let s = c.finish_ue(ue);
+    assert!(s.final_state_matches_twin, "{s:?}");
+    assert_eq!(s.inputs_answered, s.inputs_sent);
+    assert!(c.activations() >= 1, "the relocation did not land");
+    assert!(
+        (1..=3).filter(|n| *n != leader).any(|n| c.leads(n)),
+        "no replica took over"
+    );
 }
 
 #[test]
