@@ -21,7 +21,7 @@ pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
 pub use edgeshift_runtime::DEFAULT_FUEL_PER_INPUT;
 pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
 pub use engine::{Faults, Sim, SimConfig, SimError, TraceEntry};
-pub use swarm::{Outage, OutageKind, Swarm};
+pub use swarm::{LossyLink, Outage, OutageKind, Swarm};
 
 /// Runs `scenario` once and returns its report and trace.
 ///

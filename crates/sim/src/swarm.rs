@@ -1,7 +1,7 @@
 //! Swarm testing: a seed also picks the fault and model knobs of a run (radio loss,
 //! duplication and reordering, clock skew between nodes, shadowing, speed, sync batching,
-//! sync mode, a server outage, guest work lent out as jobs that take time), so many seeds
-//! explore many worlds. The
+//! sync mode, a server outage, guest work lent out as jobs that take time, a lossy link of
+//! the control plane), so many seeds explore many worlds. The
 //! knobs are a pure function of the seed: `edgeshift sim --swarm --seed N` reproduces run N.
 
 use std::fmt;
@@ -36,6 +36,23 @@ pub struct Swarm {
     pub outage: Option<Outage>,
     /// Guest work lent out as jobs taking this long per input (`None`: run in the calls).
     pub compute: Option<Duration>,
+    /// A lossy link between a server and the control node or another server.
+    pub lossy: Option<LossyLink>,
+}
+
+/// A link of the control plane that loses messages for a while (`loss:A-B@T+D:P`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossyLink {
+    /// Which server (an index, modulo the scenario's servers).
+    pub server: usize,
+    /// The other end: the control node (`None`), or another server (an offset).
+    pub peer: Option<usize>,
+    /// When, as a share of the run's input phase.
+    pub at: f64,
+    /// How long (s).
+    pub dur: f64,
+    /// Loss probability.
+    pub p: f64,
 }
 
 /// A server outage a seed picks; [`Swarm::apply`] turns it into a [`Fault`] on one of the
@@ -116,6 +133,21 @@ impl Swarm {
             // Last again. Up to half the 20 ms between two inputs of a UE.
             compute: [None, None, Some(200), Some(2_000), Some(10_000)][r.random_range(0..5)]
                 .map(Duration::from_micros),
+            // Last again: one seed in three.
+            lossy: {
+                let on = r.random_range(0..3) == 0;
+                let (server, peer) = (r.random_range(0..64), r.random_range(0..64));
+                let to_control = r.random_bool(0.5);
+                let (at, dur) = (r.random_range(0.1..0.8), r.random_range(0.5..5.0));
+                let p = [0.1, 0.3, 0.6][r.random_range(0..3)];
+                on.then_some(LossyLink {
+                    server,
+                    peer: (!to_control).then_some(peer),
+                    at,
+                    dur,
+                    p,
+                })
+            },
         }
     }
 
@@ -152,6 +184,32 @@ impl Swarm {
         Some(Fault { node, at, kind })
     }
 
+    /// The lossy link as a fault of `s`, if the seed picked one (and `s` has the servers
+    /// it needs).
+    #[must_use]
+    pub fn lossy_fault(&self, s: &Scenario) -> Option<Fault> {
+        let l = self.lossy?;
+        let n = s.servers.len();
+        if n == 0 {
+            return None;
+        }
+        let me = |i: usize| format!("me{}", s.servers[i % n].id);
+        let peer = match l.peer {
+            None => "control".to_owned(),
+            Some(_) if n < 2 => return None,
+            Some(k) => me(l.server + k % (n - 1) + 1),
+        };
+        Some(Fault {
+            node: me(l.server),
+            at: Duration::from_secs_f64(l.at * s.duration_s.max(0.0)),
+            kind: FaultKind::Loss {
+                peer,
+                dur: Duration::from_secs_f64(l.dur),
+                p: l.p,
+            },
+        })
+    }
+
     /// Applies the knobs.
     pub fn apply(&self, s: &mut Scenario, cfg: &mut SimConfig) {
         s.links.radio_loss = self.radio_loss;
@@ -164,6 +222,9 @@ impl Swarm {
         cfg.sync = self.sync;
         cfg.faults = self.faults;
         cfg.compute = self.compute;
+        if let Some(f) = self.lossy_fault(s) {
+            cfg.outages.push(f);
+        }
         if let Some(f) = self.fault(s) {
             if self
                 .outage
@@ -213,6 +274,21 @@ impl fmt::Display for Swarm {
                 f,
                 ", guest jobs of {:.1} ms per input",
                 c.as_secs_f64() * 1e3
+            )?;
+        }
+        if let Some(l) = self.lossy {
+            let to = if l.peer.is_some() {
+                "a peer"
+            } else {
+                "control"
+            };
+            write!(
+                f,
+                ", server #{} to {to} loses {:.0}% at {:.0}% for {:.1} s",
+                l.server,
+                l.p * 100.0,
+                l.at * 100.0,
+                l.dur
             )?;
         }
         Ok(())
