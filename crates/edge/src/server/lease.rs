@@ -134,6 +134,7 @@ impl EdgeServer {
         all.extend(self.shadows.keys());
         all.extend(self.fenced_held.keys());
         all.extend(self.fenced_results.keys());
+        all.extend(self.abandoned.keys());
         all.retain(|s| !self.fenced_for(*s));
         for s in all {
             self.unfence_one(s);
@@ -146,6 +147,10 @@ impl EdgeServer {
     /// (unless a release came first); a shadow whose 2004 came meanwhile is judged.
     pub(super) fn unfence_one(&mut self, service: ServiceId) {
         self.flush_fenced_results(service);
+        // A relocation that failed meanwhile: the instance, if not released, serves again.
+        if let Some(reason) = self.abandoned.remove(&service) {
+            self.abandon(service, reason);
+        }
         let held = self.fenced_held.remove(&service).unwrap_or_default();
         match self.live.get_mut(&service) {
             Some(live) => match &mut live.state {

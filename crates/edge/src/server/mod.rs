@@ -121,6 +121,9 @@ pub struct EdgeServer {
     next_job: u64,
     /// When this server was created: tells its jobs from an earlier server's.
     born: Instant,
+    /// Relocations that failed while the lease was lost, by source instance: given up
+    /// when it returns, if the instance is still here (`source.rs`, `abandon`).
+    abandoned: BTreeMap<ServiceId, String>,
     /// What jobs of live instances applied while the lease was lost, unseen until it
     /// returns: (applied inputs, retransmissions to answer).
     #[allow(clippy::type_complexity)]
@@ -167,6 +170,7 @@ impl EdgeServer {
             next_job: 1,
             born: now,
             fenced_results: BTreeMap::new(),
+            abandoned: BTreeMap::new(),
         }
     }
 

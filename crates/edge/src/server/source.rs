@@ -352,8 +352,15 @@ impl EdgeServer {
     }
 
     /// The relocation failed: the source serves again, held traffic first, and tells
-    /// the control node.
+    /// the control node. Without a lease it stays frozen until the lease returns: the
+    /// control node may have replaced the instance meanwhile (then a release comes first).
     pub(super) fn abandon(&mut self, service: ServiceId, reason: String) {
+        if self.fenced_for(service) {
+            if self.live.get(&service).is_some_and(|l| l.state.is_frozen()) {
+                self.abandoned.insert(service, reason);
+            }
+            return;
+        }
         if let Some(f) = self.thaw(service, reason) {
             self.report_done(service, self.cfg.id, f.target, f.epoch, false);
             self.release_held(f.held);
