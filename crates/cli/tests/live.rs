@@ -204,6 +204,13 @@ impl Drop for Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            // Keep the daemons' logs and journals of a failed test for a look.
+            let kept = self.dir.path().with_extension("kept");
+            if std::fs::rename(self.dir.path(), &kept).is_ok() {
+                eprintln!("logs and journals kept in {}", kept.display());
+            }
+        }
     }
 }
 

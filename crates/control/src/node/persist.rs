@@ -13,6 +13,9 @@ use crate::config::ControlConfig;
 use crate::event::ControlStats;
 use crate::snapshot::{ControlSnapshot, v1, v2};
 
+/// Silence timeouts a server gets to be heard by a restored node.
+const RESTORE_GRACE: u32 = 3;
+
 impl ControlNode {
     /// The registry, the in-flight relocations and the timers, for a store to keep. A node
     /// restored from it with [`ControlNode::restore`] carries on where this one was.
@@ -130,8 +133,9 @@ impl ControlNode {
             .map(|l| (ServerId(l.server), (l.load, l.services)))
             .collect();
         node.stats = stats_from_v1(snap.stats);
-        // Every server heard before must be heard again within the timeout, or it is
-        // declared dead (it may have died while no control node was listening).
+        // Every server heard before must be heard again, or it is declared dead (it may
+        // have died while no control node was listening). It gets three timeouts, not one:
+        // the servers first have to find this node (a new leader, a restarted process).
         for p in snap.peers {
             let server = ServerId(p.server);
             node.peers.insert(
@@ -142,7 +146,8 @@ impl ControlNode {
                 },
             );
             if let (false, Some(timeout)) = (p.down, node.cfg.server_timeout) {
-                node.timers.set(Timer::ServerSilent(server), now + timeout);
+                node.timers
+                    .set(Timer::ServerSilent(server), now + timeout * RESTORE_GRACE);
             }
         }
         node
