@@ -127,7 +127,8 @@ impl ControlSnapshot {
     }
 
     /// This snapshot as a v1 reader would have kept it: without shadow readiness,
-    /// declared-dead hosts and peers (to compare with data written in v1).
+    /// declared-dead hosts, peers and what is owed to servers away (to compare with data
+    /// written in v1).
     #[must_use]
     pub fn as_v1(&self) -> Self {
         let mut s = self.clone();
@@ -136,6 +137,8 @@ impl ControlSnapshot {
             svc.orphaned = false;
         }
         s.0.peers.clear();
+        s.0.superseded.clear();
+        s.0.called_off.clear();
         s
     }
 }
@@ -182,6 +185,8 @@ mod tests {
                 incarnation: 5,
                 down: true,
             }],
+            superseded: vec![(3, 1)],
+            called_off: vec![(3, 2, 7)],
         })
     }
 

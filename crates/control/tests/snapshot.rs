@@ -384,3 +384,90 @@ fn a_restored_node_fails_a_server_that_died_meanwhile_over_to_its_ready_shadow()
         "{sent:?}"
     );
 }
+
+#[test]
+fn a_restored_node_still_releases_an_instance_a_failover_replaced() {
+    let mut cfg = ControlConfig::new(
+        Strategy::Shadow,
+        (1..=4).map(|c| (CellId(c), ServerId(c))).collect(),
+    );
+    cfg.server_timeout = Some(std::time::Duration::from_millis(1500));
+    let mut n = ControlNode::new(cfg.clone(), ms(0));
+    let beat = |n: &mut ControlNode, now: Instant, server: u32| {
+        let m = Heartbeat {
+            server: ServerId(server),
+            incarnation: 7,
+            seq: now.as_nanos(),
+        };
+        n.handle_message(now, ServerId(server).into(), m.into());
+    };
+    for s in 1..=4 {
+        beat(&mut n, ms(0), s);
+    }
+    deploy(&mut n, 1, 1, 0, CodeRef::Hash(9));
+    predict(&mut n, ms(100), 1, 1, &[(2, 0.9)], ms(9000));
+    let ready = ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(2),
+        seq: 3,
+    };
+    n.handle_message(ms(300), ServerId(2).into(), ready.into());
+    // Server 1 goes silent (cut off, not dead): its service fails over to server 2.
+    for t in (200..=2000).step_by(200) {
+        while let Some(due) = n.poll_timeout().filter(|d| *d <= ms(t)) {
+            n.handle_timeout(due);
+        }
+        for s in 2..=4 {
+            beat(&mut n, ms(t), s);
+        }
+    }
+    let (sent, _) = drain(&mut n);
+    let epoch = sent
+        .iter()
+        .find_map(|t| match &t.msg {
+            Message::Relocate(Relocate {
+                action: RelocateAction::Promote { epoch },
+                ..
+            }) => Some(*epoch),
+            _ => None,
+        })
+        .expect("a promotion");
+    let done = RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(1),
+        to: ServerId(2),
+        ok: true,
+        epoch,
+    };
+    n.handle_message(ms(2100), ServerId(2).into(), done.into());
+    drain(&mut n);
+    // The control node restarts (or a standby takes over) before server 1 comes back.
+    let snap =
+        ControlSnapshot::from_bytes(&n.snapshot().to_bytes().expect("encodes")).expect("decodes");
+    let mut restored = ControlNode::restore(cfg, snap, ms(2500));
+    drain(&mut restored);
+    beat(&mut restored, ms(2600), 1);
+    let (sent, _) = drain(&mut restored);
+    let to_1: Vec<&Message> = sent
+        .iter()
+        .filter(|t| t.to == NodeId::Server(ServerId(1)))
+        .map(|t| &t.msg)
+        .collect();
+    assert!(
+        matches!(
+            to_1.first(),
+            Some(Message::Relocate(Relocate {
+                action: RelocateAction::Release {
+                    host: ServerId(2),
+                    ..
+                },
+                ..
+            }))
+        ),
+        "server 1 must drop its replaced instance before it serves again: {to_1:?}"
+    );
+    assert!(
+        matches!(to_1.last(), Some(Message::HeartbeatAck(_))),
+        "{to_1:?}"
+    );
+}

@@ -72,6 +72,12 @@ impl ControlNode {
                     down: p.down,
                 })
                 .collect(),
+            superseded: self.superseded.iter().map(|(s, v)| (s.0, v.0)).collect(),
+            called_off: self
+                .called_off
+                .iter()
+                .map(|(s, v, e)| (s.0, v.0, *e))
+                .collect(),
         })
     }
 
@@ -133,6 +139,16 @@ impl ControlNode {
             .map(|l| (ServerId(l.server), (l.load, l.services)))
             .collect();
         node.stats = stats_from_v1(snap.stats);
+        node.superseded = snap
+            .superseded
+            .into_iter()
+            .map(|(s, v)| (ServerId(s), ServiceId(v)))
+            .collect();
+        node.called_off = snap
+            .called_off
+            .into_iter()
+            .map(|(s, v, e)| (ServerId(s), ServiceId(v), e))
+            .collect();
         // Every server heard before must be heard again, or it is declared dead (it may
         // have died while no control node was listening). It gets three timeouts, not one:
         // the servers first have to find this node (a new leader, a restarted process).

@@ -1,8 +1,10 @@
 //! Snapshot format v2: v1 plus, for each service, the servers whose shadow reported ready
 //! and whether its host was declared dead, and the heartbeating servers with their
-//! incarnation. A restarted control node, or a replica that just took over, then expects
-//! every known server to heartbeat within the timeout, declares dead those that do not,
-//! and fails their services over to ready shadows at once.
+//! incarnation, and what is owed to servers that are away (releases of the instances a
+//! failover replaced, aborts of the relocations called off). A restarted control node,
+//! or a replica that just took over, then expects every known server to heartbeat,
+//! declares dead those that do not, fails their services over to ready shadows at once,
+//! and tells a server that comes back what it must drop.
 //!
 //! Frozen once released: `tests/data/snapshot-v2.bin` must keep decoding to the same
 //! snapshot. A change is a new version, never an edit.
@@ -23,6 +25,10 @@ pub(crate) struct Snapshot {
     pub(crate) load_check: Option<u64>,
     /// Servers heard from, in order.
     pub(crate) peers: Vec<Peer>,
+    /// Instances a failover replaced while their server was away: (server, service).
+    pub(crate) superseded: Vec<(u32, u32)>,
+    /// Relocations called off because their target died: (target, service, epoch).
+    pub(crate) called_off: Vec<(u32, u32, u64)>,
 }
 
 /// A server heard from.
@@ -61,6 +67,8 @@ impl From<v1::Snapshot> for Snapshot {
             stats: old.stats,
             load_check: old.load_check,
             peers: Vec::new(),
+            superseded: Vec::new(),
+            called_off: Vec::new(),
         }
     }
 }
