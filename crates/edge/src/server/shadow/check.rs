@@ -18,7 +18,8 @@ pub(in crate::server) struct Check {
     /// The latest 2004 (a frozen source repeats it when no 2005 comes).
     pub(in crate::server) request: RelocateRequest,
     /// What the shadow last asked the source for (`NeedFrom` / `NeedFull`); not asked
-    /// again while the answer is on its way. Never asked: valid at the first try.
+    /// again while the answer is on its way, unless the source repeats its 2004. Never
+    /// asked: valid at the first try.
     pub(in crate::server) asked: Option<Verdict>,
 }
 
@@ -61,7 +62,12 @@ impl EdgeServer {
             .or_insert_with(|| Shadow::new(m.source, now));
         sh.source = m.source;
         match &mut sh.check {
-            Some(check) => check.request = m,
+            // A repeated 2004: the source heard nothing back (the 2005, or the catch-up it
+            // asked for, was lost). Answer again.
+            Some(check) => {
+                check.request = m;
+                check.asked = None;
+            }
             None => {
                 sh.check = Some(Check {
                     request: m,
@@ -134,9 +140,8 @@ impl EdgeServer {
             }
             v => {
                 if check.asked.as_ref() == Some(&v) {
-                    // Already asked; the answer is on its way.
-                    // NOTE: if that 2005 or its answer was lost, the source's repeated 2004s
-                    // get no answer either, and the relocation fails once they run out.
+                    // Already asked; the answer is on its way (a lost one is asked again
+                    // when the source repeats its 2004).
                     return;
                 }
                 if v == Verdict::NeedFull {

@@ -179,7 +179,7 @@ fn a_2004_waits_for_a_pending_transfer_then_activates_first_try() {
 }
 
 #[test]
-fn a_shadow_behind_asks_once_for_the_rest() {
+fn a_shadow_behind_asks_for_the_rest_again_when_the_2004_repeats() {
     let mut b = Bench::deployed(2, |_| {});
     b.prepare(&[2], SyncMode::Replay);
     b.pump();
@@ -193,10 +193,11 @@ fn a_shadow_behind_asks_once_for_the_rest() {
     assert_eq!(b.queued(), ["2005>me1"]);
     let check = b.shadow(2).check.as_ref().map(|c| c.asked.clone());
     assert_eq!(check, Some(Some(Verdict::NeedFrom(0))));
-    // The same 2004 again: the answer is on its way, nothing more is asked.
+    // The same 2004 again: the source heard nothing (the 2005 may be lost), so the shadow
+    // asks again; the second catch-up is harmless (its inputs are already applied).
     b.queue.push_front(request);
     b.step();
-    assert_eq!(b.queued(), ["2005>me1"]);
+    assert_eq!(b.queued(), ["2005>me1", "2005>me1"]);
     b.pump();
     assert_eq!(b.live(2).inst.last_seq, 2);
     assert!(b.events_of(2).iter().any(|e| matches!(
