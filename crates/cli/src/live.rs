@@ -283,19 +283,8 @@ async fn daemon_with_app(
     api: Option<ApiArgs>,
 ) -> anyhow::Result<Daemon> {
     let (dep, scenario) = Deployment::load(&common.config)?;
-    let journal = match &common.journal {
-        Some(p) => Journal::file(p).with_context(|| format!("opening journal {}", p.display()))?,
-        None => Journal::off(),
-    };
-    let mut opts = Options {
-        listen: common.listen,
-        metrics: common.metrics,
-        db,
-        journal,
-        faults: common.faults,
-        fault_origin: edgeshift_proto::Instant(common.fault_origin),
-        ..Options::default()
-    };
+    let mut opts = options(common)?;
+    opts.db = db;
     if let Some((addr, wait)) = app {
         opts.app_listen = Some(addr);
         opts.app_wait = wait;
@@ -305,6 +294,22 @@ async fn daemon_with_app(
         opts.api_tokens = a.api_tokens;
     }
     Ok(Daemon::bind(&dep, Arc::new(scenario), kind, opts).await?)
+}
+
+/// The daemon options every daemon takes from its common flags.
+fn options(common: Common) -> anyhow::Result<Options> {
+    let journal = match &common.journal {
+        Some(p) => Journal::file(p).with_context(|| format!("opening journal {}", p.display()))?,
+        None => Journal::off(),
+    };
+    Ok(Options {
+        listen: common.listen,
+        metrics: common.metrics,
+        journal,
+        faults: common.faults,
+        fault_origin: edgeshift_proto::Instant(common.fault_origin),
+        ..Options::default()
+    })
 }
 
 fn serve(
@@ -336,20 +341,7 @@ pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
             "--replica needs [control] store = \"etcd\" and replicas in {}",
             a.common.config.display()
         );
-        let journal = match &a.common.journal {
-            Some(p) => {
-                Journal::file(p).with_context(|| format!("opening journal {}", p.display()))?
-            }
-            None => Journal::off(),
-        };
-        let opts = Options {
-            listen: a.common.listen,
-            metrics: a.common.metrics,
-            journal,
-            faults: a.common.faults,
-            fault_origin: edgeshift_proto::Instant(a.common.fault_origin),
-            ..Options::default()
-        };
+        let opts = options(a.common)?;
         // A signal resigns (the stop); only SIGKILL leaves the lease to expire.
         let (_crash, crash) = watch::channel(false);
         edgeshift_live::replica::run(&dep, Arc::new(scenario), n, opts, stop, crash).await?;

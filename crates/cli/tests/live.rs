@@ -503,6 +503,22 @@ impl Cluster {
         });
     }
 
+    /// Starts the three control replicas, the edges and the RAN agent; returns the replica
+    /// that leads.
+    fn replicas_edges_and_ran(&mut self) -> u32 {
+        for n in 1..=3 {
+            self.spawn(
+                &format!("control{n}"),
+                &["control", "--replica", &n.to_string()],
+            );
+        }
+        self.edges_and_ran();
+        wait_for("a leader", Duration::from_secs(30), || {
+            (1..=3).any(|n| self.leads(n))
+        });
+        (1..=3).find(|n| self.leads(*n)).expect("a leader")
+    }
+
     fn wait_for_shadow_sync(&self) {
         wait_for("shadow sync", Duration::from_secs(60), || {
             (2..=3).any(|i| {
@@ -531,17 +547,7 @@ fn a_standby_control_replica_takes_over_on_etcd_when_the_leader_dies_during_shad
     let Some((mut c, etcd, _dir)) = replicated() else {
         return;
     };
-    for n in 1..=3 {
-        c.spawn(
-            &format!("control{n}"),
-            &["control", "--replica", &n.to_string()],
-        );
-    }
-    c.edges_and_ran();
-    wait_for("a leader", Duration::from_secs(30), || {
-        (1..=3).any(|n| c.leads(n))
-    });
-    let leader = (1..=3).find(|n| c.leads(*n)).expect("a leader");
+    let leader = c.replicas_edges_and_ran();
     let ue = c.start_ue();
     c.wait_for_shadow_sync();
     c.kill(&format!("control{leader}"));
@@ -568,17 +574,7 @@ fn a_leader_killed_as_it_orders_a_relocation_with_an_etcd_member_down_loses_noth
     let Some((mut c, mut etcd, _dir)) = replicated() else {
         return;
     };
-    for n in 1..=3 {
-        c.spawn(
-            &format!("control{n}"),
-            &["control", "--replica", &n.to_string()],
-        );
-    }
-    c.edges_and_ran();
-    wait_for("a leader", Duration::from_secs(30), || {
-        (1..=3).any(|n| c.leads(n))
-    });
-    let leader = (1..=3).find(|n| c.leads(*n)).expect("a leader");
+    let leader = c.replicas_edges_and_ran();
     let ue = c.start_ue();
     c.wait_for_shadow_sync();
     // One etcd member of three dies: the cluster keeps its quorum.

@@ -320,52 +320,76 @@ fn the_v2_format_stays_as_released() {
     );
 }
 
-#[test]
-fn a_restored_node_fails_a_server_that_died_meanwhile_over_to_its_ready_shadow() {
+/// Four cells with a server each; a server silent for 1.5 s is declared dead.
+fn liveness_config() -> ControlConfig {
     let mut cfg = ControlConfig::new(
         Strategy::Shadow,
         (1..=4).map(|c| (CellId(c), ServerId(c))).collect(),
     );
     cfg.server_timeout = Some(std::time::Duration::from_millis(1500));
-    let mut n = ControlNode::new(cfg.clone(), ms(0));
-    let beat = |n: &mut ControlNode, now: Instant, server: u32| {
-        let m = Heartbeat {
-            server: ServerId(server),
-            incarnation: 7,
-            seq: now.as_nanos(),
-        };
-        n.handle_message(now, ServerId(server).into(), m.into());
+    cfg
+}
+
+fn beat(n: &mut ControlNode, now: Instant, server: u32) {
+    let m = Heartbeat {
+        server: ServerId(server),
+        incarnation: 7,
+        seq: now.as_nanos(),
     };
+    n.handle_message(now, ServerId(server).into(), m.into());
+}
+
+/// All four servers heard, service 1 live at server 1, its shadow at server 2 ready.
+fn with_ready_shadow(cfg: &ControlConfig, eta: Instant) -> ControlNode {
+    let mut n = ControlNode::new(cfg.clone(), ms(0));
     for s in 1..=4 {
         beat(&mut n, ms(0), s);
     }
     deploy(&mut n, 1, 1, 0, CodeRef::Hash(9));
-    predict(&mut n, ms(100), 1, 1, &[(2, 0.9)], ms(5000));
+    predict(&mut n, ms(100), 1, 1, &[(2, 0.9)], eta);
     let ready = ShadowReady {
         service: ServiceId(1),
         server: ServerId(2),
         seq: 3,
     };
     n.handle_message(ms(300), ServerId(2).into(), ready.into());
+    n
+}
+
+/// Every 200 ms from `from` to `to` (ms): the due timers fire, then servers 2 to 4
+/// heartbeat (server 1 stays silent). Returns what the node sent and reported.
+fn only_server_1_silent(
+    n: &mut ControlNode,
+    from: u64,
+    to: u64,
+) -> (Vec<Transmit>, Vec<ControlEvent>) {
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    for t in (from..=to).step_by(200) {
+        while let Some(due) = n.poll_timeout().filter(|d| *d <= ms(t)) {
+            n.handle_timeout(due);
+        }
+        for s in 2..=4 {
+            beat(n, ms(t), s);
+        }
+        let (s, e) = drain(n);
+        sent.extend(s);
+        events.extend(e);
+    }
+    (sent, events)
+}
+
+#[test]
+fn a_restored_node_fails_a_server_that_died_meanwhile_over_to_its_ready_shadow() {
+    let cfg = liveness_config();
+    let n = with_ready_shadow(&cfg, ms(5000));
     let bytes = n.snapshot().to_bytes().expect("encodes");
     // The control node is away for 2 s; server 1, the host, dies meanwhile.
     let snap = ControlSnapshot::from_bytes(&bytes).expect("decodes");
     let mut restored = ControlNode::restore(cfg, snap, ms(2300));
     drain(&mut restored);
-    // The others heartbeat every 200 ms; server 1 gets three timeouts from the restore
-    // (the servers have to find the restored node first).
-    let (mut sent, mut events) = (Vec::new(), Vec::new());
-    for t in (2400..=2300 + 3 * 1500 + 200).step_by(200) {
-        while let Some(due) = restored.poll_timeout().filter(|d| *d <= ms(t)) {
-            restored.handle_timeout(due);
-        }
-        for s in 2..=4 {
-            beat(&mut restored, ms(t), s);
-        }
-        let (s, e) = drain(&mut restored);
-        sent.extend(s);
-        events.extend(e);
-    }
+    // Server 1 gets three timeouts from the restore (the servers have to find the
+    // restored node first).
+    let (sent, events) = only_server_1_silent(&mut restored, 2400, 2300 + 3 * 1500 + 200);
     assert!(
         events
             .iter()
@@ -387,41 +411,10 @@ fn a_restored_node_fails_a_server_that_died_meanwhile_over_to_its_ready_shadow()
 
 #[test]
 fn a_restored_node_still_releases_an_instance_a_failover_replaced() {
-    let mut cfg = ControlConfig::new(
-        Strategy::Shadow,
-        (1..=4).map(|c| (CellId(c), ServerId(c))).collect(),
-    );
-    cfg.server_timeout = Some(std::time::Duration::from_millis(1500));
-    let mut n = ControlNode::new(cfg.clone(), ms(0));
-    let beat = |n: &mut ControlNode, now: Instant, server: u32| {
-        let m = Heartbeat {
-            server: ServerId(server),
-            incarnation: 7,
-            seq: now.as_nanos(),
-        };
-        n.handle_message(now, ServerId(server).into(), m.into());
-    };
-    for s in 1..=4 {
-        beat(&mut n, ms(0), s);
-    }
-    deploy(&mut n, 1, 1, 0, CodeRef::Hash(9));
-    predict(&mut n, ms(100), 1, 1, &[(2, 0.9)], ms(9000));
-    let ready = ShadowReady {
-        service: ServiceId(1),
-        server: ServerId(2),
-        seq: 3,
-    };
-    n.handle_message(ms(300), ServerId(2).into(), ready.into());
+    let cfg = liveness_config();
+    let mut n = with_ready_shadow(&cfg, ms(9000));
     // Server 1 goes silent (cut off, not dead): its service fails over to server 2.
-    for t in (200..=2000).step_by(200) {
-        while let Some(due) = n.poll_timeout().filter(|d| *d <= ms(t)) {
-            n.handle_timeout(due);
-        }
-        for s in 2..=4 {
-            beat(&mut n, ms(t), s);
-        }
-    }
-    let (sent, _) = drain(&mut n);
+    let (sent, _) = only_server_1_silent(&mut n, 200, 2000);
     let epoch = sent
         .iter()
         .find_map(|t| match &t.msg {

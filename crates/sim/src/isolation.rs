@@ -54,31 +54,7 @@ pub fn isolation(
     beside: bool,
     offload: bool,
 ) -> Result<Vec<f64>, SimError> {
-    let limits = Limits {
-        fuel_per_input: fuel,
-        ..Limits::default()
-    };
-    let factory = WasmFactory::new(limits).map_err(SimError::Runtime)?;
-    let mut cfg = EdgeConfig::new(ServerId(1));
-    cfg.offload = offload;
-    let mut server = EdgeServer::new(cfg, Box::new(factory), Instant::ZERO);
-    let counter = edgeshift_world::service_spec("counter", 4096, 8, 0)?;
-    let runaway = ServiceSpec {
-        code: CodeRef::Inline {
-            kind: edgeshift_runtime::WASM_KIND.into(),
-            bytes: RUNAWAY.as_bytes().to_vec(),
-        },
-        config: Vec::new(),
-        latency_budget_ms: 0,
-    };
-    for (service, spec) in [(NORMAL, counter), (LOOPING, runaway)] {
-        let m = Instantiate {
-            service,
-            ue: UeId(service.0),
-            spec,
-        };
-        server.handle_message(Instant::ZERO, NodeId::Control, m.into());
-    }
+    let mut server = server(fuel, offload)?;
     while server.poll_transmit().is_some() {}
     while server.poll_event().is_some() {}
     let cell = NodeId::Cell(CellId(1));
@@ -113,6 +89,37 @@ pub fn isolation(
         workers.start(&mut server);
     }
     Ok(waits)
+}
+
+/// One server hosting the `counter` sample (`NORMAL`) and the runaway (`LOOPING`), with
+/// `fuel` per input; `offload`: it lends guest work out as jobs.
+fn server(fuel: u64, offload: bool) -> Result<EdgeServer, SimError> {
+    let limits = Limits {
+        fuel_per_input: fuel,
+        ..Limits::default()
+    };
+    let factory = WasmFactory::new(limits).map_err(SimError::Runtime)?;
+    let mut cfg = EdgeConfig::new(ServerId(1));
+    cfg.offload = offload;
+    let mut server = EdgeServer::new(cfg, Box::new(factory), Instant::ZERO);
+    let counter = edgeshift_world::service_spec("counter", 4096, 8, 0)?;
+    let runaway = ServiceSpec {
+        code: CodeRef::Inline {
+            kind: edgeshift_runtime::WASM_KIND.into(),
+            bytes: RUNAWAY.as_bytes().to_vec(),
+        },
+        config: Vec::new(),
+        latency_budget_ms: 0,
+    };
+    for (service, spec) in [(NORMAL, counter), (LOOPING, runaway)] {
+        let m = Instantiate {
+            service,
+            ue: UeId(service.0),
+            spec,
+        };
+        server.handle_message(Instant::ZERO, NodeId::Control, m.into());
+    }
+    Ok(server)
 }
 
 /// A thread per job, as many as there are busy services (two here).
@@ -160,31 +167,7 @@ mod tests {
     /// that job takes: here it is never handed back until the end.
     #[test]
     fn a_runaway_job_holds_up_only_its_own_service() {
-        let limits = Limits {
-            fuel_per_input: 1_000_000,
-            ..Limits::default()
-        };
-        let factory = WasmFactory::new(limits).expect("engine");
-        let mut cfg = EdgeConfig::new(ServerId(1));
-        cfg.offload = true;
-        let mut server = EdgeServer::new(cfg, Box::new(factory), Instant::ZERO);
-        let counter = edgeshift_world::service_spec("counter", 4096, 8, 0).expect("counter");
-        let runaway = ServiceSpec {
-            code: CodeRef::Inline {
-                kind: edgeshift_runtime::WASM_KIND.into(),
-                bytes: RUNAWAY.as_bytes().to_vec(),
-            },
-            config: Vec::new(),
-            latency_budget_ms: 0,
-        };
-        for (service, spec) in [(NORMAL, counter), (LOOPING, runaway)] {
-            let m = Instantiate {
-                service,
-                ue: UeId(service.0),
-                spec,
-            };
-            server.handle_message(Instant::ZERO, NodeId::Control, m.into());
-        }
+        let mut server = server(1_000_000, true).expect("engine");
         let cell = NodeId::Cell(CellId(1));
         let mut held = Vec::new();
         let mut answered = Vec::new();

@@ -156,30 +156,20 @@ impl Swarm {
     #[must_use]
     pub fn fault(&self, s: &Scenario) -> Option<Fault> {
         let o = self.outage?;
-        let n = s.servers.len();
-        if n == 0 {
-            return None;
-        }
-        let me = |i: usize| format!("me{}", s.servers[i % n].id);
+        let node = server_name(s, o.server)?;
         let at = Duration::from_secs_f64(o.at * s.duration_s.max(0.0));
         let dur = Duration::from_secs_f64(o.dur);
-        let (node, kind) = match o.kind {
-            OutageKind::Kill | OutageKind::KillRestart => (me(o.server), FaultKind::Kill),
-            OutageKind::Stop => (me(o.server), FaultKind::Stop { dur }),
-            OutageKind::CutFromControl => (
-                me(o.server),
-                FaultKind::Partition {
-                    peer: "control".into(),
-                    dur,
-                },
-            ),
-            OutageKind::CutFromPeer => {
-                if n < 2 {
-                    return None;
-                }
-                let peer = me(o.server + o.peer % (n - 1) + 1);
-                (me(o.server), FaultKind::Partition { peer, dur })
-            }
+        let kind = match o.kind {
+            OutageKind::Kill | OutageKind::KillRestart => FaultKind::Kill,
+            OutageKind::Stop => FaultKind::Stop { dur },
+            OutageKind::CutFromControl => FaultKind::Partition {
+                peer: "control".into(),
+                dur,
+            },
+            OutageKind::CutFromPeer => FaultKind::Partition {
+                peer: other_server(s, o.server, o.peer)?,
+                dur,
+            },
         };
         Some(Fault { node, at, kind })
     }
@@ -189,18 +179,13 @@ impl Swarm {
     #[must_use]
     pub fn lossy_fault(&self, s: &Scenario) -> Option<Fault> {
         let l = self.lossy?;
-        let n = s.servers.len();
-        if n == 0 {
-            return None;
-        }
-        let me = |i: usize| format!("me{}", s.servers[i % n].id);
+        let node = server_name(s, l.server)?;
         let peer = match l.peer {
             None => "control".to_owned(),
-            Some(_) if n < 2 => return None,
-            Some(k) => me(l.server + k % (n - 1) + 1),
+            Some(k) => other_server(s, l.server, k)?,
         };
         Some(Fault {
-            node: me(l.server),
+            node,
             at: Duration::from_secs_f64(l.at * s.duration_s.max(0.0)),
             kind: FaultKind::Loss {
                 peer,
@@ -242,6 +227,18 @@ impl Swarm {
             }
         }
     }
+}
+
+/// The fault name of server `i` (modulo the scenario's servers), if it has any.
+fn server_name(s: &Scenario, i: usize) -> Option<String> {
+    let n = s.servers.len();
+    (n > 0).then(|| format!("me{}", s.servers[i % n].id))
+}
+
+/// A server other than server `i`, picked by `k`; none with fewer than two servers.
+fn other_server(s: &Scenario, i: usize, k: usize) -> Option<String> {
+    let n = s.servers.len();
+    (n >= 2).then(|| server_name(s, i + k % (n - 1) + 1))?
 }
 
 impl fmt::Display for Swarm {
