@@ -4,14 +4,16 @@
 //! Daemons are named as in fault specs: `control`, `me<N>`, the RAN agent's name
 //! (`ran1` in the demo), `ue<N>`. Crashes, restarts and stops are the launcher's to do
 //! (the demo signals its child processes); links are cut by every daemon on its own
-//! sends, both ends of a pair alike, counted from the run's common `origin`.
+//! sends, both ends of a pair alike, counted from the run's common `origin`. A lossy link
+//! holds messages up as TCP's retransmissions would, in order; a partition loses them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use edgeshift_net::{Clock, FaultFilter};
 use edgeshift_proto::{Instant, NodeId};
-use edgeshift_world::fault::{Fault, FaultKind};
+use edgeshift_world::fault::{Fault, FaultKind, tcp_delivery};
 
 use crate::config::{ConfigError, Deployment};
 use crate::daemon::Kind;
@@ -85,8 +87,9 @@ fn dedup(names: &[String]) -> Vec<String> {
 }
 
 /// The send filter of the daemons of `dep` for the link faults among `faults` (none if
-/// there are none): the loss probability of a message from a local node to `to` at the
-/// run's time `clock.now() - origin`.
+/// there are none): what happens to a message from a local node to `to` sent at the
+/// run's time `clock.now() - origin` ([`edgeshift_world::fault::tcp_delivery`]: lost in
+/// a partition, held up by retransmissions on a lossy link).
 #[must_use]
 pub fn filter(
     dep: &Deployment,
@@ -103,18 +106,26 @@ pub fn filter(
         return None;
     }
     let hosts = hosts(dep);
-    Some(Arc::new(move |from: NodeId, to: NodeId| {
-        let (Some(a), Some(b)) = (hosts.get(&from), hosts.get(&to)) else {
-            return 0.0;
-        };
-        let t = clock.now().saturating_duration_since(origin);
-        let keep: f64 = links
-            .iter()
-            .filter_map(|f| f.cuts(a, b, t))
-            .map(|p| 1.0 - p)
-            .product();
-        1.0 - keep
-    }))
+    Some(Arc::new(
+        move |from: NodeId, to: NodeId, draw: &mut dyn FnMut() -> f64| {
+            let (Some(a), Some(b)) = (hosts.get(&from), hosts.get(&to)) else {
+                return Some(Duration::ZERO);
+            };
+            let p_at = |t: Duration| loss_at(&links, a, b, t);
+            let t = clock.now().saturating_duration_since(origin);
+            tcp_delivery(p_at, t, draw)
+        },
+    ))
+}
+
+/// The packet loss probability the link faults put between daemons `a` and `b` at `t`.
+fn loss_at(links: &[Fault], a: &str, b: &str, t: Duration) -> f64 {
+    let keep: f64 = links
+        .iter()
+        .filter_map(|f| f.cuts(a, b, t))
+        .map(|p| 1.0 - p)
+        .product();
+    1.0 - keep
 }
 
 #[cfg(test)]
@@ -164,25 +175,29 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_cuts_both_directions_while_it_lasts() {
+    fn a_partition_loses_and_a_lossy_link_holds_up_while_they_last() {
         let d = dep();
         let origin = Instant::from_secs_f64(0.0);
         let faults = vec!["partition:me1-me3@0s+3600s".parse::<Fault>().expect("spec")];
         let f = filter(&d, &faults, Clock::starting_at(origin), origin).expect("a filter");
         let (me1, me3) = (NodeId::Server(ServerId(1)), NodeId::Server(ServerId(3)));
-        assert!((f(me1, me3) - 1.0).abs() < 1e-9);
-        assert!((f(me3, me1) - 1.0).abs() < 1e-9);
-        assert!(f(me1, NodeId::Control).abs() < 1e-9);
+        let never = &mut || 0.0;
+        assert_eq!(f(me1, me3, never), None);
+        assert_eq!(f(me3, me1, never), None);
+        assert_eq!(f(me1, NodeId::Control, never), Some(Duration::ZERO));
         let lossy = vec![
             "loss:me1-control@0s+3600s:0.25"
                 .parse::<Fault>()
                 .expect("spec"),
         ];
         let l = filter(&d, &lossy, Clock::starting_at(origin), origin).expect("a filter");
-        assert!((l(NodeId::Control, me1) - 0.25).abs() < 1e-9);
-        assert!(l(me1, me3).abs() < 1e-9);
+        // Lost once (0.1 < 0.25), then through: one retransmission timeout later.
+        let mut draws = [0.1, 0.9].into_iter();
+        let held = l(NodeId::Control, me1, &mut || draws.next().unwrap_or(0.9));
+        assert_eq!(held, Some(edgeshift_world::fault::RTO_MIN));
+        assert_eq!(l(me1, me3, never), Some(Duration::ZERO));
         let later = vec!["partition:me1-me3@3600s+1s".parse::<Fault>().expect("spec")];
         let g = filter(&d, &later, Clock::starting_at(origin), origin).expect("a filter");
-        assert!(g(me1, me3).abs() < 1e-9);
+        assert_eq!(g(me1, me3, never), Some(Duration::ZERO));
     }
 }

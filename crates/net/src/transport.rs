@@ -101,6 +101,8 @@ const BACKOFF_ALTERNATES: Duration = Duration::from_millis(100);
 struct Outgoing {
     frame: Vec<u8>,
     queued: tokio::time::Instant,
+    /// Held up by injected retransmissions.
+    delay: Duration,
 }
 
 type LinkKey = (NodeId, NodeId, Lane);
@@ -142,9 +144,12 @@ struct Inner {
     faults: std::sync::OnceLock<FaultFilter>,
 }
 
-/// Fault injection on sends: the probability in `[0, 1]` that a message from local node
-/// `from` to `to` is lost now (a partition is 1).
-pub type FaultFilter = Arc<dyn Fn(NodeId, NodeId) -> f64 + Send + Sync>;
+/// Fault injection on sends: what happens to a message from local node `from` to `to`
+/// sent now, given uniform draws in `[0, 1)`: `None` it is lost (a partition), else the
+/// time it is held up (TCP's retransmissions over a lossy link); what follows on the same
+/// connection waits behind it.
+pub type FaultFilter =
+    Arc<dyn Fn(NodeId, NodeId, &mut dyn FnMut() -> f64) -> Option<Duration> + Send + Sync>;
 
 /// A connection, plain or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -278,11 +283,14 @@ impl Transport {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
             };
         }
+        let mut delay = Duration::ZERO;
         if let Some(f) = inner.faults.get() {
-            let p = f(from, to);
-            if p >= 1.0 || (p > 0.0 && lock(&inner.rng).random::<f64>() < p) {
-                bump(&inner.counters.emulated_losses, 1);
-                return Ok(());
+            match f(from, to, &mut || lock(&inner.rng).random::<f64>()) {
+                Some(d) => delay = d,
+                None => {
+                    bump(&inner.counters.emulated_losses, 1);
+                    return Ok(());
+                }
             }
         }
         if inner.emu.radio_loss > 0.0 && is_radio_traffic(from, to, &msg) {
@@ -303,6 +311,7 @@ impl Transport {
         let out = Outgoing {
             frame,
             queued: tokio::time::Instant::now(),
+            delay,
         };
         let mut links = lock(&inner.links);
         let link = links
@@ -357,8 +366,8 @@ impl Transport {
         }
     }
 
-    /// Injects faults: every send asks `filter` for the message's loss probability (the
-    /// demo's partitions and lossy links). Set once, before the first send; a second
+    /// Injects faults: every send asks `filter` whether the message is lost or held up
+    /// (the demo's partitions and lossy links). Set once, before the first send; a second
     /// filter is refused (returned).
     ///
     /// # Errors
@@ -662,7 +671,8 @@ async fn link_task(
                     tokio::select! {
                         o = rx.recv() => match o {
                             Some(o) => {
-                                let at = pacer.arrival(&inner.emu, o.queued, o.frame.len());
+                                let at = pacer.arrival(&inner.emu, o.queued, o.frame.len())
+                                    + o.delay;
                                 tokio::time::sleep_until(at).await;
                                 o.frame
                             }

@@ -618,9 +618,9 @@ impl Sim {
     }
 
     fn send(&mut self, from: NodeId, t: Transmit) {
-        if self.cut(from, t.to) {
+        let Some(retransmitted) = self.link_fate(from, t.to) else {
             return;
-        }
+        };
         if !self.nodes.contains_key(&t.to) {
             self.recorder.observe(Observation::Violation {
                 at: self.now,
@@ -657,9 +657,13 @@ impl Sim {
         } else {
             0.0
         };
-        let mut at = self
-            .net
-            .schedule(self.now, from, t.to, t.msg.lane(), frame.len(), u);
+        let mut at = self.net.schedule(
+            self.now,
+            (from, t.to, t.msg.lane()),
+            frame.len(),
+            u,
+            retransmitted,
+        );
         let f = self.cfg.faults;
         if radio && t.msg.is_service_traffic() {
             // The radio reorders and duplicates what the link model keeps in order.
@@ -815,19 +819,29 @@ impl Sim {
     }
 
     /// Whether a message from `from` to `to` is lost to a partition or a lossy link now.
-    fn cut(&mut self, from: NodeId, to: NodeId) -> bool {
-        let now = self.now;
-        let mut p_keep = 1.0;
-        for c in &self.cuts {
-            let pair = (c.a == from && c.b == to) || (c.a == to && c.b == from);
-            if pair && now >= c.from && now < c.until {
-                p_keep *= 1.0 - c.p;
-            }
+    /// What the link faults do to a message sent now from `from` to `to`: `None` lost,
+    /// else the retransmission delay TCP adds ([`edgeshift_world::fault::tcp_delivery`]).
+    fn link_fate(&mut self, from: NodeId, to: NodeId) -> Option<Duration> {
+        let pair = |c: &Cut| (c.a == from && c.b == to) || (c.a == to && c.b == from);
+        if !self.cuts.iter().any(|c| pair(c) && self.now < c.until) {
+            return Some(Duration::ZERO);
         }
-        if p_keep >= 1.0 {
-            return false;
-        }
-        p_keep <= 0.0 || self.fault_rng.random::<f64>() >= p_keep
+        let cuts: Vec<&Cut> = self.cuts.iter().filter(|c| pair(c)).collect();
+        let p_at = |t: Duration| {
+            let at = Instant::ZERO + t;
+            let keep: f64 = cuts
+                .iter()
+                .filter(|c| at >= c.from && at < c.until)
+                .map(|c| 1.0 - c.p)
+                .product();
+            1.0 - keep
+        };
+        let rng = &mut self.fault_rng;
+        edgeshift_world::fault::tcp_delivery(
+            p_at,
+            Duration::from_nanos(self.now.as_nanos()),
+            || rng.random::<f64>(),
+        )
     }
 
     fn on_ran(&mut self, id: NodeId, e: RanEvent) {

@@ -1,6 +1,7 @@
 //! The network between nodes: per directed pair and lane, a FIFO with latency and
 //! bandwidth (messages serialise one after another), and random loss on the radio for
-//! service traffic. Control-plane links behave like TCP: ordered, no loss.
+//! service traffic. Links between nodes behave like TCP: ordered, no loss; a lossy-link
+//! fault delays a message by retransmissions and what follows waits behind it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -103,16 +104,17 @@ impl Network {
         }
     }
 
-    /// When a message of `bytes` sent now from `a` to `b` arrives. `u` in [0, 1) draws the
-    /// X2 jitter of cell-to-cell messages (ignored elsewhere); a link never reorders.
+    /// When a message of `bytes` sent now from `a` to `b` on `lane` arrives. `u` in
+    /// [0, 1) draws the X2 jitter of cell-to-cell messages (ignored elsewhere);
+    /// `retransmitted` is the time TCP spent resending it on a lossy link. A link never
+    /// reorders: what follows a late message waits for it, as in a TCP stream.
     pub fn schedule(
         &mut self,
         now: Instant,
-        a: NodeId,
-        b: NodeId,
-        lane: Lane,
+        (a, b, lane): (NodeId, NodeId, Lane),
         bytes: usize,
         u: f64,
+        retransmitted: Duration,
     ) -> Instant {
         let spec = self.spec(a, b);
         let free = self.free_at.entry((a, b, lane)).or_insert(now);
@@ -120,6 +122,7 @@ impl Network {
         if is_x2(a, b) {
             at += self.specs.x2_jitter.mul_f64(u.clamp(0.0, 1.0));
         }
+        at += retransmitted;
         let last = self.last_arrival.entry((a, b, lane)).or_insert(at);
         at = at.max(*last);
         *last = at;

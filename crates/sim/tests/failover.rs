@@ -75,6 +75,37 @@ fn a_target_killed_before_the_handover_leaves_the_service_at_the_source() {
 }
 
 #[test]
+fn a_target_silent_after_going_live_is_the_host_its_source_says() {
+    // me3 goes live at 7.843 s, then its link to the control node loses everything for
+    // 3 s (TCP retransmits): declared dead, the relocation is called off, but me1 had
+    // handed over already and says so. The service waits at me3 (reported lost meanwhile,
+    // no shadow is left), serves on when me3 is back, and is lost for good when me3 dies.
+    let mut cfg = SimConfig::new(Strategy::Shadow, 1);
+    cfg.outages = ["loss:me3-control@7.8s+3s:0.99", "kill:me3@12s"]
+        .iter()
+        .map(|f| f.parse::<Fault>().expect("fault spec"))
+        .collect();
+    let (report, trace) = sim(builtin("demo"), cfg);
+    assert!(has(&trace, "control", "ServerDown { server: ServerId(3)"));
+    assert!(has(
+        &trace,
+        "control",
+        "RelocationCompleted { service: ServiceId(1), ue: UeId(1), from: ServerId(1), to: ServerId(3)"
+    ));
+    assert!(!has(&trace, "control", "ProtocolViolation"));
+    assert!(!has(&trace, "me1", "RelocationFailed"));
+    assert_eq!(report.services_lost, 1);
+    assert_eq!(report.invariant_violations, 0, "{:#?}", report.violations);
+    // Back before anything else happens, it serves every input.
+    let (_, trace) = with_faults(Strategy::Shadow, &["loss:me3-control@7.8s+3s:0.99"]);
+    assert!(has(
+        &trace,
+        "control",
+        "ServerUp { server: ServerId(3), restarted: false"
+    ));
+}
+
+#[test]
 fn a_restarted_base_station_learns_its_ue_again() {
     let (_, trace) = with_faults(Strategy::Shadow, &["kill:ran1@5s", "restart:ran1@6s"]);
     let m = messages(&trace);

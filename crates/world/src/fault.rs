@@ -7,8 +7,13 @@
 //! stop:NODE@T+D          the node is frozen from T for D (SIGSTOP/SIGCONT): what it is
 //!                        sent waits
 //! partition:A-B@T+D      every message between A and B is lost from T for D
-//! loss:A-B@T+D:P         each message between A and B is lost with probability P
+//! loss:A-B@T+D:P         each packet between A and B is lost with probability P
 //! ```
+//!
+//! Nodes talk over TCP (and TLS), which never hands a stream over with a hole in it: a
+//! lossy link delays messages by retransmissions, in order, and loses them only when the
+//! connection breaks. [`tcp_delivery`] is that model, shared by both drivers; a partition
+//! loses what is sent during it, as a broken connection does.
 //!
 //! Times are seconds (`5.5`, `5.5s`) or milliseconds (`800ms`) from the start of the run.
 //! Node names are the drivers' own (`me1`, `control`, `ran1` …); this module only
@@ -79,7 +84,8 @@ pub struct FaultError {
 }
 
 impl Fault {
-    /// Whether the fault is on the link between `a` and `b` (either way) and active at `t`.
+    /// The loss probability the fault puts on the link between `a` and `b` (either way)
+    /// at `t`, if it is active then.
     #[must_use]
     pub fn cuts(&self, a: &str, b: &str, t: Duration) -> Option<f64> {
         let (peer, dur, p) = match &self.kind {
@@ -126,6 +132,55 @@ impl fmt::Display for Fault {
             ),
         }
     }
+}
+
+/// TCP's first retransmission timeout (Linux `TCP_RTO_MIN`).
+pub const RTO_MIN: Duration = Duration::from_millis(200);
+/// TCP's longest retransmission timeout (Linux `TCP_RTO_MAX`).
+pub const RTO_MAX: Duration = Duration::from_secs(120);
+/// Transmissions of one segment before TCP gives the connection up (Linux
+/// `tcp_retries2`).
+pub const TCP_RETRIES: u32 = 15;
+
+/// What a link does to one message sent over TCP at `t`, when a transmission at time `x`
+/// is lost with probability `p_at(x)` (`draw` gives uniform numbers in `[0, 1)`):
+/// `Some(delay)` until the transmission that gets through, retransmitting after
+/// [`RTO_MIN`] doubling up to [`RTO_MAX`]; `None` if the message is lost, which happens
+/// when the link is cut (`p_at(t) >= 1`, a partition) or after [`TCP_RETRIES`]
+/// transmissions (the connection breaks).
+///
+/// ```
+/// use std::time::Duration;
+/// use edgeshift_world::fault::tcp_delivery;
+/// let ms = Duration::from_millis;
+/// // Lost twice, then through: 200 + 400 ms of retransmission timeouts.
+/// let mut draws = [0.1, 0.1, 0.9].into_iter();
+/// let d = tcp_delivery(|_| 0.5, ms(0), || draws.next().unwrap_or(0.9));
+/// assert_eq!(d, Some(ms(600)));
+/// // The fault is over before the first retransmission: through then.
+/// let d = tcp_delivery(|t| if t < ms(50) { 0.9 } else { 0.0 }, ms(0), || 0.0);
+/// assert_eq!(d, Some(ms(200)));
+/// assert_eq!(tcp_delivery(|_| 1.0, ms(0), || 0.0), None);
+/// ```
+pub fn tcp_delivery(
+    p_at: impl Fn(Duration) -> f64,
+    t: Duration,
+    mut draw: impl FnMut() -> f64,
+) -> Option<Duration> {
+    if p_at(t) >= 1.0 {
+        return None;
+    }
+    let (mut at, mut rto) = (t, RTO_MIN);
+    for _ in 0..TCP_RETRIES {
+        let p = p_at(at);
+        let lost = p >= 1.0 || (p > 0.0 && draw() < p);
+        if !lost {
+            return Some(at - t);
+        }
+        at += rto;
+        rto = (rto * 2).min(RTO_MAX);
+    }
+    None
 }
 
 /// Longest time a spec may name (a day): beyond, it is a typo.
@@ -277,5 +332,32 @@ mod tests {
         assert_eq!(f.cuts("me3", "me1", s(8)), Some(1.0));
         assert_eq!(f.cuts("me1", "me3", s(10)), None);
         assert_eq!(f.cuts("me1", "me2", s(8)), None);
+    }
+
+    #[test]
+    fn a_lossy_link_delays_in_rto_steps_and_breaks_after_the_retries() {
+        let ms = Duration::from_millis;
+        // Lost at 0, 200, 600 ms; the fault ends at 1 s, so the 1,400 ms one gets through.
+        let d = tcp_delivery(|t| if t < ms(1000) { 0.5 } else { 0.0 }, ms(0), || 0.0);
+        assert_eq!(d, Some(ms(1400)));
+        // Nothing lost: no delay, and no draw either.
+        assert_eq!(tcp_delivery(|_| 0.0, ms(5), || unreachable!()), Some(ms(0)));
+        // A link that loses everything for longer than TCP tries breaks the connection.
+        assert_eq!(tcp_delivery(|_| 0.999, ms(0), || 0.0), None);
+        // A partition that starts after the send only holds the retransmissions up.
+        let d = tcp_delivery(
+            |t| {
+                if t < ms(100) {
+                    0.5
+                } else if t < ms(500) {
+                    1.0
+                } else {
+                    0.0
+                }
+            },
+            ms(0),
+            || 0.0,
+        );
+        assert_eq!(d, Some(ms(600)));
     }
 }

@@ -8,7 +8,9 @@
 //!   own server, else the first) is promoted with a 1006 `Promote` under a new epoch, and
 //!   the promoted server's 3033 completes it like a relocation (routes to the cells); the
 //!   UE resends what the shadow had not seen;
-//! - a relocation towards it is called off, and a frozen source told to `Resume`;
+//! - a relocation towards it is called off: a source that got its 1006 is told to
+//!   `Resume` and answers whether it had handed the instance over already (then the
+//!   silent server is its host, and the service waits for it or fails over);
 //! - its shadows and plans are forgotten.
 //!
 //! When its heartbeats come back (a healed partition, or a restart: a new incarnation),
@@ -128,7 +130,9 @@ impl ControlNode {
             }
             match relocation {
                 Some(r) if r.target() == server => self.call_off(service, r),
-                Some(r @ Relocation::Triggered { .. }) if host == server => {
+                Some(r @ Relocation::Triggered { .. })
+                    if host == server && !self.is_down(r.target()) =>
+                {
                     // The source died mid-relocation: its target holds the freshest copy.
                     self.promote(service, ue, server, r.target(), r.epoch());
                 }
@@ -143,15 +147,27 @@ impl ControlNode {
     }
 
     /// A relocation whose target died: off, and the source (frozen or not) serves on.
+    ///
+    /// A source that got its 1006 may have handed the instance over already (the
+    /// target's 2005 came before it fell silent): it is told to `Resume`, and its 3033
+    /// settles the relocation either way ([`ControlNode::on_done`]).
     fn call_off(&mut self, service: ServiceId, r: Relocation) {
+        let Some(host) = self.services.get(&service).map(|e| e.host) else {
+            return;
+        };
+        let host_down = self.is_down(host);
         let Some(e) = self.services.get_mut(&service) else {
             return;
         };
-        e.relocation = None;
         e.ready.remove(&r.target());
         e.shadows.remove(&r.target());
+        if r.is_triggered() && !host_down {
+            self.order(host, service, RelocateAction::Resume { epoch: r.epoch() });
+            return;
+        }
+        e.relocation = None;
         self.timers.cancel(Timer::Trigger(service));
-        let (ue, host) = (e.ue, e.host);
+        let ue = e.ue;
         self.stats.relocations_failed += 1;
         self.emit(ControlEvent::RelocationFailed {
             service,
@@ -163,9 +179,6 @@ impl ControlNode {
             // The target may still hold the 2004 and go live when it is back: it is told
             // to abort first.
             self.called_off.insert((r.target(), service, r.epoch()));
-        }
-        if r.is_triggered() && !self.is_down(host) {
-            self.order(host, service, RelocateAction::Resume { epoch: r.epoch() });
         }
     }
 

@@ -284,7 +284,14 @@ impl ControlNode {
         let Some(e) = self.services.get_mut(&m.service) else {
             return;
         };
+        let source = from == NodeId::Server(e.host);
         let Some(r) = e.relocation else {
+            // A source answering a `Resume` of a relocation that ended already, or a
+            // target's late word of what its source reported.
+            let known = m.ok && m.to == e.host && m.epoch == e.epoch;
+            if known || (source && !m.ok) {
+                return;
+            }
             self.events.push_back(ControlEvent::ProtocolViolation {
                 from,
                 what: format!("3033 for {} without a relocation", m.service),
@@ -294,7 +301,7 @@ impl ControlNode {
         if r.epoch() != m.epoch || r.target() != m.to {
             return;
         }
-        if !m.ok && from == NodeId::Server(e.host) && !self.is_down(m.to) {
+        if !m.ok && source && !self.is_down(m.to) {
             // The source gave up on its 2004s, but the target may have gone live with
             // only its 2005 lost: ask it. Its 3033 settles the relocation either way.
             let abort = RelocateAction::Abort { epoch: m.epoch };
@@ -318,7 +325,13 @@ impl ControlNode {
         let from_host = e.host;
         if m.ok {
             e.epoch = m.epoch;
-            e.orphaned = false;
+            // A source's own word that it handed over to a target now silent: the
+            // service lives there, and waits for it or fails over.
+            let silent = self.is_down(m.to);
+            let Some(e) = self.services.get_mut(&m.service) else {
+                return;
+            };
+            e.orphaned = silent;
             let route = Route {
                 service: m.service,
                 server: m.to,
@@ -334,7 +347,7 @@ impl ControlNode {
             for c in cells {
                 self.send(c, RouteUpdate { ue, route });
             }
-            if !self.is_down(from_host) {
+            if !self.is_down(from_host) && !source {
                 // A source that missed the 2005 is still frozen: it lets go now.
                 let release = RelocateAction::Release {
                     host: m.to,
@@ -348,6 +361,9 @@ impl ControlNode {
                 from: from_host,
                 to: m.to,
             });
+            if silent {
+                self.failover(now, m.service);
+            }
         } else {
             let ue = e.ue;
             self.stats.relocations_failed += 1;
@@ -357,7 +373,16 @@ impl ControlNode {
                 source: from_host,
                 target: m.to,
             });
+            if self.is_down(m.to) {
+                // Called off because the target fell silent: it may still hold the 2004
+                // and go live when it is back, so it is told to abort first.
+                self.called_off.insert((m.to, m.service, m.epoch));
+            }
             let orphaned = self.services.get(&m.service).is_some_and(|e| e.orphaned);
+            // A source that answered a `Resume`, or gave up on its own, serves already.
+            if source {
+                return;
+            }
             if self.is_down(from_host) || orphaned {
                 // A promotion that could not happen: try another shadow.
                 if let Some(e) = self.services.get_mut(&m.service) {

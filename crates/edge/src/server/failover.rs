@@ -89,26 +89,35 @@ impl EdgeServer {
         }
     }
 
-    /// Resume: the relocation of a frozen instance under `epoch` is called off.
+    /// Resume: the relocation under `epoch` is called off (its target went silent). The
+    /// control node cannot tell whether the target went live, so the answer says: a 3033
+    /// `ok` to the target if this server already handed the instance over (its 2005 came),
+    /// else one not `ok` once the instance here serves again.
     pub(super) fn resume(&mut self, service: ServiceId, epoch: u64) {
-        let frozen = self.live.get(&service).is_some_and(|l| match &l.state {
-            Source::Frozen(f) => f.epoch == epoch,
-            Source::Precopy { epoch: e, .. } => *e == epoch,
-            Source::Serving => false,
-        });
-        if !frozen {
+        let me = self.cfg.id;
+        let Some(live) = self.live.get_mut(&service) else {
+            if let Some(&to) = self.moved.get(&service) {
+                self.report_done(service, me, to, epoch, true);
+            }
             return;
-        }
-        if let Some(live) = self.live.get_mut(&service)
-            && let Source::Precopy { target, .. } = live.state
-        {
-            live.state = Source::Serving;
-            live.links.remove(&target);
-            return;
-        }
+        };
+        let target = match live.state {
+            Source::Frozen(ref f) if f.epoch == epoch => f.target,
+            Source::Precopy {
+                target, epoch: e, ..
+            } if e == epoch => {
+                live.state = Source::Serving;
+                live.links.remove(&target);
+                self.report_done(service, me, target, epoch, false);
+                return;
+            }
+            // Not under this relocation (it gave up on its own and said so).
+            _ => return,
+        };
         if let Some(f) = self.thaw(service, "the control node called the relocation off".into()) {
             self.release_held(f.held);
         }
+        self.report_done(service, me, target, epoch, false);
     }
 
     /// Abort: the source gave up on its 2004s; tell the control node whether the shadow

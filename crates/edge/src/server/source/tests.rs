@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use edgeshift_proto::{
-    CellId, Message, NodeId, Probe, RelocateConfirm, RelocationMode, ServerId, SyncMode, UeId,
-    Verdict,
+    CellId, Instant, Message, NodeId, Probe, Relocate, RelocateAction, RelocateConfirm,
+    RelocationMode, ServerId, SyncMode, Timing, UeId, Verdict,
 };
 
 use super::Source;
@@ -311,4 +311,50 @@ fn a_garbage_need_from_does_not_panic_and_a_bad_rate_does_not_stall() {
         confirm(2, Verdict::NeedFrom(u64::MAX)),
     );
     assert!(matches!(b.state(1), Source::Frozen(_)));
+}
+
+fn resume(epoch: u64) -> Relocate {
+    Relocate {
+        service: SVC,
+        action: RelocateAction::Resume { epoch },
+        timing: Timing::at(Instant::ZERO),
+    }
+}
+
+#[test]
+fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
+    // Frozen, its target silent: it serves again and says the relocation did not happen.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    b.input(1, 4);
+    b.outside.clear();
+    b.deliver(NodeId::Control, 1, resume(7));
+    assert!(matches!(b.state(1), Source::Serving));
+    let out = b.outside_of(1);
+    assert!(matches!(&out[0], Message::ServiceOutput(o) if o.seq == 4));
+    assert!(matches!(
+        &out[1],
+        Message::RelocationDone(d) if !d.ok && d.epoch == 7 && d.to == ServerId(2)
+    ));
+    // Handed over already (the 2005 came): it cannot resume, and says where it went.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    b.outside.clear();
+    b.deliver(NodeId::Control, 1, resume(7));
+    assert!(!b.server(1).live.contains_key(&SVC));
+    let out = b.outside_of(1);
+    assert!(matches!(
+        &out[..],
+        [Message::RelocationDone(d)] if d.ok && d.epoch == 7 && d.from == ServerId(1) && d.to == ServerId(2)
+    ));
+    // A resume of another relocation changes nothing and is not answered.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    b.outside.clear();
+    b.deliver(NodeId::Control, 1, resume(6));
+    assert!(matches!(b.state(1), Source::Frozen(_)));
+    assert!(b.outside_of(1).is_empty());
 }
