@@ -36,7 +36,9 @@ impl EdgeServer {
         let Some(live) = self.live.get(&m.service) else {
             return;
         };
-        if !matches!(live.state, Source::Serving) {
+        if !matches!(live.state, Source::Serving) || self.fenced_for(m.service) {
+            // Without the lease, no state leaves: it may hold inputs whose answers wait
+            // for the lease, or belong to an instance replaced meanwhile.
             return;
         }
         // NOTE: links made in this loop do not count, so a candidate listed twice gets two

@@ -104,10 +104,12 @@ impl EdgeServer {
             Timer::LeaseExpiry => self.on_lease_expiry(now),
             Timer::StartShadow(service, target, _) => {
                 if let Some(mode) = self.planned.remove(&(service, target)) {
-                    let ready = self
-                        .live
-                        .get(&service)
-                        .is_some_and(|l| matches!(l.state, Source::Serving));
+                    // Without the lease no state leaves (see `on_prepare`).
+                    let ready = !self.fenced_for(service)
+                        && self
+                            .live
+                            .get(&service)
+                            .is_some_and(|l| matches!(l.state, Source::Serving));
                     if ready {
                         self.start_shadow(now, service, target, mode);
                     }

@@ -159,6 +159,10 @@ fn answers_of_a_job_that_ends_after_the_lease_wait_for_it() {
     b.run_jobs(1);
     let out = b.outside_of(1);
     assert!(answers(&out).is_empty(), "a fenced server answered");
+    // Nor does its state leave: it holds an input whose answer waits for the lease.
+    b.prepare(&[2], edgeshift_proto::SyncMode::Replay);
+    b.step();
+    assert!(b.queue.is_empty(), "a fenced server sent {:?}", b.queued());
     let last_heartbeat = out
         .iter()
         .filter_map(|m| match m {
