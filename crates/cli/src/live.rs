@@ -40,7 +40,8 @@ pub(crate) struct CertsArgs {
     /// The deployment file.
     #[arg(long)]
     config: PathBuf,
-    /// Where to write ca.pem, ca.key and each daemon's NAME.pem and NAME.key.
+    /// Where to write ca.pem, ca.key and each daemon's NAME.pem and NAME.key (and
+    /// etcd.pem, etcd.key for https:// etcd endpoints).
     #[arg(long)]
     out: PathBuf,
 }

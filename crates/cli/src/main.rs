@@ -45,7 +45,7 @@ enum Cmd {
     /// Run a UE client; prints its final check and fails if the state differs from the twin.
     Ue(live::UeArgs),
     /// Make the mutual-TLS certificates of a deployment: a CA and one certificate per
-    /// daemon, naming the nodes it hosts.
+    /// daemon, naming the nodes it hosts (and etcd's, for https:// etcd endpoints).
     Certs(live::CertsArgs),
     /// Benchmarks (numbers, not tests).
     #[command(subcommand)]

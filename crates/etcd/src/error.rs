@@ -4,9 +4,12 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EtcdError {
-    /// No endpoint was given, or one is not a URL.
-    #[error("etcd endpoint {0:?}: expected http://host:port")]
-    Endpoint(String),
+    /// No endpoint was given, or one is not a URL of the expected scheme.
+    #[error("etcd endpoint {0:?}: expected {1}host:port")]
+    Endpoint(String, &'static str),
+    /// The TLS setup of the client failed.
+    #[error("etcd client TLS: {0}")]
+    Tls(String),
     /// No endpoint answered.
     #[error("etcd unreachable ({endpoints}): {last}")]
     Unreachable {

@@ -24,6 +24,10 @@
 //! # let _ = won; Ok(()) }
 //! ```
 //!
+//! [`Client::with_tls`] talks to a cluster that serves `https://` and checks client
+//! certificates, with a `rustls` client setup (the deployment's CA and a node's
+//! certificate).
+//!
 //! Every call goes to the endpoint that answered last; a connection failure moves on to
 //! the next one, so a cluster member that dies costs one timeout, not the client.
 
@@ -34,5 +38,5 @@ mod wire;
 
 pub use client::{Client, KeyValue, Lease, Txn, TxnResult};
 pub use error::EtcdError;
-pub use local::LocalEtcd;
+pub use local::{LocalEtcd, LocalTls};
 pub use wire::{Compare, Op};

@@ -26,6 +26,21 @@ struct Member {
 pub struct LocalEtcd {
     members: Vec<Member>,
     binary: PathBuf,
+    tls: Option<LocalTls>,
+}
+
+/// TLS for a local cluster's clients: the members serve `https://` with `cert` and accept
+/// only clients with a certificate of `ca` (etcd's `--client-cert-auth`).
+#[derive(Clone, Debug)]
+pub struct LocalTls {
+    /// The CA's certificate, PEM.
+    pub ca: PathBuf,
+    /// The members' certificate, PEM (valid for 127.0.0.1).
+    pub cert: PathBuf,
+    /// Its key, PEM.
+    pub key: PathBuf,
+    /// A client setup the members accept (roots and a certificate of `ca`).
+    pub client: rustls::ClientConfig,
 }
 
 /// Why a local cluster did not start.
@@ -63,21 +78,38 @@ impl LocalEtcd {
     /// # Errors
     /// No binary, a member that does not start, or a cluster that does not come up.
     pub async fn start(dir: &Path, n: usize) -> Result<Self, LocalError> {
+        Self::start_with(dir, n, None).await
+    }
+
+    /// [`LocalEtcd::start`], serving clients over TLS only.
+    ///
+    /// # Errors
+    /// As [`LocalEtcd::start`].
+    pub async fn start_tls(dir: &Path, n: usize, tls: LocalTls) -> Result<Self, LocalError> {
+        Self::start_with(dir, n, Some(tls)).await
+    }
+
+    async fn start_with(dir: &Path, n: usize, tls: Option<LocalTls>) -> Result<Self, LocalError> {
         let binary = etcd_binary().ok_or(LocalError::NoBinary)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut members = Vec::new();
         for i in 1..=n.max(1) {
             let name = format!("etcd{i}");
             let port =
                 |what| free_port().map_err(|e| LocalError::Spawn(format!("{name} {what}"), e));
             members.push(Member {
-                client_url: format!("http://127.0.0.1:{}", port("client port")?),
+                client_url: format!("{scheme}://127.0.0.1:{}", port("client port")?),
                 peer_url: format!("http://127.0.0.1:{}", port("peer port")?),
                 dir: dir.join(&name),
                 name,
                 child: None,
             });
         }
-        let mut me = Self { members, binary };
+        let mut me = Self {
+            members,
+            binary,
+            tls,
+        };
         for i in 0..me.members.len() {
             me.spawn(i)?;
         }
@@ -95,6 +127,18 @@ impl LocalEtcd {
 
     fn spawn(&mut self, i: usize) -> Result<(), LocalError> {
         let cluster = self.initial_cluster();
+        let tls_args: Vec<std::ffi::OsString> = match &self.tls {
+            Some(t) => vec![
+                "--cert-file".into(),
+                t.cert.clone().into(),
+                "--key-file".into(),
+                t.key.clone().into(),
+                "--client-cert-auth".into(),
+                "--trusted-ca-file".into(),
+                t.ca.clone().into(),
+            ],
+            None => Vec::new(),
+        };
         let m = &mut self.members[i];
         std::fs::create_dir_all(&m.dir).map_err(|e| LocalError::Spawn(m.name.clone(), e))?;
         let log = std::fs::File::create(m.dir.with_extension("log"))
@@ -112,6 +156,7 @@ impl LocalEtcd {
             .args(["--initial-cluster-token", "edgeshift-local"])
             // Quick elections on loopback: heartbeats every 50 ms, an election after 500.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -123,7 +168,8 @@ impl LocalEtcd {
 
     async fn wait_ready(&self) -> Result<(), LocalError> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let client = Client::new(&self.endpoints())
+        let client = self
+            .client()
             .map_err(|e| LocalError::Timeout(Duration::ZERO, e.to_string()))?;
         loop {
             let probe: Result<_, EtcdError> =
@@ -135,6 +181,17 @@ impl LocalEtcd {
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
+        }
+    }
+
+    /// A client of the cluster (over TLS if it serves TLS).
+    ///
+    /// # Errors
+    /// As [`Client::new`].
+    pub fn client(&self) -> Result<Client, EtcdError> {
+        match &self.tls {
+            Some(t) => Client::with_tls(&self.endpoints(), t.client.clone()),
+            None => Client::new(&self.endpoints()),
         }
     }
 

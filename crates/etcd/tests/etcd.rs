@@ -116,7 +116,89 @@ async fn a_three_member_cluster_outlives_a_member() {
 
 #[test]
 fn bad_endpoints_are_refused_with_the_reason() {
-    assert!(matches!(Client::new(&[]), Err(EtcdError::Endpoint(_))));
+    assert!(matches!(Client::new(&[]), Err(EtcdError::Endpoint(..))));
     let e = Client::new(&["127.0.0.1:2379".into()]).expect_err("no scheme");
     assert!(e.to_string().contains("expected http://host:port"), "{e}");
+}
+
+/// A CA's files for a TLS cluster under `dir`, and clients: one with a certificate of
+/// that CA, one with a certificate of another CA.
+fn tls_setup(dir: &std::path::Path) -> (edgeshift_etcd::LocalTls, rustls::ClientConfig) {
+    use edgeshift_net::{Tls, pki::Ca};
+    use edgeshift_proto::NodeId;
+    let client_of = |ca: &Ca| {
+        let me = ca
+            .issue("control", &[NodeId::Control])
+            .expect("client cert");
+        Tls::from_pem(
+            ca.cert_pem().as_bytes(),
+            me.cert_pem.as_bytes(),
+            me.key_pem.as_bytes(),
+        )
+        .expect("client tls")
+        .client_config()
+    };
+    let ca = Ca::new("test CA").expect("ca");
+    let server = ca
+        .issue_host("etcd", &["127.0.0.1".into()])
+        .expect("server cert");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    let tls = edgeshift_etcd::LocalTls {
+        ca: write("ca.pem", &ca.cert_pem()),
+        cert: write("etcd.pem", &server.cert_pem),
+        key: write("etcd.key", &server.key_pem),
+        client: client_of(&ca),
+    };
+    let stranger = client_of(&Ca::new("another CA").expect("ca"));
+    (tls, stranger)
+}
+
+#[tokio::test]
+async fn over_tls_only_clients_with_a_certificate_of_the_ca_get_in() {
+    if etcd_binary().is_none() {
+        eprintln!("SKIPPED: no etcd binary (apt-get install etcd-server)");
+        return;
+    }
+    let dir = tempdir::Dir::new();
+    let (tls, stranger) = tls_setup(dir.path());
+    let etcd = LocalEtcd::start_tls(&dir.path().join("data"), 1, tls)
+        .await
+        .expect("local etcd over TLS");
+    let endpoints = etcd.endpoints();
+    assert!(endpoints[0].starts_with("https://"), "{endpoints:?}");
+    let c = etcd.client().expect("client");
+    c.put(b"/k", b"v", None).await.expect("put over TLS");
+    let got = c.get(b"/k").await.expect("get").expect("the key");
+    assert_eq!(got.value, b"v");
+    // A certificate of another CA is refused; so is plaintext, and an http:// URL is not
+    // taken for a TLS client.
+    let other = Client::with_tls(&endpoints, stranger).expect("client");
+    assert!(matches!(
+        other.get(b"/k").await,
+        Err(EtcdError::Unreachable { .. })
+    ));
+    let plain_url: Vec<String> = endpoints
+        .iter()
+        .map(|e| e.replacen("https://", "http://", 1))
+        .collect();
+    let plain = Client::new(&plain_url).expect("client");
+    assert!(plain.get(b"/k").await.is_err());
+    assert!(matches!(
+        Client::with_tls(&plain_url, rustls_config()),
+        Err(EtcdError::Endpoint(..))
+    ));
+}
+
+fn rustls_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth()
 }

@@ -1,5 +1,6 @@
 //! Certificates for a deployment: a CA and, for every daemon, a certificate naming the
-//! nodes it hosts (`edgeshift certs --config FILE --out DIR`; the demo makes its own).
+//! nodes it hosts (`edgeshift certs --config FILE --out DIR`; the demo makes its own), and
+//! with etcd over `https://` one for its members (the control nodes show theirs to etcd).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -96,16 +97,24 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), CertsError> {
 }
 
 /// Writes `ca.pem`, `ca.key` and every daemon's `<name>.pem` and `<name>.key` into `out`
-/// (keys readable by the owner only); returns the files written.
+/// (keys readable by the owner only), and with `store = "etcd"` over `https://` the
+/// members' `etcd.pem` and `etcd.key`; returns the files written.
 ///
 /// # Errors
 /// See [`CertsError`].
 pub fn write_all(dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsError> {
+    write_with(&Ca::new("edgeshift deployment CA")?, dep, out)
+}
+
+/// [`write_all`] with a given CA.
+///
+/// # Errors
+/// See [`CertsError`].
+pub fn write_with(ca: &Ca, dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsError> {
     std::fs::create_dir_all(out).map_err(|source| CertsError::Write {
         path: out.to_owned(),
         source,
     })?;
-    let ca = Ca::new("edgeshift deployment CA")?;
     let mut files = Vec::new();
     let mut put = |name: &str, text: &str, mode: u32| {
         let p = out.join(name);
@@ -125,7 +134,39 @@ pub fn write_all(dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsErro
         put(&format!("{name}.pem"), &issued.cert_pem, 0o644)?;
         put(&format!("{name}.key"), &issued.key_pem, 0o600)?;
     }
+    let hosts = etcd_hosts(dep);
+    if !hosts.is_empty() {
+        let issued = ca.issue_host("etcd", &hosts)?;
+        put("etcd.pem", &issued.cert_pem, 0o644)?;
+        put("etcd.key", &issued.key_pem, 0o600)?;
+    }
     Ok(files)
+}
+
+/// The hosts of the `https://` etcd endpoints of `dep` (what the members' certificate
+/// must name).
+#[must_use]
+pub fn etcd_hosts(dep: &Deployment) -> Vec<String> {
+    let mut hosts: Vec<String> = dep
+        .control
+        .etcd
+        .iter()
+        .filter_map(|u| u.strip_prefix("https://"))
+        .map(|rest| {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            match authority.strip_prefix('[') {
+                // [v6]:port
+                Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
+                None => authority
+                    .rsplit_once(':')
+                    .map_or(authority, |(h, _)| h)
+                    .to_owned(),
+            }
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
 }
 
 /// Certificates for every daemon, in memory (the one-process demo).
@@ -133,7 +174,14 @@ pub fn write_all(dep: &Deployment, out: &Path) -> Result<Vec<PathBuf>, CertsErro
 /// # Errors
 /// [`NetError::Tls`] if generation fails.
 pub fn in_memory(dep: &Deployment) -> Result<BTreeMap<String, Tls>, NetError> {
-    let ca = Ca::new("edgeshift demo CA")?;
+    in_memory_with(&Ca::new("edgeshift demo CA")?, dep)
+}
+
+/// [`in_memory`] with a given CA.
+///
+/// # Errors
+/// [`NetError::Tls`] if generation fails.
+pub fn in_memory_with(ca: &Ca, dep: &Deployment) -> Result<BTreeMap<String, Tls>, NetError> {
     let ca_pem = ca.cert_pem();
     let mut done = std::collections::BTreeSet::new();
     daemons(dep)
@@ -150,4 +198,34 @@ pub fn in_memory(dep: &Deployment) -> Result<BTreeMap<String, Tls>, NetError> {
             Ok((name, tls))
         })
         .collect()
+}
+
+/// TLS for a local etcd served with a certificate of `ca` (the demo's): the files it
+/// reads, written into `dir`, and a client setup it accepts (the control node's).
+///
+/// # Errors
+/// See [`CertsError`].
+pub fn local_etcd(ca: &Ca, dir: &Path) -> Result<edgeshift_etcd::LocalTls, CertsError> {
+    std::fs::create_dir_all(dir).map_err(|source| CertsError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let member = ca.issue_host("etcd", &["127.0.0.1".into()])?;
+    let control = ca.issue("control", &[NodeId::Control])?;
+    let client = Tls::from_pem(
+        ca.cert_pem().as_bytes(),
+        control.cert_pem.as_bytes(),
+        control.key_pem.as_bytes(),
+    )?
+    .client_config();
+    let file = |name: &str, text: &str, mode: u32| {
+        let p = dir.join(name);
+        write(&p, text, mode).map(|()| p)
+    };
+    Ok(edgeshift_etcd::LocalTls {
+        ca: file("ca.pem", &ca.cert_pem(), 0o644)?,
+        cert: file("etcd.pem", &member.cert_pem, 0o644)?,
+        key: file("etcd.key", &member.key_pem, 0o600)?,
+        client,
+    })
 }

@@ -15,6 +15,8 @@
 //! # replicas = ["10.0.0.10:7000", "10.0.0.11:7000", "10.0.0.12:7000"]
 //! # store = "etcd"
 //! # etcd = ["http://10.0.0.10:2379", "http://10.0.0.11:2379", "http://10.0.0.12:2379"]
+//! # (https:// URLs: TLS with client certificates; the members' certificate comes from the
+//! # deployment's CA, `edgeshift certs` writes it as etcd.pem when store = "etcd")
 //!
 //! [[edge]]
 //! id = 1
@@ -103,7 +105,9 @@ pub struct ControlDaemon {
     /// Where the registry lives: `redb` (the default, the file `db`) or `etcd`.
     #[serde(default)]
     pub store: RegistryKind,
-    /// The etcd cluster's client URLs (`http://host:port`), with `store = "etcd"`.
+    /// The etcd cluster's client URLs, with `store = "etcd"`: `http://host:port`, or
+    /// `https://host:port` for TLS (the members' certificate from the deployment's CA;
+    /// each control node shows its own certificate to them).
     #[serde(default)]
     pub etcd: Vec<String>,
     /// The key prefix of this control group in etcd (default `/edgeshift/control`).
@@ -438,8 +442,22 @@ impl Deployment {
                     "[control] store = \"etcd\" needs etcd = [\"http://host:port\", ...]".into(),
                 );
             }
-            if let Some(e) = c.etcd.iter().find(|e| !e.starts_with("http://")) {
-                return bad(format!("[control] etcd: {e:?} is not http://host:port"));
+            let scheme = if c.etcd.iter().any(|e| e.starts_with("https://")) {
+                "https://"
+            } else {
+                "http://"
+            };
+            if let Some(e) = c.etcd.iter().find(|e| !e.starts_with(scheme)) {
+                return bad(format!(
+                    "[control] etcd: {e:?} is not {scheme}host:port (all http:// or all https://)"
+                ));
+            }
+            if scheme == "https://" && self.tls.as_ref().is_some_and(|t| t.insecure) {
+                return bad(
+                    "[control] etcd over https:// needs [tls] certificates: the control nodes \
+                     show theirs to etcd (insecure = true has none)"
+                        .into(),
+                );
             }
             if c.on_edge.is_some() {
                 return bad(
@@ -615,5 +633,34 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn etcd_endpoints_are_all_http_or_all_https_and_https_needs_certificates() {
+        let replicated = |etcd: &str, tls: &str| {
+            OK.replace(
+                "listen = \"127.0.0.1:7000\"",
+                &format!(
+                    "replicas = [\"127.0.0.1:7000\", \"127.0.0.1:7005\"]\nstore = \"etcd\"\netcd = {etcd}"
+                ),
+            ) + tls
+        };
+        let certs = "\n[tls]\nca = \"ca.pem\"\ndir = \".\"\n";
+        let insecure = "\n[tls]\ninsecure = true\n";
+        let https = r#"["https://10.0.0.1:2379", "https://etcd2.example:2379"]"#;
+        assert!(parse(&replicated(https, certs)).is_ok());
+        assert!(parse(&replicated(r#"["http://10.0.0.1:2379"]"#, insecure)).is_ok());
+        let mixed = r#"["https://10.0.0.1:2379", "http://10.0.0.2:2379"]"#;
+        let e = parse(&replicated(mixed, certs))
+            .expect_err("mixed")
+            .to_string();
+        assert!(e.contains("all http:// or all https://"), "{e}");
+        let e = parse(&replicated(https, insecure))
+            .expect_err("no certificates")
+            .to_string();
+        assert!(e.contains("needs [tls] certificates"), "{e}");
+        // The members' certificate names the hosts of the URLs.
+        let d: Deployment = toml::from_str(&replicated(https, certs)).expect("parses");
+        assert_eq!(crate::certs::etcd_hosts(&d), ["10.0.0.1", "etcd2.example"]);
     }
 }

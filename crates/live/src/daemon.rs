@@ -259,7 +259,7 @@ pub async fn start_api(
 
 /// The daemon's TLS identity: given, from the `[tls]` files, or none with a loud warning
 /// when the deployment says `insecure = true`.
-fn tls_of(
+pub(crate) fn tls_of(
     dep: &Deployment,
     kind: &Kind,
     given: Option<edgeshift_net::Tls>,

@@ -313,7 +313,11 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     if !(1..=7).contains(&cfg.control_replicas) {
         return Err(ConfigError::Invalid("--control-replicas must be 1 to 7".into()).into());
     }
-    // A local etcd for the run, unless one was given; it lives until the run ends.
+    // One CA for the run: the daemons' certificates, and the local etcd's.
+    let ca =
+        edgeshift_net::pki::Ca::new("edgeshift demo CA").map_err(crate::certs::CertsError::from)?;
+    // A local etcd for the run, over TLS, unless one was given; it lives until the run
+    // ends.
     let mut cfg = cfg.clone();
     let etcd_dir;
     let _etcd = match &cfg.etcd {
@@ -323,7 +327,8 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
                 std::process::id(),
                 Clock::system().now().as_nanos()
             ));
-            let local = edgeshift_etcd::LocalEtcd::start(&etcd_dir, 3)
+            let tls = crate::certs::local_etcd(&ca, &etcd_dir.join("tls"))?;
+            let local = edgeshift_etcd::LocalEtcd::start_tls(&etcd_dir, 3, tls)
                 .await
                 .map_err(|e| {
                     ConfigError::Invalid(format!("--store etcd: {e}; or give --etcd URL"))
@@ -355,8 +360,8 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
         limit = cfg.app_wait + Duration::from_secs(7 * 24 * 3600);
     }
     let records = match &cfg.processes {
-        None => in_process(cfg, scenario.clone(), clock, limit).await?,
-        Some(exe) => processes(cfg, &scenario, exe, start, limit).await?,
+        None => in_process(cfg, &ca, scenario.clone(), clock, limit).await?,
+        Some(exe) => processes(cfg, &ca, &scenario, exe, start, limit).await?,
     };
     Ok(LiveRun::new(
         scenario.name.clone(),
@@ -370,6 +375,7 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
 
 async fn in_process(
     cfg: &DemoConfig,
+    ca: &edgeshift_net::pki::Ca,
     scenario: Scenario,
     clock: Clock,
     limit: Duration,
@@ -396,7 +402,7 @@ async fn in_process(
     let mut daemons = Vec::new();
     let first_ue = scenario.ues.first().map(|u| u.id);
     // Mutual TLS between the daemons, with certificates made for this run.
-    let certs = crate::certs::in_memory(&dep).map_err(crate::certs::CertsError::from)?;
+    let certs = crate::certs::in_memory_with(ca, &dep).map_err(crate::certs::CertsError::from)?;
     let origin = clock.now();
     let make_opts = {
         let (tx, feed, faults) = (tx.clone(), feed.clone(), cfg.faults.clone());
@@ -792,6 +798,7 @@ fn journal_name(kind: &Kind) -> String {
 
 async fn processes(
     cfg: &DemoConfig,
+    ca: &edgeshift_net::pki::Ca,
     scenario: &Scenario,
     exe: &Path,
     start: u64,
@@ -816,7 +823,7 @@ async fn processes(
     }
     // Mutual TLS between the daemons, with certificates made for this run.
     let certs = dir.join("certs");
-    crate::certs::write_all(&dep, &certs)?;
+    crate::certs::write_with(ca, &dep, &certs)?;
     dep.tls = Some(crate::config::TlsFiles {
         ca: Some(certs.join("ca.pem")),
         dir: Some(certs),

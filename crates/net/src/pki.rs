@@ -68,15 +68,28 @@ impl Ca {
         &self.key_pem
     }
 
+    /// A certificate for a service of the deployment reached by host name or address
+    /// (`hosts`: the etcd members' `127.0.0.1`, `etcd1.example`), for both ends.
+    ///
+    /// # Errors
+    /// [`NetError::Tls`] if generation fails.
+    pub fn issue_host(&self, name: &str, hosts: &[String]) -> Result<Issued, NetError> {
+        self.sign(name, hosts.to_vec())
+    }
+
     /// A certificate for a daemon hosting `nodes`, for both ends of a connection.
     ///
     /// # Errors
     /// [`NetError::Tls`] if generation fails.
     pub fn issue(&self, daemon: &str, nodes: &[NodeId]) -> Result<Issued, NetError> {
+        self.sign(daemon, nodes.iter().map(|n| node_name(*n)).collect())
+    }
+
+    fn sign(&self, name: &str, alt_names: Vec<String>) -> Result<Issued, NetError> {
         let key = KeyPair::generate().map_err(err)?;
-        let names: Vec<String> = nodes.iter().map(|n| node_name(*n)).collect();
-        let mut p = CertificateParams::new(names).map_err(err)?;
-        p.distinguished_name.push(DnType::CommonName, daemon);
+        // Addresses become IP SANs, the rest DNS names.
+        let mut p = CertificateParams::new(alt_names).map_err(err)?;
+        p.distinguished_name.push(DnType::CommonName, name);
         p.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,

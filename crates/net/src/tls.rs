@@ -84,6 +84,13 @@ impl Tls {
         })
     }
 
+    /// The client side of this identity (the CA as roots, this daemon's certificate),
+    /// for the deployment's other TLS services: etcd checks the control nodes with it.
+    #[must_use]
+    pub fn client_config(&self) -> ClientConfig {
+        (*self.client).clone()
+    }
+
     /// From PEM files.
     ///
     /// # Errors

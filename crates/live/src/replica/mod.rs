@@ -47,6 +47,21 @@ pub fn replica_addr(dep: &Deployment, n: u32) -> Result<SocketAddr, DaemonError>
         })
 }
 
+/// The etcd client of replica `n`: over TLS with the control node's certificate when the
+/// endpoints are `https://`.
+fn etcd_client(dep: &Deployment, n: u32, opts: &Options) -> Result<Client, DaemonError> {
+    let urls = &dep.control.etcd;
+    let bad = |e: String| DaemonError::Config(ConfigError::Invalid(format!("[control] etcd: {e}")));
+    if !urls.iter().any(|u| u.starts_with("https://")) {
+        return Client::new(urls).map_err(|e| bad(e.to_string()));
+    }
+    let tls =
+        crate::daemon::tls_of(dep, &Kind::Replica { n }, opts.tls.clone())?.ok_or_else(|| {
+            bad("https:// needs [tls] certificates (insecure = true has none)".into())
+        })?;
+    Client::with_tls(urls, tls.client_config()).map_err(|e| bad(e.to_string()))
+}
+
 /// Runs control replica `n` until `stop` turns true (it then resigns, so a standby need
 /// not wait for its lease) or `crash` does (it drops everything at once, as a killed
 /// process would, for the in-process demo): campaigns, leads while it can, and
@@ -63,10 +78,7 @@ pub async fn run(
     mut crash: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
     let addr = opts.listen.map_or_else(|| replica_addr(dep, n), Ok)?;
-    let etcd =
-        Arc::new(Client::new(&dep.control.etcd).map_err(|e| {
-            DaemonError::Config(ConfigError::Invalid(format!("[control] etcd: {e}")))
-        })?);
+    let etcd = Arc::new(etcd_client(dep, n, &opts)?);
     let prefix = dep.control.etcd_prefix().to_owned();
     let elector = Elector::new(
         etcd.clone(),
