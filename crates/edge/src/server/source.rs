@@ -145,6 +145,12 @@ impl EdgeServer {
         mode: RelocationMode,
         epoch: u64,
     ) {
+        if self.fenced_results.contains_key(&service) {
+            // Inputs applied after the lease ran out wait for it with their answers: the
+            // state holding them leaves only then (`unfence_one` comes back here).
+            self.deferred.push((from, service, target, mode, epoch));
+            return;
+        }
         let Some(live) = self.live.get_mut(&service) else {
             if !self.moved.contains_key(&service) {
                 self.violation(

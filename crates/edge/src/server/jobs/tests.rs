@@ -216,3 +216,57 @@ fn a_job_from_an_earlier_server_is_dropped() {
     assert_eq!(b.run_jobs(1), 1);
     assert_eq!(b.live(1).inst.last_seq, 1);
 }
+
+/// Answers server 1's latest heartbeat (the lease comes back); returns what server 1 had
+/// sent to the control node and the cells before.
+fn ack_latest_heartbeat(b: &mut Bench) -> Vec<Message> {
+    let out = b.outside_of(1);
+    let last = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::Heartbeat(h) => Some(h.seq),
+            _ => None,
+        })
+        .max()
+        .expect("heartbeats went out");
+    b.deliver(NodeId::Control, 1, HeartbeatAck { seq: last });
+    out
+}
+
+#[test]
+fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
+    let mut b = Bench::deployed(2, |c| {
+        c.offload = true;
+        c.lease = Some(LeaseConfig::new(1));
+    });
+    // Without the lease an input is held and a 1006 waits for the lease. When it comes
+    // back the held input goes out as a job, so the relocation waits for the job; then
+    // the lease runs out again.
+    b.advance(Duration::from_millis(1100));
+    b.input(1, 1);
+    b.relocate(2, RelocationMode::Cold);
+    ack_latest_heartbeat(&mut b);
+    let mut job = b.server(1).poll_job().expect("the held input as a job");
+    assert!(b.queue.is_empty(), "acted on while the job was out");
+    b.advance(Duration::from_millis(1100));
+    // The job comes back: its answer waits for the lease, and so does the state that
+    // holds it.
+    job.run();
+    let now = b.now;
+    b.server(1).handle_job_done(now, job);
+    b.run_jobs(1);
+    assert!(
+        matches!(b.state(1), Source::Serving),
+        "relocated while fenced"
+    );
+    assert!(
+        b.queue.is_empty(),
+        "state left a fenced server: {:?}",
+        b.queued()
+    );
+    let out = ack_latest_heartbeat(&mut b);
+    assert!(answers(&out).is_empty());
+    // The answer first, then the relocation.
+    assert_eq!(answers(&b.outside_of(1)), [1]);
+    assert!(matches!(b.state(1), Source::Frozen(_)));
+}
