@@ -27,19 +27,32 @@ impl EdgeServer {
     /// 2004: the source froze and asks this shadow to take over.
     pub(in crate::server) fn on_request(&mut self, now: Instant, m: RelocateRequest) {
         let service = m.service;
-        if self.live.contains_key(&service) {
-            // Already active (a repeated 2004): confirm again.
-            self.send(
-                m.source,
-                RelocateConfirm {
-                    service,
-                    target: self.cfg.id,
-                    verdict: Verdict::Valid,
-                },
-            );
-            return;
+        match self.live.get(&service).map(|l| l.epoch) {
+            Some(e) if e == m.epoch => {
+                // Already active (a repeated 2004): confirm again.
+                self.send(
+                    m.source,
+                    RelocateConfirm {
+                        service,
+                        target: self.cfg.id,
+                        verdict: Verdict::Valid,
+                    },
+                );
+                return;
+            }
+            Some(e) if e < m.epoch => {
+                // An instance here that a failover replaced while this server was away,
+                // its release still on the way: the source holds a newer one. Let go of
+                // it, then judge the 2004 like any other.
+                self.release(now, service, m.source, m.epoch);
+            }
+            // Older than the instance here: refused below as past.
+            _ => {}
         }
-        if self.epochs.get(&service).is_some_and(|e| m.epoch < *e) {
+        let live_epoch = self.live.get(&service).map(|l| l.epoch);
+        if self.epochs.get(&service).is_some_and(|e| m.epoch < *e)
+            || live_epoch.is_some_and(|e| m.epoch < e)
+        {
             // A relocation older than one this server has seen (a source that was cut off
             // or stopped, acting on a stale 1006): its state is not the live one.
             let why = format!("2004 of epoch {} for {service}, which is past", m.epoch);

@@ -1,8 +1,8 @@
 //! Transitions of [`ShadowState`] and of the 2004 [`Check`](super::Check) beside it.
 
 use edgeshift_proto::{
-    CodeRef, Message, NodeId, Relocate, RelocateAction, RelocationMode, ServerId, ShadowSync,
-    ShadowTransfer, SyncBody, SyncMode, Timing, UeId, Verdict,
+    CodeRef, Message, NodeId, Relocate, RelocateAction, RelocateRequest, RelocationMode, ServerId,
+    ShadowSync, ShadowTransfer, SyncBody, SyncMode, Timing, UeId, Verdict,
 };
 
 use super::ShadowState;
@@ -298,4 +298,48 @@ fn traffic_that_fits_no_shadow_is_a_violation_or_ignored() {
     b.events.clear();
     b.deliver(from1, 2, sync());
     assert!(b.server(2).shadows.is_empty() && b.events.is_empty());
+}
+
+#[test]
+fn a_2004_newer_than_the_instance_here_replaces_it_and_an_older_one_is_refused() {
+    // Server 1's instance (epoch 1) was replaced by a failover while it was away; server 2
+    // now holds the newer one (epoch 9) and asks server 1 to take it back.
+    let mut b = Bench::deployed(2, |_| {});
+    let request = |epoch| RelocateRequest {
+        service: SVC,
+        source: ServerId(2),
+        last_seq: 5,
+        digest: 7,
+        epoch,
+        transfer_pending: false,
+        state_checksum: None,
+        answers: Vec::new(),
+    };
+    b.deliver(NodeId::Server(ServerId(2)), 1, request(0));
+    assert!(
+        b.server(1).live.contains_key(&SVC),
+        "a past 2004 replaced the instance"
+    );
+    assert!(b.queue.iter().any(|(_, t)| matches!(
+        &t.msg,
+        Message::RelocateConfirm(c) if matches!(c.verdict, Verdict::Reject(_))
+    )));
+    b.queue.clear();
+    b.deliver(NodeId::Server(ServerId(2)), 1, request(9));
+    assert!(
+        !b.server(1).live.contains_key(&SVC),
+        "the replaced instance confirmed"
+    );
+    assert!(b.events_of(1).iter().any(|e| matches!(
+        e,
+        EdgeEvent::Released {
+            to: ServerId(2),
+            ..
+        }
+    )));
+    // No copy here: it asks the source for the whole state instead of confirming.
+    assert_eq!(
+        b.shadow(1).check.as_ref().and_then(|c| c.asked.clone()),
+        Some(Verdict::NeedFull)
+    );
 }
