@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use edgeshift_proto::{CellId, ServerId, SyncMode};
+use edgeshift_proto::{CellId, RelocationMode, ServerId, SyncMode};
 
 /// How services follow their users. All strategies run through the same roles.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -105,6 +105,11 @@ pub struct ControlConfig {
     /// Must exceed the servers' lease, so that a server cut off from the control node has
     /// stopped serving first.
     pub server_timeout: Option<Duration>,
+    /// How a shadow strategy moves a service to a server with no shadow (a handover
+    /// nobody predicted): `Precopy` (the default) serves on at the source, the new cell
+    /// relaying over the backhaul, while the state is copied, and switches when little is
+    /// left; `Cold` stops and copies, the seed's fallback.
+    pub reactive: RelocationMode,
 }
 
 impl ControlConfig {
@@ -125,6 +130,7 @@ impl ControlConfig {
             load_threshold: None,
             load_check_interval: Duration::from_secs(1),
             server_timeout: None,
+            reactive: RelocationMode::Precopy,
         }
     }
 

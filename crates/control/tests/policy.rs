@@ -107,7 +107,7 @@ fn candidates_of_the_source_server_get_no_shadow() {
 }
 
 #[test]
-fn a_target_outside_the_candidates_gets_a_reactive_copy_and_the_others_are_discarded() {
+fn a_target_outside_the_candidates_gets_a_reactive_precopy_and_the_others_are_discarded() {
     let mut n = node(Strategy::Shadow);
     let out = predict(
         &mut n,
@@ -130,7 +130,8 @@ fn a_target_outside_the_candidates_gets_a_reactive_copy_and_the_others_are_disca
         [Message::Relocate(Relocate {
             action: RelocateAction::Relocate {
                 target: ServerId(3),
-                mode: RelocationMode::Cold,
+                // The source serves while it copies (not stop-and-copy).
+                mode: RelocationMode::Precopy,
                 ..
             },
             ..

@@ -42,6 +42,36 @@ fn target_outside_the_candidates_falls_back_to_a_reactive_copy() {
 }
 
 #[test]
+fn an_unpredicted_target_costs_no_stop_and_copy_the_source_serves_while_it_copies() {
+    // 64 MiB over the scenario's backhaul: a stop-and-copy is hundreds of milliseconds.
+    let big = || {
+        let mut s = builtin("mispredict");
+        s.service.state_bytes = 64 << 20;
+        s
+    };
+    let (cold, _) = run_ok(big(), Strategy::Cold, 4);
+    assert!(cold.added_interruption_ms.max > 100.0, "{cold:?}");
+    for strategy in [Strategy::Shadow, Strategy::ShadowJit { threshold: 0.3 }] {
+        let (report, trace) = run_ok(big(), strategy, 4);
+        assert_eq!(report.reactive_fallbacks, 1);
+        assert!(
+            report.added_interruption_ms.max <= 5.0,
+            "{strategy}: {:?} (cold: {:?})",
+            report.added_interruption_ms,
+            cold.added_interruption_ms
+        );
+        // The source went on serving through the copy: it froze only at the end.
+        let ev = events(&trace);
+        let at = |what: &str| {
+            ev.iter()
+                .position(|(n, e)| n == "me1" && e.starts_with(what))
+                .unwrap_or_else(|| panic!("{strategy}: me1 never {what}"))
+        };
+        assert!(at("RelocationTriggered") < at("Frozen"), "{strategy}");
+    }
+}
+
+#[test]
 fn withdrawn_prediction_releases_the_shadows_and_the_service_stays() {
     let (report, trace) = run_ok(builtin("turnback"), Strategy::Shadow, 5);
     assert_eq!(report.handovers, 0);

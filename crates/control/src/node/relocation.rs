@@ -181,8 +181,11 @@ impl ControlNode {
             Strategy::Precopy => RelocationMode::Precopy,
             _ if has_shadow => RelocationMode::Hot,
             _ => {
+                // No shadow where the UE went: by default the service serves on at the
+                // source (the new cell relays its traffic over the backhaul) while its
+                // state is copied, and switches once little enough is left.
                 self.stats.reactive += 1;
-                RelocationMode::Cold
+                self.cfg.reactive
             }
         };
         if strategy.uses_shadows() && !predicted {
