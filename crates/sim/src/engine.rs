@@ -161,7 +161,8 @@ enum Ev {
     JobDone(NodeId, u64),
 }
 
-/// Longest a run goes on past its end for relocations in flight to land.
+/// Longest a run goes on past its end for relocations in flight to land, and for answers
+/// still on their way (a server working off a backlog).
 const SETTLE: Duration = Duration::from_secs(30);
 
 /// How long a run that had to settle goes on once it has: a few UE retransmissions.
@@ -394,7 +395,8 @@ impl Sim {
     }
 
     /// Runs to the end and returns the report. A relocation still in flight at the end may
-    /// land within 30 s more (`SETTLE`): the run's horizon is not a lost service.
+    /// land, and answers still owed may come, within 30 s more (`SETTLE`): the run's
+    /// horizon is not a lost service.
     #[must_use]
     pub fn run(mut self) -> (Report, Vec<TraceEntry>) {
         let mut end = self.end;
@@ -420,12 +422,21 @@ impl Sim {
         self.finish()
     }
 
-    /// Whether a deployed service has no single live instance (a relocation in flight).
+    /// Whether a deployed service has no single live instance (a relocation in flight),
+    /// or a UE still waits for answers: "never answered" means never, not "not by the
+    /// horizon" (a server that was cut off works off its backlog after the end).
     fn unsettled(&self) -> bool {
-        self.scenario
+        let in_flight = self
+            .scenario
             .ues
             .iter()
-            .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)))
+            .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)));
+        in_flight
+            || self
+                .nodes
+                .values()
+                .filter_map(Node::as_ue)
+                .any(|u| u.unanswered() > 0)
     }
 
     fn step(&mut self, ev: Ev) {
