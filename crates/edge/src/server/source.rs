@@ -42,6 +42,10 @@ pub(super) struct Live {
     pub(super) promoted: bool,
     /// When it last asked, and after which input.
     pub(super) nudged: Option<(u64, Instant)>,
+    /// The cell the latest input came through: where the UE is, as far as this server
+    /// knows. Answers go there, not to the cell each input came through: after a long
+    /// hold the UE has moved on, and answers sent after it would be lost.
+    pub(super) last_via: Option<edgeshift_proto::CellId>,
 }
 
 /// Where a live instance stands in a relocation out of this server.
@@ -121,6 +125,7 @@ impl Live {
             epoch,
             promoted: false,
             nudged: None,
+            last_via: None,
         }
     }
 

@@ -28,6 +28,11 @@ pub(super) enum Held {
 impl EdgeServer {
     /// 3010 from a cell (or forwarded by the previous host).
     pub(super) fn on_input(&mut self, m: ServiceInput) {
+        self.input(m, true);
+    }
+
+    /// An input, new (`arrived`: its cell is where the UE is now) or released from a hold.
+    fn input(&mut self, m: ServiceInput, arrived: bool) {
         let service = m.service;
         let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
@@ -40,6 +45,9 @@ impl EdgeServer {
                 return;
             }
             let (ue, via) = (m.ue, m.via);
+            if arrived {
+                live.last_via = Some(via);
+            }
             if !live.inst.offer(m.input.seq, m.input.payload, Some(m.via)) {
                 // A retransmission: the answer was lost, send it again.
                 if let Some(a) = live.inst.answer(m.input.seq).map(<[u8]>::to_vec) {
@@ -115,6 +123,7 @@ impl EdgeServer {
             return;
         };
         let ue = live.inst.meta.ue;
+        let here = live.last_via;
         let mut answers = Vec::new();
         let mut forward = Vec::new();
         for a in applied {
@@ -141,12 +150,12 @@ impl EdgeServer {
                 });
             }
             if let Some(via) = a.via {
-                answers.push((a.seq, via, a.answer));
+                answers.push((a.seq, here.unwrap_or(via), a.answer));
             }
         }
         for (seq, via) in rerun {
             if let Some(a) = live.inst.answer(seq) {
-                answers.push((seq, via, a.to_vec()));
+                answers.push((seq, here.unwrap_or(via), a.to_vec()));
             }
         }
         let replay = live.links_in(SyncMode::Replay);
@@ -228,11 +237,21 @@ impl EdgeServer {
         }
     }
 
-    /// Handles held traffic as if it arrived now, in its order.
+    /// Handles held traffic as if it arrived now, in its order; the answers go to the
+    /// cell the latest of it came through.
     pub(super) fn release_held(&mut self, held: Vec<Held>) {
+        let latest = held.iter().rev().find_map(|h| match h {
+            Held::Input(m) => Some((m.service, m.via)),
+            Held::Probe(_) => None,
+        });
+        if let Some((service, via)) = latest
+            && let Some(live) = self.live.get_mut(&service)
+        {
+            live.last_via = Some(via);
+        }
         for h in held {
             match h {
-                Held::Input(m) => self.on_input(m),
+                Held::Input(m) => self.input(m, false),
                 Held::Probe(m) => self.on_probe(m),
             }
         }

@@ -358,3 +358,31 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     assert!(matches!(b.state(1), Source::Frozen(_)));
     assert!(b.outside_of(1).is_empty());
 }
+
+#[test]
+fn answers_after_a_hold_go_where_the_ue_is_now() {
+    // Frozen: input 4 comes through cell 1, then the UE moves and input 5 comes through
+    // cell 2. When the source serves again, both answers go to cell 2.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.queue.clear();
+    b.input(1, 4);
+    let mut moved = crate::server::testkit::input(5);
+    moved.via = CellId(2);
+    b.deliver(NodeId::Cell(CellId(2)), 1, moved);
+    b.outside.clear();
+    b.deliver(
+        NodeId::Server(ServerId(2)),
+        1,
+        confirm(2, Verdict::Reject("full".into())),
+    );
+    let vias: Vec<(u64, CellId)> = b
+        .outside_of(1)
+        .iter()
+        .filter_map(|m| match m {
+            Message::ServiceOutput(o) => Some((o.seq, o.via)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vias, [(4, CellId(2)), (5, CellId(2))]);
+}
