@@ -54,6 +54,7 @@ fn demo(api: SocketAddr, extra: &[&str]) -> Proc {
 }
 
 fn http() -> reqwest::blocking::Client {
+    edgeshift_mec::use_ring_for_tls();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

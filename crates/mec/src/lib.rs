@@ -35,7 +35,7 @@ use edgeshift_ue::HandoverGap;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use notify::NotifyStats;
+pub use notify::{NotifyStats, use_ring_for_tls};
 pub use problem::Problem;
 pub use state::{CellInfo, Delivery, Limits, MecState, Topology};
 

@@ -73,7 +73,15 @@ impl Notifier {
     }
 }
 
+/// Makes ring the process's TLS crypto provider, unless one is set: the HTTP client sets
+/// up TLS (for `https://` callbacks) with the process's provider, and the workspace's
+/// `reqwest` comes without one of its own.
+pub fn use_ring_for_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 async fn run(mut rx: mpsc::Receiver<Vec<Delivery>>, stats: Arc<NotifyStats>) {
+    use_ring_for_tls();
     let client = match reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)

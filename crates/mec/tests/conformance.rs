@@ -309,7 +309,7 @@ async fn every_response_and_notification_follows_the_etsi_schemas() {
     let (cb, inbox) = callback_server().await;
     let api = start(Limits::default()).await;
     let c = Client {
-        http: reqwest::Client::new(),
+        http: client(),
         base: format!("http://{}", api.local_addr()),
     };
     use reqwest::Method as M;
@@ -545,7 +545,7 @@ async fn subscriptions_expire_with_a_notification() {
     let (cb, inbox) = callback_server().await;
     let api = start(Limits::default()).await;
     let c = Client {
-        http: reqwest::Client::new(),
+        http: client(),
         base: format!("http://{}", api.local_addr()),
     };
     let deadline = now() + Duration::from_millis(1500);
@@ -575,7 +575,7 @@ async fn subscriptions_expire_with_a_notification() {
 async fn requests_without_a_valid_token_get_401_and_nothing_changes() {
     let api = start(Limits::default()).await;
     let base = format!("http://{}", api.local_addr());
-    let http = reqwest::Client::new();
+    let http = client();
     let body = json!({"subscriptionType": "CellChangeSubscription",
         "callbackReference": "http://127.0.0.1:9/x", "filterCriteriaAssocHo": {}});
     for auth in [
@@ -652,7 +652,7 @@ async fn thousands_of_subscriptions_stay_bounded_and_a_hanging_callback_delays_n
     })
     .await;
     let c = Client {
-        http: reqwest::Client::new(),
+        http: client(),
         base: format!("http://{}", api.local_addr()),
     };
     let sub = |url: String| {
@@ -702,4 +702,10 @@ async fn thousands_of_subscriptions_stay_bounded_and_a_hanging_callback_delays_n
     }
     let got = wait_for(&inbox, 50).await;
     assert_eq!(got.len(), 50, "the good callback got every notification");
+}
+
+/// An HTTP client (with the process's TLS provider set first).
+fn client() -> reqwest::Client {
+    edgeshift_mec::use_ring_for_tls();
+    reqwest::Client::new()
 }
