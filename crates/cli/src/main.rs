@@ -349,13 +349,14 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     );
     println!("relocation of {what}, link {bw}, RTT {} ms", a.rtt_ms);
     println!(
-        "{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9}",
+        "{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9} {:>9}",
         "MiB",
         "strategy",
         "critical ms",
         "downtime ms",
         "critical bytes",
         "total bytes",
+        "GB/s",
         "checksum"
     );
     let mut results = Vec::new();
@@ -372,13 +373,14 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
                 None => measure(*size, strategy, link)?,
             };
             println!(
-                "{:>8} {:<14} {:>14.3} {:>12.3} {:>16} {:>14} {:>9}",
+                "{:>8} {:<14} {:>14.3} {:>12.3} {:>16} {:>14} {:>9.2} {:>9}",
                 r.size_mib,
                 r.strategy,
                 r.critical_path_ms,
                 r.downtime_ms,
                 r.critical_bytes,
                 r.total_bytes,
+                r.throughput_gbyte_s,
                 if r.checksum_ok { "ok" } else { "MISMATCH" }
             );
             results.push(r);

@@ -49,6 +49,9 @@ pub struct BenchResult {
     pub checksum_ok: bool,
     /// Actual state size in bytes.
     pub state_bytes: u64,
+    /// State bytes per second of critical path, in GB/s (10⁹ bytes): how fast the state
+    /// moves as the user sees it (0 if the critical path took no time).
+    pub throughput_gbyte_s: f64,
 }
 
 /// The whole benchmark record.
@@ -367,6 +370,13 @@ pub fn measure_spec(
         .map(|v| v.checksum);
     let end = activated.unwrap_or(b.now);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let state_bytes = before.map_or(0, |b| b.1);
+    let critical = end.saturating_duration_since(t0).as_secs_f64();
+    let throughput_gbyte_s = if critical > 0.0 {
+        state_bytes as f64 / critical / 1e9
+    } else {
+        0.0
+    };
     Ok(BenchResult {
         size_mib,
         strategy: strategy.to_owned(),
@@ -380,6 +390,7 @@ pub fn measure_spec(
             .sum(),
         total_bytes: b.sent.iter().filter(|s| s.2).map(|s| s.1 as u64).sum(),
         checksum_ok: activated.is_some() && before.map(|b| b.0) == after,
-        state_bytes: before.map_or(0, |b| b.1),
+        state_bytes,
+        throughput_gbyte_s,
     })
 }

@@ -13,6 +13,13 @@ fn every_strategy_moves_the_state_intact() {
         let r = measure(1, strategy, link).expect("runs");
         assert!(r.checksum_ok, "{strategy}");
         assert!(r.state_bytes >= 1 << 20);
+        // The throughput column is the state over the critical path, whatever the machine.
+        let expected = r.state_bytes as f64 / (r.critical_path_ms / 1e3) / 1e9;
+        assert!(
+            (r.throughput_gbyte_s - expected).abs() <= 1e-9 * expected.max(1.0),
+            "{strategy}: {} vs {expected}",
+            r.throughput_gbyte_s
+        );
         // Bytes, not time: a hot swap moves no state on the critical path, a copy all of it.
         if strategy.starts_with("shadow") {
             assert!(
