@@ -17,8 +17,13 @@ pub struct EdgeConfig {
     pub replay_batch: Duration,
     /// Inputs kept for catch-up.
     pub input_log: usize,
-    /// Answers kept to re-answer retransmitted inputs.
+    /// Answers kept to re-answer retransmitted inputs. Generous: inputs held while a
+    /// server is frozen or fenced are answered in a burst, and an answer the radio loses
+    /// must still be here when the UE asks again.
     pub answer_cache: usize,
+    /// The most recent answers a 2004 or a transfer carries to the next host (they travel
+    /// on the critical path, so fewer than are kept).
+    pub answers_carried: usize,
     /// Live instances this server can host (load 1.0).
     pub capacity: u32,
     /// Period of load reports to the control node.
@@ -90,7 +95,8 @@ impl EdgeConfig {
             delta_interval: Duration::from_millis(50),
             replay_batch: Duration::ZERO,
             input_log: 100_000,
-            answer_cache: 256,
+            answer_cache: 2048,
+            answers_carried: 256,
             capacity: 100,
             load_report_interval: Duration::from_secs(1),
             precopy_threshold: 256 << 10,

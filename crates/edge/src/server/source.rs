@@ -242,7 +242,7 @@ impl EdgeServer {
             },
             // The whole answer cache: an answer the radio lost before the handover may be
             // retransmitted for seconds (seed 24 of `turnback --swarm` needed 65).
-            answers: live.inst.recent_answers(self.cfg.answer_cache),
+            answers: live.inst.recent_answers(self.cfg.answers_carried),
         };
         let target = f.target;
         self.send(target, req);
