@@ -165,22 +165,8 @@ fn answers_of_a_job_that_ends_after_the_lease_wait_for_it() {
     b.prepare(&[2], edgeshift_proto::SyncMode::Replay);
     b.step();
     assert!(b.queue.is_empty(), "a fenced server sent {:?}", b.queued());
-    let last_heartbeat = out
-        .iter()
-        .filter_map(|m| match m {
-            Message::Heartbeat(h) => Some(h.seq),
-            _ => None,
-        })
-        .max()
-        .expect("heartbeats went out");
     // The control node answers again: the lease is back, and so is the answer.
-    b.deliver(
-        NodeId::Control,
-        1,
-        HeartbeatAck {
-            seq: last_heartbeat,
-        },
-    );
+    ack_latest_heartbeat(&mut b, &out);
     assert_eq!(answers(&b.outside_of(1)), [1]);
 }
 
@@ -219,10 +205,9 @@ fn a_job_from_an_earlier_server_is_dropped() {
     assert_eq!(b.live(1).inst.last_seq, 1);
 }
 
-/// Answers server 1's latest heartbeat (the lease comes back); returns what server 1 had
-/// sent to the control node and the cells before.
-fn ack_latest_heartbeat(b: &mut Bench) -> Vec<Message> {
-    let out = b.outside_of(1);
+/// Answers the latest heartbeat among `out`, what server 1 sent to the control node and
+/// the cells: the lease comes back.
+fn ack_latest_heartbeat(b: &mut Bench, out: &[Message]) {
     let last = out
         .iter()
         .filter_map(|m| match m {
@@ -232,7 +217,6 @@ fn ack_latest_heartbeat(b: &mut Bench) -> Vec<Message> {
         .max()
         .expect("heartbeats went out");
     b.deliver(NodeId::Control, 1, HeartbeatAck { seq: last });
-    out
 }
 
 #[test]
@@ -247,7 +231,8 @@ fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
     b.advance(Duration::from_millis(1100));
     b.input(1, 1);
     b.relocate(2, RelocationMode::Cold);
-    ack_latest_heartbeat(&mut b);
+    let out = b.outside_of(1);
+    ack_latest_heartbeat(&mut b, &out);
     let mut job = b.server(1).poll_job().expect("the held input as a job");
     assert!(b.queue.is_empty(), "acted on while the job was out");
     b.advance(Duration::from_millis(1100));
@@ -266,8 +251,9 @@ fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
         "state left a fenced server: {:?}",
         b.queued()
     );
-    let out = ack_latest_heartbeat(&mut b);
+    let out = b.outside_of(1);
     assert!(answers(&out).is_empty());
+    ack_latest_heartbeat(&mut b, &out);
     // The answer first, then the relocation.
     assert_eq!(answers(&b.outside_of(1)), [1]);
     assert!(matches!(b.state(1), Source::Frozen(_)));
