@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use edgeshift_net::{Clock, FaultFilter};
 use edgeshift_proto::{Instant, NodeId};
-use edgeshift_world::fault::{Fault, FaultKind, tcp_delivery};
+use edgeshift_world::fault::{Fault, FaultKind, combined_loss, tcp_delivery};
 
 use crate::config::{ConfigError, Deployment};
 use crate::daemon::Kind;
@@ -120,12 +120,7 @@ pub fn filter(
 
 /// The packet loss probability the link faults put between daemons `a` and `b` at `t`.
 fn loss_at(links: &[Fault], a: &str, b: &str, t: Duration) -> f64 {
-    let keep: f64 = links
-        .iter()
-        .filter_map(|f| f.cuts(a, b, t))
-        .map(|p| 1.0 - p)
-        .product();
-    1.0 - keep
+    combined_loss(links.iter().filter_map(|f| f.cuts(a, b, t)))
 }
 
 #[cfg(test)]

@@ -840,12 +840,11 @@ impl Sim {
         let cuts: Vec<&Cut> = self.cuts.iter().filter(|c| pair(c)).collect();
         let p_at = |t: Duration| {
             let at = Instant::ZERO + t;
-            let keep: f64 = cuts
-                .iter()
-                .filter(|c| at >= c.from && at < c.until)
-                .map(|c| 1.0 - c.p)
-                .product();
-            1.0 - keep
+            edgeshift_world::fault::combined_loss(
+                cuts.iter()
+                    .filter(|c| at >= c.from && at < c.until)
+                    .map(|c| c.p),
+            )
         };
         let rng = &mut self.fault_rng;
         edgeshift_world::fault::tcp_delivery(

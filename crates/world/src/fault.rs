@@ -142,6 +142,11 @@ pub const RTO_MAX: Duration = Duration::from_secs(120);
 /// `tcp_retries2`).
 pub const TCP_RETRIES: u32 = 15;
 
+/// The loss probability of a link under independent faults losing `ps` each.
+pub fn combined_loss(ps: impl IntoIterator<Item = f64>) -> f64 {
+    1.0 - ps.into_iter().map(|p| 1.0 - p).product::<f64>()
+}
+
 /// What a link does to one message sent over TCP at `t`, when a transmission at time `x`
 /// is lost with probability `p_at(x)` (`draw` gives uniform numbers in `[0, 1)`):
 /// `Some(delay)` until the transmission that gets through, retransmitting after
