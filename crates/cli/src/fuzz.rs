@@ -72,7 +72,7 @@ fn sample_messages() -> Vec<Message> {
     vec![
         Hello {
             from: NodeId::Server(server),
-            to: NodeId::Control,
+            to: NodeId::CONTROL,
             lane: Lane::Control,
         }
         .into(),

@@ -64,7 +64,7 @@ fn setup(n: u32) -> anyhow::Result<ControlNode> {
             cell: CellId(cells[i as usize % cells.len()]),
             spec: spec.clone(),
         };
-        node.handle_message(Instant::ZERO, NodeId::Control, m.into());
+        node.handle_message(Instant::ZERO, NodeId::CONTROL, m.into());
     }
     while node.poll_transmit().is_some() {}
     while node.poll_event().is_some() {}

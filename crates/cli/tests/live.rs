@@ -376,7 +376,7 @@ fn separate_processes_relocate_without_losing_an_input() {
         let me = |i| NodeId::Server(ServerId(i));
         let plain = forge(
             c.edges[2],
-            NodeId::Control,
+            NodeId::CONTROL,
             me(3),
             vec![discard.clone().into()],
         );

@@ -147,7 +147,7 @@ impl Bench {
                 spec,
             };
             b.node
-                .handle_message(Instant::ZERO, NodeId::Control, deploy.into());
+                .handle_message(Instant::ZERO, NodeId::CONTROL, deploy.into());
             b.at(Instant(1 + u64::from(u) * stagger), Input::Cycle(u));
         }
         for s in 0..COLS * ROWS / CELLS_PER_SERVER {

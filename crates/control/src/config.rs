@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use edgeshift_proto::{CellId, RelocationMode, ServerId, SyncMode};
+use edgeshift_proto::{CellId, RegionId, RelocationMode, ServerId, SyncMode};
 
 /// How services follow their users. All strategies run through the same roles.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,6 +110,13 @@ pub struct ControlConfig {
     /// relaying over the backhaul, while the state is copied, and switches when little is
     /// left; `Cold` stops and copies, the seed's fallback.
     pub reactive: RelocationMode,
+    /// The region this node controls: it serves the cells of this region and heartbeats
+    /// the servers of this region (region 0 in a deployment without regions).
+    pub region: RegionId,
+    /// The region of each cell; cells not listed are in region 0. A server is in the region
+    /// of the cells it serves. `topology` lists every cell of every region: a service
+    /// prepared or moved across a border is commanded by the region that holds it.
+    pub regions: BTreeMap<CellId, RegionId>,
 }
 
 impl ControlConfig {
@@ -131,7 +138,15 @@ impl ControlConfig {
             load_check_interval: Duration::from_secs(1),
             server_timeout: None,
             reactive: RelocationMode::Precopy,
+            region: RegionId(0),
+            regions: BTreeMap::new(),
         }
+    }
+
+    /// The region of a cell.
+    #[must_use]
+    pub fn region_of(&self, cell: CellId) -> RegionId {
+        self.regions.get(&cell).copied().unwrap_or(RegionId(0))
     }
 
     /// One-way backhaul latency between two servers.

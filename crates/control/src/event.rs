@@ -1,8 +1,8 @@
 //! Events and counters of the control node.
 
 use edgeshift_proto::{
-    CancelReason, Candidate, CellId, Instant, NodeId, RadioReport, RelocationMode, ServerId,
-    ServiceId, Timing, UeId,
+    CancelReason, Candidate, CellId, Instant, NodeId, RadioReport, RegionId, RelocationMode,
+    ServerId, ServiceId, Timing, UeId,
 };
 
 /// What the control node did, for drivers, metrics and checkers.
@@ -221,6 +221,25 @@ pub enum ControlEvent {
         /// Why.
         reason: CancelReason,
     },
+    /// The service's user is in a cell of another region now: its entry, with any
+    /// relocation in flight, went to that region's control node (3050).
+    ServiceHandedOff {
+        /// The service.
+        service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// The region that holds it now.
+        to: RegionId,
+    },
+    /// Another region's control node handed a service to this one (3050).
+    ServiceAdopted {
+        /// The service.
+        service: ServiceId,
+        /// Its user.
+        ue: UeId,
+        /// The region it came from.
+        from: RegionId,
+    },
     /// A peer sent something that does not fit; it was ignored.
     ProtocolViolation {
         /// Sender.
@@ -259,4 +278,23 @@ pub struct ControlStats {
     pub cancelled: u64,
     /// Load-balancing moves started.
     pub load_balanced: u64,
+}
+
+/// The counters of several control nodes (the regions of a deployment) together.
+impl std::ops::AddAssign for ControlStats {
+    fn add_assign(&mut self, o: Self) {
+        self.predictions += o.predictions;
+        self.shadows_requested += o.shadows_requested;
+        self.handovers += o.handovers;
+        self.relocations_triggered += o.relocations_triggered;
+        self.relocations_completed += o.relocations_completed;
+        self.relocations_failed += o.relocations_failed;
+        self.skipped_same_server += o.skipped_same_server;
+        self.skipped_within_budget += o.skipped_within_budget;
+        self.mispredicted += o.mispredicted;
+        self.reactive += o.reactive;
+        self.pingpongs += o.pingpongs;
+        self.cancelled += o.cancelled;
+        self.load_balanced += o.load_balanced;
+    }
 }

@@ -6,7 +6,8 @@
 //!   discarded when stale or expired;
 //! - `relocation`: an in-flight relocation as a typed state, 1005 → 1006 → 3033;
 //! - `balance`: load reports and moving services off overloaded servers;
-//! - `persist`: the node to and from a [`ControlSnapshot`].
+//! - `persist`: the node to and from a [`ControlSnapshot`];
+//! - `region`: handing services to the control nodes of other regions.
 //!
 //! Every per-message cost is `O(log n)` in the number of services: entries are found by
 //! service, UE or host, and timers by key in one [`TimerTable`].
@@ -14,6 +15,7 @@
 mod balance;
 mod liveness;
 mod persist;
+mod region;
 mod registry;
 mod relocation;
 mod shadows;
@@ -22,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::RangeInclusive;
 
 use edgeshift_proto::{
-    Instant, Message, NodeId, Relocate, RelocateAction, Role, ServerId, ServiceId, TimerTable,
-    Timing, Transmit, UeId,
+    Instant, Message, NodeId, RegionId, Relocate, RelocateAction, Role, ServerId, ServiceHandoff,
+    ServiceId, TimerTable, Timing, Transmit, UeId,
 };
 
 use crate::config::ControlConfig;
@@ -51,6 +53,8 @@ enum Timer {
     LoadCheck,
     /// A server's heartbeats stopped: it is declared dead.
     ServerSilent(ServerId),
+    /// A handoff to another region was not acknowledged yet.
+    Handoff(ServiceId),
 }
 
 impl Timer {
@@ -64,8 +68,12 @@ impl Timer {
 #[derive(Debug)]
 pub struct ControlNode {
     cfg: ControlConfig,
-    /// The topology's servers, in order (the configuration never changes).
+    /// This region's servers, in order (the configuration never changes).
     servers: Vec<ServerId>,
+    /// The region of every server of the topology.
+    server_region: BTreeMap<ServerId, RegionId>,
+    /// The other regions of the deployment.
+    others: Vec<RegionId>,
     services: BTreeMap<ServiceId, ServiceEntry>,
     by_ue: BTreeMap<UeId, ServiceId>,
     /// Services by host, so load balancing looks at one server's services only.
@@ -79,6 +87,17 @@ pub struct ControlNode {
     /// Relocations called off because their target died, by target, service and epoch:
     /// aborted when the target comes back, before it may go live with a stale 2004.
     called_off: BTreeSet<(ServerId, ServiceId, u64)>,
+    /// Orders for this region's servers from other regions (or for services that left),
+    /// given when the server comes back.
+    rejoin_orders: BTreeMap<ServerId, Vec<(ServiceId, RelocateAction)>>,
+    /// Services handed to another region: where, and the handoff's generation.
+    moved: BTreeMap<ServiceId, (RegionId, u64)>,
+    /// The same by UE.
+    moved_ue: BTreeMap<UeId, RegionId>,
+    /// Handoffs not acknowledged yet.
+    outgoing: BTreeMap<ServiceId, (RegionId, ServiceHandoff)>,
+    /// Messages about UEs whose service has not arrived yet (a handoff on its way).
+    held: BTreeMap<UeId, VecDeque<(Instant, NodeId, Message)>>,
     stats: ControlStats,
     timers: TimerTable<Timer>,
     out: VecDeque<Transmit>,
@@ -93,9 +112,28 @@ impl ControlNode {
         if cfg.load_threshold.is_some() {
             timers.set(Timer::LoadCheck, now + cfg.load_check_interval);
         }
-        let servers: BTreeSet<ServerId> = cfg.topology.values().copied().collect();
+        let server_region: BTreeMap<ServerId, RegionId> = cfg
+            .topology
+            .iter()
+            .map(|(cell, server)| (*server, cfg.region_of(*cell)))
+            .collect();
+        let servers: Vec<ServerId> = server_region
+            .iter()
+            .filter(|(_, r)| **r == cfg.region)
+            .map(|(s, _)| *s)
+            .collect();
+        let mut others: Vec<RegionId> = cfg.regions.values().copied().collect();
+        others.push(RegionId(0));
+        others.sort_unstable();
+        others.dedup();
+        others.retain(|r| *r != cfg.region);
+        if cfg.regions.is_empty() {
+            others.clear();
+        }
         Self {
-            servers: servers.into_iter().collect(),
+            servers,
+            server_region,
+            others,
             cfg,
             services: BTreeMap::new(),
             by_ue: BTreeMap::new(),
@@ -104,6 +142,11 @@ impl ControlNode {
             peers: BTreeMap::new(),
             superseded: BTreeSet::new(),
             called_off: BTreeSet::new(),
+            rejoin_orders: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            moved_ue: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
+            held: BTreeMap::new(),
             stats: ControlStats::default(),
             timers,
             out: VecDeque::new(),
@@ -155,23 +198,14 @@ impl ControlNode {
     fn emit(&mut self, e: ControlEvent) {
         self.events.push_back(e);
     }
-}
 
-impl Role for ControlNode {
-    type Event = ControlEvent;
-
-    fn id(&self) -> NodeId {
-        NodeId::Control
+    /// This node's address.
+    fn id_of(&self) -> NodeId {
+        NodeId::Control(self.cfg.region)
     }
 
-    fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
-        if !edgeshift_proto::may_send(from, NodeId::Control, &msg) {
-            self.emit(ControlEvent::ProtocolViolation {
-                from,
-                what: edgeshift_proto::refusal(from, &msg),
-            });
-            return;
-        }
+    /// One message, after any relay or hold (see the `region` module).
+    fn dispatch(&mut self, now: Instant, from: NodeId, msg: Message) {
         match msg {
             Message::Deploy(m) => self.on_deploy(from, m),
             Message::HandoverPrediction(m) => self.on_prediction(now, m),
@@ -189,11 +223,35 @@ impl Role for ControlNode {
             Message::Heartbeat(m) => self.on_heartbeat(now, m),
             Message::RouteQuery(m) => self.on_route_query(m),
             Message::ShadowRefused(m) => self.on_shadow_refused(m),
+            Message::ServiceHandoff(m) => self.on_handoff(now, from, m),
+            Message::HandoffAck(m) => self.on_handoff_ack(m),
+            Message::ServerStatus(m) => self.on_server_status(now, m),
+            Message::RejoinOrder(m) => self.on_rejoin_order(m),
+            Message::Relayed(m) => self.on_relayed(now, from, m),
             other => self.emit(ControlEvent::ProtocolViolation {
                 from,
                 what: format!("{} is not for the control node", other.name()),
             }),
         }
+    }
+}
+
+impl Role for ControlNode {
+    type Event = ControlEvent;
+
+    fn id(&self) -> NodeId {
+        self.id_of()
+    }
+
+    fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        if !edgeshift_proto::may_send(from, self.id_of(), &msg) {
+            self.emit(ControlEvent::ProtocolViolation {
+                from,
+                what: edgeshift_proto::refusal(from, &msg),
+            });
+            return;
+        }
+        self.route(now, from, msg, 0);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -208,6 +266,7 @@ impl Role for ControlNode {
                         .set(Timer::LoadCheck, now + self.cfg.load_check_interval);
                 }
                 Timer::ServerSilent(server) => self.server_down(now, server),
+                Timer::Handoff(service) => self.on_handoff_retry(now, service),
             }
         }
     }

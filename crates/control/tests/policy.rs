@@ -20,7 +20,7 @@ fn node(strategy: Strategy) -> ControlNode {
     };
     n.handle_message(
         Instant::ZERO,
-        NodeId::Control,
+        NodeId::CONTROL,
         Deploy {
             service: ServiceId(1),
             ue: UeId(1),

@@ -30,7 +30,7 @@ fn deploy(n: &mut ControlNode, service: u32, cell: u32, budget_ms: u32, code: Co
         cell: CellId(cell),
         spec,
     };
-    n.handle_message(Instant::ZERO, NodeId::Control, m.into());
+    n.handle_message(Instant::ZERO, NodeId::CONTROL, m.into());
 }
 
 fn predict(

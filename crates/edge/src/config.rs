@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use edgeshift_proto::ServerId;
+use edgeshift_proto::{NodeId, ServerId};
 
 /// Tunables of one ME server.
 #[derive(Clone, Debug)]
@@ -57,6 +57,10 @@ pub struct EdgeConfig {
     /// the role's calls: a slow guest then holds up only its own service. The driver must
     /// take jobs with `poll_job` and hand them back with `handle_job_done`.
     pub offload: bool,
+    /// The control node of this server's region: heartbeats and load reports go there.
+    /// Reports about a service (3032, 3033, 3037) go to the control node that last
+    /// commanded this server about it, which may be another region's.
+    pub control: NodeId,
 }
 
 /// The lease that lets a server serve: it sends a 3006 every `heartbeat`, and may serve
@@ -109,6 +113,7 @@ impl EdgeConfig {
             memory_budget: None,
             code_cache_bytes: 256 << 20,
             offload: false,
+            control: NodeId::CONTROL,
         }
     }
 }

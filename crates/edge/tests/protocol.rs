@@ -119,7 +119,7 @@ impl World {
 
 fn deploy(w: &mut World, spec: ServiceSpec) {
     w.deliver(
-        NodeId::Control,
+        NodeId::CONTROL,
         ServerId(1),
         Instantiate {
             service: ServiceId(1),
@@ -146,7 +146,7 @@ fn prepare(w: &mut World, candidates: Vec<ServerId>, sync: SyncMode) {
         sync,
         start: Timing::at(Instant::ZERO),
     };
-    w.deliver(NodeId::Control, ServerId(1), m);
+    w.deliver(NodeId::CONTROL, ServerId(1), m);
 }
 
 fn relocate_msg(now: Instant, target: u32, mode: RelocationMode) -> Relocate {
@@ -165,8 +165,8 @@ fn relocate_msg(now: Instant, target: u32, mode: RelocationMode) -> Relocate {
 /// 1006 to source and target, everything delivered.
 fn relocate(w: &mut World, target: u32, mode: RelocationMode) {
     let m = relocate_msg(w.now, target, mode);
-    w.deliver(NodeId::Control, ServerId(1), m.clone());
-    w.deliver(NodeId::Control, ServerId(target), m);
+    w.deliver(NodeId::CONTROL, ServerId(1), m.clone());
+    w.deliver(NodeId::CONTROL, ServerId(target), m);
 }
 
 /// 1006 to the source only; `keep` may drop or alter the traffic that follows.
@@ -178,7 +178,7 @@ fn relocate_with(
 ) {
     let m = relocate_msg(w.now, target, mode);
     w.queue.push_back((
-        NodeId::Control,
+        NodeId::CONTROL,
         Transmit {
             to: ServerId(1).into(),
             msg: m.into(),
@@ -222,7 +222,7 @@ fn hot_relocation_moves_the_live_instance_with_identical_state() {
         },
         timing: Timing::at(w.now),
     };
-    w.deliver(NodeId::Control, ServerId(3), discard);
+    w.deliver(NodeId::CONTROL, ServerId(3), discard);
     assert_eq!(w.server(3).shadow_services().count(), 0);
     // Inputs keep flowing to the new host, and a stale route to the old one is forwarded.
     w.input(31);
@@ -381,7 +381,7 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
     let mut w = World::new(2);
     deploy(&mut w, mem_spec());
     w.deliver(
-        NodeId::Control,
+        NodeId::CONTROL,
         ServerId(1),
         HandoverCommand {
             ue: UeId(1),
@@ -441,7 +441,7 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
         latency_budget_ms: 0,
     };
     w.deliver(
-        NodeId::Control,
+        NodeId::CONTROL,
         ServerId(2),
         Instantiate {
             service: ServiceId(8),

@@ -128,7 +128,7 @@ fn tls_setup(dir: &std::path::Path) -> (edgeshift_etcd::LocalTls, rustls::Client
     use edgeshift_proto::NodeId;
     let client_of = |ca: &Ca| {
         let me = ca
-            .issue("control", &[NodeId::Control])
+            .issue("control", &[NodeId::CONTROL])
             .expect("client cert");
         Tls::from_pem(
             ca.cert_pem().as_bytes(),

@@ -47,16 +47,16 @@ pub fn cert_name(kind: &Kind) -> String {
 pub fn daemons(dep: &Deployment) -> Vec<(Kind, Vec<NodeId>)> {
     let mut out = Vec::new();
     if dep.control.listen.is_some() {
-        out.push((Kind::Control, vec![NodeId::Control]));
+        out.push((Kind::Control, vec![NodeId::CONTROL]));
     }
     for n in 1..=dep.control.replicas.len() {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        out.push((Kind::Replica { n }, vec![NodeId::Control]));
+        out.push((Kind::Replica { n }, vec![NodeId::CONTROL]));
     }
     for e in &dep.edges {
         let mut nodes = vec![NodeId::Server(ServerId(e.id))];
         if dep.control.on_edge == Some(e.id) {
-            nodes.push(NodeId::Control);
+            nodes.push(NodeId::CONTROL);
         }
         out.push((
             Kind::Edge {
@@ -211,7 +211,7 @@ pub fn local_etcd(ca: &Ca, dir: &Path) -> Result<edgeshift_etcd::LocalTls, Certs
         source,
     })?;
     let member = ca.issue_host("etcd", &["127.0.0.1".into()])?;
-    let control = ca.issue("control", &[NodeId::Control])?;
+    let control = ca.issue("control", &[NodeId::CONTROL])?;
     let client = Tls::from_pem(
         ca.cert_pem().as_bytes(),
         control.cert_pem.as_bytes(),

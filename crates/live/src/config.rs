@@ -513,7 +513,7 @@ impl Deployment {
                 self.edges.iter().find(|e| e.id == id).map(|e| e.listen)
             });
         if let Some(a) = control {
-            book.insert(NodeId::Control, a);
+            book.insert(NodeId::CONTROL, a);
         }
         book
     }
@@ -603,7 +603,7 @@ mod tests {
         for name in ["deployment.toml", "with-control.toml"] {
             let (d, s) = Deployment::load(&dir.join(name)).expect(name);
             assert_eq!(s.name, "demo");
-            assert!(d.address_book().contains_key(&NodeId::Control), "{name}");
+            assert!(d.address_book().contains_key(&NodeId::CONTROL), "{name}");
         }
     }
 

@@ -378,7 +378,7 @@ impl Daemon {
                 .services()
                 .map(|(s, e)| (s, e.ue, e.cell, e.host))
                 .collect();
-            nodes.insert(NodeId::Control, Node::Control(control));
+            nodes.insert(NodeId::CONTROL, Node::Control(control));
         }
         let mut feed = opts.feed.clone();
         if hosts_control
@@ -469,9 +469,9 @@ impl Daemon {
         for (n, a) in &opts.peers {
             transport.add_peer(*n, *a);
         }
-        if !local.contains(&NodeId::Control) && !dep.control.replicas.is_empty() {
+        if !local.contains(&NodeId::CONTROL) && !dep.control.replicas.is_empty() {
             // Only the leading replica listens: connections look for it in turn.
-            transport.add_alternates(NodeId::Control, dep.control.replicas.clone());
+            transport.add_alternates(NodeId::CONTROL, dep.control.replicas.clone());
         }
         if let Some(f) = crate::faults::filter(dep, &opts.faults, opts.clock, opts.fault_origin) {
             warn!(daemon = %kind, faults = opts.faults.len(), "injecting link faults");

@@ -179,7 +179,7 @@ mod tests {
         let never = &mut || 0.0;
         assert_eq!(f(me1, me3, never), None);
         assert_eq!(f(me3, me1, never), None);
-        assert_eq!(f(me1, NodeId::Control, never), Some(Duration::ZERO));
+        assert_eq!(f(me1, NodeId::CONTROL, never), Some(Duration::ZERO));
         let lossy = vec![
             "loss:me1-control@0s+3600s:0.25"
                 .parse::<Fault>()
@@ -188,7 +188,7 @@ mod tests {
         let l = filter(&d, &lossy, Clock::starting_at(origin), origin).expect("a filter");
         // Lost once (0.1 < 0.25), then through: one retransmission timeout later.
         let mut draws = [0.1, 0.9].into_iter();
-        let held = l(NodeId::Control, me1, &mut || draws.next().unwrap_or(0.9));
+        let held = l(NodeId::CONTROL, me1, &mut || draws.next().unwrap_or(0.9));
         assert_eq!(held, Some(edgeshift_world::fault::RTO_MIN));
         assert_eq!(l(me1, me3, never), Some(Duration::ZERO));
         let later = vec!["partition:me1-me3@3600s+1s".parse::<Fault>().expect("spec")];

@@ -195,7 +195,7 @@ impl Host {
         control: edgeshift_control::ControlNode,
         writer: crate::replica::registry::EtcdWriter,
     ) {
-        self.nodes.insert(NodeId::Control, Node::Control(control));
+        self.nodes.insert(NodeId::CONTROL, Node::Control(control));
         self.store = Some(Registry::Etcd(writer));
     }
 
@@ -376,7 +376,7 @@ impl Host {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let Some(Node::Control(c)) = self.nodes.map.get(&NodeId::Control) else {
+        let Some(Node::Control(c)) = self.nodes.map.get(&NodeId::CONTROL) else {
             return;
         };
         let saved = match store {

@@ -194,7 +194,7 @@ impl UeAgent {
         nodes.send(
             self.node(),
             Transmit {
-                to: NodeId::Control,
+                to: NodeId::CONTROL,
                 msg: deploy.into(),
             },
         );

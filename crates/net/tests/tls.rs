@@ -53,7 +53,7 @@ async fn errors_reach(t: &Transport, n: u64) {
 #[tokio::test]
 async fn a_peer_is_heard_only_as_the_node_its_certificate_names() {
     let ca = Ca::new("test CA").expect("CA");
-    let control = NodeId::Control;
+    let control = NodeId::CONTROL;
     let me1 = NodeId::Server(ServerId(1));
     let me2 = NodeId::Server(ServerId(2));
     let (tc, mut ic) = node(control, AddressBook::new(), tls(&ca, "control", &[control])).await;

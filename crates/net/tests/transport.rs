@@ -57,14 +57,14 @@ async fn messages_arrive_in_order_with_their_sender() {
         assert!(matches!(m.msg, Message::ServiceInput(ref i) if i.input.seq == seq));
     }
     assert!(matches!(
-        ta.send(a, NodeId::Control, input(1)),
-        Err(edgeshift_net::NetError::UnknownPeer(NodeId::Control))
+        ta.send(a, NodeId::CONTROL, input(1)),
+        Err(edgeshift_net::NetError::UnknownPeer(NodeId::CONTROL))
     ));
 }
 
 #[tokio::test]
 async fn garbage_and_truncated_peers_are_dropped_and_the_listener_keeps_serving() {
-    let b = NodeId::Control;
+    let b = NodeId::CONTROL;
     let a = NodeId::Server(ServerId(1));
     let (tb, mut ib) = node(b, AddressBook::new()).await;
 
@@ -119,7 +119,7 @@ async fn garbage_and_truncated_peers_are_dropped_and_the_listener_keeps_serving(
 
 #[tokio::test]
 async fn a_restarted_peer_gets_the_messages_queued_while_it_was_away() {
-    let b = NodeId::Control;
+    let b = NodeId::CONTROL;
     let a = NodeId::Server(ServerId(1));
     let (tb, ib) = node(b, AddressBook::new()).await;
     let addr = tb.local_addr();
@@ -183,7 +183,7 @@ async fn bulk_state_does_not_delay_control_messages() {
 
 #[tokio::test]
 async fn shutdown_stops_listening() {
-    let (tb, _ib) = node(NodeId::Control, AddressBook::new()).await;
+    let (tb, _ib) = node(NodeId::CONTROL, AddressBook::new()).await;
     let addr = tb.local_addr();
     tb.shutdown(Duration::from_millis(100)).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -194,7 +194,7 @@ async fn shutdown_stops_listening() {
 #[tokio::test]
 async fn an_absent_peer_costs_bounded_memory_and_a_clear_error() {
     let a = NodeId::Server(ServerId(1));
-    let b = NodeId::Control;
+    let b = NodeId::CONTROL;
     // Nobody listens at b's address.
     let addr = {
         let l = std::net::TcpListener::bind(any()).expect("binds");
@@ -229,7 +229,7 @@ fn header(len: u32) -> Vec<u8> {
 #[tokio::test]
 async fn a_big_frame_before_the_hello_is_refused_at_once_and_one_after_it_costs_what_arrives() {
     use tokio::io::AsyncReadExt;
-    let b = NodeId::Control;
+    let b = NodeId::CONTROL;
     let a = NodeId::Server(ServerId(1));
     let (tb, mut ib) = node(b, AddressBook::new()).await;
     // Before any Hello: 64 MiB announced. The daemon hangs up without reading on.

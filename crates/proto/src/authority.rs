@@ -12,25 +12,40 @@ pub fn may_send(from: NodeId, to: NodeId, msg: &Message) -> bool {
     use Message as M;
     use NodeId::{Cell, Control, Server, Ue};
     match (msg, from, to) {
-        // The RAN reports to the control node about its own cell.
-        (M::HandoverPrediction(m), Cell(c), Control) => m.source == c,
-        (M::HandoverExecution(m), Cell(c), Control) => m.source == c,
-        (M::HandoverCancel(m), Cell(c), Control) => m.source == c,
-        (M::HandoverComplete(m), Cell(c), Control) => m.target == c,
-        (M::RadioReport(m), Cell(c), Control) => m.cell == c,
+        // The RAN reports to its region's control node about its own cell.
+        (M::HandoverPrediction(m), Cell(c), Control(_)) => m.source == c,
+        (M::HandoverExecution(m), Cell(c), Control(_)) => m.source == c,
+        (M::HandoverCancel(m), Cell(c), Control(_)) => m.source == c,
+        (M::HandoverComplete(m), Cell(c), Control(_)) => m.target == c,
+        (M::RadioReport(m), Cell(c), Control(_)) => m.cell == c,
+        (M::RouteQuery(m), Cell(c), Control(_)) => m.cell == c,
         // A UE deploys its own service; an operator acts as the control node itself.
-        (M::Deploy(m), Ue(u), Control) => m.ue == u,
-        (M::Deploy(_), Control, Control) => true,
-        // Servers report to the control node.
-        (M::RelocationDone(_) | M::ShadowReady(_) | M::LoadReport(_), Server(_), Control) => true,
-        (M::Heartbeat(m), Server(s), Control) => m.server == s,
-        (M::ShadowRefused(m), Server(s), Control) => m.server == s,
+        (M::Deploy(m), Ue(u), Control(_)) => m.ue == u,
+        (M::Deploy(_), Control(_), Control(_)) => true,
+        // Servers report to the control nodes that command them.
+        (M::RelocationDone(_) | M::ShadowReady(_) | M::LoadReport(_), Server(_), Control(_)) => {
+            true
+        }
+        (M::Heartbeat(m), Server(s), Control(_)) => m.server == s,
+        (M::ShadowRefused(m), Server(s), Control(_)) => m.server == s,
         (M::ShadowRefused(m), Server(a), Server(b)) => m.server == a && a != b,
-        (M::HeartbeatAck(_), Control, Server(_)) => true,
-        (M::RouteQuery(m), Cell(c), Control) => m.cell == c,
-        // Only the control node commands servers and routes cells.
-        (M::PrepareShadow(_) | M::Relocate(_) | M::Instantiate(_), Control, Server(_)) => true,
-        (M::RouteUpdate(_), Control, Cell(_)) => true,
+        (M::HeartbeatAck(_), Control(_), Server(_)) => true,
+        // Only control nodes command servers and route cells (any region's: a service
+        // prepared across a border is commanded by the region that holds it).
+        (M::PrepareShadow(_) | M::Relocate(_) | M::Instantiate(_), Control(_), Server(_)) => true,
+        (M::RouteUpdate(_), Control(_), Cell(_)) => true,
+        // Control nodes of two regions: handoffs, liveness, and what reached the region
+        // a service has left, passed on (the receiver checks the relayed message against
+        // its origin).
+        (
+            M::ServiceHandoff(_)
+            | M::HandoffAck(_)
+            | M::ServerStatus(_)
+            | M::RejoinOrder(_)
+            | M::Relayed(_),
+            Control(a),
+            Control(b),
+        ) => a != b,
         // Servers among themselves: state, sync, the 2004/2005 exchange, readiness.
         (
             M::ShadowTransfer(_)
@@ -111,7 +126,7 @@ mod tests {
         }
         .into();
         let me2 = NodeId::Server(ServerId(2));
-        assert!(may_send(NodeId::Control, me2, &discard));
+        assert!(may_send(NodeId::CONTROL, me2, &discard));
         for forger in [
             NodeId::Ue(UeId(1)),
             NodeId::Cell(CellId(1)),
@@ -148,12 +163,12 @@ mod tests {
             timing: None,
         }
         .into();
-        assert!(may_send(cell1, NodeId::Control, &predict));
+        assert!(may_send(cell1, NodeId::CONTROL, &predict));
         assert!(!may_send(
             NodeId::Cell(CellId(2)),
-            NodeId::Control,
+            NodeId::CONTROL,
             &predict
         ));
-        assert!(!may_send(me1, NodeId::Control, &predict));
+        assert!(!may_send(me1, NodeId::CONTROL, &predict));
     }
 }

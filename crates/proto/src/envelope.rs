@@ -147,6 +147,16 @@ messages! {
     ShadowRefused = 3037,
     /// 3040
     Hello = 3040,
+    /// 3050
+    ServiceHandoff = 3050,
+    /// 3051
+    HandoffAck = 3051,
+    /// 3052
+    ServerStatus = 3052,
+    /// 3053
+    RejoinOrder = 3053,
+    /// 3054
+    Relayed = 3054,
 }
 
 impl Message {

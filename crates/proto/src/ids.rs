@@ -1,5 +1,5 @@
 //! Typed identifiers. Each is a small integer with a readable `Display` form used in
-//! traces, logs and JSON reports (`ue1`, `cell3`, `me2`, `svc1`).
+//! traces, logs and JSON reports (`ue1`, `cell3`, `me2`, `svc1`, `control`, `control-r2`).
 
 use std::fmt;
 
@@ -35,6 +35,11 @@ id_type!(
     /// One stateful service session (one per UE).
     ServiceId, "svc"
 );
+id_type!(
+    /// A region: a set of cells and ME servers with its own control node (group). A
+    /// deployment without regions is region 0.
+    RegionId, "r"
+);
 
 /// Any addressable node of the system; messages travel between nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -45,8 +50,19 @@ pub enum NodeId {
     Cell(CellId),
     /// A mobile-edge server.
     Server(ServerId),
-    /// The ME control node.
-    Control,
+    /// The ME control node of a region.
+    Control(RegionId),
+}
+
+impl NodeId {
+    /// The control node of region 0: the only one of a deployment without regions.
+    pub const CONTROL: Self = Self::Control(RegionId(0));
+
+    /// Whether this is a control node (of any region).
+    #[must_use]
+    pub const fn is_control(self) -> bool {
+        matches!(self, Self::Control(_))
+    }
 }
 
 impl fmt::Display for NodeId {
@@ -55,7 +71,8 @@ impl fmt::Display for NodeId {
             Self::Ue(id) => id.fmt(f),
             Self::Cell(id) => id.fmt(f),
             Self::Server(id) => id.fmt(f),
-            Self::Control => f.write_str("control"),
+            Self::Control(RegionId(0)) => f.write_str("control"),
+            Self::Control(r) => write!(f, "control-{r}"),
         }
     }
 }

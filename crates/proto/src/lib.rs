@@ -26,7 +26,7 @@ mod timing;
 pub use authority::{may_send, refusal};
 pub use envelope::{Lane, Message};
 pub use error::DecodeError;
-pub use ids::{CellId, NodeId, ServerId, ServiceId, UeId};
+pub use ids::{CellId, NodeId, RegionId, ServerId, ServiceId, UeId};
 pub use message::*;
 pub use role::{Role, Transmit};
 pub use time::{Instant, millis_f64};

@@ -685,3 +685,67 @@ pub struct SyncAck {
     /// False if the delta failed its checksum; the source then resends the full state.
     pub ok: bool,
 }
+
+/// 3050: a control node hands a service to the control node of another region (the UE
+/// was handed over to one of its cells), control → control. Sent again until acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHandoff {
+    /// The service.
+    pub service: ServiceId,
+    /// Its user.
+    pub ue: UeId,
+    /// How many times the service changed region: a receiver that saw a later handoff of
+    /// the service ignores this one.
+    pub generation: u64,
+    /// The registry entry, in the control crate's versioned record form.
+    #[serde(with = "serde_bytes")]
+    pub record: Vec<u8>,
+}
+
+/// 3051: the receiving control node holds the service now (control → control).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffAck {
+    /// The service.
+    pub service: ServiceId,
+    /// The generation of the handoff it acknowledges.
+    pub generation: u64,
+}
+
+/// 3052: a control node declared one of its region's servers dead, or heard it again
+/// (control → the other regions' control nodes, which may hold services that use it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// The server.
+    pub server: ServerId,
+    /// Its incarnation (a new one after a restart).
+    pub incarnation: u64,
+    /// Declared dead (true) or heard again (false).
+    pub down: bool,
+}
+
+/// 3053: an order the control node of `server`'s region gives `server` when it comes
+/// back, before answering its heartbeat (control → control): the `Release` of an
+/// instance a failover replaced, the `Abort` of a relocation that was called off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejoinOrder {
+    /// The server that was declared dead.
+    pub server: ServerId,
+    /// The service the order is about.
+    pub service: ServiceId,
+    /// The order.
+    pub action: RelocateAction,
+}
+
+/// 3054: a message that reached the control node of a region the service has left (or
+/// not reached yet), passed on to the one that holds it, control → control. The receiver
+/// handles `frame` as if `origin` had sent it to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relayed {
+    /// The original sender (a cell, a server, a UE).
+    pub origin: NodeId,
+    /// How many control nodes passed it on so far.
+    pub hops: u8,
+    /// The message, as a frame of the wire codec.
+    #[serde(with = "serde_bytes")]
+    pub frame: Vec<u8>,
+}

@@ -298,6 +298,36 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             ok: false,
         }
         .into(),
+        ServiceHandoff {
+            service,
+            ue,
+            generation: b,
+            record: bytes.to_vec(),
+        }
+        .into(),
+        HandoffAck {
+            service,
+            generation: b,
+        }
+        .into(),
+        ServerStatus {
+            server,
+            incarnation: b,
+            down: a.is_multiple_of(2),
+        }
+        .into(),
+        RejoinOrder {
+            server,
+            service,
+            action: RelocateAction::Abort { epoch: b },
+        }
+        .into(),
+        Relayed {
+            origin: NodeId::Control(RegionId(a)),
+            hops: (a % 5) as u8,
+            frame: bytes.to_vec(),
+        }
+        .into(),
     ]
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use edgeshift_proto::CellId;
+use edgeshift_proto::{CellId, NodeId};
 
 /// Handover trigger and predictor settings of one cell.
 #[derive(Clone, Debug)]
@@ -35,6 +35,9 @@ pub struct RanConfig {
     pub radio_report_period: Option<Duration>,
     /// Handover prediction.
     pub predictor: PredictorConfig,
+    /// The control node of this cell's region: predictions, handovers, reports and route
+    /// queries go there.
+    pub control: NodeId,
 }
 
 /// Settings of the handover predictor.
@@ -136,6 +139,7 @@ impl RanConfig {
             leaving_timeout: Duration::from_millis(500),
             radio_report_period: None,
             predictor: PredictorConfig::default(),
+            control: NodeId::CONTROL,
         }
     }
 }

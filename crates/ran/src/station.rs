@@ -223,7 +223,7 @@ impl BaseStation {
             });
             let source = self.cfg.cell;
             self.send(
-                NodeId::Control,
+                self.cfg.control,
                 HandoverCancel {
                     ue,
                     source,
@@ -324,7 +324,7 @@ impl BaseStation {
                     .map(|&(c, dbm)| (c, dbm as f32))
                     .collect(),
             };
-            self.send(NodeId::Control, msg);
+            self.send(self.cfg.control, msg);
         }
         if let Some(target) = ready {
             self.start_handover(now, report.ue, target);
@@ -414,7 +414,7 @@ impl BaseStation {
             candidates: msg.candidates.iter().map(|c| c.cell).collect(),
             eta: p.as_ref().map(|p| p.eta),
         });
-        self.send(NodeId::Control, msg);
+        self.send(self.cfg.control, msg);
     }
 
     fn start_handover(&mut self, now: Instant, ue: UeId, target: CellId) {
@@ -441,7 +441,7 @@ impl BaseStation {
             .push_back(RanEvent::HandoverTriggered { ue, target });
         let timing = Timing::at(execute_at);
         self.send(
-            NodeId::Control,
+            self.cfg.control,
             HandoverExecution {
                 ue,
                 source,
@@ -517,7 +517,7 @@ impl BaseStation {
                 .push_back(RanEvent::HandoverRejected { ue: m.ue, target });
             let source = self.cfg.cell;
             self.send(
-                NodeId::Control,
+                self.cfg.control,
                 HandoverCancel {
                     ue: m.ue,
                     source,
@@ -555,7 +555,7 @@ impl BaseStation {
                 // A UE this cell learned again after a restart: ask where its service
                 // lives (the UE resends what was dropped).
                 let cell = self.cfg.cell;
-                self.send(NodeId::Control, RouteQuery { ue, cell });
+                self.send(self.cfg.control, RouteQuery { ue, cell });
             }
         }
     }
@@ -636,7 +636,7 @@ impl Role for BaseStation {
                 self.send(from_cell, UeContextRelease { ue: m.ue });
                 let target = self.cfg.cell;
                 self.send(
-                    NodeId::Control,
+                    self.cfg.control,
                     HandoverComplete {
                         ue: m.ue,
                         source: from_cell,

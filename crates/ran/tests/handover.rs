@@ -112,7 +112,7 @@ fn x2_handover_runs_2001_to_2006_and_relays_traffic_by_route() {
     };
     src.handle_message(
         Instant::ZERO,
-        NodeId::Control,
+        NodeId::CONTROL,
         RouteUpdate { ue: UeId(1), route }.into(),
     );
     for t in (0..=320).step_by(40) {
@@ -176,7 +176,7 @@ fn x2_handover_runs_2001_to_2006_and_relays_traffic_by_route() {
     };
     dst.handle_message(
         at,
-        NodeId::Control,
+        NodeId::CONTROL,
         RouteUpdate {
             ue: UeId(1),
             route: newer,
@@ -185,7 +185,7 @@ fn x2_handover_runs_2001_to_2006_and_relays_traffic_by_route() {
     );
     dst.handle_message(
         at,
-        NodeId::Control,
+        NodeId::CONTROL,
         RouteUpdate { ue: UeId(1), route }.into(),
     );
     assert_eq!(dst.route(UeId(1)), Some(newer));
@@ -217,7 +217,7 @@ fn a_full_target_refuses_and_the_source_cancels() {
     let out = sent(&mut src);
     assert!(
         out.iter()
-            .any(|t| t.to == NodeId::Control && t.msg.type_code() == 3002)
+            .any(|t| t.to == NodeId::CONTROL && t.msg.type_code() == 3002)
     );
     src.handle_timeout(Instant::from_millis(1000));
     assert!(sent(&mut src).iter().all(|t| t.msg.type_code() != 2003));

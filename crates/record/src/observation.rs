@@ -147,7 +147,7 @@ impl Observation {
         match ev {
             ControlEvent::ProtocolViolation { from, what } => Some(Self::Note {
                 at,
-                node: NodeId::Control,
+                node: NodeId::CONTROL,
                 what: format!("from {from}: {what}"),
             }),
             ControlEvent::ServiceLost { service, .. } => Some(Self::ServiceLost {

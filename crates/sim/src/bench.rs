@@ -287,7 +287,7 @@ pub fn measure_spec(
     b.deliver(
         SRC,
         Instant::ZERO,
-        NodeId::Control,
+        NodeId::CONTROL,
         Instantiate {
             service: SERVICE,
             ue: UeId(1),
@@ -317,7 +317,7 @@ pub fn measure_spec(
             start: Timing::at(Instant::ZERO),
         };
         let at = b.now;
-        b.deliver(SRC, at, NodeId::Control, prepare.into());
+        b.deliver(SRC, at, NodeId::CONTROL, prepare.into());
         b.run_until(|b| b.has(DST, |e| matches!(e, EdgeEvent::ShadowReady { .. })));
         // Steady state: inputs keep flowing to the shadow while the handover approaches.
         for _ in 0..100 {
@@ -349,8 +349,8 @@ pub fn measure_spec(
     let t0 = b
         .now
         .max(b.busy.values().copied().max().unwrap_or(Instant::ZERO));
-    b.deliver(DST, t0, NodeId::Control, trigger.clone().into());
-    b.deliver(SRC, t0, NodeId::Control, trigger.into());
+    b.deliver(DST, t0, NodeId::CONTROL, trigger.clone().into());
+    b.deliver(SRC, t0, NodeId::CONTROL, trigger.into());
     b.run_until(|b| b.has(DST, |e| matches!(e, EdgeEvent::Activated { .. })));
     // Activation counts when its call ends; the freeze when its call begins.
     let activated = b

@@ -7,8 +7,8 @@ use std::time::Duration;
 use edgeshift_control::{ControlNode, Strategy};
 use edgeshift_edge::{EdgeEvent, EdgeServer};
 use edgeshift_proto::{
-    CellId, Deploy, Instant, Message, NodeId, Role, ServerId, ServiceId, ServiceSpec, SyncMode,
-    Transmit, UeId, codec,
+    CellId, Deploy, Instant, Message, NodeId, RegionId, Role, ServerId, ServiceId, ServiceSpec,
+    SyncMode, Transmit, UeId, codec,
 };
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::{BaseStation, RanEvent};
@@ -249,8 +249,13 @@ impl Sim {
             let station = BaseStation::new(s.ran_config(CellId(c.id)));
             nodes.insert(NodeId::Cell(CellId(c.id)), Node::from(station));
         }
-        let cc = s.control_config(cfg.strategy, cfg.sync);
-        nodes.insert(NodeId::Control, ControlNode::new(cc, Instant::ZERO).into());
+        for control in s.controls() {
+            let NodeId::Control(region) = control else {
+                continue;
+            };
+            let cc = s.region_control_config(region, cfg.strategy, cfg.sync);
+            nodes.insert(control, ControlNode::new(cc, Instant::ZERO).into());
+        }
         let stop = Instant::from_secs_f64(s.duration_s);
         for u in &s.ues {
             let mut uc = s.ue_config(u, cfg.seed);
@@ -341,7 +346,8 @@ impl Sim {
                 cell,
                 spec: spec.clone(),
             };
-            self.deliver_now(NodeId::Control, NodeId::Control, deploy.into());
+            let control = NodeId::Control(self.scenario.region_of_cell(cell));
+            self.deliver_now(control, control, deploy.into());
         }
         let ids = self.ids.clone();
         for id in ids {
@@ -708,7 +714,9 @@ impl Sim {
     fn node_of(&self, name: &str) -> Result<NodeId, SimError> {
         let id = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<u32>().ok());
         let node = if name == "control" {
-            Some(NodeId::Control)
+            Some(NodeId::CONTROL)
+        } else if let Some(n) = id("control-r") {
+            Some(NodeId::Control(RegionId(n)))
         } else if let Some(n) = id("me") {
             Some(NodeId::Server(ServerId(n)))
         } else if let Some(n) = id("cell") {
@@ -809,10 +817,12 @@ impl Sim {
                     NodeId::Cell(c) => {
                         Some(Node::from(BaseStation::new(self.scenario.ran_config(c))))
                     }
-                    NodeId::Control => {
-                        let cc = self
-                            .scenario
-                            .control_config(self.cfg.strategy, self.cfg.sync);
+                    NodeId::Control(region) => {
+                        let cc = self.scenario.region_control_config(
+                            region,
+                            self.cfg.strategy,
+                            self.cfg.sync,
+                        );
                         Some(ControlNode::new(cc, now).into())
                     }
                     NodeId::Ue(_) => None,
@@ -928,8 +938,12 @@ impl Sim {
     /// it, its never-moved twin), the control node's counters, then the report.
     fn finish(mut self) -> (Report, Vec<TraceEntry>) {
         self.finish_jobs();
-        if let Some(c) = self.nodes.get(&NodeId::Control).and_then(Node::as_control) {
-            let stats = c.stats();
+        let mut controls = self.nodes.values().filter_map(Node::as_control);
+        if let Some(first) = controls.next() {
+            let mut stats = first.stats();
+            for c in controls {
+                stats += c.stats();
+            }
             self.recorder.observe(Observation::ControlStats {
                 at: self.now,
                 stats,

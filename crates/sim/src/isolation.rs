@@ -117,7 +117,7 @@ fn server(fuel: u64, offload: bool) -> Result<EdgeServer, SimError> {
             ue: UeId(service.0),
             spec,
         };
-        server.handle_message(Instant::ZERO, NodeId::Control, m.into());
+        server.handle_message(Instant::ZERO, NodeId::CONTROL, m.into());
     }
     Ok(server)
 }

@@ -90,7 +90,7 @@ impl Network {
         };
         match (a, b) {
             (NodeId::Ue(_), _) | (_, NodeId::Ue(_)) => s.radio,
-            (NodeId::Control, _) | (_, NodeId::Control) => fast(s.control),
+            (NodeId::Control(_), _) | (_, NodeId::Control(_)) => fast(s.control),
             (NodeId::Cell(_), NodeId::Cell(_)) => fast(s.x2),
             (NodeId::Server(_), NodeId::Server(_)) => s.backhaul,
             (NodeId::Cell(c), NodeId::Server(v)) | (NodeId::Server(v), NodeId::Cell(c)) => {

@@ -163,7 +163,7 @@ impl Swarm {
             OutageKind::Kill | OutageKind::KillRestart => FaultKind::Kill,
             OutageKind::Stop => FaultKind::Stop { dur },
             OutageKind::CutFromControl => FaultKind::Partition {
-                peer: "control".into(),
+                peer: control_name(s, o.server)?,
                 dur,
             },
             OutageKind::CutFromPeer => FaultKind::Partition {
@@ -181,7 +181,7 @@ impl Swarm {
         let l = self.lossy?;
         let node = server_name(s, l.server)?;
         let peer = match l.peer {
-            None => "control".to_owned(),
+            None => control_name(s, l.server)?,
             Some(k) => other_server(s, l.server, k)?,
         };
         Some(Fault {
@@ -233,6 +233,15 @@ impl Swarm {
 fn server_name(s: &Scenario, i: usize) -> Option<String> {
     let n = s.servers.len();
     (n > 0).then(|| format!("me{}", s.servers[i % n].id))
+}
+
+/// The control node of server `i`'s region, as faults name it.
+fn control_name(s: &Scenario, i: usize) -> Option<String> {
+    let n = s.servers.len();
+    (n > 0).then(|| {
+        let server = edgeshift_proto::ServerId(s.servers[i % n].id);
+        edgeshift_proto::NodeId::Control(s.region_of_server(server)).to_string()
+    })
 }
 
 /// A server other than server `i`, picked by `k`; none with fewer than two servers.

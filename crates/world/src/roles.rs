@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use edgeshift_control::{ControlConfig, Strategy, server_timeout_for};
 use edgeshift_edge::{EdgeConfig, LeaseConfig, MEM_KIND, MemConfig};
-use edgeshift_proto::{CellId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
+use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_ran::{PredictorConfig, RanConfig};
 use edgeshift_runtime::{Limits, samples};
@@ -85,6 +85,7 @@ impl Scenario {
         ec.delta_interval = Duration::from_millis(self.edge.delta_interval_ms.max(1));
         ec.replay_batch = Duration::from_millis(self.edge.replay_batch_ms);
         ec.memory_budget = (self.edge.memory_mib > 0).then_some(self.edge.memory_mib << 20);
+        ec.control = NodeId::Control(self.region_of_server(id));
         if self.edge.lease_ms > 0 {
             let mut lease = LeaseConfig::new(incarnation);
             lease.duration = Duration::from_millis(self.edge.lease_ms);
@@ -99,6 +100,7 @@ impl Scenario {
     pub fn ran_config(&self, cell: CellId) -> RanConfig {
         let h = &self.handover;
         let mut rc = RanConfig::new(cell);
+        rc.control = NodeId::Control(self.region_of_cell(cell));
         rc.a3_offset_db = h.a3_offset_db;
         rc.hysteresis_db = h.hysteresis_db;
         rc.time_to_trigger = Duration::from_millis(h.ttt_ms);
@@ -115,6 +117,61 @@ impl Scenario {
             ..PredictorConfig::default()
         };
         rc
+    }
+
+    /// The region of a cell.
+    #[must_use]
+    pub fn region_of_cell(&self, cell: CellId) -> RegionId {
+        RegionId(
+            self.cells
+                .iter()
+                .find(|c| c.id == cell.0)
+                .map_or(0, |c| c.region),
+        )
+    }
+
+    /// The region of a server (of its cells).
+    #[must_use]
+    pub fn region_of_server(&self, server: ServerId) -> RegionId {
+        RegionId(
+            self.cells
+                .iter()
+                .find(|c| c.server == server.0)
+                .map_or(0, |c| c.region),
+        )
+    }
+
+    /// Every region's control node, in order (`control` alone without regions).
+    #[must_use]
+    pub fn controls(&self) -> Vec<NodeId> {
+        let mut r: Vec<u32> = self.cells.iter().map(|c| c.region).collect();
+        r.push(0);
+        r.sort_unstable();
+        r.dedup();
+        r.into_iter()
+            .map(|r| NodeId::Control(RegionId(r)))
+            .collect()
+    }
+
+    /// The configuration of region `region`'s control node for `strategy` and shadow
+    /// `sync` mode.
+    #[must_use]
+    pub fn region_control_config(
+        &self,
+        region: RegionId,
+        strategy: Strategy,
+        sync: SyncMode,
+    ) -> ControlConfig {
+        let mut cc = self.control_config(strategy, sync);
+        cc.region = region;
+        if self.cells.iter().any(|c| c.region != 0) {
+            cc.regions = self
+                .cells
+                .iter()
+                .map(|c| (CellId(c.id), RegionId(c.region)))
+                .collect();
+        }
+        cc
     }
 
     /// The control node's configuration for `strategy` and shadow `sync` mode.

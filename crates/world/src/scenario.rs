@@ -1,7 +1,7 @@
 //! Scenarios: topology, radio, links, service and UE routes, read from TOML.
 //!
-//! The built-in scenarios ([`BUILTIN`]: `fig4`, `corridor`, `turnback`, `samecell`,
-//! `mispredict`, `demo`) are TOML files embedded in the binary; a
+//! The built-in scenarios ([`BUILTIN`]: `fig4`, `corridor`, `regions`, `turnback`,
+//! `samecell`, `mispredict`, `demo`) are TOML files embedded in the binary; a
 //! user scenario has the same format (see `crates/world/scenarios/fig4.toml`).
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ mod ranges;
 pub enum ScenarioError {
     /// Not a built-in name and not a readable file.
     #[error(
-        "{path:?} is not a built-in scenario (fig4, corridor, turnback, samecell, mispredict, demo) and cannot be read as a file: {source}"
+        "{path:?} is not a built-in scenario (fig4, corridor, regions, turnback, samecell, mispredict, demo) and cannot be read as a file: {source}"
     )]
     Io {
         /// The path tried.
@@ -353,6 +353,10 @@ pub struct CellDef {
     /// UEs it admits (overrides `handover.capacity`).
     #[serde(default)]
     pub capacity: Option<u32>,
+    /// Its region (each region has its own control node; 0 by default). All cells of one
+    /// ME server are in one region.
+    #[serde(default)]
+    pub region: u32,
 }
 
 /// A UE moving along waypoints.
@@ -371,9 +375,10 @@ pub struct UeDef {
 }
 
 /// Names of the built-in scenarios.
-pub const BUILTIN: [&str; 6] = [
+pub const BUILTIN: [&str; 7] = [
     "fig4",
     "corridor",
+    "regions",
     "turnback",
     "samecell",
     "mispredict",
@@ -404,6 +409,7 @@ pub fn builtin_text(name: &str) -> Option<&'static str> {
     Some(match name {
         "fig4" => include_str!("../scenarios/fig4.toml"),
         "corridor" => include_str!("../scenarios/corridor.toml"),
+        "regions" => include_str!("../scenarios/regions.toml"),
         "turnback" => include_str!("../scenarios/turnback.toml"),
         "samecell" => include_str!("../scenarios/samecell.toml"),
         "mispredict" => include_str!("../scenarios/mispredict.toml"),
@@ -492,6 +498,18 @@ impl Scenario {
         ids.dedup();
         if ids.len() != self.cells.len() {
             return bad("cell ids are not unique".into());
+        }
+        for c in &self.cells {
+            if let Some(o) = self
+                .cells
+                .iter()
+                .find(|o| o.server == c.server && o.region != c.region)
+            {
+                return bad(format!(
+                    "server {} serves cell {} in region {} and cell {} in region {}: a server is in one region",
+                    c.server, c.id, c.region, o.id, o.region
+                ));
+            }
         }
         let mut ids: Vec<u32> = self.ues.iter().map(|u| u.id).collect();
         ids.sort_unstable();

@@ -67,8 +67,11 @@ impl ControlNode {
     }
 
     /// A server that was declared dead is back: it drops what was replaced meanwhile.
-    fn rejoin(&mut self, server: ServerId, restarted: bool) {
+    pub(super) fn rejoin(&mut self, server: ServerId, restarted: bool) {
         self.emit(ControlEvent::ServerUp { server, restarted });
+        if self.is_own(server) {
+            self.announce(server, false);
+        }
         if !restarted {
             // Back from a partition with its instances: those not replaced serve on.
             let hosted: Vec<ServiceId> = self.hosted_by(server).collect();
@@ -103,6 +106,9 @@ impl ControlNode {
             self.called_off.remove(&(server, service, epoch));
             self.order(server, service, RelocateAction::Abort { epoch });
         }
+        for (service, action) in self.rejoin_orders.remove(&server).unwrap_or_default() {
+            self.order(server, service, action);
+        }
     }
 
     /// The server's heartbeats stopped: fail its services over, call off relocations to it.
@@ -113,36 +119,68 @@ impl ControlNode {
         }
         self.timers.cancel(Timer::ServerSilent(server));
         self.emit(ControlEvent::ServerDown { server });
+        if self.is_own(server) {
+            self.announce(server, true);
+        }
         let ids: Vec<ServiceId> = self.services.keys().copied().collect();
         for service in ids {
-            let Some(e) = self.services.get_mut(&service) else {
-                continue;
-            };
-            e.shadows.remove(&server);
-            e.ready.remove(&server);
-            let planned = e.planned.remove(&server);
-            if e.host == server {
-                e.orphaned = true;
-            }
-            let (host, ue, relocation) = (e.host, e.ue, e.relocation);
-            if planned {
-                self.timers.cancel(Timer::JitStart(service, server));
-            }
-            match relocation {
-                Some(r) if r.target() == server => self.call_off(service, r),
-                Some(r @ Relocation::Triggered { .. })
-                    if host == server && !self.is_down(r.target()) =>
-                {
-                    // The source died mid-relocation: its target holds the freshest copy.
-                    self.promote(service, ue, server, r.target(), r.epoch());
-                }
-                Some(r) if host == server => {
-                    self.call_off(service, r);
+            self.lose_server(now, service, server);
+        }
+    }
+
+    /// `server` is dead: `service` loses its shadow or plan there, fails over if it was
+    /// its host, and calls off a relocation to it.
+    pub(super) fn lose_server(&mut self, now: Instant, service: ServiceId, server: ServerId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.shadows.remove(&server);
+        e.ready.remove(&server);
+        let planned = e.planned.remove(&server);
+        if e.host == server {
+            e.orphaned = true;
+        }
+        let (host, ue, relocation) = (e.host, e.ue, e.relocation);
+        if planned {
+            self.timers.cancel(Timer::JitStart(service, server));
+        }
+        match relocation {
+            Some(r) if r.target() == server => {
+                self.call_off(service, r);
+                if self.is_down(host) {
+                    // A promotion whose target died too: another shadow, or the
+                    // service is lost.
                     self.failover(now, service);
                 }
-                None if host == server => self.failover(now, service),
-                _ => {}
             }
+            Some(r @ Relocation::Triggered { .. })
+                if host == server && !self.is_down(r.target()) =>
+            {
+                // The source died mid-relocation: its target holds the freshest copy.
+                self.promote(service, ue, server, r.target(), r.epoch());
+            }
+            Some(r) if host == server && !r.is_triggered() => {
+                // The source died before the 1006: the relocation is off, but the
+                // target's shadow is as good as any (it is at the UE's new server).
+                if let Some(e) = self.services.get_mut(&service) {
+                    e.relocation = None;
+                }
+                self.timers.cancel(Timer::Trigger(service));
+                self.stats.relocations_failed += 1;
+                self.emit(ControlEvent::RelocationFailed {
+                    service,
+                    ue,
+                    source: host,
+                    target: r.target(),
+                });
+                self.failover(now, service);
+            }
+            Some(r) if host == server => {
+                self.call_off(service, r);
+                self.failover(now, service);
+            }
+            None if host == server => self.failover(now, service),
+            _ => {}
         }
     }
 
@@ -163,6 +201,14 @@ impl ControlNode {
         e.shadows.remove(&r.target());
         if r.is_triggered() && !host_down {
             self.order(host, service, RelocateAction::Resume { epoch: r.epoch() });
+            // The target may hold the 2004 (and the catch-up may reach it): when it is
+            // back it aborts before its lease returns, so that it never goes live beside
+            // a source that resumed.
+            self.on_rejoin(
+                r.target(),
+                service,
+                RelocateAction::Abort { epoch: r.epoch() },
+            );
             return;
         }
         e.relocation = None;
@@ -178,7 +224,17 @@ impl ControlNode {
         if r.is_triggered() && self.is_down(r.target()) {
             // The target may still hold the 2004 and go live when it is back: it is told
             // to abort first.
-            self.called_off.insert((r.target(), service, r.epoch()));
+            self.call_off_at(r.target(), service, r.epoch());
+        }
+    }
+
+    /// `target`, dead, is told to abort the relocation of `service` under `epoch` when it
+    /// is back, before it may go live with a stale 2004.
+    pub(super) fn call_off_at(&mut self, target: ServerId, service: ServiceId, epoch: u64) {
+        if self.is_own(target) {
+            self.called_off.insert((target, service, epoch));
+        } else {
+            self.on_rejoin(target, service, RelocateAction::Abort { epoch });
         }
     }
 
@@ -242,7 +298,15 @@ impl ControlNode {
         target: ServerId,
         epoch: u64,
     ) {
-        self.superseded.insert((from, service));
+        if self.is_own(from) {
+            self.superseded.insert((from, service));
+        } else {
+            let release = RelocateAction::Release {
+                host: target,
+                epoch,
+            };
+            self.on_rejoin(from, service, release);
+        }
         self.order(target, service, RelocateAction::Promote { epoch });
         self.emit(ControlEvent::FailoverStarted {
             service,

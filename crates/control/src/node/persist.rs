@@ -36,7 +36,7 @@ impl ControlNode {
                 }
                 Timer::ShadowExpiry(s) => timers.entry(s).or_default().shadow_expiry = Some(at),
                 // The peers are kept; their silence is timed afresh from the restore.
-                Timer::LoadCheck | Timer::ServerSilent(_) => {}
+                Timer::LoadCheck | Timer::ServerSilent(_) | Timer::Handoff(_) => {}
             }
         }
         let ids = |set: &BTreeSet<ServerId>| set.iter().map(|s| s.0).collect();
@@ -111,27 +111,8 @@ impl ControlNode {
         {
             node.timers.set(Timer::LoadCheck, Instant(at));
         }
-        for v2::Service {
-            base: s,
-            ready,
-            orphaned,
-        } in snap.services
-        {
-            let id = ServiceId(s.id);
-            if let Some(at) = s.trigger_at {
-                node.timers.set(Timer::Trigger(id), Instant(at));
-            }
-            for j in &s.jit_starts {
-                node.timers
-                    .set(Timer::JitStart(id, ServerId(j.server)), Instant(j.at));
-            }
-            if let Some(at) = s.shadow_expiry {
-                node.timers.set(Timer::ShadowExpiry(id), Instant(at));
-            }
-            let mut entry = service_from_v1(s);
-            entry.ready = ready.into_iter().map(ServerId).collect();
-            entry.orphaned = orphaned;
-            node.register(id, entry);
+        for s in snap.services {
+            node.adopt(s);
         }
         node.loads = snap
             .loads
@@ -167,6 +148,60 @@ impl ControlNode {
             }
         }
         node
+    }
+}
+
+impl ControlNode {
+    /// One service's entry and timers in the snapshot's record form (a handoff to another
+    /// region carries it).
+    pub(super) fn record(&self, id: ServiceId) -> Option<v2::Service> {
+        let e = self.services.get(&id)?;
+        let mut t = ServiceTimers {
+            trigger_at: self.timers.get(&Timer::Trigger(id)).map(Instant::as_nanos),
+            ..ServiceTimers::default()
+        };
+        t.shadow_expiry = self
+            .timers
+            .get(&Timer::ShadowExpiry(id))
+            .map(Instant::as_nanos);
+        for server in &e.planned {
+            if let Some(at) = self.timers.get(&Timer::JitStart(id, *server)) {
+                t.jit_starts.push(v1::JitStart {
+                    server: server.0,
+                    at: at.as_nanos(),
+                });
+            }
+        }
+        Some(v2::Service {
+            base: service_to_v1(id, e, t),
+            ready: e.ready.iter().map(|s| s.0).collect(),
+            orphaned: e.orphaned,
+        })
+    }
+
+    /// Registers a service from its record, with its timers.
+    pub(super) fn adopt(&mut self, rec: v2::Service) -> ServiceId {
+        let v2::Service {
+            base: s,
+            ready,
+            orphaned,
+        } = rec;
+        let id = ServiceId(s.id);
+        if let Some(at) = s.trigger_at {
+            self.timers.set(Timer::Trigger(id), Instant(at));
+        }
+        for j in &s.jit_starts {
+            self.timers
+                .set(Timer::JitStart(id, ServerId(j.server)), Instant(j.at));
+        }
+        if let Some(at) = s.shadow_expiry {
+            self.timers.set(Timer::ShadowExpiry(id), Instant(at));
+        }
+        let mut entry = service_from_v1(s);
+        entry.ready = ready.into_iter().map(ServerId).collect();
+        entry.orphaned = orphaned;
+        self.register(id, entry);
+        id
     }
 }
 
@@ -241,6 +276,7 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
             .last_handover
             .map(|h| (CellId(h.from), CellId(h.to), Instant(h.at))),
         relocation: s.relocation.map(relocation_from_v1),
+        generation: 0,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct ServiceEntry {
     /// The relocation under way, if any; while there is one, predictions and handovers
     /// only update the cell.
     pub(crate) relocation: Option<Relocation>,
+    /// How many times the service changed region (see the `region` module).
+    pub(crate) generation: u64,
 }
 
 impl ControlNode {
@@ -118,6 +120,7 @@ impl ControlNode {
             predicted: Vec::new(),
             last_handover: None,
             relocation: None,
+            generation: 0,
         };
         self.register(m.service, entry);
         self.send(

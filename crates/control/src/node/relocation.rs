@@ -379,7 +379,7 @@ impl ControlNode {
             if self.is_down(m.to) {
                 // Called off because the target fell silent: it may still hold the 2004
                 // and go live when it is back, so it is told to abort first.
-                self.called_off.insert((m.to, m.service, m.epoch));
+                self.call_off_at(m.to, m.service, m.epoch);
             }
             let orphaned = self.services.get(&m.service).is_some_and(|e| e.orphaned);
             // A source that answered a `Resume`, or gave up on its own, serves already.
@@ -523,7 +523,7 @@ mod tests {
             cell: CellId(1),
             spec,
         };
-        n.handle_message(Instant::ZERO, NodeId::Control, deploy.into());
+        n.handle_message(Instant::ZERO, NodeId::CONTROL, deploy.into());
         drain(&mut n);
         n
     }

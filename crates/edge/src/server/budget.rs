@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use edgeshift_proto::{NodeId, ServerId, ServiceId, ShadowRefused};
+use edgeshift_proto::{ServerId, ServiceId, ShadowRefused};
 
 use super::EdgeServer;
 use super::shadow::ShadowState;
@@ -54,7 +54,7 @@ impl EdgeServer {
             reason: reason.clone(),
         };
         self.send(source, m.clone());
-        self.send(NodeId::Control, m);
+        self.send(self.commander(service), m);
         self.events
             .push_back(EdgeEvent::ShadowRefused { service, reason });
         false

@@ -6,7 +6,7 @@
 //! control node with a 3033 where the control node waits for one: a promote or an abort
 //! says whether this server's instance is live.
 
-use edgeshift_proto::{Instant, NodeId, RelocationDone, ServerId, ServiceId};
+use edgeshift_proto::{Instant, RelocationDone, ServerId, ServiceId};
 
 use super::EdgeServer;
 use super::shadow::{Shadow, ShadowState};
@@ -143,7 +143,7 @@ impl EdgeServer {
         ok: bool,
     ) {
         self.send(
-            NodeId::Control,
+            self.commander(service),
             RelocationDone {
                 service,
                 from,

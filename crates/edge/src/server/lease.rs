@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use edgeshift_proto::{Heartbeat, HeartbeatAck, Instant, NodeId, ServiceId};
+use edgeshift_proto::{Heartbeat, HeartbeatAck, Instant, ServiceId};
 
 use super::EdgeServer;
 use super::source::Source;
@@ -77,7 +77,7 @@ impl EdgeServer {
             seq,
         };
         let next = now + l.cfg.heartbeat;
-        self.send(NodeId::Control, hb);
+        self.send(self.cfg.control, hb);
         self.timers.set(Timer::Heartbeat, next);
     }
 

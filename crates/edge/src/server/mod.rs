@@ -78,6 +78,10 @@ pub struct EdgeServer {
     shadows: BTreeMap<ServiceId, Shadow>,
     /// Where services relocated out of here went; stale traffic is forwarded there.
     moved: BTreeMap<ServiceId, ServerId>,
+    /// The control node that last commanded this server about a service: its reports
+    /// about the service go there (a service prepared across a region border is
+    /// commanded by the other region's node).
+    commanders: BTreeMap<ServiceId, NodeId>,
     /// Shadows dropped here, each until it is forgotten ([`DISCARD_MEMORY`] later); sync
     /// still in flight for them is ignored.
     discarded: TimerTable<ServiceId>,
@@ -149,6 +153,7 @@ impl EdgeServer {
             live: BTreeMap::new(),
             shadows: BTreeMap::new(),
             moved: BTreeMap::new(),
+            commanders: BTreeMap::new(),
             discarded: TimerTable::new(),
             planned: BTreeMap::new(),
             timers,
@@ -215,6 +220,14 @@ impl EdgeServer {
         });
     }
 
+    /// Where reports about `service` go.
+    fn commander(&self, service: ServiceId) -> NodeId {
+        self.commanders
+            .get(&service)
+            .copied()
+            .unwrap_or(self.cfg.control)
+    }
+
     fn violation(&mut self, from: NodeId, what: String) {
         self.events
             .push_back(EdgeEvent::ProtocolViolation { from, what });
@@ -228,7 +241,7 @@ impl EdgeServer {
             .collect();
         let load = self.live.len() as f32 / self.cfg.capacity.max(1) as f32;
         self.send(
-            NodeId::Control,
+            self.cfg.control,
             LoadReport {
                 server: self.cfg.id,
                 load,
@@ -365,6 +378,11 @@ impl Role for EdgeServer {
             self.violation(from, edgeshift_proto::refusal(from, &msg));
             return;
         }
+        if from.is_control()
+            && let Some(service) = about(&msg)
+        {
+            self.commanders.insert(service, from);
+        }
         self.dispatch(now, from, msg);
         self.watch_confirms(now);
     }
@@ -400,7 +418,7 @@ impl EdgeServer {
         match msg {
             Message::ServiceInput(m) => self.on_input(m),
             Message::Probe(m) => self.on_probe(m),
-            Message::HeartbeatAck(m) => self.on_heartbeat_ack(now, m),
+            Message::HeartbeatAck(m) if from == self.cfg.control => self.on_heartbeat_ack(now, m),
             Message::Instantiate(m) => self.on_instantiate(from, m),
             Message::PrepareShadow(m) => self.on_prepare(now, m),
             Message::ShadowTransfer(m) => self.on_transfer(now, from, m),

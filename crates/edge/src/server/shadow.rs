@@ -302,7 +302,7 @@ impl EdgeServer {
             },
         );
         self.send(
-            NodeId::Control,
+            self.commander(service),
             ShadowReady {
                 service,
                 server,

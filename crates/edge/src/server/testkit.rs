@@ -65,7 +65,7 @@ impl Bench {
         }
         .spec(0);
         b.send(
-            NodeId::Control,
+            NodeId::CONTROL,
             1,
             Instantiate {
                 service: SVC,
@@ -216,13 +216,13 @@ impl Bench {
             sync,
             start: Timing::at(self.now),
         };
-        self.send(NodeId::Control, 1, m);
+        self.send(NodeId::CONTROL, 1, m);
     }
 
     /// 1006 to the source (server 1), delivered at once: relocate [`SVC`] to `target`.
     pub(super) fn relocate(&mut self, target: u32, mode: RelocationMode) {
         let m = relocate(self.now, target, mode);
-        self.deliver(NodeId::Control, 1, m);
+        self.deliver(NodeId::CONTROL, 1, m);
     }
 
     /// Takes the events so far of server `id`.

@@ -139,6 +139,12 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
         return Err("server ids are not unique".into());
     }
     for cell in &s.cells {
+        int(
+            &format!("cell {} region", cell.id),
+            u64::from(cell.region),
+            0,
+            1_000,
+        )?;
         real(
             &format!("cell {} x", cell.id),
             cell.x,

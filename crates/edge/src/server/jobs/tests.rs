@@ -78,7 +78,7 @@ fn a_busy_service_holds_up_no_other() {
     .spec(0);
     let other = ServiceId(2);
     b.deliver(
-        NodeId::Control,
+        NodeId::CONTROL,
         1,
         Instantiate {
             service: other,
@@ -184,7 +184,7 @@ fn a_job_from_an_earlier_server_is_dropped() {
     let fresh = super::EdgeServer::new(cfg, Box::new(crate::MemFactory), now);
     b.servers.insert(edgeshift_proto::ServerId(1), fresh);
     b.deliver(
-        NodeId::Control,
+        NodeId::CONTROL,
         1,
         Instantiate {
             service: SVC,
@@ -216,7 +216,7 @@ fn ack_latest_heartbeat(b: &mut Bench, out: &[Message]) {
         })
         .max()
         .expect("heartbeats went out");
-    b.deliver(NodeId::Control, 1, HeartbeatAck { seq: last });
+    b.deliver(NodeId::CONTROL, 1, HeartbeatAck { seq: last });
 }
 
 #[test]

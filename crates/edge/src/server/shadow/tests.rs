@@ -294,7 +294,7 @@ fn traffic_that_fits_no_shadow_is_a_violation_or_ignored() {
         },
         timing: Timing::at(b.now),
     };
-    b.deliver(NodeId::Control, 2, discard);
+    b.deliver(NodeId::CONTROL, 2, discard);
     b.events.clear();
     b.deliver(from1, 2, sync());
     assert!(b.server(2).shadows.is_empty() && b.events.is_empty());

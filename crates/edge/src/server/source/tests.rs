@@ -232,7 +232,7 @@ fn a_2005_that_fits_no_relocation_is_a_violation_and_changes_nothing() {
 fn a_1006_for_a_service_not_here_is_a_violation_unless_it_moved() {
     let mut b = Bench::new(2, |_| {});
     let m = relocate(b.now, 2, RelocationMode::Hot);
-    b.deliver(NodeId::Control, 1, m);
+    b.deliver(NodeId::CONTROL, 1, m);
     assert_eq!(
         violations(&b.events_of(1)),
         ["relocate of svc1, which is not live here"]
@@ -329,7 +329,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     b.queue.clear();
     b.input(1, 4);
     b.outside.clear();
-    b.deliver(NodeId::Control, 1, resume(7));
+    b.deliver(NodeId::CONTROL, 1, resume(7));
     assert!(matches!(b.state(1), Source::Serving));
     let out = b.outside_of(1);
     assert!(matches!(&out[0], Message::ServiceOutput(o) if o.seq == 4));
@@ -342,7 +342,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     b.relocate(2, RelocationMode::Hot);
     b.pump();
     b.outside.clear();
-    b.deliver(NodeId::Control, 1, resume(7));
+    b.deliver(NodeId::CONTROL, 1, resume(7));
     assert!(!b.server(1).live.contains_key(&SVC));
     let out = b.outside_of(1);
     assert!(matches!(
@@ -354,7 +354,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     b.relocate(2, RelocationMode::Hot);
     b.queue.clear();
     b.outside.clear();
-    b.deliver(NodeId::Control, 1, resume(6));
+    b.deliver(NodeId::CONTROL, 1, resume(6));
     assert!(matches!(b.state(1), Source::Frozen(_)));
     assert!(b.outside_of(1).is_empty());
 }
