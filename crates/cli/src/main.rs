@@ -181,8 +181,8 @@ struct SimArgs {
     #[arg(long)]
     runs: Option<u64>,
     /// Inject a fault (repeatable): kill:NODE@T, restart:NODE@T, stop:NODE@T+D,
-    /// partition:A-B@T+D, loss:A-B@T+D:P; nodes meN, cellN (or ranN), control;
-    /// times like 5.5s or 800ms.
+    /// partition:A-B@T+D, loss:A-B@T+D:P; nodes meN, cellN (or ranN), control
+    /// (control_rN: region N's); times like 5.5s or 800ms.
     #[arg(long = "fault")]
     faults: Vec<edgeshift_world::fault::Fault>,
 }

@@ -90,8 +90,8 @@ pub struct ControlNode {
     /// Orders for this region's servers from other regions (or for services that left),
     /// given when the server comes back.
     rejoin_orders: BTreeMap<ServerId, Vec<(ServiceId, RelocateAction)>>,
-    /// Services handed to another region: where, and the handoff's generation.
-    moved: BTreeMap<ServiceId, (RegionId, u64)>,
+    /// Services handed to another region: where, the handoff's generation, the UE.
+    moved: BTreeMap<ServiceId, (RegionId, u64, UeId)>,
     /// The same by UE.
     moved_ue: BTreeMap<UeId, RegionId>,
     /// Handoffs not acknowledged yet.

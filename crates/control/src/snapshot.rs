@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! offset 0   8 bytes   magic "ESHFTCTL"
-//! offset 8   2 bytes   format version, little endian (2 today)
-//! offset 10  …         postcard of that version's schema (snapshot::v2), nothing after it
+//! offset 8   2 bytes   format version, little endian (3 today)
+//! offset 10  …         postcard of that version's schema (snapshot::v3), nothing after it
 //! ```
 //!
 //! The schema is its own set of plain structs, converted explicitly from and to the node's
@@ -20,6 +20,7 @@
 mod v0;
 pub(crate) mod v1;
 pub(crate) mod v2;
+pub(crate) mod v3;
 
 #[cfg(doc)]
 use crate::ControlNode;
@@ -28,7 +29,7 @@ use crate::ControlNode;
 pub const MAGIC: [u8; 8] = *b"ESHFTCTL";
 
 /// The version [`ControlSnapshot::to_bytes`] writes.
-pub const CURRENT: u16 = 2;
+pub const CURRENT: u16 = 3;
 
 const HEADER: usize = MAGIC.len() + 2;
 
@@ -83,7 +84,7 @@ pub enum SnapshotError {
 /// Everything a [`ControlNode`] must not forget across a restart (see
 /// [`ControlNode::snapshot`]); opaque, with a stable, versioned byte form.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ControlSnapshot(pub(crate) v2::Snapshot);
+pub struct ControlSnapshot(pub(crate) v3::Snapshot);
 
 impl ControlSnapshot {
     /// The byte form: the header, then the current version's schema (postcard).
@@ -91,7 +92,7 @@ impl ControlSnapshot {
     /// # Errors
     /// Never for snapshots this crate made; [`SnapshotError::Encode`] otherwise.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SnapshotError> {
-        let mut bytes = Vec::with_capacity(HEADER + 64 * self.0.services.len());
+        let mut bytes = Vec::with_capacity(HEADER + 64 * self.0.base.services.len());
         bytes.extend_from_slice(&MAGIC);
         bytes.extend_from_slice(&CURRENT.to_le_bytes());
         postcard::to_extend(&self.0, bytes).map_err(SnapshotError::Encode)
@@ -108,14 +109,17 @@ impl ControlSnapshot {
                 SnapshotError::Corrupt { source, .. } => SnapshotError::BadMagic { legacy: source },
                 other => other,
             })?;
-            return Ok(Self(v1::Snapshot::from(legacy).into()));
+            return Ok(Self(v2::Snapshot::from(v1::Snapshot::from(legacy)).into()));
         };
         let Some((version, body)) = rest.split_first_chunk::<2>() else {
             return Err(SnapshotError::Truncated { len: bytes.len() });
         };
         match u16::from_le_bytes(*version) {
-            1 => Ok(Self(decode::<v1::Snapshot>(body, 1)?.into())),
-            2 => Ok(Self(decode(body, 2)?)),
+            1 => Ok(Self(
+                v2::Snapshot::from(decode::<v1::Snapshot>(body, 1)?).into(),
+            )),
+            2 => Ok(Self(decode::<v2::Snapshot>(body, 2)?.into())),
+            3 => Ok(Self(decode(body, 3)?)),
             found => Err(SnapshotError::UnknownVersion { found }),
         }
     }
@@ -123,7 +127,7 @@ impl ControlSnapshot {
     /// Services in the registry.
     #[must_use]
     pub fn services(&self) -> usize {
-        self.0.services.len()
+        self.0.base.services.len()
     }
 
     /// This snapshot as a v1 reader would have kept it: without shadow readiness,
@@ -132,13 +136,14 @@ impl ControlSnapshot {
     #[must_use]
     pub fn as_v1(&self) -> Self {
         let mut s = self.clone();
-        for svc in &mut s.0.services {
+        for svc in &mut s.0.base.services {
             svc.ready.clear();
             svc.orphaned = false;
         }
-        s.0.peers.clear();
-        s.0.superseded.clear();
-        s.0.called_off.clear();
+        s.0.base.peers.clear();
+        s.0.base.superseded.clear();
+        s.0.base.called_off.clear();
+        s.0 = v3::Snapshot::from(s.0.base);
         s
     }
 }
@@ -161,7 +166,7 @@ mod tests {
     use super::*;
 
     fn empty() -> ControlSnapshot {
-        ControlSnapshot(v2::Snapshot {
+        let mut s = v3::Snapshot::from(v2::Snapshot {
             services: Vec::new(),
             loads: Vec::new(),
             stats: v1::Stats {
@@ -187,14 +192,26 @@ mod tests {
             }],
             superseded: vec![(3, 1)],
             called_off: vec![(3, 2, 7)],
-        })
+        });
+        s.moved.push(v3::Moved {
+            service: 4,
+            ue: 4,
+            region: 1,
+            generation: 2,
+        });
+        s.rejoin_orders.push(v3::RejoinOrder {
+            server: 3,
+            service: 5,
+            order: v3::Order::Abort { epoch: 9 },
+        });
+        ControlSnapshot(s)
     }
 
     #[test]
     fn the_header_leads_and_the_body_round_trips() {
         let bytes = empty().to_bytes().expect("encodes");
         assert_eq!(&bytes[..8], b"ESHFTCTL");
-        assert_eq!(&bytes[8..10], &[2, 0]);
+        assert_eq!(&bytes[8..10], &[3, 0]);
         assert_eq!(ControlSnapshot::from_bytes(&bytes).ok(), Some(empty()));
     }
 
@@ -210,19 +227,19 @@ mod tests {
         ));
         assert!(
             err.map(|e| e.to_string())
-                .is_some_and(|m| m.contains("version 9") && m.contains("0 to 2")),
+                .is_some_and(|m| m.contains("version 9") && m.contains("0 to 3")),
         );
         let cut = &good[..good.len() - 1];
         assert!(matches!(
             ControlSnapshot::from_bytes(cut),
-            Err(SnapshotError::Corrupt { version: 2, .. })
+            Err(SnapshotError::Corrupt { version: 3, .. })
         ));
         let mut longer = good.clone();
         longer.push(0);
         assert!(matches!(
             ControlSnapshot::from_bytes(&longer),
             Err(SnapshotError::TrailingBytes {
-                version: 2,
+                version: 3,
                 extra: 1
             })
         ));

@@ -345,3 +345,37 @@ fn one_region_hands_nothing_over() {
     );
     assert!(n.poll_transmit().is_none());
 }
+
+#[test]
+fn a_restarted_node_sends_an_unacknowledged_handoff_again_and_still_relays() {
+    let mut p = Pair::new();
+    // The 1005 into region 1; the 3050 is lost with the node that sent it.
+    let exec = HandoverExecution {
+        ue: UeId(1),
+        source: CellId(2),
+        target: CellId(3),
+        timing: Timing::at(ms(100)),
+    };
+    p.r0.handle_message(ms(100), CellId(2).into(), exec.into());
+    let lost: Vec<Transmit> = std::iter::from_fn(|| p.r0.poll_transmit()).collect();
+    assert!(lost.iter().any(|t| t.to == R1 && t.msg.type_code() == 3050));
+    let bytes = p.r0.snapshot().to_bytes().expect("encodes");
+    let snap = edgeshift_control::ControlSnapshot::from_bytes(&bytes).expect("decodes");
+    p.r0 = ControlNode::restore(config(0), snap, ms(300));
+    // The restored node sends it again at once, and region 1 takes the service.
+    p.tick(ms(300), R0);
+    assert!(p.r0.service(ServiceId(1)).is_none());
+    assert!(p.r1.service(ServiceId(1)).is_some(), "region 1 holds it");
+    // What still reaches region 0 about it goes on to region 1.
+    let done = RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(2),
+        to: ServerId(3),
+        ok: true,
+        epoch: 2,
+    };
+    p.send(ms(400), ServerId(3).into(), R0, done.into());
+    assert!(p.log.iter().any(|(from, to, m)| *from == R0
+        && *to == R1
+        && matches!(m, Message::Relayed(r) if r.origin == NodeId::Server(ServerId(3)))));
+}

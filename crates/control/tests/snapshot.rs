@@ -303,22 +303,33 @@ fn the_v1_format_still_reads_as_released() {
 }
 
 #[test]
-fn the_v2_format_stays_as_released() {
+fn the_v2_format_still_reads_as_released() {
     let (n, _, _) = scenario();
-    let bytes = n.snapshot().to_bytes().expect("encodes");
-    let path = fixture("snapshot-v2.bin");
-    if std::env::var_os("EDGESHIFT_WRITE_V2_FIXTURE").is_some() {
-        std::fs::write(&path, &bytes).expect("writes the fixture");
-    }
-    let released = std::fs::read(&path).expect("the v2 fixture");
+    let released = std::fs::read(fixture("snapshot-v2.bin")).expect("the v2 fixture");
     assert_eq!(
         ControlSnapshot::from_bytes(&released).ok(),
         Some(n.snapshot()),
-        "a released v2 snapshot no longer reads the same: add a version instead"
+        "a released v2 snapshot no longer reads the same"
+    );
+}
+
+#[test]
+fn the_v3_format_stays_as_released() {
+    let (n, _, _) = scenario();
+    let bytes = n.snapshot().to_bytes().expect("encodes");
+    let path = fixture("snapshot-v3.bin");
+    if std::env::var_os("EDGESHIFT_WRITE_V3_FIXTURE").is_some() {
+        std::fs::write(&path, &bytes).expect("writes the fixture");
+    }
+    let released = std::fs::read(&path).expect("the v3 fixture");
+    assert_eq!(
+        ControlSnapshot::from_bytes(&released).ok(),
+        Some(n.snapshot()),
+        "a released v3 snapshot no longer reads the same: add a version instead"
     );
     assert_eq!(
         bytes, released,
-        "v2 is released: a new byte form is a new version"
+        "v3 is released: a new byte form is a new version"
     );
 }
 

@@ -1,5 +1,5 @@
 //! Typed identifiers. Each is a small integer with a readable `Display` form used in
-//! traces, logs and JSON reports (`ue1`, `cell3`, `me2`, `svc1`, `control`, `control-r2`).
+//! traces, logs and JSON reports (`ue1`, `cell3`, `me2`, `svc1`, `control`, `control_r2`).
 
 use std::fmt;
 
@@ -72,7 +72,7 @@ impl fmt::Display for NodeId {
             Self::Cell(id) => id.fmt(f),
             Self::Server(id) => id.fmt(f),
             Self::Control(RegionId(0)) => f.write_str("control"),
-            Self::Control(r) => write!(f, "control-{r}"),
+            Self::Control(r) => write!(f, "control_{r}"),
         }
     }
 }

@@ -715,7 +715,7 @@ impl Sim {
         let id = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<u32>().ok());
         let node = if name == "control" {
             Some(NodeId::CONTROL)
-        } else if let Some(n) = id("control-r") {
+        } else if let Some(n) = id("control_r") {
             Some(NodeId::Control(RegionId(n)))
         } else if let Some(n) = id("me") {
             Some(NodeId::Server(ServerId(n)))
@@ -823,7 +823,17 @@ impl Sim {
                             self.cfg.strategy,
                             self.cfg.sync,
                         );
-                        Some(ControlNode::new(cc, now).into())
+                        // The control daemon writes its registry after every change
+                        // (redb): it comes back with what it had when it died.
+                        let saved = self
+                            .nodes
+                            .get(&node)
+                            .and_then(Node::as_control)
+                            .map(ControlNode::snapshot);
+                        Some(match saved {
+                            Some(snap) => ControlNode::restore(cc, snap, now).into(),
+                            None => ControlNode::new(cc, now).into(),
+                        })
                     }
                     NodeId::Ue(_) => None,
                 };

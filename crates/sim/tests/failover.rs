@@ -1,9 +1,10 @@
 //! Faults in the `demo` scenario (UE from cell 1 towards cells 2 and 3; shadows at me3
 //! from 4.3 s and me2 from 5.1 s; handover to cell 3 at 7.84 s): crashed, restarted,
-//! stopped and partitioned nodes. Every run keeps every invariant (each input applied
-//! once, one live instance, the final state equal to the never-moved twin); each test
-//! also checks that the fault did what it says, so that a fault that silently missed
-//! its target cannot pass.
+//! stopped and partitioned nodes; and, at the end, a region's control node restarted in
+//! `regions`. Every run keeps every invariant (each input applied once, one live
+//! instance, the final state equal to the never-moved twin); each test also checks that
+//! the fault did what it says, so that a fault that silently missed its target cannot
+//! pass.
 
 mod common;
 
@@ -187,5 +188,31 @@ fn a_shadow_beyond_the_memory_budget_is_refused_and_the_service_stays() {
             "{mib} MiB"
         );
         assert_eq!(report.relocations == 0, refused, "{mib} MiB");
+    }
+}
+
+/// The `regions` scenario: region 1's control node dies as region 0 hands it ue1's service
+/// (at 44.2 s) and restarts from its registry 0.4 s later; the 3050 is sent again until it
+/// is acknowledged, and the service crosses the border with nothing lost.
+#[test]
+fn a_region_control_node_that_restarts_during_a_handoff_still_takes_the_service() {
+    for strategy in [Strategy::Shadow, Strategy::Cold] {
+        let mut cfg = SimConfig::new(strategy, 1);
+        cfg.outages = ["kill:control_r1@44.1s", "restart:control_r1@44.5s"]
+            .iter()
+            .map(|f| f.parse::<Fault>().expect("fault spec"))
+            .collect();
+        let (report, trace) = sim(builtin("regions"), cfg);
+        assert_eq!(report.invariant_violations, 0, "{:#?}", report.violations);
+        assert!(report.final_state_matches_twin);
+        assert!(
+            has(
+                &trace,
+                "control_r1",
+                "ServiceAdopted { service: ServiceId(1)"
+            ),
+            "{strategy}: the restarted node took the service"
+        );
+        assert_eq!(report.relocations, 8, "{strategy}");
     }
 }

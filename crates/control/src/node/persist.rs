@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use edgeshift_proto::{
-    CellId, CodeRef, Instant, RelocationMode, ServerId, ServiceId, ServiceSpec, UeId,
+    CellId, CodeRef, Instant, RegionId, RelocateAction, RelocationMode, ServerId, ServiceHandoff,
+    ServiceId, ServiceSpec, UeId,
 };
 
 use super::relocation::Relocation;
 use super::{ControlNode, ServiceEntry, Timer};
 use crate::config::ControlConfig;
 use crate::event::ControlStats;
-use crate::snapshot::{ControlSnapshot, v1, v2};
+use crate::snapshot::{ControlSnapshot, v1, v2, v3};
 
 /// Silence timeouts a server gets to be heard by a restored node.
 const RESTORE_GRACE: u32 = 3;
@@ -58,7 +59,7 @@ impl ControlNode {
                 services: *services,
             })
             .collect();
-        ControlSnapshot(v2::Snapshot {
+        let base = v2::Snapshot {
             services,
             loads,
             stats: stats_to_v1(self.stats),
@@ -77,6 +78,58 @@ impl ControlNode {
                 .called_off
                 .iter()
                 .map(|(s, v, e)| (s.0, v.0, *e))
+                .collect(),
+        };
+        ControlSnapshot(v3::Snapshot {
+            base,
+            generations: self
+                .services
+                .iter()
+                .filter(|(_, e)| e.generation > 0)
+                .map(|(s, e)| (s.0, e.generation))
+                .collect(),
+            moved: self
+                .moved
+                .iter()
+                .map(|(s, (region, generation, ue))| v3::Moved {
+                    service: s.0,
+                    ue: ue.0,
+                    region: region.0,
+                    generation: *generation,
+                })
+                .collect(),
+            outgoing: self
+                .outgoing
+                .iter()
+                .map(|(s, (region, h))| v3::Outgoing {
+                    service: s.0,
+                    ue: h.ue.0,
+                    region: region.0,
+                    generation: h.generation,
+                    record: h.record.clone(),
+                })
+                .collect(),
+            rejoin_orders: self
+                .rejoin_orders
+                .iter()
+                .flat_map(|(server, orders)| {
+                    orders.iter().filter_map(|(service, action)| {
+                        let order = match *action {
+                            RelocateAction::Release { host, epoch } => v3::Order::Release {
+                                host: host.0,
+                                epoch,
+                            },
+                            RelocateAction::Abort { epoch } => v3::Order::Abort { epoch },
+                            // Only releases and aborts wait for a server.
+                            _ => return None,
+                        };
+                        Some(v3::RejoinOrder {
+                            server: server.0,
+                            service: service.0,
+                            order,
+                        })
+                    })
+                })
                 .collect(),
         })
     }
@@ -102,7 +155,13 @@ impl ControlNode {
     /// [`Role::handle_timeout`]: edgeshift_proto::Role::handle_timeout
     #[must_use]
     pub fn restore(cfg: ControlConfig, snap: ControlSnapshot, now: Instant) -> Self {
-        let snap = snap.0;
+        let v3::Snapshot {
+            base: snap,
+            generations,
+            moved,
+            outgoing,
+            rejoin_orders,
+        } = snap.0;
         let mut node = Self::new(cfg, now);
         // NOTE: the node used to keep the snapshot's load check next to the fresh one, and
         // so checked twice per interval after each restart (the timer table holds one).
@@ -146,6 +205,43 @@ impl ControlNode {
                 node.timers
                     .set(Timer::ServerSilent(server), now + timeout * RESTORE_GRACE);
             }
+        }
+        for (service, generation) in generations {
+            if let Some(e) = node.services.get_mut(&ServiceId(service)) {
+                e.generation = generation;
+            }
+        }
+        for m in moved {
+            node.moved.insert(
+                ServiceId(m.service),
+                (RegionId(m.region), m.generation, UeId(m.ue)),
+            );
+            node.moved_ue.insert(UeId(m.ue), RegionId(m.region));
+        }
+        // Handoffs not acknowledged go again at once.
+        for o in outgoing {
+            let service = ServiceId(o.service);
+            let msg = ServiceHandoff {
+                service,
+                ue: UeId(o.ue),
+                generation: o.generation,
+                record: o.record,
+            };
+            node.outgoing.insert(service, (RegionId(o.region), msg));
+            node.timers.set(Timer::Handoff(service), now);
+        }
+        for r in rejoin_orders {
+            let action = match r.order {
+                v3::Order::Release { host, epoch } => RelocateAction::Release {
+                    host: ServerId(host),
+                    epoch,
+                },
+                v3::Order::Abort { epoch } => RelocateAction::Abort { epoch },
+            };
+            node.rejoin_orders
+                .entry(ServerId(r.server))
+                .or_default()
+                .push((ServiceId(r.service), action));
         }
         node
     }

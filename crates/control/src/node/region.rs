@@ -270,7 +270,7 @@ impl ControlNode {
             generation,
             record,
         };
-        self.moved.insert(service, (to, generation));
+        self.moved.insert(service, (to, generation, e.ue));
         self.moved_ue.insert(e.ue, to);
         self.outgoing.insert(service, (to, msg.clone()));
         self.timers
@@ -321,7 +321,7 @@ impl ControlNode {
             .services
             .get(&m.service)
             .map(|e| e.generation)
-            .or_else(|| self.moved.get(&m.service).map(|(_, g)| *g))
+            .or_else(|| self.moved.get(&m.service).map(|(_, g, _)| *g))
             .unwrap_or(0);
         if m.generation <= known {
             return;

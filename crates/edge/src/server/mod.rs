@@ -419,6 +419,13 @@ impl EdgeServer {
             Message::ServiceInput(m) => self.on_input(m),
             Message::Probe(m) => self.on_probe(m),
             Message::HeartbeatAck(m) if from == self.cfg.control => self.on_heartbeat_ack(now, m),
+            Message::HeartbeatAck(_) => self.violation(
+                from,
+                format!(
+                    "3007 from {from}: the lease comes from {}",
+                    self.cfg.control
+                ),
+            ),
             Message::Instantiate(m) => self.on_instantiate(from, m),
             Message::PrepareShadow(m) => self.on_prepare(now, m),
             Message::ShadowTransfer(m) => self.on_transfer(now, from, m),
