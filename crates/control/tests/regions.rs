@@ -379,3 +379,55 @@ fn a_restarted_node_sends_an_unacknowledged_handoff_again_and_still_relays() {
         && *to == R1
         && matches!(m, Message::Relayed(r) if r.origin == NodeId::Server(ServerId(3)))));
 }
+
+#[test]
+fn reports_of_unknown_ues_wait_in_a_bounded_hold() {
+    let mut p = Pair::new();
+    let query = |ue: u32| RouteQuery {
+        ue: UeId(ue),
+        cell: CellId(3),
+    };
+    // Cell 3 reports 4,096 UEs nobody hands over: they fill the hold…
+    for ue in 1000..5096 {
+        p.send(ms(0), CellId(3).into(), R1, query(ue).into());
+    }
+    // …so a report of ue1 a second later is not kept…
+    p.send(ms(1000), CellId(3).into(), R1, query(1).into());
+    let exec = |at: u64| HandoverExecution {
+        ue: UeId(1),
+        source: CellId(2),
+        target: CellId(3),
+        timing: Timing::at(ms(at)),
+    };
+    let out = p.send(ms(1100), CellId(2).into(), R0, exec(60_000).into());
+    assert!(
+        !out.iter()
+            .any(|t| t.to == CellId(3).into() && t.msg.type_code() == 3020),
+        "{out:?}"
+    );
+    // …but once the hold's 5 s are over, the old reports go and new ones wait again.
+    let deploy = Deploy {
+        service: ServiceId(2),
+        ue: UeId(2),
+        cell: CellId(2),
+        spec: ServiceSpec {
+            code: CodeRef::Hash(1),
+            config: vec![],
+            latency_budget_ms: 0,
+        },
+    };
+    p.send(ms(6900), UeId(2).into(), R0, deploy.into());
+    p.send(ms(7000), CellId(3).into(), R1, query(2).into());
+    let exec2 = HandoverExecution {
+        ue: UeId(2),
+        source: CellId(2),
+        target: CellId(3),
+        timing: Timing::at(ms(60_000)),
+    };
+    let out = p.send(ms(7100), CellId(2).into(), R0, exec2.into());
+    assert!(
+        out.iter()
+            .any(|t| t.to == CellId(3).into() && t.msg.type_code() == 3020),
+        "{out:?}"
+    );
+}
