@@ -78,6 +78,22 @@ pub enum ConfigError {
     Module(#[from] edgeshift_world::WorldError),
 }
 
+/// Refuses a scenario with regions: the daemons run one control node, and the servers and
+/// cells of another region would look for theirs in vain (regions run in the simulator).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming a cell outside region 0.
+pub fn check_one_region(s: &Scenario) -> Result<(), ConfigError> {
+    match s.cells.iter().find(|c| c.region != 0) {
+        Some(c) => Err(ConfigError::Invalid(format!(
+            "scenario {}: cell {} is in region {}; the live daemons run one region (region 0) \
+             for now, regions run in the simulator (edgeshift sim)",
+            s.name, c.id, c.region
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Where the control node runs.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -391,6 +407,7 @@ impl Deployment {
     fn check(&self, s: &Scenario) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.strategy()?;
+        check_one_region(s)?;
         if self.module.is_some() && self.service.is_some() {
             return bad("set either service (a sample) or module (your own), not both".into());
         }
@@ -595,6 +612,19 @@ mod tests {
             "scenario = \"fig4\"\nstrategy = \"warp\"",
         );
         assert!(parse(&strat).is_err());
+    }
+
+    #[test]
+    fn a_scenario_with_regions_is_refused_by_name() {
+        let s = Scenario::load("regions").expect("built-in");
+        let err = check_one_region(&s).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|m| m.contains("cell 5 is in region 1") && m.contains("simulator")),
+            "{err:?}"
+        );
+        let one = Scenario::load("corridor").expect("built-in");
+        assert!(check_one_region(&one).is_ok());
     }
 
     #[test]

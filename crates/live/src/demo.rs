@@ -341,6 +341,7 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     };
     let cfg = &cfg;
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
+    crate::config::check_one_region(&scenario)?;
     scenario.add_ues(cfg.ues.max(1));
     if let Some(d) = cfg.duration_s {
         scenario.duration_s = d;
