@@ -27,6 +27,52 @@ fn ms(v: u64) -> Instant {
     Instant::from_millis(v)
 }
 
+/// 1005: `ue` hands over from `source` to `target`, announced for `at_ms`.
+fn execution(ue: u32, source: u32, target: u32, at_ms: u64) -> HandoverExecution {
+    HandoverExecution {
+        ue: UeId(ue),
+        source: CellId(source),
+        target: CellId(target),
+        timing: Timing::at(ms(at_ms)),
+    }
+}
+
+/// 1002 from cell 2: ue1 likely to cell 3 at `eta_ms`.
+fn towards_cell_3(eta_ms: u64) -> HandoverPrediction {
+    HandoverPrediction {
+        ue: UeId(1),
+        source: CellId(2),
+        candidates: vec![Candidate {
+            cell: CellId(3),
+            likelihood: 0.9,
+        }],
+        timing: Some(Timing::at(ms(eta_ms))),
+    }
+}
+
+/// 3032: svc1's shadow at server 3 is ready.
+fn ready_at_3(seq: u64) -> ShadowReady {
+    ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(3),
+        seq,
+    }
+}
+
+/// 3030: `service` for `ue` in `cell`.
+fn deploy(service: u32, ue: u32, cell: u32) -> Deploy {
+    Deploy {
+        service: ServiceId(service),
+        ue: UeId(ue),
+        cell: CellId(cell),
+        spec: ServiceSpec {
+            code: CodeRef::Hash(1),
+            config: vec![],
+            latency_budget_ms: 0,
+        },
+    }
+}
+
 struct Pair {
     r0: ControlNode,
     r1: ControlNode,
@@ -44,18 +90,8 @@ impl Pair {
             events: Vec::new(),
             log: Vec::new(),
         };
-        let deploy = Deploy {
-            service: ServiceId(1),
-            ue: UeId(1),
-            cell: CellId(2),
-            spec: ServiceSpec {
-                code: CodeRef::Hash(1),
-                config: vec![],
-                latency_budget_ms: 0,
-            },
-        };
         // Sent to the wrong region's node on purpose: it passes it on.
-        let out = p.send(ms(0), UeId(1).into(), R1, deploy.into());
+        let out = p.send(ms(0), UeId(1).into(), R1, deploy(1, 1, 2).into());
         assert!(
             out.iter()
                 .any(|t| t.to == ServerId(2).into() && t.msg.type_code() == 3031)
@@ -126,34 +162,19 @@ fn relocates(out: &[Transmit]) -> Vec<(NodeId, u64)> {
 fn a_handover_across_the_border_hands_the_service_over_with_its_relocation() {
     let mut p = Pair::new();
     // Region 0 prepares a shadow at server 3, in region 1.
-    let predict = HandoverPrediction {
-        ue: UeId(1),
-        source: CellId(2),
-        candidates: vec![Candidate {
-            cell: CellId(3),
-            likelihood: 0.9,
-        }],
-        timing: Some(Timing::at(ms(2000))),
-    };
-    let out = p.send(ms(1000), CellId(2).into(), R0, predict.into());
+    let out = p.send(ms(1000), CellId(2).into(), R0, towards_cell_3(2000).into());
     assert!(
         out.iter()
             .any(|t| t.to == ServerId(3).into() && t.msg.type_code() == 1003)
     );
-    let ready = ShadowReady {
-        service: ServiceId(1),
-        server: ServerId(3),
-        seq: 10,
-    };
-    p.send(ms(1500), ServerId(3).into(), R0, ready.into());
+    p.send(ms(1500), ServerId(3).into(), R0, ready_at_3(10).into());
     // The 1005 to cell 3: the entry goes to region 1 with the scheduled relocation.
-    let exec = HandoverExecution {
-        ue: UeId(1),
-        source: CellId(2),
-        target: CellId(3),
-        timing: Timing::at(ms(2000)),
-    };
-    let out = p.send(ms(1900), CellId(2).into(), R0, exec.into());
+    let out = p.send(
+        ms(1900),
+        CellId(2).into(),
+        R0,
+        execution(1, 2, 3, 2000).into(),
+    );
     assert!(relocates(&out).is_empty(), "not before the announced time");
     assert!(p.r0.service(ServiceId(1)).is_none());
     let e =
@@ -213,13 +234,12 @@ fn what_reaches_the_new_region_before_the_service_waits_for_it() {
     let out = p.send(ms(100), CellId(3).into(), R1, query.into());
     assert!(out.is_empty());
     // …and answered when the service arrives.
-    let exec = HandoverExecution {
-        ue: UeId(1),
-        source: CellId(2),
-        target: CellId(3),
-        timing: Timing::at(ms(120)),
-    };
-    let out = p.send(ms(120), CellId(2).into(), R0, exec.into());
+    let out = p.send(
+        ms(120),
+        CellId(2).into(),
+        R0,
+        execution(1, 2, 3, 120).into(),
+    );
     assert!(
         out.iter()
             .any(|t| t.to == CellId(3).into() && t.msg.type_code() == 3020),
@@ -230,12 +250,7 @@ fn what_reaches_the_new_region_before_the_service_waits_for_it() {
 #[test]
 fn a_stale_handoff_is_acknowledged_and_ignored() {
     let mut p = Pair::new();
-    let exec = |source: u32, target: u32| HandoverExecution {
-        ue: UeId(1),
-        source: CellId(source),
-        target: CellId(target),
-        timing: Timing::at(ms(0)),
-    };
+    let exec = |source: u32, target: u32| execution(1, source, target, 0);
     // Across and back: region 0 holds it again, at generation 2.
     p.send(ms(100), CellId(2).into(), R0, exec(2, 3).into());
     p.send(ms(200), CellId(3).into(), R1, exec(3, 2).into());
@@ -266,31 +281,16 @@ fn a_stale_handoff_is_acknowledged_and_ignored() {
 fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_back() {
     let mut p = Pair::new();
     // A ready shadow at server 3 (region 1) of svc1, hosted at server 2 (region 0).
-    let predict = HandoverPrediction {
-        ue: UeId(1),
-        source: CellId(2),
-        candidates: vec![Candidate {
-            cell: CellId(3),
-            likelihood: 0.9,
-        }],
-        timing: Some(Timing::at(ms(10_000))),
-    };
-    p.send(ms(100), CellId(2).into(), R0, predict.into());
-    let ready = ShadowReady {
-        service: ServiceId(1),
-        server: ServerId(3),
-        seq: 1,
-    };
-    p.send(ms(200), ServerId(3).into(), R0, ready.into());
+    p.send(ms(100), CellId(2).into(), R0, towards_cell_3(10_000).into());
+    p.send(ms(200), ServerId(3).into(), R0, ready_at_3(1).into());
     // The handover to cell 3 is announced for much later: region 1 holds the service,
     // still hosted at server 2, until then.
-    let exec = HandoverExecution {
-        ue: UeId(1),
-        source: CellId(2),
-        target: CellId(3),
-        timing: Timing::at(ms(10_000)),
-    };
-    p.send(ms(300), CellId(2).into(), R0, exec.into());
+    p.send(
+        ms(300),
+        CellId(2).into(),
+        R0,
+        execution(1, 2, 3, 10_000).into(),
+    );
     let e = p.r1.service(ServiceId(1)).expect("region 1's now");
     assert_eq!(e.host, ServerId(2));
     // Server 2 heartbeats region 0, then falls silent: region 0 declares it dead and
@@ -350,13 +350,7 @@ fn one_region_hands_nothing_over() {
 fn a_restarted_node_sends_an_unacknowledged_handoff_again_and_still_relays() {
     let mut p = Pair::new();
     // The 1005 into region 1; the 3050 is lost with the node that sent it.
-    let exec = HandoverExecution {
-        ue: UeId(1),
-        source: CellId(2),
-        target: CellId(3),
-        timing: Timing::at(ms(100)),
-    };
-    p.r0.handle_message(ms(100), CellId(2).into(), exec.into());
+    p.r0.handle_message(ms(100), CellId(2).into(), execution(1, 2, 3, 100).into());
     let lost: Vec<Transmit> = std::iter::from_fn(|| p.r0.poll_transmit()).collect();
     assert!(lost.iter().any(|t| t.to == R1 && t.msg.type_code() == 3050));
     let bytes = p.r0.snapshot().to_bytes().expect("encodes");
@@ -393,38 +387,26 @@ fn reports_of_unknown_ues_wait_in_a_bounded_hold() {
     }
     // …so a report of ue1 a second later is not kept…
     p.send(ms(1000), CellId(3).into(), R1, query(1).into());
-    let exec = |at: u64| HandoverExecution {
-        ue: UeId(1),
-        source: CellId(2),
-        target: CellId(3),
-        timing: Timing::at(ms(at)),
-    };
-    let out = p.send(ms(1100), CellId(2).into(), R0, exec(60_000).into());
+    let out = p.send(
+        ms(1100),
+        CellId(2).into(),
+        R0,
+        execution(1, 2, 3, 60_000).into(),
+    );
     assert!(
         !out.iter()
             .any(|t| t.to == CellId(3).into() && t.msg.type_code() == 3020),
         "{out:?}"
     );
     // …but once the hold's 5 s are over, the old reports go and new ones wait again.
-    let deploy = Deploy {
-        service: ServiceId(2),
-        ue: UeId(2),
-        cell: CellId(2),
-        spec: ServiceSpec {
-            code: CodeRef::Hash(1),
-            config: vec![],
-            latency_budget_ms: 0,
-        },
-    };
-    p.send(ms(6900), UeId(2).into(), R0, deploy.into());
+    p.send(ms(6900), UeId(2).into(), R0, deploy(2, 2, 2).into());
     p.send(ms(7000), CellId(3).into(), R1, query(2).into());
-    let exec2 = HandoverExecution {
-        ue: UeId(2),
-        source: CellId(2),
-        target: CellId(3),
-        timing: Timing::at(ms(60_000)),
-    };
-    let out = p.send(ms(7100), CellId(2).into(), R0, exec2.into());
+    let out = p.send(
+        ms(7100),
+        CellId(2).into(),
+        R0,
+        execution(2, 2, 3, 60_000).into(),
+    );
     assert!(
         out.iter()
             .any(|t| t.to == CellId(3).into() && t.msg.type_code() == 3020),

@@ -162,17 +162,7 @@ impl ControlNode {
             Some(r) if host == server && !r.is_triggered() => {
                 // The source died before the 1006: the relocation is off, but the
                 // target's shadow is as good as any (it is at the UE's new server).
-                if let Some(e) = self.services.get_mut(&service) {
-                    e.relocation = None;
-                }
-                self.timers.cancel(Timer::Trigger(service));
-                self.stats.relocations_failed += 1;
-                self.emit(ControlEvent::RelocationFailed {
-                    service,
-                    ue,
-                    source: host,
-                    target: r.target(),
-                });
+                self.end_failed(service, host, r.target());
                 self.failover(now, service);
             }
             Some(r) if host == server => {
@@ -211,21 +201,29 @@ impl ControlNode {
             );
             return;
         }
-        e.relocation = None;
-        self.timers.cancel(Timer::Trigger(service));
-        let ue = e.ue;
-        self.stats.relocations_failed += 1;
-        self.emit(ControlEvent::RelocationFailed {
-            service,
-            ue,
-            source: host,
-            target: r.target(),
-        });
+        self.end_failed(service, host, r.target());
         if r.is_triggered() && self.is_down(r.target()) {
             // The target may still hold the 2004 and go live when it is back: it is told
             // to abort first.
             self.call_off_at(r.target(), service, r.epoch());
         }
+    }
+
+    /// Ends the relocation of `service` from `host` to `target` as failed.
+    fn end_failed(&mut self, service: ServiceId, host: ServerId, target: ServerId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.relocation = None;
+        let ue = e.ue;
+        self.timers.cancel(Timer::Trigger(service));
+        self.stats.relocations_failed += 1;
+        self.emit(ControlEvent::RelocationFailed {
+            service,
+            ue,
+            source: host,
+            target,
+        });
     }
 
     /// `target`, dead, is told to abort the relocation of `service` under `epoch` when it

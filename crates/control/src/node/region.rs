@@ -68,13 +68,13 @@ impl ControlNode {
         if !self.has_regions() {
             return None;
         }
-        let by_ue = |ue: &UeId| {
-            if self.by_ue.contains_key(ue) {
+        if let Some(ue) = about_ue(msg) {
+            return if self.by_ue.contains_key(&ue) {
                 None
             } else {
-                self.moved_ue.get(ue).copied()
-            }
-        };
+                self.moved_ue.get(&ue).copied()
+            };
+        }
         let by_service = |s: &ServiceId| {
             if self.services.contains_key(s) {
                 None
@@ -87,10 +87,6 @@ impl ControlNode {
                 let r = self.cfg.region_of(m.cell);
                 (r != self.cfg.region).then_some(r)
             }
-            Message::HandoverPrediction(m) => by_ue(&m.ue),
-            Message::HandoverExecution(m) => by_ue(&m.ue),
-            Message::HandoverCancel(m) => by_ue(&m.ue),
-            Message::RouteQuery(m) => by_ue(&m.ue),
             Message::RelocationDone(m) => by_service(&m.service),
             Message::ShadowReady(m) => by_service(&m.service),
             Message::ShadowRefused(m) => by_service(&m.service),
@@ -103,14 +99,7 @@ impl ControlNode {
         if !self.has_regions() {
             return None;
         }
-        let ue = match msg {
-            Message::HandoverPrediction(m) => m.ue,
-            Message::HandoverExecution(m) => m.ue,
-            Message::HandoverCancel(m) => m.ue,
-            Message::RouteQuery(m) => m.ue,
-            _ => return None,
-        };
-        (!self.by_ue.contains_key(&ue)).then_some(ue)
+        about_ue(msg).filter(|ue| !self.by_ue.contains_key(ue))
     }
 
     /// Passes `msg` on to `region`, or holds it for a handoff, or handles it; then, if it
@@ -140,13 +129,7 @@ impl ControlNode {
             held.push_back((now, from, msg));
             return;
         }
-        let ue = match &msg {
-            Message::HandoverPrediction(m) => Some(m.ue),
-            Message::HandoverExecution(m) => Some(m.ue),
-            Message::HandoverCancel(m) => Some(m.ue),
-            Message::RouteQuery(m) => Some(m.ue),
-            _ => None,
-        };
+        let ue = about_ue(&msg);
         self.dispatch(now, from, msg);
         if let Some(ue) = ue {
             self.follow(now, ue);
@@ -469,5 +452,17 @@ impl ControlNode {
         if self.is_own(m.server) {
             self.on_rejoin(m.server, m.service, m.action);
         }
+    }
+}
+
+/// The UE a cell's report is about, for the reports that find a service by its UE (and may
+/// move it to the UE's cell).
+fn about_ue(msg: &Message) -> Option<UeId> {
+    match msg {
+        Message::HandoverPrediction(m) => Some(m.ue),
+        Message::HandoverExecution(m) => Some(m.ue),
+        Message::HandoverCancel(m) => Some(m.ue),
+        Message::RouteQuery(m) => Some(m.ue),
+        _ => None,
     }
 }
