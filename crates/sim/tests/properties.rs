@@ -75,17 +75,8 @@ fn a_service_crosses_regions_with_every_invariant() {
         assert!(handoffs >= 2, "{strategy}: {handoffs} handoffs");
     }
     for seed in 1..3u64 {
-        let knobs = edgeshift_sim::Swarm::from_seed(seed);
         for strategy in Strategy::ALL {
-            let mut s = Scenario::load("regions").expect("built-in");
-            let mut cfg = SimConfig::new(strategy, seed);
-            knobs.apply(&mut s, &mut cfg);
-            let (report, _) = common::sim(s, cfg);
-            assert_eq!(
-                report.invariant_violations, 0,
-                "regions {strategy} seed {seed} ({knobs}): {:#?}",
-                report.violations
-            );
+            swarm_run("regions", strategy, seed);
         }
     }
 }
@@ -106,21 +97,28 @@ fn the_same_seed_gives_the_same_run() {
     assert_ne!(run(42).1, run(43).1);
 }
 
+/// The built-in scenario `name` with seed `seed`'s swarm knobs and faults, under
+/// `strategy`; fails the test on any invariant violation.
+fn swarm_run(name: &str, strategy: Strategy, seed: u64) -> edgeshift_sim::Report {
+    let knobs = edgeshift_sim::Swarm::from_seed(seed);
+    let mut s = Scenario::load(name).expect("built-in");
+    let mut cfg = SimConfig::new(strategy, seed);
+    knobs.apply(&mut s, &mut cfg);
+    let (report, _) = common::sim(s, cfg);
+    assert_eq!(
+        report.invariant_violations, 0,
+        "{name} {strategy} seed {seed} ({knobs}): {:#?}",
+        report.violations
+    );
+    report
+}
+
 #[test]
 fn swarm_seeds_hold_invariants() {
     for seed in 1000..1012u64 {
-        let knobs = edgeshift_sim::Swarm::from_seed(seed);
         for name in ["fig4", "turnback"] {
             for strategy in Strategy::ALL {
-                let mut s = Scenario::load(name).expect("built-in");
-                let mut cfg = SimConfig::new(strategy, seed);
-                knobs.apply(&mut s, &mut cfg);
-                let (report, _) = common::sim(s, cfg);
-                assert_eq!(
-                    report.invariant_violations, 0,
-                    "{name} {strategy} seed {seed} ({knobs}): {:#?}",
-                    report.violations
-                );
+                let report = swarm_run(name, strategy, seed);
                 assert!(report.final_state_matches_twin);
             }
         }
@@ -223,15 +221,7 @@ const PINNED: &[(&str, Strategy, u64)] = &[
 #[test]
 fn pinned_swarm_seeds() {
     for &(name, strategy, seed) in PINNED {
-        let mut s = Scenario::load(name).expect("built-in");
-        let mut cfg = SimConfig::new(strategy, seed);
-        edgeshift_sim::Swarm::from_seed(seed).apply(&mut s, &mut cfg);
-        let (report, _) = common::sim(s, cfg);
-        assert_eq!(
-            report.invariant_violations, 0,
-            "{name} {strategy} seed {seed}: {:#?}",
-            report.violations
-        );
+        swarm_run(name, strategy, seed);
     }
 }
 
