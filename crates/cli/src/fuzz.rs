@@ -101,6 +101,7 @@ fn sample_messages() -> Vec<Message> {
             ue,
             service,
             via: cell,
+            answered_below: 0,
             input: InputRecord {
                 seq: 7,
                 payload: vec![1, 2, 3, 4],

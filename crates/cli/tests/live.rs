@@ -368,6 +368,7 @@ fn separate_processes_relocate_without_losing_an_input() {
             ue: UeId(1),
             service: svc,
             via: CellId(3),
+            answered_below: 0,
             input: InputRecord {
                 seq: 1_000_000,
                 payload: vec![0xee; 32],

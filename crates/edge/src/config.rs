@@ -17,13 +17,11 @@ pub struct EdgeConfig {
     pub replay_batch: Duration,
     /// Inputs kept for catch-up.
     pub input_log: usize,
-    /// Answers kept to re-answer retransmitted inputs. Generous: inputs held while a
-    /// server is frozen or fenced are answered in a burst, and an answer the radio loses
-    /// must still be here when the UE asks again.
+    /// Answers kept per service to re-answer retransmitted inputs: those the UE has not
+    /// confirmed (see `ServiceInput::answered_below`), which a 2004 or a transfer carries to
+    /// the next host. Usually a round trip's worth; the bound is for a UE that has gone
+    /// silent.
     pub answer_cache: usize,
-    /// The most recent answers a 2004 or a transfer carries to the next host (they travel
-    /// on the critical path, so fewer than are kept).
-    pub answers_carried: usize,
     /// Live instances this server can host (load 1.0).
     pub capacity: u32,
     /// Period of load reports to the control node.
@@ -100,7 +98,6 @@ impl EdgeConfig {
             replay_batch: Duration::ZERO,
             input_log: 100_000,
             answer_cache: 2048,
-            answers_carried: 256,
             capacity: 100,
             load_report_interval: Duration::from_secs(1),
             precopy_threshold: 256 << 10,

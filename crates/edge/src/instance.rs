@@ -1,5 +1,10 @@
 //! One service instance (live or shadow): the service, its position in the input log,
-//! inputs waiting for their predecessors, and recent answers.
+//! inputs waiting for their predecessors, and the answers the UE may still ask for.
+//!
+//! Each UE input says below which number the UE has every answer
+//! ([`Instance::ue_has_answers_below`]); the answers from there on are kept (up to the
+//! cache size) and travel with the service at a relocation or a transfer, however old
+//! they are: an answer the radio lost is re-sent whenever the UE asks again.
 //!
 //! The service itself may be lent to a [`Job`](crate::Job) ([`Instance::lend`]) and
 //! taken back with what it computed ([`Instance::take_back`]); meanwhile [`Instance::svc`]
@@ -41,8 +46,11 @@ pub(crate) struct Instance {
     pub(crate) last_seq: u64,
     pub(crate) digest: u128,
     pub(crate) pending: BTreeMap<u64, PendingInput>,
+    /// Answers to applied inputs, in sequence order, from `answered_below` on.
     answers: VecDeque<(u64, Vec<u8>)>,
     answer_cap: usize,
+    /// The UE has the answers to every input below this one.
+    answered_below: u64,
     /// Last input reflected in the previous delta taken (its answers went with it).
     delta_seq: u64,
 }
@@ -73,6 +81,7 @@ impl Instance {
             pending: BTreeMap::new(),
             answers: VecDeque::new(),
             answer_cap,
+            answered_below: 0,
             delta_seq: last_seq,
         }
     }
@@ -114,13 +123,22 @@ impl Instance {
         self.svc().map(Service::checksum)
     }
 
-    /// Lends the service with every pending input that directly follows the last applied
-    /// one; `None` when it is already lent or no input is in order.
-    pub(crate) fn lend(&mut self) -> Option<(Box<dyn Service>, Vec<Step>)> {
+    /// The highest input number offered so far (applied or pending).
+    pub(crate) fn offered(&self) -> u64 {
+        self.pending
+            .last_key_value()
+            .map_or(self.last_seq, |(s, _)| (*s).max(self.last_seq))
+    }
+
+    /// Lends the service with the pending inputs that directly follow the last applied
+    /// one, up to input `upto`; `None` when it is already lent or no input is in order.
+    pub(crate) fn lend(&mut self, upto: u64) -> Option<(Box<dyn Service>, Vec<Step>)> {
         self.svc.as_ref()?;
         let mut steps = Vec::new();
         let mut next = self.last_seq + 1;
-        while let Some(p) = self.pending.remove(&next) {
+        while next <= upto
+            && let Some(p) = self.pending.remove(&next)
+        {
             steps.push(Step {
                 seq: next,
                 payload: p.payload,
@@ -160,7 +178,7 @@ impl Instance {
             };
             self.digest = digest::chain(self.digest, step.seq, &step.payload);
             self.last_seq = step.seq;
-            if self.answer_cap > 0 {
+            if self.answer_cap > 0 && step.seq >= self.answered_below {
                 if self.answers.len() == self.answer_cap {
                     self.answers.pop_front();
                 }
@@ -182,11 +200,22 @@ impl Instance {
         (done, rerun)
     }
 
-    /// The `n` most recent answers, oldest first.
-    pub(crate) fn recent_answers(&self, n: usize) -> Vec<edgeshift_proto::Answer> {
+    /// The UE says it has the answers to every input below `below`: forget them.
+    pub(crate) fn ue_has_answers_below(&mut self, below: u64) {
+        if below <= self.answered_below {
+            return; // an older input, overtaken
+        }
+        self.answered_below = below;
+        while self.answers.front().is_some_and(|(s, _)| *s < below) {
+            self.answers.pop_front();
+        }
+    }
+
+    /// The answers the UE may still ask for, oldest first: what a relocation or a transfer
+    /// hands on.
+    pub(crate) fn owed_answers(&self) -> Vec<edgeshift_proto::Answer> {
         self.answers
             .iter()
-            .skip(self.answers.len().saturating_sub(n))
             .map(|(seq, a)| edgeshift_proto::Answer {
                 seq: *seq,
                 payload: a.clone(),
@@ -197,7 +226,10 @@ impl Instance {
     /// Takes over answers computed elsewhere for inputs this instance holds but did not apply.
     pub(crate) fn adopt_answers(&mut self, answers: &[edgeshift_proto::Answer]) {
         for a in answers {
-            if a.seq <= self.last_seq && self.answer(a.seq).is_none() {
+            if a.seq <= self.last_seq
+                && a.seq >= self.answered_below
+                && self.answer(a.seq).is_none()
+            {
                 let at = self.answers.partition_point(|(s, _)| *s < a.seq);
                 self.answers.insert(at, (a.seq, a.payload.clone()));
             }
@@ -209,10 +241,10 @@ impl Instance {
 
     /// The cached answer to an already applied input.
     pub(crate) fn answer(&self, seq: u64) -> Option<&[u8]> {
+        let at = self.answers.partition_point(|(s, _)| *s < seq);
         self.answers
-            .iter()
-            .rev()
-            .find(|(s, _)| *s == seq)
+            .get(at)
+            .filter(|(s, _)| *s == seq)
             .map(|(_, a)| a.as_slice())
     }
 

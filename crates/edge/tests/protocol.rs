@@ -82,10 +82,16 @@ impl World {
     }
 
     fn input(&mut self, seq: u64) {
+        self.input_acked(seq, 0);
+    }
+
+    /// Input `seq` from a UE that has the answers to every input below `answered_below`.
+    fn input_acked(&mut self, seq: u64, answered_below: u64) {
         let input = ServiceInput {
             ue: UeId(1),
             service: ServiceId(1),
             via: CellId(1),
+            answered_below,
             input: InputRecord {
                 seq,
                 payload: seq.to_le_bytes().to_vec(),
@@ -233,6 +239,7 @@ fn hot_relocation_moves_the_live_instance_with_identical_state() {
             ue: UeId(1),
             service: ServiceId(1),
             via: CellId(1),
+            answered_below: 0,
             input: InputRecord {
                 seq: 32,
                 payload: vec![1],
@@ -325,6 +332,77 @@ fn a_target_that_cannot_host_rejects_and_the_source_serves_on() {
     );
 }
 
+/// The answers a cold move from server 1 to 2 carries, after inputs 1..=`n`, each sent
+/// with `answered_below(seq)`.
+fn answers_carried(n: u64, answered_below: impl Fn(u64) -> u64) -> (World, Vec<u64>) {
+    let mut w = World::new(2);
+    deploy(&mut w, mem_spec());
+    for s in 1..=n {
+        w.input_acked(s, answered_below(s));
+    }
+    let mut carried = Vec::new();
+    relocate_with(&mut w, 2, RelocationMode::Cold, |t| {
+        if let Message::RelocateRequest(r) = &t.msg {
+            carried = r.answers.iter().map(|a| a.seq).collect();
+        }
+        true
+    });
+    (w, carried)
+}
+
+#[test]
+fn an_answer_the_ue_still_lacks_moves_with_the_service_however_old() {
+    // The radio lost the answer to input 1, so the UE confirms nothing: every answer
+    // travels, not only the latest few hundred.
+    let (mut w, carried) = answers_carried(1000, |_| 1);
+    assert_eq!(carried, (1..=1000).collect::<Vec<_>>());
+    w.outside.clear();
+    w.input_acked(1, 1); // the UE asks again, now at server 2
+    assert_eq!(w.answers(), vec![1]);
+}
+
+#[test]
+fn answers_the_ue_confirmed_stay_off_the_critical_path() {
+    // Each input confirms the answers to all before it.
+    let (_, carried) = answers_carried(1000, |s| s);
+    assert_eq!(carried, vec![1000]);
+}
+
+#[test]
+fn a_target_told_the_relocation_is_off_refuses_its_late_2004() {
+    let mut w = World::new(2);
+    deploy(&mut w, mem_spec());
+    for s in 1..=3 {
+        w.input(s);
+    }
+    // The control node called relocation 2 off at the target before the source, slow to
+    // act on its 1006, sent the 2004.
+    w.deliver(
+        NodeId::CONTROL,
+        ServerId(2),
+        Relocate {
+            service: ServiceId(1),
+            action: RelocateAction::Abort { epoch: 2 },
+            timing: Timing::at(w.now),
+        },
+    );
+    relocate_with(&mut w, 2, RelocationMode::Cold, |_| true);
+    assert!(
+        w.server(2).live_view(ServiceId(1)).is_none(),
+        "never live beside a source the control node told to resume"
+    );
+    assert!(w.has_event(2, |e| matches!(
+        e,
+        EdgeEvent::ProtocolViolation { what, .. } if what.contains("past")
+    )));
+    // The source got the refusal and serves again.
+    assert!(
+        w.server(1)
+            .live_view(ServiceId(1))
+            .is_some_and(|v| !v.frozen)
+    );
+}
+
 #[test]
 fn inputs_held_while_frozen_are_not_lost() {
     let mut w = World::new(2);
@@ -354,6 +432,7 @@ fn inputs_held_while_frozen_are_not_lost() {
             ue: UeId(1),
             service: ServiceId(1),
             via: CellId(1),
+            answered_below: 0,
             input: InputRecord {
                 seq: 4,
                 payload: vec![4],
@@ -521,6 +600,7 @@ fn a_source_whose_target_never_confirms_asks_again_then_serves_on() {
             ue: UeId(1),
             service: ServiceId(1),
             via: CellId(1),
+            answered_below: 0,
             input: InputRecord {
                 seq: 4,
                 payload: 4u64.to_le_bytes().to_vec(),

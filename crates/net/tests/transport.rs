@@ -25,6 +25,7 @@ fn input(seq: u64) -> Message {
         ue: UeId(1),
         service: ServiceId(1),
         via: CellId(1),
+        answered_below: 0,
         input: InputRecord {
             seq,
             payload: vec![seq as u8; 100],

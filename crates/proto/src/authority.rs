@@ -107,6 +107,7 @@ mod tests {
             ue: UeId(ue),
             service: ServiceId(ue),
             via: CellId(via),
+            answered_below: 0,
             input: InputRecord {
                 seq: 1,
                 payload: vec![1],

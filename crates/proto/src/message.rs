@@ -530,6 +530,10 @@ pub struct ServiceInput {
     pub via: CellId,
     /// The input.
     pub input: InputRecord,
+    /// The UE has the answer to every input numbered below this (its oldest unanswered
+    /// input): the server may forget those answers, and must keep and hand on the others
+    /// until it does. 0 claims nothing.
+    pub answered_below: u64,
 }
 
 /// 3011: the service's answer to one input (server → cell → UE).

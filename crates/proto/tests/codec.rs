@@ -199,6 +199,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             ue,
             service,
             via: cell,
+            answered_below: 0,
             input,
         }
         .into(),

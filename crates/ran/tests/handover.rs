@@ -157,6 +157,7 @@ fn x2_handover_runs_2001_to_2006_and_relays_traffic_by_route() {
         ue: UeId(1),
         service: ServiceId(1),
         via: CellId(2),
+        answered_below: 0,
         input: InputRecord {
             seq: 1,
             payload: vec![],

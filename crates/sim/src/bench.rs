@@ -245,6 +245,7 @@ impl Bench {
             ue: UeId(1),
             service: SERVICE,
             via: CellId(1),
+            answered_below: 0,
             input: InputRecord {
                 seq,
                 payload: seq

@@ -35,6 +35,7 @@ fn input(service: ServiceId, seq: u64) -> Message {
         ue: UeId(service.0),
         service,
         via: CellId(1),
+        answered_below: 0,
         input: InputRecord {
             seq,
             payload: vec![seq as u8; 32],

@@ -160,6 +160,15 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // source to resume. A host declared dead stays orphaned until a failover lands: the
     // service is reported lost instead.
     ("demo", Strategy::Cold, 6024),
+    // With the UE's backoff, the same seed found two live instances: a source whose 1006
+    // waited behind an always-busy guest started it after the relocation had been called
+    // off, and the restarted target, told so before the 2004 came, went live anyway. A
+    // target now refuses a 2004 of an epoch called off there, a waiting 1006 of the epoch
+    // a Resume names is dropped, and a 1006 waits only for the inputs that came before it.
+    // An answer the radio lost more than 256 inputs before a cold move was not carried
+    // (the 2004 carried a fixed 256): the UE asked for it until the end. The 2004 now
+    // carries every answer the UE has not confirmed (3010's `answered_below`).
+    ("regions", Strategy::Cold, 520),
     ("demo", Strategy::Precopy, 6107),
     // Guest work as jobs: a stopped target ran again with a shadow job out, so its 2004
     // and the control node's abort waited behind the job while the lease came back; the

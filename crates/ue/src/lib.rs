@@ -52,8 +52,11 @@ pub struct UeConfig {
     pub input_period: Duration,
     /// Bytes per input.
     pub payload_len: usize,
-    /// Unanswered inputs are sent again after this long.
+    /// Unanswered inputs are sent again after this long; each further timer-driven
+    /// resend of the same input waits twice as long, up to [`UeConfig::retransmit_max`].
     pub retransmit_after: Duration,
+    /// The longest wait between two timer-driven resends of one input.
+    pub retransmit_max: Duration,
     /// Seed of the input contents.
     pub seed: u64,
     /// No new inputs from this time on.
@@ -64,7 +67,8 @@ pub struct UeConfig {
 }
 
 impl UeConfig {
-    /// Defaults: an input every 20 ms, 32 bytes each, retransmission after 150 ms.
+    /// Defaults: an input every 20 ms, 32 bytes each, retransmission after 150 ms, backing
+    /// off to at most 2.4 s.
     #[must_use]
     pub fn new(id: UeId, service: ServiceId, seed: u64) -> Self {
         Self {
@@ -73,6 +77,7 @@ impl UeConfig {
             input_period: Duration::from_millis(20),
             payload_len: 32,
             retransmit_after: Duration::from_millis(150),
+            retransmit_max: Duration::from_millis(2400),
             seed,
             stop_at: None,
             keep_answered: Duration::from_secs(5),
@@ -192,6 +197,17 @@ pub enum UeEvent {
     },
 }
 
+/// An input sent and not yet answered.
+#[derive(Debug)]
+struct Pending {
+    payload: Vec<u8>,
+    /// Timer-driven resends since the last fresh send: the next wait is
+    /// `retransmit_after × 2^backoff`. Without it, a service that stays unreachable (its
+    /// host died with no shadow) gets every unanswered input again every 150 ms, a storm
+    /// that grows with the outage.
+    backoff: u32,
+}
+
 /// A UE running one service session.
 #[derive(Debug)]
 pub struct UeClient {
@@ -200,7 +216,7 @@ pub struct UeClient {
     last_cell: Option<CellId>,
     next_seq: u64,
     next_input_at: Instant,
-    unacked: BTreeMap<u64, (Vec<u8>, Instant)>,
+    unacked: BTreeMap<u64, Pending>,
     /// Answered inputs, oldest first, with when they were answered (see
     /// [`UeConfig::keep_answered`]).
     answered: VecDeque<(u64, Vec<u8>, Instant)>,
@@ -363,7 +379,7 @@ impl UeClient {
         }
         let pending: Vec<u64> = self.unacked.keys().copied().collect();
         for seq in pending {
-            self.transmit(now, seq);
+            self.transmit(now, seq, false);
         }
     }
 
@@ -400,24 +416,48 @@ impl UeClient {
             answered_at: None,
             transmissions: 0,
         });
-        self.unacked.insert(seq, (payload.clone(), created_at));
+        self.unacked.insert(
+            seq,
+            Pending {
+                payload: payload.clone(),
+                backoff: 0,
+            },
+        );
         self.retransmit
             .set(seq, created_at + self.cfg.retransmit_after);
         self.events.push_back(UeEvent::Generated { seq, payload });
-        self.transmit(now, seq);
+        self.transmit(now, seq, false);
         seq
     }
 
-    fn transmit(&mut self, now: Instant, seq: u64) {
-        let Some((payload, last)) = self.unacked.get_mut(&seq) else {
-            return;
-        };
+    /// Every input below this number has its answer here (piggybacked on each input, so
+    /// that servers keep, and hand on at a relocation, exactly the answers still owed).
+    fn answered_below(&self) -> u64 {
+        self.unacked.keys().next().copied().unwrap_or(self.next_seq)
+    }
+
+    /// Sends an unanswered input: afresh (the path changed: a new cell, a resend request)
+    /// or, with `timer`, because its retransmission timer ran out, which doubles the next
+    /// wait.
+    fn transmit(&mut self, now: Instant, seq: u64, timer: bool) {
         if self.serving.is_none() {
             return;
         }
-        *last = now;
-        let payload = payload.clone();
-        self.retransmit.set(seq, now + self.cfg.retransmit_after);
+        let Some(p) = self.unacked.get_mut(&seq) else {
+            return;
+        };
+        p.backoff = if timer {
+            p.backoff.saturating_add(1)
+        } else {
+            0
+        };
+        let wait = self
+            .cfg
+            .retransmit_after
+            .saturating_mul(1 << p.backoff.min(16))
+            .min(self.cfg.retransmit_max.max(self.cfg.retransmit_after));
+        let payload = p.payload.clone();
+        self.retransmit.set(seq, now + wait);
         self.send_input(seq, payload);
     }
 
@@ -432,6 +472,7 @@ impl UeClient {
             service: self.cfg.service,
             via: cell,
             input,
+            answered_below: self.answered_below(),
         };
         self.out.push_back(Transmit {
             to: cell.into(),
@@ -486,7 +527,7 @@ impl UeClient {
             .map(|(s, _)| *s)
             .collect();
         for seq in pending {
-            self.transmit(now, seq);
+            self.transmit(now, seq, false);
         }
     }
 
@@ -518,8 +559,8 @@ impl Role for UeClient {
                 if self.serving.is_none() {
                     return; // Radio is down: the answer cannot have arrived.
                 }
-                if let Some((payload, _)) = self.unacked.remove(&m.seq) {
-                    self.keep_answered(now, m.seq, payload);
+                if let Some(p) = self.unacked.remove(&m.seq) {
+                    self.keep_answered(now, m.seq, p.payload);
                     self.retransmit.cancel(m.seq);
                     if let Some(s) = self.stats.get_mut((m.seq - 1) as usize) {
                         s.answered_at = Some(now);
@@ -565,7 +606,7 @@ impl Role for UeClient {
                     });
                     let pending: Vec<u64> = self.unacked.keys().copied().collect();
                     for seq in pending {
-                        self.transmit(now, seq);
+                        self.transmit(now, seq, false);
                     }
                 }
             }
@@ -607,7 +648,7 @@ impl Role for UeClient {
                 std::iter::from_fn(|| self.retransmit.pop_due(now).map(|(_, seq)| seq)).collect();
             due.sort_unstable();
             for seq in due {
-                self.transmit(now, seq);
+                self.transmit(now, seq, true);
             }
         }
     }
@@ -719,5 +760,55 @@ mod tests {
         answer(&mut ue, Instant::from_millis(201), 1);
         answer(&mut ue, Instant::from_millis(202), 1);
         assert_eq!(ue.stats()[0].answered_at, Some(Instant::from_millis(201)));
+    }
+
+    /// Times at which input 1 goes out, when nothing ever answers.
+    fn sends_of_first_input(ue: &mut UeClient, until_ms: u64) -> Vec<u64> {
+        let mut at = Vec::new();
+        for ms in 0..=until_ms {
+            ue.handle_timeout(Instant::from_millis(ms));
+            for t in std::iter::from_fn(|| ue.poll_transmit()) {
+                if matches!(t.msg, Message::ServiceInput(ref i) if i.input.seq == 1) {
+                    at.push(ms);
+                }
+            }
+        }
+        at
+    }
+
+    #[test]
+    fn an_input_that_stays_unanswered_is_resent_with_doubling_waits_up_to_the_cap() {
+        let mut ue = ue();
+        let sent = sends_of_first_input(&mut ue, 12_000);
+        // Sent at 10 ms, then after 150, 300, 600, 1200, 2400, 2400, ... ms.
+        assert_eq!(sent[..7], [10, 160, 460, 1060, 2260, 4660, 7060]);
+        assert_eq!(sent[7], 9460);
+    }
+
+    #[test]
+    fn a_new_cell_resets_the_backoff() {
+        let mut ue = ue();
+        sends_of_first_input(&mut ue, 2300); // next resend only at 4660 ms
+        ue.handle_message(
+            Instant::from_millis(2301),
+            NodeId::Cell(CellId(1)),
+            HandoverCommand {
+                ue: UeId(1),
+                target: CellId(2),
+            }
+            .into(),
+        );
+        ue.handle_attach(Instant::from_millis(2350), CellId(2));
+        let resent = std::iter::from_fn(|| ue.poll_transmit())
+            .any(|t| matches!(t.msg, Message::ServiceInput(ref i) if i.input.seq == 1));
+        assert!(resent, "attaching resends what is unanswered");
+        ue.handle_timeout(Instant::from_millis(2499));
+        let again = std::iter::from_fn(|| ue.poll_transmit())
+            .any(|t| matches!(t.msg, Message::ServiceInput(ref i) if i.input.seq == 1));
+        assert!(!again);
+        ue.handle_timeout(Instant::from_millis(2500));
+        let again = std::iter::from_fn(|| ue.poll_transmit())
+            .any(|t| matches!(t.msg, Message::ServiceInput(ref i) if i.input.seq == 1));
+        assert!(again, "150 ms after the fresh send, not 2.4 s");
     }
 }

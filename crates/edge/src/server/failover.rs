@@ -9,6 +9,7 @@
 use edgeshift_proto::{Instant, RelocationDone, ServerId, ServiceId};
 
 use super::EdgeServer;
+use super::jobs::Waiting;
 use super::shadow::{Shadow, ShadowState};
 use super::source::{Live, Source};
 use crate::event::EdgeEvent;
@@ -95,6 +96,25 @@ impl EdgeServer {
     /// else one not `ok` once the instance here serves again.
     pub(super) fn resume(&mut self, service: ServiceId, epoch: u64) {
         let me = self.cfg.id;
+        // A 1006 for this relocation still waiting for the lease or for a job never starts:
+        // its 2004 would reach a target that has been told the relocation is off.
+        let mut dropped = None;
+        self.deferred.retain(|d| {
+            let this = d.1 == service && d.4 == epoch;
+            if this {
+                dropped = Some(d.2);
+            }
+            !this
+        });
+        if let Some(q) = self.waiting.get_mut(&service) {
+            q.retain(|(_, w)| match w {
+                Waiting::Relocation(_, target, _, e) if *e == epoch => {
+                    dropped = Some(*target);
+                    false
+                }
+                _ => true,
+            });
+        }
         let Some(live) = self.live.get_mut(&service) else {
             if let Some(&to) = self.moved.get(&service) {
                 self.report_done(service, me, to, epoch, true);
@@ -111,8 +131,14 @@ impl EdgeServer {
                 self.report_done(service, me, target, epoch, false);
                 return;
             }
+            Source::Serving => {
+                if let Some(target) = dropped {
+                    self.report_done(service, me, target, epoch, false);
+                }
+                return;
+            }
             // Not under this relocation (it gave up on its own and said so).
-            _ => return,
+            Source::Frozen(_) | Source::Precopy { .. } => return,
         };
         if let Some(f) = self.thaw(service, "the control node called the relocation off".into()) {
             self.release_held(f.held);
@@ -127,6 +153,8 @@ impl EdgeServer {
             self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
             return;
         }
+        let off = self.called_off.entry(service).or_insert(epoch);
+        *off = (*off).max(epoch);
         let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
         self.drop_shadow(now, service);
         self.report_done(service, from, self.cfg.id, epoch, false);

@@ -21,6 +21,7 @@ use super::EdgeServer;
 use super::shadow::{Shadow, ShadowState};
 use super::timers::Timer;
 use crate::event::EdgeEvent;
+use crate::instance::Instance;
 use crate::job::{Host, Job};
 
 /// Messages and timers held for one busy service, at most; beyond, they are dropped and
@@ -43,10 +44,10 @@ impl EdgeServer {
     /// service stands where they leave it: a release among them must come first).
     pub(super) fn fenced_for(&self, service: ServiceId) -> bool {
         self.fenced()
-            || self
-                .waiting
-                .get(&service)
-                .is_some_and(|q| q.iter().any(|w| matches!(w, Waiting::Message(_, _, true))))
+            || self.waiting.get(&service).is_some_and(|q| {
+                q.iter()
+                    .any(|(_, w)| matches!(w, Waiting::Message(_, _, true)))
+            })
     }
 
     /// Whether a job holds `service`'s instance.
@@ -54,14 +55,16 @@ impl EdgeServer {
         self.busy.contains_key(&service)
     }
 
-    /// Keeps `w` until `service`'s job is back.
+    /// Keeps `w` until `service`'s job is back, and until the inputs that came before it
+    /// are applied.
     pub(super) fn wait(&mut self, service: ServiceId, mut w: Waiting) {
         if let Waiting::Message(_, _, fenced) = &mut w {
             *fenced = self.fenced_for(service);
         }
+        let before = self.instance(service).map_or(0, Instance::offered);
         let q = self.waiting.entry(service).or_default();
         if q.len() < MAX_WAITING {
-            q.push_back(w);
+            q.push_back((before, w));
         } else {
             self.violation(
                 NodeId::Server(self.cfg.id),
@@ -70,20 +73,43 @@ impl EdgeServer {
         }
     }
 
+    /// The instance inputs go to: live, or a ready shadow.
+    fn instance(&self, service: ServiceId) -> Option<&Instance> {
+        if let Some(live) = self.live.get(&service) {
+            return Some(&live.inst);
+        }
+        match self.shadows.get(&service) {
+            Some(Shadow {
+                state: ShadowState::Ready(inst),
+                ..
+            }) => Some(inst),
+            _ => None,
+        }
+    }
+
     /// Applies the inputs in order of `service`'s instance (live or ready shadow): as a
     /// job lent to the driver with offload, here and now without.
     pub(super) fn kick(&mut self, service: ServiceId) {
+        self.kick_upto(service, u64::MAX);
+    }
+
+    /// Applies the inputs in order up to input `upto`. A frozen live instance applies
+    /// nothing: its state is the one its 2004 announced.
+    fn kick_upto(&mut self, service: ServiceId, upto: u64) {
         if self.busy(service) {
             return;
         }
         let (host, lent) = if let Some(live) = self.live.get_mut(&service) {
-            (Host::Live, live.inst.lend())
+            if live.state.is_frozen() {
+                return;
+            }
+            (Host::Live, live.inst.lend(upto))
         } else if let Some(Shadow {
             state: ShadowState::Ready(inst),
             ..
         }) = self.shadows.get_mut(&service)
         {
-            (Host::Shadow, inst.lend())
+            (Host::Shadow, inst.lend(upto))
         } else {
             return;
         };
@@ -184,12 +210,21 @@ impl EdgeServer {
         if !self.take_back(job) {
             return;
         }
-        // Inputs in order first, as if each had been applied the moment it came: a
-        // relocation that waited must not freeze an instance with inputs in order unrun.
-        self.kick(service);
+        // Each waiting message comes after the inputs that came before it, as if each had
+        // been applied the moment it came: a relocation that waited does not freeze an
+        // instance with earlier inputs unrun, and later inputs (a guest that is always
+        // busy has some) do not keep it waiting.
         let mut regained = false;
-        while !self.busy(service) {
-            let Some(w) = self.waiting.get_mut(&service).and_then(VecDeque::pop_front) else {
+        loop {
+            let Some(&(before, _)) = self.waiting.get(&service).and_then(VecDeque::front) else {
+                self.kick(service);
+                break;
+            };
+            self.kick_upto(service, before);
+            if self.busy(service) {
+                break;
+            }
+            let Some((_, w)) = self.waiting.get_mut(&service).and_then(VecDeque::pop_front) else {
                 break;
             };
             match w {

@@ -115,7 +115,7 @@ impl EdgeServer {
         // pieces form one consistent snapshot at `seq`. The checksum is hashed on the way
         // (xxh3 streams: the same value as `Service::checksum`, one pass fewer).
         let mut hasher = Xxh3::new();
-        let mut answers = Some(inst.recent_answers(self.cfg.answers_carried));
+        let mut answers = Some(inst.owed_answers());
         for i in 0..n {
             let offset = i * chunk;
             let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];

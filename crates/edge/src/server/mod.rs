@@ -105,6 +105,9 @@ pub struct EdgeServer {
     now: Instant,
     /// The highest route epoch seen per service: a 2004 of an older relocation is stale.
     epochs: BTreeMap<ServiceId, u64>,
+    /// The latest relocation epoch per service the control node called off here (an
+    /// abort): a 2004 of it that comes later is refused, whatever order the links keep.
+    called_off: BTreeMap<ServiceId, u64>,
     /// Last use of each cached code (a counter, not a time), for eviction.
     code_used: BTreeMap<u128, u64>,
     code_clock: u64,
@@ -119,7 +122,8 @@ pub struct EdgeServer {
     /// The job out per busy service (its id).
     busy: BTreeMap<ServiceId, u64>,
     /// What waits for each busy service, in arrival order.
-    waiting: BTreeMap<ServiceId, VecDeque<jobs::Waiting>>,
+    /// Each with the highest input offered when it came (applied before it is acted on).
+    waiting: BTreeMap<ServiceId, VecDeque<(u64, jobs::Waiting)>>,
     /// Jobs for the driver (offload only).
     jobs: VecDeque<Job>,
     next_job: u64,
@@ -166,6 +170,7 @@ impl EdgeServer {
             fenced_held: BTreeMap::new(),
             now,
             epochs: BTreeMap::new(),
+            called_off: BTreeMap::new(),
             code_used: BTreeMap::new(),
             code_clock: 0,
             deferred: Vec::new(),

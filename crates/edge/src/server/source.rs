@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use edgeshift_proto::{
     CatchUp, InputRecord, Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationMode,
-    ServerId, ServiceId, SyncBody, SyncMode, Verdict,
+    ServerId, ServiceId, ServiceInput, SyncBody, SyncMode, Verdict,
 };
 
 use super::EdgeServer;
@@ -210,6 +210,28 @@ impl EdgeServer {
     fn freeze(&mut self, service: ServiceId, target: ServerId, epoch: u64, mode: RelocationMode) {
         if let Some(live) = self.live.get_mut(&service) {
             live.state.freeze(target, epoch, mode);
+            // UE inputs not yet applied (they came after the 1006, while a job ran) are
+            // held like those that come from now on: they follow the instance.
+            let later = live.inst.pending.split_off(&(live.inst.last_seq + 1));
+            if let Source::Frozen(f) = &mut live.state {
+                for (seq, p) in later {
+                    match p.via {
+                        Some(via) => f.held.push(Held::Input(ServiceInput {
+                            ue: live.inst.meta.ue,
+                            service,
+                            via,
+                            input: InputRecord {
+                                seq,
+                                payload: p.payload,
+                            },
+                            answered_below: 0,
+                        })),
+                        None => {
+                            live.inst.pending.insert(seq, p);
+                        }
+                    }
+                }
+            }
             self.unwatched.insert(service);
             // Unsent replay batches are not flushed: the catch-up at 2005 covers them.
             live.batch.clear();
@@ -242,7 +264,7 @@ impl EdgeServer {
             },
             // The whole answer cache: an answer the radio lost before the handover may be
             // retransmitted for seconds (seed 24 of `turnback --swarm` needed 65).
-            answers: live.inst.recent_answers(self.cfg.answers_carried),
+            answers: live.inst.owed_answers(),
         };
         let target = f.target;
         self.send(target, req);

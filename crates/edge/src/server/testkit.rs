@@ -187,7 +187,7 @@ impl Bench {
         self.now = end;
     }
 
-    fn collect(&mut self) {
+    pub(super) fn collect(&mut self) {
         for (id, s) in &mut self.servers {
             while let Some(t) = s.poll_transmit() {
                 match t.to {
@@ -269,6 +269,7 @@ pub(super) fn input(seq: u64) -> ServiceInput {
         ue: UeId(1),
         service: SVC,
         via: CellId(1),
+        answered_below: 0,
         input: InputRecord {
             seq,
             payload: seq.to_le_bytes().to_vec(),

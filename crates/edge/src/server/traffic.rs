@@ -36,6 +36,7 @@ impl EdgeServer {
         let service = m.service;
         let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
+            live.inst.ue_has_answers_below(m.answered_below);
             if let Source::Frozen(f) = &mut live.state {
                 f.held.push(Held::Input(m));
                 return;

@@ -42,18 +42,18 @@ fn inputs_wait_for_the_job_and_nothing_runs_inside_the_call() {
 }
 
 #[test]
-fn a_relocation_waits_for_the_job_and_the_inputs_in_order() {
+fn a_relocation_waits_for_the_job_and_the_inputs_before_it() {
     let mut b = Bench::deployed(2, offload);
     b.input(1, 1);
     b.relocate(2, RelocationMode::Cold);
     b.input(1, 2);
-    // The 1006 waits: no freeze with input 1 out and input 2 unrun.
+    // The 1006 waits: no freeze with input 1 out.
     assert!(matches!(b.state(1), Source::Serving));
     assert!(b.queued().is_empty());
     b.run_jobs(1);
-    // Both inputs ran before the freeze, then the 1006 was acted on.
+    // Input 1 ran before the freeze; input 2 came after the 1006 and follows the instance.
     assert!(b.state(1).is_frozen());
-    assert_eq!(b.live(1).inst.last_seq, 2);
+    assert_eq!(b.live(1).inst.last_seq, 1);
     b.pump();
     b.run_jobs(2);
     let moved = b.server(2).live_view(SVC).expect("live at me2");
@@ -66,6 +66,32 @@ fn a_relocation_waits_for_the_job_and_the_inputs_in_order() {
     let t = twin.server(1).live_view(SVC).expect("live");
     assert_eq!((moved.digest, moved.checksum), (t.digest, t.checksum));
     assert!(violations(&b.events_of(2)).is_empty());
+}
+
+#[test]
+fn a_relocation_is_not_starved_by_inputs_that_keep_coming() {
+    let mut b = Bench::deployed(2, offload);
+    b.input(1, 1);
+    b.relocate(2, RelocationMode::Cold);
+    // A guest always busy: an input comes during every job.
+    for seq in 2..=20 {
+        b.input(1, seq);
+        let job = b.server(1).poll_job();
+        if let Some(mut job) = job {
+            job.run();
+            let now = b.now;
+            b.server(1).handle_job_done(now, job);
+            b.collect();
+        }
+    }
+    assert!(
+        b.state(1).is_frozen(),
+        "the 1006 is acted on after the job that was out when it came"
+    );
+    assert_eq!(b.live(1).inst.last_seq, 1);
+    b.pump();
+    b.run_jobs(2);
+    assert_eq!(b.server(2).live_view(SVC).map(|v| v.last_seq), Some(20));
 }
 
 #[test]
@@ -257,4 +283,37 @@ fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
     // The answer first, then the relocation.
     assert_eq!(answers(&b.outside_of(1)), [1]);
     assert!(matches!(b.state(1), Source::Frozen(_)));
+}
+
+#[test]
+fn a_relocation_called_off_while_it_waited_for_the_lease_never_starts() {
+    let mut b = Bench::deployed(2, |c| {
+        c.lease = Some(LeaseConfig::new(1));
+    });
+    b.advance(Duration::from_millis(1100));
+    b.relocate(2, RelocationMode::Cold); // waits for the lease
+    b.deliver(
+        NodeId::CONTROL,
+        1,
+        edgeshift_proto::Relocate {
+            service: SVC,
+            action: edgeshift_proto::RelocateAction::Resume { epoch: 7 },
+            timing: edgeshift_proto::Timing::at(b.now),
+        },
+    );
+    let out = b.outside_of(1);
+    assert!(
+        out.iter().any(|m| matches!(
+            m,
+            Message::RelocationDone(d) if !d.ok && d.epoch == 7
+        )),
+        "the control node hears it is off: {out:?}"
+    );
+    ack_latest_heartbeat(&mut b, &out);
+    assert!(matches!(b.state(1), Source::Serving));
+    assert!(
+        b.queued().is_empty(),
+        "no 2004 for a relocation called off: {:?}",
+        b.queued()
+    );
 }

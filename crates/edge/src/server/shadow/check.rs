@@ -52,9 +52,11 @@ impl EdgeServer {
         let live_epoch = self.live.get(&service).map(|l| l.epoch);
         if self.epochs.get(&service).is_some_and(|e| m.epoch < *e)
             || live_epoch.is_some_and(|e| m.epoch < e)
+            || self.called_off.get(&service).is_some_and(|e| m.epoch <= *e)
         {
             // A relocation older than one this server has seen (a source that was cut off
-            // or stopped, acting on a stale 1006): its state is not the live one.
+            // or stopped, acting on a stale 1006), or one called off: its state is not the
+            // live one.
             let why = format!("2004 of epoch {} for {service}, which is past", m.epoch);
             self.violation(NodeId::Server(m.source), why.clone());
             self.send(
