@@ -141,7 +141,7 @@ struct RelocationArgs {
 
 #[derive(clap::Args)]
 struct SimArgs {
-    /// Built-in scenario (fig4, corridor, turnback, samecell, mispredict) or a TOML file.
+    /// Built-in scenario (fig4, corridor, regions, turnback, samecell, mispredict, demo) or a TOML file.
     #[arg(long, default_value = "fig4")]
     scenario: String,
     /// stay, cold, precopy, shadow or shadow-jit.
@@ -240,8 +240,14 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         knobs.apply(&mut scenario, &mut cfg);
     }
     let (report, trace) = edgeshift_sim::run(scenario, cfg)?;
-    if a.trace {
-        summary::print_trace(&trace, false);
+    if a.trace
+        && let Err(e) = summary::print_trace(&trace, false)
+    {
+        // `--trace | head`: the reader has what it wanted.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(report.invariant_violations == 0);
+        }
+        return Err(e.into());
     }
     summary::print_report(&report);
     if let Some(path) = &a.json {
@@ -307,7 +313,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         let (report, trace) = edgeshift_sim::run(Scenario::load("fig4")?, cfg)?;
         ok &= report.invariant_violations == 0;
         if strategy == Strategy::Shadow {
-            summary::print_trace(&trace, true);
+            summary::print_trace(&trace, true)?;
             println!();
             shadow = Some((report, trace));
         } else {

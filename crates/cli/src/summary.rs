@@ -65,7 +65,12 @@ pub(crate) fn print_report(r: &Report) {
 }
 
 /// Prints the trace; `relocation_only` keeps the messages and events of the relocation.
-pub(crate) fn print_trace(trace: &[TraceEntry], relocation_only: bool) {
+///
+/// # Errors
+/// Stdout fails, for instance a closed pipe (`sim --trace | head`).
+pub(crate) fn print_trace(trace: &[TraceEntry], relocation_only: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     let mut chunks = 0usize;
     for e in trace {
         match e {
@@ -88,11 +93,12 @@ pub(crate) fn print_trace(trace: &[TraceEntry], relocation_only: bool) {
                 {
                     continue;
                 }
-                println!(
+                writeln!(
+                    out,
                     "{:>10.3}s  {:>4} {name:<20} {from:>8} -> {to:<8} {bytes} B",
                     at.as_secs_f64(),
                     code
-                );
+                )?;
             }
             TraceEntry::Event { at, node, what } => {
                 let key = [
@@ -113,13 +119,17 @@ pub(crate) fn print_trace(trace: &[TraceEntry], relocation_only: bool) {
                 } else {
                     what.chars().take(110).collect()
                 };
-                println!("{:>10.3}s       {node:>8}: {text}", at.as_secs_f64());
+                writeln!(out, "{:>10.3}s       {node:>8}: {text}", at.as_secs_f64())?;
             }
         }
     }
     if relocation_only && chunks > 1 {
-        println!("            (1004 shadow transfer: {chunks} chunks in all, one shown)");
+        writeln!(
+            out,
+            "            (1004 shadow transfer: {chunks} chunks in all, one shown)"
+        )?;
     }
+    Ok(())
 }
 
 /// A one-line label for a role event in the relocation timeline.
