@@ -169,6 +169,10 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // (the 2004 carried a fixed 256): the UE asked for it until the end. The 2004 now
     // carries every answer the UE has not confirmed (3010's `answered_below`).
     ("regions", Strategy::Cold, 520),
+    // A precopy step that came while the lease was lost froze the source with the answers
+    // of inputs applied meanwhile still kept for the lease: they went out from a frozen
+    // instance. A step now waits for the lease (and for a job out), like a 1006.
+    ("fig4", Strategy::Precopy, 2262),
     ("demo", Strategy::Precopy, 6107),
     // Guest work as jobs: a stopped target ran again with a shadow job out, so its 2004
     // and the control node's abort waited behind the job while the lease came back; the

@@ -36,6 +36,8 @@ pub(super) enum Waiting {
     /// A relocation ordered while fenced, due when the lease returned: (sender, target,
     /// mode, epoch).
     Relocation(NodeId, ServerId, RelocationMode, u64),
+    /// A precopy step that waited for the lease, due when it returned.
+    PrecopyStep,
 }
 
 impl EdgeServer {
@@ -243,6 +245,7 @@ impl EdgeServer {
                 Waiting::Relocation(from, target, mode, epoch) => {
                     self.relocate_out(now, from, service, target, mode, epoch);
                 }
+                Waiting::PrecopyStep => self.precopy_step(service),
             }
         }
         if regained && !self.fenced_for(service) {

@@ -152,15 +152,26 @@ impl EdgeServer {
             self.abandon(service, reason);
         }
         let held = self.fenced_held.remove(&service).unwrap_or_default();
+        let mut precopy = false;
         match self.live.get_mut(&service) {
             Some(live) => match &mut live.state {
                 Source::Frozen(f) => f.held.extend(held),
                 Source::Serving | Source::Precopy { .. } => {
+                    precopy = matches!(live.state, Source::Precopy { .. });
                     self.unflushed.insert(service);
                     self.release_held(held);
                 }
             },
             None => self.release_held(held),
+        }
+        if precopy {
+            // A step that came while fenced waited (`precopy_step`); with a job out, it
+            // waits for the job too.
+            if self.busy(service) {
+                self.wait(service, super::jobs::Waiting::PrecopyStep);
+            } else {
+                self.precopy_step(service);
+            }
         }
         let (mine, others) = std::mem::take(&mut self.deferred)
             .into_iter()

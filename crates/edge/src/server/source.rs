@@ -272,6 +272,11 @@ impl EdgeServer {
 
     /// A precopy heard from its target: another delta round, or freeze for the last one.
     pub(super) fn precopy_step(&mut self, service: ServiceId) {
+        if self.fenced_for(service) || self.fenced_results.contains_key(&service) {
+            // Without the lease no state leaves, and answers kept for it must go out
+            // before a freeze: the lease's return steps again (`unfence_one`).
+            return;
+        }
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
