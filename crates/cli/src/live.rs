@@ -78,6 +78,10 @@ pub(crate) struct ControlArgs {
     /// (comma-separated), e.g. the members of its own site.
     #[arg(long, value_delimiter = ',', requires = "replica")]
     etcd: Vec<String>,
+    /// Run the control node of region N (its `[[region]]` in the deployment) instead of
+    /// region 0's `[control]`.
+    #[arg(long, conflicts_with = "replica")]
+    region: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -328,6 +332,14 @@ fn serve(
 }
 
 pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
+    if let Some(id) = a.region.filter(|r| *r != 0) {
+        anyhow::ensure!(
+            a.api.api.is_none(),
+            "--api: the MEC APIs are served by region 0's control node ([control]), not by \
+             region {id}'s"
+        );
+        return serve(a.common, Kind::Region { id }, a.db, None);
+    }
     let Some(n) = a.replica else {
         return serve(a.common, Kind::Control, a.db, Some(a.api));
     };

@@ -70,6 +70,32 @@ fn a_restarted_ran_agent_and_a_killed_target_lose_nothing() {
 }
 
 #[test]
+fn a_service_crosses_regions_between_processes_while_the_target_region_restarts() {
+    // Cell 3 and me3 are region 1's, with their own control node (`control_r1`), killed
+    // and restarted just before the handover from cell 1 (region 0) to cell 3.
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/regions-demo.toml");
+    let text = clean_demo(
+        "regions",
+        &[
+            "--processes",
+            "--scenario",
+            scenario.to_str().expect("utf-8 path"),
+            "--fault",
+            "kill:control_r1@7.6s",
+            "--fault",
+            "restart:control_r1@7.9s",
+        ],
+    );
+    assert!(text.contains("relocation 1: svc1 me1 -> me3"), "{text}");
+    assert!(
+        text.contains("1006 Relocate             control_r1 -> me1"),
+        "region 1's control node triggers the move: {text}"
+    );
+    assert!(text.contains("Fault { restart:control_r1@7.9s }"), "{text}");
+}
+
+#[test]
 fn a_partition_between_servers_makes_no_second_live_instance() {
     // In one process: the daemons cut their own links.
     let text = clean_demo("partition", &["--fault", "partition:me1-me3@7s+3s"]);

@@ -30,6 +30,14 @@
 //! [[ue]]
 //! id = 1
 //! listen = "10.0.0.30:7200"
+//!
+//! # A scenario whose cells are split into regions (`region = N` on its cells) runs one
+//! # control node per region: [control] is region 0's, and each other region has its own
+//! # (`edgeshift control --config F --region 1`).
+//! # [[region]]
+//! # id = 1
+//! # listen = "10.0.1.10:7000"
+//! # db = "/var/lib/edgeshift/control_r1.redb"
 //! ```
 //!
 //! See `examples/deployment.toml` for every key.
@@ -40,7 +48,7 @@ use std::path::{Path, PathBuf};
 
 use edgeshift_control::Strategy;
 use edgeshift_net::{AddressBook, LinkEmulation};
-use edgeshift_proto::{CellId, NodeId, ServerId, UeId};
+use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, UeId};
 use edgeshift_world::{ModuleSource, Scenario, ScenarioError};
 use serde::Deserialize;
 
@@ -76,22 +84,6 @@ pub enum ConfigError {
     /// The service module is refused or unreadable.
     #[error(transparent)]
     Module(#[from] edgeshift_world::WorldError),
-}
-
-/// Refuses a scenario with regions: the daemons run one control node, and the servers and
-/// cells of another region would look for theirs in vain (regions run in the simulator).
-///
-/// # Errors
-/// [`ConfigError::Invalid`] naming a cell outside region 0.
-pub fn check_one_region(s: &Scenario) -> Result<(), ConfigError> {
-    match s.cells.iter().find(|c| c.region != 0) {
-        Some(c) => Err(ConfigError::Invalid(format!(
-            "scenario {}: cell {} is in region {}; the live daemons run one region (region 0) \
-             for now, regions run in the simulator (edgeshift sim)",
-            s.name, c.id, c.region
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// Where the control node runs.
@@ -174,6 +166,22 @@ pub struct TlsFiles {
     pub insecure: bool,
 }
 
+/// The control node of a region other than region 0 (`edgeshift control --region N`):
+/// it serves the cells of the scenario with `region = N` and their ME servers, and hands
+/// services to and from the other regions' control nodes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionDaemon {
+    /// The region (as in the scenario's cells), 1 or more.
+    pub id: u32,
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// The region's registry database (redb); without it a restart forgets its services.
+    pub db: Option<PathBuf>,
+}
+
 /// One edge daemon (one ME server).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,8 +262,11 @@ pub struct Deployment {
     /// Seed of the radio model and the UEs' inputs.
     #[serde(default)]
     pub seed: u64,
-    /// The control node.
+    /// The control node (of region 0, when the scenario has regions).
     pub control: ControlDaemon,
+    /// The control nodes of the scenario's other regions.
+    #[serde(rename = "region", default)]
+    pub regions: Vec<RegionDaemon>,
     /// Edge daemons.
     #[serde(rename = "edge", default)]
     pub edges: Vec<EdgeDaemon>,
@@ -407,7 +418,7 @@ impl Deployment {
     fn check(&self, s: &Scenario) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.strategy()?;
-        check_one_region(s)?;
+        self.check_regions(s)?;
         if self.module.is_some() && self.service.is_some() {
             return bad("set either service (a sample) or module (your own), not both".into());
         }
@@ -506,6 +517,51 @@ impl Deployment {
         }
     }
 
+    /// One `[[region]]` per region of the scenario beyond region 0, each a stand-alone
+    /// control node, like region 0's.
+    fn check_regions(&self, s: &Scenario) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let wanted: BTreeSet<u32> = s
+            .cells
+            .iter()
+            .map(|c| c.region)
+            .filter(|r| *r != 0)
+            .collect();
+        let mut given = BTreeSet::new();
+        for r in &self.regions {
+            if !given.insert(r.id) {
+                return bad(format!("region {} has two [[region]] entries", r.id));
+            }
+            if !wanted.contains(&r.id) {
+                return bad(format!(
+                    "[[region]] id = {}: scenario {} has no cell in region {} (region 0 is                      [control]'s)",
+                    r.id, s.name, r.id
+                ));
+            }
+        }
+        if let Some(r) = wanted.iter().find(|r| !given.contains(r)) {
+            let cell = s.cells.iter().find(|c| c.region == *r).map_or(0, |c| c.id);
+            return bad(format!(
+                "scenario {}: cell {cell} is in region {r}, which has no [[region]] entry                  (id = {r}, listen = \"host:port\")",
+                s.name
+            ));
+        }
+        let c = &self.control;
+        if !wanted.is_empty() && (c.listen.is_none() || !c.replicas.is_empty()) {
+            return bad(
+                "regions run one stand-alone control node each: [control] listen for region                  0 and [[region]] listen for the others (replicated or on_edge control nodes                  serve one region only)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The `[[region]]` entry of region `id`.
+    #[must_use]
+    pub fn region(&self, id: u32) -> Option<&RegionDaemon> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
     /// Where every node listens.
     #[must_use]
     pub fn address_book(&self) -> AddressBook {
@@ -531,6 +587,9 @@ impl Deployment {
             });
         if let Some(a) = control {
             book.insert(NodeId::CONTROL, a);
+        }
+        for r in &self.regions {
+            book.insert(NodeId::Control(RegionId(r.id)), r.listen);
         }
         book
     }
@@ -614,17 +673,63 @@ mod tests {
         assert!(parse(&strat).is_err());
     }
 
+    /// The regions scenario's deployment on loopback, with `extra` appended.
+    fn regions_deployment(extra: &str) -> String {
+        let mut t =
+            String::from("scenario = \"regions\"\n[control]\nlisten = \"127.0.0.1:7000\"\n");
+        for id in 1..=5 {
+            t += &format!(
+                "[[edge]]\nid = {id}\nlisten = \"127.0.0.1:{}\"\n",
+                7000 + id
+            );
+        }
+        t += "[[ran]]\nname = \"ran1\"\ncells = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n";
+        t += "listen = \"127.0.0.1:7100\"\n";
+        t + extra
+    }
+
     #[test]
-    fn a_scenario_with_regions_is_refused_by_name() {
-        let s = Scenario::load("regions").expect("built-in");
-        let err = check_one_region(&s).err().map(|e| e.to_string());
+    fn every_region_has_its_control_node_and_everyone_finds_it() {
+        let region = "[[region]]\nid = 1\nlisten = \"127.0.0.1:7500\"\n";
+        let d: Deployment = toml::from_str(&regions_deployment(region)).expect("parses");
+        assert!(d.scenario().is_ok());
+        let book = d.address_book();
+        assert_eq!(
+            book[&NodeId::Control(RegionId(1))],
+            "127.0.0.1:7500".parse().expect("address")
+        );
+        assert_eq!(
+            book[&NodeId::CONTROL],
+            "127.0.0.1:7000".parse().expect("address")
+        );
+    }
+
+    #[test]
+    fn a_region_without_its_control_node_is_refused_by_name() {
+        let err = parse(&regions_deployment("")).err().map(|e| e.to_string());
         assert!(
             err.as_deref()
-                .is_some_and(|m| m.contains("cell 5 is in region 1") && m.contains("simulator")),
+                .is_some_and(|m| m.contains("cell 5 is in region 1") && m.contains("[[region]]")),
             "{err:?}"
         );
-        let one = Scenario::load("corridor").expect("built-in");
-        assert!(check_one_region(&one).is_ok());
+        for (extra, what) in [
+            (
+                "[[region]]\nid = 2\nlisten = \"127.0.0.1:7500\"\n",
+                "no cell in region 2",
+            ),
+            (
+                "[[region]]\nid = 1\nlisten = \"127.0.0.1:7500\"\n\
+                 [[region]]\nid = 1\nlisten = \"127.0.0.1:7501\"\n",
+                "two [[region]] entries",
+            ),
+        ] {
+            let err = parse(&regions_deployment(extra))
+                .err()
+                .map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|m| m.contains(what)), "{err:?}");
+        }
+        // A one-region scenario needs none.
+        assert!(parse(OK).is_ok());
     }
 
     #[test]
@@ -635,6 +740,9 @@ mod tests {
             assert_eq!(s.name, "demo");
             assert!(d.address_book().contains_key(&NodeId::CONTROL), "{name}");
         }
+        let (d, s) = Deployment::load(&dir.join("regions.toml")).expect("regions.toml");
+        assert_eq!(s.name, "regions-demo");
+        assert!(d.address_book().contains_key(&NodeId::Control(RegionId(1))));
     }
 
     #[test]

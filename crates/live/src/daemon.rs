@@ -11,7 +11,7 @@ use edgeshift_control::ControlNode;
 use edgeshift_edge::EdgeServer;
 use edgeshift_mec::{Api, ApiConfig, CellInfo, Feed, MecError, Topology};
 use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
-use edgeshift_proto::{CellId, NodeId, ServerId, SyncMode, UeId};
+use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
 use edgeshift_runtime::{ModuleError, WasmFactory};
 use edgeshift_ue::UeClient;
@@ -99,6 +99,11 @@ pub enum Kind {
         /// Its number in `[control] replicas`.
         n: u32,
     },
+    /// The control node of region `id` (a `[[region]]` of the deployment).
+    Region {
+        /// The region, 1 or more.
+        id: u32,
+    },
     /// An edge daemon (ME server `id`), possibly hosting the control node.
     Edge {
         /// ME server id.
@@ -123,6 +128,7 @@ impl std::fmt::Display for Kind {
         match self {
             Self::Control => f.write_str("control"),
             Self::Replica { n } => write!(f, "control replica {n}"),
+            Self::Region { id } => write!(f, "control of region {id}"),
             Self::Edge { id, .. } => write!(f, "edge me{id}"),
             Self::Ran { name } => write!(f, "ran {name}"),
             Self::Ue { id } => write!(f, "ue{id}"),
@@ -328,6 +334,12 @@ impl Daemon {
                     };
                     (listen, dep.control.metrics, e.control)
                 }
+                Kind::Region { id } => {
+                    let d = dep
+                        .region(*id)
+                        .ok_or_else(|| DaemonError::NotDeployed(format!("region {id}")))?;
+                    (d.listen, d.metrics, e.control)
+                }
                 Kind::Edge { id, .. } => {
                     let d = dep
                         .edge(*id)
@@ -348,7 +360,7 @@ impl Daemon {
                 }
             };
         let hosts_control = match &kind {
-            Kind::Control | Kind::Replica { .. } => true,
+            Kind::Control | Kind::Replica { .. } | Kind::Region { .. } => true,
             Kind::Edge { id, with_control } => {
                 if *with_control && let Some(addr) = dep.control.listen {
                     return Err(DaemonError::ControlElsewhere(addr));
@@ -357,13 +369,21 @@ impl Daemon {
             }
             _ => false,
         };
+        let region = match &kind {
+            Kind::Region { id } => RegionId(*id),
+            _ => RegionId(0),
+        };
         if hosts_control {
-            let cfg = scenario.control_config(dep.strategy()?, SyncMode::Replay);
+            let cfg = scenario.region_control_config(region, dep.strategy()?, SyncMode::Replay);
             // Replicas keep the registry in etcd (`replica.rs`), never in a local file.
+            let configured = match &kind {
+                Kind::Region { id } => dep.region(*id).and_then(|r| r.db.clone()),
+                _ => dep.control.db.clone(),
+            };
             let db = opts
                 .db
                 .clone()
-                .or_else(|| dep.control.db.clone())
+                .or(configured)
                 .filter(|_| dep.control.store == crate::config::RegistryKind::Redb);
             let mut control = ControlNode::new(cfg.clone(), now);
             if let Some(path) = db {
@@ -378,10 +398,12 @@ impl Daemon {
                 .services()
                 .map(|(s, e)| (s, e.ue, e.cell, e.host))
                 .collect();
-            nodes.insert(NodeId::CONTROL, Node::Control(control));
+            nodes.insert(NodeId::Control(region), Node::Control(control));
         }
         let mut feed = opts.feed.clone();
+        // The MEC APIs are region 0's (the other regions' services do not show there).
         if hosts_control
+            && region == RegionId(0)
             && feed.is_none()
             && let Some(listen) = opts.api.or(dep.control.api)
         {
@@ -394,7 +416,7 @@ impl Daemon {
             feed = Some(f);
         }
         match &kind {
-            Kind::Control | Kind::Replica { .. } => {}
+            Kind::Control | Kind::Replica { .. } | Kind::Region { .. } => {}
             Kind::Edge { id, .. } => {
                 let factory = WasmFactory::new(scenario.limits())?;
                 // A new incarnation per start: the control node tells a restart (which lost

@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::{
-    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, UeDaemon,
+    ConfigError, ControlDaemon, Deployment, EdgeDaemon, Emulation, RanDaemon, RegionDaemon,
+    UeDaemon,
 };
 use crate::daemon::{Daemon, DaemonError, Kind, Options};
 use crate::journal::{Journal, Record, read_journal};
@@ -190,6 +191,26 @@ fn deployment(
                 ..ControlDaemon::default()
             },
         },
+        regions: {
+            let mut ids: Vec<u32> = s
+                .cells
+                .iter()
+                .map(|c| c.region)
+                .filter(|r| *r != 0)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter()
+                .map(|id| {
+                    Ok(RegionDaemon {
+                        id,
+                        listen: port()?,
+                        metrics: None,
+                        db: None,
+                    })
+                })
+                .collect::<Result<_, DemoError>>()?
+        },
         edges: s
             .servers
             .iter()
@@ -233,6 +254,7 @@ fn kinds(dep: &Deployment) -> Vec<Kind> {
             })
             .collect()
     };
+    k.extend(dep.regions.iter().map(|r| Kind::Region { id: r.id }));
     k.extend(dep.edges.iter().map(|e| Kind::Edge {
         id: e.id,
         with_control: false,
@@ -341,7 +363,6 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     };
     let cfg = &cfg;
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
-    crate::config::check_one_region(&scenario)?;
     scenario.add_ues(cfg.ues.max(1));
     if let Some(d) = cfg.duration_s {
         scenario.duration_s = d;
@@ -680,18 +701,24 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     use std::fmt::Write as _;
     let mut t = String::new();
     let q = |s: &str| format!("{s:?}");
+    // Absolute, so that they do not depend on where the file is written.
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    // A scenario file too (a built-in is a name).
+    let scenario = if Path::new(&dep.scenario).is_file() {
+        abs(Path::new(&dep.scenario)).display().to_string()
+    } else {
+        dep.scenario.clone()
+    };
     let _ = writeln!(
         t,
         "scenario = {}\nstrategy = {}\nseed = {}",
-        q(&dep.scenario),
+        q(&scenario),
         q(&dep.strategy),
         dep.seed
     );
     if let Some(s) = &dep.service {
         let _ = writeln!(t, "service = {}", q(s));
     }
-    // Absolute, so that they do not depend on where the file is written.
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     if let Some(m) = &dep.module {
         let _ = writeln!(t, "module = {}", q(&abs(m).display().to_string()));
     }
@@ -742,6 +769,14 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     for u in &dep.ues {
         let _ = writeln!(t, "\n[[ue]]\nid = {}\nlisten = {}", u.id, addr(&u.listen));
     }
+    for r in &dep.regions {
+        let _ = writeln!(
+            t,
+            "\n[[region]]\nid = {}\nlisten = {}",
+            r.id,
+            addr(&r.listen)
+        );
+    }
     let e = &dep.emulation;
     for (name, l) in [
         ("control", e.control),
@@ -774,6 +809,7 @@ pub fn daemon_args(kind: &Kind, config: &Path, journal: &Path) -> Vec<String> {
     let mut a = match kind {
         Kind::Control => vec!["control".to_owned()],
         Kind::Replica { n } => vec!["control".into(), "--replica".into(), n.to_string()],
+        Kind::Region { id } => vec!["control".into(), "--region".into(), id.to_string()],
         Kind::Edge { id, .. } => vec!["edge".into(), "--id".into(), id.to_string()],
         Kind::Ran { name } => vec!["ran".into(), "--name".into(), name.clone()],
         Kind::Ue { id } => vec!["ue".into(), "--id".into(), id.to_string()],
@@ -791,6 +827,7 @@ fn journal_name(kind: &Kind) -> String {
     match kind {
         Kind::Control => "control.jsonl".into(),
         Kind::Replica { n } => format!("control{n}.jsonl"),
+        Kind::Region { id } => format!("control_r{id}.jsonl"),
         Kind::Edge { id, .. } => format!("edge{id}.jsonl"),
         Kind::Ran { name } => format!("ran-{name}.jsonl"),
         Kind::Ue { id } => format!("ue{id}.jsonl"),

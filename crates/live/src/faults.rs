@@ -24,6 +24,7 @@ pub fn fault_name(kind: &Kind) -> String {
     match kind {
         Kind::Control => "control".into(),
         Kind::Replica { n } => format!("control{n}"),
+        Kind::Region { id } => format!("control_r{id}"),
         Kind::Edge { id, .. } => format!("me{id}"),
         Kind::Ran { name } => name.clone(),
         Kind::Ue { id } => format!("ue{id}"),

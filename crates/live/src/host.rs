@@ -376,7 +376,11 @@ impl Host {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let Some(Node::Control(c)) = self.nodes.map.get(&NodeId::CONTROL) else {
+        // A daemon hosts one control node at most (its region's).
+        let Some(c) = self.nodes.map.values().find_map(|n| match n {
+            Node::Control(c) => Some(c),
+            _ => None,
+        }) else {
             return;
         };
         let saved = match store {

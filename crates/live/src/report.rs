@@ -77,6 +77,9 @@ impl LiveRun {
         let r = &self.records;
         let mut out = Vec::new();
         for (killed, node, _) in events(r, "Fault { kill:control") {
+            if node.starts_with("control_r") {
+                continue; // a region's only control node: no standby takes over
+            }
             let Some((led, by, _)) = events(r, "Leading").find(|(at, _, _)| *at > killed) else {
                 out.push(format!("  takeover after {node} was killed: no new leader"));
                 continue;

@@ -194,7 +194,8 @@ impl UeAgent {
         nodes.send(
             self.node(),
             Transmit {
-                to: NodeId::CONTROL,
+                // The control node of the cell's region owns the service.
+                to: NodeId::Control(self.scenario.region_of_cell(cell)),
                 msg: deploy.into(),
             },
         );

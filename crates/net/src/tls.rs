@@ -16,10 +16,11 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use crate::error::NetError;
 
-/// The DNS name a node's certificate carries.
+/// The DNS name a node's certificate carries (`control_r1` becomes `control-r1`: no
+/// underscore in a host name).
 #[must_use]
 pub fn node_name(node: NodeId) -> String {
-    format!("{node}.node.edgeshift")
+    format!("{node}.node.edgeshift").replace('_', "-")
 }
 
 /// A daemon's TLS identity and trust: its certificate chain and key, and the CA.
