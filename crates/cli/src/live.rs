@@ -456,12 +456,20 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     cfg.strategy
         .parse::<edgeshift_control::Strategy>()
         .map_err(anyhow::Error::from)?;
+    let mut scenario = edgeshift_world::Scenario::load(&cfg.scenario)?;
+    scenario.add_ues(a.ues.max(1));
+    let controls = scenario.controls().len();
     println!(
-        "edgeshift demo: {} cells, {} ME servers, a control node and {} UE(s) on 127.0.0.1 ({}), \
+        "edgeshift demo: {} cells, {} ME servers, {} and {} UE(s) on 127.0.0.1 ({}), \
          {} service, strategy {}\n",
-        3,
-        3,
-        a.ues,
+        scenario.cells.len(),
+        scenario.servers.len(),
+        if controls == 1 {
+            "a control node".to_owned()
+        } else {
+            format!("{controls} control nodes (one per region)")
+        },
+        scenario.ues.len(),
         if cfg.processes.is_some() {
             "one process per daemon"
         } else {

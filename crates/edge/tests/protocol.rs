@@ -404,6 +404,34 @@ fn a_target_told_the_relocation_is_off_refuses_its_late_2004() {
 }
 
 #[test]
+fn a_1006_of_a_past_epoch_is_not_obeyed() {
+    let mut w = World::new(2);
+    deploy(&mut w, mem_spec());
+    w.input(1);
+    // The control node (a newer term) has spoken about epoch 9.
+    w.deliver(
+        NodeId::CONTROL,
+        ServerId(1),
+        Relocate {
+            service: ServiceId(1),
+            action: RelocateAction::Promote { epoch: 9 },
+            timing: Timing::at(w.now),
+        },
+    );
+    relocate(&mut w, 2, RelocationMode::Cold); // epoch 2: a deposed leader's
+    assert!(
+        w.server(1)
+            .live_view(ServiceId(1))
+            .is_some_and(|v| !v.frozen)
+    );
+    assert!(w.server(2).live_view(ServiceId(1)).is_none());
+    assert!(w.has_event(1, |e| matches!(
+        e,
+        EdgeEvent::ProtocolViolation { what, .. } if what.contains("1006 of epoch 2")
+    )));
+}
+
+#[test]
 fn inputs_held_while_frozen_are_not_lost() {
     let mut w = World::new(2);
     deploy(&mut w, mem_spec());

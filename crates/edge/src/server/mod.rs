@@ -340,6 +340,15 @@ impl EdgeServer {
                 mode,
                 epoch,
             } => {
+                if self.epochs.get(&m.service).is_some_and(|e| epoch < *e) {
+                    // From a control node that was deposed (the epochs of a term start
+                    // above every earlier term's) or a relocation long replaced.
+                    self.violation(
+                        from,
+                        format!("1006 of epoch {epoch} for {}, which is past", m.service),
+                    );
+                    return;
+                }
                 self.saw_epoch(m.service, epoch);
                 if source == self.cfg.id {
                     if self.fenced() {
