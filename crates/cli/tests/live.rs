@@ -325,7 +325,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 fn separate_processes_relocate_without_losing_an_input() {
     let mut c = Cluster::new(false);
     c.start_infrastructure();
-    wait_for("edge metrics", Duration::from_secs(60), || {
+    wait_for("edge metrics", Duration::from_secs(120), || {
         c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
     });
     // Bad peers first: every daemon must drop them and keep serving.
@@ -339,7 +339,7 @@ fn separate_processes_relocate_without_losing_an_input() {
     // tells me3 to drop it and feeds it an input directly; the RAN agent, with its own,
     // orders a relocation as cell 2: roles that may not send these. The servers refuse and
     // count them all; the run is unchanged.
-    wait_for("shadow sync", Duration::from_secs(60), || {
+    wait_for("shadow sync", Duration::from_secs(120), || {
         c.journal("edge3")
             .iter()
             .any(|r| matches!(r, Record::Msg { code: 1004, .. }))
@@ -438,12 +438,12 @@ fn separate_processes_relocate_without_losing_an_input() {
 fn a_control_node_killed_during_shadow_sync_resumes_from_its_database() {
     let mut c = Cluster::new(false);
     c.start_infrastructure();
-    wait_for("edge metrics", Duration::from_secs(60), || {
+    wait_for("edge metrics", Duration::from_secs(120), || {
         c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
     });
     let ue = c.start_ue();
     // The first shadow transfer (1004) reaching a candidate server.
-    wait_for("shadow sync", Duration::from_secs(60), || {
+    wait_for("shadow sync", Duration::from_secs(120), || {
         (2..=3).any(|i| {
             c.journal(&format!("edge{i}"))
                 .iter()
@@ -509,7 +509,7 @@ impl Cluster {
             self.spawn(&format!("edge{id}"), &["edge", "--id", &id.to_string()]);
         }
         self.spawn("ran", &["ran", "--name", "ran1"]);
-        wait_for("edge metrics", Duration::from_secs(60), || {
+        wait_for("edge metrics", Duration::from_secs(120), || {
             self.edge_metrics
                 .iter()
                 .all(|m| TcpStream::connect(m).is_ok())
@@ -526,14 +526,14 @@ impl Cluster {
             );
         }
         self.edges_and_ran();
-        wait_for("a leader", Duration::from_secs(30), || {
+        wait_for("a leader", Duration::from_secs(120), || {
             (1..=3).any(|n| self.leads(n))
         });
         (1..=3).find(|n| self.leads(*n)).expect("a leader")
     }
 
     fn wait_for_shadow_sync(&self) {
-        wait_for("shadow sync", Duration::from_secs(60), || {
+        wait_for("shadow sync", Duration::from_secs(120), || {
             (2..=3).any(|i| {
                 self.journal(&format!("edge{i}"))
                     .iter()
@@ -595,7 +595,7 @@ fn a_leader_killed_as_it_orders_a_relocation_with_an_etcd_member_down_loses_noth
     etcd.kill(2);
     // Whichever replica leads then dies as soon as it has ordered the relocation.
     let mut leader = 0;
-    wait_for("the relocation ordered", Duration::from_secs(60), || {
+    wait_for("the relocation ordered", Duration::from_secs(120), || {
         leader = (1..=3)
             .find(|n| !c.replica_events(*n, "RelocationTriggered").is_empty())
             .unwrap_or(0);
@@ -623,7 +623,7 @@ fn a_leader_cut_off_from_etcd_stops_acting_before_a_standby_leads() {
         "control1",
         &["control", "--replica", "1", "--etcd", &urls[0]],
     );
-    wait_for("control1 leads", Duration::from_secs(30), || c.leads(1));
+    wait_for("control1 leads", Duration::from_secs(120), || c.leads(1));
     let rest = urls[1..].join(",");
     for n in 2..=3 {
         c.spawn(
@@ -671,7 +671,7 @@ fn a_leader_cut_off_from_etcd_stops_acting_before_a_standby_leads() {
 fn the_control_node_can_run_inside_an_edge_daemon() {
     let mut c = Cluster::new(true);
     c.start_infrastructure();
-    wait_for("edge metrics", Duration::from_secs(60), || {
+    wait_for("edge metrics", Duration::from_secs(120), || {
         c.edge_metrics.iter().all(|m| TcpStream::connect(m).is_ok())
     });
     let ue = c.start_ue();
@@ -705,7 +705,7 @@ fn frames_announced_but_not_sent_cost_an_edge_daemon_no_memory() {
     let mut c = Cluster::plaintext(false);
     c.spawn("edge2", &["edge", "--id", "2"]);
     let addr = c.edges[1];
-    wait_for("edge2 listening", Duration::from_secs(30), || {
+    wait_for("edge2 listening", Duration::from_secs(120), || {
         TcpStream::connect(addr).is_ok()
     });
     let pid = c.children[0].1.id();
