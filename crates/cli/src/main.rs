@@ -141,7 +141,8 @@ struct RelocationArgs {
 
 #[derive(clap::Args)]
 struct SimArgs {
-    /// Built-in scenario (fig4, corridor, regions, turnback, samecell, mispredict, demo) or a TOML file.
+    /// Built-in scenario (fig4, corridor, regions, turnback, samecell, mispredict, demo) or a TOML file;
+    /// with --runs, `all` runs every built-in.
     #[arg(long, default_value = "fig4")]
     scenario: String,
     /// stay, cold, precopy, shadow or shadow-jit.
@@ -180,6 +181,10 @@ struct SimArgs {
     /// prints failing seeds with the command that reproduces them.
     #[arg(long)]
     runs: Option<u64>,
+    /// Threads for --runs (default: one per core); the seeds are the same whatever the
+    /// number.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Inject a fault (repeatable): kill:NODE@T, restart:NODE@T, stop:NODE@T+D,
     /// partition:A-B@T+D, loss:A-B@T+D:P; nodes meN, cellN (or ranN), control
     /// (control_rN: region N's); times like 5.5s or 800ms.
@@ -226,14 +231,27 @@ fn write_json(path: &PathBuf, report: &Report) -> anyhow::Result<()> {
 }
 
 fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
+    if let Some(runs) = a.runs {
+        // `--scenario all`: every built-in, one after the other.
+        let names: Vec<String> = if a.scenario == "all" {
+            edgeshift_sim::BUILTIN
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        } else {
+            vec![a.scenario.clone()]
+        };
+        let mut ok = true;
+        for name in &names {
+            ok &= run_swarm(&a, name, &Scenario::load(name)?, runs)?;
+        }
+        return Ok(ok);
+    }
     let mut scenario = Scenario::load(&a.scenario)?;
     let mut cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
     cfg.outages.clone_from(&a.faults);
-    if let Some(runs) = a.runs {
-        return run_swarm(&a, &scenario, runs);
-    }
     if a.swarm {
         let knobs = Swarm::from_seed(a.seed);
         println!("swarm knobs of seed {}: {knobs}", a.seed);
@@ -265,12 +283,23 @@ fn module_of(a: &SimArgs) -> anyhow::Result<Option<edgeshift_world::ModuleSource
         .map_err(Into::into)
 }
 
-fn run_swarm(a: &SimArgs, scenario: &Scenario, runs: u64) -> anyhow::Result<bool> {
+/// Runs `runs` swarm seeds of `scenario` from `--seed` on, every strategy each, on
+/// `--jobs` threads; prints the failing runs in seed order.
+fn run_swarm(a: &SimArgs, name: &str, scenario: &Scenario, runs: u64) -> anyhow::Result<bool> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, PoisonError};
     let module = module_of(a)?;
-    let mut failed = 0;
-    for seed in a.seed..a.seed.saturating_add(runs) {
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .clamp(1, 256);
+    let (first, end) = (a.seed, a.seed.saturating_add(runs));
+    let next = AtomicU64::new(first);
+    let fails: Mutex<Vec<(u64, usize, String)>> = Mutex::new(Vec::new());
+    let error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let one_seed = |seed: u64| -> anyhow::Result<()> {
         let knobs = Swarm::from_seed(seed);
-        for strategy in Strategy::ALL {
+        for (i, strategy) in Strategy::ALL.into_iter().enumerate() {
             let mut s = scenario.clone();
             let mut cfg = sim_config(strategy, seed, a.state_mib, a.delta_sync)?;
             cfg.service.clone_from(&a.service);
@@ -278,24 +307,53 @@ fn run_swarm(a: &SimArgs, scenario: &Scenario, runs: u64) -> anyhow::Result<bool
             knobs.apply(&mut s, &mut cfg);
             let (report, _) = edgeshift_sim::run(s, cfg)?;
             if report.invariant_violations > 0 || !report.final_state_matches_twin {
-                failed += 1;
-                println!(
-                    "FAIL seed {seed} {strategy} ({knobs}): {:?}",
+                let text = format!(
+                    "FAIL seed {seed} {strategy} ({knobs}): {:?}\n  reproduce: edgeshift sim \
+                     --scenario {name} --strategy {strategy} --seed {seed} --swarm",
                     report.violations.first()
                 );
-                println!(
-                    "  reproduce: edgeshift sim --scenario {} --strategy {strategy} --seed {seed} --swarm",
-                    a.scenario
-                );
+                fails
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((seed, i, text));
             }
         }
+        Ok(())
+    };
+    std::thread::scope(|sc| {
+        for _ in 0..jobs {
+            sc.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end || seed < first {
+                        break;
+                    }
+                    if let Err(e) = one_seed(seed) {
+                        error
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .get_or_insert(e);
+                        next.store(end, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    let mut fails = fails.into_inner().unwrap_or_else(PoisonError::into_inner);
+    fails.sort_by_key(|f| (f.0, f.1));
+    for (_, _, text) in &fails {
+        println!("{text}");
     }
     println!(
-        "{runs} seeds x {} strategies on {}: {failed} failed",
+        "{runs} seeds x {} strategies on {name}: {} failed",
         Strategy::ALL.len(),
-        a.scenario
+        fails.len()
     );
-    Ok(failed == 0)
+    Ok(fails.is_empty())
 }
 
 fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {

@@ -71,6 +71,28 @@ fn sim_writes_the_json_record() {
 }
 
 #[test]
+fn a_swarm_over_every_built_in_scenario_reports_each() {
+    let (ok, text) = edgeshift(&[
+        "sim",
+        "--scenario",
+        "all",
+        "--runs",
+        "2",
+        "--seed",
+        "3",
+        "--jobs",
+        "2",
+    ]);
+    assert!(ok, "{text}");
+    for name in edgeshift_sim::BUILTIN {
+        assert!(
+            text.contains(&format!("2 seeds x 5 strategies on {name}: 0 failed")),
+            "{name}: {text}"
+        );
+    }
+}
+
+#[test]
 fn demo_compares_shadow_and_cold() {
     let (ok, text) = edgeshift(&["sim-demo", "--state-mib", "16"]);
     assert!(ok, "{text}");
