@@ -183,7 +183,7 @@ struct SimArgs {
     runs: Option<u64>,
     /// Threads for --runs (default: one per core); the seeds are the same whatever the
     /// number.
-    #[arg(long)]
+    #[arg(long, requires = "runs")]
     jobs: Option<usize>,
     /// Inject a fault (repeatable): kill:NODE@T, restart:NODE@T, stop:NODE@T+D,
     /// partition:A-B@T+D, loss:A-B@T+D:P; nodes meN, cellN (or ranN), control

@@ -429,6 +429,11 @@ fn a_1006_of_a_past_epoch_is_not_obeyed() {
         e,
         EdgeEvent::ProtocolViolation { what, .. } if what.contains("1006 of epoch 2")
     )));
+    // Its sender hears the relocation failed.
+    assert!(w.outside.iter().any(|(_, t)| matches!(
+        &t.msg,
+        Message::RelocationDone(d) if !d.ok && d.epoch == 2
+    )));
 }
 
 #[test]

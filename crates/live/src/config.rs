@@ -534,7 +534,8 @@ impl Deployment {
             }
             if !wanted.contains(&r.id) {
                 return bad(format!(
-                    "[[region]] id = {}: scenario {} has no cell in region {} (region 0 is                      [control]'s)",
+                    "[[region]] id = {}: scenario {} has no cell in region {} (region 0 is \
+                     [control]'s)",
                     r.id, s.name, r.id
                 ));
             }
@@ -542,14 +543,17 @@ impl Deployment {
         if let Some(r) = wanted.iter().find(|r| !given.contains(r)) {
             let cell = s.cells.iter().find(|c| c.region == *r).map_or(0, |c| c.id);
             return bad(format!(
-                "scenario {}: cell {cell} is in region {r}, which has no [[region]] entry                  (id = {r}, listen = \"host:port\")",
+                "scenario {}: cell {cell} is in region {r}, which has no [[region]] entry \
+                 (id = {r}, listen = \"host:port\")",
                 s.name
             ));
         }
         let c = &self.control;
         if !wanted.is_empty() && (c.listen.is_none() || !c.replicas.is_empty()) {
             return bad(
-                "regions run one stand-alone control node each: [control] listen for region                  0 and [[region]] listen for the others (replicated or on_edge control nodes                  serve one region only)"
+                "regions run one stand-alone control node each: [control] listen for region \
+                 0 and [[region]] listen for the others (replicated or on_edge control nodes \
+                 serve one region only)"
                     .into(),
             );
         }

@@ -401,7 +401,8 @@ impl Daemon {
             nodes.insert(NodeId::Control(region), Node::Control(control));
         }
         let mut feed = opts.feed.clone();
-        // The MEC APIs are region 0's (the other regions' services do not show there).
+        // Only region 0's control node starts the MEC APIs (the in-process demo gives every
+        // daemon one shared feed instead).
         if hosts_control
             && region == RegionId(0)
             && feed.is_none()

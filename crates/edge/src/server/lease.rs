@@ -157,7 +157,7 @@ impl EdgeServer {
             Some(live) => match &mut live.state {
                 Source::Frozen(f) => f.held.extend(held),
                 Source::Serving | Source::Precopy { .. } => {
-                    precopy = matches!(live.state, Source::Precopy { .. });
+                    precopy = matches!(live.state, Source::Precopy { stalled: true, .. });
                     self.unflushed.insert(service);
                     self.release_held(held);
                 }
@@ -166,7 +166,7 @@ impl EdgeServer {
         }
         if precopy {
             // A step that came while fenced waited (`precopy_step`); with a job out, it
-            // waits for the job too.
+            // waits for the job too. (Without one, a round is in flight: its ack steps.)
             if self.busy(service) {
                 self.wait(service, super::jobs::Waiting::PrecopyStep);
             } else {

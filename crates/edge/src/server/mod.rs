@@ -347,6 +347,10 @@ impl EdgeServer {
                         from,
                         format!("1006 of epoch {epoch} for {}, which is past", m.service),
                     );
+                    if source == self.cfg.id {
+                        // Its sender, if it still acts, ends the relocation as failed.
+                        self.report_done(m.service, source, target, epoch, false);
+                    }
                     return;
                 }
                 self.saw_epoch(m.service, epoch);

@@ -59,6 +59,8 @@ pub(super) enum Source {
         epoch: u64,
         /// Delta rounds sent so far.
         rounds: u32,
+        /// A step came while the lease was lost and waits for its return.
+        stalled: bool,
     },
     /// Stopped for a relocation: the 2004 went out and UE traffic waits for the 2005.
     Frozen(Frozen),
@@ -197,6 +199,7 @@ impl EdgeServer {
                     target,
                     epoch,
                     rounds: 0,
+                    stalled: false,
                 };
                 if has_shadow {
                     self.precopy_step(service);
@@ -272,11 +275,7 @@ impl EdgeServer {
 
     /// A precopy heard from its target: another delta round, or freeze for the last one.
     pub(super) fn precopy_step(&mut self, service: ServiceId) {
-        if self.fenced_for(service) || self.fenced_results.contains_key(&service) {
-            // Without the lease no state leaves, and answers kept for it must go out
-            // before a freeze: the lease's return steps again (`unfence_one`).
-            return;
-        }
+        let stall = self.fenced_for(service) || self.fenced_results.contains_key(&service);
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
@@ -284,10 +283,17 @@ impl EdgeServer {
             target,
             epoch,
             rounds,
+            stalled,
         } = &mut live.state
         else {
             return;
         };
+        *stalled = stall;
+        if stall {
+            // Without the lease no state leaves, and answers kept for it must go out
+            // before a freeze: the lease's return takes the step (`unfence_one`).
+            return;
+        }
         if live
             .inst
             .svc()
