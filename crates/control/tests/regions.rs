@@ -299,6 +299,7 @@ fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_b
         server: ServerId(2),
         seq: 1,
         incarnation: 1,
+        live: Vec::new(),
     };
     p.send(ms(400), ServerId(2).into(), R0, hb.into());
     let out = p.tick(ms(1900), R0);
@@ -313,6 +314,7 @@ fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_b
         server: ServerId(2),
         seq: 2,
         incarnation: 1,
+        live: Vec::new(),
     };
     let out = p.send(ms(3000), ServerId(2).into(), R0, hb.into());
     let codes: Vec<u16> = out

@@ -1,6 +1,7 @@
 //! The control node's persisted snapshot: the legacy header-less form (v0, a fixture the
 //! node wrote before snapshots had versions) restores and carries on, and the current
-//! version's bytes stay as released.
+//! version's bytes stay as released; and the liveness rules a restored node must keep
+//! (failover, releases of replaced instances, leases withheld while one still serves).
 
 use std::path::PathBuf;
 
@@ -348,6 +349,7 @@ fn beat(n: &mut ControlNode, now: Instant, server: u32) {
         server: ServerId(server),
         incarnation: 7,
         seq: now.as_nanos(),
+        live: Vec::new(),
     };
     n.handle_message(now, ServerId(server).into(), m.into());
 }
@@ -476,4 +478,143 @@ fn a_restored_node_still_releases_an_instance_a_failover_replaced() {
         matches!(to_1.last(), Some(Message::HeartbeatAck(_))),
         "{to_1:?}"
     );
+}
+
+/// A heartbeat from `server` that says which instances it holds live.
+fn beat_live(n: &mut ControlNode, now: Instant, server: u32, live: &[(u32, u64)]) {
+    let m = Heartbeat {
+        server: ServerId(server),
+        incarnation: 7,
+        seq: now.as_nanos(),
+        live: live
+            .iter()
+            .map(|&(s, epoch)| Tenure {
+                service: ServiceId(s),
+                epoch,
+            })
+            .collect(),
+    };
+    n.handle_message(now, ServerId(server).into(), m.into());
+}
+
+fn sent_to(sent: &[Transmit], server: u32) -> Vec<&Message> {
+    sent.iter()
+        .filter(|t| t.to == NodeId::Server(ServerId(server)))
+        .map(|t| &t.msg)
+        .collect()
+}
+
+fn released(msgs: &[&Message]) -> Option<(ServerId, u64)> {
+    msgs.iter().find_map(|m| match m {
+        Message::Relocate(Relocate {
+            action: RelocateAction::Release { host, epoch },
+            ..
+        }) => Some((*host, *epoch)),
+        _ => None,
+    })
+}
+
+fn acked(msgs: &[&Message]) -> bool {
+    msgs.iter().any(|m| matches!(m, Message::HeartbeatAck(_)))
+}
+
+#[test]
+fn a_server_back_while_its_shadow_is_promoted_gets_no_lease_until_it_lets_go() {
+    let cfg = liveness_config();
+    let mut n = with_ready_shadow(&cfg, ms(9000));
+    let live_epoch = n.service(ServiceId(1)).expect("deployed").epoch;
+    // Server 1 falls silent: its shadow at server 2 is promoted (its 3033 not yet in).
+    let (sent, _) = only_server_1_silent(&mut n, 200, 2000);
+    let promoted = sent.iter().find_map(|t| match &t.msg {
+        Message::Relocate(Relocate {
+            action: RelocateAction::Promote { epoch },
+            ..
+        }) => Some(*epoch),
+        _ => None,
+    });
+    let promoted = promoted.expect("a promotion");
+    // Server 1 is back still serving, and whatever release its return triggers is lost:
+    // each heartbeat that says so is answered with a release naming server 2, never with
+    // the lease.
+    for t in [2100, 2300] {
+        beat_live(&mut n, ms(t), 1, &[(1, live_epoch)]);
+        let (sent, _) = drain(&mut n);
+        let to_1 = sent_to(&sent, 1);
+        assert_eq!(released(&to_1), Some((ServerId(2), promoted)), "{to_1:?}");
+        assert!(!acked(&to_1), "{to_1:?}");
+    }
+    // Once it has let go, its lease runs on.
+    beat_live(&mut n, ms(2500), 1, &[]);
+    let (sent, _) = drain(&mut n);
+    let to_1 = sent_to(&sent, 1);
+    assert!(acked(&to_1) && released(&to_1).is_none(), "{to_1:?}");
+}
+
+#[test]
+fn a_target_live_under_a_called_off_relocation_is_released_to_the_source_that_served_on() {
+    let cfg = liveness_config();
+    let mut n = with_ready_shadow(&cfg, ms(1000));
+    let exec = HandoverExecution {
+        ue: UeId(101),
+        source: CellId(1),
+        target: CellId(2),
+        timing: Timing::at(ms(1000)),
+    };
+    n.handle_message(ms(900), CellId(1).into(), exec.into());
+    let mut epoch = None;
+    for t in (1000..=1200).step_by(100) {
+        while let Some(due) = n.poll_timeout().filter(|d| *d <= ms(t)) {
+            n.handle_timeout(due);
+        }
+        let (sent, _) = drain(&mut n);
+        epoch = epoch.or_else(|| {
+            sent.iter().find_map(|t| match &t.msg {
+                Message::Relocate(Relocate {
+                    action: RelocateAction::Relocate { epoch, .. },
+                    ..
+                }) => Some(*epoch),
+                _ => None,
+            })
+        });
+    }
+    let epoch = epoch.expect("the 1006 went out");
+    // The target went live on the 2004, then fell silent before its 2005 reached the
+    // source: declared dead, the relocation is called off and the source resumes.
+    for t in (1200..=3400).step_by(200) {
+        while let Some(due) = n.poll_timeout().filter(|d| *d <= ms(t)) {
+            n.handle_timeout(due);
+        }
+        for s in [1, 3, 4] {
+            beat(&mut n, ms(t), s);
+        }
+    }
+    let (sent, _) = drain(&mut n);
+    assert!(
+        sent_to(&sent, 1).iter().any(|m| matches!(
+            m,
+            Message::Relocate(Relocate {
+                action: RelocateAction::Resume { .. },
+                ..
+            })
+        )),
+        "{sent:?}"
+    );
+    let resumed = RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(1),
+        to: ServerId(2),
+        ok: false,
+        epoch,
+    };
+    n.handle_message(ms(3500), ServerId(1).into(), resumed.into());
+    drain(&mut n);
+    // Back, it still holds the instance: it is released to the source under a later epoch
+    // (its own would not yield), before any answer to its heartbeat.
+    beat_live(&mut n, ms(3600), 2, &[(1, epoch)]);
+    let (sent, _) = drain(&mut n);
+    let to_2 = sent_to(&sent, 2);
+    let (host, release) = released(&to_2).expect("a release");
+    assert_eq!(host, ServerId(1));
+    assert!(release > epoch, "{release} > {epoch}");
+    assert!(!acked(&to_2), "{to_2:?}");
 }

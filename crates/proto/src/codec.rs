@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!      0    2 magic        b"ES"
-//!      2    1 version      4
+//!      2    1 version      6
 //!      3    1 flags        0 (reserved; receivers reject other values)
 //!      4    2 type         message number, big endian (1002 … 2006, 3001 …)
 //!      6    4 length       payload length in bytes, big endian, at most MAX_PAYLOAD
@@ -18,7 +18,7 @@ use crate::error::DecodeError;
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"ES";
 /// The codec version this build writes and reads.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 10;
 /// Largest accepted payload (64 MiB); state travels in smaller chunks.

@@ -16,7 +16,7 @@ pub enum DecodeError {
     #[error("bad magic {0:02x?}, not an edgeshift frame")]
     BadMagic([u8; 2]),
     /// A codec version this build does not speak.
-    #[error("unsupported codec version {0} (this build speaks 1)")]
+    #[error("unsupported codec version {0} (this build speaks {ours})", ours = crate::codec::VERSION)]
     UnsupportedVersion(u8),
     /// Reserved flag bits set.
     #[error("reserved flags set: {0:#04x}")]

@@ -457,6 +457,19 @@ pub struct Heartbeat {
     pub incarnation: u64,
     /// Numbers the heartbeats of one incarnation.
     pub seq: u64,
+    /// The instances live here (serving, frozen or fenced), each with the epoch it went
+    /// live under: the control node withholds the answer while one of them was replaced,
+    /// and releases it again (a release lost on the way must not let the lease return).
+    pub live: Vec<Tenure>,
+}
+
+/// A live instance and the route epoch it went live under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenure {
+    /// The service.
+    pub service: ServiceId,
+    /// The epoch.
+    pub epoch: u64,
 }
 
 /// 3007: the control node's answer to a heartbeat: the lease runs on, counted from when

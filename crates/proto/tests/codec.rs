@@ -233,6 +233,10 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             server,
             incarnation: b,
             seq: u64::from(a),
+            live: vec![Tenure {
+                service: ServiceId(a),
+                epoch: b,
+            }],
         }
         .into(),
         HeartbeatAck { seq: b }.into(),

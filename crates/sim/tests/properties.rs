@@ -229,6 +229,21 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // the service was lost, nor tried another shadow. A promotion whose target dies fails
     // over again (or reports the service lost).
     ("turnback", Strategy::Cold, 1020),
+    // A target went live on its 2004, then fell silent to the control node before its
+    // 2005 reached the source; the node called the relocation off and the source served
+    // on. Back, the target answered the abort "live" and its lease returned: two live
+    // instances. A called-off relocation now moves the service's epoch past its own, and
+    // the target is released when it is back.
+    ("demo", Strategy::Shadow, 1230),
+    ("demo", Strategy::Shadow, 1129),
+    ("demo", Strategy::ShadowJit { threshold: 0.3 }, 1129),
+    // A server declared dead behind a lossy link came back while the promotion of its
+    // shadow was on its way: its release named the server itself as the new host (the
+    // promotion had not landed), and its lease returned. Heartbeats now say which
+    // instances are live; one the service has left (or is being promoted away from) is
+    // released again and the heartbeat goes unanswered until it is gone.
+    ("demo", Strategy::Shadow, 519),
+    ("demo", Strategy::Precopy, 2027),
 ];
 
 #[test]

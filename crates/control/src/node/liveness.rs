@@ -20,7 +20,7 @@
 
 use edgeshift_proto::{
     Heartbeat, HeartbeatAck, Instant, RelocateAction, RelocationMode, Route, RouteQuery,
-    RouteUpdate, ServerId, ServiceId, UeId,
+    RouteUpdate, ServerId, ServiceId, Tenure, UeId,
 };
 
 use super::relocation::Relocation;
@@ -63,7 +63,46 @@ impl ControlNode {
         if let Some(timeout) = self.cfg.server_timeout {
             self.timers.set(Timer::ServerSilent(server), now + timeout);
         }
+        if self.release_replaced(server, &m.live) {
+            return;
+        }
         self.send(server, HeartbeatAck { seq: m.seq });
+    }
+
+    /// Releases (again) each instance `server` says is live although the service went live
+    /// elsewhere under a later epoch: the release sent when it came back may have been
+    /// lost on the way. Returns whether there was one; the heartbeat then goes unanswered,
+    /// so that the lease cannot return beside the newer instance.
+    fn release_replaced(&mut self, server: ServerId, live: &[Tenure]) -> bool {
+        let mut replaced = false;
+        for t in live {
+            // The epoch test spares a target that went live under a relocation whose
+            // 3033 is still on its way: that relocation's epoch is the service's.
+            match self.successor(t.service, server) {
+                Some((host, epoch)) if t.epoch < epoch => {
+                    self.order(server, t.service, RelocateAction::Release { host, epoch });
+                    replaced = true;
+                }
+                _ => {}
+            }
+        }
+        replaced
+    }
+
+    /// Where `service` lives, and under which epoch, if not on `server`: its host, or the
+    /// shadow being promoted in place of `server` (declared dead, so its instance was
+    /// given up although it is still the recorded host).
+    fn successor(&self, service: ServiceId, server: ServerId) -> Option<(ServerId, u64)> {
+        let e = self.services.get(&service)?;
+        if e.host != server {
+            return Some((e.host, e.epoch));
+        }
+        match e.relocation {
+            Some(r) if e.orphaned && r.is_triggered() && r.target() != server => {
+                Some((r.target(), r.epoch()))
+            }
+            _ => None,
+        }
     }
 
     /// A server that was declared dead is back: it drops what was replaced meanwhile.
@@ -88,14 +127,9 @@ impl ControlNode {
         let replaced: Vec<ServiceId> = self.superseded.range(lo..=hi).map(|(_, s)| *s).collect();
         for service in replaced {
             self.superseded.remove(&(server, service));
-            let Some(e) = self.services.get(&service) else {
-                continue;
-            };
-            let release = RelocateAction::Release {
-                host: e.host,
-                epoch: e.epoch,
-            };
-            self.order(server, service, release);
+            if let Some((host, epoch)) = self.successor(service, server) {
+                self.order(server, service, RelocateAction::Release { host, epoch });
+            }
         }
         let called_off: Vec<(ServiceId, u64)> = self
             .called_off
@@ -226,12 +260,27 @@ impl ControlNode {
         });
     }
 
-    /// `target`, dead, is told to abort the relocation of `service` under `epoch` when it
-    /// is back, before it may go live with a stale 2004.
+    /// `target`, dead, drops what it holds of the called-off relocation of `service` under
+    /// `epoch` when it is back: an instance its 2004 activated before it fell silent (the
+    /// 2005 lost, so the source served on) is released, and the shadow is aborted so that
+    /// a stale 2004 never activates it.
+    ///
+    /// The service's epoch moves past the relocation's, so that the release outranks an
+    /// instance live under it.
     pub(super) fn call_off_at(&mut self, target: ServerId, service: ServiceId, epoch: u64) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.epoch = e.epoch.max(epoch + 1);
+        let release = RelocateAction::Release {
+            host: e.host,
+            epoch: e.epoch,
+        };
         if self.is_own(target) {
+            self.superseded.insert((target, service));
             self.called_off.insert((target, service, epoch));
         } else {
+            self.on_rejoin(target, service, release);
             self.on_rejoin(target, service, RelocateAction::Abort { epoch });
         }
     }

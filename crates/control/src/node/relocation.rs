@@ -289,10 +289,11 @@ impl ControlNode {
         };
         let source = from == NodeId::Server(e.host);
         let Some(r) = e.relocation else {
-            // A source answering a `Resume` of a relocation that ended already, or a
-            // target's late word of what its source reported.
+            // A source answering a `Resume` of a relocation that ended already, a
+            // target's late word of what its source reported, or a target answering the
+            // abort of a relocation called off while it was silent.
             let known = m.ok && m.to == e.host && m.epoch == e.epoch;
-            if known || (source && !m.ok) {
+            if known || !m.ok {
                 return;
             }
             self.events.push_back(ControlEvent::ProtocolViolation {

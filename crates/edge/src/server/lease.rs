@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use edgeshift_proto::{Heartbeat, HeartbeatAck, Instant, ServiceId};
+use edgeshift_proto::{Heartbeat, HeartbeatAck, Instant, ServiceId, Tenure};
 
 use super::EdgeServer;
 use super::source::Source;
@@ -71,10 +71,19 @@ impl EdgeServer {
             l.sent.pop_front();
         }
         l.sent.push_back((seq, now));
+        let live = self
+            .live
+            .iter()
+            .map(|(&service, l)| Tenure {
+                service,
+                epoch: l.epoch,
+            })
+            .collect();
         let hb = Heartbeat {
             server: self.cfg.id,
             incarnation: l.cfg.incarnation,
             seq,
+            live,
         };
         let next = now + l.cfg.heartbeat;
         self.send(self.cfg.control, hb);
