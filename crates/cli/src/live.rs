@@ -70,8 +70,9 @@ pub(crate) struct ControlArgs {
     /// Registry database (redb) instead of the configured one.
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Run as replica N (1-based) of `[control] replicas`, with the registry in etcd:
-    /// campaigns for the leadership and acts only while it leads.
+    /// Run as replica N (1-based) of `[control] replicas` (or, with --region, of that
+    /// region's replicas), with the registry in etcd: campaigns for the leadership of its
+    /// group and acts only while it leads.
     #[arg(long)]
     replica: Option<u32>,
     /// The etcd client URLs this replica uses instead of `[control] etcd`
@@ -79,8 +80,8 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_delimiter = ',', requires = "replica")]
     etcd: Vec<String>,
     /// Run the control node of region N (its `[[region]]` in the deployment) instead of
-    /// region 0's `[control]`.
-    #[arg(long, conflicts_with = "replica")]
+    /// region 0's `[control]`; with --replica, one of its replicas.
+    #[arg(long)]
     region: Option<u32>,
 }
 
@@ -332,15 +333,18 @@ fn serve(
 }
 
 pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
-    if let Some(id) = a.region.filter(|r| *r != 0) {
+    let region = a.region.unwrap_or(0);
+    if region != 0 {
         anyhow::ensure!(
-            a.api.api.is_none(),
-            "--api: the MEC APIs are served by region 0's control node ([control]), not by \
-             region {id}'s"
+            a.api.api.is_none() && a.api.api_tokens.is_empty(),
+            "--api, --api-token: the MEC APIs are served by region 0's control node \
+             ([control]), not by region {region}'s"
         );
-        return serve(a.common, Kind::Region { id }, a.db, None);
     }
     let Some(n) = a.replica else {
+        if region != 0 {
+            return serve(a.common, Kind::Region { id: region }, a.db, None);
+        }
         return serve(a.common, Kind::Control, a.db, Some(a.api));
     };
     runtime()?.block_on(async {
@@ -357,7 +361,8 @@ pub(crate) fn control(a: ControlArgs) -> anyhow::Result<bool> {
         let opts = options(a.common)?;
         // A signal resigns (the stop); only SIGKILL leaves the lease to expire.
         let (_crash, crash) = watch::channel(false);
-        edgeshift_live::replica::run(&dep, Arc::new(scenario), n, opts, stop, crash).await?;
+        edgeshift_live::replica::run(&dep, Arc::new(scenario), region, n, opts, stop, crash)
+            .await?;
         Ok(true)
     })
 }
@@ -464,10 +469,14 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
          {} service, strategy {}\n",
         scenario.cells.len(),
         scenario.servers.len(),
-        if controls == 1 {
-            "a control node".to_owned()
-        } else {
-            format!("{controls} control nodes (one per region)")
+        match (controls, cfg.etcd.is_some()) {
+            (1, false) => "a control node".to_owned(),
+            (1, true) => format!("{} control replicas on etcd", cfg.control_replicas),
+            (n, false) => format!("{n} control nodes (one per region)"),
+            (n, true) => format!(
+                "{n} control groups of {} replicas on etcd (one per region)",
+                cfg.control_replicas
+            ),
         },
         scenario.ues.len(),
         if cfg.processes.is_some() {

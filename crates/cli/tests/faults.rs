@@ -145,6 +145,50 @@ fn a_killed_control_leader_hands_over_to_a_replica_on_etcd() {
 }
 
 #[test]
+fn a_service_crosses_regions_on_etcd_while_both_regions_leaders_are_killed() {
+    if edgeshift_etcd::local::etcd_binary().is_none() {
+        eprintln!("SKIPPED: no etcd binary (apt-get install etcd-server)");
+        return;
+    }
+    // Two control groups of three replicas (separate processes) on one local etcd, each
+    // under its own prefix. Both leaders get a SIGKILL during the shadow sync, before the
+    // handover from cell 1 (region 0) to cell 3 (region 1, with me3).
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/regions-demo.toml");
+    let text = clean_demo(
+        "regions-etcd",
+        &[
+            "--processes",
+            "--scenario",
+            scenario.to_str().expect("utf-8 path"),
+            "--control-replicas",
+            "3",
+            "--store",
+            "etcd",
+            "--fault",
+            "kill:control_r1_1@5s",
+            "--fault",
+            "kill:control1@6s",
+        ],
+    );
+    assert!(text.contains("control1: Leading"), "{text}");
+    assert!(text.contains("control_r1_1: Leading"), "{text}");
+    assert!(
+        text.contains("takeover after control_r1_1 was killed: control_r1_"),
+        "{text}"
+    );
+    assert!(
+        text.contains("takeover after control1 was killed: control"),
+        "{text}"
+    );
+    assert!(text.contains("relocation 1: svc1 me1 -> me3"), "{text}");
+    assert!(
+        text.contains("1006 Relocate             control_r1 -> me1"),
+        "region 1's new leader triggers the move: {text}"
+    );
+}
+
+#[test]
 fn bad_faults_are_refused_with_the_reason() {
     for (args, why) in [
         (

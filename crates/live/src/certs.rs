@@ -34,9 +34,9 @@ pub enum CertsError {
 #[must_use]
 pub fn cert_name(kind: &Kind) -> String {
     match kind {
-        // Replicas are one node, the control node: they share its certificate.
-        Kind::Control | Kind::Replica { .. } => "control".into(),
-        Kind::Region { id } => format!("control_r{id}"),
+        // A group's replicas are one node, its control node: they share its certificate.
+        Kind::Control | Kind::Replica { region: 0, .. } => "control".into(),
+        Kind::Region { id } | Kind::Replica { region: id, .. } => format!("control_r{id}"),
         Kind::Edge { id, .. } => format!("me{id}"),
         Kind::Ran { name } => format!("ran-{name}"),
         Kind::Ue { id } => format!("ue{id}"),
@@ -52,13 +52,17 @@ pub fn daemons(dep: &Deployment) -> Vec<(Kind, Vec<NodeId>)> {
     }
     for n in 1..=dep.control.replicas.len() {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        out.push((Kind::Replica { n }, vec![NodeId::CONTROL]));
+        out.push((Kind::Replica { region: 0, n }, vec![NodeId::CONTROL]));
     }
     for r in &dep.regions {
-        out.push((
-            Kind::Region { id: r.id },
-            vec![NodeId::Control(edgeshift_proto::RegionId(r.id))],
-        ));
+        let node = NodeId::Control(edgeshift_proto::RegionId(r.id));
+        if r.listen.is_some() {
+            out.push((Kind::Region { id: r.id }, vec![node]));
+        }
+        for n in 1..=r.replicas.len() {
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            out.push((Kind::Replica { region: r.id, n }, vec![node]));
+        }
     }
     for e in &dep.edges {
         let mut nodes = vec![NodeId::Server(ServerId(e.id))];

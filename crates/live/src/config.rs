@@ -38,6 +38,9 @@
 //! # id = 1
 //! # listen = "10.0.1.10:7000"
 //! # db = "/var/lib/edgeshift/control_r1.redb"
+//! # With store = "etcd", each region is a replicated group too, on the same etcd under
+//! # its own prefix (`edgeshift control --config F --region 1 --replica N`):
+//! # replicas = ["10.0.1.10:7000", "10.0.1.11:7000", "10.0.1.12:7000"]
 //! ```
 //!
 //! See `examples/deployment.toml` for every key.
@@ -148,6 +151,16 @@ impl ControlDaemon {
     pub fn etcd_prefix(&self) -> &str {
         self.etcd_prefix.as_deref().unwrap_or("/edgeshift/control")
     }
+
+    /// The key prefix of region `region`'s control group: region 0's is
+    /// [`Self::etcd_prefix`], region N's `<that>/region<N>` (the groups share one etcd).
+    #[must_use]
+    pub fn region_prefix(&self, region: u32) -> String {
+        match region {
+            0 => self.etcd_prefix().to_owned(),
+            r => format!("{}/region{r}", self.etcd_prefix()),
+        }
+    }
 }
 
 /// Where the daemons' certificates are (`edgeshift certs --config FILE --out DIR` makes
@@ -174,12 +187,26 @@ pub struct TlsFiles {
 pub struct RegionDaemon {
     /// The region (as in the scenario's cells), 1 or more.
     pub id: u32,
-    /// Listening address.
-    pub listen: SocketAddr,
+    /// Listening address of its stand-alone control node (registry in redb).
+    pub listen: Option<SocketAddr>,
+    /// Or, with `[control] store = "etcd"`: where each replica of the region's control
+    /// group listens while it leads (`edgeshift control --region N --replica K` takes the
+    /// Kth). The groups of all regions share `[control] etcd`, each under its own prefix.
+    #[serde(default)]
+    pub replicas: Vec<SocketAddr>,
     /// Prometheus endpoint.
     pub metrics: Option<SocketAddr>,
     /// The region's registry database (redb); without it a restart forgets its services.
     pub db: Option<PathBuf>,
+}
+
+impl RegionDaemon {
+    /// Where the region's control node is looked for first: its listener, or its first
+    /// replica (peers try the others in turn).
+    #[must_use]
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.or_else(|| self.replicas.first().copied())
+    }
 }
 
 /// One edge daemon (one ME server).
@@ -549,13 +576,36 @@ impl Deployment {
             ));
         }
         let c = &self.control;
-        if !wanted.is_empty() && (c.listen.is_none() || !c.replicas.is_empty()) {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        if c.on_edge.is_some() {
             return bad(
-                "regions run one stand-alone control node each: [control] listen for region \
-                 0 and [[region]] listen for the others (replicated or on_edge control nodes \
-                 serve one region only)"
+                "regions run their own control nodes: [control] on_edge serves one region \
+                 only (give [control] listen, or replicas on etcd)"
                     .into(),
             );
+        }
+        let etcd = c.store == RegistryKind::Etcd;
+        for r in &self.regions {
+            let id = r.id;
+            match (etcd, r.listen.is_some(), r.replicas.is_empty()) {
+                (true, false, false) if r.db.is_none() => {}
+                (true, ..) => {
+                    return bad(format!(
+                        "[[region]] id = {id}: with store = \"etcd\" each region is a group of \
+                         replicas on etcd: give replicas = [\"host:port\", ...] (no listen, \
+                         no db)"
+                    ));
+                }
+                (false, true, true) => {}
+                (false, ..) => {
+                    return bad(format!(
+                        "[[region]] id = {id}: give listen = \"host:port\" (replicas need \
+                         [control] store = \"etcd\")"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -593,7 +643,9 @@ impl Deployment {
             book.insert(NodeId::CONTROL, a);
         }
         for r in &self.regions {
-            book.insert(NodeId::Control(RegionId(r.id)), r.listen);
+            if let Some(a) = r.addr() {
+                book.insert(NodeId::Control(RegionId(r.id)), a);
+            }
         }
         book
     }
@@ -705,6 +757,44 @@ mod tests {
         assert_eq!(
             book[&NodeId::CONTROL],
             "127.0.0.1:7000".parse().expect("address")
+        );
+    }
+
+    #[test]
+    fn on_etcd_every_region_is_a_group_of_replicas_under_its_own_prefix() {
+        let etcd = regions_deployment(
+            "[[region]]\nid = 1\nreplicas = [\"127.0.0.1:7500\", \"127.0.0.1:7501\"]\n",
+        )
+        .replace(
+            "[control]\nlisten = \"127.0.0.1:7000\"\n",
+            "[control]\nreplicas = [\"127.0.0.1:7000\", \"127.0.0.1:7010\"]\nstore = \"etcd\"\n\
+             etcd = [\"http://127.0.0.1:2379\"]\n",
+        );
+        let d: Deployment = toml::from_str(&etcd).expect("parses");
+        assert!(d.scenario().is_ok());
+        assert_eq!(
+            d.address_book()[&NodeId::Control(RegionId(1))],
+            "127.0.0.1:7500".parse().expect("address")
+        );
+        assert_eq!(d.control.region_prefix(0), "/edgeshift/control");
+        assert_eq!(d.control.region_prefix(1), "/edgeshift/control/region1");
+        // Mixed: a region on its own beside replicated ones, or replicas without etcd.
+        let standalone = etcd.replace(
+            "replicas = [\"127.0.0.1:7500\", \"127.0.0.1:7501\"]",
+            "listen = \"127.0.0.1:7500\"",
+        );
+        let err = parse(&standalone).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|m| m.contains("id = 1") && m.contains("replicas")),
+            "{err:?}"
+        );
+        let no_etcd = regions_deployment("[[region]]\nid = 1\nreplicas = [\"127.0.0.1:7500\"]\n");
+        let err = parse(&no_etcd).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|m| m.contains("id = 1") && m.contains("store = \"etcd\"")),
+            "{err:?}"
         );
     }
 

@@ -93,10 +93,12 @@ const RADIO_REPORT_PERIOD: std::time::Duration = std::time::Duration::from_secs(
 pub enum Kind {
     /// The control node.
     Control,
-    /// Replica `n` (1-based) of replicated control nodes (`replica.rs`): the control node
-    /// while it leads.
+    /// Replica `n` (1-based) of the replicated control group of `region` (`replica.rs`):
+    /// the region's control node while it leads.
     Replica {
-        /// Its number in `[control] replicas`.
+        /// The region: 0 for `[control] replicas`, N for `[[region]] id = N`'s.
+        region: u32,
+        /// Its number in that list of replicas.
         n: u32,
     },
     /// The control node of region `id` (a `[[region]]` of the deployment).
@@ -127,7 +129,8 @@ impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Control => f.write_str("control"),
-            Self::Replica { n } => write!(f, "control replica {n}"),
+            Self::Replica { region: 0, n } => write!(f, "control replica {n}"),
+            Self::Replica { region, n } => write!(f, "region {region} control replica {n}"),
             Self::Region { id } => write!(f, "control of region {id}"),
             Self::Edge { id, .. } => write!(f, "edge me{id}"),
             Self::Ran { name } => write!(f, "ran {name}"),
@@ -326,7 +329,18 @@ impl Daemon {
         let metrics = Arc::new(Metrics::new());
         let (listen, metrics_cfg, emu): (SocketAddr, Option<SocketAddr>, LinkEmulation) =
             match &kind {
-                Kind::Control | Kind::Replica { .. } => {
+                Kind::Replica { region, .. } => {
+                    // `replica::run` gives the address of the replica it runs.
+                    let listen = opts.listen.ok_or_else(|| {
+                        DaemonError::NotDeployed(format!("{kind} without its address"))
+                    })?;
+                    let metrics = match region {
+                        0 => dep.control.metrics,
+                        r => dep.region(*r).and_then(|d| d.metrics),
+                    };
+                    (listen, metrics, e.control)
+                }
+                Kind::Control => {
                     let Some(listen) = dep.control.listen.or(opts.listen) else {
                         return Err(DaemonError::NotDeployed(
                             "a stand-alone control node ([control] on_edge is set)".into(),
@@ -338,7 +352,13 @@ impl Daemon {
                     let d = dep
                         .region(*id)
                         .ok_or_else(|| DaemonError::NotDeployed(format!("region {id}")))?;
-                    (d.listen, d.metrics, e.control)
+                    let listen = d.listen.or(opts.listen).ok_or_else(|| {
+                        DaemonError::NotDeployed(format!(
+                            "a stand-alone control node of region {id} (it has replicas: \
+                             --region {id} --replica N)"
+                        ))
+                    })?;
+                    (listen, d.metrics, e.control)
                 }
                 Kind::Edge { id, .. } => {
                     let d = dep
@@ -370,7 +390,7 @@ impl Daemon {
             _ => false,
         };
         let region = match &kind {
-            Kind::Region { id } => RegionId(*id),
+            Kind::Region { id } | Kind::Replica { region: id, .. } => RegionId(*id),
             _ => RegionId(0),
         };
         if hosts_control {
@@ -492,9 +512,16 @@ impl Daemon {
         for (n, a) in &opts.peers {
             transport.add_peer(*n, *a);
         }
-        if !local.contains(&NodeId::CONTROL) && !dep.control.replicas.is_empty() {
-            // Only the leading replica listens: connections look for it in turn.
-            transport.add_alternates(NodeId::CONTROL, dep.control.replicas.clone());
+        // Only a group's leading replica listens: connections look for it in turn.
+        let groups = std::iter::once((NodeId::CONTROL, &dep.control.replicas)).chain(
+            dep.regions
+                .iter()
+                .map(|r| (NodeId::Control(RegionId(r.id)), &r.replicas)),
+        );
+        for (node, replicas) in groups {
+            if !local.contains(&node) && !replicas.is_empty() {
+                transport.add_alternates(node, replicas.clone());
+            }
         }
         if let Some(f) = crate::faults::filter(dep, &opts.faults, opts.clock, opts.fault_origin) {
             warn!(daemon = %kind, faults = opts.faults.len(), "injecting link faults");

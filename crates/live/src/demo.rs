@@ -202,11 +202,24 @@ fn deployment(
             ids.dedup();
             ids.into_iter()
                 .map(|id| {
-                    Ok(RegionDaemon {
-                        id,
-                        listen: port()?,
-                        metrics: None,
-                        db: None,
+                    Ok(match &cfg.etcd {
+                        None => RegionDaemon {
+                            id,
+                            listen: Some(port()?),
+                            replicas: Vec::new(),
+                            metrics: None,
+                            db: None,
+                        },
+                        // On etcd every region is a group of replicas, as region 0 is.
+                        Some(_) => RegionDaemon {
+                            id,
+                            listen: None,
+                            replicas: (0..cfg.control_replicas.max(1))
+                                .map(|_| free_port())
+                                .collect::<Result<_, _>>()?,
+                            metrics: None,
+                            db: None,
+                        },
                     })
                 })
                 .collect::<Result<_, DemoError>>()?
@@ -250,11 +263,20 @@ fn kinds(dep: &Deployment) -> Vec<Kind> {
     } else {
         (1..=dep.control.replicas.len())
             .map(|n| Kind::Replica {
+                region: 0,
                 n: u32::try_from(n).unwrap_or(u32::MAX),
             })
             .collect()
     };
-    k.extend(dep.regions.iter().map(|r| Kind::Region { id: r.id }));
+    for r in &dep.regions {
+        if r.listen.is_some() {
+            k.push(Kind::Region { id: r.id });
+        }
+        k.extend((1..=r.replicas.len()).map(|n| Kind::Replica {
+            region: r.id,
+            n: u32::try_from(n).unwrap_or(u32::MAX),
+        }));
+    }
     k.extend(dep.edges.iter().map(|e| Kind::Edge {
         id: e.id,
         with_control: false,
@@ -440,8 +462,8 @@ async fn in_process(
     };
     let mut replicas = Vec::new();
     for kind in kinds(&dep) {
-        if let Kind::Replica { n } = kind {
-            replicas.push(n);
+        if let Kind::Replica { region, n } = kind {
+            replicas.push((region, n));
             continue;
         }
         let mut opts = make_opts(&kind);
@@ -471,8 +493,8 @@ async fn in_process(
         addrs,
         stop: stop_rx.clone(),
     };
-    for n in replicas {
-        running.start_replica(n);
+    for (region, n) in replicas {
+        running.start_replica(region, n);
     }
     let mut ues = Vec::new();
     for d in daemons {
@@ -600,20 +622,22 @@ impl InProcess {
         self.slots.insert(crate::faults::fault_name(&kind), slot);
     }
 
-    /// Starts control replica `n`: it campaigns, and listens only while it leads.
-    fn start_replica(&mut self, n: u32) {
-        let kind = Kind::Replica { n };
+    /// Starts replica `n` of region `region`'s control group: it campaigns, and listens
+    /// only while it leads.
+    fn start_replica(&mut self, region: u32, n: u32) {
+        let kind = Kind::Replica { region, n };
         let mut opts = (self.make_opts)(&kind);
         opts.peers.clone_from(&self.addrs);
         let (crash_tx, crash) = watch::channel(false);
         let (dep, scenario, stop) = (self.dep.clone(), self.scenario.clone(), self.stop.clone());
         let handle = tokio::spawn(async move {
-            if let Err(e) = crate::replica::run(&dep, scenario, n, opts, stop, crash).await {
-                warn!(replica = n, error = %e, "control replica failed");
+            if let Err(e) = crate::replica::run(&dep, scenario, region, n, opts, stop, crash).await
+            {
+                warn!(region, replica = n, error = %e, "control replica failed");
             }
             None
         });
-        let addr = crate::replica::replica_addr(&self.dep, n)
+        let addr = crate::replica::replica_addr(&self.dep, region, n)
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let slot = Slot {
             kind: kind.clone(),
@@ -655,8 +679,8 @@ impl Daemons for &mut InProcess {
                             old.handle.abort();
                         }
                     }
-                    if let Kind::Replica { n } = kind {
-                        self.start_replica(n);
+                    if let Kind::Replica { region, n } = kind {
+                        self.start_replica(region, n);
                         return true;
                     }
                     let mut opts = (self.make_opts)(&kind);
@@ -770,12 +794,14 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
         let _ = writeln!(t, "\n[[ue]]\nid = {}\nlisten = {}", u.id, addr(&u.listen));
     }
     for r in &dep.regions {
-        let _ = writeln!(
-            t,
-            "\n[[region]]\nid = {}\nlisten = {}",
-            r.id,
-            addr(&r.listen)
-        );
+        let _ = writeln!(t, "\n[[region]]\nid = {}", r.id);
+        if let Some(l) = &r.listen {
+            let _ = writeln!(t, "listen = {}", addr(l));
+        }
+        if !r.replicas.is_empty() {
+            let list: Vec<String> = r.replicas.iter().map(addr).collect();
+            let _ = writeln!(t, "replicas = [{}]", list.join(", "));
+        }
     }
     let e = &dep.emulation;
     for (name, l) in [
@@ -808,7 +834,16 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
 pub fn daemon_args(kind: &Kind, config: &Path, journal: &Path) -> Vec<String> {
     let mut a = match kind {
         Kind::Control => vec!["control".to_owned()],
-        Kind::Replica { n } => vec!["control".into(), "--replica".into(), n.to_string()],
+        Kind::Replica { region: 0, n } => {
+            vec!["control".into(), "--replica".into(), n.to_string()]
+        }
+        Kind::Replica { region, n } => vec![
+            "control".into(),
+            "--region".into(),
+            region.to_string(),
+            "--replica".into(),
+            n.to_string(),
+        ],
         Kind::Region { id } => vec!["control".into(), "--region".into(), id.to_string()],
         Kind::Edge { id, .. } => vec!["edge".into(), "--id".into(), id.to_string()],
         Kind::Ran { name } => vec!["ran".into(), "--name".into(), name.clone()],
@@ -825,9 +860,9 @@ pub fn daemon_args(kind: &Kind, config: &Path, journal: &Path) -> Vec<String> {
 
 fn journal_name(kind: &Kind) -> String {
     match kind {
-        Kind::Control => "control.jsonl".into(),
-        Kind::Replica { n } => format!("control{n}.jsonl"),
-        Kind::Region { id } => format!("control_r{id}.jsonl"),
+        Kind::Control | Kind::Replica { .. } | Kind::Region { .. } => {
+            format!("{}.jsonl", crate::faults::fault_name(kind))
+        }
         Kind::Edge { id, .. } => format!("edge{id}.jsonl"),
         Kind::Ran { name } => format!("ran-{name}.jsonl"),
         Kind::Ue { id } => format!("ue{id}.jsonl"),

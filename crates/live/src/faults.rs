@@ -1,8 +1,9 @@
 //! Fault injection in live runs (`demo --fault`): which daemon a fault names, and the
 //! send filter that makes partitions and lossy links inside each daemon's transport.
 //!
-//! Daemons are named as in fault specs: `control`, `me<N>`, the RAN agent's name
-//! (`ran1` in the demo), `ue<N>`. Crashes, restarts and stops are the launcher's to do
+//! Daemons are named as in fault specs: `control` (or its replicas `control<K>`),
+//! `control_r<N>` for region N's (or its replicas `control_r<N>_<K>`), `me<N>`, the RAN
+//! agent's name (`ran1` in the demo), `ue<N>`. Crashes, restarts and stops are the launcher's to do
 //! (the demo signals its child processes); links are cut by every daemon on its own
 //! sends, both ends of a pair alike, counted from the run's common `origin`. A lossy link
 //! holds messages up as TCP's retransmissions would, in order; a partition loses them.
@@ -23,7 +24,8 @@ use crate::daemon::Kind;
 pub fn fault_name(kind: &Kind) -> String {
     match kind {
         Kind::Control => "control".into(),
-        Kind::Replica { n } => format!("control{n}"),
+        Kind::Replica { region: 0, n } => format!("control{n}"),
+        Kind::Replica { region, n } => format!("control_r{region}_{n}"),
         Kind::Region { id } => format!("control_r{id}"),
         Kind::Edge { id, .. } => format!("me{id}"),
         Kind::Ran { name } => name.clone(),

@@ -58,6 +58,24 @@ fn events<'a>(
     })
 }
 
+/// The control group of a replica named `node` (`control2`, `control_r1_2`): a name its
+/// replicas share, and the name its control node's events carry. None for a stand-alone
+/// control node (`control`, `control_r1`).
+fn group_of(node: &str) -> Option<(String, String)> {
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let rest = node.strip_prefix("control")?;
+    match rest.strip_prefix("_r") {
+        Some(r) => {
+            let (region, n) = r.split_once('_')?;
+            (digits(region) && digits(n)).then(|| {
+                let control = format!("control_r{region}");
+                (format!("{control}_"), control)
+            })
+        }
+        None => digits(rest).then(|| ("control".to_owned(), "control".to_owned())),
+    }
+}
+
 fn at_of(r: &Record) -> u64 {
     match r {
         Record::Msg { at, .. } | Record::Event { at, .. } => *at,
@@ -77,15 +95,18 @@ impl LiveRun {
         let r = &self.records;
         let mut out = Vec::new();
         for (killed, node, _) in events(r, "Fault { kill:control") {
-            if node.starts_with("control_r") {
-                continue; // a region's only control node: no standby takes over
-            }
-            let Some((led, by, _)) = events(r, "Leading").find(|(at, _, _)| *at > killed) else {
+            // A stand-alone control node has no standby to take over.
+            let Some((group, control)) = group_of(node) else {
+                continue;
+            };
+            let Some((led, by, _)) = events(r, "Leading")
+                .find(|(at, by, _)| *at > killed && group_of(by).is_some_and(|g| g.0 == group))
+            else {
                 out.push(format!("  takeover after {node} was killed: no new leader"));
                 continue;
             };
             let decided = events(r, "RelocationTriggered")
-                .find(|(at, n, _)| *at > led && *n == "control")
+                .find(|(at, n, _)| *at > led && *n == control)
                 .map_or_else(
                     || "no relocation decided since".to_owned(),
                     |(at, _, _)| {

@@ -6,6 +6,10 @@
 //! conditioned on its term; the others wait. A leader that loses etcd stops acting before
 //! its lease can expire there, closes its connections and campaigns again; a standby that
 //! wins carries on from the registry, its route epochs above any of the old term's.
+//!
+//! A deployment with regions runs one such group per region on the same etcd, each under
+//! its own key prefix ([`crate::config::ControlDaemon::region_prefix`]), each electing its
+//! own leader: `edgeshift control --region N --replica K`.
 
 pub mod leader;
 pub mod registry;
@@ -30,39 +34,54 @@ use registry::{EtcdRegistry, EtcdWriter};
 /// terms, as long as no service relocates 2³² times in one term.
 pub const TERM_SHIFT: u32 = 32;
 
-/// The address replica `n` (1-based) of the deployment listens at while it leads.
+/// The replicas of region `region`'s control group (region 0: `[control] replicas`).
+#[must_use]
+pub fn replicas_of(dep: &Deployment, region: u32) -> &[SocketAddr] {
+    match region {
+        0 => &dep.control.replicas,
+        r => dep.region(r).map_or(&[], |d| &d.replicas),
+    }
+}
+
+/// The address replica `n` (1-based) of region `region`'s control group listens at while
+/// it leads.
 ///
 /// # Errors
 /// No such replica.
-pub fn replica_addr(dep: &Deployment, n: u32) -> Result<SocketAddr, DaemonError> {
+pub fn replica_addr(dep: &Deployment, region: u32, n: u32) -> Result<SocketAddr, DaemonError> {
+    let replicas = replicas_of(dep, region);
     usize::try_from(n)
         .ok()
         .and_then(|n| n.checked_sub(1))
-        .and_then(|i| dep.control.replicas.get(i).copied())
+        .and_then(|i| replicas.get(i).copied())
         .ok_or_else(|| {
+            let list = match region {
+                0 => "[control] replicas".to_owned(),
+                r => format!("[[region]] id = {r}'s replicas"),
+            };
             DaemonError::NotDeployed(format!(
-                "control replica {n} ([control] replicas has {})",
-                dep.control.replicas.len()
+                "{} ({list} has {})",
+                Kind::Replica { region, n },
+                replicas.len()
             ))
         })
 }
 
-/// The etcd client of replica `n`: over TLS with the control node's certificate when the
-/// endpoints are `https://`.
-fn etcd_client(dep: &Deployment, n: u32, opts: &Options) -> Result<Client, DaemonError> {
+/// The etcd client of replica `kind`: over TLS with its control node's certificate when
+/// the endpoints are `https://`.
+fn etcd_client(dep: &Deployment, kind: &Kind, opts: &Options) -> Result<Client, DaemonError> {
     let urls = &dep.control.etcd;
     let bad = |e: String| DaemonError::Config(ConfigError::Invalid(format!("[control] etcd: {e}")));
     if !urls.iter().any(|u| u.starts_with("https://")) {
         return Client::new(urls).map_err(|e| bad(e.to_string()));
     }
-    let tls =
-        crate::daemon::tls_of(dep, &Kind::Replica { n }, opts.tls.clone())?.ok_or_else(|| {
-            bad("https:// needs [tls] certificates (insecure = true has none)".into())
-        })?;
+    let tls = crate::daemon::tls_of(dep, kind, opts.tls.clone())?.ok_or_else(|| {
+        bad("https:// needs [tls] certificates (insecure = true has none)".into())
+    })?;
     Client::with_tls(urls, tls.client_config()).map_err(|e| bad(e.to_string()))
 }
 
-/// Runs control replica `n` until `stop` turns true (it then resigns, so a standby need
+/// Runs replica `n` of region `region`'s control group until `stop` turns true (it then resigns, so a standby need
 /// not wait for its lease) or `crash` does (it drops everything at once, as a killed
 /// process would, for the in-process demo): campaigns, leads while it can, and
 /// campaigns again after stepping down. It journals `Leading` and `SteppedDown` events.
@@ -72,25 +91,34 @@ fn etcd_client(dep: &Deployment, n: u32, opts: &Options) -> Result<Client, Daemo
 pub async fn run(
     dep: &Deployment,
     scenario: Arc<Scenario>,
+    region: u32,
     n: u32,
     opts: Options,
     mut stop: watch::Receiver<bool>,
     mut crash: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
-    let addr = opts.listen.map_or_else(|| replica_addr(dep, n), Ok)?;
-    let etcd = Arc::new(etcd_client(dep, n, &opts)?);
-    let prefix = dep.control.etcd_prefix().to_owned();
+    let kind = Kind::Replica { region, n };
+    let addr = opts
+        .listen
+        .map_or_else(|| replica_addr(dep, region, n), Ok)?;
+    let etcd = Arc::new(etcd_client(dep, &kind, &opts)?);
+    let prefix = dep.control.region_prefix(region);
+    let name = crate::faults::fault_name(&kind);
     let elector = Elector::new(
         etcd.clone(),
         &prefix,
-        format!("control{n}@{addr}"),
+        format!("{name}@{addr}"),
         dep.control.lease(),
     );
-    let cfg = scenario.control_config(dep.strategy()?, SyncMode::Replay);
+    let cfg = scenario.region_control_config(
+        edgeshift_proto::RegionId(region),
+        dep.strategy()?,
+        SyncMode::Replay,
+    );
     let event = |what: String| {
         opts.journal.record(Record::Event {
             at: opts.clock.now().as_nanos(),
-            node: format!("control{n}"),
+            node: name.clone(),
             what,
         });
     };
@@ -137,7 +165,7 @@ pub async fn run(
         let writer = EtcdWriter::spawn(registry, deposed_tx);
         let mut o = opts.clone();
         o.listen = Some(addr);
-        let mut daemon = match Daemon::bind(dep, scenario.clone(), Kind::Replica { n }, o).await {
+        let mut daemon = match Daemon::bind(dep, scenario.clone(), kind.clone(), o).await {
             Ok(d) => d,
             Err(e) => {
                 elector.resign(&term).await;
