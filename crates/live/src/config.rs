@@ -834,9 +834,11 @@ mod tests {
             assert_eq!(s.name, "demo");
             assert!(d.address_book().contains_key(&NodeId::CONTROL), "{name}");
         }
-        let (d, s) = Deployment::load(&dir.join("regions.toml")).expect("regions.toml");
-        assert_eq!(s.name, "regions-demo");
-        assert!(d.address_book().contains_key(&NodeId::Control(RegionId(1))));
+        for name in ["regions.toml", "regions-etcd.toml"] {
+            let (d, s) = Deployment::load(&dir.join(name)).expect(name);
+            assert_eq!(s.name, "regions-demo");
+            assert!(d.address_book().contains_key(&NodeId::Control(RegionId(1))));
+        }
     }
 
     #[test]
