@@ -9,6 +9,7 @@ use edgeshift_proto::SyncMode;
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod check;
+mod delta;
 mod fuzz;
 mod isolation;
 mod live;
@@ -104,6 +105,8 @@ enum BenchCmd {
     Fuzz(fuzz::FuzzArgs),
     /// A normal service's answer time on a server that also hosts a runaway guest.
     Isolation(isolation::IsolationArgs),
+    /// What one delta-sync tick costs as the state grows and a little of it changes.
+    Delta(delta::DeltaArgs),
     /// Registry changes per second of one control leader on redb and on etcd, and how
     /// long each holds the event loop.
     ControlStore(store_bench::StoreArgs),
@@ -559,6 +562,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Scale(a)) => scale::run(&a)?,
         Cmd::Bench(BenchCmd::Fuzz(a)) => fuzz::run(&a)?,
         Cmd::Bench(BenchCmd::Isolation(a)) => isolation::run_bench(&a)?,
+        Cmd::Bench(BenchCmd::Delta(a)) => delta::run_bench(&a)?,
         Cmd::Bench(BenchCmd::ControlStore(a)) => store_bench::run_bench(&a)?,
         Cmd::Predict(a) => run_predict(a)?,
         Cmd::Certs(a) => live::certs(&a)?,

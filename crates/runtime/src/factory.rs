@@ -74,6 +74,7 @@ impl WasmFactory {
         }
         let binary = wat::parse_bytes(wasm).map_err(|e| ModuleError::Invalid(e.to_string()))?;
         let (instrumented, layout) = instrument(&binary)?;
+        let instrumented = crate::track::track(&instrumented)?;
         let module = Module::new(&self.engine, &instrumented)
             .map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
         crate::service::check_exports(&module)?;

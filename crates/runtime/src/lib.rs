@@ -5,8 +5,9 @@
 //! the state, compiles it once per content hash with wasmtime (NaN canonicalisation and
 //! deterministic relaxed SIMD on, fuel metering for runaway guests, a memory cap per
 //! instance), and instantiates [`WasmService`]s. A service's state is its linear memory
-//! plus its mutable globals; snapshots, deltas (4 KiB chunks found dirty by hashing) and
-//! the xxh3-128 checksum all cover both.
+//! plus its mutable globals; snapshots, deltas (the 4 KiB chunks written since the last
+//! one: every store marks its chunk in a dirty map, `track.rs`) and the xxh3-128 checksum
+//! all cover both.
 //!
 //! ```no_run
 //! use edgeshift_edge::{EdgeConfig, EdgeServer};
@@ -25,6 +26,7 @@ mod limits;
 pub mod samples;
 mod service;
 mod state;
+mod track;
 mod twin;
 
 pub use error::ModuleError;

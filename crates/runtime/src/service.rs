@@ -13,8 +13,9 @@ use crate::instrument::Layout;
 use crate::limits::Limits;
 use crate::state::{GlobalValue, HEADER, decode_header, encode_header};
 
-/// Chunk size of deltas (one page of the header, then memory pages of 4 KiB).
-const CHUNK: usize = 4096;
+/// Chunk size of deltas (one page of the header, then memory pages of 4 KiB): the unit
+/// the dirty map tracks (`track.rs`).
+const CHUNK: usize = 1 << crate::track::CHUNK_SHIFT;
 
 /// Per-instance host state.
 pub(crate) struct Host {
@@ -92,8 +93,12 @@ pub struct WasmService {
     input: TypedFunc<(i64, i32), i32>,
     buffer: usize,
     buffer_size: usize,
-    /// Chunk hashes at the last delta (`None`: no baseline yet, every chunk counts).
-    hashes: Option<Vec<u64>>,
+    /// The dirty map (`track.rs`): one byte per memory chunk the guest (or the host, for
+    /// it) wrote since the last delta.
+    map: Memory,
+    /// The memory's size and the header at the last delta (`None`: no baseline yet, every
+    /// chunk counts). Chunks beyond that size are new, hence written.
+    baseline: Option<(usize, Box<[u8; HEADER]>)>,
     fuel: u64,
     /// Fuel the last `step` consumed.
     last_fuel: u64,
@@ -115,7 +120,7 @@ impl WasmService {
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(limits.max_memory)
             .instances(1)
-            .memories(1)
+            .memories(2)
             .build();
         let mut store = Store::new(
             engine,
@@ -131,6 +136,11 @@ impl WasmService {
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| ServiceError::InvalidCode("no memory export".into()))?;
+        let map = instance
+            .get_memory(&mut store, crate::track::MAP_EXPORT)
+            .ok_or_else(|| {
+                ServiceError::InvalidCode("not instrumented for write tracking".into())
+            })?;
         let globals = layout
             .globals
             .iter()
@@ -196,7 +206,8 @@ impl WasmService {
             input,
             buffer,
             buffer_size,
-            hashes: None,
+            map,
+            baseline: None,
             fuel: limits.fuel_per_input,
             last_fuel: 0,
             restoring: None,
@@ -279,6 +290,47 @@ impl WasmService {
         1 + self.memory.data_size(&self.store).div_ceil(CHUNK)
     }
 
+    /// Marks the memory chunks of `[start, start + len)` written (a write by the host).
+    fn mark(&mut self, start: usize, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let (first, last) = (start / CHUNK, (start + len - 1) / CHUNK);
+        if let Some(m) = self.map.data_mut(&mut self.store).get_mut(first..=last) {
+            m.fill(1);
+        }
+    }
+
+    /// The chunks (header ‖ memory indices) written since the baseline: the header if it
+    /// changed, each memory chunk the map marks, and each one the memory grew by.
+    fn dirty(&self) -> Vec<usize> {
+        let n = self.chunk_count();
+        let Some((len, header)) = &self.baseline else {
+            return (0..n).collect();
+        };
+        let mut out = Vec::new();
+        if **header != self.header() {
+            out.push(0);
+        }
+        let old = len.div_ceil(CHUNK);
+        let map = self.map.data(&self.store);
+        // Eight map bytes at a time: most of a large state is clean.
+        let clean = [0u8; 8];
+        for (w, word) in map[..(n - 1).min(map.len())].chunks(8).enumerate() {
+            if word == &clean[..word.len()] {
+                continue;
+            }
+            out.extend(
+                word.iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b != 0)
+                    .map(|(j, _)| w * 8 + j + 1),
+            );
+        }
+        out.extend((old + 1..n).filter(|i| map.get(i - 1).is_none_or(|b| *b == 0)));
+        out.sort_unstable();
+        out
+    }
     fn grow_to(&mut self, memory_len: u64) -> Result<(), ServiceError> {
         let have = self.memory.data_size(&self.store) as u64;
         if memory_len < have || !memory_len.is_multiple_of(65536) {
@@ -317,6 +369,7 @@ impl Service for WasmService {
         }
         let (b, n) = (self.buffer, input.len());
         self.memory.data_mut(&mut self.store)[b..b + n].copy_from_slice(input);
+        self.mark(b, n);
         self.store.set_fuel(self.fuel).map_err(|e| trap(seq, &e))?;
         let result = self.input.call(&mut self.store, (seq as i64, n as i32));
         self.last_fuel = self
@@ -417,41 +470,33 @@ impl Service for WasmService {
             )));
         }
         self.set_globals(&globals)?;
-        // No hashing here (it would sit on the relocation's critical path): the first
-        // delta after a restore carries every chunk, and the edge resets the baseline
-        // before it starts a delta shadow.
-        self.hashes = None;
+        // The first delta after a restore carries every chunk; the edge resets the
+        // baseline before it starts a delta shadow.
+        self.baseline = None;
         Ok(())
     }
 
     fn take_delta(&mut self) -> (u64, Vec<DeltaChunk>) {
         let header = self.header();
-        let n = self.chunk_count();
-        let mut hashes = self.hashes.take().unwrap_or_default();
-        hashes.resize(n, 0);
-        let mut chunks = Vec::new();
-        for (i, old) in hashes.iter_mut().enumerate() {
-            let c = self.chunk(&header, i);
-            let h = xxh3_64(c);
-            if *old != h {
-                *old = h;
-                chunks.push(DeltaChunk {
-                    index: i as u32,
-                    data: c.to_vec(),
-                });
-            }
-        }
-        self.hashes = Some(hashes);
+        let chunks = self
+            .dirty()
+            .into_iter()
+            .map(|i| DeltaChunk {
+                index: i as u32,
+                data: self.chunk(&header, i).to_vec(),
+            })
+            .collect();
+        let used = (self.chunk_count() - 1).min(self.map.data_size(&self.store));
+        self.map.data_mut(&mut self.store)[..used].fill(0);
+        let len = self.memory.data_size(&self.store);
+        self.baseline = Some((len, Box::new(header)));
         (self.state_len(), chunks)
     }
 
     fn dirty_bytes(&self) -> u64 {
-        let Some(hashes) = &self.hashes else {
-            return self.state_len();
-        };
         let header = self.header();
-        (0..self.chunk_count())
-            .filter(|i| hashes.get(*i) != Some(&xxh3_64(self.chunk(&header, *i))))
+        self.dirty()
+            .into_iter()
             .map(|i| self.chunk(&header, i).len() as u64)
             .sum()
     }
@@ -476,21 +521,8 @@ impl Service for WasmService {
                 return Err(ServiceError::BadState(format!("chunk {i} does not fit")));
             }
             self.memory.data_mut(&mut self.store)[start..end].copy_from_slice(&c.data);
-        }
-        // Only the touched chunks (and new ones) change their hashes: no full rescan.
-        if let Some(mut hashes) = self.hashes.take() {
-            let header = self.header();
-            let fresh: Vec<u64> = (hashes.len()..self.chunk_count())
-                .map(|i| xxh3_64(self.chunk(&header, i)))
-                .collect();
-            hashes.extend(fresh);
-            for c in chunks {
-                if let Some(h) = hashes.get_mut(c.index as usize) {
-                    *h = xxh3_64(&c.data);
-                }
-            }
-            hashes[0] = xxh3_64(&header);
-            self.hashes = Some(hashes);
+            // Written here for the guest: a delta this instance sends later carries it.
+            self.mark(start, c.data.len());
         }
         Ok(())
     }

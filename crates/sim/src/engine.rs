@@ -41,6 +41,9 @@ pub enum SimError {
     /// The isolation benchmark's normal service did not answer this input.
     #[error("the normal service did not answer input {0}")]
     Isolation(u64),
+    /// A benchmark cannot run as asked.
+    #[error("{0}")]
+    Bench(String),
     /// A benchmark was asked for a strategy it does not know.
     #[error("unknown strategy {0:?} (expected cold, precopy, shadow-replay or shadow-delta)")]
     UnknownStrategy(String),

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod delta_tick;
 mod engine;
 pub mod isolation;
 pub mod link;
