@@ -59,6 +59,12 @@ pub trait Service: Send {
     /// initial state.
     fn take_delta(&mut self) -> (u64, Vec<DeltaChunk>);
 
+    /// Makes the state as it is now the baseline of the next delta, as a
+    /// [`Service::take_delta`] whose result is dropped would, without copying it out.
+    fn reset_delta(&mut self) {
+        let _ = self.take_delta();
+    }
+
     /// Bytes a [`Service::take_delta`] call would return now.
     fn dirty_bytes(&self) -> u64;
 

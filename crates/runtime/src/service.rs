@@ -486,11 +486,15 @@ impl Service for WasmService {
                 data: self.chunk(&header, i).to_vec(),
             })
             .collect();
+        self.reset_delta();
+        (self.state_len(), chunks)
+    }
+
+    fn reset_delta(&mut self) {
         let used = (self.chunk_count() - 1).min(self.map.data_size(&self.store));
         self.map.data_mut(&mut self.store)[..used].fill(0);
         let len = self.memory.data_size(&self.store);
-        self.baseline = Some((len, Box::new(header)));
-        (self.state_len(), chunks)
+        self.baseline = Some((len, Box::new(self.header())));
     }
 
     fn dirty_bytes(&self) -> u64 {

@@ -410,7 +410,7 @@ proptest! {
         let mut live = f.instantiate("wasm", SCRIBBLE.as_bytes(), &[]).expect("loads");
         let mut shadow = f.instantiate("wasm", SCRIBBLE.as_bytes(), &[]).expect("loads");
         shadow.restore(&live.snapshot()).expect("restore");
-        live.take_delta();
+        live.reset_delta();
         let mut seq = 0;
         for burst in bursts {
             let small = burst.iter().all(|(k, ..)| *k < 6 || *k == 9);

@@ -67,12 +67,15 @@ pub fn delta_tick(mib: u32, dirty_mib: u32, rounds: u32, seed: u64) -> Result<De
         .instantiate("wasm", guest(pages).as_bytes(), &[])
         .map_err(|e| err(e.to_string()))?;
     let chunks = u32::try_from((u64::from(pages) << 16) >> 12).unwrap_or(u32::MAX);
-    let per_round = (dirty_mib * 256).clamp(1, 16_384);
+    let per_round = dirty_mib.saturating_mul(256).clamp(1, 16_384);
+    let first = (per_round * 4).div_ceil(4096);
+    if first >= chunks {
+        return Err(err(format!(
+            "{dirty_mib} MiB to write does not fit {mib} MiB"
+        )));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // The baseline carries every chunk, one allocation each; the first allocations after
-    // they are freed pay glibc's consolidation of them (about 45 ms at 512 MiB here): a
-    // round before the timed ones takes that, once per baseline, as a shadow's start does.
-    svc.take_delta();
+    svc.reset_delta();
     let mut out = DeltaTick {
         mib,
         delta_bytes: 0,
@@ -80,17 +83,14 @@ pub fn delta_tick(mib: u32, dirty_mib: u32, rounds: u32, seed: u64) -> Result<De
         hash_ms: Vec::new(),
     };
     let mut sizes = Vec::new();
-    for round in 0..=u64::from(rounds) {
-        // Chunk 0 holds the input itself; the others are drawn.
+    for round in 1..=u64::from(rounds) {
+        // The first chunks hold the input itself; the others are drawn.
         let input: Vec<u8> = (0..per_round)
-            .flat_map(|_| rng.random_range(1..chunks).to_le_bytes())
+            .flat_map(|_| rng.random_range(first..chunks).to_le_bytes())
             .collect();
         svc.step(round, &input).map_err(|e| err(e.to_string()))?;
         let t = Wall::now();
         let (_, delta) = svc.take_delta();
-        if round == 0 {
-            continue;
-        }
         out.tracked_ms.push(t.elapsed().as_secs_f64() * 1e3);
         sizes.push(delta.iter().map(|c| c.data.len() as u64).sum::<u64>());
         let t = Wall::now();

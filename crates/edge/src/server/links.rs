@@ -78,7 +78,7 @@ impl EdgeServer {
         if mode == SyncMode::Delta && !live.links.values().any(|l| l.mode == SyncMode::Delta) {
             // The first delta shadow: changes before its snapshot are nobody's business.
             if let Some(svc) = live.inst.svc_mut() {
-                let _ = svc.take_delta();
+                svc.reset_delta();
             }
         }
         live.links.insert(target, Link { mode, ready: false });
