@@ -18,12 +18,6 @@ pub(crate) struct DeltaArgs {
     seed: u64,
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(0.0)
-}
-
 pub(crate) fn run_bench(a: &DeltaArgs) -> anyhow::Result<bool> {
     println!(
         "delta-sync tick of a WebAssembly guest that writes {} MiB in 4 KiB chunks at random \
@@ -36,9 +30,9 @@ pub(crate) fn run_bench(a: &DeltaArgs) -> anyhow::Result<bool> {
     );
     for &mib in &a.sizes {
         let mut r = edgeshift_sim::delta_tick::delta_tick(mib, a.dirty_mib, a.rounds, a.seed)?;
-        let tick = pct(&mut r.tracked_ms, 0.5);
+        let tick = crate::summary::pct(&mut r.tracked_ms, 0.5);
         let max = r.tracked_ms.last().copied().unwrap_or(0.0);
-        let hash = pct(&mut r.hash_ms, 0.5);
+        let hash = crate::summary::pct(&mut r.hash_ms, 0.5);
         println!(
             "{mib:>9} {:>12.2} {tick:>12.3} {max:>12.3} {hash:>16.3} {:>8.1}",
             r.delta_bytes as f64 / f64::from(1 << 20),

@@ -14,12 +14,6 @@ pub(crate) struct IsolationArgs {
     fuel: u64,
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(0.0)
-}
-
 pub(crate) fn run_bench(a: &IsolationArgs) -> anyhow::Result<bool> {
     println!(
         "one ME server: the counter sample beside a guest that loops forever on every input; \
@@ -36,8 +30,8 @@ pub(crate) fn run_bench(a: &IsolationArgs) -> anyhow::Result<bool> {
             let max = w.iter().copied().fold(0.0, f64::max);
             println!(
                 "{mode:<24} {name:<20} {:>10.3} {:>10.3} {max:>10.3}",
-                pct(&mut w, 0.5),
-                pct(&mut w, 0.99)
+                crate::summary::pct(&mut w, 0.5),
+                crate::summary::pct(&mut w, 0.99)
             );
         }
     }

@@ -42,12 +42,6 @@ pub(crate) struct StoreArgs {
     members: usize,
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(0.0)
-}
-
 /// A control node with `n` services deployed.
 fn setup(n: u32) -> anyhow::Result<ControlNode> {
     let s = Scenario::load("demo")?;
@@ -121,8 +115,8 @@ fn row(name: &str, n: u32, total: Duration, writes: u64, times: &mut [f64]) {
         "{name:<22} {:>12.0} {:>12} {:>10.3} {:>10.3} {:>10.3}",
         f64::from(n) / total.as_secs_f64(),
         writes,
-        pct(times, 0.5),
-        pct(times, 0.99),
+        crate::summary::pct(times, 0.5),
+        crate::summary::pct(times, 0.99),
         times.iter().copied().fold(0.0, f64::max)
     );
 }

@@ -2,6 +2,13 @@
 
 use edgeshift_sim::{Report, TraceEntry};
 
+/// The `p` quantile (0 to 1) of `v`, which it sorts; 0 for none.
+pub(crate) fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or(0.0)
+}
+
 /// Prints the summary of a run.
 pub(crate) fn print_report(r: &Report) {
     println!(

@@ -54,6 +54,22 @@ fn mutates_untracked_state(op: &Operator<'_>) -> Option<&'static str> {
     })
 }
 
+/// The encoder's name for an export's kind, for copying an export section.
+pub(crate) fn export_kind(kind: ExternalKind) -> Result<ExportKind, ModuleError> {
+    Ok(match kind {
+        ExternalKind::Func => ExportKind::Func,
+        ExternalKind::Table => ExportKind::Table,
+        ExternalKind::Memory => ExportKind::Memory,
+        ExternalKind::Global => ExportKind::Global,
+        ExternalKind::Tag => ExportKind::Tag,
+        other => {
+            return Err(ModuleError::Abi(format!(
+                "unsupported export kind {other:?}"
+            )));
+        }
+    })
+}
+
 /// Checks a module against guest ABI v1 and exports its mutable globals.
 pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> {
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
@@ -191,19 +207,7 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<(Vec<u8>, Layout), ModuleError> 
     }
     let mut section = ExportSection::new();
     for (name, kind, index) in &exports {
-        let kind = match kind {
-            ExternalKind::Func => ExportKind::Func,
-            ExternalKind::Table => ExportKind::Table,
-            ExternalKind::Memory => ExportKind::Memory,
-            ExternalKind::Global => ExportKind::Global,
-            ExternalKind::Tag => ExportKind::Tag,
-            other => {
-                return Err(ModuleError::Abi(format!(
-                    "unsupported export kind {other:?}"
-                )));
-            }
-        };
-        section.export(name, kind, *index);
+        section.export(name, export_kind(*kind)?, *index);
     }
     for (name, index) in &added {
         section.export(name, ExportKind::Global, *index);

@@ -27,9 +27,10 @@ use wasm_encoder::{
     CodeSection, ExportKind, ExportSection, Function, Instruction, MemArg, MemorySection,
     MemoryType, Module, RawSection, ValType as EncType,
 };
-use wasmparser::{ExternalKind, FuncType, Operator, Parser, Payload, TypeRef, ValType};
+use wasmparser::{FuncType, Operator, Parser, Payload, TypeRef, ValType};
 
 use crate::error::ModuleError;
+use crate::instrument::export_kind;
 
 /// The export name of the dirty map.
 pub(crate) const MAP_EXPORT: &str = "__edgeshift_dirty_map";
@@ -39,6 +40,9 @@ const MAP: u32 = 1;
 pub(crate) const CHUNK_SHIFT: u32 = 12;
 /// Pages of the map: one byte per chunk of a 4 GiB memory (16 pages, 1 MiB).
 const MAP_PAGES: u64 = 1 << (32 - CHUNK_SHIFT - 16);
+
+/// Section id of the export section.
+const EXPORT_ID: u8 = 7;
 
 /// Where each section goes in a module (the custom sections, id 0, go anywhere).
 fn rank(id: u8) -> usize {
@@ -134,6 +138,13 @@ pub(crate) fn track(wasm: &[u8]) -> Result<Vec<u8>, ModuleError> {
     let mut rt = RoundtripReencoder;
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(bad)?;
+        // A module without exports gets its section where one belongs.
+        if let Some((id, _)) = payload.as_section()
+            && id != 0
+            && rank(id) > rank(EXPORT_ID)
+        {
+            place_exports(&mut out, &mut exports, &mut exported);
+        }
         match payload {
             Payload::MemorySection(r) => {
                 let mut s = MemorySection::new();
@@ -155,30 +166,11 @@ pub(crate) fn track(wasm: &[u8]) -> Result<Vec<u8>, ModuleError> {
                             "exports {MAP_EXPORT}, a name the host uses"
                         )));
                     }
-                    let kind = match e.kind {
-                        ExternalKind::Func => ExportKind::Func,
-                        ExternalKind::Table => ExportKind::Table,
-                        ExternalKind::Memory => ExportKind::Memory,
-                        ExternalKind::Global => ExportKind::Global,
-                        ExternalKind::Tag => ExportKind::Tag,
-                        other => {
-                            return Err(ModuleError::Abi(format!(
-                                "unsupported export kind {other:?}"
-                            )));
-                        }
-                    };
-                    exports.export(e.name, kind, e.index);
+                    exports.export(e.name, export_kind(e.kind)?, e.index);
                 }
-                exports.export(MAP_EXPORT, ExportKind::Memory, MAP);
-                out.section(&exports);
-                exported = true;
+                place_exports(&mut out, &mut exports, &mut exported);
             }
             Payload::CodeSectionStart { count, .. } => {
-                if !exported {
-                    exports.export(MAP_EXPORT, ExportKind::Memory, MAP);
-                    out.section(&exports);
-                    exported = true;
-                }
                 code = Some((CodeSection::new(), count));
                 if count == 0 {
                     out.section(&CodeSection::new());
@@ -203,11 +195,6 @@ pub(crate) fn track(wasm: &[u8]) -> Result<Vec<u8>, ModuleError> {
             }
             other => {
                 if let Some((id, range)) = other.as_section() {
-                    if !exported && id != 0 && rank(id) > rank(7) {
-                        exports.export(MAP_EXPORT, ExportKind::Memory, MAP);
-                        out.section(&exports);
-                        exported = true;
-                    }
                     out.section(&RawSection {
                         id,
                         data: &wasm[range],
@@ -216,11 +203,17 @@ pub(crate) fn track(wasm: &[u8]) -> Result<Vec<u8>, ModuleError> {
             }
         }
     }
-    if !exported {
-        exports.export(MAP_EXPORT, ExportKind::Memory, MAP);
-        out.section(&exports);
-    }
+    place_exports(&mut out, &mut exports, &mut exported);
     Ok(out.finish())
+}
+
+/// Appends the export section, with the map's export, unless it is there already.
+fn place_exports(out: &mut Module, exports: &mut ExportSection, exported: &mut bool) {
+    if !*exported {
+        exports.export(MAP_EXPORT, ExportKind::Memory, MAP);
+        out.section(&*exports);
+        *exported = true;
+    }
 }
 
 /// One function body with its stores tracked.
