@@ -43,6 +43,8 @@ pub(crate) struct Instance {
     svc: Option<Box<dyn Service>>,
     /// State size as of the last time the service was here.
     state_len: u64,
+    /// What the state stands for ([`Service::footprint`]), as of then.
+    footprint: u64,
     pub(crate) last_seq: u64,
     pub(crate) digest: u128,
     pub(crate) pending: BTreeMap<u64, PendingInput>,
@@ -75,6 +77,7 @@ impl Instance {
         Self {
             meta,
             state_len: svc.state_len(),
+            footprint: svc.footprint(),
             svc: Some(svc),
             last_seq,
             digest,
@@ -116,6 +119,12 @@ impl Instance {
     /// State size (as of the last time the service was here, while it is lent).
     pub(crate) fn state_len(&self) -> u64 {
         self.state_len
+    }
+
+    /// Bytes the state stands for in memory and on links (as of the last time the service
+    /// was here, while it is lent).
+    pub(crate) fn footprint(&self) -> u64 {
+        self.footprint
     }
 
     /// xxh3-128 of the state; `None` while the service is lent.
@@ -163,6 +172,7 @@ impl Instance {
         results: Vec<Result<Vec<u8>, ServiceError>>,
     ) -> (Vec<Applied>, Vec<(u64, CellId)>) {
         self.state_len = svc.state_len();
+        self.footprint = svc.footprint();
         self.svc = Some(svc);
         let mut done = Vec::new();
         let mut results = results.into_iter();
@@ -259,6 +269,7 @@ impl Instance {
         svc.apply_delta(d.len, &d.chunks)
             .map_err(|e| e.to_string())?;
         self.state_len = svc.state_len();
+        self.footprint = svc.footprint();
         let got = svc.checksum();
         if got != d.checksum {
             return Err(format!("delta to seq {} failed its checksum", d.seq));

@@ -50,6 +50,7 @@ mod event;
 mod instance;
 mod job;
 mod memservice;
+mod model;
 mod server;
 mod service;
 
@@ -57,5 +58,6 @@ pub use config::{EdgeConfig, LeaseConfig};
 pub use event::EdgeEvent;
 pub use job::Job;
 pub use memservice::{CHUNK, MEM_CODE, MEM_KIND, MemConfig, MemFactory, MemService};
+pub use model::{MODEL_CODE, MODEL_KIND, ModelConfig, ModelService};
 pub use server::{EdgeServer, LiveView};
 pub use service::{Service, ServiceError, ServiceFactory};

@@ -6,6 +6,7 @@ use edgeshift_proto::{CodeRef, DeltaChunk, ServiceSpec};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128};
 
+use crate::model::{MODEL_CODE, MODEL_KIND, ModelConfig, ModelService};
 use crate::service::{Service, ServiceError, ServiceFactory};
 
 /// Runtime kind of the reference service.
@@ -211,7 +212,8 @@ impl Service for MemService {
     }
 }
 
-/// A factory that knows the reference service only. Other runtimes wrap it.
+/// A factory that knows the built-in services only: the in-memory reference service and
+/// the modelled one. Other runtimes wrap it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MemFactory;
 
@@ -222,6 +224,16 @@ impl ServiceFactory for MemFactory {
         code: &[u8],
         config: &[u8],
     ) -> Result<Box<dyn Service>, ServiceError> {
+        if kind == MODEL_KIND {
+            if code != MODEL_CODE {
+                return Err(ServiceError::InvalidCode(
+                    "not the modelled service's code".into(),
+                ));
+            }
+            let cfg: ModelConfig = postcard::from_bytes(config)
+                .map_err(|e| ServiceError::InvalidConfig(e.to_string()))?;
+            return Ok(Box::new(ModelService::new(cfg)?));
+        }
         if kind != MEM_KIND {
             return Err(ServiceError::UnknownKind(kind.to_owned()));
         }

@@ -80,6 +80,12 @@ pub trait Service: Send {
     /// State size in bytes.
     fn state_len(&self) -> u64;
 
+    /// Bytes the state stands for: what it costs in memory and on a link. The state's
+    /// own size, but for a modelled service (see [`crate::ModelService`]).
+    fn footprint(&self) -> u64 {
+        self.state_len()
+    }
+
     /// Chunk size of deltas.
     fn chunk_size(&self) -> u32;
 }

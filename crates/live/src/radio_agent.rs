@@ -12,7 +12,6 @@ use std::time::Duration;
 use edgeshift_proto::{CellId, Instant, NodeId, UeId};
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::RanEvent;
-use edgeshift_world::radio::position;
 use edgeshift_world::{Command, Node, NodeEvent, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -74,7 +73,7 @@ impl Agent for RadioAgent {
             let Some(cell) = serving else { continue };
             let start = *self.started.entry(ue).or_insert(now);
             let t = now.saturating_duration_since(start).as_secs_f64();
-            let pos = position(&u.waypoints, u.speed_mps, u.start_s, t);
+            let pos = u.position(t);
             let m = self.measurers.entry(ue).or_default();
             let rsrp = scenario.measure(m, pos, &mut self.rng);
             let Some(report) = edgeshift_ran::measurement_report(ue, cell, &rsrp, pos) else {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use edgeshift_proto::{CellId, Deploy, Instant, NodeId, ServiceId, ServiceSpec, Transmit, UeId};
 use edgeshift_record::{LiveState, Observation, UeFinal};
 use edgeshift_ue::{HandoverGap, UeClient, UeEvent};
-use edgeshift_world::radio::position;
 use edgeshift_world::{Command, Join, NodeEvent, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -179,7 +178,7 @@ impl UeAgent {
             self.phase = Phase::Done;
             return;
         };
-        let pos = position(&def.waypoints, def.speed_mps, def.start_s, 0.0);
+        let pos = def.position(0.0);
         let Some(cell) = self.scenario.best_cell(pos) else {
             warn!(ue = %self.ue, "no cell in the scenario");
             self.phase = Phase::Done;

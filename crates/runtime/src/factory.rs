@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use edgeshift_edge::{MEM_KIND, MemFactory, Service, ServiceError, ServiceFactory};
+use edgeshift_edge::{MEM_KIND, MODEL_KIND, MemFactory, Service, ServiceError, ServiceFactory};
 use edgeshift_proto::code_hash;
 use wasmtime::{Config, Engine, Linker, Module};
 
@@ -15,7 +15,7 @@ use crate::service::{Host, WasmService};
 pub const WASM_KIND: &str = "wasm";
 
 /// Makes service instances: WebAssembly modules (kind `"wasm"`) through wasmtime, and
-/// the in-memory reference service (kind `"mem"`).
+/// the built-in in-memory reference service (kind `"mem"`) and modelled one (`"model"`).
 ///
 /// Modules are compiled once per content hash and cached, so a second shadow of the same
 /// service on this server costs only its state.
@@ -121,7 +121,7 @@ impl ServiceFactory for WasmFactory {
                     .map_err(|e| ServiceError::InvalidCode(e.to_string()))?;
                 Ok(Box::new(self.instantiate_wasm(hash, config)?))
             }
-            MEM_KIND => MemFactory.instantiate(kind, code, config),
+            MEM_KIND | MODEL_KIND => MemFactory.instantiate(kind, code, config),
             other => Err(ServiceError::UnknownKind(other.to_owned())),
         }
     }

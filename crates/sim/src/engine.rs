@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use edgeshift_control::{ControlNode, Strategy};
-use edgeshift_edge::{EdgeEvent, EdgeServer};
+use edgeshift_edge::{EdgeEvent, EdgeServer, ModelConfig};
 use edgeshift_proto::{
     CellId, Deploy, Instant, Message, NodeId, RegionId, Role, ServerId, ServiceId, ServiceSpec,
     SyncMode, Transmit, UeId, codec,
@@ -15,7 +15,7 @@ use edgeshift_ran::{BaseStation, RanEvent};
 use edgeshift_record::{FixedState, LiveState, Observation, Recorder, Report, RunMeta, UeFinal};
 use edgeshift_runtime::{ModuleError, WasmFactory};
 use edgeshift_ue::{UeClient, UeEvent};
-use edgeshift_world::radio::{Pos, position};
+use edgeshift_world::radio::Pos;
 use edgeshift_world::{Command, Join, ModuleSource, Node, NodeEvent, Scenario, WorldError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -205,6 +205,9 @@ pub struct Sim {
     /// their time is up, by key.
     jobs: BTreeMap<u64, (NodeId, edgeshift_edge::Job)>,
     next_job: u64,
+    /// The modelled service's config, when the run deploys it: its state messages take
+    /// the link time of the bytes they stand for.
+    model: Option<ModelConfig>,
 }
 
 /// A link fault between two nodes: messages either way are lost with probability `p`
@@ -279,7 +282,7 @@ impl Sim {
         let ues = s.ues.iter().map(|u| (UeId(u.id), ServiceId(u.id)));
         let recorder = Recorder::new(meta, ues);
         let mut sim = Self {
-            spec,
+            spec: spec.clone(),
             now: Instant::ZERO,
             end,
             queue: EventQueue::default(),
@@ -299,6 +302,7 @@ impl Sim {
             cuts: Vec::new(),
             jobs: BTreeMap::new(),
             next_job: 0,
+            model: ModelConfig::of(&spec),
             scenario,
             cfg,
         };
@@ -333,7 +337,7 @@ impl Sim {
             .scenario
             .ues
             .iter()
-            .map(|u| (u.id, position(&u.waypoints, u.speed_mps, u.start_s, 0.0)))
+            .map(|u| (u.id, u.position(0.0)))
             .collect();
         let spec = self.spec.clone();
         for (id, pos) in ues {
@@ -559,12 +563,7 @@ impl Sim {
             .scenario
             .ues
             .iter()
-            .map(|u| {
-                (
-                    UeId(u.id),
-                    position(&u.waypoints, u.speed_mps, u.start_s, t),
-                )
-            })
+            .map(|u| (UeId(u.id), u.position(t)))
             .collect();
         for (ue, pos) in ues {
             let rsrp = self.rsrp(ue, pos);
@@ -658,10 +657,12 @@ impl Sim {
                 return;
             }
         };
+        // What the frame stands for on the link (more than itself for a modelled state).
+        let wire = frame.len() as u64 + self.model.map_or(0, |m| m.wire_extra(&t.msg));
         if t.msg.is_state_transfer() {
             self.recorder.observe(Observation::StateSent {
                 at: self.now,
-                bytes: frame.len() as u64,
+                bytes: wire,
             });
         }
         let radio = matches!(from, NodeId::Ue(_)) || matches!(t.to, NodeId::Ue(_));
@@ -680,7 +681,7 @@ impl Sim {
         let mut at = self.net.schedule(
             self.now,
             (from, t.to, t.msg.lane()),
-            frame.len(),
+            usize::try_from(wire).unwrap_or(usize::MAX),
             u,
             retransmitted,
         );

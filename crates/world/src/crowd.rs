@@ -22,6 +22,7 @@ impl Scenario {
                     .map(|p| [p[0], p[1] + 15.0 * off])
                     .collect(),
                 start_s: first.start_s + 0.4 * off,
+                track: first.track.clone(),
             });
         }
     }
@@ -50,6 +51,7 @@ impl Scenario {
                         .map(|p| [p[0], p[1] + lane])
                         .collect(),
                     start_s: first.start_s + spread * f64::from(i) / f64::from(n.max(1)),
+                    track: first.track.clone(),
                 }
             })
             .collect();

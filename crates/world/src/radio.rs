@@ -40,6 +40,21 @@ pub fn position(waypoints: &[[f64; 2]], speed: f64, start_s: f64, t: f64) -> Pos
     at
 }
 
+/// Where a UE on a timed track `[t, x, y]` (in time order) is at time `t`: interpolated
+/// between samples, at the first before it and at the last after it.
+#[must_use]
+pub fn on_track(track: &[[f64; 3]], t: f64) -> Pos {
+    let i = track.partition_point(|s| s[0] <= t);
+    match (i.checked_sub(1).and_then(|j| track.get(j)), track.get(i)) {
+        (Some(a), Some(b)) if b[0] > a[0] => {
+            let f = (t - a[0]) / (b[0] - a[0]);
+            [a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f]
+        }
+        (Some(a), _) | (None, Some(a)) => [a[1], a[2]],
+        (None, None) => [0.0, 0.0],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +74,16 @@ mod tests {
         let r = Radio::default();
         // The golden value of the radio crate: UMa NLOS, 3.5 GHz, 500 m.
         assert!((path_loss_db(&r, 500.0) - 129.92).abs() < 0.05);
+    }
+
+    #[test]
+    fn a_track_is_interpolated_and_held_at_its_ends() {
+        let tr = [[10.0, 0.0, 0.0], [20.0, 100.0, 0.0], [30.0, 100.0, 50.0]];
+        assert_eq!(on_track(&tr, 0.0), [0.0, 0.0]);
+        assert_eq!(on_track(&tr, 15.0), [50.0, 0.0]);
+        assert_eq!(on_track(&tr, 25.0), [100.0, 25.0]);
+        assert_eq!(on_track(&tr, 99.0), [100.0, 50.0]);
+        assert_eq!(on_track(&[], 1.0), [0.0, 0.0]);
     }
 
     #[test]

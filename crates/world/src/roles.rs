@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use edgeshift_control::{ControlConfig, Strategy, server_timeout_for};
-use edgeshift_edge::{EdgeConfig, LeaseConfig, MEM_KIND, MemConfig};
+use edgeshift_edge::{EdgeConfig, LeaseConfig, MEM_KIND, MODEL_KIND, MemConfig, ModelConfig};
 use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_ran::{PredictorConfig, RanConfig};
@@ -59,12 +59,18 @@ impl Scenario {
         if let (Some(module), None) = (&s.module, kind) {
             return Ok(ModuleSource::load(module, s.config.as_deref())?.spec(s.latency_budget_ms));
         }
-        service_spec(
+        let (kind, bytes) = (
             kind.unwrap_or(&s.kind),
             state_bytes.unwrap_or(s.state_bytes),
-            s.writes_per_input,
-            s.latency_budget_ms,
-        )
+        );
+        if kind == MODEL_KIND {
+            return Ok(ModelConfig {
+                state_bytes: bytes,
+                dirty_bytes_per_input: s.dirty_bytes_per_input.min(bytes),
+            }
+            .spec(s.latency_budget_ms));
+        }
+        service_spec(kind, bytes, s.writes_per_input, s.latency_budget_ms)
     }
 
     /// The limits the server's guests run under (the service's fuel per input).

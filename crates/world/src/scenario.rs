@@ -236,13 +236,16 @@ impl Default for Links {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Service {
-    /// `mem` (the in-memory reference service) or a WebAssembly sample: `counter`,
-    /// `arena`, `armap`.
+    /// `mem` (the in-memory reference service), `model` (a state accounted by size, for
+    /// thousands of UEs) or a WebAssembly sample: `counter`, `arena`, `armap`.
     pub kind: String,
     /// State size (bytes).
     pub state_bytes: u64,
     /// Places written per input.
     pub writes_per_input: u32,
+    /// Bytes each input writes, for the modelled service (kind `model`, whose state is
+    /// accounted by size: see `edgeshift_edge::ModelService`).
+    pub dirty_bytes_per_input: u64,
     /// Round-trip latency budget (ms); 0: always follow the UE.
     pub latency_budget_ms: u32,
     /// Time between inputs (ms).
@@ -266,6 +269,7 @@ impl Default for Service {
             kind: "mem".into(),
             state_bytes: 1 << 20,
             writes_per_input: 8,
+            dirty_bytes_per_input: 16 << 10,
             latency_budget_ms: 0,
             input_period_ms: 20,
             payload_bytes: 32,
@@ -359,19 +363,37 @@ pub struct CellDef {
     pub region: u32,
 }
 
-/// A UE moving along waypoints.
+/// A UE moving along waypoints at a constant speed, or along a timed track.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UeDef {
     /// Its id (also its service's id).
     pub id: u32,
     /// Speed (m/s).
+    #[serde(default)]
     pub speed_mps: f64,
     /// Path: the UE starts at the first point and stops at the last.
+    #[serde(default)]
     pub waypoints: Vec<[f64; 2]>,
     /// When it starts moving (s).
     #[serde(default)]
     pub start_s: f64,
+    /// Timed positions `[t, x, y]` (s, m), in time order (a mobility trace): when given,
+    /// they replace `waypoints`, `speed_mps` and `start_s`. The UE waits at the first
+    /// position before its first time and stays at the last after its last.
+    #[serde(default)]
+    pub track: Vec<[f64; 3]>,
+}
+
+impl UeDef {
+    /// Where the UE is at time `t` (s).
+    #[must_use]
+    pub fn position(&self, t: f64) -> crate::radio::Pos {
+        if self.track.is_empty() {
+            return crate::radio::position(&self.waypoints, self.speed_mps, self.start_s, t);
+        }
+        crate::radio::on_track(&self.track, t)
+    }
 }
 
 /// Names of the built-in scenarios.
@@ -518,8 +540,11 @@ impl Scenario {
             return bad("ue ids are not unique".into());
         }
         for u in &self.ues {
-            if u.waypoints.is_empty() {
-                return bad(format!("ue {} has no waypoints", u.id));
+            if u.waypoints.is_empty() && u.track.is_empty() {
+                return bad(format!("ue {} has neither waypoints nor a track", u.id));
+            }
+            if u.track.windows(2).any(|w| w[1][0] < w[0][0]) {
+                return bad(format!("ue {}'s track is not in time order", u.id));
             }
             if !(u.speed_mps >= 0.0 && u.speed_mps.is_finite()) {
                 return bad(format!("ue {} has speed {}", u.id, u.speed_mps));
@@ -540,12 +565,16 @@ impl Scenario {
         }
         if self.service.module.is_none()
             && kind != edgeshift_edge::MEM_KIND
+            && kind != edgeshift_edge::MODEL_KIND
             && !edgeshift_runtime::samples::NAMES.contains(&kind)
         {
             return bad(format!(
-                "unknown service.kind {:?} (mem, counter, arena or armap)",
+                "unknown service.kind {:?} (mem, model, counter, arena or armap)",
                 self.service.kind
             ));
+        }
+        if kind == edgeshift_edge::MODEL_KIND && self.service.state_bytes < 4096 {
+            return bad("a modelled service.state_bytes must be at least 4096".into());
         }
         if self.service.state_bytes < 64 || self.service.input_period_ms == 0 {
             return bad(

@@ -15,13 +15,13 @@ use crate::event::EdgeEvent;
 impl EdgeServer {
     /// State bytes held now, but for `except`'s shadow (about to be replaced).
     fn held_bytes(&self, except: ServiceId) -> u64 {
-        let live: u64 = self.live.values().map(|l| l.inst.state_len()).sum();
+        let live: u64 = self.live.values().map(|l| l.inst.footprint()).sum();
         let shadows: u64 = self
             .shadows
             .iter()
             .filter(|(s, _)| **s != except)
             .map(|(_, sh)| match &sh.state {
-                ShadowState::Ready(inst) => inst.state_len(),
+                ShadowState::Ready(inst) => inst.footprint(),
                 ShadowState::Receiving(r) => r.total_len,
                 ShadowState::Awaiting { .. } | ShadowState::Failed { .. } => 0,
             })

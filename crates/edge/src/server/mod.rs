@@ -197,7 +197,7 @@ impl EdgeServer {
             last_seq: l.inst.last_seq,
             digest: l.inst.digest,
             checksum: l.inst.checksum(),
-            state_bytes: l.inst.state_len(),
+            state_bytes: l.inst.footprint(),
             frozen: l.state.is_frozen(),
         })
     }
@@ -242,7 +242,7 @@ impl EdgeServer {
         let services = self
             .live
             .iter()
-            .map(|(s, l)| (*s, l.inst.state_len()))
+            .map(|(s, l)| (*s, l.inst.footprint()))
             .collect();
         let load = self.live.len() as f32 / self.cfg.capacity.max(1) as f32;
         self.send(

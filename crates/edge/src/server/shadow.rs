@@ -151,7 +151,13 @@ impl EdgeServer {
             if m.offset != 0 {
                 return; // A chunk of a transfer that was superseded.
             }
-            if !self.admit_shadow(service, m.source, m.total_len) {
+            // A modelled state is admitted by the size it stands for.
+            let bytes = m
+                .spec
+                .as_ref()
+                .and_then(crate::ModelConfig::of)
+                .map_or(m.total_len, |c| c.state_bytes);
+            if !self.admit_shadow(service, m.source, bytes) {
                 return;
             }
             self.discarded.cancel(service);

@@ -436,7 +436,7 @@ impl EdgeServer {
             if !live.state.is_frozen() {
                 continue;
             }
-            let state = live.inst.state_len() as f64;
+            let state = live.inst.footprint() as f64;
             // A rate that is not positive (a bad configuration) adds no transfer time,
             // rather than a panic or an endless wait.
             let secs = state / self.cfg.confirm_rate_bytes_s;

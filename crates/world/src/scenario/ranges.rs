@@ -103,6 +103,12 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
         1_000_000,
     )?;
     int(
+        "service.dirty_bytes_per_input",
+        v.dirty_bytes_per_input,
+        0,
+        v.state_bytes,
+    )?;
+    int(
         "service.latency_budget_ms",
         u64::from(v.latency_budget_ms),
         0,
@@ -164,6 +170,17 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
     for u in &s.ues {
         real(&format!("ue {} speed_mps", u.id), u.speed_mps, 0.0, 1000.0)?;
         real(&format!("ue {} start_s", u.id), u.start_s, 0.0, MAX_RUN_S)?;
+        for (i, p) in u.track.iter().enumerate() {
+            real(&format!("ue {} track[{i}].t", u.id), p[0], 0.0, MAX_RUN_S)?;
+            for (axis, v) in ["x", "y"].iter().zip(&p[1..]) {
+                real(
+                    &format!("ue {} track[{i}].{axis}", u.id),
+                    *v,
+                    -MAX_COORD,
+                    MAX_COORD,
+                )?;
+            }
+        }
         for (i, p) in u.waypoints.iter().enumerate() {
             for (axis, v) in ["x", "y"].iter().zip(p) {
                 real(

@@ -192,7 +192,7 @@ impl EdgeServer {
         };
         let req = check.request;
         inst.adopt_answers(&req.answers);
-        let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.state_len());
+        let (last_seq, digest, state_bytes) = (inst.last_seq, inst.digest, inst.footprint());
         // O(1) in state size: the instance moves from the shadow table to the live one. Its
         // dirty map may be stale; a later delta shadow starts from a full snapshot, and
         // extra chunks in its first delta are harmless.
