@@ -9,6 +9,7 @@ use edgeshift_proto::SyncMode;
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod check;
+mod city;
 mod delta;
 mod fuzz;
 mod isolation;
@@ -148,9 +149,16 @@ struct SimArgs {
     /// with --runs, `all` runs every built-in.
     #[arg(long, default_value = "fig4")]
     scenario: String,
-    /// stay, cold, precopy, shadow or shadow-jit.
+    /// stay, cold, precopy, shadow or shadow-jit; with --mobility also `all`.
     #[arg(long, default_value = "shadow")]
-    strategy: Strategy,
+    strategy: String,
+    /// A city instead of a scenario: sumo:FILE (every vehicle of a SUMO FCD trace is a
+    /// UE), manhattan, rwp or gauss-markov, through every role on a hex layout, with the
+    /// modelled service (see docs/simulation.md).
+    #[arg(long, conflicts_with_all = ["scenario", "runs", "swarm", "module", "service", "trace"])]
+    mobility: Option<edgeshift_world::Mobility>,
+    #[command(flatten)]
+    city: city::CityArgs,
     /// Seed of every random draw; the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -184,9 +192,9 @@ struct SimArgs {
     /// prints failing seeds with the command that reproduces them.
     #[arg(long)]
     runs: Option<u64>,
-    /// Threads for --runs (default: one per core); the seeds are the same whatever the
-    /// number.
-    #[arg(long, requires = "runs")]
+    /// Threads for --runs and --mobility (default: one per core); the results are the
+    /// same whatever the number.
+    #[arg(long)]
     jobs: Option<usize>,
     /// Inject a fault (repeatable): kill:NODE@T, restart:NODE@T, stop:NODE@T+D,
     /// partition:A-B@T+D, loss:A-B@T+D:P; nodes meN, cellN (or ranN), control
@@ -250,8 +258,16 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         }
         return Ok(ok);
     }
+    if let Some(mobility) = &a.mobility {
+        return city::run(&a, mobility.clone());
+    }
+    let strategy: Strategy = a.strategy.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; `--strategy all` is for --mobility runs (--runs sweeps every strategy)"
+        )
+    })?;
     let mut scenario = Scenario::load(&a.scenario)?;
-    let mut cfg = sim_config(a.strategy, a.seed, a.state_mib, a.delta_sync)?;
+    let mut cfg = sim_config(strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
     cfg.outages.clone_from(&a.faults);

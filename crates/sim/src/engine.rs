@@ -75,6 +75,10 @@ pub struct SimConfig {
     /// Servers lend guest work out as jobs (as the live daemons do), each taking this long
     /// per input in virtual time; `None`: guests run inside the servers' calls.
     pub compute: Option<Duration>,
+    /// Keep the trace of messages and events (off for long runs with many UEs).
+    pub keep_trace: bool,
+    /// Sample each server's live instances and shadows every simulated second.
+    pub sample_load: bool,
 }
 
 /// Faults a run injects (all off by default).
@@ -105,8 +109,21 @@ impl SimConfig {
             faults: Faults::default(),
             outages: Vec::new(),
             compute: None,
+            keep_trace: true,
+            sample_load: false,
         }
     }
+}
+
+/// What the servers held at one moment (with [`SimConfig::sample_load`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LoadSample {
+    /// Simulated time (s).
+    pub t_s: u64,
+    /// Live instances per server, in server order.
+    pub live: Vec<u32>,
+    /// Shadows per server, in server order.
+    pub shadows: Vec<u32>,
 }
 
 /// One line of the trace.
@@ -208,6 +225,7 @@ pub struct Sim {
     /// The modelled service's config, when the run deploys it: its state messages take
     /// the link time of the bytes they stand for.
     model: Option<ModelConfig>,
+    loads: Vec<LoadSample>,
 }
 
 /// A link fault between two nodes: messages either way are lost with probability `p`
@@ -303,6 +321,7 @@ impl Sim {
             jobs: BTreeMap::new(),
             next_job: 0,
             model: ModelConfig::of(&spec),
+            loads: Vec::new(),
             scenario,
             cfg,
         };
@@ -411,7 +430,15 @@ impl Sim {
     /// land, and answers still owed may come, within 30 s more (`SETTLE`): the run's
     /// horizon is not a lost service.
     #[must_use]
-    pub fn run(mut self) -> (Report, Vec<TraceEntry>) {
+    pub fn run(self) -> (Report, Vec<TraceEntry>) {
+        let (report, trace, _) = self.run_sampled();
+        (report, trace)
+    }
+
+    /// [`Sim::run`], with the servers' load over time (empty without
+    /// [`SimConfig::sample_load`]).
+    #[must_use]
+    pub fn run_sampled(mut self) -> (Report, Vec<TraceEntry>, Vec<LoadSample>) {
         let mut end = self.end;
         let mut graced = false;
         while let Some((at, ev)) = self.queue.pop() {
@@ -432,7 +459,34 @@ impl Sim {
             }
         }
         self.now = self.now.max(self.end);
-        self.finish()
+        let loads = std::mem::take(&mut self.loads);
+        let (report, trace) = self.finish();
+        (report, trace, loads)
+    }
+
+    /// A trace entry, made only when the trace is kept.
+    fn note(&mut self, entry: impl FnOnce(Instant) -> TraceEntry) {
+        if self.cfg.keep_trace {
+            self.trace.push(entry(self.now));
+        }
+    }
+
+    /// Each server's live instances and shadows, once per simulated second.
+    fn sample_load(&mut self) {
+        let t_s = self.now.as_nanos() / 1_000_000_000;
+        if !self.cfg.sample_load || self.loads.last().is_some_and(|l| l.t_s >= t_s) {
+            return;
+        }
+        let mut live = Vec::new();
+        let mut shadows = Vec::new();
+        for id in &self.ids {
+            if let (NodeId::Server(_), Some(e)) = (id, self.nodes.get(id).and_then(Node::as_server))
+            {
+                live.push(u32::try_from(e.live_services().count()).unwrap_or(u32::MAX));
+                shadows.push(u32::try_from(e.shadow_services().count()).unwrap_or(u32::MAX));
+            }
+        }
+        self.loads.push(LoadSample { t_s, live, shadows });
     }
 
     /// Whether a deployed service has no single live instance (a relocation in flight),
@@ -481,8 +535,8 @@ impl Sim {
                                 | Message::HeartbeatAck(_)
                         );
                     if !traffic || self.cfg.trace_traffic {
-                        self.trace.push(TraceEntry::Msg {
-                            at: self.now,
+                        self.note(|at| TraceEntry::Msg {
+                            at,
                             from,
                             to,
                             code: msg.type_code(),
@@ -558,6 +612,7 @@ impl Sim {
     }
 
     fn measure(&mut self) {
+        self.sample_load();
         let t = self.now.as_secs_f64();
         let ues: Vec<(UeId, Pos)> = self
             .scenario
@@ -606,8 +661,8 @@ impl Sim {
                     if let Some(o) = Observation::control(self.now, &e) {
                         self.recorder.observe(o);
                     }
-                    self.trace.push(TraceEntry::Event {
-                        at: self.now,
+                    self.note(|at| TraceEntry::Event {
+                        at,
                         node: id,
                         what: format!("{e:?}"),
                     });
@@ -786,8 +841,8 @@ impl Sim {
         let Ok(node) = self.node_of(&f.node) else {
             return;
         };
-        self.trace.push(TraceEntry::Event {
-            at: self.now,
+        self.note(|at| TraceEntry::Event {
+            at,
             node,
             what: format!("Fault {{ {f} }}"),
         });
@@ -883,8 +938,8 @@ impl Sim {
             self.recorder.observe(o);
         }
         if !matches!(e, RanEvent::TrafficDropped { .. }) {
-            self.trace.push(TraceEntry::Event {
-                at: self.now,
+            self.note(|at| TraceEntry::Event {
+                at,
                 node: id,
                 what: format!("{e:?}"),
             });
@@ -918,15 +973,15 @@ impl Sim {
                         );
                     }
                 }
-                self.trace.push(TraceEntry::Event {
-                    at: self.now,
+                self.note(|at| TraceEntry::Event {
+                    at,
                     node: ue.into(),
                     what: format!("Detached {{ target: {target} }}"),
                 });
             }
             UeEvent::Attached { cell } => {
-                self.trace.push(TraceEntry::Event {
-                    at: self.now,
+                self.note(|at| TraceEntry::Event {
+                    at,
                     node: ue.into(),
                     what: format!("Attached {{ cell: {cell} }}"),
                 });
@@ -938,8 +993,8 @@ impl Sim {
     fn on_edge(&mut self, server: ServerId, e: EdgeEvent) {
         let quiet = matches!(e, EdgeEvent::Applied { .. } | EdgeEvent::Answered { .. });
         if !quiet {
-            self.trace.push(TraceEntry::Event {
-                at: self.now,
+            self.note(|at| TraceEntry::Event {
+                at,
                 node: server.into(),
                 what: format!("{e:?}"),
             });

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod city;
 pub mod delta_tick;
 mod engine;
 pub mod isolation;
@@ -21,7 +22,7 @@ mod swarm;
 pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
 pub use edgeshift_runtime::DEFAULT_FUEL_PER_INPUT;
 pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
-pub use engine::{Faults, Sim, SimConfig, SimError, TraceEntry};
+pub use engine::{Faults, LoadSample, Sim, SimConfig, SimError, TraceEntry};
 pub use swarm::{LossyLink, Outage, OutageKind, Swarm};
 
 /// Runs `scenario` once and returns its report and trace.

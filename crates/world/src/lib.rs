@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod city;
 mod crowd;
 pub mod fault;
 mod module;
@@ -33,6 +34,7 @@ pub mod radio;
 mod roles;
 pub mod scenario;
 
+pub use city::{City, CityError, Mobility};
 pub use module::ModuleSource;
 pub use node::{Command, Node, NodeEvent, WrongNode};
 pub use roles::{Join, service_spec};

@@ -480,7 +480,7 @@ impl Scenario {
         Ok(s)
     }
 
-    fn validate(&self) -> Result<(), ScenarioError> {
+    pub(crate) fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |what: String| {
             Err(ScenarioError::Invalid {
                 name: self.name.clone(),

@@ -1,0 +1,124 @@
+//! `edgeshift sim --mobility M`: a city through every role, one record per strategy.
+
+use anyhow::Context as _;
+use edgeshift_control::Strategy;
+use edgeshift_world::{City, Mobility};
+
+use crate::SimArgs;
+
+/// The city knobs of `edgeshift sim --mobility`.
+#[derive(clap::Args)]
+pub(crate) struct CityArgs {
+    /// UEs: synthetic ones to make (default 50), or the first N vehicles of a trace
+    /// (default all).
+    #[arg(long)]
+    ues: Option<u32>,
+    /// Seconds to simulate (default: 600 synthetic, the whole trace).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Inter-site distance of the hexagonal cell grid (m).
+    #[arg(long, default_value_t = 500.0)]
+    isd: f64,
+    /// Neighbouring cells per ME server.
+    #[arg(long, default_value_t = 3)]
+    cells_per_server: u32,
+    /// Backhaul between ME servers (Gbit/s).
+    #[arg(long, default_value_t = 1.0)]
+    backhaul_gbit: f64,
+    /// Shadow fading σ (dB).
+    #[arg(long, default_value_t = 6.0)]
+    shadowing_db: f64,
+    /// KiB each input writes to the modelled state.
+    #[arg(long, default_value_t = 16)]
+    dirty_kib: u64,
+}
+
+/// Runs the city of `a` and prints one line per strategy; false if an invariant broke.
+pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
+    let strategies: Vec<Strategy> = if a.strategy == "all" {
+        Strategy::ALL.to_vec()
+    } else {
+        vec![a.strategy.parse()?]
+    };
+    let c = &a.city;
+    let mib = a.state_mib.unwrap_or(128);
+    anyhow::ensure!(
+        (1..=4096).contains(&mib),
+        "--state-mib must be between 1 and 4096, not {mib}"
+    );
+    let city = City {
+        ues: c.ues,
+        duration_s: c.duration,
+        isd_m: c.isd,
+        cells_per_server: c.cells_per_server,
+        state_bytes: mib << 20,
+        dirty_bytes_per_input: c.dirty_kib.saturating_mul(1024),
+        backhaul_gbit: c.backhaul_gbit,
+        shadowing_db: c.shadowing_db,
+        seed: a.seed,
+        ..City::new(mobility)
+    };
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let report = edgeshift_sim::city::run(&city, &strategies, a.seed, jobs)?;
+    println!(
+        "{}: {} UEs, {} cells, {} ME servers, {:.0} s, {} MiB per service, {} Gbit/s backhaul, seed {}",
+        report.mobility,
+        report.ues,
+        report.cells,
+        report.servers,
+        report.duration_s,
+        mib,
+        c.backhaul_gbit,
+        a.seed
+    );
+    println!(
+        "{:<11} {:>6} {:>6} {:>7} {:>23} {:>6} {:>6} {:>6} {:>10} {:>13} {:>5} {:>5} {:>9}",
+        "strategy",
+        "HOs",
+        "moves",
+        "hidden",
+        "added ms p50/p99/max",
+        "mispr",
+        "HOfail",
+        "pingp",
+        "shadow GB",
+        "MiB·s/UE·h",
+        "peak",
+        "viol",
+        "UE-s/s"
+    );
+    let mut ok = true;
+    for r in &report.strategies {
+        ok &= r.invariant_violations == 0 && r.final_state_matches_twin;
+        let hidden = r
+            .hidden_share
+            .map_or_else(|| "-".to_owned(), |h| format!("{:.1}%", h * 100.0));
+        let p = &r.added_interruption_ms;
+        println!(
+            "{:<11} {:>6} {:>6} {:>7} {:>23} {:>6} {:>6} {:>6} {:>10.2} {:>13.0} {:>5} {:>5} {:>9.0}",
+            r.strategy,
+            r.handovers,
+            r.relocations,
+            hidden,
+            format!("{:.1}/{:.1}/{:.1}", p.p50, p.p99, p.max),
+            r.mispredicted,
+            r.handover_failures,
+            r.pingpongs,
+            r.shadow_bytes as f64 / 1e9,
+            r.shadow_resource_s_per_ue_h,
+            r.server_load_peak,
+            r.invariant_violations,
+            r.ue_s_per_wall_s
+        );
+        for v in &r.violations {
+            println!("  {v}");
+        }
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ok)
+}

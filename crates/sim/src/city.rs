@@ -1,0 +1,225 @@
+//! City runs: every UE of a mobility trace (or many synthetic ones) through the real
+//! roles, each strategy on the same seed and mobility, summed up per strategy.
+//!
+//! `run(&city, &strategies, seed, jobs)` builds the world once
+//! ([`edgeshift_world::City::scenario`]), runs the simulator once per strategy (on up to
+//! `jobs` threads; the result does not depend on them) and returns a [`CityReport`]. Every
+//! run keeps every invariant checker on; the trace is not kept.
+
+use std::time::Instant as WallClock;
+
+use edgeshift_control::Strategy;
+use edgeshift_record::{Percentiles, Report};
+use edgeshift_world::{City, Scenario};
+use serde::Serialize;
+
+use crate::engine::{LoadSample, Sim, SimConfig, SimError};
+
+/// The record of one strategy (see `docs/simulation.md` for every field).
+#[derive(Clone, Debug, Serialize)]
+pub struct CityRecord {
+    /// The strategy.
+    pub strategy: String,
+    /// Completed handovers.
+    pub handovers: u64,
+    /// Handovers that changed the serving server and were not skipped: relocations done.
+    pub relocations: u64,
+    /// Share of relocations whose added interruption at the UE was at most 1 ms (`null`
+    /// without relocations).
+    pub hidden_share: Option<f64>,
+    /// Interruption added beyond the radio gap, over all handovers (ms).
+    pub added_interruption_ms: Percentiles,
+    /// Handovers whose target was not a predicted candidate.
+    pub mispredicted: u64,
+    /// Handovers whose target was not joined in time.
+    pub handover_failures: u64,
+    /// Handovers back to the previous cell within a second.
+    pub pingpongs: u64,
+    /// Bytes of shadow transfers, syncs and catch-ups (what the modelled state stands for).
+    pub shadow_bytes: u64,
+    /// Shadow memory held over time per UE-hour: Σ shadow lifetime × state size, in
+    /// MiB·s, divided by the UE-hours simulated.
+    pub shadow_resource_s_per_ue_h: f64,
+    /// The most live instances one server hosted at once (sampled every second).
+    pub server_load_peak: u32,
+    /// Broken invariants (0 on a correct run).
+    pub invariant_violations: u64,
+    /// Whether every final state equals its never-moved twin.
+    pub final_state_matches_twin: bool,
+    /// Inputs the UEs sent, and how many the live instances applied exactly once.
+    pub inputs_sent: u64,
+    /// See `inputs_sent`.
+    pub inputs_applied_once: u64,
+    /// UEs.
+    pub ues: u64,
+    /// UE-seconds simulated (UEs × duration).
+    pub simulated_ue_s: f64,
+    /// Wall-clock time of this strategy's run (s; the only field that differs between two
+    /// runs of the same seed).
+    pub wall_s: f64,
+    /// Simulated UE-seconds per wall-clock second (as `wall_s`, not reproducible).
+    pub ue_s_per_wall_s: f64,
+    /// The first violations, if any.
+    pub violations: Vec<String>,
+}
+
+/// A city run: the world and one record per strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct CityReport {
+    /// Where the UEs came from.
+    pub mobility: String,
+    /// Seed.
+    pub seed: u64,
+    /// UEs.
+    pub ues: u64,
+    /// Cells of the hexagonal layout.
+    pub cells: u64,
+    /// ME servers.
+    pub servers: u64,
+    /// Simulated seconds.
+    pub duration_s: f64,
+    /// State each service stands for (MiB).
+    pub state_mib: f64,
+    /// Backhaul between servers (Gbit/s).
+    pub backhaul_gbit: f64,
+    /// One record per strategy, in the order asked.
+    pub strategies: Vec<CityRecord>,
+    /// Each server's live instances and shadows over time, per strategy (not in the JSON
+    /// record; the HTML report draws it).
+    #[serde(skip)]
+    pub loads: Vec<Vec<LoadSample>>,
+    /// Each strategy's full simulator report (not in the JSON record).
+    #[serde(skip)]
+    pub reports: Vec<Report>,
+    /// The world (not in the JSON record).
+    #[serde(skip)]
+    pub scenario: Option<Scenario>,
+}
+
+/// Runs `strategies` on the world of `city` with `seed`, on up to `jobs` threads.
+///
+/// # Errors
+/// The world could not be built, or the simulator could not start.
+pub fn run(
+    city: &City,
+    strategies: &[Strategy],
+    seed: u64,
+    jobs: usize,
+) -> Result<CityReport, SimError> {
+    let scenario = city
+        .scenario()
+        .map_err(|e| SimError::Bench(e.to_string()))?;
+    let one = |strategy: Strategy| -> Result<(CityRecord, Report, Vec<LoadSample>), SimError> {
+        let mut cfg = SimConfig::new(strategy, seed);
+        cfg.keep_trace = false;
+        cfg.sample_load = true;
+        let started = WallClock::now();
+        let (report, _, loads) = Sim::new(scenario.clone(), cfg)?.run_sampled();
+        let wall_s = started.elapsed().as_secs_f64();
+        let record = summarize(&scenario, &report, &loads, wall_s);
+        Ok((record, report, loads))
+    };
+    let results = parallel(strategies, jobs.max(1), one)?;
+    let mut out = CityReport {
+        mobility: city.mobility.to_string(),
+        seed,
+        ues: scenario.ues.len() as u64,
+        cells: scenario.cells.len() as u64,
+        servers: scenario.servers.len() as u64,
+        duration_s: scenario.duration_s,
+        state_mib: city.state_bytes as f64 / f64::from(1 << 20),
+        backhaul_gbit: city.backhaul_gbit,
+        strategies: Vec::new(),
+        loads: Vec::new(),
+        reports: Vec::new(),
+        scenario: None,
+    };
+    for (record, report, loads) in results {
+        out.strategies.push(record);
+        out.reports.push(report);
+        out.loads.push(loads);
+    }
+    out.scenario = Some(scenario);
+    Ok(out)
+}
+
+/// `f` over `items` on up to `jobs` threads, results in the items' order.
+fn parallel<T: Sync + Copy, R: Send, E: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, PoisonError};
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<R, E>>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|sc| {
+        for _ in 0..jobs.min(items.len()) {
+            sc.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(*item);
+                    *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
+        .collect()
+}
+
+fn summarize(s: &Scenario, r: &Report, loads: &[LoadSample], wall_s: f64) -> CityRecord {
+    let ues = s.ues.len() as u64;
+    let simulated_ue_s = ues as f64 * s.duration_s;
+    let hidden = r
+        .relocation_records
+        .iter()
+        .filter(|x| x.added_ms <= 1.0)
+        .count();
+    let hidden_share = (!r.relocation_records.is_empty())
+        .then(|| hidden as f64 / r.relocation_records.len() as f64);
+    let mib = s.service.state_bytes as f64 / f64::from(1 << 20);
+    let ue_h = simulated_ue_s / 3600.0;
+    CityRecord {
+        strategy: r.strategy.clone(),
+        handovers: r.handovers,
+        relocations: r.relocations,
+        hidden_share,
+        added_interruption_ms: r.added_interruption_ms,
+        mispredicted: r.mispredicted,
+        handover_failures: r.handover_failures,
+        pingpongs: r.pingpongs,
+        shadow_bytes: r.shadow_bytes,
+        shadow_resource_s_per_ue_h: if ue_h > 0.0 {
+            r.shadow_seconds * mib / ue_h
+        } else {
+            0.0
+        },
+        server_load_peak: loads
+            .iter()
+            .flat_map(|l| l.live.iter().copied())
+            .max()
+            .unwrap_or(0),
+        invariant_violations: r.invariant_violations,
+        final_state_matches_twin: r.final_state_matches_twin,
+        inputs_sent: r.inputs_sent,
+        inputs_applied_once: r.inputs_applied_once,
+        ues,
+        simulated_ue_s,
+        wall_s,
+        ue_s_per_wall_s: if wall_s > 0.0 {
+            simulated_ue_s / wall_s
+        } else {
+            0.0
+        },
+        violations: r
+            .violations
+            .iter()
+            .take(5)
+            .map(|v| format!("{v:?}"))
+            .collect(),
+    }
+}
