@@ -31,6 +31,9 @@ pub(crate) struct CityArgs {
     /// KiB each input writes to the modelled state.
     #[arg(long, default_value_t = 16)]
     dirty_kib: u64,
+    /// The cells' handover predictor: trend, kalman or markov (docs/prediction.md).
+    #[arg(long, default_value = "trend")]
+    predictor: edgeshift_world::scenario::PredictorName,
 }
 
 /// Runs the city of `a` and prints one line per strategy; false if an invariant broke.
@@ -56,6 +59,7 @@ pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
         backhaul_gbit: c.backhaul_gbit,
         shadowing_db: c.shadowing_db,
         seed: a.seed,
+        predictor: c.predictor,
         ..City::new(mobility)
     };
     let jobs = a
@@ -115,6 +119,10 @@ pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
         for v in &r.violations {
             println!("  {v}");
         }
+    }
+    if let Some(path) = &a.html {
+        std::fs::write(path, edgeshift_sim::html::render(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&report)?;

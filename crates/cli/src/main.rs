@@ -182,6 +182,9 @@ struct SimArgs {
     /// Write the JSON record here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// With --mobility: write the HTML report here (one self-contained file).
+    #[arg(long, requires = "mobility")]
+    html: Option<PathBuf>,
     /// Print the message trace.
     #[arg(long)]
     trace: bool,

@@ -300,6 +300,7 @@ fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_b
         seq: 1,
         incarnation: 1,
         live: Vec::new(),
+        shadows: Vec::new(),
     };
     p.send(ms(400), ServerId(2).into(), R0, hb.into());
     let out = p.tick(ms(1900), R0);
@@ -315,6 +316,7 @@ fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_b
         seq: 2,
         incarnation: 1,
         live: Vec::new(),
+        shadows: Vec::new(),
     };
     let out = p.send(ms(3000), ServerId(2).into(), R0, hb.into());
     let codes: Vec<u16> = out

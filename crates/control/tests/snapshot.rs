@@ -350,6 +350,7 @@ fn beat(n: &mut ControlNode, now: Instant, server: u32) {
         incarnation: 7,
         seq: now.as_nanos(),
         live: Vec::new(),
+        shadows: Vec::new(),
     };
     n.handle_message(now, ServerId(server).into(), m.into());
 }
@@ -493,6 +494,7 @@ fn beat_live(n: &mut ControlNode, now: Instant, server: u32, live: &[(u32, u64)]
                 epoch,
             })
             .collect(),
+        shadows: Vec::new(),
     };
     n.handle_message(now, ServerId(server).into(), m.into());
 }
@@ -617,4 +619,55 @@ fn a_target_live_under_a_called_off_relocation_is_released_to_the_source_that_se
     assert_eq!(host, ServerId(1));
     assert!(release > epoch, "{release} > {epoch}");
     assert!(!acked(&to_2), "{to_2:?}");
+}
+
+fn beat_shadows(n: &mut ControlNode, now: Instant, server: u32, shadows: &[u32]) {
+    let m = Heartbeat {
+        server: ServerId(server),
+        incarnation: 7,
+        seq: now.as_nanos(),
+        live: Vec::new(),
+        shadows: shadows.iter().map(|s| ServiceId(*s)).collect(),
+    };
+    n.handle_message(now, ServerId(server).into(), m.into());
+}
+
+fn discarded(msgs: &[&Message]) -> Vec<(ServiceId, Vec<ServerId>)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Relocate(Relocate {
+                service,
+                action: RelocateAction::Discard { servers },
+                ..
+            }) => Some((*service, servers.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_shadow_no_plan_names_is_discarded_at_its_servers_next_heartbeat() {
+    let cfg = liveness_config();
+    // Service 1 live at server 1, its planned shadow ready at server 2.
+    let mut n = with_ready_shadow(&cfg, ms(5000));
+    drain(&mut n);
+    // Server 2's shadow is the plan's: kept. Server 3 holds one of service 1 (a transfer
+    // that arrived after its discard) and one of a service nobody deployed.
+    beat_shadows(&mut n, ms(400), 2, &[1]);
+    beat_shadows(&mut n, ms(400), 3, &[1, 42]);
+    let (sent, _) = drain(&mut n);
+    assert!(discarded(&sent_to(&sent, 2)).is_empty(), "{sent:?}");
+    assert_eq!(
+        discarded(&sent_to(&sent, 3)),
+        vec![
+            (ServiceId(1), vec![ServerId(3)]),
+            (ServiceId(42), vec![ServerId(3)])
+        ]
+    );
+    // The host stops syncing server 3; both heartbeats are answered.
+    assert_eq!(
+        discarded(&sent_to(&sent, 1)),
+        vec![(ServiceId(1), vec![ServerId(3)])]
+    );
+    assert!(acked(&sent_to(&sent, 2)) && acked(&sent_to(&sent, 3)));
 }

@@ -461,6 +461,10 @@ pub struct Heartbeat {
     /// live under: the control node withholds the answer while one of them was replaced,
     /// and releases it again (a release lost on the way must not let the lease return).
     pub live: Vec<Tenure>,
+    /// The services with a shadow here: the control node discards those it did not ask
+    /// for (a transfer that was on its way when its shadow was discarded), so that no
+    /// shadow outlives the control node's plan.
+    pub shadows: Vec<ServiceId>,
 }
 
 /// A live instance and the route epoch it went live under.

@@ -237,6 +237,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
                 service: ServiceId(a),
                 epoch: b,
             }],
+            shadows: vec![ServiceId(a.wrapping_add(1))],
         }
         .into(),
         HeartbeatAck { seq: b }.into(),

@@ -336,6 +336,7 @@ impl Recorder {
                     ),
                 };
                 RelocationRecord {
+                    at_s: self.secs(r.activated_at),
                     ue: ue.to_string(),
                     service: r.service.to_string(),
                     from: r.from.to_string(),

@@ -46,6 +46,8 @@ impl Percentiles {
 /// One relocation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RelocationRecord {
+    /// When the target went live (seconds in the run's time reference).
+    pub at_s: f64,
     /// The UE.
     pub ue: String,
     /// The service.

@@ -31,6 +31,9 @@ pub struct CityRecord {
     pub added_interruption_ms: Percentiles,
     /// Handovers whose target was not a predicted candidate.
     pub mispredicted: u64,
+    /// Relocations that found no shadow at their target and copied while the source
+    /// served on.
+    pub reactive_fallbacks: u64,
     /// Handovers whose target was not joined in time.
     pub handover_failures: u64,
     /// Handovers back to the previous cell within a second.
@@ -190,6 +193,7 @@ fn summarize(s: &Scenario, r: &Report, loads: &[LoadSample], wall_s: f64) -> Cit
         hidden_share,
         added_interruption_ms: r.added_interruption_ms,
         mispredicted: r.mispredicted,
+        reactive_fallbacks: r.reactive_fallbacks,
         handover_failures: r.handover_failures,
         pingpongs: r.pingpongs,
         shadow_bytes: r.shadow_bytes,

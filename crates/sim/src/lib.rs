@@ -12,6 +12,7 @@ pub mod bench;
 pub mod city;
 pub mod delta_tick;
 mod engine;
+pub mod html;
 pub mod isolation;
 pub mod link;
 pub mod module_check;

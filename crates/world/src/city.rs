@@ -15,8 +15,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::scenario::{
-    CellDef, Control, Edge, Handover, Links, Radio, Scenario, ScenarioError, ServerDef, Service,
-    UeDef,
+    CellDef, Control, Edge, Handover, Links, PredictorName, Radio, Scenario, ScenarioError,
+    ServerDef, Service, UeDef,
 };
 
 /// Where the UEs come from.
@@ -85,6 +85,8 @@ pub struct City {
     pub shadowing_db: f64,
     /// Seed of the synthetic mobility.
     pub seed: u64,
+    /// The cells' handover predictor.
+    pub predictor: PredictorName,
 }
 
 impl City {
@@ -103,6 +105,7 @@ impl City {
             backhaul_gbit: 1.0,
             shadowing_db: 6.0,
             seed: 1,
+            predictor: PredictorName::Trend,
         }
     }
 }
@@ -303,6 +306,7 @@ impl City {
             drain_s: 3.0,
             radio: Radio {
                 shadowing_db: self.shadowing_db,
+                predictor: self.predictor,
                 ..Radio::default()
             },
             handover: Handover::default(),

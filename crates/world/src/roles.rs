@@ -9,13 +9,14 @@ use edgeshift_control::{ControlConfig, Strategy, server_timeout_for};
 use edgeshift_edge::{EdgeConfig, LeaseConfig, MEM_KIND, MODEL_KIND, MemConfig, ModelConfig};
 use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, ServiceId, ServiceSpec, SyncMode, UeId};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
-use edgeshift_ran::{PredictorConfig, RanConfig};
+use edgeshift_radio::pathloss::{Environment, ThreeGpp};
+use edgeshift_ran::{PredictorConfig, PredictorKind, RadioMap, RanConfig};
 use edgeshift_runtime::{Limits, samples};
 use edgeshift_ue::UeConfig;
 use rand::Rng;
 
 use crate::radio::{Pos, path_loss_db};
-use crate::scenario::{Scenario, UeDef};
+use crate::scenario::{PathLossModel, PredictorName, Scenario, UeDef};
 use crate::{ModuleSource, WorldError};
 
 /// The deploy spec of a service kind with about `state_bytes` of state.
@@ -122,6 +123,29 @@ impl Scenario {
             enabled: self.radio.predict,
             ..PredictorConfig::default()
         };
+        let env = match self.radio.model {
+            PathLossModel::Umi => Some(Environment::UMi),
+            PathLossModel::Uma => Some(Environment::UMa),
+            PathLossModel::LogDistance => None,
+        };
+        if let (PredictorName::Kalman | PredictorName::Markov, Some(env)) =
+            (self.radio.predictor, env)
+        {
+            rc.predictor.kind = PredictorKind::Kalman(RadioMap {
+                sites: self
+                    .cells
+                    .iter()
+                    .map(|c| (CellId(c.id), [c.x, c.y]))
+                    .collect(),
+                // The scenarios' RSRP is transmit power minus path loss, with no
+                // per-resource-element share: the map adds back what it subtracts.
+                tx_dbm: self.radio.tx_dbm + 10.0 * (12.0f64 * 50.0).log10(),
+                n_prb: 50,
+                model: ThreeGpp::new(env, self.radio.freq_ghz),
+                decorrelation_m: self.radio.decorrelation_m,
+            });
+            rc.predictor.sequence = self.radio.predictor == PredictorName::Markov;
+        }
         rc
     }
 

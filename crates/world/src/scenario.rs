@@ -127,6 +127,37 @@ pub struct Radio {
     pub l3_k: u32,
     /// Whether cells predict handovers (off: no 1002 at all).
     pub predict: bool,
+    /// Which predictor the cells run (`docs/prediction.md`).
+    pub predictor: PredictorName,
+}
+
+/// The handover predictors a scenario can name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PredictorName {
+    /// The A3-margin trend (RSRP only).
+    #[default]
+    Trend,
+    /// A Kalman track of the reported position through the radio map, merged with the
+    /// trend (a 38.901 radio model only).
+    Kalman,
+    /// `kalman` blended with the cell-sequence model each cell learns from its handovers.
+    Markov,
+}
+
+impl std::str::FromStr for PredictorName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "trend" => Ok(Self::Trend),
+            "kalman" => Ok(Self::Kalman),
+            "markov" => Ok(Self::Markov),
+            other => Err(format!(
+                "unknown predictor {other:?} (trend, kalman, markov)"
+            )),
+        }
+    }
 }
 
 impl Default for Radio {
@@ -142,6 +173,7 @@ impl Default for Radio {
             meas_period_ms: 200,
             l3_k: 4,
             predict: true,
+            predictor: PredictorName::Trend,
         }
     }
 }
@@ -243,8 +275,8 @@ pub struct Service {
     pub state_bytes: u64,
     /// Places written per input.
     pub writes_per_input: u32,
-    /// Bytes each input writes, for the modelled service (kind `model`, whose state is
-    /// accounted by size: see `edgeshift_edge::ModelService`).
+    /// Bytes each input writes (at most the state), for the modelled service (kind
+    /// `model`, whose state is accounted by size: see `edgeshift_edge::ModelService`).
     pub dirty_bytes_per_input: u64,
     /// Round-trip latency budget (ms); 0: always follow the UE.
     pub latency_budget_ms: u32,
@@ -497,6 +529,13 @@ impl Scenario {
                 "radio.freq_ghz must be 0.5 to 100 GHz for the 38.901 models, not {}",
                 self.radio.freq_ghz
             ));
+        }
+        if self.radio.model == PathLossModel::LogDistance
+            && self.radio.predictor != PredictorName::Trend
+        {
+            return bad(
+                "radio.predictor kalman and markov need a 38.901 radio.model (uma or umi)".into(),
+            );
         }
         if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
             return bad(format!(

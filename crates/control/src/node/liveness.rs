@@ -19,8 +19,8 @@
 //! heartbeat: it never serves a replaced instance, nor activates a stale shadow.
 
 use edgeshift_proto::{
-    Heartbeat, HeartbeatAck, Instant, RelocateAction, RelocationMode, Route, RouteQuery,
-    RouteUpdate, ServerId, ServiceId, Tenure, UeId,
+    Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
+    RouteUpdate, ServerId, ServiceId, Tenure, Timing, UeId,
 };
 
 use super::relocation::Relocation;
@@ -63,10 +63,47 @@ impl ControlNode {
         if let Some(timeout) = self.cfg.server_timeout {
             self.timers.set(Timer::ServerSilent(server), now + timeout);
         }
+        self.drop_unplanned_shadows(server, &m.shadows);
         if self.release_replaced(server, &m.live) {
             return;
         }
         self.send(server, HeartbeatAck { seq: m.seq });
+    }
+
+    /// Discards each shadow `server` holds that no plan of this node names: one whose
+    /// transfer was on its way when it was discarded, or whose early sync arrived after.
+    /// Without this, such a shadow would be kept (and synced) until its service ends.
+    /// A discard that crosses a newer request is harmless: the control link keeps order,
+    /// and the request comes after it.
+    fn drop_unplanned_shadows(&mut self, server: ServerId, shadows: &[ServiceId]) {
+        let unplanned: Vec<ServiceId> = shadows
+            .iter()
+            .copied()
+            .filter(|s| {
+                self.services.get(s).is_none_or(|e| {
+                    e.host != server
+                        && !e.shadows.contains(&server)
+                        && !e.planned.contains(&server)
+                        && e.relocation.is_none_or(|r| r.target() != server)
+                })
+            })
+            .collect();
+        for service in unplanned {
+            if self.services.contains_key(&service) {
+                self.discard(service, vec![server]);
+            } else {
+                self.send(
+                    server,
+                    Relocate {
+                        service,
+                        action: RelocateAction::Discard {
+                            servers: vec![server],
+                        },
+                        timing: Timing::at(Instant::ZERO),
+                    },
+                );
+            }
+        }
     }
 
     /// Releases (again) each instance `server` says is live although the service went live

@@ -84,6 +84,7 @@ impl EdgeServer {
             incarnation: l.cfg.incarnation,
             seq,
             live,
+            shadows: self.shadows.keys().copied().collect(),
         };
         let next = now + l.cfg.heartbeat;
         self.send(self.cfg.control, hb);

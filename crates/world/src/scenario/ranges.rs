@@ -106,7 +106,7 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
         "service.dirty_bytes_per_input",
         v.dirty_bytes_per_input,
         0,
-        v.state_bytes,
+        1 << 30,
     )?;
     int(
         "service.latency_budget_ms",
