@@ -1,8 +1,13 @@
 //! `edgeshift sim --mobility M`: a city through every role, one record per strategy.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use anyhow::Context as _;
 use edgeshift_control::Strategy;
 use edgeshift_world::{City, Mobility};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::SimArgs;
 
@@ -36,6 +41,22 @@ pub(crate) struct CityArgs {
     predictor: edgeshift_world::scenario::PredictorName,
 }
 
+/// A progress bar on stderr over every strategy's simulated time (hidden when stderr is
+/// not a terminal).
+fn bar(s: &edgeshift_world::Scenario, runs: usize) -> ProgressBar {
+    // A run goes on past its end by its drain time (and by up to 30 s to settle).
+    let total_s = (s.duration_s + s.drain_s).ceil() as u64 * runs as u64;
+    let bar = ProgressBar::with_draw_target(Some(total_s), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(&format!(
+        "{{elapsed_precise}} [{{bar:24}}] {{pos}}/{{len}} s simulated ({runs} runs, {} UEs) ETA {{eta}}",
+        s.ues.len()
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
 /// Runs the city of `a` and prints one line per strategy; false if an invariant broke.
 pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
     let strategies: Vec<Strategy> = if a.strategy == "all" {
@@ -65,7 +86,24 @@ pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let report = edgeshift_sim::city::run(&city, &strategies, a.seed, jobs)?;
+    let scenario = city.scenario()?;
+    let progress: Vec<Arc<AtomicU64>> = strategies.iter().map(|_| Arc::default()).collect();
+    let bar = (!a.quiet).then(|| bar(&scenario, strategies.len()));
+    let report = std::thread::scope(|sc| {
+        let run = sc.spawn(|| {
+            edgeshift_sim::city::run_scenario(&city, scenario, &strategies, a.seed, jobs, &progress)
+        });
+        if let Some(bar) = &bar {
+            while !run.is_finished() {
+                let ns: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
+                bar.set_position((ns / 1_000_000_000).min(bar.length().unwrap_or(0)));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            bar.finish_and_clear();
+        }
+        run.join()
+            .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))
+    })??;
     println!(
         "{}: {} UEs, {} cells, {} ME servers, {:.0} s, {} MiB per service, {} Gbit/s backhaul, seed {}",
         report.mobility,

@@ -185,6 +185,9 @@ struct SimArgs {
     /// With --mobility: write the HTML report here (one self-contained file).
     #[arg(long, requires = "mobility")]
     html: Option<PathBuf>,
+    /// No progress bar (there is none anyway when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
     /// Print the message trace.
     #[arg(long)]
     trace: bool,

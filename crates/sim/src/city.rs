@@ -6,6 +6,8 @@
 //! `jobs` threads; the result does not depend on them) and returns a [`CityReport`]. Every
 //! run keeps every invariant checker on; the trace is not kept.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant as WallClock;
 
 use edgeshift_control::Strategy;
@@ -109,20 +111,36 @@ pub fn run(
     seed: u64,
     jobs: usize,
 ) -> Result<CityReport, SimError> {
-    let scenario = city
-        .scenario()
-        .map_err(|e| SimError::Bench(e.to_string()))?;
-    let one = |strategy: Strategy| -> Result<(CityRecord, Report, Vec<LoadSample>), SimError> {
+    let scenario = city.scenario()?;
+    run_scenario(city, scenario, strategies, seed, jobs, &[])
+}
+
+/// [`run`] on the world `scenario` that `city` built; run `i` publishes how far it got
+/// (simulated nanoseconds) in `progress[i]`, if there is one.
+///
+/// # Errors
+/// The simulator could not start.
+pub fn run_scenario(
+    city: &City,
+    scenario: Scenario,
+    strategies: &[Strategy],
+    seed: u64,
+    jobs: usize,
+    progress: &[Arc<AtomicU64>],
+) -> Result<CityReport, SimError> {
+    let runs: Vec<(usize, Strategy)> = strategies.iter().copied().enumerate().collect();
+    let one = |(i, strategy): (usize, Strategy)| -> Result<(CityRecord, Report, Vec<LoadSample>), SimError> {
         let mut cfg = SimConfig::new(strategy, seed);
         cfg.keep_trace = false;
         cfg.sample_load = true;
+        cfg.progress = progress.get(i).cloned();
         let started = WallClock::now();
         let (report, _, loads) = Sim::new(scenario.clone(), cfg)?.run_sampled();
         let wall_s = started.elapsed().as_secs_f64();
         let record = summarize(&scenario, &report, &loads, wall_s);
         Ok((record, report, loads))
     };
-    let results = parallel(strategies, jobs.max(1), one)?;
+    let results = parallel(&runs, jobs.max(1), one)?;
     let mut out = CityReport {
         mobility: city.mobility.to_string(),
         seed,

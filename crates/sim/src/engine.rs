@@ -44,6 +44,9 @@ pub enum SimError {
     /// A benchmark cannot run as asked.
     #[error("{0}")]
     Bench(String),
+    /// A city could not be built.
+    #[error(transparent)]
+    City(#[from] edgeshift_world::CityError),
     /// A benchmark was asked for a strategy it does not know.
     #[error("unknown strategy {0:?} (expected cold, precopy, shadow-replay or shadow-delta)")]
     UnknownStrategy(String),
@@ -79,6 +82,8 @@ pub struct SimConfig {
     pub keep_trace: bool,
     /// Sample each server's live instances and shadows every simulated second.
     pub sample_load: bool,
+    /// Where the run publishes how far it got (simulated nanoseconds), for a progress bar.
+    pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Faults a run injects (all off by default).
@@ -111,6 +116,7 @@ impl SimConfig {
             compute: None,
             keep_trace: true,
             sample_load: false,
+            progress: None,
         }
     }
 }
@@ -613,6 +619,9 @@ impl Sim {
 
     fn measure(&mut self) {
         self.sample_load();
+        if let Some(p) = &self.cfg.progress {
+            p.store(self.now.as_nanos(), std::sync::atomic::Ordering::Relaxed);
+        }
         let t = self.now.as_secs_f64();
         let ues: Vec<(UeId, Pos)> = self
             .scenario
