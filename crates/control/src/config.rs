@@ -94,6 +94,10 @@ pub struct ControlConfig {
     pub sync: SyncMode,
     /// Shadows are dropped when no handover came this long after its predicted time.
     pub shadow_ttl: Duration,
+    /// A shadow (or plan) the predictions stop naming is kept this long before it is
+    /// discarded: candidate lists flicker, and a shadow discarded and asked for again
+    /// costs a whole state transfer.
+    pub stale_grace: Duration,
     /// A handover back to the previous cell within this time is a ping-pong.
     pub pingpong_window: Duration,
     /// Servers above this load hand services to less loaded ones (`None`: off).
@@ -133,6 +137,7 @@ impl ControlConfig {
             jit_margin: Duration::from_millis(300),
             sync: SyncMode::Replay,
             shadow_ttl: Duration::from_secs(5),
+            stale_grace: Duration::from_secs(2),
             pingpong_window: Duration::from_secs(1),
             load_threshold: None,
             load_check_interval: Duration::from_secs(1),

@@ -373,6 +373,7 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
             .map(|h| (CellId(h.from), CellId(h.to), Instant(h.at))),
         relocation: s.relocation.map(relocation_from_v1),
         generation: 0,
+        stale_since: BTreeMap::new(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The registry: one [`ServiceEntry`] per deployed service, found by service, by UE and
 //! by host; deploys; what the topology says about cells, servers and latency.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use edgeshift_proto::{
@@ -48,6 +48,10 @@ pub struct ServiceEntry {
     pub(crate) relocation: Option<Relocation>,
     /// How many times the service changed region (see the `region` module).
     pub(crate) generation: u64,
+    /// Shadows and plans the latest predictions no longer name, since when: they go after
+    /// [`crate::ControlConfig::stale_grace`] (not persisted: a restarted node discards
+    /// them at the next prediction that does not name them).
+    pub(crate) stale_since: BTreeMap<ServerId, Instant>,
 }
 
 impl ControlNode {
@@ -121,6 +125,7 @@ impl ControlNode {
             last_handover: None,
             relocation: None,
             generation: 0,
+            stale_since: BTreeMap::new(),
         };
         self.register(m.service, entry);
         self.send(

@@ -67,12 +67,26 @@ impl ControlNode {
         let Some(e) = self.services.get(&service) else {
             return;
         };
-        let stale: Vec<ServerId> = e
+        let unnamed: Vec<ServerId> = e
             .shadows
             .union(&e.planned)
             .filter(|s| !wanted.iter().any(|w| w.0 == **s))
             .copied()
             .collect();
+        let grace = self.cfg.stale_grace;
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.stale_since.retain(|s, _| unnamed.contains(s));
+        let stale: Vec<ServerId> = unnamed
+            .into_iter()
+            .filter(|s| {
+                now.saturating_duration_since(*e.stale_since.entry(*s).or_insert(now)) >= grace
+            })
+            .collect();
+        for s in &stale {
+            e.stale_since.remove(s);
+        }
         if !stale.is_empty() {
             for s in &stale {
                 self.timers.cancel(Timer::JitStart(service, *s));
@@ -80,8 +94,12 @@ impl ControlNode {
             self.discard(service, stale);
         }
         let mut now_list = Vec::new();
+        // As late as the link allows, one standard deviation of the ETA earlier still.
+        let spread = m.timing.and_then(|t| t.uncertainty).unwrap_or_default();
         let start = match self.cfg.strategy {
-            Strategy::ShadowJit { .. } => eta - (self.transfer_time(bytes) + self.cfg.jit_margin),
+            Strategy::ShadowJit { .. } => {
+                eta - (self.transfer_time(bytes) + self.cfg.jit_margin + spread)
+            }
             _ => now,
         };
         for (server, _) in wanted {
@@ -91,12 +109,17 @@ impl ControlNode {
             if e.shadows.contains(&server) {
                 continue;
             }
+            // A newer ETA moves a planned start earlier, never later: ETAs far ahead
+            // drift, and a start put off past the handover leaves no shadow in time.
+            let start = self
+                .timers
+                .get(&Timer::JitStart(service, server))
+                .map_or(start, |planned| planned.min(start));
             if start <= now {
                 self.timers.cancel(Timer::JitStart(service, server));
                 e.planned.remove(&server);
                 now_list.push(server);
             } else {
-                // A newer ETA moves a planned start.
                 e.planned.insert(server);
                 self.timers.set(Timer::JitStart(service, server), start);
                 self.emit(ControlEvent::ShadowPlanned {
