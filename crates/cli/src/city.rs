@@ -37,7 +37,7 @@ pub(crate) struct CityArgs {
     #[arg(long, default_value_t = 16)]
     dirty_kib: u64,
     /// The cells' handover predictor: trend, kalman or markov (docs/prediction.md).
-    #[arg(long, default_value = "trend")]
+    #[arg(long, default_value = "kalman")]
     predictor: edgeshift_world::scenario::PredictorName,
 }
 

@@ -318,3 +318,58 @@ fn a_restored_node_resumes_an_announced_relocation() {
     assert_eq!(to(&out, 1, 1006).len(), 1, "{out:?}");
     assert!(ControlSnapshot::from_bytes(&[0xff; 3]).is_err());
 }
+
+#[test]
+fn a_shadow_the_predictions_stop_naming_goes_only_after_the_grace() {
+    let mut n = node(Strategy::Shadow);
+    let ms = Instant::from_millis;
+    let out = predict(&mut n, ms(0), &[(2, 0.6), (3, 0.4)], ms(5000));
+    assert_eq!(to(&out, 2, 1003).len() + to(&out, 3, 1003).len(), 2);
+    // Server 3 drops out of the list for a moment and comes back: nothing is discarded,
+    // nothing asked for again (each would cost a whole state transfer).
+    let out = predict(&mut n, ms(200), &[(2, 0.9)], ms(5000));
+    assert!(to(&out, 3, 1006).is_empty(), "{out:?}");
+    let out = predict(&mut n, ms(1000), &[(2, 0.6), (3, 0.4)], ms(5000));
+    assert!(to(&out, 3, 1003).is_empty() && to(&out, 3, 1006).is_empty());
+    // Unnamed again, from 1.2 s: still kept at 3 s, discarded at 3.2 s (2 s of grace).
+    predict(&mut n, ms(1200), &[(2, 0.9)], ms(5000));
+    let out = predict(&mut n, ms(3000), &[(2, 0.9)], ms(5000));
+    assert!(to(&out, 3, 1006).is_empty());
+    let out = predict(&mut n, ms(3200), &[(2, 0.9)], ms(5000));
+    assert_eq!(to(&out, 3, 1006).len(), 1, "discarded after the grace");
+    assert!(to(&out, 2, 1006).is_empty());
+}
+
+#[test]
+fn a_later_eta_never_puts_off_a_planned_shadow_jit_start() {
+    let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
+    let report = LoadReport {
+        server: ServerId(1),
+        load: 0.1,
+        services: vec![(ServiceId(1), 125_000_000)],
+    };
+    n.handle_message(Instant::ZERO, ServerId(1).into(), report.into());
+    let ms = Instant::from_millis;
+    // 1 s of transfer and 300 ms of margin before 10 s: 8.7 s.
+    predict(&mut n, ms(0), &[(2, 0.6)], ms(10_000));
+    assert_eq!(n.poll_timeout(), Some(ms(8700)));
+    // The ETA drifts to 14 s: the start stays at 8.7 s.
+    predict(&mut n, ms(1000), &[(2, 0.6)], ms(14_000));
+    assert_eq!(n.poll_timeout(), Some(ms(8700)));
+    // An earlier ETA, with a spread of 500 ms: it moves to 8 - 1.3 - 0.5 = 6.2 s.
+    let m = HandoverPrediction {
+        ue: UeId(1),
+        source: CellId(1),
+        candidates: vec![Candidate {
+            cell: CellId(2),
+            likelihood: 0.6,
+        }],
+        timing: Some(Timing::at_within(
+            ms(8000),
+            std::time::Duration::from_millis(500),
+        )),
+    };
+    n.handle_message(ms(2000), CellId(1).into(), m.into());
+    drain(&mut n);
+    assert_eq!(n.poll_timeout(), Some(ms(6200)));
+}

@@ -91,7 +91,8 @@ pub struct City {
 
 impl City {
     /// The defaults of `edgeshift sim --mobility`: 500 m ISD, 3 cells per server, 128 MiB
-    /// of state with 16 KiB written per input, 1 Gbit/s backhaul, 6 dB shadowing.
+    /// of state with 16 KiB written per input, 1 Gbit/s backhaul, 6 dB shadowing, the
+    /// Kalman predictor (vehicles report their position).
     #[must_use]
     pub fn new(mobility: Mobility) -> Self {
         Self {
@@ -105,7 +106,7 @@ impl City {
             backhaul_gbit: 1.0,
             shadowing_db: 6.0,
             seed: 1,
-            predictor: PredictorName::Trend,
+            predictor: PredictorName::Kalman,
         }
     }
 }
