@@ -79,8 +79,9 @@ struct PredictArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// trend (A3-margin trend), kalman (position Kalman filter through the radio map) or
-    /// markov (kalman blended with a cell-sequence model each cell learns from its handovers).
+    /// trend (A3-margin trend), kalman (position Kalman filter through the radio map),
+    /// markov (kalman blended with a cell-sequence model each cell learns from its handovers)
+    /// or learned (kalman with the handover points, position and heading, each cell learns).
     #[arg(long, default_value = "trend")]
     predictor: String,
     /// UEs of a synthetic model.

@@ -68,6 +68,10 @@ pub struct PredictorConfig {
     /// Smallest probability of the most likely next cell for a prediction from the
     /// sequence model alone.
     pub sequence_min_top: f64,
+    /// Wrap the predictor with the handover points the cell learns from its own
+    /// handovers (position, heading, target: [`crate::PointsPredictor`]); needs positions
+    /// in the reports.
+    pub points: bool,
 }
 
 /// Builds a custom predictor from the cell's predictor settings.
@@ -110,12 +114,17 @@ impl PredictorConfig {
             }
             PredictorKind::Custom(make) => make(self),
         };
-        if self.sequence {
+        let base = if self.sequence {
             Box::new(crate::SequencePredictor::new(
                 base,
                 self.horizon,
                 self.sequence_min_top,
             ))
+        } else {
+            base
+        };
+        if self.points {
+            Box::new(crate::PointsPredictor::new(base, self.horizon))
         } else {
             base
         }
@@ -158,6 +167,7 @@ impl Default for PredictorConfig {
             kind: PredictorKind::Trend,
             sequence: false,
             sequence_min_top: 0.6,
+            points: false,
         }
     }
 }

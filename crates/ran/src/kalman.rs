@@ -93,7 +93,7 @@ impl Track {
         [self.x[0][0], self.x[1][0]]
     }
 
-    fn velocity(&self) -> [f64; 2] {
+    pub(crate) fn velocity(&self) -> [f64; 2] {
         [self.x[0][1], self.x[1][1]]
     }
 

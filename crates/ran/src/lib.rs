@@ -37,6 +37,7 @@
 mod config;
 mod kalman;
 mod measurement;
+mod points;
 mod predict;
 mod predictor;
 mod sequence;
@@ -45,6 +46,7 @@ mod station;
 pub use config::{PredictorConfig, PredictorFactory, PredictorKind, RanConfig};
 pub use kalman::RadioMap;
 pub use measurement::measurement_report;
+pub use points::PointsPredictor;
 pub use predict::{Prediction, Sample};
 pub use predictor::{KalmanPredictor, Predictor, SequencePredictor, TrendPredictor, UeView};
 pub use station::{BaseStation, MeasurementReport, RanEvent, TTT_VALUES_MS, is_standard_ttt};

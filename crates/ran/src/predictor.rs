@@ -54,6 +54,10 @@ pub trait Predictor: std::fmt::Debug + Send {
     /// This cell handed a UE that had arrived from `from` (`None`: attached here) over to
     /// `to` after `dwell`. Learning predictors keep it.
     fn learn(&mut self, _from: Option<CellId>, _to: CellId, _dwell: Duration) {}
+
+    /// This cell handed `ue` (as it was seen then: position, track) over to `to`.
+    /// Predictors that learn where handovers happen keep it.
+    fn learn_handover(&mut self, _ue: &UeView<'_>, _to: CellId) {}
 }
 
 /// Least-squares trend of each neighbour's A3 margin (needs only RSRP).
@@ -168,5 +172,9 @@ impl Predictor for SequencePredictor {
     fn learn(&mut self, from: Option<CellId>, to: CellId, dwell: Duration) {
         self.sequences.learn(from, to, dwell);
         self.inner.learn(from, to, dwell);
+    }
+
+    fn learn_handover(&mut self, ue: &UeView<'_>, to: CellId) {
+        self.inner.learn_handover(ue, to);
     }
 }

@@ -134,6 +134,23 @@ struct UeCtx {
     reported: Option<Instant>,
 }
 
+/// What a predictor sees of `ue` now.
+fn view<'a>(cfg: &RanConfig, ue: UeId, now: Instant, ctx: &'a UeCtx) -> crate::UeView<'a> {
+    crate::UeView {
+        ue,
+        now,
+        serving: cfg.cell,
+        time_to_trigger: cfg.time_to_trigger,
+        a3_threshold_db: cfg.a3_offset_db + cfg.hysteresis_db,
+        history: &ctx.history,
+        a3_since: &ctx.a3_since,
+        last: ctx.last.as_ref(),
+        arrived: ctx.arrived,
+        joined: ctx.joined,
+        track: ctx.track.as_ref(),
+    }
+}
+
 /// A base station serving one cell.
 #[derive(Debug)]
 pub struct BaseStation {
@@ -338,20 +355,7 @@ impl BaseStation {
             let Some(ctx) = self.ues.get(&ue) else {
                 return;
             };
-            let view = crate::UeView {
-                ue,
-                now,
-                serving: self.cfg.cell,
-                time_to_trigger: self.cfg.time_to_trigger,
-                a3_threshold_db: self.cfg.a3_offset_db + self.cfg.hysteresis_db,
-                history: &ctx.history,
-                a3_since: &ctx.a3_since,
-                last: ctx.last.as_ref(),
-                arrived: ctx.arrived,
-                joined: ctx.joined,
-                track: ctx.track.as_ref(),
-            };
-            self.predictor.predict(&view)
+            self.predictor.predict(&view(&self.cfg, ue, now, ctx))
         };
         let cfg = &self.cfg.predictor;
         let Some(ctx) = self.ues.get_mut(&ue) else {
@@ -474,6 +478,8 @@ impl BaseStation {
             self.predictor
                 .learn(from, target, now.saturating_duration_since(since));
         }
+        let view = view(&self.cfg, ue, now, ctx);
+        self.predictor.learn_handover(&view, target);
         self.leaving.set(ue, now + self.cfg.leaving_timeout);
         self.events
             .push_back(RanEvent::HandoverExecuted { ue, target });

@@ -57,7 +57,8 @@ pub struct PredictConfig {
     pub shadowing_db: f64,
     /// Seed.
     pub seed: u64,
-    /// `trend`, `kalman` or `markov` (Kalman blended with the cell-sequence model).
+    /// `trend`, `kalman`, `markov` (Kalman blended with the cell-sequence model) or
+    /// `learned` (Kalman with the handover points each cell learns).
     pub predictor: String,
 }
 
@@ -69,7 +70,7 @@ pub enum PredictError {
     #[error(transparent)]
     Trace(#[from] FcdError),
     /// Unknown predictor.
-    #[error("unknown predictor {0:?} (trend, kalman, markov)")]
+    #[error("unknown predictor {0:?} (trend, kalman, markov, learned)")]
     Predictor(String),
     /// Unknown mobility model.
     #[error("unknown mobility {0:?} (sumo:FILE, rwp, gauss-markov, manhattan)")]
@@ -159,10 +160,11 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
         })
     };
     // `markov`: the Kalman predictor blended with the cell-sequence model.
-    let (kind, sequence) = match cfg.predictor.as_str() {
-        "trend" => (PredictorKind::Trend, false),
-        "kalman" => (map(), false),
-        "markov" => (map(), true),
+    let (kind, sequence, points) = match cfg.predictor.as_str() {
+        "trend" => (PredictorKind::Trend, false, false),
+        "kalman" => (map(), false, false),
+        "markov" => (map(), true, false),
+        "learned" => (map(), false, true),
         other => return Err(PredictError::Predictor(other.to_owned())),
     };
     let mut cells: BTreeMap<CellId, BaseStation> = sites
@@ -171,6 +173,7 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
             let mut rc = RanConfig::new(CellId(s.id));
             rc.predictor.kind = kind.clone();
             rc.predictor.sequence = sequence;
+            rc.predictor.points = points;
             (CellId(s.id), BaseStation::new(rc))
         })
         .collect();

@@ -128,7 +128,7 @@ impl Scenario {
             PathLossModel::Uma => Some(Environment::UMa),
             PathLossModel::LogDistance => None,
         };
-        if let (PredictorName::Kalman | PredictorName::Markov, Some(env)) =
+        if let (PredictorName::Kalman | PredictorName::Markov | PredictorName::Learned, Some(env)) =
             (self.radio.predictor, env)
         {
             rc.predictor.kind = PredictorKind::Kalman(RadioMap {
@@ -145,6 +145,7 @@ impl Scenario {
                 decorrelation_m: self.radio.decorrelation_m,
             });
             rc.predictor.sequence = self.radio.predictor == PredictorName::Markov;
+            rc.predictor.points = self.radio.predictor == PredictorName::Learned;
         }
         rc
     }

@@ -143,6 +143,10 @@ pub enum PredictorName {
     Kalman,
     /// `kalman` blended with the cell-sequence model each cell learns from its handovers.
     Markov,
+    /// `kalman` with the handover points (position, heading, target) each cell learns
+    /// from its own handovers: the targets ahead on the UE's road, seconds before its
+    /// radio shows them.
+    Learned,
 }
 
 impl std::str::FromStr for PredictorName {
@@ -153,8 +157,9 @@ impl std::str::FromStr for PredictorName {
             "trend" => Ok(Self::Trend),
             "kalman" => Ok(Self::Kalman),
             "markov" => Ok(Self::Markov),
+            "learned" => Ok(Self::Learned),
             other => Err(format!(
-                "unknown predictor {other:?} (trend, kalman, markov)"
+                "unknown predictor {other:?} (trend, kalman, markov, learned)"
             )),
         }
     }
@@ -534,7 +539,8 @@ impl Scenario {
             && self.radio.predictor != PredictorName::Trend
         {
             return bad(
-                "radio.predictor kalman and markov need a 38.901 radio.model (uma or umi)".into(),
+                "radio.predictor kalman, markov and learned need a 38.901 radio.model (uma or umi)"
+                    .into(),
             );
         }
         if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
