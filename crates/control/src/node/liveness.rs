@@ -19,8 +19,8 @@
 //! heartbeat: it never serves a replaced instance, nor activates a stale shadow.
 
 use edgeshift_proto::{
-    Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
-    RouteUpdate, ServerId, ServiceId, Tenure, Timing, UeId,
+    Heartbeat, HeartbeatAck, Instant, RelocateAction, RelocationMode, Route, RouteQuery,
+    RouteUpdate, ServerId, ServiceId, Tenure, UeId,
 };
 
 use super::relocation::Relocation;
@@ -70,17 +70,18 @@ impl ControlNode {
         self.send(server, HeartbeatAck { seq: m.seq });
     }
 
-    /// Discards each shadow `server` holds that no plan of this node names: one whose
-    /// transfer was on its way when it was discarded, or whose early sync arrived after.
-    /// Without this, such a shadow would be kept (and synced) until its service ends.
-    /// A discard that crosses a newer request is harmless: the control link keeps order,
-    /// and the request comes after it.
+    /// Discards each shadow `server` holds of a service of this node's whose plan does not
+    /// name it: a shadow whose transfer was on its way when it was discarded, or whose
+    /// early sync arrived after. Without this, it would be kept (and synced) until its
+    /// service ends. A discard that crosses a newer request is harmless: the control link
+    /// keeps order, and the request comes after it. Services this node does not hold are
+    /// left alone: another region's node may have asked for them.
     fn drop_unplanned_shadows(&mut self, server: ServerId, shadows: &[ServiceId]) {
         let unplanned: Vec<ServiceId> = shadows
             .iter()
             .copied()
             .filter(|s| {
-                self.services.get(s).is_none_or(|e| {
+                self.services.get(s).is_some_and(|e| {
                     e.host != server
                         && !e.shadows.contains(&server)
                         && !e.planned.contains(&server)
@@ -89,20 +90,7 @@ impl ControlNode {
             })
             .collect();
         for service in unplanned {
-            if self.services.contains_key(&service) {
-                self.discard(service, vec![server]);
-            } else {
-                self.send(
-                    server,
-                    Relocate {
-                        service,
-                        action: RelocateAction::Discard {
-                            servers: vec![server],
-                        },
-                        timing: Timing::at(Instant::ZERO),
-                    },
-                );
-            }
+            self.discard(service, vec![server]);
         }
     }
 
