@@ -6,6 +6,9 @@
 //! A seed fixes the whole run: `Sim::new(scenario, SimConfig::new(strategy, seed)).run()`
 //! gives the same [`Report`] and trace every time. Every message is encoded and decoded
 //! with the wire codec on its way, so the codec is exercised by every run.
+//!
+//! City runs ([`city::run`]) put a mobility trace's UEs through the same engine, one run
+//! per strategy; [`html::render`] draws their report.
 #![forbid(unsafe_code)]
 
 pub mod bench;

@@ -10,7 +10,9 @@
 //! - the radio side both drivers play: positions along routes ([`radio::position`]), mean
 //!   and measured RSRP ([`Scenario::measure`]), how a handover's radio gap ends ([`Join`]);
 //! - [`Node`]: any role behind one `Role` implementation, with a [`Command`] for inputs
-//!   that are not messages.
+//!   that are not messages;
+//! - [`City`]: a scenario built from mobility (a SUMO trace or a synthetic model) on a hex
+//!   layout, for city runs with the modelled service.
 //!
 //! ```no_run
 //! use edgeshift_control::Strategy;
