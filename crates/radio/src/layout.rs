@@ -12,6 +12,31 @@ pub struct Site {
     pub y: f64,
 }
 
+/// The box `[min_x, min_y, max_x, max_y]` around `points`; `None` without a finite point.
+#[must_use]
+pub fn bounds(points: impl IntoIterator<Item = [f64; 2]>) -> Option<[f64; 4]> {
+    let b = points
+        .into_iter()
+        .filter(|p| p[0].is_finite() && p[1].is_finite())
+        .fold(
+            [
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY,
+            ],
+            |b, p| {
+                [
+                    b[0].min(p[0]),
+                    b[1].min(p[1]),
+                    b[2].max(p[0]),
+                    b[3].max(p[1]),
+                ]
+            },
+        );
+    b[0].is_finite().then_some(b)
+}
+
 /// A hexagonal grid of single-cell sites with inter-site distance `isd` (m) covering the
 /// box `[min_x, min_y, max_x, max_y]` plus one ring of margin, so UEs at the edge of the
 /// box have neighbours on every side.
@@ -102,6 +127,13 @@ mod tests {
                 a.id
             );
         }
+    }
+
+    #[test]
+    fn bounds_box_the_finite_points() {
+        let b = bounds([[3.0, -1.0], [f64::NAN, 9.0], [-2.0, 4.0]]);
+        assert_eq!(b, Some([-2.0, -1.0, 3.0, 4.0]));
+        assert_eq!(bounds([]), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use edgeshift_proto::{
     CellId, HandoverConfirm, HandoverPrediction, HandoverRequest, Instant, Message, NodeId, Role,
     UeId,
 };
-use edgeshift_radio::layout::{Site, hex_grid};
+use edgeshift_radio::layout::{Site, bounds, hex_grid};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility, RandomWaypoint};
 use edgeshift_radio::pathloss::{Environment, ThreeGpp, rsrp_dbm};
@@ -548,26 +548,9 @@ fn ue_tracks(cfg: &PredictConfig, rng: &mut ChaCha8Rng) -> Result<(Vec<Track>, f
 
 /// The area the UEs cover, sampled every second over the run.
 fn bounds_of(tracks: &[Track], duration: f64) -> [f64; 4] {
-    let mut b = [
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    ];
-    for tr in tracks {
-        for i in 0..=(duration.max(0.0) as u32) {
-            if let Some(p) = tr(f64::from(i)) {
-                b = [
-                    b[0].min(p[0]),
-                    b[1].min(p[1]),
-                    b[2].max(p[0]),
-                    b[3].max(p[1]),
-                ];
-            }
-        }
-    }
-    if !b[0].is_finite() {
-        return [0.0, 0.0, 2000.0, 2000.0];
-    }
-    b
+    let seconds = 0..=(duration.max(0.0) as u32);
+    let positions = tracks
+        .iter()
+        .flat_map(|tr| seconds.clone().filter_map(|i| tr(f64::from(i))));
+    bounds(positions).unwrap_or([0.0, 0.0, 2000.0, 2000.0])
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use edgeshift_radio::layout::hex_grid;
+use edgeshift_radio::layout::{bounds, hex_grid};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility as Model, RandomWaypoint};
 use edgeshift_radio::sumo::{FcdError, FcdTrace};
 use rand::{Rng, SeedableRng};
@@ -245,26 +245,13 @@ impl City {
     pub fn scenario(&self) -> Result<Scenario, CityError> {
         self.check()?;
         let (tracks, duration) = self.tracks()?;
-        let mut b = [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ];
-        for s in tracks.iter().flatten() {
-            b = [
-                b[0].min(s[1]),
-                b[1].min(s[2]),
-                b[2].max(s[1]),
-                b[3].max(s[2]),
-            ];
-        }
-        if !b[0].is_finite() {
+        let positions = tracks.iter().flatten().map(|s| [s[1], s[2]]);
+        let Some(b) = bounds(positions) else {
             return Err(CityError::Invalid(format!(
                 "{} has no positions",
                 self.mobility
             )));
-        }
+        };
         let sites = hex_grid(b, self.isd_m);
         let servers_of = cluster(&sites, self.isd_m, self.cells_per_server);
         let cells: Vec<CellDef> = sites
