@@ -38,15 +38,40 @@ impl MemConfig {
     /// A spec deploying the reference service with this config.
     #[must_use]
     pub fn spec(&self, latency_budget_ms: u32) -> ServiceSpec {
-        ServiceSpec {
-            code: CodeRef::Inline {
-                kind: MEM_KIND.into(),
-                bytes: MEM_CODE.to_vec(),
-            },
-            config: self.encode(),
-            latency_budget_ms,
-        }
+        builtin_spec(MEM_KIND, MEM_CODE, self.encode(), latency_budget_ms)
     }
+}
+
+/// A spec deploying a built-in service: its kind and compiled-in code, its config.
+pub(crate) fn builtin_spec(
+    kind: &str,
+    code: &[u8],
+    config: Vec<u8>,
+    latency_budget_ms: u32,
+) -> ServiceSpec {
+    ServiceSpec {
+        code: CodeRef::Inline {
+            kind: kind.into(),
+            bytes: code.to_vec(),
+        },
+        config,
+        latency_budget_ms,
+    }
+}
+
+/// The config of a built-in service `name`d in errors, if `code` is `expected`.
+fn builtin_config<C: serde::de::DeserializeOwned>(
+    name: &str,
+    expected: &[u8],
+    code: &[u8],
+    config: &[u8],
+) -> Result<C, ServiceError> {
+    if code != expected {
+        return Err(ServiceError::InvalidCode(format!(
+            "not the {name} service's code"
+        )));
+    }
+    postcard::from_bytes(config).map_err(|e| ServiceError::InvalidConfig(e.to_string()))
 }
 
 /// The reference service.
@@ -224,27 +249,17 @@ impl ServiceFactory for MemFactory {
         code: &[u8],
         config: &[u8],
     ) -> Result<Box<dyn Service>, ServiceError> {
-        if kind == MODEL_KIND {
-            if code != MODEL_CODE {
-                return Err(ServiceError::InvalidCode(
-                    "not the modelled service's code".into(),
-                ));
+        match kind {
+            MODEL_KIND => {
+                let cfg: ModelConfig = builtin_config("modelled", MODEL_CODE, code, config)?;
+                Ok(Box::new(ModelService::new(cfg)?))
             }
-            let cfg: ModelConfig = postcard::from_bytes(config)
-                .map_err(|e| ServiceError::InvalidConfig(e.to_string()))?;
-            return Ok(Box::new(ModelService::new(cfg)?));
+            MEM_KIND => {
+                let cfg: MemConfig = builtin_config("reference", MEM_CODE, code, config)?;
+                Ok(Box::new(MemService::new(cfg)?))
+            }
+            other => Err(ServiceError::UnknownKind(other.to_owned())),
         }
-        if kind != MEM_KIND {
-            return Err(ServiceError::UnknownKind(kind.to_owned()));
-        }
-        if code != MEM_CODE {
-            return Err(ServiceError::InvalidCode(
-                "not the reference service's code".into(),
-            ));
-        }
-        let cfg: MemConfig =
-            postcard::from_bytes(config).map_err(|e| ServiceError::InvalidConfig(e.to_string()))?;
-        Ok(Box::new(MemService::new(cfg)?))
     }
 }
 

@@ -22,7 +22,7 @@ use edgeshift_proto::{CodeRef, DeltaChunk, Message, ServiceSpec, SyncBody};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128, xxh3_128_with_seed};
 
-use crate::memservice::CHUNK;
+use crate::memservice::{CHUNK, MemConfig, builtin_spec};
 use crate::service::{Service, ServiceError};
 
 /// Runtime kind of the modelled service.
@@ -42,8 +42,8 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Largest size stood for (4 GiB, as the in-memory service).
-    pub const MAX_STATE: u64 = 4 << 30;
+    /// Largest size stood for: as the in-memory service's.
+    pub const MAX_STATE: u64 = MemConfig::MAX_STATE;
 
     /// Encodes the config for [`ServiceSpec::config`].
     #[must_use]
@@ -54,14 +54,7 @@ impl ModelConfig {
     /// A spec deploying the modelled service with this config.
     #[must_use]
     pub fn spec(&self, latency_budget_ms: u32) -> ServiceSpec {
-        ServiceSpec {
-            code: CodeRef::Inline {
-                kind: MODEL_KIND.into(),
-                bytes: MODEL_CODE.to_vec(),
-            },
-            config: self.encode(),
-            latency_budget_ms,
-        }
+        builtin_spec(MODEL_KIND, MODEL_CODE, self.encode(), latency_budget_ms)
     }
 
     /// The config of `spec` if it deploys the modelled service.
