@@ -335,10 +335,7 @@ fn the_dashboard_shows_the_relocation_in_headless_chromium() {
     );
     let start = Instant::now();
     let rows = loop {
-        let n = page
-            .eval("document.querySelectorAll('tr.relocation[data-outcome=\"completed\"]').length")
-            .as_u64()
-            .unwrap_or(0);
+        let n = page.count("tr.relocation[data-outcome=\"completed\"]");
         if n > 0 || start.elapsed() > Duration::from_secs(30) {
             break n;
         }
@@ -354,10 +351,7 @@ fn the_dashboard_shows_the_relocation_in_headless_chromium() {
         ("#timeline *", 1),
         ("#figures *", 1),
     ] {
-        let n = page
-            .eval(&format!("document.querySelectorAll('{sel}').length"))
-            .as_u64()
-            .unwrap_or(0);
+        let n = page.count(sel);
         assert!(n >= min, "{sel}: {n} elements");
     }
     let png = screenshot(&mut page);

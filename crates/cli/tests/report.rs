@@ -73,10 +73,7 @@ fn the_city_report_renders_every_chart_in_headless_chromium() {
         ("#map .relocation", 1),
         ("#load polyline.series", 5),
     ] {
-        let n = page
-            .eval(&format!("document.querySelectorAll('{sel}').length"))
-            .as_u64()
-            .unwrap_or(0);
+        let n = page.count(sel);
         assert!(n >= min, "{sel}: {n} elements");
     }
     // Every chart has a size on screen.

@@ -55,6 +55,16 @@ fn predict(n: &mut ControlNode, now: Instant, cells: &[(u32, f32)], eta: Instant
     drain(n)
 }
 
+/// Server 1 reports service 1 at 125 MB: a second over the default 1 Gbit/s.
+fn state_of_125_mb(n: &mut ControlNode) {
+    let report = LoadReport {
+        server: ServerId(1),
+        load: 0.1,
+        services: vec![(ServiceId(1), 125_000_000)],
+    };
+    n.handle_message(Instant::ZERO, ServerId(1).into(), report.into());
+}
+
 fn execute(
     n: &mut ControlNode,
     now: Instant,
@@ -185,12 +195,7 @@ fn relocation_is_triggered_at_the_announced_time_not_before() {
 #[test]
 fn shadow_jit_prepares_only_likely_candidates_and_as_late_as_the_link_allows() {
     let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
-    let report = LoadReport {
-        server: ServerId(1),
-        load: 0.1,
-        services: vec![(ServiceId(1), 125_000_000)],
-    };
-    n.handle_message(Instant::ZERO, ServerId(1).into(), report.into());
+    state_of_125_mb(&mut n);
     // 125 MB over 1 Gbit/s = 1 s, plus the 300 ms margin: start at 10 - 1.3 = 8.7 s.
     let out = predict(
         &mut n,
@@ -343,12 +348,7 @@ fn a_shadow_the_predictions_stop_naming_goes_only_after_the_grace() {
 #[test]
 fn a_later_eta_never_puts_off_a_planned_shadow_jit_start() {
     let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
-    let report = LoadReport {
-        server: ServerId(1),
-        load: 0.1,
-        services: vec![(ServiceId(1), 125_000_000)],
-    };
-    n.handle_message(Instant::ZERO, ServerId(1).into(), report.into());
+    state_of_125_mb(&mut n);
     let ms = Instant::from_millis;
     // 1 s of transfer and 300 ms of margin before 10 s: 8.7 s.
     predict(&mut n, ms(0), &[(2, 0.6)], ms(10_000));

@@ -305,8 +305,9 @@ impl Sim {
         };
         let ues = s.ues.iter().map(|u| (UeId(u.id), ServiceId(u.id)));
         let recorder = Recorder::new(meta, ues);
+        let model = ModelConfig::of(&spec);
         let mut sim = Self {
-            spec: spec.clone(),
+            spec,
             now: Instant::ZERO,
             end,
             queue: EventQueue::default(),
@@ -326,7 +327,7 @@ impl Sim {
             cuts: Vec::new(),
             jobs: BTreeMap::new(),
             next_job: 0,
-            model: ModelConfig::of(&spec),
+            model,
             loads: Vec::new(),
             scenario,
             cfg,

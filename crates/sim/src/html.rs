@@ -252,20 +252,16 @@ fn cost(h: &mut String, r: &CityReport) {
         .log10()
         .ceil()
         .max(1.0);
+    let bottom = t + ht;
     for (i, s) in r.strategies.iter().enumerate() {
         let x = l + 5.0 + bw * i as f64;
         let share = s.hidden_share.unwrap_or(0.0);
-        let bh = ht * share;
-        let _ = write!(
+        let hidden = format!("{:.1} % hidden", share * 100.0);
+        bar(
             h,
-            "<rect class=\"bar hidden-share\" data-strategy=\"{}\" x=\"{x:.1}\" y=\"{:.1}\" \
-             width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{}: {:.1} % hidden</title></rect>",
-            esc(&s.strategy),
-            t + ht - bh,
-            bw * 0.8,
-            colour(i),
-            esc(&s.strategy),
-            share * 100.0
+            ("hidden-share", i, &s.strategy),
+            [x, bottom, bw * 0.8, ht * share],
+            &hidden,
         );
         let c = s.shadow_resource_s_per_ue_h;
         let ch = if c >= 1.0 {
@@ -274,15 +270,12 @@ fn cost(h: &mut String, r: &CityReport) {
             0.0
         };
         let x2 = x + w / 2.0 + 20.0;
-        let _ = write!(
+        let cost = format!("{c:.0} MiB·s per UE·h");
+        bar(
             h,
-            "<rect class=\"bar shadow-cost\" data-strategy=\"{}\" x=\"{x2:.1}\" y=\"{:.1}\" \
-             width=\"{:.1}\" height=\"{ch:.1}\" fill=\"{}\"><title>{}: {c:.0} MiB·s per UE·h</title></rect>",
-            esc(&s.strategy),
-            t + ht - ch,
-            bw * 0.8,
-            colour(i),
-            esc(&s.strategy)
+            ("shadow-cost", i, &s.strategy),
+            [x2, bottom, bw * 0.8, ch],
+            &cost,
         );
     }
     let _ = write!(
@@ -295,6 +288,22 @@ fn cost(h: &mut String, r: &CityReport) {
     );
     legend(h, r, l + 10.0, t + ht + 32.0);
     h.push_str("</svg></div>\n");
+}
+
+/// One bar of `class` for strategy number `i`, standing on `bottom` at `x`: `[x, bottom,
+/// width, height]`, with `what` as its tooltip.
+fn bar(h: &mut String, (class, i, strategy): (&str, usize, &str), b: [f64; 4], what: &str) {
+    let [x, bottom, width, height] = b;
+    let _ = write!(
+        h,
+        "<rect class=\"bar {class}\" data-strategy=\"{}\" x=\"{x:.1}\" y=\"{:.1}\" \
+         width=\"{width:.1}\" height=\"{height:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
+        esc(strategy),
+        bottom - height,
+        colour(i),
+        esc(strategy),
+        esc(what)
+    );
 }
 
 /// Cells (coloured by server), servers, sampled tracks, relocations of the strategy with

@@ -90,6 +90,13 @@ impl Cdp {
         r["result"]["value"].clone()
     }
 
+    /// How many elements of the page match the CSS selector `sel`.
+    pub fn count(&mut self, sel: &str) -> u64 {
+        self.eval(&format!("document.querySelectorAll('{sel}').length"))
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// Console errors and warnings, uncaught exceptions, error log entries.
     pub fn problems(&self) -> Vec<String> {
         self.events
