@@ -198,6 +198,9 @@ pub(crate) struct DemoArgs {
     /// Write the run's JSON record (as `edgeshift sim --json`) here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the run's HTML report (as `edgeshift sim --html`) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Serve the ETSI MEC APIs and the dashboard here (docs/api.md).
     #[arg(long)]
     api: Option<SocketAddr>,
@@ -490,7 +493,9 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         ),
         cfg.strategy
     );
+    let started = std::time::Instant::now();
     let run = runtime()?.block_on(demo::run(&cfg))?;
+    let wall_s = started.elapsed().as_secs_f64();
     let report = run.report();
     println!("\n{}", run.render(3));
     println!(
@@ -508,6 +513,25 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     );
     if let Some(path) = &a.json {
         crate::write_json(path, &report)?;
+    }
+    if let Some(path) = &a.html {
+        if let Some(d) = cfg.duration_s {
+            scenario.duration_s = d;
+        }
+        if let Some(m) = cfg.state_mib {
+            scenario.service.state_bytes = m << 20;
+        }
+        let servers = scenario
+            .servers
+            .iter()
+            .map(|s| edgeshift_proto::ServerId(s.id));
+        let run = edgeshift_sim::city::WorldRun {
+            report: report.clone(),
+            loads: run.loads(servers),
+            wall_s,
+        };
+        let label = format!("live demo: {} ({})", cfg.scenario, cfg.strategy);
+        crate::write_html(path, label, cfg.seed, scenario, vec![run])?;
     }
     for v in &report.violations {
         println!("  violation: {}", v.what);

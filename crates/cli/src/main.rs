@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use edgeshift_control::Strategy;
 use edgeshift_proto::SyncMode;
+use edgeshift_sim::city::{CityReport, WorldRun};
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
 mod check;
@@ -183,8 +184,9 @@ struct SimArgs {
     /// Write the JSON record here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// With --mobility: write the HTML report here (one self-contained file).
-    #[arg(long, requires = "mobility")]
+    /// Write the HTML report here (one self-contained file: table, interruption CDF, cost,
+    /// map, server load).
+    #[arg(long, conflicts_with_all = ["runs", "trace"])]
     html: Option<PathBuf>,
     /// No progress bar (there is none anyway when stderr is not a terminal).
     #[arg(long)]
@@ -221,6 +223,9 @@ struct DemoArgs {
     /// Write the shadow run's JSON record here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the HTML report of both runs here (as `edgeshift sim --html`).
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 fn sim_config(
@@ -241,6 +246,37 @@ fn sim_config(
         cfg.sync = SyncMode::Delta;
     }
     Ok(cfg)
+}
+
+/// One run of `scenario` with the servers' load sampled: its report, trace, and what the
+/// HTML report takes.
+fn sampled_run(
+    scenario: &Scenario,
+    mut cfg: SimConfig,
+) -> anyhow::Result<(Report, Vec<TraceEntry>, WorldRun)> {
+    cfg.sample_load = true;
+    let started = std::time::Instant::now();
+    let (report, trace, loads) = edgeshift_sim::Sim::new(scenario.clone(), cfg)?.run_sampled();
+    let run = WorldRun {
+        report: report.clone(),
+        loads,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    Ok((report, trace, run))
+}
+
+/// Writes the HTML report of `runs` (one per strategy) of the world `scenario`.
+pub(crate) fn write_html(
+    path: &PathBuf,
+    label: String,
+    seed: u64,
+    scenario: Scenario,
+    runs: Vec<WorldRun>,
+) -> anyhow::Result<()> {
+    let state = scenario.service.state_bytes;
+    let report = CityReport::from_runs(label, seed, scenario, state, runs);
+    std::fs::write(path, edgeshift_sim::html::render(&report))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_json(path: &PathBuf, report: &Report) -> anyhow::Result<()> {
@@ -283,7 +319,18 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         println!("swarm knobs of seed {}: {knobs}", a.seed);
         knobs.apply(&mut scenario, &mut cfg);
     }
-    let (report, trace) = edgeshift_sim::run(scenario, cfg)?;
+    let (report, trace) = if let Some(path) = &a.html {
+        let label = format!("scenario {} ({strategy})", scenario.name);
+        let state = cfg.state_bytes;
+        let (report, trace, run) = sampled_run(&scenario, cfg)?;
+        if let Some(b) = state {
+            scenario.service.state_bytes = b;
+        }
+        write_html(path, label, a.seed, scenario, vec![run])?;
+        (report, trace)
+    } else {
+        edgeshift_sim::run(scenario, cfg)?
+    };
     if a.trace
         && let Err(e) = summary::print_trace(&trace, false)
     {
@@ -392,9 +439,12 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         "simulated in virtual time; {} MiB service state, seed {}\n",
         a.state_mib, a.seed
     );
+    let scenario = Scenario::load("fig4")?;
+    let mut runs = Vec::new();
     for strategy in [Strategy::Shadow, Strategy::Cold] {
         let cfg = sim_config(strategy, a.seed, Some(a.state_mib), false)?;
-        let (report, trace) = edgeshift_sim::run(Scenario::load("fig4")?, cfg)?;
+        let (report, trace, run) = sampled_run(&scenario, cfg)?;
+        runs.push(run);
         ok &= report.invariant_violations == 0;
         if strategy == Strategy::Shadow {
             summary::print_trace(&trace, true)?;
@@ -406,6 +456,11 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
     }
     if let (Some(path), Some((report, _))) = (&a.json, &shadow) {
         write_json(path, report)?;
+    }
+    if let Some(path) = &a.html {
+        let mut scenario = scenario;
+        scenario.service.state_bytes = a.state_mib << 20;
+        write_html(path, "sim-demo: fig4".into(), a.seed, scenario, runs)?;
     }
     Ok(ok)
 }

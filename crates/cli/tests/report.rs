@@ -1,5 +1,5 @@
-//! The HTML report of a city run, from outside: `edgeshift sim --mobility … --html F`
-//! writes one self-contained file that headless Chromium renders without a console
+//! The HTML report of a run, from outside: `edgeshift sim --mobility … --html F` (and
+//! `sim --scenario`, `sim-demo`) writes one self-contained file that headless Chromium renders without a console
 //! problem, with every chart in it; the screenshot is kept as a test artefact.
 
 mod browser;
@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use browser::{chromium, open_page, screenshot};
+use browser::{Cdp, chromium, open_page, screenshot};
 
 const TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sumo/fcd.xml.gz");
 
@@ -35,7 +35,79 @@ fn the_city_report_renders_every_chart_in_headless_chromium() {
         json.to_str().expect("utf-8 path"),
     ]);
     assert!(ok, "{out}");
-    let text = std::fs::read_to_string(&html).expect("the report");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the record")).expect("JSON");
+    assert_eq!(record["strategies"].as_array().map(Vec::len), Some(5));
+    renders(
+        &html,
+        &[
+            ("#strategies tr.strategy", 5),
+            ("#cdf polyline.series", 4),
+            ("#cost rect.bar.hidden-share", 5),
+            ("#cost rect.bar.shadow-cost", 5),
+            ("#map .cell", 10),
+            ("#map .server", 3),
+            ("#map .track", 5),
+            ("#map .relocation", 1),
+            ("#load polyline.series", 5),
+        ],
+        |page| {
+            let png = screenshot(page);
+            let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("city-report.png");
+            std::fs::write(&shot, &png).expect("write screenshot");
+            eprintln!("screenshot: {}", shot.display());
+        },
+    );
+}
+
+#[test]
+fn sim_demo_and_a_scenario_run_write_the_same_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("demo.html");
+    let (ok, out) = common::edgeshift(&[
+        "sim-demo",
+        "--state-mib",
+        "4",
+        "--html",
+        demo.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "{out}");
+    let scenario = dir.path().join("corridor.html");
+    let (ok, out) = common::edgeshift(&[
+        "sim",
+        "--scenario",
+        "corridor",
+        "--strategy",
+        "shadow-jit",
+        "--html",
+        scenario.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(&scenario).expect("the report");
+    assert!(text.contains("scenario corridor (shadow-jit)"), "{text}");
+    // fig4: shadow and cold, three cells and servers, one UE that relocates.
+    for (html, strategies, cells) in [(&demo, 2, 3), (&scenario, 1, 10)] {
+        renders(
+            html,
+            &[
+                ("#strategies tr.strategy", strategies),
+                ("#cdf polyline.series", strategies),
+                ("#cost rect.bar.hidden-share", strategies),
+                ("#map .cell", cells),
+                ("#map .track", 1),
+                ("#map .relocation", 1),
+                ("#load polyline.series", strategies),
+            ],
+            |_| {},
+        );
+    }
+}
+
+/// Checks that `html` is self-contained and that headless Chromium renders it with at least
+/// `min` elements of each selector, every chart with a size and no console problem, and
+/// hands the page to `then`; says SKIPPED where Chromium is not installed.
+fn renders(html: &std::path::Path, expect: &[(&str, u64)], then: impl FnOnce(&mut Cdp)) {
+    let text = std::fs::read_to_string(html).expect("the report");
     // Self-contained: nothing is fetched from anywhere.
     for outside in ["src=\"http", "href=\"http", "<script", "@import", "url("] {
         assert!(
@@ -43,9 +115,6 @@ fn the_city_report_renders_every_chart_in_headless_chromium() {
             "the report refers outside: {outside}"
         );
     }
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("the record")).expect("JSON");
-    assert_eq!(record["strategies"].as_array().map(Vec::len), Some(5));
     let Some(exe) = chromium() else {
         eprintln!("SKIPPED: chromium is not installed (apt-get install chromium, or run .ci/run)");
         return;
@@ -62,19 +131,9 @@ fn the_city_report_renders_every_chart_in_headless_chromium() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(loaded, "the page did not load");
-    for (sel, min) in [
-        ("#strategies tr.strategy", 5),
-        ("#cdf polyline.series", 4),
-        ("#cost rect.bar.hidden-share", 5),
-        ("#cost rect.bar.shadow-cost", 5),
-        ("#map .cell", 10),
-        ("#map .server", 3),
-        ("#map .track", 5),
-        ("#map .relocation", 1),
-        ("#load polyline.series", 5),
-    ] {
+    for (sel, min) in expect {
         let n = page.count(sel);
-        assert!(n >= min, "{sel}: {n} elements");
+        assert!(n >= *min, "{sel}: {n} elements in {}", html.display());
     }
     // Every chart has a size on screen.
     for id in ["cdf", "cost", "map", "load"] {
@@ -86,10 +145,7 @@ fn the_city_report_renders_every_chart_in_headless_chromium() {
             .unwrap_or(0.0);
         assert!(w > 100.0, "#{id} is {w} px wide");
     }
-    let png = screenshot(&mut page);
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("city-report.png");
-    std::fs::write(&shot, &png).expect("write screenshot");
-    eprintln!("screenshot: {}", shot.display());
+    then(&mut page);
     page.eval("1");
     assert!(
         page.problems().is_empty(),

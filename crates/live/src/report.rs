@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use edgeshift_edge::EdgeEvent;
-use edgeshift_proto::{Instant, ServiceId, UeId};
-use edgeshift_record::{Observation, Recorder, Report, RunMeta};
+use edgeshift_proto::{Instant, ServerId, ServiceId, UeId};
+use edgeshift_record::{LoadSample, LoadTracker, Observation, Recorder, Report, RunMeta};
 
 use crate::journal::{Record, UeSummary};
 
@@ -249,6 +249,36 @@ impl LiveRun {
             rec.observe(o.clone());
         }
         rec.finish(end)
+    }
+
+    /// What `servers` (in this order) held over the run, once per second: live instances
+    /// and shadows, rebuilt from the servers' journaled events up to the last UE's final
+    /// check.
+    #[must_use]
+    pub fn loads(&self, servers: impl IntoIterator<Item = ServerId>) -> Vec<LoadSample> {
+        let obs: Vec<&Observation> = self
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Obs(o) => Some(o),
+                _ => None,
+            })
+            .collect();
+        let last_final = obs
+            .iter()
+            .filter(|o| matches!(o, Observation::UeFinal(_)))
+            .map(|o| o.at())
+            .max();
+        let mut load = LoadTracker::new(Instant(self.start), servers);
+        let mut end = Instant(self.start);
+        for o in obs {
+            if last_final.is_some_and(|f| o.at() > f) {
+                continue;
+            }
+            end = end.max(o.at());
+            load.observe(o);
+        }
+        load.finish(end)
     }
 
     /// A readable account: each relocation's message timeline (the first `detail` in

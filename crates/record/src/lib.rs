@@ -5,6 +5,7 @@
 //!   serializable, so live daemons journal them and the demo replays the merged journals;
 //! - [`Recorder`]: takes observations in time order, runs the invariant [`Checker`] on
 //!   every one, and builds the [`Report`] (the JSON of `--json`);
+//! - [`LoadTracker`]: live instances and shadows per server over time, from the events;
 //! - [`Percentiles`]: the one percentile definition (nearest rank) of every report.
 //!
 //! ```
@@ -36,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+mod load;
 mod observation;
 mod recorder;
 mod report;
@@ -45,6 +47,7 @@ pub use check::{Checker, Violation};
 /// A hasher with no per-process random key, for maps that are looked up on every event and
 /// never iterated: the same on every run, so simulations stay reproducible.
 pub type FixedState = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+pub use load::{LoadSample, LoadTracker};
 pub use observation::{LiveState, Observation, UeFinal};
 pub use recorder::{Recorder, RunMeta};
 pub use report::{Note, Percentiles, RelocationRecord, Report};

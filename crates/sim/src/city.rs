@@ -15,7 +15,9 @@ use edgeshift_record::{Percentiles, Report};
 use edgeshift_world::{City, Scenario};
 use serde::Serialize;
 
-use crate::engine::{LoadSample, Sim, SimConfig, SimError};
+use edgeshift_record::LoadSample;
+
+use crate::engine::{Sim, SimConfig, SimError};
 
 /// The record of one strategy (see `docs/simulation.md` for every field).
 #[derive(Clone, Debug, Serialize)]
@@ -68,7 +70,8 @@ pub struct CityRecord {
     pub violations: Vec<String>,
 }
 
-/// A city run: the world and one record per strategy.
+/// A city run (or any run of one world, [`CityReport::from_runs`]): the world and one
+/// record per strategy.
 #[derive(Clone, Debug, Serialize)]
 pub struct CityReport {
     /// Where the UEs came from.
@@ -129,39 +132,86 @@ pub fn run_scenario(
     progress: &[Arc<AtomicU64>],
 ) -> Result<CityReport, SimError> {
     let runs: Vec<(usize, Strategy)> = strategies.iter().copied().enumerate().collect();
-    let one = |(i, strategy): (usize, Strategy)| -> Result<(CityRecord, Report, Vec<LoadSample>), SimError> {
-        let mut cfg = SimConfig::new(strategy, seed);
-        cfg.keep_trace = false;
-        cfg.sample_load = true;
-        cfg.progress = progress.get(i).cloned();
-        let started = WallClock::now();
-        let (report, _, loads) = Sim::new(scenario.clone(), cfg)?.run_sampled();
-        let wall_s = started.elapsed().as_secs_f64();
-        let record = summarize(&scenario, &report, &loads, wall_s);
-        Ok((record, report, loads))
-    };
+    let one =
+        |(i, strategy): (usize, Strategy)| -> Result<(Report, Vec<LoadSample>, f64), SimError> {
+            let mut cfg = SimConfig::new(strategy, seed);
+            cfg.keep_trace = false;
+            cfg.sample_load = true;
+            cfg.progress = progress.get(i).cloned();
+            let started = WallClock::now();
+            let (report, _, loads) = Sim::new(scenario.clone(), cfg)?.run_sampled();
+            Ok((report, loads, started.elapsed().as_secs_f64()))
+        };
     let results = parallel(&runs, jobs.max(1), one)?;
-    let mut out = CityReport {
-        mobility: city.mobility.to_string(),
+    let runs = results
+        .into_iter()
+        .map(|(report, loads, wall_s)| WorldRun {
+            report,
+            loads,
+            wall_s,
+        })
+        .collect();
+    Ok(CityReport::from_runs(
+        city.mobility.to_string(),
         seed,
-        ues: scenario.ues.len() as u64,
-        cells: scenario.cells.len() as u64,
-        servers: scenario.servers.len() as u64,
-        duration_s: scenario.duration_s,
-        state_mib: city.state_bytes as f64 / f64::from(1 << 20),
-        backhaul_gbit: city.backhaul_gbit,
-        strategies: Vec::new(),
-        loads: Vec::new(),
-        reports: Vec::new(),
-        scenario: None,
-    };
-    for (record, report, loads) in results {
-        out.strategies.push(record);
-        out.reports.push(report);
-        out.loads.push(loads);
+        scenario,
+        city.state_bytes,
+        runs,
+    ))
+}
+
+/// One strategy's run of a world, as [`CityReport::from_runs`] takes it.
+#[derive(Clone, Debug)]
+pub struct WorldRun {
+    /// The run's report.
+    pub report: Report,
+    /// What the servers held over time (the simulator's samples, or a live run's from
+    /// [`edgeshift_record::LoadTracker`]).
+    pub loads: Vec<LoadSample>,
+    /// Wall-clock time of the run (s).
+    pub wall_s: f64,
+}
+
+impl CityReport {
+    /// The report of runs of one world, one per strategy: a city, a scenario of the
+    /// simulator or a live run. `label` names the world, `state_bytes` is the size of each
+    /// service's state in the runs.
+    #[must_use]
+    pub fn from_runs(
+        label: String,
+        seed: u64,
+        scenario: Scenario,
+        state_bytes: u64,
+        runs: Vec<WorldRun>,
+    ) -> Self {
+        let mut out = Self {
+            mobility: label,
+            seed,
+            ues: scenario.ues.len() as u64,
+            cells: scenario.cells.len() as u64,
+            servers: scenario.servers.len() as u64,
+            duration_s: scenario.duration_s,
+            state_mib: state_bytes as f64 / f64::from(1 << 20),
+            backhaul_gbit: scenario.links.backhaul_gbit,
+            strategies: Vec::new(),
+            loads: Vec::new(),
+            reports: Vec::new(),
+            scenario: None,
+        };
+        for run in runs {
+            out.strategies.push(summarize(
+                &scenario,
+                &run.report,
+                &run.loads,
+                run.wall_s,
+                state_bytes,
+            ));
+            out.reports.push(run.report);
+            out.loads.push(run.loads);
+        }
+        out.scenario = Some(scenario);
+        out
     }
-    out.scenario = Some(scenario);
-    Ok(out)
 }
 
 /// `f` over `items` on up to `jobs` threads, results in the items' order.
@@ -192,7 +242,13 @@ fn parallel<T: Sync + Copy, R: Send, E: Send>(
         .collect()
 }
 
-fn summarize(s: &Scenario, r: &Report, loads: &[LoadSample], wall_s: f64) -> CityRecord {
+fn summarize(
+    s: &Scenario,
+    r: &Report,
+    loads: &[LoadSample],
+    wall_s: f64,
+    state_bytes: u64,
+) -> CityRecord {
     let ues = s.ues.len() as u64;
     let simulated_ue_s = ues as f64 * s.duration_s;
     let hidden = r
@@ -202,7 +258,7 @@ fn summarize(s: &Scenario, r: &Report, loads: &[LoadSample], wall_s: f64) -> Cit
         .count();
     let hidden_share = (!r.relocation_records.is_empty())
         .then(|| hidden as f64 / r.relocation_records.len() as f64);
-    let mib = s.service.state_bytes as f64 / f64::from(1 << 20);
+    let mib = state_bytes as f64 / f64::from(1 << 20);
     let ue_h = simulated_ue_s / 3600.0;
     CityRecord {
         strategy: r.strategy.clone(),

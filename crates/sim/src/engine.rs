@@ -12,7 +12,9 @@ use edgeshift_proto::{
 };
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::{BaseStation, RanEvent};
-use edgeshift_record::{FixedState, LiveState, Observation, Recorder, Report, RunMeta, UeFinal};
+use edgeshift_record::{
+    FixedState, LiveState, LoadSample, Observation, Recorder, Report, RunMeta, UeFinal,
+};
 use edgeshift_runtime::{ModuleError, WasmFactory};
 use edgeshift_ue::{UeClient, UeEvent};
 use edgeshift_world::radio::Pos;
@@ -119,17 +121,6 @@ impl SimConfig {
             progress: None,
         }
     }
-}
-
-/// What the servers held at one moment (with [`SimConfig::sample_load`]).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct LoadSample {
-    /// Simulated time (s).
-    pub t_s: u64,
-    /// Live instances per server, in server order.
-    pub live: Vec<u32>,
-    /// Shadows per server, in server order.
-    pub shadows: Vec<u32>,
 }
 
 /// One line of the trace.

@@ -1,5 +1,5 @@
-//! The HTML report of a city run: one self-contained file (no script, no network), its
-//! charts as inline SVG.
+//! The HTML report of a run (a city, a scenario of the simulator, or the live demo): one
+//! self-contained file (no script, no network), its charts as inline SVG.
 //!
 //! `html::render(&report)` returns the page: the per-strategy table; the CDF of the
 //! interruption each relocation added; hidden share and shadow cost side by side; a map of
@@ -38,7 +38,7 @@ fn colour(i: usize) -> &'static str {
 #[must_use]
 pub fn render(r: &CityReport) -> String {
     let mut h = String::with_capacity(256 << 10);
-    let title = format!("edgeshift city run: {}", r.mobility);
+    let title = format!("edgeshift run: {}", r.mobility);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -473,10 +473,12 @@ fn load(h: &mut String, r: &CityReport) {
         .ceil();
     let xof = |s: f64| l + w * (s / end).clamp(0.0, 1.0);
     let yof = |v: f64| t + ht * (1.0 - v / top);
+    // A small run's busiest server holds one or two instances: its middle tick is 0.5.
+    let digits = usize::from(top < 4.0);
     for v in [0.0, top / 2.0, top] {
         let _ = write!(
             h,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.0}</text>",
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.digits$}</text>",
             l - 4.0,
             yof(v) + 4.0
         );

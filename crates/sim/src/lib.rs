@@ -23,10 +23,10 @@ pub mod predict;
 mod queue;
 mod swarm;
 
-pub use edgeshift_record::{Percentiles, RelocationRecord, Report};
+pub use edgeshift_record::{LoadSample, LoadTracker, Percentiles, RelocationRecord, Report};
 pub use edgeshift_runtime::DEFAULT_FUEL_PER_INPUT;
 pub use edgeshift_world::{BUILTIN, Scenario, ScenarioError};
-pub use engine::{Faults, LoadSample, Sim, SimConfig, SimError, TraceEntry};
+pub use engine::{Faults, Sim, SimConfig, SimError, TraceEntry};
 pub use swarm::{LossyLink, Outage, OutageKind, Swarm};
 
 /// Runs `scenario` once and returns its report and trace.
