@@ -186,7 +186,7 @@ struct SimArgs {
     json: Option<PathBuf>,
     /// Write the HTML report here (one self-contained file: table, interruption CDF, cost,
     /// map, server load).
-    #[arg(long, conflicts_with_all = ["runs", "trace"])]
+    #[arg(long, conflicts_with = "runs")]
     html: Option<PathBuf>,
     /// No progress bar (there is none anyway when stderr is not a terminal).
     #[arg(long)]
@@ -273,7 +273,14 @@ pub(crate) fn write_html(
     scenario: Scenario,
     runs: Vec<WorldRun>,
 ) -> anyhow::Result<()> {
-    let state = scenario.service.state_bytes;
+    // What the relocations moved, where there were any: a module's state is its own, and
+    // a modelled one stands for more than it holds.
+    let state = runs
+        .iter()
+        .flat_map(|r| &r.report.relocation_records)
+        .map(|r| r.state_bytes)
+        .max()
+        .unwrap_or(scenario.service.state_bytes);
     let report = CityReport::from_runs(label, seed, scenario, state, runs);
     std::fs::write(path, edgeshift_sim::html::render(&report))
         .with_context(|| format!("writing {}", path.display()))

@@ -85,6 +85,22 @@ fn sim_demo_and_a_scenario_run_write_the_same_report() {
     assert!(ok, "{out}");
     let text = std::fs::read_to_string(&scenario).expect("the report");
     assert!(text.contains("scenario corridor (shadow-jit)"), "{text}");
+    let demo_text = std::fs::read_to_string(&demo).expect("the report");
+    assert!(
+        demo_text.contains(" 4 MiB of state per service"),
+        "{demo_text}"
+    );
+    // Without a browser too: both strategies' lines in the CDF and the load chart (live
+    // instances and shadows each), and the one relocation of the shadow run on the map.
+    let count = |text: &str, chart: &str, what: &str| {
+        let start = text.find(&format!("<svg id=\"{chart}\"")).expect(chart);
+        let end = start + text[start..].find("</svg>").expect("svg end");
+        text[start..end].matches(what).count()
+    };
+    assert_eq!(count(&demo_text, "cdf", "class=\"series\""), 2);
+    assert_eq!(count(&demo_text, "load", "class=\"series\""), 4);
+    assert_eq!(count(&demo_text, "map", "class=\"relocation hidden\""), 1);
+    assert_eq!(count(&text, "load", "class=\"series\""), 2);
     // fig4: shadow and cold, three cells and servers, one UE that relocates.
     for (html, strategies, cells) in [(&demo, 2, 3), (&scenario, 1, 10)] {
         renders(

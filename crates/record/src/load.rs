@@ -4,7 +4,10 @@
 //! The simulator reads it from the roles' state ([`LoadSample`]s it takes itself); a live
 //! run has only its journal, so [`LoadTracker`] rebuilds the same samples from the servers'
 //! events: feed it every [`Observation`] in time order, then take
-//! [`LoadTracker::finish`].
+//! [`LoadTracker::finish`]. What no event reports stays counted: a shadow dropped by a
+//! rejected check, or what a server held before it was killed and restarted, until the
+//! next event of that service there (a promotion elsewhere ends the dead server's live
+//! instance).
 //!
 //! ```
 //! use edgeshift_edge::EdgeEvent;
@@ -82,7 +85,15 @@ impl LoadTracker {
             EdgeEvent::Instantiated { service } => {
                 live.insert(*service);
             }
-            EdgeEvent::ShadowCreated { service, .. } => {
+            // A shadow that an early sync input or 2004 created before the first 1004
+            // reports no ShadowCreated: its first replayed input or its readiness shows it.
+            EdgeEvent::ShadowCreated { service, .. }
+            | EdgeEvent::ShadowReady { service, .. }
+            | EdgeEvent::Applied {
+                service,
+                live: false,
+                ..
+            } => {
                 shadows.insert(*service);
             }
             EdgeEvent::ShadowDiscarded { service, .. }

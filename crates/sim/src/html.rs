@@ -46,11 +46,17 @@ pub fn render(r: &CityReport) -> String {
         esc(&title),
         esc(&title)
     );
+    // Whole MiB as such, a module's odd size to a tenth.
+    let mib = if (r.state_mib - r.state_mib.round()).abs() < 0.05 {
+        format!("{:.0}", r.state_mib)
+    } else {
+        format!("{:.1}", r.state_mib)
+    };
     let _ = writeln!(
         h,
-        "<p class=\"world\">{} UEs, {} cells, {} ME servers, {:.0} s simulated, {} MiB of state \
+        "<p class=\"world\">{} UEs, {} cells, {} ME servers, {:.0} s long, {mib} MiB of state \
          per service, {} Gbit/s backhaul, seed {}.</p>",
-        r.ues, r.cells, r.servers, r.duration_s, r.state_mib, r.backhaul_gbit, r.seed
+        r.ues, r.cells, r.servers, r.duration_s, r.backhaul_gbit, r.seed
     );
     table(&mut h, r);
     h.push_str("<div class=\"row\">\n");
