@@ -277,9 +277,21 @@ fn a_stale_handoff_is_acknowledged_and_ignored() {
     );
 }
 
-#[test]
-fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_back() {
-    let mut p = Pair::new();
+/// Server 2's heartbeat number `seq`, holding nothing.
+fn heartbeat_of_2(seq: u64) -> Heartbeat {
+    Heartbeat {
+        server: ServerId(2),
+        seq,
+        incarnation: 1,
+        live: Vec::new(),
+        shadows: Vec::new(),
+    }
+}
+
+/// svc1 (region 1's since its UE's handover was announced) is hosted at server 2 (region
+/// 0) with a ready shadow at server 3 (region 1); server 2 falls silent, region 0 declares
+/// it dead and tells region 1, which promotes the shadow. Returns the promotion's epoch.
+fn promote_at_3_when_server_2_dies(p: &mut Pair) -> u64 {
     // A ready shadow at server 3 (region 1) of svc1, hosted at server 2 (region 0).
     p.send(ms(100), CellId(2).into(), R0, towards_cell_3(10_000).into());
     p.send(ms(200), ServerId(3).into(), R0, ready_at_3(1).into());
@@ -295,29 +307,26 @@ fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_b
     assert_eq!(e.host, ServerId(2));
     // Server 2 heartbeats region 0, then falls silent: region 0 declares it dead and
     // tells region 1, which promotes the shadow at server 3.
-    let hb = Heartbeat {
-        server: ServerId(2),
-        seq: 1,
-        incarnation: 1,
-        live: Vec::new(),
-        shadows: Vec::new(),
-    };
+    let hb = heartbeat_of_2(1);
     p.send(ms(400), ServerId(2).into(), R0, hb.into());
     let out = p.tick(ms(1900), R0);
-    assert!(
-        out.iter().any(|t| t.to == ServerId(3).into()
-            && matches!(&t.msg, Message::Relocate(r) if matches!(r.action, RelocateAction::Promote { .. }))),
-        "{out:?}"
-    );
+    let promote = out.iter().find_map(|t| match &t.msg {
+        Message::Relocate(r) if t.to == ServerId(3).into() => match r.action {
+            RelocateAction::Promote { epoch } => Some(epoch),
+            _ => None,
+        },
+        _ => None,
+    });
+    promote.unwrap_or_else(|| panic!("no promotion at server 3: {out:?}"))
+}
+
+#[test]
+fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_back() {
+    let mut p = Pair::new();
+    promote_at_3_when_server_2_dies(&mut p);
     // Server 2 comes back from a partition: region 0 releases its old instance first,
     // then answers the heartbeat.
-    let hb = Heartbeat {
-        server: ServerId(2),
-        seq: 2,
-        incarnation: 1,
-        live: Vec::new(),
-        shadows: Vec::new(),
-    };
+    let hb = heartbeat_of_2(2);
     let out = p.send(ms(3000), ServerId(2).into(), R0, hb.into());
     let codes: Vec<u16> = out
         .iter()
@@ -327,6 +336,42 @@ fn a_dead_server_of_another_region_fails_the_service_over_and_is_released_when_b
     assert_eq!(codes, [1006, 3007], "{out:?}");
     assert!(matches!(&out[0].msg, Message::Relocate(r)
         if matches!(r.action, RelocateAction::Release { host: ServerId(3), .. })));
+}
+
+#[test]
+fn a_failed_promotion_leaves_the_service_to_its_old_host_when_back() {
+    let mut p = Pair::new();
+    let epoch = promote_at_3_when_server_2_dies(&mut p);
+    // The shadow was not ready after all: nothing else holds the service.
+    let done = RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(2),
+        to: ServerId(3),
+        ok: false,
+        epoch,
+    };
+    p.send(ms(2000), ServerId(3).into(), R1, done.into());
+    assert!(
+        p.events
+            .iter()
+            .any(|(_, e)| matches!(e, ControlEvent::ServiceLost { .. })),
+        "{:?}",
+        p.events
+    );
+    // Back, server 2 serves on: the release the promotion queued is withdrawn, and a 1006
+    // it may still hold is called off, before its heartbeat is answered.
+    let hb = heartbeat_of_2(2);
+    let out = p.send(ms(3000), ServerId(2).into(), R0, hb.into());
+    let to_2: Vec<&Message> = out
+        .iter()
+        .filter(|t| t.to == ServerId(2).into())
+        .map(|t| &t.msg)
+        .collect();
+    assert!(
+        matches!(to_2.as_slice(), [Message::Relocate(r), Message::HeartbeatAck(_)]
+            if matches!(r.action, RelocateAction::Resume { .. })),
+        "{out:?}"
+    );
 }
 
 #[test]

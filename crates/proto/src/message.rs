@@ -260,7 +260,8 @@ pub enum RelocateAction {
     /// A frozen source whose relocation did not complete (the target died or never
     /// activated) serves again.
     Resume {
-        /// Route epoch of the relocation that is called off.
+        /// Route epoch of the relocation that is called off; a 1006 of an older one still
+        /// waiting at the source is dropped too.
         epoch: u64,
     },
     /// The source asked to give up: the target drops its shadow unless it already went

@@ -185,6 +185,12 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// How long a run that had to settle goes on once it has: a few UE retransmissions.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// More events than this per UE within one simulated second is a message storm: a normal
+/// run has about a thousand (inputs, answers, measurements, syncs). Traffic that circles
+/// between nodes would otherwise keep a run going for ever without its clock advancing;
+/// it stops with a violation instead.
+const STORM_EVENTS_PER_UE_S: u64 = 100_000;
+
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
     scenario: Scenario,
@@ -439,7 +445,22 @@ impl Sim {
     pub fn run_sampled(mut self) -> (Report, Vec<TraceEntry>, Vec<LoadSample>) {
         let mut end = self.end;
         let mut graced = false;
+        let ues = u64::try_from(self.scenario.ues.len().max(1)).unwrap_or(u64::MAX);
+        let storm = STORM_EVENTS_PER_UE_S.saturating_mul(ues);
+        let (mut second, mut events) = (0, 0u64);
         while let Some((at, ev)) = self.queue.pop() {
+            if at.as_nanos() / 1_000_000_000 == second {
+                events += 1;
+                if events > storm {
+                    let what = format!(
+                        "message storm: more than {storm} events in simulated second {second}"
+                    );
+                    self.recorder.observe(Observation::Violation { at, what });
+                    break;
+                }
+            } else {
+                (second, events) = (at.as_nanos() / 1_000_000_000, 1);
+            }
             if at > end {
                 if end == self.end && self.unsettled() {
                     end = self.end + SETTLE;

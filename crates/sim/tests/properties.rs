@@ -244,6 +244,19 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // released again and the heartbeat goes unanswered until it is gone.
     ("demo", Strategy::Shadow, 519),
     ("demo", Strategy::Precopy, 2027),
+    // A source behind a lossy control link was declared dead while its 1006 waited for
+    // the lease; the promotion of the target's shadow failed (it was not ready) and the
+    // service was reported lost. Back, the source obeyed the release the promotion had
+    // queued (or the stale 1006): it handed the only instance to a server without it, or
+    // to one the node then released in favour of the source, and the two forwarded the
+    // UE's inputs to each other for ever (a message storm; the run never ended). A failed
+    // failover now withdraws the release and calls the 1006 off, and a server drops
+    // traffic the server it moved to sends back.
+    ("regions", Strategy::ShadowJit { threshold: 0.3 }, 26),
+    ("regions", Strategy::Cold, 264),
+    ("regions", Strategy::Cold, 584),
+    ("regions", Strategy::Cold, 822),
+    ("regions", Strategy::Shadow, 822),
 ];
 
 #[test]

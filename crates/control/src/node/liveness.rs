@@ -329,6 +329,12 @@ impl ControlNode {
             .or_else(|| e.ready.iter().next().copied());
         let ue = e.ue;
         let Some(target) = pick else {
+            // No copy anywhere but on the silent host: if it comes back with its instance,
+            // that serves on. A release a failed promotion queued for it is withdrawn, and
+            // a 1006 it may still hold is called off, or it would hand the only instance
+            // to a server that has none.
+            let epoch = e.epoch;
+            self.on_rejoin(dead, service, RelocateAction::Resume { epoch });
             self.emit(ControlEvent::ServiceLost {
                 service,
                 ue,

@@ -427,10 +427,14 @@ impl ControlNode {
     ) {
         if self.is_own(server) {
             if self.is_down(server) {
-                self.rejoin_orders
-                    .entry(server)
-                    .or_default()
-                    .push((service, action));
+                let orders = self.rejoin_orders.entry(server).or_default();
+                if matches!(action, RelocateAction::Resume { .. }) {
+                    // It serves on after all: an earlier release would drop the only copy.
+                    orders.retain(|(s, a)| {
+                        *s != service || !matches!(a, RelocateAction::Release { .. })
+                    });
+                }
+                orders.push((service, action));
             } else {
                 self.order(server, service, action);
             }

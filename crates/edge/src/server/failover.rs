@@ -97,10 +97,12 @@ impl EdgeServer {
     pub(super) fn resume(&mut self, service: ServiceId, epoch: u64) {
         let me = self.cfg.id;
         // A 1006 for this relocation still waiting for the lease or for a job never starts:
-        // its 2004 would reach a target that has been told the relocation is off.
+        // its 2004 would reach a target that has been told the relocation is off. One for
+        // an older relocation is as stale: the node has moved past it (a failover that
+        // found no shadow sends the `Resume` under the service's latest epoch).
         let mut dropped = None;
         self.deferred.retain(|d| {
-            let this = d.1 == service && d.4 == epoch;
+            let this = d.1 == service && d.4 <= epoch;
             if this {
                 dropped = Some(d.2);
             }
@@ -108,7 +110,7 @@ impl EdgeServer {
         });
         if let Some(q) = self.waiting.get_mut(&service) {
             q.retain(|(_, w)| match w {
-                Waiting::Relocation(_, target, _, e) if *e == epoch => {
+                Waiting::Relocation(_, target, _, e) if *e <= epoch => {
                     dropped = Some(*target);
                     false
                 }

@@ -434,8 +434,11 @@ impl EdgeServer {
             return;
         }
         match msg {
-            Message::ServiceInput(m) => self.on_input(m),
-            Message::Probe(m) => self.on_probe(m),
+            Message::ServiceInput(m) => self.on_input(from, m),
+            Message::Probe(m) if !self.bounced(from, m.service, format_args!("a probe")) => {
+                self.on_probe(m);
+            }
+            Message::Probe(_) => {}
             Message::HeartbeatAck(m) if from == self.cfg.control => self.on_heartbeat_ack(now, m),
             Message::HeartbeatAck(_) => self.violation(
                 from,

@@ -27,8 +27,35 @@ pub(super) enum Held {
 
 impl EdgeServer {
     /// 3010 from a cell (or forwarded by the previous host).
-    pub(super) fn on_input(&mut self, m: ServiceInput) {
-        self.input(m, true);
+    pub(super) fn on_input(&mut self, from: NodeId, m: ServiceInput) {
+        if !self.bounced(from, m.service, format_args!("input {}", m.input.seq)) {
+            self.input(m, true);
+        }
+    }
+
+    /// Whether `from` forwarded traffic of `service` back to the server it moved to from
+    /// here: the two point at each other and neither hosts it (each took the other for
+    /// its successor after a relocation the control node gave up on). Sending it back
+    /// would bounce it between them for ever; it is dropped and counted, and the UE's
+    /// retransmission finds the instance once the cells learn its route.
+    pub(super) fn bounced(
+        &mut self,
+        from: NodeId,
+        service: ServiceId,
+        what: std::fmt::Arguments<'_>,
+    ) -> bool {
+        let NodeId::Server(sender) = from else {
+            return false;
+        };
+        let here = self.live.contains_key(&service) || self.shadows.contains_key(&service);
+        if here || self.moved.get(&service) != Some(&sender) {
+            return false;
+        }
+        self.violation(
+            from,
+            format!("{what} for {service} forwarded back by the server it moved to"),
+        );
+        true
     }
 
     /// An input, new (`arrived`: its cell is where the UE is now) or released from a hold.

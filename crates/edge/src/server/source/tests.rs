@@ -360,6 +360,36 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
 }
 
 #[test]
+fn traffic_the_successor_sends_back_is_dropped_not_bounced() {
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    assert_eq!(b.server(1).moved.get(&SVC), Some(&ServerId(2)));
+    // From a cell with a stale route: on to the new host.
+    b.queue.clear();
+    b.deliver(NodeId::Cell(CellId(1)), 1, crate::server::testkit::input(9));
+    assert_eq!(b.queued(), ["3010>me2"]);
+    // From the new host itself (it took server 1 for its successor): the two would pass
+    // it back and forth for ever.
+    b.queue.clear();
+    b.events.clear();
+    let back = NodeId::Server(ServerId(2));
+    b.deliver(back, 1, crate::server::testkit::input(9));
+    let probe = Probe {
+        ue: UeId(1),
+        service: SVC,
+        via: CellId(1),
+        nonce: 1,
+        checksum: false,
+    };
+    b.deliver(back, 1, probe);
+    assert!(b.queued().is_empty(), "{:?}", b.queued());
+    let seen = violations(&b.events_of(1));
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].contains("forwarded back"), "{seen:?}");
+}
+
+#[test]
 fn answers_after_a_hold_go_where_the_ue_is_now() {
     // Frozen: input 4 comes through cell 1, then the UE moves and input 5 comes through
     // cell 2. When the source serves again, both answers go to cell 2.
