@@ -174,6 +174,10 @@ struct SimArgs {
     /// Keep shadows in sync by state deltas instead of replaying inputs.
     #[arg(long)]
     delta_sync: bool,
+    /// Make-before-break handovers (3GPP DAPS): UEs keep their source link until they
+    /// have joined the target (the scenario's `handover.daps`).
+    #[arg(long, conflicts_with = "mobility")]
+    daps: bool,
     /// Your own WebAssembly service (.wasm or .wat, guest ABI v1: docs/service-abi.md)
     /// instead of the scenario's; checked before the run starts.
     #[arg(long, conflicts_with_all = ["service", "state_mib"])]
@@ -304,7 +308,9 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         };
         let mut ok = true;
         for name in &names {
-            ok &= run_swarm(&a, name, &Scenario::load(name)?, runs)?;
+            let mut scenario = Scenario::load(name)?;
+            scenario.handover.daps |= a.daps;
+            ok &= run_swarm(&a, name, &scenario, runs)?;
         }
         return Ok(ok);
     }
@@ -317,6 +323,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         )
     })?;
     let mut scenario = Scenario::load(&a.scenario)?;
+    scenario.handover.daps |= a.daps;
     let mut cfg = sim_config(strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
@@ -389,8 +396,13 @@ fn run_swarm(a: &SimArgs, name: &str, scenario: &Scenario, runs: u64) -> anyhow:
             if report.invariant_violations > 0 || !report.final_state_matches_twin {
                 let text = format!(
                     "FAIL seed {seed} {strategy} ({knobs}): {:?}\n  reproduce: edgeshift sim \
-                     --scenario {name} --strategy {strategy} --seed {seed} --swarm",
-                    report.violations.first()
+                     --scenario {name} --strategy {strategy} --seed {seed} --swarm{}",
+                    report.violations.first(),
+                    if scenario.handover.daps {
+                        " --daps"
+                    } else {
+                        ""
+                    }
                 );
                 fails
                     .lock()

@@ -539,6 +539,7 @@ mod tests {
             first_answer_at: Some(ms_at(answer)),
             baseline_rtt: Duration::ZERO,
             failed: false,
+            daps_stall: None,
         }
     }
 

@@ -38,6 +38,9 @@ pub struct RanConfig {
     /// The control node of this cell's region: predictions, handovers, reports and route
     /// queries go there.
     pub control: NodeId,
+    /// Make-before-break handovers (3GPP DAPS): the source keeps relaying a leaving UE's
+    /// downlink until the target has joined it (3001), not only its uplink.
+    pub daps: bool,
 }
 
 /// Settings of the handover predictor.
@@ -149,6 +152,7 @@ impl RanConfig {
             radio_report_period: None,
             predictor: PredictorConfig::default(),
             control: NodeId::CONTROL,
+            daps: false,
         }
     }
 }

@@ -567,10 +567,11 @@ impl BaseStation {
     }
 
     fn relay_down(&mut self, ue: UeId, msg: Message) {
+        let daps = self.cfg.daps;
         let attached = self
             .ues
             .get(&ue)
-            .is_some_and(|c| !matches!(c.handover, Some(Handover::Executing { .. })));
+            .is_some_and(|c| daps || !matches!(c.handover, Some(Handover::Executing { .. })));
         if attached {
             self.send(ue, msg);
         } else {

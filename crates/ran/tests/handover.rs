@@ -348,3 +348,56 @@ fn a_custom_predictor_plugs_in_through_the_trait() {
     c.handle_timeout(Instant::from_millis(2000));
     assert_eq!(learned.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+/// Cell 1 after it sent UE 1 the 2003 towards cell 2 (the target admitted it).
+fn commanded(daps: bool) -> BaseStation {
+    let mut cfg = RanConfig::new(CellId(1));
+    cfg.daps = daps;
+    let mut src = BaseStation::new(cfg);
+    src.handle_attach(Instant::ZERO, UeId(1));
+    for t in (0..=320).step_by(40) {
+        report(&mut src, t, 6.0);
+    }
+    assert!(sent(&mut src).iter().any(|t| t.msg.type_code() == 2001));
+    let ack = HandoverRequestAck {
+        ue: UeId(1),
+        target: CellId(2),
+        admitted: true,
+    };
+    src.handle_message(Instant::from_millis(330), CellId(2).into(), ack.into());
+    let at = src.poll_timeout().expect("execution timer");
+    src.handle_timeout(at);
+    assert!(sent(&mut src).iter().any(|t| t.msg.type_code() == 2003));
+    src
+}
+
+#[test]
+fn with_daps_the_source_relays_downlink_until_the_target_has_the_ue() {
+    let answer = ServiceOutput {
+        ue: UeId(1),
+        service: ServiceId(1),
+        via: CellId(1),
+        seq: 1,
+        payload: vec![],
+    };
+    let to_ue = |src: &mut BaseStation| {
+        src.handle_message(
+            Instant::from_millis(350),
+            ServerId(1).into(),
+            answer.clone().into(),
+        );
+        sent(src).iter().any(|t| t.to == NodeId::Ue(UeId(1)))
+    };
+    // Break before make: the UE has left, the answer is dropped.
+    assert!(!to_ue(&mut commanded(false)));
+    // Make before break: the UE still listens to its source.
+    let mut src = commanded(true);
+    assert!(to_ue(&mut src));
+    // Once the target has it (3001), the source forgets the UE.
+    src.handle_message(
+        Instant::from_millis(400),
+        CellId(2).into(),
+        UeContextRelease { ue: UeId(1) }.into(),
+    );
+    assert!(!to_ue(&mut src));
+}

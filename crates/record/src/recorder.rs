@@ -483,6 +483,7 @@ mod tests {
             first_answer_at: Some(ms(142)),
             baseline_rtt: Duration::from_millis(2),
             failed: false,
+            daps_stall: None,
         };
         r.observe(Observation::UeFinal(UeFinal {
             at: ms(1000),

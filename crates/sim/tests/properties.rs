@@ -100,8 +100,13 @@ fn the_same_seed_gives_the_same_run() {
 /// The built-in scenario `name` with seed `seed`'s swarm knobs and faults, under
 /// `strategy`; fails the test on any invariant violation.
 fn swarm_run(name: &str, strategy: Strategy, seed: u64) -> edgeshift_sim::Report {
+    swarm_run_of(Scenario::load(name).expect("built-in"), strategy, seed)
+}
+
+/// [`swarm_run`] of a scenario given in full.
+fn swarm_run_of(mut s: Scenario, strategy: Strategy, seed: u64) -> edgeshift_sim::Report {
+    let name = s.name.clone();
     let knobs = edgeshift_sim::Swarm::from_seed(seed);
-    let mut s = Scenario::load(name).expect("built-in");
     let mut cfg = SimConfig::new(strategy, seed);
     knobs.apply(&mut s, &mut cfg);
     let (report, _) = common::sim(s, cfg);
@@ -258,6 +263,39 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     ("regions", Strategy::Cold, 822),
     ("regions", Strategy::Shadow, 822),
 ];
+
+#[test]
+fn make_before_break_handovers_have_no_radio_gap_and_keep_every_invariant() {
+    let run = |daps: bool| {
+        let mut s = common::builtin("fig4");
+        s.handover.daps = daps;
+        let (report, _) = common::sim(s, SimConfig::new(Strategy::Shadow, 1));
+        assert_eq!(report.invariant_violations, 0, "{:#?}", report.violations);
+        let r = report
+            .relocation_records
+            .first()
+            .cloned()
+            .expect("a relocation");
+        (r.radio_gap_ms, r.service_gap_ms)
+    };
+    let (radio, service) = run(false);
+    assert!(radio > 20.0 && service >= radio, "{radio} {service}");
+    // The UE keeps its source link: what is left is the service's own switch, a few
+    // backhaul round trips (the freeze, and inputs held at the source taking the detour
+    // through the target), far less than the radio gap.
+    let (radio, service) = run(true);
+    assert_eq!(radio, 0.0);
+    assert!(service > 0.0 && service < 10.0, "{service}");
+    for seed in 1..4u64 {
+        for name in ["mispredict", "turnback", "corridor"] {
+            for strategy in Strategy::ALL {
+                let mut s = common::builtin(name);
+                s.handover.daps = true;
+                swarm_run_of(s, strategy, seed);
+            }
+        }
+    }
+}
 
 #[test]
 fn pinned_swarm_seeds() {

@@ -64,6 +64,9 @@ pub struct UeConfig {
     /// Answered inputs are kept this long, so that they can be sent again when a failover
     /// promotes a shadow that had not seen them (3015).
     pub keep_answered: Duration,
+    /// Make-before-break handovers (3GPP DAPS): after the 2003 the UE keeps its source
+    /// link, sending and receiving through the source cell, until it has joined the target.
+    pub daps: bool,
 }
 
 impl UeConfig {
@@ -81,6 +84,7 @@ impl UeConfig {
             seed,
             stop_at: None,
             keep_answered: Duration::from_secs(5),
+            daps: false,
         }
     }
 }
@@ -116,21 +120,33 @@ pub struct HandoverGap {
     /// The target could not be joined in time; the UE came back by re-establishment
     /// (`to` is then the cell it re-established at).
     pub failed: bool,
+    /// A make-before-break (DAPS) handover: the source link stayed up until `attached_at`,
+    /// so there is no radio gap. Holds the longest extra wait (beyond `baseline_rtt`) of an
+    /// input sent from shortly before the 2003 to the attach: what the service's move cost
+    /// while both links were up.
+    #[serde(default)]
+    pub daps_stall: Option<Duration>,
 }
 
 impl HandoverGap {
-    /// Detach to attach.
+    /// Detach to attach; none with DAPS.
     #[must_use]
     pub fn radio_gap(&self) -> Option<Duration> {
-        Some(
-            self.attached_at?
-                .saturating_duration_since(self.detached_at),
-        )
+        let attached = self.attached_at?;
+        if self.daps_stall.is_some() {
+            return Some(Duration::ZERO);
+        }
+        Some(attached.saturating_duration_since(self.detached_at))
     }
 
-    /// Detach to the first answer after attach, minus the normal round trip.
+    /// Detach to the first answer after attach, minus the normal round trip. With DAPS:
+    /// the longest extra wait of an input sent while both links were up.
     #[must_use]
     pub fn service_gap(&self) -> Option<Duration> {
+        if let Some(stall) = self.daps_stall {
+            self.first_answer_at?;
+            return Some(stall);
+        }
         let d = self
             .first_answer_at?
             .saturating_duration_since(self.detached_at);
@@ -168,7 +184,8 @@ pub enum UeEvent {
         /// The service's answer.
         answer: Vec<u8>,
     },
-    /// 2003 received: the radio gap starts.
+    /// 2003 received: the radio gap starts (with DAPS: the UE starts joining the target
+    /// and keeps its source link meanwhile).
     Detached {
         /// Where the UE goes.
         target: CellId,
@@ -265,7 +282,8 @@ impl UeClient {
         self.cfg.id
     }
 
-    /// The serving cell, `None` during a radio gap.
+    /// The serving cell, `None` during a radio gap (with DAPS: the source until the target
+    /// is joined).
     #[must_use]
     pub fn serving(&self) -> Option<CellId> {
         self.serving
@@ -531,6 +549,33 @@ impl UeClient {
         }
     }
 
+    /// Counts the wait of answered input `seq` into the last DAPS handover's stall if it
+    /// was sent while both links were up (from one usual round trip before the 2003 to the
+    /// attach).
+    fn daps_stall(&mut self, now: Instant, seq: u64) {
+        let Some(created) = self
+            .stats
+            .get((seq.saturating_sub(1)) as usize)
+            .map(|s| s.created_at)
+        else {
+            return;
+        };
+        let Some(g) = self.gaps.last_mut() else {
+            return;
+        };
+        let Some(stall) = g.daps_stall.as_mut() else {
+            return;
+        };
+        let during =
+            created + g.baseline_rtt >= g.detached_at && g.attached_at.is_none_or(|a| created <= a);
+        if during {
+            let extra = now
+                .saturating_duration_since(created)
+                .saturating_sub(g.baseline_rtt);
+            *stall = (*stall).max(extra);
+        }
+    }
+
     /// The usual round trip: the 90th percentile of the recent ones, so that ordinary
     /// jitter is not counted as interruption.
     fn baseline_rtt(&self) -> Duration {
@@ -572,6 +617,7 @@ impl Role for UeClient {
                                 .push_back(now.saturating_duration_since(s.created_at));
                         }
                     }
+                    self.daps_stall(now, m.seq);
                     self.events.push_back(UeEvent::Answered { seq: m.seq });
                     self.app_answer(m.seq, m.payload);
                 }
@@ -611,9 +657,18 @@ impl Role for UeClient {
                 }
             }
             Message::HandoverCommand(m) => {
-                let Some(from) = self.serving.take() else {
+                let daps = self.cfg.daps;
+                let from = if daps {
+                    self.serving
+                } else {
+                    self.serving.take()
+                };
+                let Some(from) = from else {
                     return;
                 };
+                if daps && self.gaps.last().is_some_and(|g| g.attached_at.is_none()) {
+                    return; // Already joining (a repeated 2003).
+                }
                 let baseline_rtt = self.baseline_rtt();
                 self.gaps.push(HandoverGap {
                     from,
@@ -623,6 +678,7 @@ impl Role for UeClient {
                     first_answer_at: None,
                     baseline_rtt,
                     failed: false,
+                    daps_stall: daps.then_some(Duration::ZERO),
                 });
                 self.events
                     .push_back(UeEvent::Detached { target: m.target });
@@ -749,6 +805,44 @@ mod tests {
         assert_eq!(g.baseline_rtt, Duration::from_millis(4));
         assert_eq!(g.service_gap(), Some(Duration::from_millis(46)));
         assert_eq!(g.added(), Some(Duration::from_millis(6)));
+    }
+
+    #[test]
+    fn with_daps_the_source_link_stays_up_and_the_gap_is_the_stall() {
+        let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
+        cfg.input_period = Duration::from_millis(10);
+        cfg.daps = true;
+        let mut ue = UeClient::new(cfg, Instant::ZERO);
+        ue.handle_attach(Instant::ZERO, CellId(1));
+        for i in 1..=5u64 {
+            ue.handle_timeout(Instant::from_millis(10 * i));
+            answer(&mut ue, Instant::from_millis(10 * i + 4), i);
+        }
+        let cmd = HandoverCommand {
+            ue: UeId(1),
+            target: CellId(2),
+        };
+        let at = Instant::from_millis(55);
+        ue.handle_message(at, NodeId::Cell(CellId(1)), cmd.into());
+        assert_eq!(ue.serving(), Some(CellId(1)), "the source link stays up");
+        let _ = std::iter::from_fn(|| ue.poll_transmit()).count();
+        // Input 6 goes out through the source while the UE joins the target; the service
+        // moves meanwhile and answers it 9 ms later (4 ms is the usual round trip).
+        ue.handle_timeout(Instant::from_millis(60));
+        let sent: Vec<Transmit> = std::iter::from_fn(|| ue.poll_transmit()).collect();
+        assert!(sent.iter().any(|t| t.to == CellId(1).into()
+            && matches!(&t.msg, Message::ServiceInput(i) if i.input.seq == 6)));
+        answer(&mut ue, Instant::from_millis(69), 6);
+        ue.handle_timeout(Instant::from_millis(70));
+        answer(&mut ue, Instant::from_millis(74), 7);
+        ue.handle_attach(Instant::from_millis(75), CellId(2));
+        // Input 8, sent after the attach, is not part of the handover.
+        ue.handle_timeout(Instant::from_millis(80));
+        answer(&mut ue, Instant::from_millis(130), 8);
+        let g = ue.gaps()[0];
+        assert_eq!(g.radio_gap(), Some(Duration::ZERO));
+        assert_eq!(g.service_gap(), Some(Duration::from_millis(5)));
+        assert_eq!(g.added(), Some(Duration::from_millis(5)));
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl Scenario {
         rc.time_to_trigger = Duration::from_millis(h.ttt_ms);
         rc.prep_time = Duration::from_millis(h.prep_ms);
         rc.joining_timeout = Duration::from_millis(h.joining_timeout_ms);
+        rc.daps = h.daps;
         rc.capacity = self
             .cells
             .iter()
@@ -238,6 +239,7 @@ impl Scenario {
         );
         uc.input_period = Duration::from_millis(self.service.input_period_ms);
         uc.payload_len = self.service.payload_bytes;
+        uc.daps = self.handover.daps;
         uc
     }
 

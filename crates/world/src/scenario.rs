@@ -209,6 +209,9 @@ pub struct Handover {
     pub reestablish_ms: f64,
     /// UEs a cell admits.
     pub capacity: u32,
+    /// Make-before-break handovers (3GPP DAPS): the UE keeps its source link until it has
+    /// joined the target, so the radio gap is about zero.
+    pub daps: bool,
 }
 
 impl Default for Handover {
@@ -224,6 +227,7 @@ impl Default for Handover {
             joining_timeout_ms: 200,
             reestablish_ms: 100.0,
             capacity: 1000,
+            daps: false,
         }
     }
 }
