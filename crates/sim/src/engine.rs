@@ -191,6 +191,23 @@ const GRACE: Duration = Duration::from_secs(2);
 /// it stops with a violation instead.
 const STORM_EVENTS_PER_UE_S: u64 = 100_000;
 
+/// The violation of a run stopped by a message storm, with the commonest events of its
+/// second half.
+fn storm_account(storm: u64, second: u64, kinds: BTreeMap<String, u64>) -> String {
+    let mut top: Vec<(String, u64)> = kinds.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let most: Vec<String> = top
+        .iter()
+        .take(4)
+        .map(|(k, n)| format!("{k} x{n}"))
+        .collect();
+    format!(
+        "message storm: more than {storm} events in simulated second {second} (the last half \
+         mostly {})",
+        most.join(", ")
+    )
+}
+
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
     scenario: Scenario,
@@ -248,6 +265,22 @@ impl Ev {
             Self::Deliver { to, .. } => Some(*to),
             Self::Wake(id) | Self::Command(id, _) | Self::JobDone(id, _) => Some(*id),
             Self::Measure | Self::Outage(_) => None,
+        }
+    }
+
+    /// What kind of event this is, for the account of a message storm: "3010 me3->me4",
+    /// "wake ue1".
+    fn kind(&self) -> String {
+        match self {
+            Self::Deliver { from, to, frame } => match codec::decode_header(frame) {
+                Ok((code, _)) => format!("{code} {from}->{to}"),
+                Err(_) => format!("frame {from}->{to}"),
+            },
+            Self::Wake(id) => format!("wake {id}"),
+            Self::Command(id, _) => format!("command {id}"),
+            Self::JobDone(id, _) => format!("job {id}"),
+            Self::Measure => "measure".into(),
+            Self::Outage(_) => "outage".into(),
         }
     }
 }
@@ -448,18 +481,22 @@ impl Sim {
         let ues = u64::try_from(self.scenario.ues.len().max(1)).unwrap_or(u64::MAX);
         let storm = STORM_EVENTS_PER_UE_S.saturating_mul(ues);
         let (mut second, mut events) = (0, 0u64);
+        // The kinds of the second half of a storm's events, for its account.
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
         while let Some((at, ev)) = self.queue.pop() {
             if at.as_nanos() / 1_000_000_000 == second {
                 events += 1;
+                if events > storm / 2 {
+                    *kinds.entry(ev.kind()).or_default() += 1;
+                }
                 if events > storm {
-                    let what = format!(
-                        "message storm: more than {storm} events in simulated second {second}"
-                    );
+                    let what = storm_account(storm, second, kinds);
                     self.recorder.observe(Observation::Violation { at, what });
                     break;
                 }
             } else {
                 (second, events) = (at.as_nanos() / 1_000_000_000, 1);
+                kinds.clear();
             }
             if at > end {
                 if end == self.end && self.unsettled() {

@@ -170,6 +170,13 @@ impl ControlNode {
             self.discard_all(service);
             return;
         }
+        if e.orphaned {
+            // Its host is silent and nothing took over: the service waits for it (or is
+            // lost). A relocation from it would be triggered blind, and the host would be
+            // released, when back, to a target that never got the state. Back, it serves
+            // the UE over the backhaul until the next handover moves it.
+            return;
+        }
         if self.within_budget(m.target, host, budget) {
             self.stats.skipped_within_budget += 1;
             self.emit(ControlEvent::SkippedWithinBudget { service });
