@@ -74,6 +74,9 @@ pub enum Observation {
         at: Instant,
         /// The service.
         service: ServiceId,
+        /// The host it was lost with (`None` in records from before it was kept).
+        #[serde(default)]
+        host: Option<ServerId>,
     },
     /// A node was killed by fault injection (what a crash looks like from outside).
     Crashed {
@@ -150,9 +153,12 @@ impl Observation {
                 node: NodeId::CONTROL,
                 what: format!("from {from}: {what}"),
             }),
-            ControlEvent::ServiceLost { service, .. } => Some(Self::ServiceLost {
+            ControlEvent::ServiceLost {
+                service, server, ..
+            } => Some(Self::ServiceLost {
                 at,
                 service: *service,
+                host: Some(*server),
             }),
             _ => None,
         }

@@ -55,8 +55,10 @@ pub struct Recorder {
     stats: ControlStats,
     notes: Vec<Note>,
     finals: BTreeMap<UeId, UeFinal>,
-    /// Services whose host died with no shadow to take over.
-    lost: std::collections::BTreeSet<ServiceId>,
+    /// Services the control node gave up, with the host it named.
+    lost: BTreeMap<ServiceId, Option<ServerId>>,
+    /// Servers that crashed (fault injection): only these lose instances.
+    crashed: std::collections::BTreeSet<ServerId>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -86,7 +88,8 @@ impl Recorder {
             stats: ControlStats::default(),
             notes: Vec::new(),
             finals: BTreeMap::new(),
-            lost: std::collections::BTreeSet::new(),
+            lost: BTreeMap::new(),
+            crashed: std::collections::BTreeSet::new(),
         }
     }
 
@@ -120,12 +123,13 @@ impl Recorder {
                 what,
             }),
             Observation::Violation { at, what } => self.checker.violation(at, what),
-            Observation::ServiceLost { service, .. } => {
-                self.lost.insert(service);
+            Observation::ServiceLost { service, host, .. } => {
+                self.lost.insert(service, host);
             }
             Observation::Crashed { node, .. } => {
                 if let NodeId::Server(server) = node {
                     self.checker.on_crash(server);
+                    self.crashed.insert(server);
                 }
             }
             Observation::UeFinal(f) => {
@@ -221,11 +225,24 @@ impl Recorder {
             if broken.is_empty() {
                 continue;
             }
-            if self.lost.contains(&service) {
+            match self.lost.get(&service) {
                 // Its host died with no shadow to take over: a loss the run reports, not
                 // a broken invariant.
-                services_lost += 1;
-                continue;
+                Some(None) => {
+                    services_lost += 1;
+                    continue;
+                }
+                Some(Some(host)) if self.crashed.contains(host) => {
+                    services_lost += 1;
+                    continue;
+                }
+                // A host that was only stopped or cut off kept the instance: when it is
+                // back, the service must go on.
+                Some(Some(host)) => self.checker.violation(
+                    fin.at,
+                    format!("{service}: given up with {host}, which never crashed"),
+                ),
+                None => {}
             }
             for (what, twin) in broken {
                 twins_match &= !twin;
@@ -545,6 +562,47 @@ mod tests {
         assert_eq!(
             report.violations[0].what,
             "ue1: never reported the end of its run"
+        );
+    }
+
+    #[test]
+    fn a_service_given_up_is_a_loss_only_if_its_host_crashed() {
+        let lost = |crashed: bool| {
+            let mut r = recorder();
+            run(&mut r, false);
+            r.observe(Observation::ServiceLost {
+                at: ms(500),
+                service: SVC,
+                host: Some(B),
+            });
+            if crashed {
+                r.observe(Observation::Crashed {
+                    at: ms(400),
+                    node: B.into(),
+                });
+            }
+            // The UE's end with no live instance anywhere.
+            r.observe(Observation::UeFinal(UeFinal {
+                at: ms(1000),
+                ue: UE,
+                service: SVC,
+                unanswered: 3,
+                gaps: Vec::new(),
+                live: None,
+                twin: Ok(7),
+                longest_wait_ms: 3.0,
+            }));
+            r.finish(ms(1000))
+        };
+        let report = lost(true);
+        assert_eq!(report.services_lost, 1);
+        assert_eq!(report.invariant_violations, 0, "{:?}", report.violations);
+        // Stopped or cut off, the host kept the instance: giving it up is a bug.
+        let report = lost(false);
+        assert_eq!(report.services_lost, 0);
+        assert_eq!(
+            report.violations[0].what,
+            "svc1: given up with me2, which never crashed"
         );
     }
 }

@@ -12,6 +12,7 @@ use super::EdgeServer;
 use super::jobs::Waiting;
 use super::shadow::{Shadow, ShadowState};
 use super::source::{Live, Source};
+use super::traffic::Moved;
 use crate::event::EdgeEvent;
 
 impl EdgeServer {
@@ -67,7 +68,7 @@ impl EdgeServer {
             let Some(live) = self.live.remove(&service) else {
                 return;
             };
-            self.moved.insert(service, host);
+            self.moved.insert(service, Moved::to(host));
             if let Source::Frozen(f) = live.state {
                 self.forward_held(host, f.held);
             }
@@ -118,7 +119,7 @@ impl EdgeServer {
             });
         }
         let Some(live) = self.live.get_mut(&service) else {
-            if let Some(&to) = self.moved.get(&service) {
+            if let Some(to) = self.moved.get(&service).map(|m| m.to) {
                 self.report_done(service, me, to, epoch, true);
             }
             return;

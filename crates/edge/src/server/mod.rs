@@ -49,7 +49,7 @@ mod traffic;
 use shadow::Shadow;
 use source::Live;
 use timers::Timer;
-use traffic::Held;
+use traffic::{Held, Sent};
 
 /// A read-only view of a live instance, for drivers and checkers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct EdgeServer {
     live: BTreeMap<ServiceId, Live>,
     shadows: BTreeMap<ServiceId, Shadow>,
     /// Where services relocated out of here went; stale traffic is forwarded there.
-    moved: BTreeMap<ServiceId, ServerId>,
+    moved: BTreeMap<ServiceId, traffic::Moved>,
     /// The control node that last commanded this server about a service: its reports
     /// about the service go there (a service prepared across a region border is
     /// commanded by the other region's node).
@@ -435,7 +435,7 @@ impl EdgeServer {
         }
         match msg {
             Message::ServiceInput(m) => self.on_input(from, m),
-            Message::Probe(m) if !self.bounced(from, m.service, format_args!("a probe")) => {
+            Message::Probe(m) if !self.looping(from, m.service, Sent::Probe(m.nonce)) => {
                 self.on_probe(m);
             }
             Message::Probe(_) => {}

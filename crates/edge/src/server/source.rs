@@ -18,7 +18,7 @@ use edgeshift_proto::{
 use super::EdgeServer;
 use super::links::{Link, forget_plans};
 use super::timers::Timer;
-use super::traffic::Held;
+use super::traffic::{Held, Moved};
 use crate::event::EdgeEvent;
 use crate::instance::Instance;
 
@@ -338,7 +338,7 @@ impl EdgeServer {
                 let Some(live) = self.live.remove(&service) else {
                     return;
                 };
-                self.moved.insert(service, target);
+                self.moved.insert(service, Moved::to(target));
                 if let Source::Frozen(f) = live.state {
                     self.forward_held(target, f.held);
                 }

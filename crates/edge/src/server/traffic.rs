@@ -6,6 +6,8 @@
 //! traffic forwarded to the new host. Driven by the role's message dispatch, and by the
 //! source and shadow sides when they release or pass on what they held.
 
+use std::collections::BTreeSet;
+
 use super::EdgeServer;
 use super::links::sync_to;
 use super::source::Source;
@@ -18,6 +20,42 @@ use edgeshift_proto::{
 /// A promoted instance asks the UE for missing inputs at most this often per gap.
 const NUDGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// At most this many forwarded inputs and probes are remembered per moved-out service.
+const FORWARDED_MEMORY: usize = 4096;
+
+/// Where a service that left this server went, and what of its traffic this server
+/// forwarded there (to tell a ring of stale pointers from a retransmission).
+#[derive(Debug)]
+pub(super) struct Moved {
+    pub(super) to: ServerId,
+    forwarded: BTreeSet<Sent>,
+}
+
+impl Moved {
+    pub(super) fn to(to: ServerId) -> Self {
+        Self {
+            to,
+            forwarded: BTreeSet::new(),
+        }
+    }
+}
+
+/// A forwarded input (by its number) or probe (by its nonce).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Sent {
+    Input(u64),
+    Probe(u64),
+}
+
+impl std::fmt::Display for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Input(seq) => write!(f, "input {seq}"),
+            Self::Probe(nonce) => write!(f, "probe {nonce}"),
+        }
+    }
+}
+
 /// UE traffic held while an instance cannot serve (frozen source, shadow not yet live).
 #[derive(Clone, Debug)]
 pub(super) enum Held {
@@ -28,32 +66,32 @@ pub(super) enum Held {
 impl EdgeServer {
     /// 3010 from a cell (or forwarded by the previous host).
     pub(super) fn on_input(&mut self, from: NodeId, m: ServiceInput) {
-        if !self.bounced(from, m.service, format_args!("input {}", m.input.seq)) {
+        if !self.looping(from, m.service, Sent::Input(m.input.seq)) {
             self.input(m, true);
         }
     }
 
-    /// Whether `from` forwarded traffic of `service` back to the server it moved to from
-    /// here: the two point at each other and neither hosts it (each took the other for
-    /// its successor after a relocation the control node gave up on). Sending it back
-    /// would bounce it between them for ever; it is dropped and counted, and the UE's
-    /// retransmission finds the instance once the cells learn its route.
-    pub(super) fn bounced(
-        &mut self,
-        from: NodeId,
-        service: ServiceId,
-        what: std::fmt::Arguments<'_>,
-    ) -> bool {
+    /// Whether traffic of `service` that `from`, another server, forwarded here is going
+    /// round in a ring: it comes from the server this one forwards to, or this server
+    /// forwarded it already. Stale forwarding pointers can form such a ring (servers
+    /// that each took another for the service's successor after a relocation the control
+    /// node gave up on); passed on, it would circle for ever. It is dropped and counted,
+    /// and the UE's retransmission finds the instance once the cells learn its route.
+    pub(super) fn looping(&mut self, from: NodeId, service: ServiceId, sent: Sent) -> bool {
         let NodeId::Server(sender) = from else {
             return false;
         };
         let here = self.live.contains_key(&service) || self.shadows.contains_key(&service);
-        if here || self.moved.get(&service) != Some(&sender) {
+        let ring = self
+            .moved
+            .get(&service)
+            .is_some_and(|m| m.to == sender || m.forwarded.contains(&sent));
+        if here || !ring {
             return false;
         }
         self.violation(
             from,
-            format!("{what} for {service} forwarded back by the server it moved to"),
+            format!("{sent} for {service} came round a ring of forwarding servers"),
         );
         true
     }
@@ -94,7 +132,7 @@ impl EdgeServer {
             self.nudge(service, ue, via);
         } else if let Some(sh) = self.shadows.get_mut(&service) {
             sh.held.push(Held::Input(m));
-        } else if let Some(&to) = self.moved.get(&service) {
+        } else if let Some(to) = self.forward(service, Sent::Input(m.input.seq)) {
             self.send(to, m);
         } else {
             self.violation(
@@ -258,11 +296,22 @@ impl EdgeServer {
             );
         } else if let Some(sh) = self.shadows.get_mut(&service) {
             sh.held.push(Held::Probe(m));
-        } else if let Some(&to) = self.moved.get(&service) {
+        } else if let Some(to) = self.forward(service, Sent::Probe(m.nonce)) {
             self.send(to, m);
         } else {
             self.violation(NodeId::Cell(m.via), format!("probe for unknown {service}"));
         }
+    }
+
+    /// Where to forward `sent` of a service that moved out, remembering it; `None` if the
+    /// service never was here.
+    fn forward(&mut self, service: ServiceId, sent: Sent) -> Option<ServerId> {
+        let m = self.moved.get_mut(&service)?;
+        if m.forwarded.len() >= FORWARDED_MEMORY {
+            m.forwarded.pop_first();
+        }
+        m.forwarded.insert(sent);
+        Some(m.to)
     }
 
     /// Handles held traffic as if it arrived now, in its order; the answers go to the
