@@ -269,6 +269,8 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     ("turnback", Strategy::Cold, 162),
     ("mispredict", Strategy::Cold, 179),
     ("mispredict", Strategy::Precopy, 680),
+    ("fig4", Strategy::Cold, 1141),
+    ("fig4", Strategy::Precopy, 1188),
 ];
 
 #[test]
