@@ -189,6 +189,10 @@ pub(crate) struct DemoArgs {
     /// Run each daemon as its own OS process instead of all in this one.
     #[arg(long)]
     processes: bool,
+    /// Make-before-break handovers (3GPP DAPS): the UEs keep their source link until
+    /// they have joined the target.
+    #[arg(long)]
+    daps: bool,
     /// Do not emulate the scenario's link latencies and bandwidths.
     #[arg(long)]
     no_emulation: bool,
@@ -451,6 +455,7 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         api_token,
         start_after: std::time::Duration::from_secs_f64(a.start_after),
         faults: a.faults,
+        daps: a.daps,
         control_replicas: a.control_replicas,
         etcd: match a.store.as_str() {
             "redb" => {

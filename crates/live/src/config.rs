@@ -286,6 +286,9 @@ pub struct Deployment {
     /// Run this many UEs (2 or more): the scenario's first UE and copies of it along its
     /// route, each starting 0.4 s later and 15 m aside (ids 2, 3, …).
     pub ues_along_route: Option<u32>,
+    /// Make-before-break handovers, whatever the scenario says (its `handover.daps`).
+    #[serde(default)]
+    pub daps: bool,
     /// Seed of the radio model and the UEs' inputs.
     #[serde(default)]
     pub seed: u64,
@@ -368,6 +371,7 @@ impl Deployment {
         if let Some(d) = self.duration_s {
             s.duration_s = d;
         }
+        s.handover.daps |= self.daps;
         if let Some(n) = self.ues_along_route {
             if !(1..=1000).contains(&n) {
                 return Err(ConfigError::Invalid(format!(

@@ -99,6 +99,8 @@ pub struct DemoConfig {
     pub start_after: Duration,
     /// Faults to inject (`--fault`), timed from the start of the run.
     pub faults: Vec<edgeshift_world::fault::Fault>,
+    /// Make-before-break handovers (the scenario's `handover.daps`).
+    pub daps: bool,
     /// Control replicas electing a leader in etcd (more than one needs `etcd`).
     pub control_replicas: u32,
     /// The registry in etcd: these client URLs, or (empty) a local three-member cluster
@@ -127,6 +129,7 @@ impl Default for DemoConfig {
             api_token: String::new(),
             start_after: Duration::ZERO,
             faults: Vec::new(),
+            daps: false,
             control_replicas: 1,
             etcd: None,
         }
@@ -174,6 +177,7 @@ fn deployment(
         module_config: cfg.module_config.clone(),
         state_mib: cfg.state_mib,
         duration_s: cfg.duration_s,
+        daps: cfg.daps,
         seed: cfg.seed,
         control: match &cfg.etcd {
             None => ControlDaemon {
@@ -386,6 +390,7 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     let cfg = &cfg;
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
     scenario.add_ues(cfg.ues.max(1));
+    scenario.handover.daps |= cfg.daps;
     if let Some(d) = cfg.duration_s {
         scenario.duration_s = d;
     }
