@@ -159,6 +159,34 @@ fn the_live_demo_relocates_and_matches_the_twin() {
 }
 
 #[test]
+fn daemons_in_separate_processes_run_make_before_break_handovers() {
+    let json = temp("daps.json");
+    let (ok, text) = edgeshift(&[
+        "demo",
+        "--quiet",
+        "--processes",
+        "--daps",
+        "--duration",
+        "10",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+            .expect("valid json");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(v["invariant_violations"], 0, "{v}");
+    assert_eq!(v["final_state_matches_twin"], true);
+    assert_eq!(v["inputs_sent"], v["inputs_applied_once"], "{v}");
+    // The deployment file took `daps` to the UE and RAN processes: the UE kept its source
+    // link, so there was no radio gap.
+    let r = &v["relocation_records"][0];
+    assert_eq!(r["radio_gap_ms"].as_f64(), Some(0.0), "{r}");
+    assert!(r["service_gap_ms"].is_number(), "{r}");
+}
+
+#[test]
 fn daemons_reject_bad_configs_clearly() {
     // Not bad.toml: tests run in parallel and another one writes that.
     let cfg = temp("bad-deployment.toml");

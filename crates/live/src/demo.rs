@@ -763,6 +763,9 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     if let Some(n) = dep.ues_along_route {
         let _ = writeln!(t, "ues_along_route = {n}");
     }
+    if dep.daps {
+        let _ = writeln!(t, "daps = true");
+    }
     let addr = |a: &SocketAddr| q(&a.to_string());
     if let Some(l) = &dep.control.listen {
         let _ = writeln!(t, "\n[control]\nlisten = {}", addr(l));
