@@ -90,6 +90,10 @@ pub struct ControlNode {
     /// Orders for this region's servers from other regions (or for services that left),
     /// given when the server comes back.
     rejoin_orders: BTreeMap<ServerId, Vec<(ServiceId, RelocateAction)>>,
+    /// Relocations a restored node found triggered, by service and server: the previous
+    /// node may have died before their 1006 left, so each server involved gets it again
+    /// with its first heartbeat (a repeated 1006 is harmless).
+    unconfirmed: BTreeSet<(ServiceId, ServerId)>,
     /// Services handed to another region: where, the handoff's generation, the UE.
     moved: BTreeMap<ServiceId, (RegionId, u64, UeId)>,
     /// The same by UE.
@@ -143,6 +147,7 @@ impl ControlNode {
             superseded: BTreeSet::new(),
             called_off: BTreeSet::new(),
             rejoin_orders: BTreeMap::new(),
+            unconfirmed: BTreeSet::new(),
             moved: BTreeMap::new(),
             moved_ue: BTreeMap::new(),
             outgoing: BTreeMap::new(),

@@ -325,6 +325,54 @@ fn a_restored_node_resumes_an_announced_relocation() {
 }
 
 #[test]
+fn a_node_restored_after_a_trigger_sends_the_1006_again_at_each_servers_first_heartbeat() {
+    let mut n = node(Strategy::Cold);
+    let m = HandoverExecution {
+        ue: UeId(1),
+        source: CellId(1),
+        target: CellId(3),
+        timing: Timing::at(Instant::from_millis(3000)),
+    };
+    n.handle_message(Instant::from_millis(2980), CellId(1).into(), m.into());
+    n.handle_timeout(Instant::from_millis(3000));
+    assert_eq!(to(&drain(&mut n), 1, 1006).len(), 1);
+    // The node dies as the 1006 leaves: its successor cannot tell whether it got out.
+    let bytes = n.snapshot().to_bytes().expect("encodes");
+    let cfg = n.config().clone();
+    let snap = ControlSnapshot::from_bytes(&bytes).expect("decodes");
+    let mut n = ControlNode::restore(cfg, snap, Instant::from_millis(3100));
+    assert!(drain(&mut n).is_empty());
+    let beat = |n: &mut ControlNode, server: u32, seq: u64| {
+        let hb = Heartbeat {
+            server: ServerId(server),
+            seq,
+            incarnation: 1,
+            live: Vec::new(),
+            shadows: Vec::new(),
+        };
+        n.handle_message(
+            Instant::from_millis(3200),
+            ServerId(server).into(),
+            hb.into(),
+        );
+        drain(n)
+    };
+    for server in [1, 3] {
+        let out = beat(&mut n, server, 1);
+        let again = to(&out, server, 1006);
+        assert!(
+            matches!(again.as_slice(), [Message::Relocate(r)]
+                if matches!(r.action, RelocateAction::Relocate { source: ServerId(1), target: ServerId(3), .. })),
+            "{out:?}"
+        );
+        // Once.
+        assert!(to(&beat(&mut n, server, 2), server, 1006).is_empty());
+    }
+    // A server the relocation does not involve gets nothing.
+    assert!(to(&beat(&mut n, 2, 1), 2, 1006).is_empty());
+}
+
+#[test]
 fn a_shadow_the_predictions_stop_naming_goes_only_after_the_grace() {
     let mut n = node(Strategy::Shadow);
     let ms = Instant::from_millis;

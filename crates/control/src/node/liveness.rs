@@ -19,8 +19,8 @@
 //! heartbeat: it never serves a replaced instance, nor activates a stale shadow.
 
 use edgeshift_proto::{
-    Heartbeat, HeartbeatAck, Instant, RelocateAction, RelocationMode, Route, RouteQuery,
-    RouteUpdate, ServerId, ServiceId, Tenure, UeId,
+    Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
+    RouteUpdate, ServerId, ServiceId, Tenure, Timing, UeId,
 };
 
 use super::relocation::Relocation;
@@ -67,7 +67,52 @@ impl ControlNode {
         if self.release_replaced(server, &m.live) {
             return;
         }
+        self.resend_unconfirmed(server);
         self.send(server, HeartbeatAck { seq: m.seq });
+    }
+
+    /// Sends `server` the 1006 of each relocation this node was restored in the middle of
+    /// (triggered, so the previous node meant to send it, but perhaps died first): the
+    /// relocation to its source and target, the promotion to its target. The source acts
+    /// on it unless it has already; a target that is live under its epoch says so again.
+    fn resend_unconfirmed(&mut self, server: ServerId) {
+        let mine: Vec<ServiceId> = self
+            .unconfirmed
+            .iter()
+            .filter(|(_, s)| *s == server)
+            .map(|(service, _)| *service)
+            .collect();
+        for service in mine {
+            self.unconfirmed.remove(&(service, server));
+            let Some(e) = self.services.get(&service) else {
+                continue;
+            };
+            let Some(Relocation::Triggered {
+                target,
+                mode,
+                epoch,
+                at,
+            }) = e.relocation
+            else {
+                continue;
+            };
+            let action = if e.orphaned {
+                RelocateAction::Promote { epoch }
+            } else {
+                RelocateAction::Relocate {
+                    source: e.host,
+                    target,
+                    mode,
+                    epoch,
+                }
+            };
+            let msg = Relocate {
+                service,
+                action,
+                timing: Timing::at(at),
+            };
+            self.send(server, msg);
+        }
     }
 
     /// Discards each shadow `server` holds of a service of this node's whose plan does not

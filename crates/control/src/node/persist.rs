@@ -120,7 +120,8 @@ impl ControlNode {
                                 epoch,
                             },
                             RelocateAction::Abort { epoch } => v3::Order::Abort { epoch },
-                            // Only releases and aborts wait for a server.
+                            RelocateAction::Resume { epoch } => v3::Order::Resume { epoch },
+                            // Only releases, aborts and resumes wait for a server.
                             _ => return None,
                         };
                         Some(v3::RejoinOrder {
@@ -172,6 +173,15 @@ impl ControlNode {
         }
         for s in snap.services {
             node.adopt(s);
+        }
+        for (id, e) in &node.services {
+            if let Some(r @ Relocation::Triggered { .. }) = e.relocation {
+                // A promotion goes to its target alone; its host is dead.
+                if !e.orphaned {
+                    node.unconfirmed.insert((*id, e.host));
+                }
+                node.unconfirmed.insert((*id, r.target()));
+            }
         }
         node.loads = snap
             .loads
@@ -237,6 +247,7 @@ impl ControlNode {
                     epoch,
                 },
                 v3::Order::Abort { epoch } => RelocateAction::Abort { epoch },
+                v3::Order::Resume { epoch } => RelocateAction::Resume { epoch },
             };
             node.rejoin_orders
                 .entry(ServerId(r.server))

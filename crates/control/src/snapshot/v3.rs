@@ -60,6 +60,9 @@ pub(crate) enum Order {
     Release { host: u32, epoch: u64 },
     /// Do not go live with the relocation of `epoch`.
     Abort { epoch: u64 },
+    /// Serve on: a 1006 of `epoch` or older still waiting is off (added last, so that
+    /// older snapshots read the same).
+    Resume { epoch: u64 },
 }
 
 impl From<v2::Snapshot> for Snapshot {
