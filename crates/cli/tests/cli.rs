@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::edgeshift;
+use common::{edgeshift, take_json};
 
 fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("edgeshift-cli-test-{}-{name}", std::process::id()))
@@ -27,10 +27,7 @@ fn sim_writes_the_json_record() {
     ]);
     assert!(ok, "{text}");
     assert!(text.contains("invariants: all held"));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-            .expect("valid json");
-    let _ = std::fs::remove_file(&json);
+    let v = take_json(&json);
     for key in [
         "scenario",
         "strategy",
@@ -141,10 +138,7 @@ fn the_live_demo_relocates_and_matches_the_twin() {
     assert!(ok, "{text}");
     assert!(text.contains("2004 RelocateRequest"), "{text}");
     assert!(text.contains("-> equal"), "{text}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-            .expect("valid json");
-    let _ = std::fs::remove_file(&json);
+    let v = take_json(&json);
     assert_eq!(v["final_state_matches_twin"], true);
     assert!(v["relocations"].as_u64() >= Some(1), "{v}");
     let r = &v["relocation_records"][0];
@@ -172,10 +166,7 @@ fn daemons_in_separate_processes_run_make_before_break_handovers() {
         json.to_str().expect("utf-8 path"),
     ]);
     assert!(ok, "{text}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-            .expect("valid json");
-    let _ = std::fs::remove_file(&json);
+    let v = take_json(&json);
     assert_eq!(v["invariant_violations"], 0, "{v}");
     assert_eq!(v["final_state_matches_twin"], true);
     assert_eq!(v["inputs_sent"], v["inputs_applied_once"], "{v}");

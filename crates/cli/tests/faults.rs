@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::edgeshift;
+use common::{edgeshift, take_json};
 
 fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!(
@@ -26,10 +26,7 @@ fn clean_demo(name: &str, args: &[&str]) -> String {
     all.extend_from_slice(args);
     let (ok, text) = edgeshift(&all);
     assert!(ok, "{args:?}: {text}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-            .expect("valid json");
-    let _ = std::fs::remove_file(&json);
+    let v = take_json(&json);
     assert_eq!(v["invariant_violations"], 0, "{args:?}: {v}");
     assert_eq!(v["final_state_matches_twin"], true, "{args:?}");
     assert_eq!(v["inputs_sent"], v["inputs_applied_once"], "{args:?}");

@@ -90,10 +90,10 @@ pub struct ControlNode {
     /// Orders for this region's servers from other regions (or for services that left),
     /// given when the server comes back.
     rejoin_orders: BTreeMap<ServerId, Vec<(ServiceId, RelocateAction)>>,
-    /// Relocations a restored node found triggered, by service and server: the previous
+    /// Relocations a restored node found triggered, by server and service: the previous
     /// node may have died before their 1006 left, so each server involved gets it again
     /// with its first heartbeat (a repeated 1006 is harmless).
-    unconfirmed: BTreeSet<(ServiceId, ServerId)>,
+    unconfirmed: BTreeSet<(ServerId, ServiceId)>,
     /// Services handed to another region: where, the handoff's generation, the UE.
     moved: BTreeMap<ServiceId, (RegionId, u64, UeId)>,
     /// The same by UE.

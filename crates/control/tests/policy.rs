@@ -327,15 +327,11 @@ fn a_restored_node_resumes_an_announced_relocation() {
 #[test]
 fn a_node_restored_after_a_trigger_sends_the_1006_again_at_each_servers_first_heartbeat() {
     let mut n = node(Strategy::Cold);
-    let m = HandoverExecution {
-        ue: UeId(1),
-        source: CellId(1),
-        target: CellId(3),
-        timing: Timing::at(Instant::from_millis(3000)),
-    };
-    n.handle_message(Instant::from_millis(2980), CellId(1).into(), m.into());
-    n.handle_timeout(Instant::from_millis(3000));
-    assert_eq!(to(&drain(&mut n), 1, 1006).len(), 1);
+    let ms = Instant::from_millis;
+    assert_eq!(
+        to(&execute(&mut n, ms(2980), 1, 3, ms(3000)), 1, 1006).len(),
+        1
+    );
     // The node dies as the 1006 leaves: its successor cannot tell whether it got out.
     let bytes = n.snapshot().to_bytes().expect("encodes");
     let cfg = n.config().clone();

@@ -256,7 +256,7 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // to one the node then released in favour of the source, and the two forwarded the
     // UE's inputs to each other for ever (a message storm; the run never ended). A failed
     // failover now withdraws the release and calls the 1006 off, and a server drops
-    // traffic the server it moved to sends back.
+    // traffic that comes round a ring of forwarding servers.
     ("regions", Strategy::ShadowJit { threshold: 0.3 }, 26),
     ("regions", Strategy::Cold, 264),
     ("regions", Strategy::Cold, 584),

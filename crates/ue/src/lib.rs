@@ -738,11 +738,31 @@ mod tests {
     use edgeshift_proto::{HandoverCommand, ProbeReply, ServiceOutput};
 
     fn ue() -> UeClient {
+        ue_with(false)
+    }
+
+    /// A UE in cell 1 with an input every 10 ms, with or without DAPS.
+    fn ue_with(daps: bool) -> UeClient {
         let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
         cfg.input_period = Duration::from_millis(10);
+        cfg.daps = daps;
         let mut ue = UeClient::new(cfg, Instant::ZERO);
         ue.handle_attach(Instant::ZERO, CellId(1));
         ue
+    }
+
+    /// Inputs 1 to 5, each answered 4 ms after it was made (the usual round trip), then
+    /// the 2003 towards cell 2 at `at`.
+    fn five_answered_then_commanded(ue: &mut UeClient, at: Instant) {
+        for i in 1..=5u64 {
+            ue.handle_timeout(Instant::from_millis(10 * i));
+            answer(ue, Instant::from_millis(10 * i + 4), i);
+        }
+        let cmd = HandoverCommand {
+            ue: UeId(1),
+            target: CellId(2),
+        };
+        ue.handle_message(at, NodeId::Cell(CellId(1)), cmd.into());
     }
 
     fn answer(ue: &mut UeClient, now: Instant, seq: u64) {
@@ -759,19 +779,7 @@ mod tests {
     #[test]
     fn gap_is_measured_from_detach_to_first_answer_minus_rtt() {
         let mut ue = ue();
-        for i in 1..=5u64 {
-            ue.handle_timeout(Instant::from_millis(10 * i));
-            answer(&mut ue, Instant::from_millis(10 * i + 4), i);
-        }
-        let cmd = HandoverCommand {
-            ue: UeId(1),
-            target: CellId(2),
-        };
-        ue.handle_message(
-            Instant::from_millis(60),
-            NodeId::Cell(CellId(1)),
-            cmd.into(),
-        );
+        five_answered_then_commanded(&mut ue, Instant::from_millis(60));
         ue.handle_timeout(Instant::from_millis(70)); // input 6 waits: radio is down
         assert!(ue.poll_transmit().is_some()); // inputs 1..5 went out before
         ue.handle_attach(Instant::from_millis(100), CellId(2));
@@ -809,21 +817,8 @@ mod tests {
 
     #[test]
     fn with_daps_the_source_link_stays_up_and_the_gap_is_the_stall() {
-        let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
-        cfg.input_period = Duration::from_millis(10);
-        cfg.daps = true;
-        let mut ue = UeClient::new(cfg, Instant::ZERO);
-        ue.handle_attach(Instant::ZERO, CellId(1));
-        for i in 1..=5u64 {
-            ue.handle_timeout(Instant::from_millis(10 * i));
-            answer(&mut ue, Instant::from_millis(10 * i + 4), i);
-        }
-        let cmd = HandoverCommand {
-            ue: UeId(1),
-            target: CellId(2),
-        };
-        let at = Instant::from_millis(55);
-        ue.handle_message(at, NodeId::Cell(CellId(1)), cmd.into());
+        let mut ue = ue_with(true);
+        five_answered_then_commanded(&mut ue, Instant::from_millis(55));
         assert_eq!(ue.serving(), Some(CellId(1)), "the source link stays up");
         let _ = std::iter::from_fn(|| ue.poll_transmit()).count();
         // Input 6 goes out through the source while the UE joins the target; the service

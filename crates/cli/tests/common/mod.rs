@@ -13,3 +13,11 @@ pub fn edgeshift(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// The JSON record a run wrote to `path`, which is removed.
+pub fn take_json(path: &std::path::Path) -> serde_json::Value {
+    let v = serde_json::from_str(&std::fs::read_to_string(path).expect("json written"))
+        .expect("valid json");
+    let _ = std::fs::remove_file(path);
+    v
+}

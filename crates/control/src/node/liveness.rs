@@ -76,14 +76,11 @@ impl ControlNode {
     /// relocation to its source and target, the promotion to its target. The source acts
     /// on it unless it has already; a target that is live under its epoch says so again.
     fn resend_unconfirmed(&mut self, server: ServerId) {
-        let mine: Vec<ServiceId> = self
-            .unconfirmed
-            .iter()
-            .filter(|(_, s)| *s == server)
-            .map(|(service, _)| *service)
-            .collect();
+        let lo = (server, ServiceId(u32::MIN));
+        let hi = (server, ServiceId(u32::MAX));
+        let mine: Vec<ServiceId> = self.unconfirmed.range(lo..=hi).map(|(_, s)| *s).collect();
         for service in mine {
-            self.unconfirmed.remove(&(service, server));
+            self.unconfirmed.remove(&(server, service));
             let Some(e) = self.services.get(&service) else {
                 continue;
             };

@@ -178,9 +178,9 @@ impl ControlNode {
             if let Some(r @ Relocation::Triggered { .. }) = e.relocation {
                 // A promotion goes to its target alone; its host is dead.
                 if !e.orphaned {
-                    node.unconfirmed.insert((*id, e.host));
+                    node.unconfirmed.insert((e.host, *id));
                 }
-                node.unconfirmed.insert((*id, r.target()));
+                node.unconfirmed.insert((r.target(), *id));
             }
         }
         node.loads = snap
