@@ -198,6 +198,9 @@ struct SimArgs {
     /// Print the message trace.
     #[arg(long)]
     trace: bool,
+    /// With --trace: also the service traffic (inputs, answers, probes).
+    #[arg(long, requires = "trace")]
+    traffic: bool,
     /// Let the seed also pick faults and model knobs (loss, shadowing, speed, sync).
     #[arg(long)]
     swarm: bool,
@@ -328,6 +331,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
     cfg.outages.clone_from(&a.faults);
+    cfg.trace_traffic = a.traffic;
     if a.swarm {
         let knobs = Swarm::from_seed(a.seed);
         println!("swarm knobs of seed {}: {knobs}", a.seed);

@@ -4,6 +4,10 @@ use edgeshift_control::{ControlConfig, ControlNode, ControlSnapshot, Strategy};
 use edgeshift_proto::*;
 
 fn node(strategy: Strategy) -> ControlNode {
+    node_with(config(strategy))
+}
+
+fn config(strategy: Strategy) -> ControlConfig {
     let topology = [
         (CellId(1), ServerId(1)),
         (CellId(2), ServerId(2)),
@@ -12,7 +16,11 @@ fn node(strategy: Strategy) -> ControlNode {
     ]
     .into_iter()
     .collect();
-    let mut n = ControlNode::new(ControlConfig::new(strategy, topology), Instant::ZERO);
+    ControlConfig::new(strategy, topology)
+}
+
+fn node_with(cfg: ControlConfig) -> ControlNode {
+    let mut n = ControlNode::new(cfg, Instant::ZERO);
     let spec = ServiceSpec {
         code: CodeRef::Hash(1),
         config: vec![],
@@ -416,4 +424,196 @@ fn a_later_eta_never_puts_off_a_planned_shadow_jit_start() {
     n.handle_message(ms(2000), CellId(1).into(), m.into());
     drain(&mut n);
     assert_eq!(n.poll_timeout(), Some(ms(6200)));
+}
+
+/// A node that declares a server dead after 1 s without a heartbeat.
+fn watching(strategy: Strategy) -> ControlNode {
+    let mut cfg = config(strategy);
+    cfg.server_timeout = Some(std::time::Duration::from_secs(1));
+    node_with(cfg)
+}
+
+/// A heartbeat from `server` listing svc1 live under `epoch`, if given.
+fn beat(
+    n: &mut ControlNode,
+    now: Instant,
+    server: u32,
+    seq: u64,
+    live: Option<u64>,
+) -> Vec<Transmit> {
+    let hb = Heartbeat {
+        server: ServerId(server),
+        seq,
+        incarnation: 1,
+        live: live
+            .map(|epoch| Tenure {
+                service: ServiceId(1),
+                epoch,
+            })
+            .into_iter()
+            .collect(),
+        shadows: Vec::new(),
+    };
+    n.handle_message(now, ServerId(server).into(), hb.into());
+    drain(n)
+}
+
+fn done(from: u32, to: u32, ok: bool, epoch: u64) -> Message {
+    RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(from),
+        to: ServerId(to),
+        ok,
+        epoch,
+    }
+    .into()
+}
+
+fn actions(out: &[Transmit], server: u32) -> Vec<RelocateAction> {
+    to(out, server, 1006)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Relocate(r) => Some(r.action.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// svc1 at server 1 with a ready shadow at server 3; the handover to cell 3 triggers the
+/// relocation at 3 s, and server 1 falls silent as it goes out: at 4.2 s it is declared
+/// dead and the shadow at 3 is promoted. Returns the promotion's epoch.
+fn source_dies_mid_relocation(n: &mut ControlNode) -> u64 {
+    let ms = Instant::from_millis;
+    for t in [0, 800, 1600, 2400] {
+        beat(n, ms(t), 1, t + 1, Some(1));
+        beat(n, ms(t), 3, t + 1, None);
+    }
+    predict(n, ms(100), &[(3, 0.9)], ms(3000));
+    let ready = ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(3),
+        seq: 1,
+    };
+    n.handle_message(ms(200), ServerId(3).into(), ready.into());
+    drain(n);
+    execute(n, ms(2980), 1, 3, ms(3000));
+    beat(n, ms(3200), 3, 3201, None);
+    beat(n, ms(4000), 3, 4001, None);
+    n.handle_timeout(ms(4200));
+    let out = drain(n);
+    let promoted = actions(&out, 3).into_iter().find_map(|a| match a {
+        RelocateAction::Promote { epoch } => Some(epoch),
+        _ => None,
+    });
+    promoted.unwrap_or_else(|| panic!("no promotion at server 3: {out:?}"))
+}
+
+#[test]
+fn a_source_back_before_its_replacement_went_live_is_neither_released_nor_answered() {
+    let mut n = watching(Strategy::Shadow);
+    let ms = Instant::from_millis;
+    let epoch = source_dies_mid_relocation(&mut n);
+    // Back from a partition with its instance: the promoted shadow has not said it went
+    // live (its 1006 may never have arrived), so server 1 may hold the only copy. No
+    // release, no lease.
+    let out = beat(&mut n, ms(4400), 1, 4401, Some(1));
+    assert!(actions(&out, 1).is_empty(), "{out:?}");
+    assert!(to(&out, 1, 3007).is_empty(), "{out:?}");
+    // The promotion lands: now server 1 lets go, and once it has, its lease returns.
+    n.handle_message(ms(4500), ServerId(3).into(), done(1, 3, true, epoch));
+    let out = drain(&mut n);
+    assert!(
+        matches!(actions(&out, 1).as_slice(),
+            [RelocateAction::Release { host: ServerId(3), epoch: e }] if *e == epoch),
+        "{out:?}"
+    );
+    assert_eq!(to(&beat(&mut n, ms(4600), 1, 4601, None), 1, 3007).len(), 1);
+}
+
+#[test]
+fn a_source_back_whose_replacement_fell_silent_too_is_asked_to_serve_on() {
+    let mut n = watching(Strategy::Shadow);
+    let ms = Instant::from_millis;
+    let epoch = source_dies_mid_relocation(&mut n);
+    assert!(to(&beat(&mut n, ms(4400), 1, 4401, Some(1)), 1, 3007).is_empty());
+    beat(&mut n, ms(5000), 1, 5001, Some(1));
+    // Server 3, promoted (or not: nobody knows), falls silent before it says so.
+    n.handle_timeout(ms(5100));
+    let out = drain(&mut n);
+    assert!(
+        matches!(actions(&out, 1).as_slice(), [RelocateAction::Resume { epoch: e }] if *e == epoch),
+        "{out:?}"
+    );
+    // The Resume may be lost: each heartbeat asks again, still unanswered.
+    let out = beat(&mut n, ms(5400), 1, 5401, Some(1));
+    assert!(matches!(
+        actions(&out, 1).as_slice(),
+        [RelocateAction::Resume { .. }]
+    ));
+    assert!(to(&out, 1, 3007).is_empty());
+    // Server 1 never got the relocation's 1006: it serves on, and says so naming no
+    // target. That settles it; the next heartbeat is answered, and nothing is released.
+    n.handle_message(ms(5500), ServerId(1).into(), done(1, 1, false, epoch));
+    let out = beat(&mut n, ms(5600), 1, 5601, Some(1));
+    assert!(actions(&out, 1).is_empty(), "{out:?}");
+    assert_eq!(to(&out, 1, 3007).len(), 1, "{out:?}");
+    assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(1)));
+}
+
+#[test]
+fn source_and_target_silent_together_are_released_only_once_one_says_where_the_service_is() {
+    let mut n = watching(Strategy::Cold);
+    let ms = Instant::from_millis;
+    for t in [0, 800, 1600, 2400] {
+        beat(&mut n, ms(t), 1, t + 1, Some(1));
+        beat(&mut n, ms(t), 3, t + 1, None);
+    }
+    let out = execute(&mut n, ms(2980), 1, 3, ms(3000));
+    let epoch = actions(&out, 3)
+        .into_iter()
+        .find_map(|a| match a {
+            RelocateAction::Relocate { epoch, .. } => Some(epoch),
+            _ => None,
+        })
+        .expect("a 1006 to the target");
+    // Both fall silent mid-relocation: the state may be frozen at 1, or live at 3 with
+    // its 2005 and 3033 lost. Nothing is released, nothing given up.
+    n.handle_timeout(ms(3500));
+    drain(&mut n);
+    let mut events = Vec::new();
+    while let Some(e) = n.poll_event() {
+        events.push(e);
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, edgeshift_control::ControlEvent::ServiceLost { .. })),
+        "{events:?}"
+    );
+    // Server 3 is back first: asked to abort, it says it is live under the relocation's
+    // epoch, and the service is there.
+    let out = beat(&mut n, ms(4000), 3, 4001, Some(epoch));
+    assert!(
+        matches!(actions(&out, 3).as_slice(), [RelocateAction::Abort { epoch: e }] if *e == epoch),
+        "{out:?}"
+    );
+    n.handle_message(ms(4100), ServerId(3).into(), done(3, 3, true, epoch));
+    drain(&mut n);
+    assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(3)));
+    // Server 1, back with its frozen instance, is released to 3 (not told to resume: that
+    // would thaw inputs 3 never sees) and gets no lease until it has let go.
+    let out = beat(&mut n, ms(4200), 1, 4201, Some(1));
+    let told = actions(&out, 1);
+    assert!(
+        !told.is_empty()
+            && told.iter().all(|a| matches!(
+                a,
+                RelocateAction::Release {
+                    host: ServerId(3),
+                    ..
+                }
+            )),
+        "{out:?}"
+    );
+    assert!(to(&out, 1, 3007).is_empty());
 }

@@ -533,10 +533,25 @@ fn a_server_back_while_its_shadow_is_promoted_gets_no_lease_until_it_lets_go() {
         _ => None,
     });
     let promoted = promoted.expect("a promotion");
-    // Server 1 is back still serving, and whatever release its return triggers is lost:
-    // each heartbeat that says so is answered with a release naming server 2, never with
-    // the lease.
-    for t in [2100, 2300] {
+    // Server 1 is back still serving before the promotion landed: its instance may be
+    // the only one, so it is not released, and gets no lease either.
+    beat_live(&mut n, ms(2100), 1, &[(1, live_epoch)]);
+    let (sent, _) = drain(&mut n);
+    let to_1 = sent_to(&sent, 1);
+    assert!(released(&to_1).is_none() && !acked(&to_1), "{to_1:?}");
+    // The promotion lands, and whatever release that triggers is lost: each heartbeat
+    // that says server 1 still serves is answered with a release naming server 2, never
+    // with the lease.
+    let done = RelocationDone {
+        service: ServiceId(1),
+        from: ServerId(1),
+        to: ServerId(2),
+        ok: true,
+        epoch: promoted,
+    };
+    n.handle_message(ms(2200), ServerId(2).into(), done.into());
+    drain(&mut n);
+    for t in [2300, 2400] {
         beat_live(&mut n, ms(t), 1, &[(1, live_epoch)]);
         let (sent, _) = drain(&mut n);
         let to_1 = sent_to(&sent, 1);

@@ -271,6 +271,25 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     ("mispredict", Strategy::Precopy, 680),
     ("fig4", Strategy::Cold, 1141),
     ("fig4", Strategy::Precopy, 1188),
+    // A source behind a lossy control link was declared dead mid-relocation and the
+    // shadow at its target promoted; the target was stopped and never got the 1006. Back
+    // before the promotion landed, the source was released to it at once and gave up the
+    // only instance. A source is now released only when the promotion lands, and holds no
+    // lease until then; if the promoted server falls silent too, the source is asked to
+    // resume (and answers even if it never got the relocation's 1006).
+    ("demo", Strategy::ShadowJit { threshold: 0.3 }, 2027),
+    ("demo", Strategy::Cold, 2296),
+    ("demo", Strategy::Shadow, 2780),
+    // Source and target of a cold relocation both declared dead (the target live, its
+    // 3033 lost): the target was released when back, though the source had handed it the
+    // only instance. With both silent and no shadow, the relocation now stays open until
+    // one of them says where the instance is.
+    ("turnback", Strategy::Cold, 2780),
+    ("turnback", Strategy::Precopy, 2780),
+    // A promoted instance asked the UE to resend after each input that filled its gap
+    // (the gap's start moved on each time): the UE resent a few hundred inputs a few
+    // hundred times, 100,000 events in a second. It asks at most once per 100 ms now.
+    ("demo", Strategy::Shadow, 7132),
 ];
 
 #[test]

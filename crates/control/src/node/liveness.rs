@@ -16,7 +16,10 @@
 //! When its heartbeats come back (a healed partition, or a restart: a new incarnation),
 //! it first gets a 1006 `Release` for each instance a failover replaced and a 1006
 //! `Abort` for each relocation towards it that was called off, then the answer to its
-//! heartbeat: it never serves a replaced instance, nor activates a stale shadow.
+//! heartbeat: it never serves a replaced instance, nor activates a stale shadow. An
+//! instance whose replacement has not yet said it went live is neither released nor
+//! answered until it has (then it is released) or its promoted server fell silent too
+//! (then it is told to `Resume`, and serves on).
 
 use edgeshift_proto::{
     Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
@@ -143,6 +146,20 @@ impl ControlNode {
     fn release_replaced(&mut self, server: ServerId, live: &[Tenure]) -> bool {
         let mut replaced = false;
         for t in live {
+            if let Some(r) = self.moving_away(t.service, server) {
+                // Back with its instance while the server it was moving to (or the
+                // shadow promoted in its place) has not said it went live: the instance
+                // here may be the only one (that server may never have got its 1006 or
+                // 2004). It neither serves (no lease) nor goes (no release) until that is
+                // settled. If that server fell silent too, this one is asked (again: a
+                // 1006 may be lost) whether it serves on.
+                if self.is_down(r.target()) {
+                    let resume = RelocateAction::Resume { epoch: r.epoch() };
+                    self.order(server, t.service, resume);
+                }
+                replaced = true;
+                continue;
+            }
             // The epoch test spares a target that went live under a relocation whose
             // 3033 is still on its way: that relocation's epoch is the service's.
             match self.successor(t.service, server) {
@@ -154,6 +171,14 @@ impl ControlNode {
             }
         }
         replaced
+    }
+
+    /// The triggered relocation (or promotion of a shadow) of `service` away from
+    /// `server`, its host declared dead meanwhile, until a 3033 settles it.
+    fn moving_away(&self, service: ServiceId, server: ServerId) -> Option<Relocation> {
+        let e = self.services.get(&service)?;
+        let r = e.relocation?;
+        (e.host == server && e.orphaned && r.is_triggered() && r.target() != server).then_some(r)
     }
 
     /// Where `service` lives, and under which epoch, if not on `server`: its host, or the
@@ -194,6 +219,11 @@ impl ControlNode {
         let replaced: Vec<ServiceId> = self.superseded.range(lo..=hi).map(|(_, s)| *s).collect();
         for service in replaced {
             self.superseded.remove(&(server, service));
+            if self.moving_away(service, server).is_some() {
+                // Released when the move lands (`on_done`), not before: see
+                // `release_replaced`.
+                continue;
+            }
             if let Some((host, epoch)) = self.successor(service, server) {
                 self.order(server, service, RelocateAction::Release { host, epoch });
             }
@@ -246,6 +276,9 @@ impl ControlNode {
             self.timers.cancel(Timer::JitStart(service, server));
         }
         match relocation {
+            Some(r) if r.is_triggered() && self.both_silent(service, host, r) => {
+                self.keep_open(service, host, r);
+            }
             Some(r) if r.target() == server => {
                 self.call_off(service, r);
                 if self.is_down(host) {
@@ -273,6 +306,27 @@ impl ControlNode {
             None if host == server => self.failover(now, service),
             _ => {}
         }
+    }
+
+    /// Whether the source and the target of the triggered relocation `r` of `service` are
+    /// both declared dead, and no other ready shadow could take over.
+    fn both_silent(&self, service: ServiceId, host: ServerId, r: Relocation) -> bool {
+        let Some(e) = self.services.get(&service) else {
+            return false;
+        };
+        self.is_down(host) && self.is_down(r.target()) && e.ready.iter().all(|s| self.is_down(*s))
+    }
+
+    /// Source and target of a triggered relocation (or promotion) are both silent, with
+    /// no shadow to promote: one of them holds the instance (frozen at the source, or live
+    /// at the target after a 2005 or 3033 that was lost), so neither is released. The
+    /// relocation stays open and whichever comes back first settles it: the target by its
+    /// answer to an abort (live under the relocation's epoch: the service is there), the
+    /// source by its answer to a resume (handed over, or serving on).
+    fn keep_open(&mut self, service: ServiceId, source: ServerId, r: Relocation) {
+        let epoch = r.epoch();
+        self.on_rejoin(r.target(), service, RelocateAction::Abort { epoch });
+        self.on_rejoin(source, service, RelocateAction::Resume { epoch });
     }
 
     /// A relocation whose target died: off, and the source (frozen or not) serves on.

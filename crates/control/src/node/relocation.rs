@@ -309,9 +309,16 @@ impl ControlNode {
             });
             return;
         };
-        if r.epoch() != m.epoch || r.target() != m.to {
+        // A source's word that it serves on names its target only if it knew one (it may
+        // never have got the 1006 of the relocation its `Resume` calls off).
+        let serves_on = source && !m.ok;
+        if r.epoch() != m.epoch || (r.target() != m.to && !serves_on) {
             return;
         }
+        let m = RelocationDone {
+            to: r.target(),
+            ..m
+        };
         if !m.ok && source && !self.is_down(m.to) {
             // The source gave up on its 2004s, but the target may have gone live with
             // only its 2005 lost: ask it. Its 3033 settles the relocation either way.
@@ -358,6 +365,12 @@ impl ControlNode {
             for c in cells {
                 self.send(c, RouteUpdate { ue, route });
             }
+            if let Some(orders) = self.rejoin_orders.get_mut(&from_host) {
+                // A silent source was to be asked whether it serves on; it does not.
+                orders.retain(|(s, a)| {
+                    *s != m.service || !matches!(a, RelocateAction::Resume { .. })
+                });
+            }
             if !self.is_down(from_host) && !source {
                 // A source that missed the 2005 is still frozen: it lets go now.
                 let release = RelocateAction::Release {
@@ -390,8 +403,12 @@ impl ControlNode {
                 self.call_off_at(m.to, m.service, m.epoch);
             }
             let orphaned = self.services.get(&m.service).is_some_and(|e| e.orphaned);
-            // A source that answered a `Resume`, or gave up on its own, serves already.
+            // A source that answered a `Resume`, or gave up on its own, serves already
+            // (back from a partition, if it had been declared dead).
             if source {
+                if let Some(e) = self.services.get_mut(&m.service) {
+                    e.orphaned = false;
+                }
                 return;
             }
             if self.is_down(from_host) || orphaned {

@@ -135,9 +135,11 @@ impl EdgeServer {
                 return;
             }
             Source::Serving => {
-                if let Some(target) = dropped {
-                    self.report_done(service, me, target, epoch, false);
-                }
+                // Serving, whether or not its 1006 ever came: the control node waits for
+                // this answer to settle the relocation (the target it names is its own
+                // if it never learnt one).
+                let target = dropped.unwrap_or(me);
+                self.report_done(service, me, target, epoch, false);
                 return;
             }
             // Not under this relocation (it gave up on its own and said so).

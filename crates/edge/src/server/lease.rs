@@ -141,6 +141,7 @@ impl EdgeServer {
         });
         let mut all: BTreeSet<ServiceId> = services.into_iter().collect();
         all.extend(self.deferred.iter().map(|d| d.1));
+        all.extend(self.deferred_promotions.keys());
         all.extend(self.shadows.keys());
         all.extend(self.fenced_held.keys());
         all.extend(self.fenced_results.keys());
@@ -182,6 +183,11 @@ impl EdgeServer {
             } else {
                 self.precopy_step(service);
             }
+        }
+        if let Some(epoch) = self.deferred_promotions.remove(&service) {
+            // Not ready any more if it was released or aborted meanwhile: the control node
+            // is told so.
+            self.promote(service, epoch);
         }
         let (mine, others) = std::mem::take(&mut self.deferred)
             .into_iter()

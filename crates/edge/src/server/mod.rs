@@ -119,6 +119,8 @@ pub struct EdgeServer {
         edgeshift_proto::RelocationMode,
         u64,
     )>,
+    /// 1006 promotions that came while fenced, by service: their epochs.
+    deferred_promotions: BTreeMap<ServiceId, u64>,
     /// The job out per busy service (its id).
     busy: BTreeMap<ServiceId, u64>,
     /// What waits for each busy service, in arrival order.
@@ -174,6 +176,7 @@ impl EdgeServer {
             code_used: BTreeMap::new(),
             code_clock: 0,
             deferred: Vec::new(),
+            deferred_promotions: BTreeMap::new(),
             busy: BTreeMap::new(),
             waiting: BTreeMap::new(),
             jobs: VecDeque::new(),
@@ -368,6 +371,13 @@ impl EdgeServer {
             }
             RelocateAction::Promote { epoch } => {
                 self.saw_epoch(m.service, epoch);
+                if self.fenced() {
+                    // As stale as a relocation may be (a server stopped for a while acts
+                    // on what waited for it): when the lease returns, by which time the
+                    // node's release or abort of this shadow has come if it was called off.
+                    self.deferred_promotions.insert(m.service, epoch);
+                    return;
+                }
                 self.promote(m.service, epoch);
             }
             RelocateAction::Release { host, epoch } => {

@@ -40,8 +40,8 @@ pub(super) struct Live {
     /// Promoted from a shadow that may lack inputs the dead source had applied: inputs
     /// past a gap make it ask the UE to resend (at most once per `NUDGE_EVERY`).
     pub(super) promoted: bool,
-    /// When it last asked, and after which input.
-    pub(super) nudged: Option<(u64, Instant)>,
+    /// When it last asked.
+    pub(super) nudged: Option<Instant>,
     /// The cell the latest input came through: where the UE is, as far as this server
     /// knows. Answers go there, not to the cell each input came through: after a long
     /// hold the UE has moved on, and answers sent after it would be lost.

@@ -243,6 +243,24 @@ impl Bench {
         mine.into_iter().map(|(_, t)| t.msg).collect()
     }
 
+    /// Answers the latest heartbeat among `out`, what server `id` sent to the control node
+    /// and the cells: its lease comes back.
+    pub(super) fn ack_latest_heartbeat(&mut self, id: u32, out: &[Message]) {
+        let last = out
+            .iter()
+            .filter_map(|m| match m {
+                Message::Heartbeat(h) => Some(h.seq),
+                _ => None,
+            })
+            .max()
+            .expect("heartbeats went out");
+        self.deliver(
+            NodeId::CONTROL,
+            id,
+            edgeshift_proto::HeartbeatAck { seq: last },
+        );
+    }
+
     /// Names of the queued messages, in order ("1004>me2", "2004>me2", ...).
     pub(super) fn queued(&self) -> Vec<String> {
         self.queue.iter().map(|(_, t)| short(t)).collect()

@@ -144,7 +144,9 @@ impl EdgeServer {
 
     /// A promoted instance with inputs waiting behind a gap asks the UE for the missing
     /// ones: they were applied only by the dead source, whose sync never reached the
-    /// shadow. At most once per [`NUDGE_EVERY`] for the same gap.
+    /// shadow. At most once per [`NUDGE_EVERY`]: the UE resends every input it keeps after
+    /// the one named, so while the gap fills (each input moving `last_seq` on, with more
+    /// still waiting behind it) another request would only make it send them all again.
     fn nudge(&mut self, service: ServiceId, ue: UeId, via: CellId) {
         let now = self.now;
         let Some(live) = self.live.get_mut(&service) else {
@@ -159,13 +161,10 @@ impl EdgeServer {
         if !live.promoted || !gap {
             return;
         }
-        if live
-            .nudged
-            .is_some_and(|(a, at)| a == after && now < at + NUDGE_EVERY)
-        {
+        if live.nudged.is_some_and(|at| now < at + NUDGE_EVERY) {
             return;
         }
-        live.nudged = Some((after, now));
+        live.nudged = Some(now);
         self.send(
             via,
             ResendFrom {

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use edgeshift_proto::{
-    CellId, HeartbeatAck, Instantiate, Message, NodeId, RelocationMode, ServiceId, UeId,
-};
+use edgeshift_proto::{CellId, Instantiate, Message, NodeId, RelocationMode, ServiceId, UeId};
 
 use super::super::source::Source;
 use super::super::testkit::{Bench, SVC, input, violations};
@@ -192,7 +190,7 @@ fn answers_of_a_job_that_ends_after_the_lease_wait_for_it() {
     b.step();
     assert!(b.queue.is_empty(), "a fenced server sent {:?}", b.queued());
     // The control node answers again: the lease is back, and so is the answer.
-    ack_latest_heartbeat(&mut b, &out);
+    b.ack_latest_heartbeat(1, &out);
     assert_eq!(answers(&b.outside_of(1)), [1]);
 }
 
@@ -231,20 +229,6 @@ fn a_job_from_an_earlier_server_is_dropped() {
     assert_eq!(b.live(1).inst.last_seq, 1);
 }
 
-/// Answers the latest heartbeat among `out`, what server 1 sent to the control node and
-/// the cells: the lease comes back.
-fn ack_latest_heartbeat(b: &mut Bench, out: &[Message]) {
-    let last = out
-        .iter()
-        .filter_map(|m| match m {
-            Message::Heartbeat(h) => Some(h.seq),
-            _ => None,
-        })
-        .max()
-        .expect("heartbeats went out");
-    b.deliver(NodeId::CONTROL, 1, HeartbeatAck { seq: last });
-}
-
 #[test]
 fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
     let mut b = Bench::deployed(2, |c| {
@@ -258,7 +242,7 @@ fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
     b.input(1, 1);
     b.relocate(2, RelocationMode::Cold);
     let out = b.outside_of(1);
-    ack_latest_heartbeat(&mut b, &out);
+    b.ack_latest_heartbeat(1, &out);
     let mut job = b.server(1).poll_job().expect("the held input as a job");
     assert!(b.queue.is_empty(), "acted on while the job was out");
     b.advance(Duration::from_millis(1100));
@@ -279,7 +263,7 @@ fn a_relocation_that_waited_for_a_job_past_the_lease_waits_for_the_lease_too() {
     );
     let out = b.outside_of(1);
     assert!(answers(&out).is_empty());
-    ack_latest_heartbeat(&mut b, &out);
+    b.ack_latest_heartbeat(1, &out);
     // The answer first, then the relocation.
     assert_eq!(answers(&b.outside_of(1)), [1]);
     assert!(matches!(b.state(1), Source::Frozen(_)));
@@ -309,7 +293,7 @@ fn a_relocation_called_off_while_it_waited_for_the_lease_never_starts() {
         )),
         "the control node hears it is off: {out:?}"
     );
-    ack_latest_heartbeat(&mut b, &out);
+    b.ack_latest_heartbeat(1, &out);
     assert!(matches!(b.state(1), Source::Serving));
     assert!(
         b.queued().is_empty(),

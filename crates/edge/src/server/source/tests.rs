@@ -357,6 +357,57 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     b.deliver(NodeId::CONTROL, 1, resume(6));
     assert!(matches!(b.state(1), Source::Frozen(_)));
     assert!(b.outside_of(1).is_empty());
+    // Serving, its 1006 never came (or was dropped): it says it serves on, naming itself
+    // for the target it never learnt, so that the control node can settle the relocation.
+    let mut b = with_shadow(2, |_| {});
+    b.deliver(NodeId::CONTROL, 1, resume(7));
+    assert!(matches!(b.state(1), Source::Serving));
+    assert!(matches!(
+        &b.outside_of(1)[..],
+        [Message::RelocationDone(d)] if !d.ok && d.epoch == 7 && d.to == ServerId(1)
+    ));
+}
+
+#[test]
+fn a_promoted_instance_asks_once_for_the_inputs_behind_a_gap_while_it_fills() {
+    // The shadow at server 2 has inputs 1..=3; the dead source had applied 4 and 5 too.
+    let mut b = with_shadow(2, |_| {});
+    let promote = Relocate {
+        service: SVC,
+        action: RelocateAction::Promote { epoch: 8 },
+        timing: Timing::at(Instant::ZERO),
+    };
+    b.deliver(NodeId::CONTROL, 2, promote);
+    b.outside.clear();
+    // 7 and 8 wait behind the gap; the UE is asked to resend after 3 and does, in order.
+    // Each input it resends moves `last_seq` on with 7 and 8 still waiting: asking again
+    // each time would make it resend them all each time (a storm with hundreds of inputs).
+    for seq in [7, 8, 4, 5, 6] {
+        b.input(2, seq);
+    }
+    let out = b.outside_of(2);
+    let asked: Vec<u64> = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::ResendFrom(r) => Some(r.after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [3], "{out:?}");
+    let answered = out
+        .iter()
+        .filter(|m| matches!(m, Message::ServiceOutput(_)))
+        .count();
+    assert_eq!(answered, 5);
+    // Later, a new gap is asked about again.
+    b.advance(Duration::from_millis(200));
+    b.outside.clear();
+    b.input(2, 10);
+    assert!(
+        b.outside_of(2)
+            .iter()
+            .any(|m| matches!(m, Message::ResendFrom(r) if r.after == 8))
+    );
 }
 
 #[test]
@@ -420,4 +471,49 @@ fn answers_after_a_hold_go_where_the_ue_is_now() {
         })
         .collect();
     assert_eq!(vias, [(4, CellId(2)), (5, CellId(2))]);
+}
+
+#[test]
+fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_release() {
+    let promote = Relocate {
+        service: SVC,
+        action: RelocateAction::Promote { epoch: 8 },
+        timing: Timing::at(Instant::ZERO),
+    };
+    let lease = |c: &mut crate::EdgeConfig| c.lease = Some(crate::LeaseConfig::new(1));
+    // Server 2, holding a ready shadow, was stopped: its lease ran out, and the promotion
+    // the control node sent when the source fell silent waited for it.
+    let mut b = with_shadow(2, lease);
+    b.advance(Duration::from_millis(1100));
+    b.deliver(NodeId::CONTROL, 2, promote.clone());
+    assert!(
+        !b.server(2).live.contains_key(&SVC),
+        "promoted while fenced"
+    );
+    // Meanwhile the node settled it elsewhere and releases the shadow before it answers
+    // the heartbeat: the promotion then finds no shadow, and says so.
+    let release = Relocate {
+        service: SVC,
+        action: RelocateAction::Release {
+            host: ServerId(3),
+            epoch: 9,
+        },
+        timing: Timing::at(Instant::ZERO),
+    };
+    let sent = b.outside_of(2);
+    b.deliver(NodeId::CONTROL, 2, release);
+    b.ack_latest_heartbeat(2, &sent);
+    assert!(!b.server(2).live.contains_key(&SVC));
+    assert!(
+        b.outside_of(2)
+            .iter()
+            .any(|m| matches!(m, Message::RelocationDone(d) if !d.ok && d.epoch == 8))
+    );
+    // Nothing came in between: the lease's return promotes it.
+    let mut b = with_shadow(2, lease);
+    b.advance(Duration::from_millis(1100));
+    b.deliver(NodeId::CONTROL, 2, promote);
+    let sent = b.outside_of(2);
+    b.ack_latest_heartbeat(2, &sent);
+    assert_eq!(b.live(2).epoch, 8);
 }
