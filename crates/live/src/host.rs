@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use edgeshift_edge::Job;
 use edgeshift_net::{Clock, Inbox, Incoming, Transport};
-use edgeshift_proto::{Instant, Message, NodeId, Role, Transmit};
+use edgeshift_proto::{Instant, Lane, Message, NodeId, Role, Transmit};
 use edgeshift_record::Observation;
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Command, Node, NodeEvent, WrongNode};
@@ -135,6 +135,8 @@ pub struct Host {
     /// Jobs back from the blocking pool, by server; at most one out per busy service.
     done_tx: mpsc::UnboundedSender<(NodeId, Job)>,
     done_rx: mpsc::UnboundedReceiver<(NodeId, Job)>,
+    /// Servers with a streamed transfer waiting for its link to drain.
+    streaming: BTreeSet<NodeId>,
 }
 
 impl std::fmt::Debug for Host {
@@ -147,6 +149,14 @@ impl std::fmt::Debug for Host {
 
 /// How often transport counters reach the metrics.
 const METRICS_TICK: Duration = Duration::from_secs(1);
+
+/// How far a streamed state transfer may run ahead of its link: enough to keep the wire
+/// busy, little enough that the sender neither holds the whole state twice nor stalls
+/// its event loop making it.
+const STREAM_WINDOW: u64 = 16 << 20;
+
+/// How often a server whose stream waits for room is asked again.
+const STREAM_POLL: Duration = Duration::from_millis(1);
 
 impl Host {
     /// A host of `nodes` on `transport`.
@@ -171,6 +181,7 @@ impl Host {
             store: None,
             done_tx,
             done_rx,
+            streaming: BTreeSet::new(),
         }
     }
 
@@ -257,6 +268,10 @@ impl Host {
                     }
                 }
                 r = stop.changed() => if r.is_err() { break },
+                () = tokio::time::sleep(STREAM_POLL), if !self.streaming.is_empty() => {
+                    let waiting = std::mem::take(&mut self.streaming);
+                    self.nodes.touched.extend(waiting);
+                }
                 () = async {
                     match &wake {
                         Some(w) => w.notified().await,
@@ -335,7 +350,20 @@ impl Host {
             let Some(r) = self.nodes.map.get_mut(&id) else {
                 continue;
             };
-            let tx: Vec<Transmit> = std::iter::from_fn(|| r.poll_transmit()).collect();
+            let tx: Vec<Transmit> = match r {
+                Node::Server(s) => {
+                    let transport = &self.transport;
+                    let room = |to: edgeshift_proto::ServerId| {
+                        transport.queued(id, to.into(), Lane::Bulk) < STREAM_WINDOW
+                    };
+                    let tx = std::iter::from_fn(|| s.poll_transmit_paced(room)).collect();
+                    if s.streaming() {
+                        self.streaming.insert(id);
+                    }
+                    tx
+                }
+                _ => std::iter::from_fn(|| r.poll_transmit()).collect(),
+            };
             let ev: Vec<NodeEvent> = std::iter::from_fn(|| r.poll_event()).collect();
             match r {
                 Node::Server(s) => {

@@ -333,6 +333,16 @@ impl Transport {
         Ok(())
     }
 
+    /// Bytes queued on the link from `from` to `to` on `lane` and not yet written: how far
+    /// a sender is ahead of the wire (0 for a receiver in this process, which is handed
+    /// each message at once).
+    #[must_use]
+    pub fn queued(&self, from: NodeId, to: NodeId, lane: Lane) -> u64 {
+        lock(&self.inner.links)
+            .get(&(from, to, lane))
+            .map_or(0, |l| l.queued.load(Ordering::Relaxed))
+    }
+
     /// Opens the control-lane connection from every local node to every known remote
     /// node now, so that the first message after a handover does not pay for a TCP
     /// handshake. Connections to absent peers keep retrying in the background.

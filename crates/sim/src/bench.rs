@@ -138,13 +138,18 @@ impl Bench {
         };
         let wall = std::time::Instant::now();
         f(server, start);
+        // Each message leaves when it is made and encoded: a transfer streamed out of a
+        // frozen instance goes chunk by chunk, and the target restores the first while
+        // the source reads the next (two servers, two cores).
         let mut out = Vec::new();
         while let Some(t) = server.poll_transmit() {
+            let frame = codec::encode(&t.msg);
             out.push((
+                start + wall.elapsed(),
                 t.to,
                 t.msg.lane(),
                 t.msg.is_state_transfer(),
-                codec::encode(&t.msg),
+                frame,
             ));
         }
         let mut evs = Vec::new();
@@ -156,11 +161,11 @@ impl Bench {
         for e in evs {
             self.events.push((start, done, id, e));
         }
-        for (to, lane, state, frame) in out {
+        for (made, to, lane, state, frame) in out {
             let Ok(frame) = frame else { continue };
-            self.sent.push((done, frame.len(), state));
+            self.sent.push((made, frame.len(), state));
             if let NodeId::Server(s) = to {
-                let at = self.schedule(done, id.into(), to, lane, frame.len());
+                let at = self.schedule(made, id.into(), to, lane, frame.len());
                 self.seq += 1;
                 self.heap.push(Ev {
                     at,
@@ -225,10 +230,13 @@ impl Bench {
                     let Some(ev) = self.heap.pop() else { break };
                     self.now = ev.at;
                     let NodeId::Server(to) = ev.to else { continue };
-                    let Ok(msg) = codec::decode_exact(&ev.frame) else {
-                        continue;
-                    };
-                    self.deliver(to, ev.at, ev.from, msg);
+                    // Decoding is the receiver's work, and charged to it.
+                    let (from, frame) = (ev.from, ev.frame);
+                    self.call(to, ev.at, |s, now| {
+                        if let Ok(msg) = codec::decode_exact(&frame) {
+                            s.handle_message(now, from, msg);
+                        }
+                    });
                 }
                 (None, Some((t, id))) => {
                     self.now = t;

@@ -1,7 +1,8 @@
 //! The source keeping its instances' shadows current.
 //!
 //! A 1003 (or a relocation) starts a shadow at a server: [`EdgeServer::start_shadow`] sends
-//! the state in 1004 chunks and records a [`Link`]. Replay links then get every applied
+//! the state in 1004 chunks (read at once, or streamed out of a frozen instance:
+//! `stream.rs`) and records a [`Link`]. Replay links then get every applied
 //! input (`traffic.rs`, batched by the replay flush timer), delta links the changed chunks
 //! at every delta tick. The shadow's 3032 and 3036 come back here: they drive a precopy
 //! (`source.rs`), and a 3036 reporting a corrupt delta starts the shadow over.
@@ -102,6 +103,23 @@ impl EdgeServer {
             config: inst.meta.config.clone(),
             latency_budget_ms: inst.meta.latency_budget_ms,
         };
+        if self.can_stream(service) {
+            self.stream_out(service, target, transfer, spec);
+        } else {
+            self.read_out(service, target, transfer, spec);
+        }
+        if mode == SyncMode::Delta {
+            self.timers
+                .set_if_unset(Timer::DeltaTick(service), now + self.cfg.delta_interval);
+        }
+    }
+
+    /// Queues the whole state of `service` to `target` as 1004 chunks, read at once.
+    fn read_out(&mut self, service: ServiceId, target: ServerId, transfer: u32, spec: ServiceSpec) {
+        let Some(live) = self.live.get(&service) else {
+            return;
+        };
+        let inst = &live.inst;
         let (ue, seq, digest) = (inst.meta.ue, inst.last_seq, inst.digest);
         let Some(svc) = inst.svc() else {
             return;
@@ -143,10 +161,6 @@ impl EdgeServer {
                 to: target.into(),
                 msg: msg.into(),
             });
-        }
-        if mode == SyncMode::Delta {
-            self.timers
-                .set_if_unset(Timer::DeltaTick(service), now + self.cfg.delta_interval);
         }
     }
 

@@ -41,6 +41,7 @@ mod lease;
 mod links;
 mod shadow;
 mod source;
+mod stream;
 #[cfg(test)]
 mod testkit;
 mod timers;
@@ -94,6 +95,8 @@ pub struct EdgeServer {
     /// timeout: they get their replay flush timer at the next one.
     unflushed: BTreeSet<ServiceId>,
     out: VecDeque<Transmit>,
+    /// Transfers streamed out of frozen instances, in the order they started.
+    streams: VecDeque<stream::Stream>,
     events: VecDeque<EdgeEvent>,
     /// Id of the next 1004 transfer.
     next_transfer: u32,
@@ -166,6 +169,7 @@ impl EdgeServer {
             unwatched: BTreeSet::new(),
             unflushed: BTreeSet::new(),
             out: VecDeque::new(),
+            streams: VecDeque::new(),
             events: VecDeque::new(),
             next_transfer: 1,
             lease,
@@ -421,7 +425,7 @@ impl Role for EdgeServer {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.pop_front()
+        self.poll_transmit_paced(|_| true)
     }
 
     fn poll_event(&mut self) -> Option<EdgeEvent> {
