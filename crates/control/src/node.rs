@@ -94,6 +94,7 @@ pub struct ControlNode {
     /// node may have died before their 1006 left, so each server involved gets it again
     /// with its first heartbeat (a repeated 1006 is harmless).
     unconfirmed: BTreeSet<(ServerId, ServiceId)>,
+
     /// Services handed to another region: where, the handoff's generation, the UE.
     moved: BTreeMap<ServiceId, (RegionId, u64, UeId)>,
     /// The same by UE.

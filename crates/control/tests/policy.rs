@@ -519,6 +519,11 @@ fn a_source_back_before_its_replacement_went_live_is_neither_released_nor_answer
     let out = beat(&mut n, ms(4400), 1, 4401, Some(1));
     assert!(actions(&out, 1).is_empty(), "{out:?}");
     assert!(to(&out, 1, 3007).is_empty(), "{out:?}");
+    // Each such heartbeat asks server 3 again (the 1006 or its 3033 may be lost).
+    assert!(
+        matches!(actions(&out, 3).as_slice(), [RelocateAction::Promote { epoch: e }] if *e == epoch),
+        "{out:?}"
+    );
     // The promotion lands: now server 1 lets go, and once it has, its lease returns.
     n.handle_message(ms(4500), ServerId(3).into(), done(1, 3, true, epoch));
     let out = drain(&mut n);
@@ -616,4 +621,42 @@ fn source_and_target_silent_together_are_released_only_once_one_says_where_the_s
         "{out:?}"
     );
     assert!(to(&out, 1, 3007).is_empty());
+}
+
+#[test]
+fn a_promotion_that_fails_while_its_old_host_is_back_leaves_the_service_there() {
+    let mut n = watching(Strategy::Shadow);
+    let ms = Instant::from_millis;
+    let epoch = source_dies_mid_relocation(&mut n);
+    beat(&mut n, ms(4400), 1, 4401, Some(1));
+    while n.poll_event().is_some() {}
+    // The shadow at 3 was not ready after all. Server 1, back with its instance, serves
+    // on: it is told to resume, server 3 to abort (a 2004 on its way must not make it go
+    // live), and the service is not reported lost.
+    n.handle_message(ms(4500), ServerId(3).into(), done(1, 3, false, epoch));
+    let out = drain(&mut n);
+    assert!(
+        matches!(actions(&out, 1).as_slice(), [RelocateAction::Resume { epoch: e }] if *e == epoch),
+        "{out:?}"
+    );
+    assert!(
+        matches!(actions(&out, 3).as_slice(), [RelocateAction::Abort { epoch: e }] if *e == epoch),
+        "{out:?}"
+    );
+    let lost = std::iter::from_fn(|| n.poll_event())
+        .any(|e| matches!(e, edgeshift_control::ControlEvent::ServiceLost { .. }));
+    assert!(!lost);
+    // Its next heartbeat says the instance is live: answered, nothing released, and
+    // handovers move the service again (it is no longer waiting for a failover).
+    let out = beat(&mut n, ms(4600), 1, 4601, Some(1));
+    assert!(
+        actions(&out, 1).is_empty() && to(&out, 1, 3007).len() == 1,
+        "{out:?}"
+    );
+    for t in [4900, 5500, 6000] {
+        beat(&mut n, ms(t), 1, t + 1, Some(1));
+        beat(&mut n, ms(t), 3, t + 1, None);
+    }
+    let out = execute(&mut n, ms(6000), 1, 3, ms(6100));
+    assert_eq!(to(&out, 1, 1006).len(), 1, "{out:?}");
 }

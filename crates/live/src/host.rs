@@ -268,10 +268,8 @@ impl Host {
                     }
                 }
                 r = stop.changed() => if r.is_err() { break },
-                () = tokio::time::sleep(STREAM_POLL), if !self.streaming.is_empty() => {
-                    let waiting = std::mem::take(&mut self.streaming);
-                    self.nodes.touched.extend(waiting);
-                }
+                // Wakes the loop for the flush below, which asks streaming servers again.
+                () = tokio::time::sleep(STREAM_POLL), if !self.streaming.is_empty() => {}
                 () = async {
                     match &wake {
                         Some(w) => w.notified().await,
@@ -346,21 +344,29 @@ impl Host {
                 error!(%from, to = %t.to, name, error = %e, "cannot send");
             }
         }
+        // A server whose stream waited for room is asked again at every turn.
+        self.nodes
+            .touched
+            .extend(std::mem::take(&mut self.streaming));
         while let Some(id) = self.nodes.touched.pop_first() {
             let Some(r) = self.nodes.map.get_mut(&id) else {
                 continue;
             };
             let tx: Vec<Transmit> = match r {
                 Node::Server(s) => {
-                    let transport = &self.transport;
-                    let room = |to: edgeshift_proto::ServerId| {
-                        transport.queued(id, to.into(), Lane::Bulk) < STREAM_WINDOW
+                    // Each sent as it is made: the room a streamed transfer gets is what
+                    // its link has not written yet, so its chunks must be queued there as
+                    // they come.
+                    let room = |t: &Transport, to: edgeshift_proto::ServerId| {
+                        t.queued(id, to.into(), Lane::Bulk) < STREAM_WINDOW
                     };
-                    let tx = std::iter::from_fn(|| s.poll_transmit_paced(room)).collect();
+                    while let Some(t) = s.poll_transmit_paced(|to| room(&self.transport, to)) {
+                        send_one(&self.transport, &mut self.obs, now, id, t);
+                    }
                     if s.streaming() {
                         self.streaming.insert(id);
                     }
-                    tx
+                    Vec::new()
                 }
                 _ => std::iter::from_fn(|| r.poll_transmit()).collect(),
             };
@@ -381,11 +387,7 @@ impl Host {
                 _ => {}
             }
             for t in tx {
-                self.obs.sent(now, &t);
-                let name = t.msg.name();
-                if let Err(e) = self.transport.send(id, t.to, t.msg) {
-                    error!(from = %id, to = %t.to, name, error = %e, "cannot send");
-                }
+                send_one(&self.transport, &mut self.obs, now, id, t);
             }
             for e in ev {
                 self.obs.event(now, id, &e);
@@ -420,6 +422,15 @@ impl Host {
             Ok(false) => {}
             Err(e) => error!(error = %e, "registry not saved"),
         }
+    }
+}
+
+/// Sends what local node `from` made, journaled.
+fn send_one(transport: &Transport, obs: &mut Observer, now: Instant, from: NodeId, t: Transmit) {
+    obs.sent(now, &t);
+    let name = t.msg.name();
+    if let Err(e) = transport.send(from, t.to, t.msg) {
+        error!(%from, to = %t.to, name, error = %e, "cannot send");
     }
 }
 

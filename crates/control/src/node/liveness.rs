@@ -147,18 +147,28 @@ impl ControlNode {
         let mut replaced = false;
         for t in live {
             if let Some(r) = self.moving_away(t.service, server) {
-                // Back with its instance while the server it was moving to (or the
-                // shadow promoted in its place) has not said it went live: the instance
-                // here may be the only one (that server may never have got its 1006 or
-                // 2004). It neither serves (no lease) nor goes (no release) until that is
-                // settled. If that server fell silent too, this one is asked (again: a
-                // 1006 may be lost) whether it serves on.
+                // Back with its instance while the shadow promoted in its place has not
+                // said it went live: the instance here may be the only one (the promoted
+                // server may never have got its 1006). It neither serves (no lease) nor
+                // goes (no release) until that is settled, and each heartbeat asks again
+                // (a 1006 or a 3033 may be lost): the promoted server whether it is live,
+                // or, if that fell silent too, this one whether it serves on.
+                let epoch = r.epoch();
                 if self.is_down(r.target()) {
-                    let resume = RelocateAction::Resume { epoch: r.epoch() };
-                    self.order(server, t.service, resume);
+                    self.order(server, t.service, RelocateAction::Resume { epoch });
+                } else {
+                    self.order(r.target(), t.service, RelocateAction::Promote { epoch });
                 }
                 replaced = true;
                 continue;
+            }
+            if let Some(e) = self.services.get_mut(&t.service)
+                && e.host == server
+                && e.relocation.is_none()
+            {
+                // Its host says the instance is live: whatever failed over or was called
+                // off meanwhile, it serves.
+                e.orphaned = false;
             }
             // The epoch test spares a target that went live under a relocation whose
             // 3033 is still on its way: that relocation's epoch is the service's.
@@ -175,7 +185,7 @@ impl ControlNode {
 
     /// The triggered relocation (or promotion of a shadow) of `service` away from
     /// `server`, its host declared dead meanwhile, until a 3033 settles it.
-    fn moving_away(&self, service: ServiceId, server: ServerId) -> Option<Relocation> {
+    pub(super) fn moving_away(&self, service: ServiceId, server: ServerId) -> Option<Relocation> {
         let e = self.services.get(&service)?;
         let r = e.relocation?;
         (e.host == server && e.orphaned && r.is_triggered() && r.target() != server).then_some(r)
@@ -203,7 +213,18 @@ impl ControlNode {
         if self.is_own(server) {
             self.announce(server, false);
         }
-        if !restarted {
+        if restarted {
+            // Its instances went with the restart: a move away still open no longer has
+            // a source to fall back on if it fails.
+            let hosted: Vec<ServiceId> = self.hosted_by(server).collect();
+            for s in hosted {
+                if self.moving_away(s, server).is_some()
+                    && let Some(e) = self.services.get_mut(&s)
+                {
+                    e.emptied = true;
+                }
+            }
+        } else {
             // Back from a partition with its instances: those not replaced serve on.
             let hosted: Vec<ServiceId> = self.hosted_by(server).collect();
             for s in hosted {
@@ -314,7 +335,16 @@ impl ControlNode {
         let Some(e) = self.services.get(&service) else {
             return false;
         };
-        self.is_down(host) && self.is_down(r.target()) && e.ready.iter().all(|s| self.is_down(*s))
+        // NOTE: a source told to resume before it fell silent may have served on (its
+        // answer lost); if the target is back first, live under the relocation's epoch,
+        // it wins and what the source applied since is lost. Seen the other way round in
+        // a swarm run (the source had handed over, the resume never reached it); this
+        // way not yet. Another region's source is released by its own node, which
+        // cannot know this relocation's state: that case keeps the old rule.
+        self.is_own(host)
+            && self.is_down(host)
+            && self.is_down(r.target())
+            && e.ready.iter().all(|s| self.is_down(*s))
     }
 
     /// Source and target of a triggered relocation (or promotion) are both silent, with
@@ -370,6 +400,7 @@ impl ControlNode {
             return;
         };
         e.relocation = None;
+        e.emptied = false;
         let ue = e.ue;
         self.timers.cancel(Timer::Trigger(service));
         self.stats.relocations_failed += 1;

@@ -385,6 +385,7 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
         relocation: s.relocation.map(relocation_from_v1),
         generation: 0,
         stale_since: BTreeMap::new(),
+        emptied: false,
     }
 }
 

@@ -428,6 +428,9 @@ impl ControlNode {
         if self.is_own(server) {
             if self.is_down(server) {
                 let orders = self.rejoin_orders.entry(server).or_default();
+                if orders.contains(&(service, action.clone())) {
+                    return;
+                }
                 if matches!(action, RelocateAction::Resume { .. }) {
                     // It serves on after all: an earlier release would drop the only copy.
                     orders.retain(|(s, a)| {

@@ -52,6 +52,9 @@ pub struct ServiceEntry {
     /// [`crate::ControlConfig::stale_grace`] (not persisted: a restarted node discards
     /// them at the next prediction that does not name them).
     pub(crate) stale_since: BTreeMap<ServerId, Instant>,
+    /// The host came back from a restart (its instance gone) while a move away was open:
+    /// if the move fails, the service fails over (not persisted).
+    pub(crate) emptied: bool,
 }
 
 impl ControlNode {
@@ -126,6 +129,7 @@ impl ControlNode {
             relocation: None,
             generation: 0,
             stale_since: BTreeMap::new(),
+            emptied: false,
         };
         self.register(m.service, entry);
         self.send(

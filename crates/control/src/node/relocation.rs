@@ -341,6 +341,7 @@ impl ControlNode {
         e.shadows.clear();
         e.ready.clear();
         let from_host = e.host;
+        let emptied = std::mem::take(&mut e.emptied);
         if m.ok {
             e.epoch = m.epoch;
             // A source's own word that it handed over to a target now silent: the
@@ -411,13 +412,20 @@ impl ControlNode {
                 }
                 return;
             }
-            if self.is_down(from_host) || orphaned {
-                // A promotion that could not happen: try another shadow.
+            if self.is_down(from_host) || emptied {
+                // A promotion that could not happen, the old host gone: try another
+                // shadow.
                 if let Some(e) = self.services.get_mut(&m.service) {
                     e.ready.remove(&m.to);
                 }
                 self.failover(now, m.service);
             } else {
+                if orphaned {
+                    // The old host is back (unanswered while the promotion was open) and
+                    // serves on, which its next heartbeat confirms; the promoted server
+                    // must never go live on a 2004 still on its way.
+                    self.order(m.to, m.service, RelocateAction::Abort { epoch: m.epoch });
+                }
                 let resume = RelocateAction::Resume { epoch: m.epoch };
                 self.order(from_host, m.service, resume);
             }
