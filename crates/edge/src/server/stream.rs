@@ -78,6 +78,13 @@ impl EdgeServer {
                 }
                 return Some(t);
             };
+            if !self.head_still_frozen() {
+                // Given up (see `next_chunk`) before asking for room: a link that never
+                // drains (its peer gone) must not hold a dead stream, and what queues
+                // behind it, for ever.
+                self.streams.pop_front();
+                continue;
+            }
             if room(target) {
                 match self.next_chunk() {
                     Some(t) => return Some(t),
@@ -140,22 +147,29 @@ impl EdgeServer {
         self.streams.push_back(stream);
     }
 
+    /// Whether the head stream's instance is still the frozen snapshot it started from.
+    fn head_still_frozen(&self) -> bool {
+        let Some(s) = self.streams.front() else {
+            return false;
+        };
+        self.live.get(&s.service).is_some_and(|l| {
+            matches!(l.state, Source::Frozen(_))
+                && l.inst.last_seq == s.seq
+                && l.inst.digest == s.digest
+                && l.inst.svc().is_some_and(|v| v.state_len() == s.total_len)
+        })
+    }
+
     /// The head stream's next chunk; `None` (and the stream dropped) when it has ended,
     /// or when its instance is no longer the frozen snapshot it started from (thawed,
     /// moved out or released: the rest would not be one consistent state).
     fn next_chunk(&mut self) -> Option<Transmit> {
+        if !self.head_still_frozen() {
+            self.streams.pop_front();
+            return None;
+        }
         let mut s = self.streams.pop_front()?;
-        let live = self.live.get(&s.service)?;
-        if !matches!(live.state, Source::Frozen(_))
-            || live.inst.last_seq != s.seq
-            || live.inst.digest != s.digest
-        {
-            return None;
-        }
-        let svc = live.inst.svc()?;
-        if svc.state_len() != s.total_len {
-            return None;
-        }
+        let svc = self.live.get(&s.service)?.inst.svc()?;
         let offset = s.next;
         let len = s.chunk.min(s.total_len - offset);
         let mut data = vec![0; usize::try_from(len).unwrap_or(0)];
