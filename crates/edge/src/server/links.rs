@@ -10,13 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edgeshift_proto::{
-    CodeRef, Instant, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowSync, ShadowTransfer,
-    SyncAck, SyncBody, SyncMode, Transmit,
+    CodeRef, Instant, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowSync, SyncAck, SyncBody,
+    SyncMode, Transmit,
 };
-use xxhash_rust::xxh3::Xxh3;
 
 use super::EdgeServer;
 use super::source::Source;
+use super::stream::Stream;
 use super::timers::Timer;
 
 /// A shadow this (source) server keeps in sync.
@@ -119,48 +119,20 @@ impl EdgeServer {
         let Some(live) = self.live.get(&service) else {
             return;
         };
-        let inst = &live.inst;
-        let (ue, seq, digest) = (inst.meta.ue, inst.last_seq, inst.digest);
-        let Some(svc) = inst.svc() else {
+        let Some(svc) = live.inst.svc() else {
             return;
         };
-        let total_len = svc.state_len();
-        let chunk = self.cfg.transfer_chunk.max(1) as u64;
-        let n = total_len.div_ceil(chunk).max(1);
-        let source = self.cfg.id;
-        let mut spec = Some(spec);
+        let chunk = self.cfg.transfer_chunk as u64;
+        let mut stream = Stream::new(service, &live.inst, svc, target, transfer, spec, chunk);
         // Each chunk is read straight from the instance: all within this call, so the
         // pieces form one consistent snapshot at `seq`. The checksum is hashed on the way
         // (xxh3 streams: the same value as `Service::checksum`, one pass fewer).
-        let mut hasher = Xxh3::new();
-        let mut answers = Some(inst.owed_answers());
-        for i in 0..n {
-            let offset = i * chunk;
-            let mut data = vec![0; usize::try_from(chunk.min(total_len - offset)).unwrap_or(0)];
-            svc.read_state(offset, &mut data);
-            hasher.update(&data);
-            let msg = ShadowTransfer {
-                service,
-                ue,
-                source,
-                transfer,
-                seq,
-                digest,
-                spec: spec.take(),
-                total_len,
-                offset,
-                data,
-                state_checksum: (i + 1 == n).then(|| hasher.digest128()),
-                answers: if i + 1 == n {
-                    answers.take().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-            };
-            self.out.push_back(Transmit {
-                to: target.into(),
-                msg: msg.into(),
-            });
+        loop {
+            let (t, last) = stream.next_chunk(svc, self.cfg.id);
+            self.out.push_back(t);
+            if last {
+                break;
+            }
         }
     }
 

@@ -24,8 +24,11 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::EdgeServer;
 use super::source::Source;
+use crate::instance::Instance;
+use crate::service::Service;
 
-/// A transfer under way from a frozen instance.
+/// A transfer of an instance's state, chunk by chunk: streamed from a frozen instance,
+/// or read whole at once (`links.rs`).
 pub(super) struct Stream {
     pub(super) service: ServiceId,
     pub(super) target: ServerId,
@@ -47,6 +50,72 @@ pub(super) struct Stream {
     pub(super) answers: Vec<Answer>,
     /// Messages still queued ahead of it.
     pub(super) before: usize,
+}
+
+impl Stream {
+    /// The transfer of `service`'s state (`inst`, held by `svc`) to `target`, from its
+    /// first chunk.
+    pub(super) fn new(
+        service: ServiceId,
+        inst: &Instance,
+        svc: &dyn Service,
+        target: ServerId,
+        transfer: u32,
+        spec: ServiceSpec,
+        chunk: u64,
+    ) -> Self {
+        Self {
+            service,
+            target,
+            transfer,
+            ue: inst.meta.ue,
+            seq: inst.last_seq,
+            digest: inst.digest,
+            spec: Some(spec),
+            total_len: svc.state_len(),
+            chunk: chunk.max(1),
+            next: 0,
+            hasher: Xxh3::new(),
+            answers: inst.owed_answers(),
+            before: 0,
+        }
+    }
+
+    /// Reads the next chunk from `svc` (still the snapshot's state) and makes its 1004
+    /// from `source`; true with it if it was the last. An empty state goes as one empty
+    /// chunk.
+    pub(super) fn next_chunk(&mut self, svc: &dyn Service, source: ServerId) -> (Transmit, bool) {
+        let offset = self.next;
+        let len = self.chunk.min(self.total_len - offset);
+        let mut data = vec![0; usize::try_from(len).unwrap_or(0)];
+        svc.read_state(offset, &mut data);
+        self.hasher.update(&data);
+        self.next += len;
+        let last = self.next >= self.total_len;
+        let msg = ShadowTransfer {
+            service: self.service,
+            ue: self.ue,
+            source,
+            transfer: self.transfer,
+            seq: self.seq,
+            digest: self.digest,
+            spec: self.spec.take(),
+            total_len: self.total_len,
+            offset,
+            data,
+            state_checksum: last.then(|| self.hasher.digest128()),
+            answers: if last {
+                std::mem::take(&mut self.answers)
+            } else {
+                Vec::new()
+            },
+        };
+        let t = Transmit {
+            to: self.target.into(),
+            msg: msg.into(),
+        };
+        (t, last)
+    }
 }
 
 impl EdgeServer {
@@ -79,17 +148,17 @@ impl EdgeServer {
                 return Some(t);
             };
             if !self.head_still_frozen() {
-                // Given up (see `next_chunk`) before asking for room: a link that never
-                // drains (its peer gone) must not hold a dead stream, and what queues
-                // behind it, for ever.
+                // Thawed, moved out or released: the rest would not be one consistent
+                // state. Given up before asking for room: a link that never drains (its
+                // peer gone) must not hold a dead stream, and what queues behind it, for
+                // ever.
                 self.streams.pop_front();
                 continue;
             }
-            if room(target) {
-                match self.next_chunk() {
-                    Some(t) => return Some(t),
-                    None => continue, // It ended or was given up.
-                }
+            if room(target)
+                && let Some(t) = self.next_chunk()
+            {
+                return Some(t);
             }
             // Everything queued is behind the waiting stream: control-lane messages pass.
             let i = self
@@ -128,22 +197,9 @@ impl EdgeServer {
         let Some(svc) = live.inst.svc() else {
             return;
         };
-        let inst = &live.inst;
-        let stream = Stream {
-            service,
-            target,
-            transfer,
-            ue: inst.meta.ue,
-            seq: inst.last_seq,
-            digest: inst.digest,
-            spec: Some(spec),
-            total_len: svc.state_len(),
-            chunk: self.cfg.transfer_chunk.max(1) as u64,
-            next: 0,
-            hasher: Xxh3::new(),
-            answers: inst.owed_answers(),
-            before: self.out.len(),
-        };
+        let chunk = self.cfg.transfer_chunk as u64;
+        let mut stream = Stream::new(service, &live.inst, svc, target, transfer, spec, chunk);
+        stream.before = self.out.len();
         self.streams.push_back(stream);
     }
 
@@ -160,46 +216,12 @@ impl EdgeServer {
         })
     }
 
-    /// The head stream's next chunk; `None` (and the stream dropped) when it has ended,
-    /// or when its instance is no longer the frozen snapshot it started from (thawed,
-    /// moved out or released: the rest would not be one consistent state).
+    /// The head stream's next chunk (its instance checked by [`Self::head_still_frozen`]);
+    /// the stream goes when that was its last.
     fn next_chunk(&mut self) -> Option<Transmit> {
-        if !self.head_still_frozen() {
-            self.streams.pop_front();
-            return None;
-        }
         let mut s = self.streams.pop_front()?;
         let svc = self.live.get(&s.service)?.inst.svc()?;
-        let offset = s.next;
-        let len = s.chunk.min(s.total_len - offset);
-        let mut data = vec![0; usize::try_from(len).unwrap_or(0)];
-        svc.read_state(offset, &mut data);
-        s.hasher.update(&data);
-        s.next += len;
-        // An empty state still goes as one (empty) chunk.
-        let last = s.next >= s.total_len;
-        let msg = ShadowTransfer {
-            service: s.service,
-            ue: s.ue,
-            source: self.cfg.id,
-            transfer: s.transfer,
-            seq: s.seq,
-            digest: s.digest,
-            spec: s.spec.take(),
-            total_len: s.total_len,
-            offset,
-            data,
-            state_checksum: last.then(|| s.hasher.digest128()),
-            answers: if last {
-                std::mem::take(&mut s.answers)
-            } else {
-                Vec::new()
-            },
-        };
-        let t = Transmit {
-            to: s.target.into(),
-            msg: msg.into(),
-        };
+        let (t, last) = s.next_chunk(svc, self.cfg.id);
         if !last {
             self.streams.push_front(s);
         }

@@ -321,6 +321,14 @@ fn resume(epoch: u64) -> Relocate {
     }
 }
 
+fn promote(epoch: u64) -> Relocate {
+    Relocate {
+        service: SVC,
+        action: RelocateAction::Promote { epoch },
+        timing: Timing::at(Instant::ZERO),
+    }
+}
+
 #[test]
 fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     // Frozen, its target silent: it serves again and says the relocation did not happen.
@@ -372,12 +380,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
 fn a_promoted_instance_asks_once_for_the_inputs_behind_a_gap_while_it_fills() {
     // The shadow at server 2 has inputs 1..=3; the dead source had applied 4 and 5 too.
     let mut b = with_shadow(2, |_| {});
-    let promote = Relocate {
-        service: SVC,
-        action: RelocateAction::Promote { epoch: 8 },
-        timing: Timing::at(Instant::ZERO),
-    };
-    b.deliver(NodeId::CONTROL, 2, promote);
+    b.deliver(NodeId::CONTROL, 2, promote(8));
     b.outside.clear();
     // 7 and 8 wait behind the gap; the UE is asked to resend after 3 and does, in order.
     // Each input it resends moves `last_seq` on with 7 and 8 still waiting: asking again
@@ -475,17 +478,12 @@ fn answers_after_a_hold_go_where_the_ue_is_now() {
 
 #[test]
 fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_release() {
-    let promote = Relocate {
-        service: SVC,
-        action: RelocateAction::Promote { epoch: 8 },
-        timing: Timing::at(Instant::ZERO),
-    };
     let lease = |c: &mut crate::EdgeConfig| c.lease = Some(crate::LeaseConfig::new(1));
     // Server 2, holding a ready shadow, was stopped: its lease ran out, and the promotion
     // the control node sent when the source fell silent waited for it.
     let mut b = with_shadow(2, lease);
     b.advance(Duration::from_millis(1100));
-    b.deliver(NodeId::CONTROL, 2, promote.clone());
+    b.deliver(NodeId::CONTROL, 2, promote(8));
     assert!(
         !b.server(2).live.contains_key(&SVC),
         "promoted while fenced"
@@ -512,7 +510,7 @@ fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_releas
     // Nothing came in between: the lease's return promotes it.
     let mut b = with_shadow(2, lease);
     b.advance(Duration::from_millis(1100));
-    b.deliver(NodeId::CONTROL, 2, promote);
+    b.deliver(NodeId::CONTROL, 2, promote(8));
     let sent = b.outside_of(2);
     b.ack_latest_heartbeat(2, &sent);
     assert_eq!(b.live(2).epoch, 8);
