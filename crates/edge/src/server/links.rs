@@ -32,7 +32,14 @@ impl EdgeServer {
     /// 1003: shadows of `service` at the candidates, now or at the planned start.
     pub(super) fn on_prepare(&mut self, now: Instant, m: edgeshift_proto::PrepareShadow) {
         if m.source != self.cfg.id {
-            return; // A candidate learns everything it needs from the 1004 itself.
+            // A candidate learns everything else from the 1004 itself. But the inputs
+            // the source syncs travel on the control lane and overtake the copy: a
+            // shadow of the service discarded here a moment ago must not drop them as
+            // late sync of the old one, or the new copy waits for them for ever.
+            if m.candidates.contains(&self.cfg.id) {
+                self.discarded.cancel(m.service);
+            }
+            return;
         }
         let Some(live) = self.live.get(&m.service) else {
             return;

@@ -1,8 +1,9 @@
 //! Transitions of [`ShadowState`] and of the 2004 [`Check`](super::Check) beside it.
 
 use edgeshift_proto::{
-    CodeRef, Message, NodeId, Relocate, RelocateAction, RelocateRequest, RelocationMode, ServerId,
-    ShadowSync, ShadowTransfer, SyncBody, SyncMode, Timing, UeId, Verdict,
+    CodeRef, Message, NodeId, PrepareShadow, Relocate, RelocateAction, RelocateRequest,
+    RelocationMode, ServerId, ShadowSync, ShadowTransfer, SyncBody, SyncMode, Timing, UeId,
+    Verdict,
 };
 
 use super::ShadowState;
@@ -341,5 +342,44 @@ fn a_2004_newer_than_the_instance_here_replaces_it_and_an_older_one_is_refused()
     assert_eq!(
         b.shadow(1).check.as_ref().and_then(|c| c.asked.clone()),
         Some(Verdict::NeedFull)
+    );
+}
+
+#[test]
+fn a_shadow_asked_for_again_soon_after_its_discard_keeps_the_inputs_that_overtake_its_copy() {
+    let mut b = transferring(SyncMode::Replay);
+    b.pump();
+    assert!(matches!(&b.shadow(2).state, ShadowState::Ready(i) if i.last_seq == 0));
+    // The control node discards the shadow, then asks for it again a moment later.
+    let discard = Relocate {
+        service: SVC,
+        action: RelocateAction::Discard {
+            servers: vec![ServerId(2)],
+        },
+        timing: Timing::at(b.now),
+    };
+    b.deliver(NodeId::CONTROL, 1, discard.clone());
+    b.deliver(NodeId::CONTROL, 2, discard);
+    b.pump();
+    b.events.clear();
+    let again = PrepareShadow {
+        service: SVC,
+        ue: UeId(1),
+        source: ServerId(1),
+        candidates: vec![ServerId(2)],
+        sync: SyncMode::Replay,
+        start: Timing::at(b.now),
+    };
+    b.deliver(NodeId::CONTROL, 2, again);
+    b.prepare(&[2], SyncMode::Replay);
+    b.step();
+    assert_eq!(b.queued(), ["1004>me2"; 5]);
+    // Input 1 reaches the candidate before the copy (sync travels on the control lane).
+    b.input(1, 1);
+    overtake(&mut b, is_sync);
+    b.pump();
+    assert!(
+        matches!(&b.shadow(2).state, ShadowState::Ready(i) if i.last_seq == 1),
+        "the copy waits for an input its discard dropped"
     );
 }
