@@ -98,6 +98,9 @@ pub struct ControlConfig {
     /// discarded: candidate lists flicker, and a shadow discarded and asked for again
     /// costs a whole state transfer.
     pub stale_grace: Duration,
+    /// The same for a shadow already requested: kept this long once no prediction names
+    /// it (the next cell's predictions often name it again).
+    pub shadow_keep: Duration,
     /// A handover back to the previous cell within this time is a ping-pong.
     pub pingpong_window: Duration,
     /// Servers above this load hand services to less loaded ones (`None`: off).
@@ -138,6 +141,7 @@ impl ControlConfig {
             sync: SyncMode::Replay,
             shadow_ttl: Duration::from_secs(5),
             stale_grace: Duration::from_secs(2),
+            shadow_keep: Duration::from_secs(8),
             pingpong_window: Duration::from_secs(1),
             load_threshold: None,
             load_check_interval: Duration::from_secs(1),

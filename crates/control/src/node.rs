@@ -55,6 +55,8 @@ enum Timer {
     ServerSilent(ServerId),
     /// A handoff to another region was not acknowledged yet.
     Handoff(ServiceId),
+    /// A shadow or plan the predictions stopped naming may be past its grace.
+    StaleCheck(ServiceId),
 }
 
 impl Timer {
@@ -104,6 +106,10 @@ pub struct ControlNode {
     /// Messages about UEs whose service has not arrived yet (a handoff on its way).
     held: BTreeMap<UeId, VecDeque<(Instant, NodeId, Message)>>,
     stats: ControlStats,
+    /// When each backhaul link (source, target) finishes the shadow transfers this node
+    /// asked for, as far as it can tell (soft state: shadow-jit starts a transfer early
+    /// by what is queued before it).
+    link_busy: BTreeMap<(ServerId, ServerId), Instant>,
     timers: TimerTable<Timer>,
     out: VecDeque<Transmit>,
     events: VecDeque<ControlEvent>,
@@ -154,6 +160,7 @@ impl ControlNode {
             outgoing: BTreeMap::new(),
             held: BTreeMap::new(),
             stats: ControlStats::default(),
+            link_busy: BTreeMap::new(),
             timers,
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -216,7 +223,7 @@ impl ControlNode {
             Message::Deploy(m) => self.on_deploy(from, m),
             Message::HandoverPrediction(m) => self.on_prediction(now, m),
             Message::HandoverExecution(m) => self.on_execution(now, m),
-            Message::HandoverCancel(m) => self.on_cancel(m),
+            Message::HandoverCancel(m) => self.on_cancel(now, m),
             Message::HandoverComplete(m) => self.emit(ControlEvent::HandoverCompleted {
                 ue: m.ue,
                 source: m.source,
@@ -264,7 +271,7 @@ impl Role for ControlNode {
         while let Some((_, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Trigger(service) => self.trigger(service),
-                Timer::JitStart(service, server) => self.on_jit_start(service, server),
+                Timer::JitStart(service, server) => self.on_jit_start(now, service, server),
                 Timer::ShadowExpiry(service) => self.on_shadow_expiry(service),
                 Timer::LoadCheck => {
                     self.balance(now);
@@ -273,6 +280,7 @@ impl Role for ControlNode {
                 }
                 Timer::ServerSilent(server) => self.server_down(now, server),
                 Timer::Handoff(service) => self.on_handoff_retry(now, service),
+                Timer::StaleCheck(service) => self.drop_stale(now, service),
             }
         }
     }

@@ -220,34 +220,26 @@ fn shadow_jit_prepares_only_likely_candidates_and_as_late_as_the_link_allows() {
 }
 
 #[test]
-fn cancellation_and_withdrawal_release_shadows() {
+fn withdrawn_predictions_and_cancelled_handovers_release_shadows_after_the_keep() {
     let mut n = node(Strategy::Shadow);
-    predict(
-        &mut n,
-        Instant::ZERO,
-        &[(2, 0.5), (3, 0.4)],
-        Instant::from_millis(3000),
-    );
-    let out = predict(&mut n, Instant::from_millis(500), &[], Instant::ZERO);
-    assert_eq!(to(&out, 1, 1006).len(), 1);
-    assert_eq!(to(&out, 2, 1006).len(), 1);
-    assert_eq!(to(&out, 3, 1006).len(), 1);
-    predict(
-        &mut n,
-        Instant::from_millis(600),
-        &[(2, 0.9)],
-        Instant::from_millis(3000),
-    );
+    let ms = Instant::from_millis;
+    predict(&mut n, ms(0), &[(2, 0.5), (3, 0.4)], ms(3000));
+    // Withdrawn: the shadows stay 8 s (`shadow_keep`) for a prediction to name them again.
+    let out = predict(&mut n, ms(500), &[], Instant::ZERO);
+    assert!(out.iter().all(|t| t.msg.type_code() != 1006), "{out:?}");
+    assert_eq!(n.poll_timeout(), Some(ms(8500)));
+    // Server 2 is named again; 3 is not.
+    predict(&mut n, ms(600), &[(2, 0.9)], ms(3000));
     let m = HandoverExecution {
         ue: UeId(1),
         source: CellId(1),
         target: CellId(2),
-        timing: Timing::at(Instant::from_millis(3000)),
+        timing: Timing::at(ms(3000)),
     };
-    n.handle_message(Instant::from_millis(2980), CellId(1).into(), m.into());
+    n.handle_message(ms(2980), CellId(1).into(), m.into());
     drain(&mut n);
     n.handle_message(
-        Instant::from_millis(2990),
+        ms(2990),
         CellId(1).into(),
         HandoverCancel {
             ue: UeId(1),
@@ -257,14 +249,22 @@ fn cancellation_and_withdrawal_release_shadows() {
         }
         .into(),
     );
-    let out = drain(&mut n);
-    assert_eq!(to(&out, 2, 1006).len(), 1, "discard");
-    n.handle_timeout(Instant::from_millis(3000));
+    // The cancel keeps the shadow at 2 (the UE may try again) but moves nothing.
+    assert!(to(&drain(&mut n), 2, 1006).is_empty());
+    n.handle_timeout(ms(3000));
     assert!(
         drain(&mut n).iter().all(|t| t.msg.type_code() != 1006),
         "no relocation after the cancel"
     );
     assert_eq!(n.stats().cancelled, 1);
+    // 3 goes 8 s after the withdrawal, 2 8 s after the cancel.
+    n.handle_timeout(ms(8500));
+    let out = drain(&mut n);
+    assert_eq!(to(&out, 3, 1006).len(), 1, "{out:?}");
+    assert!(to(&out, 2, 1006).is_empty());
+    assert_eq!(n.poll_timeout(), Some(ms(10_990)));
+    n.handle_timeout(ms(10_990));
+    assert_eq!(to(&drain(&mut n), 2, 1006).len(), 1);
 }
 
 #[test]
@@ -388,12 +388,15 @@ fn a_shadow_the_predictions_stop_naming_goes_only_after_the_grace() {
     assert!(to(&out, 3, 1006).is_empty(), "{out:?}");
     let out = predict(&mut n, ms(1000), &[(2, 0.6), (3, 0.4)], ms(5000));
     assert!(to(&out, 3, 1003).is_empty() && to(&out, 3, 1006).is_empty());
-    // Unnamed again, from 1.2 s: still kept at 3 s, discarded at 3.2 s (2 s of grace).
-    predict(&mut n, ms(1200), &[(2, 0.9)], ms(5000));
-    let out = predict(&mut n, ms(3000), &[(2, 0.9)], ms(5000));
+    // Unnamed again, from 1.2 s: still kept at 9 s, discarded at 9.2 s (8 s of
+    // `shadow_keep`: a shadow, not just a plan).
+    predict(&mut n, ms(1200), &[(2, 0.9)], ms(15_000));
+    let out = predict(&mut n, ms(9000), &[(2, 0.9)], ms(15_000));
     assert!(to(&out, 3, 1006).is_empty());
-    let out = predict(&mut n, ms(3200), &[(2, 0.9)], ms(5000));
-    assert_eq!(to(&out, 3, 1006).len(), 1, "discarded after the grace");
+    assert_eq!(n.poll_timeout(), Some(ms(9200)));
+    n.handle_timeout(ms(9200));
+    let out = drain(&mut n);
+    assert_eq!(to(&out, 3, 1006).len(), 1, "discarded after the keep");
     assert!(to(&out, 2, 1006).is_empty());
 }
 
@@ -659,4 +662,93 @@ fn a_promotion_that_fails_while_its_old_host_is_back_leaves_the_service_there() 
     }
     let out = execute(&mut n, ms(6000), 1, 3, ms(6100));
     assert_eq!(to(&out, 1, 1006).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_handover_that_does_not_move_the_service_keeps_its_shadows_for_the_next_cell() {
+    let mut n = node(Strategy::Shadow);
+    let ms = Instant::from_millis;
+    let out = predict(&mut n, ms(0), &[(2, 0.6), (3, 0.4)], ms(1000));
+    assert_eq!(to(&out, 2, 1003).len() + to(&out, 3, 1003).len(), 2);
+    // Cell 4 is served by the service's own server: nothing moves, nothing is
+    // discarded (the next cell's predictions may well name the same servers).
+    let out = execute(&mut n, ms(980), 1, 4, ms(1000));
+    assert!(out.iter().all(|t| t.msg.type_code() != 1006), "{out:?}");
+    assert_eq!(n.stats().skipped_same_server, 1);
+    // Named by nothing for 8 s, they go.
+    assert_eq!(n.poll_timeout(), Some(ms(8980)));
+    n.handle_timeout(ms(8980));
+    let out = drain(&mut n);
+    assert_eq!(to(&out, 2, 1006).len() + to(&out, 3, 1006).len(), 2);
+}
+
+#[test]
+fn a_late_shadow_plan_the_predictions_stop_naming_is_dropped_unstarted() {
+    let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
+    state_of_125_mb(&mut n);
+    let ms = Instant::from_millis;
+    predict(&mut n, ms(0), &[(2, 0.6)], ms(10_000));
+    assert_eq!(n.poll_timeout(), Some(ms(8700)));
+    // No longer named from 1 s: the plan goes after 2 s (`stale_grace`), unstarted.
+    predict(&mut n, ms(1000), &[(3, 0.9)], ms(20_000));
+    n.handle_timeout(ms(3000));
+    let out = drain(&mut n);
+    assert!(to(&out, 2, 1003).is_empty(), "{out:?}");
+    n.handle_timeout(ms(8700));
+    assert!(
+        to(&drain(&mut n), 2, 1003).is_empty(),
+        "the plan was dropped"
+    );
+}
+
+#[test]
+fn shadow_jit_starts_earlier_by_what_is_queued_on_the_link() {
+    let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
+    let ms = Instant::from_millis;
+    // A second service on server 1, for another UE.
+    let spec = ServiceSpec {
+        code: CodeRef::Hash(1),
+        config: vec![],
+        latency_budget_ms: 0,
+    };
+    let deploy = Deploy {
+        service: ServiceId(2),
+        ue: UeId(2),
+        cell: CellId(1),
+        spec,
+    };
+    n.handle_message(ms(0), NodeId::CONTROL, deploy.into());
+    let report = LoadReport {
+        server: ServerId(1),
+        load: 0.1,
+        services: vec![(ServiceId(1), 125_000_000), (ServiceId(2), 125_000_000)],
+    };
+    n.handle_message(ms(0), ServerId(1).into(), report.into());
+    drain(&mut n);
+    // Service 1's shadow at server 2 goes now (due in 1 s): the link 1 → 2 is busy
+    // until 1 s.
+    let out = predict(&mut n, ms(0), &[(2, 0.9)], ms(1000));
+    assert_eq!(to(&out, 2, 1003).len(), 1);
+    // Service 2 is due at server 2 in 10 s: alone it would start at 8.7 s; what is
+    // queued on the link now (0.9 s) moves it to 7.8 s.
+    let prediction = |eta| HandoverPrediction {
+        ue: UeId(2),
+        source: CellId(1),
+        candidates: vec![Candidate {
+            cell: CellId(2),
+            likelihood: 0.9,
+        }],
+        timing: Some(Timing::at(eta)),
+    };
+    n.handle_message(ms(100), CellId(1).into(), prediction(ms(10_000)).into());
+    drain(&mut n);
+    let prepares = |out: &[Transmit]| {
+        out.iter()
+            .filter(|t| matches!(&t.msg, Message::PrepareShadow(p) if p.service == ServiceId(2)))
+            .count()
+    };
+    n.handle_timeout(ms(7799));
+    assert_eq!(prepares(&drain(&mut n)), 0);
+    n.handle_timeout(ms(7800));
+    assert_eq!(prepares(&drain(&mut n)), 2, "to the host and to server 2");
 }

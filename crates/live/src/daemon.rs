@@ -418,7 +418,7 @@ impl Daemon {
                 .services()
                 .map(|(s, e)| (s, e.ue, e.cell, e.host))
                 .collect();
-            nodes.insert(NodeId::Control(region), Node::Control(control));
+            nodes.insert(NodeId::Control(region), Node::Control(Box::new(control)));
         }
         let mut feed = opts.feed.clone();
         // Only region 0's control node starts the MEC APIs (the in-process demo gives every

@@ -206,7 +206,8 @@ impl Host {
         control: edgeshift_control::ControlNode,
         writer: crate::replica::registry::EtcdWriter,
     ) {
-        self.nodes.insert(NodeId::CONTROL, Node::Control(control));
+        self.nodes
+            .insert(NodeId::CONTROL, Node::Control(Box::new(control)));
         self.store = Some(Registry::Etcd(writer));
     }
 

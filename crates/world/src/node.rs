@@ -28,7 +28,7 @@ pub enum Node {
     /// An ME server.
     Server(Box<EdgeServer>),
     /// The control node.
-    Control(ControlNode),
+    Control(Box<ControlNode>),
     /// A UE client.
     Ue(UeClient),
 }
@@ -85,7 +85,7 @@ impl From<EdgeServer> for Node {
 }
 impl From<ControlNode> for Node {
     fn from(r: ControlNode) -> Self {
-        Self::Control(r)
+        Self::Control(Box::new(r))
     }
 }
 impl From<UeClient> for Node {

@@ -85,7 +85,7 @@ impl ControlNode {
                 from: hot,
                 to,
             });
-            self.request_shadows(service, vec![to]);
+            self.request_shadows(now, service, vec![to]);
         }
     }
 }

@@ -37,7 +37,10 @@ impl ControlNode {
                 }
                 Timer::ShadowExpiry(s) => timers.entry(s).or_default().shadow_expiry = Some(at),
                 // The peers are kept; their silence is timed afresh from the restore.
-                Timer::LoadCheck | Timer::ServerSilent(_) | Timer::Handoff(_) => {}
+                Timer::LoadCheck
+                | Timer::ServerSilent(_)
+                | Timer::Handoff(_)
+                | Timer::StaleCheck(_) => {}
             }
         }
         let ids = |set: &BTreeSet<ServerId>| set.iter().map(|s| s.0).collect();

@@ -159,7 +159,7 @@ impl ControlNode {
         if target_server == host {
             self.stats.skipped_same_server += 1;
             self.emit(ControlEvent::SkippedSameServer { service });
-            self.discard_all(service);
+            self.unname_all(now, service);
             return;
         }
         if strategy == Strategy::Stay {
@@ -180,7 +180,7 @@ impl ControlNode {
         if self.within_budget(m.target, host, budget) {
             self.stats.skipped_within_budget += 1;
             self.emit(ControlEvent::SkippedWithinBudget { service });
-            self.discard_all(service);
+            self.unname_all(now, service);
             return;
         }
         let mode = match strategy {
@@ -432,7 +432,7 @@ impl ControlNode {
         }
     }
 
-    pub(super) fn on_cancel(&mut self, m: HandoverCancel) {
+    pub(super) fn on_cancel(&mut self, now: Instant, m: HandoverCancel) {
         self.stats.cancelled += 1;
         self.events.push_back(ControlEvent::HandoverCancelled {
             ue: m.ue,
@@ -463,7 +463,7 @@ impl ControlNode {
             self.timers.cancel(Timer::Trigger(service));
         }
         if e.relocation.is_none() {
-            self.discard_all(service);
+            self.unname_all(now, service);
         }
         self.send(m.source, RouteUpdate { ue, route });
     }

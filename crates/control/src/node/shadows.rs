@@ -4,7 +4,11 @@
 //! Per service, `shadows` holds the servers that have (or are receiving) one and `planned`
 //! those whose 1003 waits for a `JitStart` timer (shadow-jit starts a transfer as late as
 //! its size and the link allow). A `ShadowExpiry` timer drops them all when no handover
-//! came `shadow_ttl` after the predicted time.
+//! came `shadow_ttl` after the predicted time. Shadows and plans the predictions stop
+//! naming (a withdrawn prediction, a handover that did not move the service) are
+//! `stale_since` then, and go after their grace (`StaleCheck`) unless named again.
+
+use std::time::Duration;
 
 use edgeshift_proto::{
     HandoverPrediction, Instant, PrepareShadow, Relocate, RelocateAction, ServerId, ServiceId,
@@ -38,7 +42,8 @@ impl ControlNode {
         e.predicted.clear();
         e.predicted.extend(m.candidates.iter().map(|c| c.cell));
         if m.candidates.is_empty() {
-            self.discard_all(service);
+            // Withdrawn: the shadows go unless a prediction names them again soon.
+            self.unname_all(now, service);
             return;
         }
         self.stats.predictions += 1;
@@ -73,36 +78,30 @@ impl ControlNode {
             .filter(|s| !wanted.iter().any(|w| w.0 == **s))
             .copied()
             .collect();
-        let grace = self.cfg.stale_grace;
         let Some(e) = self.services.get_mut(&service) else {
             return;
         };
         e.stale_since.retain(|s, _| unnamed.contains(s));
-        let stale: Vec<ServerId> = unnamed
-            .into_iter()
-            .filter(|s| {
-                now.saturating_duration_since(*e.stale_since.entry(*s).or_insert(now)) >= grace
-            })
-            .collect();
-        for s in &stale {
-            e.stale_since.remove(s);
+        for s in unnamed {
+            e.stale_since.entry(s).or_insert(now);
         }
-        if !stale.is_empty() {
-            for s in &stale {
-                self.timers.cancel(Timer::JitStart(service, *s));
-            }
-            self.discard(service, stale);
-        }
+        self.drop_stale(now, service);
         let mut now_list = Vec::new();
-        // As late as the link allows, one standard deviation of the ETA earlier still.
+        // As late as the link allows (the transfer, behind what is queued on the link),
+        // one standard deviation of the ETA earlier still.
         let spread = m.timing.and_then(|t| t.uncertainty).unwrap_or_default();
-        let start = match self.cfg.strategy {
-            Strategy::ShadowJit { .. } => {
-                eta - (self.transfer_time(bytes) + self.cfg.jit_margin + spread)
-            }
-            _ => now,
-        };
+        let lead = self.transfer_time(bytes) + self.cfg.jit_margin + spread;
         for (server, _) in wanted {
+            let start = match self.cfg.strategy {
+                Strategy::ShadowJit { .. } => {
+                    let queued = self
+                        .link_busy
+                        .get(&(host, server))
+                        .map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
+                    eta - (lead + queued)
+                }
+                _ => now,
+            };
             let Some(e) = self.services.get_mut(&service) else {
                 return;
             };
@@ -129,7 +128,7 @@ impl ControlNode {
                 });
             }
         }
-        self.request_shadows(service, now_list);
+        self.request_shadows(now, service, now_list);
         self.timers
             .set(Timer::ShadowExpiry(service), eta + self.cfg.shadow_ttl);
     }
@@ -156,13 +155,20 @@ impl ControlNode {
         });
     }
 
-    /// A planned shadow's time has come.
-    pub(super) fn on_jit_start(&mut self, service: ServiceId, server: ServerId) {
+    /// A planned shadow's time has come; a plan the latest predictions no longer name is
+    /// dropped instead.
+    pub(super) fn on_jit_start(&mut self, now: Instant, service: ServiceId, server: ServerId) {
         let Some(e) = self.services.get_mut(&service) else {
             return;
         };
-        if e.planned.remove(&server) && e.relocation.is_none() {
-            self.request_shadows(service, vec![server]);
+        if !e.planned.remove(&server) {
+            return;
+        }
+        if e.stale_since.remove(&server).is_some() {
+            return;
+        }
+        if e.relocation.is_none() {
+            self.request_shadows(now, service, vec![server]);
         }
     }
 
@@ -177,8 +183,75 @@ impl ControlNode {
         }
     }
 
+    /// Every shadow and plan of `service` is no longer named: its prediction was
+    /// withdrawn, or the handover came and did not move the service. They stay their
+    /// grace, for the next cell's predictions to name again (a shadow discarded and asked
+    /// for again a second later costs a whole state transfer).
+    pub(super) fn unname_all(&mut self, now: Instant, service: ServiceId) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        let all: Vec<ServerId> = e.shadows.union(&e.planned).copied().collect();
+        for s in all {
+            e.stale_since.entry(s).or_insert(now);
+        }
+        // The standing prediction is used up; the stale clocks decide now.
+        self.timers.cancel(Timer::ShadowExpiry(service));
+        self.drop_stale(now, service);
+    }
+
+    /// Discards the stale shadows and plans whose grace is over (`shadow_keep` for a
+    /// shadow, `stale_grace` for a plan), and sets `StaleCheck` for the next one.
+    pub(super) fn drop_stale(&mut self, now: Instant, service: ServiceId) {
+        let (keep, grace) = (self.cfg.shadow_keep, self.cfg.stale_grace);
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        if e.relocation.is_some() {
+            return; // The relocation settles the shadows.
+        }
+        let (shadows, planned) = (&e.shadows, &e.planned);
+        e.stale_since
+            .retain(|s, _| shadows.contains(s) || planned.contains(s));
+        let deadline = |s: &ServerId, since: &Instant| {
+            *since + if e.shadows.contains(s) { keep } else { grace }
+        };
+        let due: Vec<ServerId> = e
+            .stale_since
+            .iter()
+            .filter(|(s, since)| deadline(s, since) <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        let next = e
+            .stale_since
+            .iter()
+            .map(|(s, since)| deadline(s, since))
+            .filter(|at| *at > now)
+            .min();
+        for s in &due {
+            e.stale_since.remove(s);
+        }
+        match next {
+            Some(at) => self.timers.set(Timer::StaleCheck(service), at),
+            None => {
+                self.timers.cancel(Timer::StaleCheck(service));
+            }
+        }
+        if !due.is_empty() {
+            for s in &due {
+                self.timers.cancel(Timer::JitStart(service, *s));
+            }
+            self.discard(service, due);
+        }
+    }
+
     /// 1003 to the host and to each of `servers` that has no shadow yet.
-    pub(super) fn request_shadows(&mut self, service: ServiceId, servers: Vec<ServerId>) {
+    pub(super) fn request_shadows(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        servers: Vec<ServerId>,
+    ) {
         let servers: Vec<ServerId> = servers.into_iter().filter(|s| !self.is_down(*s)).collect();
         let Some(e) = self.services.get_mut(&service) else {
             return;
@@ -198,7 +271,12 @@ impl ControlNode {
             sync: self.cfg.sync,
             start: Timing::at(Instant::ZERO),
         };
-        let host = e.host;
+        let (host, bytes) = (e.host, e.state_bytes);
+        let transfer = self.transfer_time(bytes);
+        for s in &servers {
+            let busy = self.link_busy.entry((host, *s)).or_insert(now);
+            *busy = (*busy).max(now) + transfer;
+        }
         self.stats.shadows_requested += servers.len() as u64;
         self.send(host, msg.clone());
         for s in &servers {
@@ -216,6 +294,7 @@ impl ControlNode {
             e.shadows.remove(s);
             e.ready.remove(s);
             e.planned.remove(s);
+            e.stale_since.remove(s);
         }
         let servers: Vec<ServerId> = servers.into_iter().filter(|s| *s != e.host).collect();
         if servers.is_empty() {
