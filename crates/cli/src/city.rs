@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use edgeshift_control::Strategy;
+use edgeshift_world::scenario::PredictorName;
 use edgeshift_world::{City, Mobility};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -36,9 +37,17 @@ pub(crate) struct CityArgs {
     /// KiB each input writes to the modelled state.
     #[arg(long, default_value_t = 16)]
     dirty_kib: u64,
-    /// The cells' handover predictor: trend, kalman or markov (docs/prediction.md).
-    #[arg(long, default_value = "kalman")]
-    predictor: edgeshift_world::scenario::PredictorName,
+    /// The cells' handover predictor: trend, kalman, markov, learned or roads
+    /// (docs/prediction.md). Default: roads with --roads, kalman without.
+    #[arg(long)]
+    predictor: Option<PredictorName>,
+    /// The road network (a SUMO .net.xml, gzip or XML) the roads predictor walks;
+    /// manhattan mobility has its grid without it.
+    #[arg(long)]
+    roads: Option<std::path::PathBuf>,
+    /// Least summed likelihood of a server's cells for a shadow-jit shadow there.
+    #[arg(long, default_value_t = 0.3)]
+    jit_threshold: f32,
 }
 
 /// A progress bar on stderr over every strategy's simulated time (hidden when stderr is
@@ -80,7 +89,15 @@ pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
         backhaul_gbit: c.backhaul_gbit,
         shadowing_db: c.shadowing_db,
         seed: a.seed,
-        predictor: c.predictor,
+        predictor: c.predictor.unwrap_or_else(|| {
+            if c.roads.is_some() {
+                PredictorName::Roads
+            } else {
+                PredictorName::Kalman
+            }
+        }),
+        roads: c.roads.clone(),
+        jit_threshold: c.jit_threshold,
         ..City::new(mobility)
     };
     let jobs = a

@@ -82,9 +82,14 @@ struct PredictArgs {
     seed: u64,
     /// trend (A3-margin trend), kalman (position Kalman filter through the radio map),
     /// markov (kalman blended with a cell-sequence model each cell learns from its handovers)
-    /// or learned (kalman with the handover points, position and heading, each cell learns).
+    /// learned (kalman with the handover points, position and heading, each cell learns)
+    /// or roads (kalman matched to the road network, the roads ahead walked through the
+    /// radio map; needs --roads, or manhattan mobility).
     #[arg(long, default_value = "trend")]
     predictor: String,
+    /// The road network of --predictor roads: a SUMO .net.xml (gzip or XML).
+    #[arg(long)]
+    roads: Option<PathBuf>,
     /// UEs of a synthetic model.
     #[arg(long, default_value_t = 50)]
     ues: u32,
@@ -595,6 +600,12 @@ fn run_predict(a: PredictArgs) -> anyhow::Result<bool> {
         shadowing_db: a.shadowing_db,
         seed: a.seed,
         predictor: a.predictor.clone(),
+        roads: a
+            .roads
+            .as_deref()
+            .map(edgeshift_radio::roads::RoadNet::load)
+            .transpose()?
+            .map(std::sync::Arc::new),
     };
     let r = run(&cfg)?;
     println!(

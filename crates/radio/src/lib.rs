@@ -6,4 +6,5 @@ pub mod layout;
 pub mod measure;
 pub mod mobility;
 pub mod pathloss;
+pub mod roads;
 pub mod sumo;

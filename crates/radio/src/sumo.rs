@@ -44,6 +44,31 @@ pub enum FcdError {
     /// No vehicle positions at all.
     #[error("{0}: no <vehicle> records")]
     Empty(String),
+    /// A road network without a single road.
+    #[error("{0}: no <edge> with a lane shape (is it a SUMO .net.xml?)")]
+    NoRoads(String),
+}
+
+/// The bytes of a `.xml` or `.xml.gz` file (gzip detected by content).
+pub(crate) fn read_xml(path: &Path) -> Result<Vec<u8>, FcdError> {
+    let name = path.display().to_string();
+    let raw = std::fs::read(path).map_err(|source| FcdError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    if let Err(source) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
+        let line = out.iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(FcdError::Gzip {
+            path: name,
+            line,
+            source,
+        });
+    }
+    Ok(out)
 }
 
 /// One vehicle position.
@@ -70,26 +95,8 @@ impl FcdTrace {
     /// # Errors
     /// See [`FcdError`].
     pub fn load(path: &Path) -> Result<Self, FcdError> {
-        let name = path.display().to_string();
-        let raw = std::fs::read(path).map_err(|source| FcdError::Io {
-            path: name.clone(),
-            source,
-        })?;
-        let text = if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            if let Err(source) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
-                let line = out.iter().filter(|b| **b == b'\n').count() + 1;
-                return Err(FcdError::Gzip {
-                    path: name,
-                    line,
-                    source,
-                });
-            }
-            out
-        } else {
-            raw
-        };
-        Self::parse(&name, &text)
+        let text = read_xml(path)?;
+        Self::parse(&path.display().to_string(), &text)
     }
 
     /// Parses FCD XML text; `name` is used in errors.

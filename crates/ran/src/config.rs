@@ -91,6 +91,12 @@ pub enum PredictorKind {
     /// radio map (needs positions in the reports); falls back to the trend predictor while
     /// the A3 condition already holds or no position is known.
     Kalman(crate::kalman::RadioMap),
+    /// The Kalman track matched to a road network, the roads ahead walked through the
+    /// radio map ([`crate::RoadPredictor`]); the Kalman predictor off the roads.
+    Roads(
+        crate::kalman::RadioMap,
+        std::sync::Arc<edgeshift_radio::roads::RoadNet>,
+    ),
     /// Any [`Predictor`](crate::Predictor), built once per cell.
     Custom(PredictorFactory),
 }
@@ -100,6 +106,7 @@ impl std::fmt::Debug for PredictorKind {
         match self {
             Self::Trend => f.write_str("Trend"),
             Self::Kalman(map) => f.debug_tuple("Kalman").field(map).finish(),
+            Self::Roads(map, net) => f.debug_tuple("Roads").field(map).field(net).finish(),
             Self::Custom(_) => f.write_str("Custom"),
         }
     }
@@ -115,6 +122,11 @@ impl PredictorConfig {
             PredictorKind::Kalman(map) => {
                 Box::new(crate::KalmanPredictor::new(self.clone(), map.clone()))
             }
+            PredictorKind::Roads(map, net) => Box::new(crate::RoadPredictor::new(
+                self.clone(),
+                map.clone(),
+                net.clone(),
+            )),
             PredictorKind::Custom(make) => make(self),
         };
         let base = if self.sequence {

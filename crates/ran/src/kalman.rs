@@ -31,7 +31,7 @@ pub struct RadioMap {
 }
 
 impl RadioMap {
-    fn rsrp(&self, at: [f64; 2], pos: [f64; 2]) -> f64 {
+    pub(crate) fn rsrp(&self, at: [f64; 2], pos: [f64; 2]) -> f64 {
         let d = ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt();
         rsrp_dbm(self.tx_dbm, self.n_prb, self.model.nlos(d))
     }

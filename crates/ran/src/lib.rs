@@ -13,8 +13,8 @@
 //!
 //! Handover prediction is behind the [`Predictor`] trait (candidates with likelihoods, ETA
 //! with uncertainty: what 1002 carries); [`PredictorConfig::kind`] picks the A3-margin
-//! trend, the Kalman track, or a custom one, and [`PredictorConfig::sequence`] blends in
-//! the cell-sequence model.
+//! trend, the Kalman track, the Kalman track on a road network, or a custom one, and
+//! [`PredictorConfig::sequence`] blends in the cell-sequence model.
 //!
 //! ```no_run
 //! use edgeshift_proto::{CellId, Instant, Role, UeId};
@@ -40,6 +40,7 @@ mod measurement;
 mod points;
 mod predict;
 mod predictor;
+mod roads;
 mod sequence;
 mod station;
 
@@ -49,4 +50,5 @@ pub use measurement::measurement_report;
 pub use points::PointsPredictor;
 pub use predict::{Prediction, Sample};
 pub use predictor::{KalmanPredictor, Predictor, SequencePredictor, TrendPredictor, UeView};
+pub use roads::RoadPredictor;
 pub use station::{BaseStation, MeasurementReport, RanEvent, TTT_VALUES_MS, is_standard_ttt};

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use edgeshift_proto::{
     CellId, HandoverConfirm, HandoverPrediction, HandoverRequest, Instant, Message, NodeId, Role,
@@ -17,6 +18,7 @@ use edgeshift_radio::layout::{Site, bounds, hex_grid};
 use edgeshift_radio::measure::{MeasureConfig, UeMeasurer};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility, RandomWaypoint};
 use edgeshift_radio::pathloss::{Environment, ThreeGpp, rsrp_dbm};
+use edgeshift_radio::roads::RoadNet;
 use edgeshift_radio::sumo::{FcdError, FcdTrace};
 use edgeshift_ran::{BaseStation, MeasurementReport, PredictorKind, RadioMap, RanConfig};
 use edgeshift_record::Percentiles;
@@ -58,8 +60,11 @@ pub struct PredictConfig {
     /// Seed.
     pub seed: u64,
     /// `trend`, `kalman`, `markov` (Kalman blended with the cell-sequence model) or
-    /// `learned` (Kalman with the handover points each cell learns).
+    /// `learned` (Kalman with the handover points each cell learns) or `roads` (Kalman
+    /// matched to `roads`, the roads ahead walked through the radio map).
     pub predictor: String,
+    /// The road network of `roads` (`None` with Manhattan mobility: its grid).
+    pub roads: Option<Arc<RoadNet>>,
 }
 
 /// Why a prediction run could not start.
@@ -70,8 +75,11 @@ pub enum PredictError {
     #[error(transparent)]
     Trace(#[from] FcdError),
     /// Unknown predictor.
-    #[error("unknown predictor {0:?} (trend, kalman, markov, learned)")]
+    #[error("unknown predictor {0:?} (trend, kalman, markov, learned, roads)")]
     Predictor(String),
+    /// The road predictor without a road network.
+    #[error("--predictor roads needs a road network (--roads FILE.net.xml), or manhattan mobility")]
+    NoRoads,
     /// Unknown mobility model.
     #[error("unknown mobility {0:?} (sumo:FILE, rwp, gauss-markov, manhattan)")]
     Mobility(String),
@@ -150,21 +158,30 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
         decorrelation_m: model.decorrelation_m(false),
         ..MeasureConfig::default()
     };
-    let map = || {
-        PredictorKind::Kalman(RadioMap {
-            sites: sites.iter().map(|s| (CellId(s.id), [s.x, s.y])).collect(),
-            tx_dbm: 46.0,
-            n_prb: 50,
-            model,
-            decorrelation_m: mcfg.decorrelation_m,
-        })
+    let radio_map = || RadioMap {
+        sites: sites.iter().map(|s| (CellId(s.id), [s.x, s.y])).collect(),
+        tx_dbm: 46.0,
+        n_prb: 50,
+        model,
+        decorrelation_m: mcfg.decorrelation_m,
     };
+    let map = || PredictorKind::Kalman(radio_map());
     // `markov`: the Kalman predictor blended with the cell-sequence model.
     let (kind, sequence, points) = match cfg.predictor.as_str() {
         "trend" => (PredictorKind::Trend, false, false),
         "kalman" => (map(), false, false),
         "markov" => (map(), true, false),
         "learned" => (map(), false, true),
+        "roads" => {
+            let net = match (&cfg.roads, &cfg.mobility) {
+                (Some(net), _) => net.clone(),
+                (None, MobilitySource::Synthetic { model, .. }) if model == "manhattan" => {
+                    Arc::new(RoadNet::grid([0.0, 0.0, 2000.0, 2000.0], 200.0, 12.0))
+                }
+                _ => return Err(PredictError::NoRoads),
+            };
+            (PredictorKind::Roads(radio_map(), net), false, false)
+        }
         other => return Err(PredictError::Predictor(other.to_owned())),
     };
     let mut cells: BTreeMap<CellId, BaseStation> = sites
@@ -489,7 +506,7 @@ type Track = Box<dyn Fn(f64) -> Option<[f64; 2]>>;
 fn ue_tracks(cfg: &PredictConfig, rng: &mut ChaCha8Rng) -> Result<(Vec<Track>, f64), PredictError> {
     match &cfg.mobility {
         MobilitySource::Sumo(_) | MobilitySource::Trace(_) => {
-            let trace = std::sync::Arc::new(match &cfg.mobility {
+            let trace = Arc::new(match &cfg.mobility {
                 MobilitySource::Sumo(path) => FcdTrace::load(Path::new(path))?,
                 MobilitySource::Trace(t) => t.clone(),
                 MobilitySource::Synthetic { .. } => FcdTrace::default(),
@@ -503,7 +520,7 @@ fn ue_tracks(cfg: &PredictConfig, rng: &mut ChaCha8Rng) -> Result<(Vec<Track>, f
             let tracks = ids
                 .into_iter()
                 .map(|id| {
-                    let tr = std::sync::Arc::clone(&trace);
+                    let tr = Arc::clone(&trace);
                     Box::new(move |t: f64| tr.position(&id, t)) as Track
                 })
                 .collect();

@@ -2,13 +2,15 @@
 //! without shadowing, is predicted right and early.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use edgeshift_radio::roads::RoadNet;
 use edgeshift_radio::sumo::{FcdTrace, Sample};
 use edgeshift_sim::predict::{MobilitySource, PredictConfig, run};
 
 #[test]
 fn straight_line_through_a_hex_grid_is_predicted_with_more_than_2_s_lead() {
-    for predictor in ["trend", "kalman", "markov"] {
+    for predictor in ["trend", "kalman", "markov", "roads"] {
         straight_line(predictor);
     }
 }
@@ -48,6 +50,12 @@ fn straight_line(predictor: &str) {
         shadowing_db: 0.0,
         seed: 1,
         predictor: predictor.into(),
+        // The car's road, and a parallel one 200 m north with crossings every 200 m.
+        roads: Some(Arc::new(RoadNet::grid(
+            [0.0, 120.0, 4600.0, 320.0],
+            200.0,
+            15.0,
+        ))),
     };
     let r = run(&cfg).expect("runs");
     assert!(r.handovers >= 6, "{} handovers along 4.5 km", r.handovers);
@@ -74,6 +82,7 @@ fn the_same_seed_gives_the_same_report() {
         shadowing_db: 6.0,
         seed,
         predictor: "trend".into(),
+        roads: None,
     };
     let a = serde_json::to_string(&run(&cfg(3)).expect("runs")).expect("json");
     let b = serde_json::to_string(&run(&cfg(3)).expect("runs")).expect("json");
@@ -87,4 +96,25 @@ fn the_same_seed_gives_the_same_report() {
         ..cfg(1)
     };
     assert!(run(&bad).is_err());
+    // The road predictor needs roads: manhattan has its grid, a trace names none.
+    let manhattan = PredictConfig {
+        predictor: "roads".into(),
+        ..cfg(1)
+    };
+    assert!(run(&manhattan).is_ok());
+    let no_roads = PredictConfig {
+        mobility: MobilitySource::Trace(FcdTrace {
+            tracks: BTreeMap::from([(
+                "car".to_owned(),
+                vec![Sample {
+                    t: 0.0,
+                    x: 0.0,
+                    y: 0.0,
+                }],
+            )]),
+        }),
+        ..manhattan
+    };
+    let e = run(&no_roads).expect_err("no road network");
+    assert!(e.to_string().contains("--roads"), "{e}");
 }

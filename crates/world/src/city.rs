@@ -7,9 +7,11 @@
 //! whose state is accounted by size, so that thousands of UEs fit in memory.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use edgeshift_radio::layout::{bounds, hex_grid};
 use edgeshift_radio::mobility::{GaussMarkov, Manhattan, Mobility as Model, RandomWaypoint};
+use edgeshift_radio::roads::RoadNet;
 use edgeshift_radio::sumo::{FcdError, FcdTrace};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,6 +89,11 @@ pub struct City {
     pub seed: u64,
     /// The cells' handover predictor.
     pub predictor: PredictorName,
+    /// The road network (a SUMO `.net.xml`) of the `roads` predictor; Manhattan mobility
+    /// has its grid without one.
+    pub roads: Option<PathBuf>,
+    /// Least likelihood of a server for a shadow-jit shadow.
+    pub jit_threshold: f32,
 }
 
 impl City {
@@ -107,6 +114,8 @@ impl City {
             shadowing_db: 6.0,
             seed: 1,
             predictor: PredictorName::Kalman,
+            roads: None,
+            jit_threshold: Control::default().jit_threshold,
         }
     }
 }
@@ -133,6 +142,10 @@ type Track = Vec<[f64; 3]>;
 const TRACK_STEP_S: f64 = 1.0;
 /// Side of the synthetic area (m).
 const AREA_M: f64 = 2000.0;
+/// Block length of the Manhattan grid (m).
+const BLOCK_M: f64 = 200.0;
+/// Speed of Manhattan UEs (m/s).
+const SPEED_MPS: f64 = 12.0;
 
 impl City {
     fn check(&self) -> Result<(), CityError> {
@@ -163,6 +176,12 @@ impl City {
         {
             return bad(format!(
                 "--duration must be above 0 and at most a week, not {d}"
+            ));
+        }
+        if !(self.jit_threshold.is_finite() && (0.0..=1.0).contains(&self.jit_threshold)) {
+            return bad(format!(
+                "--jit-threshold must be 0 to 1, not {}",
+                self.jit_threshold
             ));
         }
         if self.ues == Some(0) {
@@ -197,7 +216,7 @@ impl City {
                             f64::from(i),
                         )),
                         Mobility::Manhattan | Mobility::Sumo(_) => {
-                            Box::new(Manhattan::new(area, 200.0, 12.0, start))
+                            Box::new(Manhattan::new(area, BLOCK_M, SPEED_MPS, start))
                         }
                     };
                     let mut track = Vec::with_capacity(samples as usize + 1);
@@ -252,6 +271,15 @@ impl City {
                 self.mobility
             )));
         };
+        let roads = match (&self.roads, &self.mobility) {
+            (Some(path), _) => Some(Arc::new(RoadNet::load(path)?)),
+            (None, Mobility::Manhattan) => Some(Arc::new(RoadNet::grid(
+                [0.0, 0.0, AREA_M, AREA_M],
+                BLOCK_M,
+                SPEED_MPS,
+            ))),
+            (None, _) => None,
+        };
         let sites = hex_grid(b, self.isd_m);
         let servers_of = cluster(&sites, self.isd_m, self.cells_per_server);
         let cells: Vec<CellDef> = sites
@@ -295,6 +323,7 @@ impl City {
             radio: Radio {
                 shadowing_db: self.shadowing_db,
                 predictor: self.predictor,
+                roads,
                 ..Radio::default()
             },
             handover: Handover::default(),
@@ -312,7 +341,10 @@ impl City {
                 capacity: 1_000_000,
                 ..Edge::default()
             },
-            control: Control::default(),
+            control: Control {
+                jit_threshold: self.jit_threshold,
+                ..Control::default()
+            },
             servers,
             cells,
             ues,
@@ -371,6 +403,32 @@ mod tests {
         let (a, b) = (u.position(0.0), u.position(60.0));
         assert!(a != b);
         assert!((0.0..=AREA_M).contains(&b[0]) && (0.0..=AREA_M).contains(&b[1]));
+    }
+
+    #[test]
+    fn the_road_predictor_walks_the_manhattan_grid_and_needs_roads_elsewhere() {
+        let mut c = City::new(Mobility::Manhattan);
+        c.ues = Some(2);
+        c.duration_s = Some(10.0);
+        c.predictor = PredictorName::Roads;
+        let s = c.scenario().expect("manhattan has its grid");
+        let net = s.radio.roads.as_ref().expect("roads");
+        // 11 × 11 crossings 200 m apart, two-way roads between neighbours.
+        assert_eq!(net.roads().len(), 2 * 2 * 11 * 10);
+        let mut c = City::new(Mobility::GaussMarkov);
+        c.ues = Some(2);
+        c.duration_s = Some(10.0);
+        c.predictor = PredictorName::Roads;
+        let e = c.scenario().expect_err("no roads");
+        assert!(e.to_string().contains("road network"), "{e}");
+        let mut c = City::new(Mobility::Manhattan);
+        c.jit_threshold = 1.5;
+        assert!(
+            c.scenario()
+                .expect_err("1.5")
+                .to_string()
+                .contains("--jit-threshold")
+        );
     }
 
     #[test]

@@ -129,10 +129,15 @@ impl Scenario {
             PathLossModel::Uma => Some(Environment::UMa),
             PathLossModel::LogDistance => None,
         };
-        if let (PredictorName::Kalman | PredictorName::Markov | PredictorName::Learned, Some(env)) =
-            (self.radio.predictor, env)
+        if let (
+            PredictorName::Kalman
+            | PredictorName::Markov
+            | PredictorName::Learned
+            | PredictorName::Roads,
+            Some(env),
+        ) = (self.radio.predictor, env)
         {
-            rc.predictor.kind = PredictorKind::Kalman(RadioMap {
+            let map = RadioMap {
                 sites: self
                     .cells
                     .iter()
@@ -144,7 +149,11 @@ impl Scenario {
                 n_prb: 50,
                 model: ThreeGpp::new(env, self.radio.freq_ghz),
                 decorrelation_m: self.radio.decorrelation_m,
-            });
+            };
+            rc.predictor.kind = match (&self.radio.roads, self.radio.predictor) {
+                (Some(net), PredictorName::Roads) => PredictorKind::Roads(map, net.clone()),
+                _ => PredictorKind::Kalman(map),
+            };
             rc.predictor.sequence = self.radio.predictor == PredictorName::Markov;
             rc.predictor.points = self.radio.predictor == PredictorName::Learned;
         }

@@ -129,6 +129,10 @@ pub struct Radio {
     pub predict: bool,
     /// Which predictor the cells run (`docs/prediction.md`).
     pub predictor: PredictorName,
+    /// The road network of the `roads` predictor (city runs set it from a SUMO network
+    /// or the Manhattan grid; a scenario file cannot).
+    #[serde(skip)]
+    pub roads: Option<std::sync::Arc<edgeshift_radio::roads::RoadNet>>,
 }
 
 /// The handover predictors a scenario can name.
@@ -147,6 +151,9 @@ pub enum PredictorName {
     /// from its own handovers: the targets ahead on the UE's road, seconds before its
     /// radio shows them.
     Learned,
+    /// `kalman` matched to the road network: the roads ahead, with the turns each cell
+    /// sees taken, walked through the radio map (city runs with a road network only).
+    Roads,
 }
 
 impl std::str::FromStr for PredictorName {
@@ -158,8 +165,9 @@ impl std::str::FromStr for PredictorName {
             "kalman" => Ok(Self::Kalman),
             "markov" => Ok(Self::Markov),
             "learned" => Ok(Self::Learned),
+            "roads" => Ok(Self::Roads),
             other => Err(format!(
-                "unknown predictor {other:?} (trend, kalman, markov, learned)"
+                "unknown predictor {other:?} (trend, kalman, markov, learned, roads)"
             )),
         }
     }
@@ -179,6 +187,7 @@ impl Default for Radio {
             l3_k: 4,
             predict: true,
             predictor: PredictorName::Trend,
+            roads: None,
         }
     }
 }
@@ -543,7 +552,13 @@ impl Scenario {
             && self.radio.predictor != PredictorName::Trend
         {
             return bad(
-                "radio.predictor kalman, markov and learned need a 38.901 radio.model (uma or umi)"
+                "radio.predictor kalman, markov, learned and roads need a 38.901 radio.model (uma or umi)"
+                    .into(),
+            );
+        }
+        if self.radio.predictor == PredictorName::Roads && self.radio.roads.is_none() {
+            return bad(
+                "radio.predictor roads needs a road network (a city run with --roads FILE.net.xml, or manhattan mobility)"
                     .into(),
             );
         }
