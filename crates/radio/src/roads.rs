@@ -68,6 +68,34 @@ impl Road {
         self.cum.last().copied().unwrap_or(0.0)
     }
 
+    /// The point of the centre line nearest `pos`, on a segment that runs along `heading`
+    /// (a unit vector; any segment when `None`): its distance from the start, and from
+    /// `pos`.
+    #[must_use]
+    pub fn nearest(&self, pos: [f64; 2], heading: Option<[f64; 2]>) -> Option<(f64, f64)> {
+        let mut best: Option<(f64, f64)> = None;
+        for (k, w) in self.shape.windows(2).enumerate() {
+            let d = [w[1][0] - w[0][0], w[1][1] - w[0][1]];
+            let len = d[0].hypot(d[1]);
+            if len <= 1e-9 {
+                continue;
+            }
+            let u = [d[0] / len, d[1] / len];
+            if let Some(h) = heading
+                && h[0] * u[0] + h[1] * u[1] < SAME_WAY
+            {
+                continue;
+            }
+            let rel = [pos[0] - w[0][0], pos[1] - w[0][1]];
+            let s = (rel[0] * u[0] + rel[1] * u[1]).clamp(0.0, len);
+            let off = dist(pos, [w[0][0] + u[0] * s, w[0][1] + u[1] * s]);
+            if best.is_none_or(|b| off < b.1) {
+                best = Some((self.cum[k] + s, off));
+            }
+        }
+        best
+    }
+
     /// The point `along` metres from the start (clamped to the road).
     #[must_use]
     pub fn point_at(&self, along: f64) -> [f64; 2] {
@@ -363,29 +391,15 @@ impl RoadNet {
         let roads = self.index.get(&bucket(pos))?;
         let mut best: Option<RoadPos> = None;
         for &i in roads {
-            let r = &self.roads[i];
-            for (k, w) in r.shape.windows(2).enumerate() {
-                let d = [w[1][0] - w[0][0], w[1][1] - w[0][1]];
-                let len = d[0].hypot(d[1]);
-                if len <= 1e-9 {
-                    continue;
-                }
-                let u = [d[0] / len, d[1] / len];
-                if let Some(h) = heading
-                    && h[0] * u[0] + h[1] * u[1] < SAME_WAY
-                {
-                    continue;
-                }
-                let rel = [pos[0] - w[0][0], pos[1] - w[0][1]];
-                let s = (rel[0] * u[0] + rel[1] * u[1]).clamp(0.0, len);
-                let off = dist(pos, [w[0][0] + u[0] * s, w[0][1] + u[1] * s]);
-                if off <= MATCH_M && best.is_none_or(|b| off < b.off) {
-                    best = Some(RoadPos {
-                        road: i,
-                        along: r.cum[k] + s,
-                        off,
-                    });
-                }
+            if let Some((along, off)) = self.roads[i].nearest(pos, heading)
+                && off <= MATCH_M
+                && best.is_none_or(|b| off < b.off)
+            {
+                best = Some(RoadPos {
+                    road: i,
+                    along,
+                    off,
+                });
             }
         }
         best

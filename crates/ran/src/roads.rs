@@ -11,9 +11,9 @@
 //! on it, seconds before the radio shows the neighbour; a crossing spreads the vote over
 //! the turns until the vehicle has taken one.
 //!
-//! Off the roads, standing still, or while the A3 condition already holds it is the Kalman
-//! predictor; its candidates are merged with the trend predictor's (which sees the next
-//! second better).
+//! Its candidates are merged with the trend predictor's (which sees the next second
+//! better), with the earlier ETA. Off the roads it is the Kalman predictor; while the A3
+//! condition already holds, the trend predictor alone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ impl RoadPredictor {
         } else {
             // Standing (at a light): still on the road it was on.
             let road = *self.on.get(&ue.ue)?;
-            (road, nearest_along(self.net.road(road)?, pos))
+            (road, self.net.road(road)?.nearest(pos, None)?.0)
         };
         if let Some(prev) = self.on.insert(ue.ue, at.0)
             && prev != at.0
@@ -105,26 +105,6 @@ impl RoadPredictor {
             .map(|(n, c)| (*n, c / total))
             .collect()
     }
-}
-
-/// Distance along `road` of the point of its centre line nearest `pos`.
-fn nearest_along(road: &edgeshift_radio::roads::Road, pos: [f64; 2]) -> f64 {
-    let mut best = (f64::INFINITY, 0.0);
-    let mut cum = 0.0;
-    for w in road.shape.windows(2) {
-        let d = [w[1][0] - w[0][0], w[1][1] - w[0][1]];
-        let len = d[0].hypot(d[1]);
-        if len > 1e-9 {
-            let s = (((pos[0] - w[0][0]) * d[0] + (pos[1] - w[0][1]) * d[1]) / len).clamp(0.0, len);
-            let p = [w[0][0] + d[0] / len * s, w[0][1] + d[1] / len * s];
-            let off = (pos[0] - p[0]).hypot(pos[1] - p[1]);
-            if off < best.0 {
-                best = (off, cum + s);
-            }
-        }
-        cum += len;
-    }
-    best.1
 }
 
 /// A target's share of the paths, and their times to it (probability-weighted sums).
