@@ -428,16 +428,16 @@ impl ControlNode {
         if self.is_own(server) {
             if self.is_down(server) {
                 let orders = self.rejoin_orders.entry(server).or_default();
-                if orders.contains(&(service, action.clone())) {
-                    return;
-                }
                 if matches!(action, RelocateAction::Resume { .. }) {
-                    // It serves on after all: an earlier release would drop the only copy.
+                    // It serves on after all: an earlier release would drop the only copy
+                    // (also when this resume is queued already, the release after it).
                     orders.retain(|(s, a)| {
                         *s != service || !matches!(a, RelocateAction::Release { .. })
                     });
                 }
-                orders.push((service, action));
+                if !orders.contains(&(service, action.clone())) {
+                    orders.push((service, action));
+                }
             } else {
                 self.order(server, service, action);
             }
@@ -471,5 +471,40 @@ fn about_ue(msg: &Message) -> Option<UeId> {
         Message::HandoverCancel(m) => Some(m.ue),
         Message::RouteQuery(m) => Some(m.ue),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use edgeshift_proto::CellId;
+
+    use super::*;
+    use crate::config::{ControlConfig, Strategy};
+    use crate::node::liveness::Peer;
+
+    #[test]
+    fn a_resume_withdraws_every_queued_release_even_when_it_is_queued_already() {
+        let topology = BTreeMap::from([(CellId(1), ServerId(1))]);
+        let cfg = ControlConfig::new(Strategy::Shadow, topology);
+        let mut n = ControlNode::new(cfg, Instant::ZERO);
+        n.peers.insert(
+            ServerId(1),
+            Peer {
+                incarnation: 1,
+                down: true,
+            },
+        );
+        let (server, service) = (ServerId(1), ServiceId(1));
+        let resume = RelocateAction::Resume { epoch: 3 };
+        let release = RelocateAction::Release {
+            host: ServerId(2),
+            epoch: 4,
+        };
+        n.on_rejoin(server, service, resume.clone());
+        n.on_rejoin(server, service, release);
+        n.on_rejoin(server, service, resume.clone());
+        assert_eq!(n.rejoin_orders[&server], vec![(service, resume)]);
     }
 }

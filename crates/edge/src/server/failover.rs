@@ -23,11 +23,14 @@ impl EdgeServer {
             self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
             return;
         }
+        // A promotion the node aborted (one that waited here, or came late) is past: a
+        // shadow here now may be a later one, of a state that is not the one it meant.
+        let called_off = self.called_off.get(&service).is_some_and(|e| epoch <= *e);
         let ready = self
             .shadows
             .get(&service)
             .is_some_and(|sh| matches!(sh.state, ShadowState::Ready(_)));
-        if !ready {
+        if called_off || !ready {
             let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
             self.report_done(service, from, self.cfg.id, epoch, false);
             return;
@@ -160,6 +163,15 @@ impl EdgeServer {
         }
         let off = self.called_off.entry(service).or_insert(epoch);
         *off = (*off).max(epoch);
+        // A promotion of it waiting for the lease goes too: a later shadow here is not
+        // the state it was for.
+        if self
+            .deferred_promotions
+            .get(&service)
+            .is_some_and(|e| *e <= epoch)
+        {
+            self.deferred_promotions.remove(&service);
+        }
         let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
         self.drop_shadow(now, service);
         self.report_done(service, from, self.cfg.id, epoch, false);

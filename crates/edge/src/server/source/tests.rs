@@ -515,3 +515,63 @@ fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_releas
     b.ack_latest_heartbeat(2, &sent);
     assert_eq!(b.live(2).epoch, 8);
 }
+
+fn abort(epoch: u64) -> Relocate {
+    Relocate {
+        service: SVC,
+        action: RelocateAction::Abort { epoch },
+        timing: Timing::at(Instant::ZERO),
+    }
+}
+
+#[test]
+fn an_abort_calls_off_a_promotion_that_waits_for_the_lease() {
+    let lease = |c: &mut crate::EdgeConfig| c.lease = Some(crate::LeaseConfig::new(1));
+    let mut b = with_shadow(2, lease);
+    b.advance(Duration::from_millis(1100));
+    b.deliver(NodeId::CONTROL, 2, promote(8));
+    // The node gave the promotion up (its server seemed dead too) and aborts it before
+    // the lease returns: nothing of it may go live later, whatever shadow is here then.
+    b.deliver(NodeId::CONTROL, 2, abort(8));
+    assert!(b.server(2).deferred_promotions.is_empty());
+    let sent = b.outside_of(2);
+    b.ack_latest_heartbeat(2, &sent);
+    assert!(!b.server(2).live.contains_key(&SVC));
+}
+
+#[test]
+fn a_promotion_older_than_an_abort_is_refused_even_with_a_new_shadow() {
+    let mut b = with_shadow(2, |_| {});
+    b.deliver(NodeId::CONTROL, 2, abort(8));
+    assert!(b.server(2).shadows.is_empty());
+    // A new shadow comes (the source stops syncing the old one first), then the aborted
+    // promotion, late.
+    let discard = Relocate {
+        service: SVC,
+        action: RelocateAction::Discard {
+            servers: vec![ServerId(2)],
+        },
+        timing: Timing::at(Instant::ZERO),
+    };
+    b.deliver(NodeId::CONTROL, 1, discard);
+    b.prepare(&[2], SyncMode::Replay);
+    b.pump();
+    assert!(matches!(
+        b.shadow(2).state,
+        crate::server::shadow::ShadowState::Ready(_)
+    ));
+    b.outside.clear();
+    b.deliver(NodeId::CONTROL, 2, promote(8));
+    assert!(
+        !b.server(2).live.contains_key(&SVC),
+        "promoted under a called-off epoch"
+    );
+    assert!(
+        b.outside_of(2)
+            .iter()
+            .any(|m| matches!(m, Message::RelocationDone(d) if !d.ok && d.epoch == 8))
+    );
+    // A newer promotion is not held back.
+    b.deliver(NodeId::CONTROL, 2, promote(9));
+    assert_eq!(b.live(2).epoch, 9);
+}
