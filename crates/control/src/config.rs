@@ -94,12 +94,12 @@ pub struct ControlConfig {
     pub sync: SyncMode,
     /// Shadows are dropped when no handover came this long after its predicted time.
     pub shadow_ttl: Duration,
-    /// A shadow (or plan) the predictions stop naming is kept this long before it is
-    /// discarded: candidate lists flicker, and a shadow discarded and asked for again
-    /// costs a whole state transfer.
+    /// A shadow-jit plan the predictions stop naming is kept this long before it is
+    /// dropped (and dropped at once if its start comes first): candidate lists flicker.
     pub stale_grace: Duration,
-    /// The same for a shadow already requested: kept this long once no prediction names
-    /// it (the next cell's predictions often name it again).
+    /// A shadow already requested is kept this long once no prediction names it (the
+    /// next cell's predictions often name it again, and a shadow discarded and asked for
+    /// again costs a whole state transfer).
     pub shadow_keep: Duration,
     /// A handover back to the previous cell within this time is a ping-pong.
     pub pingpong_window: Duration,

@@ -752,3 +752,42 @@ fn shadow_jit_starts_earlier_by_what_is_queued_on_the_link() {
     n.handle_timeout(ms(7800));
     assert_eq!(prepares(&drain(&mut n)), 2, "to the host and to server 2");
 }
+
+#[test]
+fn shadows_kept_after_a_handover_within_their_server_still_go_after_a_restore() {
+    let mut n = node(Strategy::Shadow);
+    let ms = Instant::from_millis;
+    predict(&mut n, ms(0), &[(2, 0.6), (3, 0.4)], ms(1000));
+    execute(&mut n, ms(980), 1, 4, ms(1000));
+    // The stale clocks are soft state; the expiry, kept in the snapshot, backs them up.
+    let mut n = ControlNode::restore(config(Strategy::Shadow), n.snapshot(), ms(1000));
+    drain(&mut n);
+    n.handle_timeout(ms(8980));
+    let out = drain(&mut n);
+    assert_eq!(
+        to(&out, 2, 1006).len() + to(&out, 3, 1006).len(),
+        2,
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_prediction_of_any_uncertainty_plans_without_a_panic() {
+    let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
+    state_of_125_mb(&mut n);
+    let m = HandoverPrediction {
+        ue: UeId(1),
+        source: CellId(1),
+        candidates: vec![Candidate {
+            cell: CellId(2),
+            likelihood: 0.9,
+        }],
+        timing: Some(Timing {
+            when: When::At(Instant::from_millis(10_000)),
+            uncertainty: Some(std::time::Duration::MAX),
+        }),
+    };
+    n.handle_message(Instant::ZERO, CellId(1).into(), m.into());
+    // Unbounded spread: the shadow starts at once.
+    assert_eq!(to(&drain(&mut n), 2, 1003).len(), 1);
+}

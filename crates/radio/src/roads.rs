@@ -279,12 +279,14 @@ impl RoadNet {
                 next[a].push(b);
             }
         }
-        Ok(Self::build(roads, next))
+        // SUMO lists a U-turn at nearly every crossing; vehicles take one where nothing
+        // else goes on.
+        Ok(Self::build(roads, next, 1))
     }
 
     /// A grid of two-way roads every `block` metres over `area` (`[min_x, min_y, max_x,
-    /// max_y]`), every turn but the U-turn allowed (that one only at the edge of the area):
-    /// the roads of the synthetic Manhattan mobility.
+    /// max_y]`), every turn allowed but the U-turn at a full crossing (at the edge of the
+    /// area a vehicle may turn back): the roads of the synthetic Manhattan mobility.
     #[must_use]
     pub fn grid(area: [f64; 4], block: f64, speed: f64) -> Self {
         let block = block.max(1.0);
@@ -315,10 +317,14 @@ impl RoadNet {
             .iter()
             .map(|r| starts.get(r.ends.1.as_str()).cloned().unwrap_or_default())
             .collect();
-        Self::build(roads, next)
+        // The Manhattan model turns back where the way it drew leaves the area: at the
+        // edge, not at a full crossing.
+        Self::build(roads, next, 3)
     }
 
-    fn build(roads: Vec<Road>, mut next: Vec<Vec<usize>>) -> Self {
+    /// The network of `roads` and `next`; U-turns are dropped at crossings with at least
+    /// `keep_uturns_below + 1` roads going on (and kept at smaller ones).
+    fn build(roads: Vec<Road>, mut next: Vec<Vec<usize>>, keep_uturns_below: usize) -> Self {
         let ends: BTreeMap<(&str, &str), usize> = roads
             .iter()
             .enumerate()
@@ -328,30 +334,34 @@ impl RoadNet {
             .iter()
             .map(|r| ends.get(&(r.ends.1.as_str(), r.ends.0.as_str())).copied())
             .collect();
-        // U-turns only where nothing else goes on, and last.
         for (i, n) in next.iter_mut().enumerate() {
             if let Some(back) = reverse[i]
-                && n.len() > 1
+                && n.len() > keep_uturns_below
             {
                 n.retain(|r| *r != back);
             }
         }
+        // Each road goes into the buckets around points along it, half a bucket apart:
+        // every bucket within MATCH_M of the road (linear in its length, whatever its
+        // direction).
         let mut index: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
         for (i, r) in roads.iter().enumerate() {
             for w in r.shape.windows(2) {
-                let lo = bucket([
-                    w[0][0].min(w[1][0]) - MATCH_M,
-                    w[0][1].min(w[1][1]) - MATCH_M,
-                ]);
-                let hi = bucket([
-                    w[0][0].max(w[1][0]) + MATCH_M,
-                    w[0][1].max(w[1][1]) + MATCH_M,
-                ]);
-                for bx in lo.0..=hi.0 {
-                    for by in lo.1..=hi.1 {
-                        let v = index.entry((bx, by)).or_default();
-                        if v.last() != Some(&i) {
-                            v.push(i);
+                let len = dist(w[0], w[1]);
+                let steps = (len / (BUCKET_M / 2.0)).ceil().max(1.0) as usize;
+                for k in 0..=steps {
+                    let f = k as f64 / steps as f64;
+                    let p = [
+                        w[0][0] + (w[1][0] - w[0][0]) * f,
+                        w[0][1] + (w[1][1] - w[0][1]) * f,
+                    ];
+                    let (bx, by) = bucket(p);
+                    for dx in -1..=1 {
+                        for dy in -1..=1 {
+                            let v = index.entry((bx + dx, by + dy)).or_default();
+                            if v.last() != Some(&i) {
+                                v.push(i);
+                            }
                         }
                     }
                 }
@@ -417,13 +427,22 @@ fn attr(e: &BytesStart<'_>, key: &[u8]) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// Largest coordinate a shape may have (m): a city, not a continent.
+const MAX_COORD_M: f64 = 1e6;
+
 /// `"x,y x,y …"` (a third coordinate, the height, is ignored).
 fn parse_shape(s: &str) -> Result<Vec<[f64; 2]>, String> {
     s.split_whitespace()
         .map(|p| {
             let mut it = p.split(',').map(str::parse::<f64>);
             match (it.next(), it.next()) {
-                (Some(Ok(x)), Some(Ok(y))) if x.is_finite() && y.is_finite() => Ok([x, y]),
+                (Some(Ok(x)), Some(Ok(y))) if x.is_finite() && y.is_finite() => {
+                    if x.abs() > MAX_COORD_M || y.abs() > MAX_COORD_M {
+                        Err(format!("shape point {p:?} is more than 1000 km out"))
+                    } else {
+                        Ok([x, y])
+                    }
+                }
                 _ => Err(format!("shape point {p:?} is not x,y")),
             }
         })
@@ -476,6 +495,9 @@ mod tests {
         let bad = br#"<net><edge id="A" from="a" to="b"><lane shape="0,0 x,1"/></edge></net>"#;
         let e = RoadNet::parse("n.xml", bad).expect_err("shape");
         assert!(e.to_string().contains("line 1"), "{e}");
+        let far = br#"<net><edge id="A" from="a" to="b"><lane shape="0,0 1e300,1"/></edge></net>"#;
+        let e = RoadNet::parse("n.xml", far).expect_err("far");
+        assert!(e.to_string().contains("1000 km"), "{e}");
     }
 
     #[test]
@@ -488,10 +510,11 @@ mod tests {
             .expect("on a road");
         // Into the centre crossing: straight, left, right.
         assert_eq!(net.next(at.road).len(), 3);
-        // At a corner one turn is left, and no U-turn.
+        // At a corner: the one turn left, and back (the Manhattan model turns back
+        // where the way it drew leaves the area).
         let corner = net
             .locate([0.0, 100.0], Some([0.0, -1.0]))
             .expect("on a road");
-        assert_eq!(net.next(corner.road).len(), 1);
+        assert_eq!(net.next(corner.road).len(), 2);
     }
 }

@@ -86,7 +86,8 @@ impl RoadPredictor {
             && prev != at.0
             && self.net.next(prev).contains(&at.0)
         {
-            *self.turns.entry((prev, at.0)).or_default() += 1;
+            let n = self.turns.entry((prev, at.0)).or_default();
+            *n = n.saturating_add(1);
         }
         Some(at)
     }
@@ -244,7 +245,8 @@ impl Predictor for RoadPredictor {
                 if prob >= MIN_PROB {
                     stack.push(Branch {
                         road: next,
-                        along: 0.0,
+                        // What the last step went past the crossing.
+                        along: (b.along - len).max(0.0),
                         travelled: b.travelled,
                         prob,
                         turns: b.turns + 1,

@@ -428,11 +428,13 @@ impl ControlNode {
         if self.is_own(server) {
             if self.is_down(server) {
                 let orders = self.rejoin_orders.entry(server).or_default();
-                if matches!(action, RelocateAction::Resume { .. }) {
-                    // It serves on after all: an earlier release would drop the only copy
-                    // (also when this resume is queued already, the release after it).
+                if let RelocateAction::Resume { epoch } = action {
+                    // It serves on after all: a release of an instance replaced under this
+                    // epoch or before would drop the only copy (also when this resume is
+                    // queued already, the release after it). A later release stands.
                     orders.retain(|(s, a)| {
-                        *s != service || !matches!(a, RelocateAction::Release { .. })
+                        *s != service
+                            || !matches!(a, RelocateAction::Release { epoch: r, .. } if *r <= epoch)
                     });
                 }
                 if !orders.contains(&(service, action.clone())) {
@@ -500,11 +502,22 @@ mod tests {
         let resume = RelocateAction::Resume { epoch: 3 };
         let release = RelocateAction::Release {
             host: ServerId(2),
-            epoch: 4,
+            epoch: 3,
         };
         n.on_rejoin(server, service, resume.clone());
         n.on_rejoin(server, service, release);
         n.on_rejoin(server, service, resume.clone());
-        assert_eq!(n.rejoin_orders[&server], vec![(service, resume)]);
+        assert_eq!(n.rejoin_orders[&server], vec![(service, resume.clone())]);
+        // A release under a later epoch stands.
+        let later = RelocateAction::Release {
+            host: ServerId(2),
+            epoch: 5,
+        };
+        n.on_rejoin(server, service, later.clone());
+        n.on_rejoin(server, service, resume.clone());
+        assert_eq!(
+            n.rejoin_orders[&server],
+            vec![(service, resume), (service, later)]
+        );
     }
 }

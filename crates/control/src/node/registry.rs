@@ -50,8 +50,9 @@ pub struct ServiceEntry {
     pub(crate) generation: u64,
     /// Shadows and plans the latest predictions no longer name, since when: they go after
     /// [`crate::ControlConfig::shadow_keep`] (a shadow) or
-    /// [`crate::ControlConfig::stale_grace`] (a plan). Not persisted: a restarted node
-    /// discards them at the next prediction that does not name them.
+    /// [`crate::ControlConfig::stale_grace`] (a plan). Not persisted: after a restore or
+    /// a handoff the `ShadowExpiry` set with them discards them, or the next prediction
+    /// that does not name them starts their clocks again.
     pub(crate) stale_since: BTreeMap<ServerId, Instant>,
     /// The host came back from a restart (its instance gone) while a move away was open:
     /// if the move fails, the service fails over (not persisted).

@@ -207,6 +207,8 @@ impl ControlNode {
             return;
         };
         e.epoch += 1;
+        // The handover names the target now: if it is cancelled, the clock starts again.
+        e.stale_since.remove(&target_server);
         e.relocation = Some(Relocation::Scheduled {
             target: target_server,
             mode,

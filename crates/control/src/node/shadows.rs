@@ -90,7 +90,6 @@ impl ControlNode {
         // As late as the link allows (the transfer, behind what is queued on the link),
         // one standard deviation of the ETA earlier still.
         let spread = m.timing.and_then(|t| t.uncertainty).unwrap_or_default();
-        let lead = self.transfer_time(bytes) + self.cfg.jit_margin + spread;
         for (server, _) in wanted {
             let start = match self.cfg.strategy {
                 Strategy::ShadowJit { .. } => {
@@ -98,7 +97,13 @@ impl ControlNode {
                         .link_busy
                         .get(&(host, server))
                         .map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
-                    eta - (lead + queued)
+                    // Saturating: the spread comes from a cell, in any size.
+                    let lead = self
+                        .transfer_time(bytes)
+                        .saturating_add(self.cfg.jit_margin)
+                        .saturating_add(spread)
+                        .saturating_add(queued);
+                    eta - lead
                 }
                 _ => now,
             };
@@ -192,11 +197,21 @@ impl ControlNode {
             return;
         };
         let all: Vec<ServerId> = e.shadows.union(&e.planned).copied().collect();
+        // The standing prediction is used up; the stale clocks decide now. The expiry
+        // stays as their backstop: it is kept in a snapshot and goes with a handoff to
+        // another region, the stale clocks are not.
+        if all.is_empty() {
+            self.timers.cancel(Timer::ShadowExpiry(service));
+        } else {
+            self.timers
+                .set(Timer::ShadowExpiry(service), now + self.cfg.shadow_keep);
+        }
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
         for s in all {
             e.stale_since.entry(s).or_insert(now);
         }
-        // The standing prediction is used up; the stale clocks decide now.
-        self.timers.cancel(Timer::ShadowExpiry(service));
         self.drop_stale(now, service);
     }
 
@@ -208,7 +223,12 @@ impl ControlNode {
             return;
         };
         if e.relocation.is_some() {
-            return; // The relocation settles the shadows.
+            // The relocation settles the shadows; if it fails, they are judged again.
+            if !e.stale_since.is_empty() {
+                self.timers
+                    .set(Timer::StaleCheck(service), now + self.cfg.stale_grace);
+            }
+            return;
         }
         let (shadows, planned) = (&e.shadows, &e.planned);
         e.stale_since
