@@ -42,6 +42,9 @@ pub(super) struct Live {
     pub(super) promoted: bool,
     /// When it last asked.
     pub(super) nudged: Option<Instant>,
+    /// Since when inputs have waited behind a gap (any instance asks the UE once the gap
+    /// has lasted `NUDGE_EVERY`: inputs lost on their way, not reordered).
+    pub(super) gap_since: Option<Instant>,
     /// The cell the latest input came through: where the UE is, as far as this server
     /// knows. Answers go there, not to the cell each input came through: after a long
     /// hold the UE has moved on, and answers sent after it would be lost.
@@ -127,6 +130,7 @@ impl Live {
             epoch,
             promoted: false,
             nudged: None,
+            gap_since: None,
             last_via: None,
         }
     }

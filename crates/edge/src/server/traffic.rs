@@ -144,9 +144,12 @@ impl EdgeServer {
 
     /// A promoted instance with inputs waiting behind a gap asks the UE for the missing
     /// ones: they were applied only by the dead source, whose sync never reached the
-    /// shadow. At most once per [`NUDGE_EVERY`]: the UE resends every input it keeps after
-    /// the one named, so while the gap fills (each input moving `last_seq` on, with more
-    /// still waiting behind it) another request would only make it send them all again.
+    /// shadow. Any other instance asks once a gap has lasted [`NUDGE_EVERY`]: the inputs
+    /// were lost on their way (sent through a server that died, or a gap a promoted
+    /// instance handed on by relocating before it filled), not reordered. At most once per
+    /// [`NUDGE_EVERY`]: the UE resends every input it keeps after the one named, so while
+    /// the gap fills (each input moving `last_seq` on, with more still waiting behind it)
+    /// another request would only make it send them all again.
     fn nudge(&mut self, service: ServiceId, ue: UeId, via: CellId) {
         let now = self.now;
         let Some(live) = self.live.get_mut(&service) else {
@@ -158,7 +161,12 @@ impl EdgeServer {
             .pending
             .first_key_value()
             .is_some_and(|(s, _)| *s > after + 1);
-        if !live.promoted || !gap {
+        if !gap {
+            live.gap_since = None;
+            return;
+        }
+        let since = *live.gap_since.get_or_insert(now);
+        if !live.promoted && now < since + NUDGE_EVERY {
             return;
         }
         if live.nudged.is_some_and(|at| now < at + NUDGE_EVERY) {

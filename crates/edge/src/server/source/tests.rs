@@ -575,3 +575,28 @@ fn a_promotion_older_than_an_abort_is_refused_even_with_a_new_shadow() {
     b.deliver(NodeId::CONTROL, 2, promote(9));
     assert_eq!(b.live(2).epoch, 9);
 }
+
+#[test]
+fn any_live_instance_asks_for_inputs_behind_a_gap_that_lasts() {
+    let mut b = Bench::deployed(1, |_| {});
+    for seq in 1..=3 {
+        b.input(1, seq);
+    }
+    b.outside.clear();
+    let resends = |b: &mut Bench| {
+        b.outside_of(1)
+            .iter()
+            .filter_map(|m| match m {
+                Message::ResendFrom(r) => Some(r.after),
+                _ => None,
+            })
+            .collect::<Vec<u64>>()
+    };
+    // Input 4 is missing: a reordered input is no reason to ask yet.
+    b.input(1, 5);
+    assert!(resends(&mut b).is_empty());
+    // Still missing 100 ms later: it was lost on its way (through a server that died).
+    b.advance(Duration::from_millis(150));
+    b.input(1, 6);
+    assert_eq!(resends(&mut b), [3]);
+}
