@@ -18,6 +18,14 @@ fn port() -> SocketAddr {
     l.local_addr().expect("bound")
 }
 
+/// Waits for the one-at-a-time turn. A test that failed while holding it leaves nothing
+/// behind to protect.
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One cluster at a time: each is eight or more processes with real leases and timeouts,
 /// and several at once on a small machine starve their heartbeats (a test of behaviour
 /// must not become one of how busy the machine is).
@@ -63,10 +71,11 @@ impl Cluster {
 
     /// A cluster on plaintext connections (`[tls] insecure = true`).
     fn plaintext(with_control: bool) -> Self {
-        // A test that failed while holding the turn leaves nothing behind to protect.
-        let turn = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::plaintext_in_turn(take_turn(), with_control)
+    }
+
+    /// The same, in a turn its caller took (to start what the cluster needs first).
+    fn plaintext_in_turn(turn: std::sync::MutexGuard<'static, ()>, with_control: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let control = port();
         let edges: Vec<SocketAddr> = (0..3).map(|_| port()).collect();
@@ -474,12 +483,15 @@ fn replicated() -> Option<(Cluster, edgeshift_etcd::LocalEtcd, tempfile::TempDir
         eprintln!("SKIPPED: no etcd binary (apt-get install etcd-server)");
         return None;
     }
+    // etcd starts in the cluster's turn: its members must not pick their ports while
+    // another test's cluster is picking (and releasing) its own.
+    let turn = take_turn();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let etcd = rt
         .block_on(edgeshift_etcd::LocalEtcd::start(etcd_dir.path(), 3))
         .expect("a three-member etcd");
-    let c = Cluster::plaintext(false);
+    let c = Cluster::plaintext_in_turn(turn, false);
     let replicas: Vec<String> = (0..3).map(|_| format!("\"{}\"", port())).collect();
     let endpoints: Vec<String> = etcd
         .endpoints()
