@@ -21,24 +21,25 @@ fn config(strategy: Strategy) -> ControlConfig {
 
 fn node_with(cfg: ControlConfig) -> ControlNode {
     let mut n = ControlNode::new(cfg, Instant::ZERO);
+    deploy(&mut n, 1);
+    drain(&mut n);
+    n
+}
+
+/// Deploys service `id` for UE `id` in cell 1 (server 1).
+fn deploy(n: &mut ControlNode, id: u32) {
     let spec = ServiceSpec {
         code: CodeRef::Hash(1),
         config: vec![],
         latency_budget_ms: 0,
     };
-    n.handle_message(
-        Instant::ZERO,
-        NodeId::CONTROL,
-        Deploy {
-            service: ServiceId(1),
-            ue: UeId(1),
-            cell: CellId(1),
-            spec,
-        }
-        .into(),
-    );
-    drain(&mut n);
-    n
+    let m = Deploy {
+        service: ServiceId(id),
+        ue: UeId(id),
+        cell: CellId(1),
+        spec,
+    };
+    n.handle_message(Instant::ZERO, NodeId::CONTROL, m.into());
 }
 
 fn drain(n: &mut ControlNode) -> Vec<Transmit> {
@@ -706,18 +707,7 @@ fn shadow_jit_starts_earlier_by_what_is_queued_on_the_link() {
     let mut n = node(Strategy::ShadowJit { threshold: 0.3 });
     let ms = Instant::from_millis;
     // A second service on server 1, for another UE.
-    let spec = ServiceSpec {
-        code: CodeRef::Hash(1),
-        config: vec![],
-        latency_budget_ms: 0,
-    };
-    let deploy = Deploy {
-        service: ServiceId(2),
-        ue: UeId(2),
-        cell: CellId(1),
-        spec,
-    };
-    n.handle_message(ms(0), NodeId::CONTROL, deploy.into());
+    deploy(&mut n, 2);
     let report = LoadReport {
         server: ServerId(1),
         load: 0.1,

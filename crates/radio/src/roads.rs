@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 
-use crate::sumo::{FcdError, read_xml};
+use crate::sumo::{FcdError, attr, read_xml, syntax_at};
 
 /// Farthest a position may lie from a road to be matched to it (m).
 const MATCH_M: f64 = 12.0;
@@ -176,18 +176,7 @@ impl RoadNet {
     /// # Errors
     /// Broken XML, a malformed shape or number, or no road at all.
     pub fn parse(name: &str, xml: &[u8]) -> Result<Self, FcdError> {
-        let line_at = |pos: usize| {
-            xml[..pos.min(xml.len())]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1
-        };
-        let syntax = |pos: usize, what: String| FcdError::Syntax {
-            path: name.to_owned(),
-            line: line_at(pos),
-            what,
-        };
+        let syntax = |pos: usize, what: String| syntax_at(name, xml, pos, what);
         let mut reader = Reader::from_reader(xml);
         let mut buf = Vec::new();
         // The edge being read (id, from, to) and whether it already has its lane.
@@ -414,17 +403,6 @@ impl RoadNet {
         }
         best
     }
-}
-
-fn attr(e: &BytesStart<'_>, key: &[u8]) -> Result<Option<String>, String> {
-    for a in e.attributes() {
-        let a = a.map_err(|err| err.to_string())?;
-        if a.key.as_ref() == key {
-            let v = a.unescape_value().map_err(|err| err.to_string())?;
-            return Ok(Some(v.into_owned()));
-        }
-    }
-    Ok(None)
 }
 
 /// Largest coordinate a shape may have (m): a city, not a continent.

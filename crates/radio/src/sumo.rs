@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use quick_xml::Reader;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 use thiserror::Error;
 
 /// Why a trace could not be read.
@@ -71,6 +71,36 @@ pub(crate) fn read_xml(path: &Path) -> Result<Vec<u8>, FcdError> {
     Ok(out)
 }
 
+/// The 1-based line of byte `pos` of `xml`.
+pub(crate) fn line_at(xml: &[u8], pos: usize) -> usize {
+    xml[..pos.min(xml.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// `what` is wrong in file `name` at byte `pos` of its text `xml`.
+pub(crate) fn syntax_at(name: &str, xml: &[u8], pos: usize, what: String) -> FcdError {
+    FcdError::Syntax {
+        path: name.to_owned(),
+        line: line_at(xml, pos),
+        what,
+    }
+}
+
+/// The unescaped value of attribute `key` of `e`, if it has one.
+pub(crate) fn attr(e: &BytesStart<'_>, key: &[u8]) -> Result<Option<String>, String> {
+    for a in e.attributes() {
+        let a = a.map_err(|err| err.to_string())?;
+        if a.key.as_ref() == key {
+            let v = a.unescape_value().map_err(|err| err.to_string())?;
+            return Ok(Some(v.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
 /// One vehicle position.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
@@ -104,18 +134,7 @@ impl FcdTrace {
     /// # Errors
     /// See [`FcdError`].
     pub fn parse(name: &str, xml: &[u8]) -> Result<Self, FcdError> {
-        let line_at = |pos: usize| {
-            xml[..pos.min(xml.len())]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1
-        };
-        let syntax = |pos: usize, what: String| FcdError::Syntax {
-            path: name.to_owned(),
-            line: line_at(pos),
-            what,
-        };
+        let syntax = |pos: usize, what: String| syntax_at(name, xml, pos, what);
         let mut reader = Reader::from_reader(xml);
         let mut buf = Vec::new();
         let mut trace = Self::default();
@@ -141,7 +160,7 @@ impl FcdTrace {
                         let what = format!(
                             "the file ends inside <{}> opened on line {} (truncated?)",
                             String::from_utf8_lossy(tag),
-                            line_at(*at)
+                            line_at(xml, *at)
                         );
                         return Err(syntax(xml.len(), what));
                     }
@@ -159,24 +178,13 @@ impl FcdTrace {
 
     fn record(
         &mut self,
-        e: &quick_xml::events::BytesStart<'_>,
+        e: &BytesStart<'_>,
         pos: usize,
         time: &mut Option<f64>,
         syntax: &impl Fn(usize, String) -> FcdError,
     ) -> Result<(), FcdError> {
         let tag = e.name();
-        let attr = |key: &[u8]| -> Result<Option<String>, FcdError> {
-            for a in e.attributes() {
-                let a = a.map_err(|err| syntax(pos, err.to_string()))?;
-                if a.key.as_ref() == key {
-                    let v = a
-                        .unescape_value()
-                        .map_err(|err| syntax(pos, err.to_string()))?;
-                    return Ok(Some(v.into_owned()));
-                }
-            }
-            Ok(None)
-        };
+        let attr = |key: &[u8]| attr(e, key).map_err(|what| syntax(pos, what));
         let num = |key: &[u8]| -> Result<f64, FcdError> {
             let v = attr(key)?.ok_or_else(|| {
                 syntax(

@@ -313,20 +313,21 @@ fn a_garbage_need_from_does_not_panic_and_a_bad_rate_does_not_stall() {
     assert!(matches!(b.state(1), Source::Frozen(_)));
 }
 
-fn resume(epoch: u64) -> Relocate {
+/// A 1006 about [`SVC`] from the control node.
+fn order(action: RelocateAction) -> Relocate {
     Relocate {
         service: SVC,
-        action: RelocateAction::Resume { epoch },
+        action,
         timing: Timing::at(Instant::ZERO),
     }
 }
 
+fn resume(epoch: u64) -> Relocate {
+    order(RelocateAction::Resume { epoch })
+}
+
 fn promote(epoch: u64) -> Relocate {
-    Relocate {
-        service: SVC,
-        action: RelocateAction::Promote { epoch },
-        timing: Timing::at(Instant::ZERO),
-    }
+    order(RelocateAction::Promote { epoch })
 }
 
 #[test]
@@ -490,14 +491,10 @@ fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_releas
     );
     // Meanwhile the node settled it elsewhere and releases the shadow before it answers
     // the heartbeat: the promotion then finds no shadow, and says so.
-    let release = Relocate {
-        service: SVC,
-        action: RelocateAction::Release {
-            host: ServerId(3),
-            epoch: 9,
-        },
-        timing: Timing::at(Instant::ZERO),
-    };
+    let release = order(RelocateAction::Release {
+        host: ServerId(3),
+        epoch: 9,
+    });
     let sent = b.outside_of(2);
     b.deliver(NodeId::CONTROL, 2, release);
     b.ack_latest_heartbeat(2, &sent);
@@ -517,11 +514,7 @@ fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_releas
 }
 
 fn abort(epoch: u64) -> Relocate {
-    Relocate {
-        service: SVC,
-        action: RelocateAction::Abort { epoch },
-        timing: Timing::at(Instant::ZERO),
-    }
+    order(RelocateAction::Abort { epoch })
 }
 
 #[test]
@@ -546,13 +539,9 @@ fn a_promotion_older_than_an_abort_is_refused_even_with_a_new_shadow() {
     assert!(b.server(2).shadows.is_empty());
     // A new shadow comes (the source stops syncing the old one first), then the aborted
     // promotion, late.
-    let discard = Relocate {
-        service: SVC,
-        action: RelocateAction::Discard {
-            servers: vec![ServerId(2)],
-        },
-        timing: Timing::at(Instant::ZERO),
-    };
+    let discard = order(RelocateAction::Discard {
+        servers: vec![ServerId(2)],
+    });
     b.deliver(NodeId::CONTROL, 1, discard);
     b.prepare(&[2], SyncMode::Replay);
     b.pump();
