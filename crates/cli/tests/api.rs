@@ -21,8 +21,7 @@ use browser::{Proc, chromium, open_page, screenshot, which};
 const TOKEN: &str = "test-token";
 
 fn port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    edgeshift_etcd::loopback_port().expect("a free port")
 }
 
 fn demo(api: SocketAddr, extra: &[&str]) -> Proc {

@@ -420,9 +420,7 @@ fn demo_for_an_application(
     std::path::PathBuf,
 ) {
     let dir = hasher_dir(tag, seed);
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let addr = edgeshift_etcd::loopback_port().expect("a free port");
     let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
     let demo = Command::new(env!("CARGO_BIN_EXE_edgeshift"))
         .args([

@@ -4,7 +4,7 @@
 //! daemon's port does not stop it.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +14,7 @@ use edgeshift_live::journal::{Record, UeSummary, read_journal};
 use edgeshift_record::Observation;
 
 fn port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().expect("bound")
+    edgeshift_etcd::loopback_port().expect("a free port")
 }
 
 /// Waits for the one-at-a-time turn. A test that failed while holding it leaves nothing

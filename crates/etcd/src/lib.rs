@@ -34,9 +34,11 @@
 mod client;
 mod error;
 pub mod local;
+mod port;
 mod wire;
 
 pub use client::{Client, KeyValue, Lease, Txn, TxnResult};
 pub use error::EtcdError;
 pub use local::{LocalEtcd, LocalTls};
+pub use port::loopback_port;
 pub use wire::{Compare, Op};

@@ -1,7 +1,6 @@
 //! [`LocalEtcd`]: an etcd cluster of local processes on loopback ports, for the demo and
 //! the tests (Debian's `etcd-server` package provides the `etcd` binary).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,10 +67,6 @@ pub fn etcd_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> Result<u16, std::io::Error> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl LocalEtcd {
     /// Starts `n` members under `dir` (one data directory each) and waits until the
     /// cluster answers.
@@ -96,8 +91,11 @@ impl LocalEtcd {
         let mut members = Vec::new();
         for i in 1..=n.max(1) {
             let name = format!("etcd{i}");
-            let port =
-                |what| free_port().map_err(|e| LocalError::Spawn(format!("{name} {what}"), e));
+            let port = |what| {
+                crate::loopback_port()
+                    .map(|a| a.port())
+                    .map_err(|e| LocalError::Spawn(format!("{name} {what}"), e))
+            };
             members.push(Member {
                 client_url: format!("{scheme}://127.0.0.1:{}", port("client port")?),
                 peer_url: format!("http://127.0.0.1:{}", port("peer port")?),

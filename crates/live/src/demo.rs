@@ -4,7 +4,7 @@
 //! backhaul latency and bandwidth) so that one machine behaves like a small network.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -158,8 +158,7 @@ fn emulation(s: &Scenario, on: bool) -> Emulation {
 }
 
 fn free_port() -> Result<SocketAddr, DemoError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("reserving a port"))?;
-    l.local_addr().map_err(io("reserving a port"))
+    edgeshift_etcd::loopback_port().map_err(io("reserving a port"))
 }
 
 /// The demo's deployment on loopback; `ports` picks each listening address.

@@ -60,6 +60,10 @@ pub enum NetError {
     /// No address is known for a node.
     #[error("no address known for {0}")]
     UnknownPeer(NodeId),
+    /// A connection to a port nobody listens on, in the range the kernel picks outgoing
+    /// ports from, can connect the socket to itself (TCP simultaneous open).
+    #[error("connected to itself at {0} (nothing listens there)")]
+    SelfConnect(SocketAddr),
     /// The queue towards a peer holds too much already (the peer is away or too slow);
     /// the message was not queued.
     #[error("queue to {to} is full ({queued} bytes waiting); the peer is away or too slow")]

@@ -629,7 +629,10 @@ async fn link_task(
     loop {
         let addr = lock(&inner.book).get(&to).copied();
         let stream = match addr {
-            Some(addr) => TcpStream::connect(addr).await.map_err(NetError::from),
+            Some(addr) => TcpStream::connect(addr)
+                .await
+                .map_err(NetError::from)
+                .and_then(|s| not_itself(s, addr)),
             None => Err(NetError::UnknownPeer(to)),
         };
         let stream = match stream {
@@ -728,6 +731,16 @@ fn next_alternate(inner: &Inner, to: NodeId, failed: SocketAddr) -> bool {
 }
 
 /// The TLS client side of a fresh connection to `to`, or the plain connection.
+/// Refuses a socket connected to itself: retrying a peer that is down, a connection to
+/// its port can be given that very port as its own and then talks to itself, which
+/// without TLS would look like a peer that takes every message and answers none.
+fn not_itself(s: TcpStream, addr: SocketAddr) -> Result<TcpStream, NetError> {
+    match s.local_addr() {
+        Ok(local) if local == addr => Err(NetError::SelfConnect(addr)),
+        _ => Ok(s),
+    }
+}
+
 async fn connect_tls(inner: &Inner, to: NodeId, s: TcpStream) -> Result<Box<dyn Io>, NetError> {
     let Some(tls) = &inner.tls else {
         return Ok(Box::new(s));
@@ -740,5 +753,27 @@ async fn connect_tls(inner: &Inner, to: NodeId, s: TcpStream) -> Result<Box<dyn 
         Err(_) => Err(NetError::Tls(format!(
             "no handshake with {to} within {HELLO_TIMEOUT:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_connected_to_itself_is_refused() {
+        // Binding the connecting socket to the port it connects to makes the simultaneous
+        // open certain instead of a rare accident.
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        let s = sock.connect(addr).await.expect("connects to itself");
+        assert!(matches!(not_itself(s, addr), Err(NetError::SelfConnect(a)) if a == addr));
+
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let to = l.local_addr().expect("addr");
+        let s = TcpStream::connect(to).await.expect("connects");
+        assert!(not_itself(s, to).is_ok());
     }
 }
