@@ -247,6 +247,16 @@ pub enum ControlEvent {
         /// What.
         what: String,
     },
+    /// The new host of a service took over the sync of the ready shadows its relocation
+    /// kept (1003 adopt).
+    ShadowsAdopted {
+        /// The service.
+        service: ServiceId,
+        /// Its new host, now their source.
+        host: ServerId,
+        /// Servers whose shadows it syncs.
+        servers: Vec<ServerId>,
+    },
 }
 
 /// Counters of the control node.

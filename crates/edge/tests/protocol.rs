@@ -151,6 +151,7 @@ fn prepare(w: &mut World, candidates: Vec<ServerId>, sync: SyncMode) {
         candidates,
         sync,
         start: Timing::at(Instant::ZERO),
+        adopt: false,
     };
     w.deliver(NodeId::CONTROL, ServerId(1), m);
 }

@@ -54,6 +54,10 @@ pub struct PrepareShadow {
     pub sync: SyncMode,
     /// When the source should start the transfer.
     pub start: Timing,
+    /// The candidates hold a ready shadow already, at the state the source went live
+    /// with (a relocation kept them): no transfer. The source syncs them from its input
+    /// log on, and each candidate takes the source as its shadow's new one.
+    pub adopt: bool,
 }
 
 /// The program code of a service: inline the first time, by hash once cached.

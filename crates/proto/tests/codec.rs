@@ -67,6 +67,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
                 when: When::Class(TimingClass::Medium),
                 uncertainty: None,
             },
+            adopt: true,
         }
         .into(),
         ShadowTransfer {

@@ -324,6 +324,7 @@ pub fn measure_spec(
             candidates: vec![DST],
             sync,
             start: Timing::at(Instant::ZERO),
+            adopt: false,
         };
         let at = b.now;
         b.deliver(SRC, at, NodeId::CONTROL, prepare.into());

@@ -8,11 +8,15 @@
 //! ```
 //!
 //! While a service has a relocation, predictions and handovers only update its cell, and
-//! its shadows stay as they are until the 1006 keeps the target's and discards the others.
+//! its shadows stay as they are until the 1006 keeps the target's and the other ready
+//! replay shadows (the new host adopts them once it is live) and discards the rest.
+
+use std::collections::BTreeSet;
 
 use edgeshift_proto::{
-    HandoverCancel, HandoverExecution, Instant, NodeId, Relocate, RelocateAction, RelocationDone,
-    RelocationMode, Route, RouteUpdate, ServerId, ServiceId, ShadowReady, Timing,
+    HandoverCancel, HandoverExecution, Instant, NodeId, PrepareShadow, Relocate, RelocateAction,
+    RelocationDone, RelocationMode, Route, RouteUpdate, ServerId, ServiceId, ShadowReady, SyncMode,
+    Timing,
 };
 
 use super::{ControlNode, Timer};
@@ -242,15 +246,24 @@ impl ControlNode {
             return;
         };
         let (host, ue) = (e.host, e.ue);
+        // Ready replay shadows stay: the source syncs them up to its freeze, and the new
+        // host takes over their sync (`adopt`), so a UE that moves on to one of their
+        // cells a moment later finds it ready. The rest are discarded.
+        let mut kept: BTreeSet<ServerId> = if self.cfg.sync == SyncMode::Replay {
+            e.ready.clone()
+        } else {
+            BTreeSet::new()
+        };
+        kept.insert(p.target);
         let others: Vec<ServerId> = e
             .shadows
             .iter()
             .chain(e.planned.iter())
             .copied()
-            .filter(|s| *s != p.target)
+            .filter(|s| !kept.contains(s))
             .collect();
-        e.shadows.retain(|s| *s == p.target);
-        e.ready.retain(|s| *s == p.target);
+        e.shadows.retain(|s| kept.contains(s));
+        e.ready.retain(|s| kept.contains(s));
         e.planned.clear();
         self.timers.cancel_range(Timer::jit_starts(service));
         self.stats.relocations_triggered += 1;
@@ -340,6 +353,22 @@ impl ControlNode {
             return;
         };
         e.relocation = None;
+        // The ready shadows the 1006 kept, for the new host to adopt; a promotion (the
+        // host was dead), a failed relocation or a new host gone silent leaves them
+        // nothing to follow.
+        let kept: Vec<ServerId> = e
+            .ready
+            .iter()
+            .copied()
+            .filter(|s| e.shadows.contains(s) && *s != m.to && *s != e.host)
+            .collect();
+        let adopt = m.ok && !e.orphaned && !kept.is_empty() && !self.is_down(m.to);
+        if !adopt && !kept.is_empty() {
+            self.discard(m.service, kept.clone());
+        }
+        let Some(e) = self.services.get_mut(&m.service) else {
+            return;
+        };
         e.shadows.clear();
         e.ready.clear();
         let from_host = e.host;
@@ -388,6 +417,9 @@ impl ControlNode {
                 from: from_host,
                 to: m.to,
             });
+            if adopt {
+                self.hand_over_shadows(now, m.service, kept);
+            }
             if silent {
                 self.failover(now, m.service);
             }
@@ -432,6 +464,37 @@ impl ControlNode {
                 self.order(from_host, m.service, resume);
             }
         }
+    }
+
+    /// The new host of `service` takes over the sync of the ready shadows its relocation
+    /// kept (1003 `adopt` to it and to each of them). Nothing names them now: they go
+    /// stale, and the next predictions keep those they name.
+    fn hand_over_shadows(&mut self, now: Instant, service: ServiceId, kept: Vec<ServerId>) {
+        let Some(e) = self.services.get_mut(&service) else {
+            return;
+        };
+        e.shadows.extend(kept.iter().copied());
+        e.ready.extend(kept.iter().copied());
+        let msg = PrepareShadow {
+            service,
+            ue: e.ue,
+            source: e.host,
+            candidates: kept.clone(),
+            sync: SyncMode::Replay,
+            start: Timing::at(now),
+            adopt: true,
+        };
+        let host = e.host;
+        self.send(host, msg.clone());
+        for s in &kept {
+            self.send(*s, msg.clone());
+        }
+        self.emit(ControlEvent::ShadowsAdopted {
+            service,
+            host,
+            servers: kept,
+        });
+        self.unname_all(now, service);
     }
 
     pub(super) fn on_cancel(&mut self, now: Instant, m: HandoverCancel) {

@@ -290,6 +290,7 @@ impl ControlNode {
             candidates: servers.clone(),
             sync: self.cfg.sync,
             start: Timing::at(Instant::ZERO),
+            adopt: false,
         };
         let (host, bytes) = (e.host, e.state_bytes);
         let transfer = self.transfer_time(bytes);

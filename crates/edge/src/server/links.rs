@@ -19,6 +19,11 @@ use super::source::Source;
 use super::stream::Stream;
 use super::timers::Timer;
 
+/// Inputs of the log an adopted shadow gets at once: those since the activation, in
+/// practice (the 1003 comes a round trip after it). A shadow that lacks older ones is
+/// caught up by the 2004 of a relocation to it, which reads the whole log.
+const ADOPT_LOG: usize = 4096;
+
 /// A shadow this (source) server keeps in sync.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Link {
@@ -38,6 +43,13 @@ impl EdgeServer {
             // late sync of the old one, or the new copy waits for them for ever.
             if m.candidates.contains(&self.cfg.id) {
                 self.discarded.cancel(m.service);
+                if m.adopt
+                    && let Some(sh) = self.shadows.get_mut(&m.service)
+                {
+                    // The instance moved and kept this shadow: its sync comes from the
+                    // new host now, and a release naming that host must not drop it.
+                    sh.source = m.source;
+                }
             }
             return;
         }
@@ -47,6 +59,10 @@ impl EdgeServer {
         if !matches!(live.state, Source::Serving) || self.fenced_for(m.service) {
             // Without the lease, no state leaves: it may hold inputs whose answers wait
             // for the lease, or belong to an instance replaced meanwhile.
+            return;
+        }
+        if m.adopt {
+            self.adopt_shadows(m.service, &m.candidates);
             return;
         }
         // NOTE: links made in this loop do not count, so a candidate listed twice gets two
@@ -65,6 +81,38 @@ impl EdgeServer {
                     .set(Timer::StartShadow(m.service, c, start), start);
             }
         }
+    }
+
+    /// Takes over the sync of shadows that stand where this instance went live (they
+    /// were synced by its previous host up to its freeze): no transfer, the input log
+    /// from the activation on, then every applied input as for any replay shadow. A
+    /// candidate that lacks some of them is found behind by a later 2004 and caught up
+    /// then; one that has no shadow at all asks for the whole state (`NeedFull`).
+    fn adopt_shadows(&mut self, service: ServiceId, candidates: &[ServerId]) {
+        let me = self.cfg.id;
+        let Some(live) = self.live.get_mut(&service) else {
+            return;
+        };
+        let skip = live.log.len().saturating_sub(ADOPT_LOG);
+        let log = SyncBody::Inputs(live.log.iter().skip(skip).cloned().collect());
+        let mut new = Vec::new();
+        for c in candidates {
+            if *c != me && !live.links.contains_key(c) {
+                live.links.insert(
+                    *c,
+                    Link {
+                        mode: SyncMode::Replay,
+                        ready: true,
+                    },
+                );
+                new.push(*c);
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        self.unflushed.insert(service);
+        sync_to(&mut self.out, me, service, &new, &log);
     }
 
     /// Sends the whole state to `target` (a new shadow, or one that starts over).

@@ -16,7 +16,7 @@ use edgeshift_proto::{
 };
 
 use super::EdgeServer;
-use super::links::{Link, forget_plans};
+use super::links::{Link, forget_plans, sync_to};
 use super::timers::Timer;
 use super::traffic::{Held, Moved};
 use crate::event::EdgeEvent;
@@ -180,7 +180,6 @@ impl EdgeServer {
             target,
             mode,
         });
-        live.links.retain(|s, _| *s == target);
         forget_plans(&mut self.planned, service);
         let has_shadow = live.links.contains_key(&target);
         match mode {
@@ -240,8 +239,25 @@ impl EdgeServer {
                 }
             }
             self.unwatched.insert(service);
-            // Unsent replay batches are not flushed: the catch-up at 2005 covers them.
-            live.batch.clear();
+            // The other shadows stop here, at the state the target goes live with: they
+            // get the last batch, so that the new host can take over their sync (the
+            // control node keeps the ready ones). The target's catch-up at 2005 covers it.
+            let others: Vec<ServerId> = live
+                .links_in(SyncMode::Replay)
+                .into_iter()
+                .filter(|s| *s != target)
+                .collect();
+            let batch = std::mem::take(&mut live.batch);
+            if !batch.is_empty() {
+                sync_to(
+                    &mut self.out,
+                    self.cfg.id,
+                    service,
+                    &others,
+                    &SyncBody::Inputs(batch),
+                );
+            }
+            live.links.retain(|s, _| *s == target);
             let last_seq = live.inst.last_seq;
             self.events
                 .push_back(EdgeEvent::Frozen { service, last_seq });

@@ -215,6 +215,7 @@ impl Bench {
             candidates: candidates.iter().map(|c| ServerId(*c)).collect(),
             sync,
             start: Timing::at(self.now),
+            adopt: false,
         };
         self.send(NodeId::CONTROL, 1, m);
     }

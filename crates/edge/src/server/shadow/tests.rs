@@ -369,6 +369,7 @@ fn a_shadow_asked_for_again_soon_after_its_discard_keeps_the_inputs_that_overtak
         candidates: vec![ServerId(2)],
         sync: SyncMode::Replay,
         start: Timing::at(b.now),
+        adopt: false,
     };
     b.deliver(NodeId::CONTROL, 2, again);
     b.prepare(&[2], SyncMode::Replay);
