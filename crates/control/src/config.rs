@@ -101,6 +101,11 @@ pub struct ControlConfig {
     /// next cell's predictions often name it again, and a shadow discarded and asked for
     /// again costs a whole state transfer).
     pub shadow_keep: Duration,
+    /// A relocation keeps the other ready replay shadows and the old host's instance as
+    /// shadows of the new host, which takes over their sync (1003 adopt): a UE that moves
+    /// on to another candidate a moment later, or turns back, finds a ready shadow. Off,
+    /// they are discarded (the seed's "the other shadows are discarded").
+    pub follow_shadows: bool,
     /// A handover back to the previous cell within this time is a ping-pong.
     pub pingpong_window: Duration,
     /// Servers above this load hand services to less loaded ones (`None`: off).
@@ -142,6 +147,7 @@ impl ControlConfig {
             shadow_ttl: Duration::from_secs(5),
             stale_grace: Duration::from_secs(2),
             shadow_keep: Duration::from_secs(8),
+            follow_shadows: true,
             pingpong_window: Duration::from_secs(1),
             load_threshold: None,
             load_check_interval: Duration::from_secs(1),

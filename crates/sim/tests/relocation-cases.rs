@@ -31,13 +31,18 @@ fn target_outside_the_candidates_falls_back_to_a_reactive_copy() {
         assert_eq!(report.reactive_fallbacks, 1);
         assert_eq!(report.relocations, 1);
         let m = messages(&trace);
-        assert!(
-            m.iter().all(|x| x.0 != 1002 && x.0 != 1003),
-            "no prediction, no shadow ahead"
-        );
         // The copy happens after the trigger.
         let trigger = find(&m, 0, 1006, "control", "me1");
         find(&m, trigger, 1004, "me1", "me3");
+        assert!(
+            m.iter().all(|x| x.0 != 1002) && m[..trigger].iter().all(|x| x.0 != 1003),
+            "no prediction, no shadow ahead"
+        );
+        // Once live, the new host adopts the old instance as its shadow (no transfer).
+        let done = find(&m, trigger, 3033, "me3", "control");
+        find(&m, done, 1003, "control", "me3");
+        find(&m, done, 1003, "control", "me1");
+        assert!(m[done..].iter().all(|x| x.0 != 1004), "no copy back");
     }
 }
 

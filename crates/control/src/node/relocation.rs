@@ -249,11 +249,12 @@ impl ControlNode {
         // Ready replay shadows stay: the source syncs them up to its freeze, and the new
         // host takes over their sync (`adopt`), so a UE that moves on to one of their
         // cells a moment later finds it ready. The rest are discarded.
-        let mut kept: BTreeSet<ServerId> = if self.cfg.sync == SyncMode::Replay {
-            e.ready.clone()
-        } else {
-            BTreeSet::new()
-        };
+        let mut kept: BTreeSet<ServerId> =
+            if self.cfg.follow_shadows && self.cfg.sync == SyncMode::Replay {
+                e.ready.clone()
+            } else {
+                BTreeSet::new()
+            };
         kept.insert(p.target);
         let others: Vec<ServerId> = e
             .shadows
@@ -362,7 +363,11 @@ impl ControlNode {
             .copied()
             .filter(|s| e.shadows.contains(s) && *s != m.to && *s != e.host)
             .collect();
-        let adopt = m.ok && !e.orphaned && !kept.is_empty() && !self.is_down(m.to);
+        // A promotion replaced a host declared dead: nothing of it stands at the state the
+        // new host went live with.
+        let handed_over = m.ok && !e.orphaned;
+        let followable = handed_over && !self.is_down(m.to);
+        let adopt = followable && !kept.is_empty();
         if !adopt && !kept.is_empty() {
             self.discard(m.service, kept.clone());
         }
@@ -417,8 +422,21 @@ impl ControlNode {
                 from: from_host,
                 to: m.to,
             });
-            if adopt {
-                self.hand_over_shadows(now, m.service, kept);
+            // The old host keeps its instance as a shadow of the new one (it stopped at
+            // the state the new host went live with): a UE that turns back finds it
+            // ready. Strategies without shadows, or a new host that cannot sync it, have
+            // it discarded.
+            let mut adopted = if adopt { kept } else { Vec::new() };
+            if handed_over && from_host != m.to && !self.is_down(from_host) {
+                if self.cfg.follow_shadows && self.cfg.strategy.uses_shadows() && followable {
+                    adopted.push(from_host);
+                } else {
+                    self.discard(m.service, vec![from_host]);
+                }
+            }
+            if !adopted.is_empty() {
+                adopted.sort_unstable();
+                self.hand_over_shadows(now, m.service, adopted);
             }
             if silent {
                 self.failover(now, m.service);

@@ -72,7 +72,14 @@ impl EdgeServer {
                 return;
             };
             self.moved.insert(service, Moved::to(host));
+            // Frozen for this very relocation (only its 2005 was lost), the instance holds
+            // the state the new host went live with: it stays as a shadow, as after a
+            // 2005. Any other replaced instance may hold a state nobody else has.
+            let mut kept = None;
             if let Source::Frozen(f) = live.state {
+                if f.target == host && f.epoch == epoch {
+                    kept = Some(live.inst);
+                }
                 self.forward_held(host, f.held);
             }
             if let Some(held) = self.fenced_held.remove(&service) {
@@ -82,6 +89,9 @@ impl EdgeServer {
             self.fenced_results.remove(&service);
             self.events
                 .push_back(EdgeEvent::Released { service, to: host });
+            if let Some(inst) = kept {
+                self.keep_as_shadow(now, service, host, inst);
+            }
             self.load_report();
         }
         if self

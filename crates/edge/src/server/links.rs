@@ -49,6 +49,10 @@ impl EdgeServer {
                     // The instance moved and kept this shadow: its sync comes from the
                     // new host now, and a release naming that host must not drop it.
                     sh.source = m.source;
+                    if let Some(mv) = self.moved.get_mut(&m.service) {
+                        // Late traffic on an old route goes to the host, not to a hold.
+                        mv.to = m.source;
+                    }
                 }
             }
             return;

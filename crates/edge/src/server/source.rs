@@ -17,6 +17,7 @@ use edgeshift_proto::{
 
 use super::EdgeServer;
 use super::links::{Link, forget_plans, sync_to};
+use super::shadow::{Shadow, ShadowState};
 use super::timers::Timer;
 use super::traffic::{Held, Moved};
 use crate::event::EdgeEvent;
@@ -359,13 +360,18 @@ impl EdgeServer {
                     return;
                 };
                 self.moved.insert(service, Moved::to(target));
-                if let Source::Frozen(f) = live.state {
-                    self.forward_held(target, f.held);
-                }
+                let inst = match live.state {
+                    Source::Frozen(f) => {
+                        self.forward_held(target, f.held);
+                        live.inst
+                    }
+                    _ => live.inst,
+                };
                 self.events.push_back(EdgeEvent::RelocatedOut {
                     service,
                     to: target,
                 });
+                self.keep_as_shadow(now, service, target, inst);
                 self.load_report();
             }
             Verdict::NeedFrom(k) => {
@@ -413,6 +419,33 @@ impl EdgeServer {
             }
             Verdict::Reject(reason) => self.abandon(service, reason),
         }
+    }
+
+    /// The instance that moved out stays as a shadow of its new host: frozen, it holds
+    /// the very state the target went live with, so a UE that turns back finds it ready.
+    /// The control node has the new host adopt it (1003 adopt), or discards it. An
+    /// instance lent to a job has no service to keep.
+    pub(super) fn keep_as_shadow(
+        &mut self,
+        now: Instant,
+        service: ServiceId,
+        to: ServerId,
+        inst: Instance,
+    ) {
+        if inst.svc().is_none() {
+            return;
+        }
+        self.discarded.cancel(service);
+        let mut sh = Shadow::new(to, now);
+        let seq = inst.last_seq;
+        sh.state = ShadowState::Ready(inst);
+        self.shadows.insert(service, sh);
+        self.events.push_back(EdgeEvent::ShadowCreated {
+            service,
+            source: to,
+        });
+        self.events
+            .push_back(EdgeEvent::ShadowReady { service, seq });
     }
 
     /// The relocation failed: the source serves again, held traffic first, and tells

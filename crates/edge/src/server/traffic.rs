@@ -3,7 +3,8 @@
 //! A serving live instance applies inputs in sequence order, answers the UE and forwards
 //! what it applied to its replay shadows. A frozen instance and a shadow hold the traffic
 //! ([`Held`]) until it is clear who serves it; a service that moved out has its stale
-//! traffic forwarded to the new host. Driven by the role's message dispatch, and by the
+//! traffic forwarded to the new host (also when the old instance stayed as a shadow of
+//! it: traffic on the old route is not early, it is late). Driven by the role's message dispatch, and by the
 //! source and shadow sides when they release or pass on what they held.
 
 use std::collections::BTreeSet;
@@ -81,7 +82,7 @@ impl EdgeServer {
         let NodeId::Server(sender) = from else {
             return false;
         };
-        let here = self.live.contains_key(&service) || self.shadows.contains_key(&service);
+        let here = self.live.contains_key(&service) || self.holds_for_shadow(service);
         let ring = self
             .moved
             .get(&service)
@@ -130,7 +131,9 @@ impl EdgeServer {
             }
             self.kick(service);
             self.nudge(service, ue, via);
-        } else if let Some(sh) = self.shadows.get_mut(&service) {
+        } else if self.holds_for_shadow(service)
+            && let Some(sh) = self.shadows.get_mut(&service)
+        {
             sh.held.push(Held::Input(m));
         } else if let Some(to) = self.forward(service, Sent::Input(m.input.seq)) {
             self.send(to, m);
@@ -301,13 +304,25 @@ impl EdgeServer {
                     checksum,
                 },
             );
-        } else if let Some(sh) = self.shadows.get_mut(&service) {
+        } else if self.holds_for_shadow(service)
+            && let Some(sh) = self.shadows.get_mut(&service)
+        {
             sh.held.push(Held::Probe(m));
         } else if let Some(to) = self.forward(service, Sent::Probe(m.nonce)) {
             self.send(to, m);
         } else {
             self.violation(NodeId::Cell(m.via), format!("probe for unknown {service}"));
         }
+    }
+
+    /// Whether a shadow here holds the service's traffic until it is clear who serves
+    /// it. A shadow of the host this server forwards to does not: it is the instance that
+    /// moved out (or one adopted by its new host), and traffic on the old route is late,
+    /// not early.
+    fn holds_for_shadow(&self, service: ServiceId) -> bool {
+        self.shadows
+            .get(&service)
+            .is_some_and(|sh| self.moved.get(&service).is_none_or(|mv| mv.to != sh.source))
     }
 
     /// Where to forward `sent` of a service that moved out, remembering it; `None` if the
