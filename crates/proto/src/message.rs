@@ -54,9 +54,11 @@ pub struct PrepareShadow {
     pub sync: SyncMode,
     /// When the source should start the transfer.
     pub start: Timing,
-    /// The candidates hold a ready shadow already, at the state the source went live
-    /// with (a relocation kept them): no transfer. The source syncs them from its input
-    /// log on, and each candidate takes the source as its shadow's new one.
+    /// The candidates hold a ready shadow already (a relocation kept them): no
+    /// transfer. Each takes the source as its shadow's new one and tells it where it
+    /// stands (3032, or 3037 to the control node if it has no ready shadow); the source
+    /// sends the inputs it lacks from its log (the whole state if the log does not reach
+    /// back), syncs it from then on, and confirms it to the control node (3032).
     pub adopt: bool,
 }
 

@@ -296,6 +296,9 @@ impl ControlNode {
                 },
                 timing: Timing::at(p.at),
             };
+            // The source too: it keeps syncing its shadows until it freezes (a precopy
+            // serves on), and must stop with the discarded ones.
+            self.send(host, discard.clone());
             for s in &others {
                 self.send(*s, discard.clone());
             }
@@ -485,14 +488,21 @@ impl ControlNode {
     }
 
     /// The new host of `service` takes over the sync of the ready shadows its relocation
-    /// kept (1003 `adopt` to it and to each of them). Nothing names them now: they go
-    /// stale, and the next predictions keep those they name.
+    /// kept (1003 `adopt` to it and to each of them); each counts as ready again once the
+    /// host confirms it (3032), and one that has nothing to adopt says so (3037). Nothing
+    /// names them now: they go stale, and the next predictions keep those they name.
     fn hand_over_shadows(&mut self, now: Instant, service: ServiceId, kept: Vec<ServerId>) {
         let Some(e) = self.services.get_mut(&service) else {
             return;
         };
+        // Not ready until the new host confirms it took over their sync (its 3032 for
+        // each): one it cannot sync must never be promoted.
         e.shadows.extend(kept.iter().copied());
-        e.ready.extend(kept.iter().copied());
+        for s in &kept {
+            e.ready.remove(s);
+            // Their stale clocks start now: what named them before the move is past.
+            e.stale_since.insert(*s, now);
+        }
         let msg = PrepareShadow {
             service,
             ue: e.ue,
@@ -700,6 +710,60 @@ mod tests {
         assert_eq!(relocation(&n), None);
         assert_eq!(n.service(ServiceId(1)).map(|e| e.host), Some(ServerId(2)));
         assert_eq!(n.hosted_by(ServerId(2)).collect::<Vec<_>>(), [ServiceId(1)]);
+    }
+
+    #[test]
+    fn kept_shadows_are_adopted_by_the_new_host_and_ready_only_once_it_confirms() {
+        let mut n = node(Strategy::Shadow, false);
+        if let Some(e) = n.services.get_mut(&ServiceId(1)) {
+            e.shadows = [ServerId(2), ServerId(3)].into();
+            e.ready = e.shadows.clone();
+        }
+        n.handle_message(ms(10), CellId(1).into(), execution(ms(5)));
+        let out = drain(&mut n);
+        // Server 3's ready shadow is not discarded.
+        assert!(!out.iter().any(|t| matches!(&t.msg, Message::Relocate(r)
+            if matches!(r.action, RelocateAction::Discard { .. }))));
+        let done = RelocationDone {
+            service: ServiceId(1),
+            from: ServerId(1),
+            to: ServerId(2),
+            ok: true,
+            epoch: 2,
+        };
+        n.handle_message(ms(90), ServerId(2).into(), done.into());
+        let out = drain(&mut n);
+        let adopt_to: Vec<NodeId> = out
+            .iter()
+            .filter(|t| {
+                matches!(&t.msg, Message::PrepareShadow(p)
+                if p.adopt && p.source == ServerId(2) && p.candidates == [ServerId(1), ServerId(3)])
+            })
+            .map(|t| t.to)
+            .collect();
+        assert_eq!(
+            adopt_to,
+            [ServerId(2), ServerId(1), ServerId(3)].map(NodeId::Server)
+        );
+        let e = n.service(ServiceId(1)).expect("service");
+        assert_eq!(e.shadows, [ServerId(1), ServerId(3)].into());
+        assert!(e.ready.is_empty(), "ready before the host confirmed");
+        // The new host confirms 3; 1 says it has nothing to adopt.
+        let ready = ShadowReady {
+            service: ServiceId(1),
+            server: ServerId(3),
+            seq: 40,
+        };
+        n.handle_message(ms(95), ServerId(2).into(), ready.into());
+        let refused = edgeshift_proto::ShadowRefused {
+            service: ServiceId(1),
+            server: ServerId(1),
+            reason: "no ready shadow to adopt".into(),
+        };
+        n.handle_message(ms(95), ServerId(1).into(), refused.into());
+        let e = n.service(ServiceId(1)).expect("service");
+        assert_eq!(e.ready, [ServerId(3)].into());
+        assert_eq!(e.shadows, [ServerId(3)].into());
     }
 
     #[test]

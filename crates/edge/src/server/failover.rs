@@ -72,9 +72,12 @@ impl EdgeServer {
                 return;
             };
             self.moved.insert(service, Moved::to(host));
-            // Frozen for this very relocation (only its 2005 was lost), the instance holds
-            // the state the new host went live with: it stays as a shadow, as after a
-            // 2005. Any other replaced instance may hold a state nobody else has.
+            // Frozen for this very relocation (its 2005 was lost), the instance holds the
+            // state the new host went live with: it stays as a shadow, as after a 2005.
+            // (After a promotion under the same epoch it may be ahead of the promoted
+            // shadow: then the control node never adopts it, and it is discarded as an
+            // unplanned shadow.) Any other replaced instance may hold a state nobody else
+            // has.
             let mut kept = None;
             if let Source::Frozen(f) = live.state {
                 if f.target == host && f.epoch == epoch {

@@ -10,19 +10,22 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edgeshift_proto::{
-    CodeRef, Instant, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowSync, SyncAck, SyncBody,
-    SyncMode, Transmit,
+    CodeRef, Instant, NodeId, ServerId, ServiceId, ServiceSpec, ShadowReady, ShadowRefused,
+    ShadowSync, SyncAck, SyncBody, SyncMode, Transmit,
 };
 
 use super::EdgeServer;
+use super::shadow::ShadowState;
 use super::source::Source;
 use super::stream::Stream;
 use super::timers::Timer;
 
-/// Inputs of the log an adopted shadow gets at once: those since the activation, in
-/// practice (the 1003 comes a round trip after it). A shadow that lacks older ones is
-/// caught up by the 2004 of a relocation to it, which reads the whole log.
+/// An adopted shadow this many inputs behind, or more, gets the whole state instead.
 const ADOPT_LOG: usize = 4096;
+
+/// 3032s offering a shadow for adoption kept before their 1003 (beyond, they are dropped
+/// and the shadow stays unconfirmed).
+const ADOPT_OFFERS: usize = 4096;
 
 /// A shadow this (source) server keeps in sync.
 #[derive(Clone, Copy, Debug)]
@@ -43,16 +46,8 @@ impl EdgeServer {
             // late sync of the old one, or the new copy waits for them for ever.
             if m.candidates.contains(&self.cfg.id) {
                 self.discarded.cancel(m.service);
-                if m.adopt
-                    && let Some(sh) = self.shadows.get_mut(&m.service)
-                {
-                    // The instance moved and kept this shadow: its sync comes from the
-                    // new host now, and a release naming that host must not drop it.
-                    sh.source = m.source;
-                    if let Some(mv) = self.moved.get_mut(&m.service) {
-                        // Late traffic on an old route goes to the host, not to a hold.
-                        mv.to = m.source;
-                    }
+                if m.adopt {
+                    self.offer_for_adoption(m.service, m.source);
                 }
             }
             return;
@@ -65,13 +60,23 @@ impl EdgeServer {
             // for the lease, or belong to an instance replaced meanwhile.
             return;
         }
+        let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
         if m.adopt {
-            self.adopt_shadows(m.service, &m.candidates);
+            for c in m.candidates {
+                if c == self.cfg.id || linked.contains(&c) {
+                    continue;
+                }
+                match self.adopt_offers.remove(&(m.service, c)) {
+                    Some(seq) => self.adopt(now, m.service, c, seq),
+                    None => {
+                        self.adopting.insert((m.service, c));
+                    }
+                }
+            }
             return;
         }
         // NOTE: links made in this loop do not count, so a candidate listed twice gets two
         // transfers.
-        let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
         let start = m.start.resolve(now);
         for c in m.candidates {
             if c == self.cfg.id || linked.contains(&c) {
@@ -87,36 +92,92 @@ impl EdgeServer {
         }
     }
 
-    /// Takes over the sync of shadows that stand where this instance went live (they
-    /// were synced by its previous host up to its freeze): no transfer, the input log
-    /// from the activation on, then every applied input as for any replay shadow. A
-    /// candidate that lacks some of them is found behind by a later 2004 and caught up
-    /// then; one that has no shadow at all asks for the whole state (`NeedFull`).
-    fn adopt_shadows(&mut self, service: ServiceId, candidates: &[ServerId]) {
+    /// A 1003 `adopt` naming this server as a candidate: the instance moved and kept its
+    /// shadow here. If it is ready, it takes the new host as its source and tells the host
+    /// where it stands (3032), and the host takes over its sync from there. If not, the
+    /// control node is told (3037) and forgets it: nothing may count it ready.
+    fn offer_for_adoption(&mut self, service: ServiceId, host: ServerId) {
+        let me = self.cfg.id;
+        let seq = match self.shadows.get_mut(&service) {
+            Some(sh) => match &sh.state {
+                ShadowState::Ready(inst) => {
+                    sh.source = host;
+                    Some(inst.last_seq)
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        let Some(seq) = seq else {
+            let refused = ShadowRefused {
+                service,
+                server: me,
+                reason: "no ready shadow to adopt".into(),
+            };
+            self.send(self.commander(service), refused);
+            return;
+        };
+        if let Some(mv) = self.moved.get_mut(&service) {
+            // Late traffic on an old route goes to the host, not to a hold.
+            mv.to = host;
+        }
+        let ready = ShadowReady {
+            service,
+            server: me,
+            seq,
+        };
+        self.send(host, ready);
+    }
+
+    /// Takes over the sync of a shadow that stands at input `seq` (its 3032 and the 1003
+    /// `adopt` both came): the inputs it lacks from the log, or the whole state if the log
+    /// does not reach back or the shadow is ahead; then every applied input, as for any
+    /// replay shadow. The control node counts it ready only once this is done. A host that
+    /// is not serving leaves it unconfirmed (not ready, so never promoted; it goes stale).
+    fn adopt(&mut self, now: Instant, service: ServiceId, shadow: ServerId, seq: u64) {
+        if self.fenced_for(service) {
+            return;
+        }
         let me = self.cfg.id;
         let Some(live) = self.live.get_mut(&service) else {
             return;
         };
-        let skip = live.log.len().saturating_sub(ADOPT_LOG);
-        let log = SyncBody::Inputs(live.log.iter().skip(skip).cloned().collect());
-        let mut new = Vec::new();
-        for c in candidates {
-            if *c != me && !live.links.contains_key(c) {
-                live.links.insert(
-                    *c,
-                    Link {
-                        mode: SyncMode::Replay,
-                        ready: true,
-                    },
-                );
-                new.push(*c);
-            }
-        }
-        if new.is_empty() {
+        if !matches!(live.state, Source::Serving) || live.links.contains_key(&shadow) {
             return;
         }
+        let last = live.inst.last_seq;
+        let covered = seq == last
+            || (seq < last
+                && last - seq <= ADOPT_LOG as u64
+                && live.log.front().is_some_and(|r| r.seq <= seq + 1));
+        if !covered {
+            self.start_shadow(now, service, shadow, SyncMode::Replay);
+            return;
+        }
+        let missing: Vec<_> = live.log.iter().filter(|r| r.seq > seq).cloned().collect();
+        live.links.insert(
+            shadow,
+            Link {
+                mode: SyncMode::Replay,
+                ready: true,
+            },
+        );
         self.unflushed.insert(service);
-        sync_to(&mut self.out, me, service, &new, &log);
+        if !missing.is_empty() {
+            sync_to(
+                &mut self.out,
+                me,
+                service,
+                &[shadow],
+                &SyncBody::Inputs(missing),
+            );
+        }
+        let ready = ShadowReady {
+            service,
+            server: shadow,
+            seq: last,
+        };
+        self.send(self.commander(service), ready);
     }
 
     /// Sends the whole state to `target` (a new shadow, or one that starts over).
@@ -215,12 +276,21 @@ impl EdgeServer {
     }
 
     /// 3032: a shadow is complete.
-    pub(super) fn on_shadow_ready(&mut self, m: ShadowReady) {
+    pub(super) fn on_shadow_ready(&mut self, now: Instant, from: NodeId, m: ShadowReady) {
         let Some(live) = self.live.get_mut(&m.service) else {
             return;
         };
         if let Some(l) = live.links.get_mut(&m.server) {
             l.ready = true;
+        } else if from == NodeId::Server(m.server) {
+            // A kept shadow offering itself for adoption, before or after the 1003.
+            let key = (m.service, m.server);
+            if self.adopting.remove(&key) {
+                self.adopt(now, m.service, m.server, m.seq);
+            } else if self.adopt_offers.len() < ADOPT_OFFERS {
+                self.adopt_offers.insert(key, m.seq);
+            }
+            return;
         }
         if live.state.target() == Some(m.server) {
             self.precopy_step(m.service);

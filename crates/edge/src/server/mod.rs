@@ -88,6 +88,10 @@ pub struct EdgeServer {
     discarded: TimerTable<ServiceId>,
     /// Shadow starts a 1003 asked for later, with their sync mode.
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
+    /// Adoptions a 1003 `adopt` announced, waiting for the shadow's 3032 (`links.rs`).
+    adopting: BTreeSet<(ServiceId, ServerId)>,
+    /// 3032s of shadows to adopt that came before their 1003, with their sequence number.
+    adopt_offers: BTreeMap<(ServiceId, ServerId), u64>,
     timers: TimerTable<Timer>,
     /// Frozen sources whose confirm watchdog (re)starts at the end of this call.
     unwatched: BTreeSet<ServiceId>,
@@ -165,6 +169,8 @@ impl EdgeServer {
             commanders: BTreeMap::new(),
             discarded: TimerTable::new(),
             planned: BTreeMap::new(),
+            adopting: BTreeSet::new(),
+            adopt_offers: BTreeMap::new(),
             timers,
             unwatched: BTreeSet::new(),
             unflushed: BTreeSet::new(),
@@ -469,7 +475,7 @@ impl EdgeServer {
             Message::Relocate(m) => self.on_relocate(now, from, m),
             Message::RelocateRequest(m) => self.on_request(now, m),
             Message::RelocateConfirm(m) => self.on_confirm(now, from, m),
-            Message::ShadowReady(m) => self.on_shadow_ready(m),
+            Message::ShadowReady(m) => self.on_shadow_ready(now, from, m),
             Message::SyncAck(m) => self.on_sync_ack(now, m),
             Message::ShadowRefused(m) => self.on_shadow_refused(m),
             other => self.violation(from, format!("{} is not for an ME server", other.name())),

@@ -259,6 +259,9 @@ impl EdgeServer {
                 );
             }
             live.links.retain(|s, _| *s == target);
+            // Adoptions still being agreed are off: the service is on its way out.
+            self.adopting.retain(|(s, _)| *s != service);
+            self.adopt_offers.retain(|(s, _), _| *s != service);
             let last_seq = live.inst.last_seq;
             self.events
                 .push_back(EdgeEvent::Frozen { service, last_seq });

@@ -589,3 +589,76 @@ fn any_live_instance_asks_for_inputs_behind_a_gap_that_lasts() {
     b.input(1, 6);
     assert_eq!(resends(&mut b), [3]);
 }
+
+#[test]
+fn the_new_host_adopts_the_old_instance_and_the_other_shadow_once_each_says_where_it_stands() {
+    use edgeshift_proto::{PrepareShadow, ShadowReady, ShadowRefused};
+    // Shadows at 2 and 3; input 4 waits in the replay batch when the service moves to 2.
+    let mut b = Bench::deployed(4, |_| {});
+    for s in 1..=3 {
+        b.input(1, s);
+    }
+    b.prepare(&[2, 3], SyncMode::Replay);
+    b.pump();
+    b.input(1, 4);
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    // The batch went to 3 at the freeze; the old instance stays as a shadow of 2.
+    let seq = |b: &mut Bench, id: u32| match &b.shadow(id).state {
+        crate::server::shadow::ShadowState::Ready(i) => i.last_seq,
+        _ => panic!("no ready shadow at me{id}"),
+    };
+    assert_eq!((seq(&mut b, 1), seq(&mut b, 3)), (4, 4));
+    assert_eq!(b.shadow(1).source, ServerId(2));
+    for s in 5..=6 {
+        b.input(2, s);
+    }
+    b.outside.clear();
+    let adopt = PrepareShadow {
+        service: SVC,
+        ue: UeId(1),
+        source: ServerId(2),
+        candidates: vec![ServerId(1), ServerId(3), ServerId(4)],
+        sync: SyncMode::Replay,
+        start: Timing::at(b.now),
+        adopt: true,
+    };
+    // The candidates' 1003s overtake the host's: their 3032s wait there for it.
+    for c in [3, 4, 1] {
+        b.send(NodeId::CONTROL, c, adopt.clone());
+    }
+    b.pump();
+    assert!(b.live(2).links.is_empty(), "linked before its own 1003");
+    assert!(matches!(
+        b.outside_of(4).as_slice(),
+        [Message::ShadowRefused(ShadowRefused {
+            server: ServerId(4),
+            ..
+        })]
+    ));
+    b.send(NodeId::CONTROL, 2, adopt);
+    b.pump();
+    assert!(b.live(2).links.values().all(|l| l.ready));
+    assert_eq!(
+        b.live(2).links.keys().copied().collect::<Vec<_>>(),
+        [ServerId(1), ServerId(3)]
+    );
+    // Each got inputs 5 and 6 from the log, and the control node hears each confirmed.
+    assert_eq!((seq(&mut b, 1), seq(&mut b, 3)), (6, 6));
+    assert_eq!(b.shadow(3).source, ServerId(2));
+    let confirmed: Vec<ServerId> = b
+        .outside_of(2)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::ShadowReady(ShadowReady { server, seq: 6, .. }) => Some(server),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(confirmed, [ServerId(1), ServerId(3)]);
+    // From now on the host syncs them like any replay shadow.
+    b.input(2, 7);
+    b.advance(Duration::from_secs(1));
+    b.pump();
+    assert_eq!((seq(&mut b, 1), seq(&mut b, 3)), (7, 7));
+    assert!(violations(&b.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()).is_empty());
+}
