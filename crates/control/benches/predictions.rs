@@ -248,6 +248,7 @@ impl Bench {
                         service: p.service,
                         server: to,
                         seq: 1,
+                        adoption: false,
                     };
                     self.at(
                         now + Duration::from_millis(300),

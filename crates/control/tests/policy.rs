@@ -521,6 +521,7 @@ fn source_dies_mid_relocation(n: &mut ControlNode) -> u64 {
         service: ServiceId(1),
         server: ServerId(3),
         seq: 1,
+        adoption: false,
     };
     n.handle_message(ms(200), ServerId(3).into(), ready.into());
     drain(n);

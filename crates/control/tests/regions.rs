@@ -56,6 +56,7 @@ fn ready_at_3(seq: u64) -> ShadowReady {
         service: ServiceId(1),
         server: ServerId(3),
         seq,
+        adoption: false,
     }
 }
 

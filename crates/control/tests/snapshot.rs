@@ -128,6 +128,7 @@ fn scenario() -> (ControlNode, Vec<Transmit>, Vec<ControlEvent>) {
         service: ServiceId(1),
         server: ServerId(3),
         seq: 12,
+        adoption: false,
     };
     n.handle_message(ms(600), ServerId(3).into(), ready.into());
     // Service 2: 250 MB over 1 Gbit/s is 2 s, plus the margin: planned for 9.7 - 2.3 s.
@@ -177,6 +178,7 @@ fn carry_on(
                 service: ServiceId(6),
                 server: lb_target,
                 seq: 4,
+                adoption: false,
             }
             .into(),
         ),
@@ -367,6 +369,7 @@ fn with_ready_shadow(cfg: &ControlConfig, eta: Instant) -> ControlNode {
         service: ServiceId(1),
         server: ServerId(2),
         seq: 3,
+        adoption: false,
     };
     n.handle_message(ms(300), ServerId(2).into(), ready.into());
     n

@@ -650,6 +650,9 @@ pub struct ShadowReady {
     pub server: ServerId,
     /// Last input reflected in the shadow.
     pub seq: u64,
+    /// An answer to a 1003 `adopt` (shadow → its new host): where a kept shadow stands,
+    /// for the host to take over its sync; not a finished transfer.
+    pub adoption: bool,
 }
 
 /// 3033: a relocation ended (target → control on success, source → control on failure).

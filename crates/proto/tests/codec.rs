@@ -276,6 +276,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             service,
             server,
             seq: b,
+            adoption: false,
         }
         .into(),
         RelocationDone {

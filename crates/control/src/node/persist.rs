@@ -379,6 +379,7 @@ fn service_from_v1(s: v1::Service) -> ServiceEntry {
         shadows: servers(s.shadows),
         // v1 kept no readiness; v2 fills these in (`restore`).
         ready: BTreeSet::new(),
+        adopting: BTreeSet::new(),
         orphaned: false,
         planned: servers(s.planned),
         predicted: s.predicted.into_iter().map(CellId).collect(),

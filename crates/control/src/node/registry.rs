@@ -34,6 +34,11 @@ pub struct ServiceEntry {
     pub shadows: BTreeSet<ServerId>,
     /// Those of `shadows` that reported theirs complete (3032): the failover candidates.
     pub(crate) ready: BTreeSet<ServerId>,
+    /// Those of `shadows` a relocation kept, until their new host confirms it syncs them
+    /// (3032): never promoted meanwhile, and a prediction naming them does not stop their
+    /// stale clock. Not persisted: after a restore they are shadows not ready, like one
+    /// whose transfer is under way.
+    pub(crate) adopting: BTreeSet<ServerId>,
     /// The host was declared dead and the live instance may be gone with it (until a
     /// failover lands, or the host comes back from a partition with it).
     pub(crate) orphaned: bool,
@@ -124,6 +129,7 @@ impl ControlNode {
             state_bytes: 0,
             shadows: BTreeSet::new(),
             ready: BTreeSet::new(),
+            adopting: BTreeSet::new(),
             orphaned: false,
             planned: BTreeSet::new(),
             predicted: Vec::new(),

@@ -264,7 +264,11 @@ impl ControlNode {
             .filter(|s| !kept.contains(s))
             .collect();
         e.shadows.retain(|s| kept.contains(s));
-        e.ready.retain(|s| kept.contains(s));
+        // The kept ones are not promotable until their new host has them (`adopting`):
+        // if both ends of the relocation die, they stand at the freeze while the target
+        // may have served on.
+        e.ready.retain(|s| *s == p.target);
+        e.adopting = kept.iter().copied().filter(|s| *s != p.target).collect();
         e.planned.clear();
         self.timers.cancel_range(Timer::jit_starts(service));
         self.stats.relocations_triggered += 1;
@@ -360,10 +364,8 @@ impl ControlNode {
         // The ready shadows the 1006 kept, for the new host to adopt; a promotion (the
         // host was dead), a failed relocation or a new host gone silent leaves them
         // nothing to follow.
-        let kept: Vec<ServerId> = e
-            .ready
-            .iter()
-            .copied()
+        let kept: Vec<ServerId> = std::mem::take(&mut e.adopting)
+            .into_iter()
             .filter(|s| e.shadows.contains(s) && *s != m.to && *s != e.host)
             .collect();
         // A promotion replaced a host declared dead: nothing of it stands at the state the
@@ -498,6 +500,7 @@ impl ControlNode {
         // Not ready until the new host confirms it took over their sync (its 3032 for
         // each): one it cannot sync must never be promoted.
         e.shadows.extend(kept.iter().copied());
+        e.adopting.extend(kept.iter().copied());
         for s in &kept {
             e.ready.remove(s);
             // Their stale clocks start now: what named them before the move is past.
@@ -573,6 +576,7 @@ impl ControlNode {
             && e.shadows.contains(&m.server)
         {
             e.ready.insert(m.server);
+            e.adopting.remove(&m.server);
         }
         let Some(e) = self.services.get(&m.service) else {
             return;
@@ -721,9 +725,13 @@ mod tests {
         }
         n.handle_message(ms(10), CellId(1).into(), execution(ms(5)));
         let out = drain(&mut n);
-        // Server 3's ready shadow is not discarded.
+        // Server 3's ready shadow is not discarded, but it is not promotable either while
+        // the relocation runs: it stands at the freeze, the target may serve on.
         assert!(!out.iter().any(|t| matches!(&t.msg, Message::Relocate(r)
             if matches!(r.action, RelocateAction::Discard { .. }))));
+        let e = n.service(ServiceId(1)).expect("service");
+        assert_eq!(e.ready, [ServerId(2)].into());
+        assert_eq!(e.adopting, [ServerId(3)].into());
         let done = RelocationDone {
             service: ServiceId(1),
             from: ServerId(1),
@@ -753,6 +761,7 @@ mod tests {
             service: ServiceId(1),
             server: ServerId(3),
             seq: 40,
+            adoption: false,
         };
         n.handle_message(ms(95), ServerId(2).into(), ready.into());
         let refused = edgeshift_proto::ShadowRefused {
@@ -818,6 +827,7 @@ mod tests {
                 service: ServiceId(1),
                 server: ServerId(server),
                 seq: 1,
+                adoption: false,
             };
             n.handle_message(ms(1200), ServerId(server).into(), ready.into());
             assert_eq!(relocates(&drain(&mut n)), expected);

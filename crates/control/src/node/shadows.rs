@@ -81,7 +81,11 @@ impl ControlNode {
         let Some(e) = self.services.get_mut(&service) else {
             return;
         };
-        e.stale_since.retain(|s, _| unnamed.contains(s));
+        // A kept shadow not yet confirmed keeps its clock even when named: if its new host
+        // never confirms it, it goes, and the next prediction asks for a new one.
+        let adopting = &e.adopting;
+        e.stale_since
+            .retain(|s, _| unnamed.contains(s) || adopting.contains(s));
         for s in unnamed {
             e.stale_since.entry(s).or_insert(now);
         }
@@ -146,6 +150,7 @@ impl ControlNode {
         };
         e.shadows.remove(&m.server);
         e.ready.remove(&m.server);
+        e.adopting.remove(&m.server);
         if e.planned.remove(&m.server) {
             self.timers.cancel(Timer::JitStart(m.service, m.server));
         }
@@ -314,6 +319,7 @@ impl ControlNode {
         for s in &servers {
             e.shadows.remove(s);
             e.ready.remove(s);
+            e.adopting.remove(s);
             e.planned.remove(s);
             e.stale_since.remove(s);
         }

@@ -72,6 +72,7 @@ impl EdgeServer {
                 return;
             };
             self.moved.insert(service, Moved::to(host));
+            self.forget_adoptions(service, None);
             // Frozen for this very relocation (its 2005 was lost), the instance holds the
             // state the new host went live with: it stays as a shadow, as after a 2005.
             // (After a promotion under the same epoch it may be ahead of the promoted

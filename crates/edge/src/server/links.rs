@@ -23,9 +23,9 @@ use super::timers::Timer;
 /// An adopted shadow this many inputs behind, or more, gets the whole state instead.
 const ADOPT_LOG: usize = 4096;
 
-/// 3032s offering a shadow for adoption kept before their 1003 (beyond, they are dropped
-/// and the shadow stays unconfirmed).
-const ADOPT_OFFERS: usize = 4096;
+/// How long an adoption offer (3032) waits for the host's 1003 `adopt`, or the 1003 for
+/// the offer: both are sent at once, a link delay apart.
+const ADOPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A shadow this (source) server keeps in sync.
 #[derive(Clone, Copy, Debug)]
@@ -66,10 +66,11 @@ impl EdgeServer {
                 if c == self.cfg.id || linked.contains(&c) {
                     continue;
                 }
+                self.forget_old_adoptions(now);
                 match self.adopt_offers.remove(&(m.service, c)) {
-                    Some(seq) => self.adopt(now, m.service, c, seq),
+                    Some((seq, _)) => self.adopt(now, m.service, c, seq),
                     None => {
-                        self.adopting.insert((m.service, c));
+                        self.adopting.insert((m.service, c), now);
                     }
                 }
             }
@@ -125,6 +126,7 @@ impl EdgeServer {
             service,
             server: me,
             seq,
+            adoption: true,
         };
         self.send(host, ready);
     }
@@ -176,6 +178,7 @@ impl EdgeServer {
             service,
             server: shadow,
             seq: last,
+            adoption: false,
         };
         self.send(self.commander(service), ready);
     }
@@ -277,24 +280,55 @@ impl EdgeServer {
 
     /// 3032: a shadow is complete.
     pub(super) fn on_shadow_ready(&mut self, now: Instant, from: NodeId, m: ShadowReady) {
+        if m.adoption {
+            self.on_adoption_offer(now, from, m);
+            return;
+        }
         let Some(live) = self.live.get_mut(&m.service) else {
             return;
         };
         if let Some(l) = live.links.get_mut(&m.server) {
             l.ready = true;
-        } else if from == NodeId::Server(m.server) {
-            // A kept shadow offering itself for adoption, before or after the 1003.
-            let key = (m.service, m.server);
-            if self.adopting.remove(&key) {
-                self.adopt(now, m.service, m.server, m.seq);
-            } else if self.adopt_offers.len() < ADOPT_OFFERS {
-                self.adopt_offers.insert(key, m.seq);
-            }
-            return;
         }
         if live.state.target() == Some(m.server) {
             self.precopy_step(m.service);
         }
+    }
+
+    /// 3032 `adoption`: a kept shadow says where it stands, before or after this host's
+    /// own 1003 `adopt`. Only a serving instance without a link to it takes it; offers and
+    /// expected adoptions are forgotten after [`ADOPT_WAIT`] (the shadow then stays
+    /// unconfirmed: never promoted, and it goes stale).
+    fn on_adoption_offer(&mut self, now: Instant, from: NodeId, m: ShadowReady) {
+        let key = (m.service, m.server);
+        let takes = from == NodeId::Server(m.server)
+            && self.live.get(&m.service).is_some_and(|l| {
+                matches!(l.state, Source::Serving) && !l.links.contains_key(&m.server)
+            });
+        if !takes {
+            return;
+        }
+        self.forget_old_adoptions(now);
+        if self.adopting.remove(&key).is_some() {
+            self.adopt(now, m.service, m.server, m.seq);
+        } else {
+            self.adopt_offers.insert(key, (m.seq, now));
+        }
+    }
+
+    /// Drops offers and expected adoptions older than [`ADOPT_WAIT`].
+    pub(super) fn forget_old_adoptions(&mut self, now: Instant) {
+        let fresh = |at: &Instant| *at + ADOPT_WAIT > now;
+        self.adopting.retain(|_, at| fresh(at));
+        self.adopt_offers.retain(|_, (_, at)| fresh(at));
+    }
+
+    /// Drops the offers and expected adoptions of `service` (of `server` only, if given):
+    /// the instance stopped serving, or the shadow was discarded.
+    pub(super) fn forget_adoptions(&mut self, service: ServiceId, server: Option<ServerId>) {
+        let hit = |k: &(ServiceId, ServerId)| k.0 == service && server.is_none_or(|s| k.1 == s);
+        self.adopting.retain(|k, _| !hit(k));
+        self.adopt_offers.retain(|k, _| !hit(k));
     }
 
     /// 3036: a shadow applied a delta, or could not.

@@ -88,10 +88,12 @@ pub struct EdgeServer {
     discarded: TimerTable<ServiceId>,
     /// Shadow starts a 1003 asked for later, with their sync mode.
     planned: BTreeMap<(ServiceId, ServerId), SyncMode>,
-    /// Adoptions a 1003 `adopt` announced, waiting for the shadow's 3032 (`links.rs`).
-    adopting: BTreeSet<(ServiceId, ServerId)>,
-    /// 3032s of shadows to adopt that came before their 1003, with their sequence number.
-    adopt_offers: BTreeMap<(ServiceId, ServerId), u64>,
+    /// Adoptions a 1003 `adopt` announced, waiting for the shadow's 3032 (`links.rs`),
+    /// since when.
+    adopting: BTreeMap<(ServiceId, ServerId), Instant>,
+    /// 3032 adoption offers that came before their 1003: the shadow's last input, and
+    /// since when.
+    adopt_offers: BTreeMap<(ServiceId, ServerId), (u64, Instant)>,
     timers: TimerTable<Timer>,
     /// Frozen sources whose confirm watchdog (re)starts at the end of this call.
     unwatched: BTreeSet<ServiceId>,
@@ -169,7 +171,7 @@ impl EdgeServer {
             commanders: BTreeMap::new(),
             discarded: TimerTable::new(),
             planned: BTreeMap::new(),
-            adopting: BTreeSet::new(),
+            adopting: BTreeMap::new(),
             adopt_offers: BTreeMap::new(),
             timers,
             unwatched: BTreeSet::new(),
@@ -342,6 +344,9 @@ impl EdgeServer {
                         live.links.remove(s);
                         self.planned.remove(&(m.service, *s));
                     }
+                }
+                for s in &servers {
+                    self.forget_adoptions(m.service, Some(*s));
                 }
                 if servers.contains(&self.cfg.id) {
                     self.drop_shadow(now, m.service);

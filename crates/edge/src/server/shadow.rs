@@ -305,6 +305,7 @@ impl EdgeServer {
                 service,
                 server,
                 seq,
+                adoption: false,
             },
         );
         self.send(
@@ -313,6 +314,7 @@ impl EdgeServer {
                 service,
                 server,
                 seq,
+                adoption: false,
             },
         );
         self.events

@@ -259,12 +259,11 @@ impl EdgeServer {
                 );
             }
             live.links.retain(|s, _| *s == target);
-            // Adoptions still being agreed are off: the service is on its way out.
-            self.adopting.retain(|(s, _)| *s != service);
-            self.adopt_offers.retain(|(s, _), _| *s != service);
             let last_seq = live.inst.last_seq;
             self.events
                 .push_back(EdgeEvent::Frozen { service, last_seq });
+            // Adoptions still being agreed are off: the service is on its way out.
+            self.forget_adoptions(service, None);
         }
     }
 
@@ -473,6 +472,7 @@ impl EdgeServer {
         let live = self.live.get_mut(&service)?;
         let f = live.state.thaw()?;
         live.links.remove(&f.target);
+        self.forget_adoptions(service, None);
         self.unflushed.insert(service);
         self.events.push_back(EdgeEvent::RelocationFailed {
             service,
