@@ -62,11 +62,11 @@ impl EdgeServer {
         }
         let linked: BTreeSet<ServerId> = live.links.keys().copied().collect();
         if m.adopt {
+            self.forget_old_adoptions(now);
             for c in m.candidates {
                 if c == self.cfg.id || linked.contains(&c) {
                     continue;
                 }
-                self.forget_old_adoptions(now);
                 match self.adopt_offers.remove(&(m.service, c)) {
                     Some((seq, _)) => self.adopt(now, m.service, c, seq),
                     None => {

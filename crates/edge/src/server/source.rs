@@ -243,13 +243,13 @@ impl EdgeServer {
             // The other shadows stop here, at the state the target goes live with: they
             // get the last batch, so that the new host can take over their sync (the
             // control node keeps the ready ones). The target's catch-up at 2005 covers it.
-            let others: Vec<ServerId> = live
-                .links_in(SyncMode::Replay)
-                .into_iter()
-                .filter(|s| *s != target)
-                .collect();
             let batch = std::mem::take(&mut live.batch);
             if !batch.is_empty() {
+                let others: Vec<ServerId> = live
+                    .links_in(SyncMode::Replay)
+                    .into_iter()
+                    .filter(|s| *s != target)
+                    .collect();
                 sync_to(
                     &mut self.out,
                     self.cfg.id,
@@ -362,18 +362,14 @@ impl EdgeServer {
                     return;
                 };
                 self.moved.insert(service, Moved::to(target));
-                let inst = match live.state {
-                    Source::Frozen(f) => {
-                        self.forward_held(target, f.held);
-                        live.inst
-                    }
-                    _ => live.inst,
-                };
+                if let Source::Frozen(f) = live.state {
+                    self.forward_held(target, f.held);
+                }
                 self.events.push_back(EdgeEvent::RelocatedOut {
                     service,
                     to: target,
                 });
-                self.keep_as_shadow(now, service, target, inst);
+                self.keep_as_shadow(now, service, target, live.inst);
                 self.load_report();
             }
             Verdict::NeedFrom(k) => {

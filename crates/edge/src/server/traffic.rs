@@ -4,8 +4,9 @@
 //! what it applied to its replay shadows. A frozen instance and a shadow hold the traffic
 //! ([`Held`]) until it is clear who serves it; a service that moved out has its stale
 //! traffic forwarded to the new host (also when the old instance stayed as a shadow of
-//! it: traffic on the old route is not early, it is late). Driven by the role's message dispatch, and by the
-//! source and shadow sides when they release or pass on what they held.
+//! it: traffic on the old route is not early, it is late). Driven by the role's message
+//! dispatch, and by the source and shadow sides when they release or pass on what they
+//! held.
 
 use std::collections::BTreeSet;
 
