@@ -72,6 +72,8 @@ struct Ev {
     from: NodeId,
     to: NodeId,
     frame: Vec<u8>,
+    /// Bytes of a streamed state transfer in it (counted against the stream's window).
+    streamed: u64,
 }
 impl PartialEq for Ev {
     fn eq(&self, o: &Self) -> bool {
@@ -102,7 +104,14 @@ struct Bench {
     /// Events with the start and end of the call that produced them.
     events: Vec<(Instant, Instant, ServerId, EdgeEvent)>,
     sent: Vec<(Instant, usize, bool)>,
+    /// State bytes a server has made for another that the other has not yet taken in.
+    in_flight: BTreeMap<(ServerId, NodeId), u64>,
 }
+
+/// State bytes a streamed transfer keeps in flight, as the live daemon does
+/// (`edgeshift-live`'s `STREAM_WINDOW`): the source reads the next chunks while the target
+/// restores the first, and neither holds the whole state twice over.
+const STREAM_WINDOW: u64 = 16 << 20;
 
 const SERVICE: ServiceId = ServiceId(1);
 const SRC: ServerId = ServerId(1);
@@ -127,6 +136,7 @@ impl Bench {
             now: Instant::ZERO,
             events: Vec::new(),
             sent: Vec::new(),
+            in_flight: BTreeMap::new(),
         })
     }
 
@@ -138,20 +148,30 @@ impl Bench {
         };
         let wall = std::time::Instant::now();
         f(server, start);
-        // Each message leaves when it is made and encoded: a transfer streamed out of a
-        // frozen instance goes chunk by chunk, and the target restores the first while
-        // the source reads the next (two servers, two cores).
+        // Each message leaves when it is made and encoded. A transfer streamed out of a
+        // frozen instance goes chunk by chunk while its window has room, and the target
+        // restores the first while the source reads the next (two servers, two cores).
+        let mut in_flight = std::mem::take(&mut self.in_flight);
         let mut out = Vec::new();
-        while let Some(t) = server.poll_transmit() {
+        while let Some(t) = server.poll_transmit_paced(|to| {
+            in_flight.get(&(id, to.into())).copied().unwrap_or(0) < STREAM_WINDOW
+        }) {
             let frame = codec::encode(&t.msg);
+            let streamed = match (&t.msg, &frame) {
+                (Message::ShadowTransfer(_), Ok(f)) => f.len() as u64,
+                _ => 0,
+            };
+            *in_flight.entry((id, t.to)).or_default() += streamed;
             out.push((
                 start + wall.elapsed(),
                 t.to,
                 t.msg.lane(),
                 t.msg.is_state_transfer(),
                 frame,
+                streamed,
             ));
         }
+        self.in_flight = in_flight;
         let mut evs = Vec::new();
         while let Some(e) = server.poll_event() {
             evs.push(e);
@@ -161,7 +181,7 @@ impl Bench {
         for e in evs {
             self.events.push((start, done, id, e));
         }
-        for (made, to, lane, state, frame) in out {
+        for (made, to, lane, state, frame, streamed) in out {
             let Ok(frame) = frame else { continue };
             self.sent.push((made, frame.len(), state));
             if let NodeId::Server(s) = to {
@@ -173,6 +193,7 @@ impl Bench {
                     from: id.into(),
                     to: s.into(),
                     frame,
+                    streamed,
                 });
             }
         }
@@ -193,6 +214,23 @@ impl Bench {
 
     fn deliver(&mut self, id: ServerId, at: Instant, from: NodeId, msg: Message) {
         self.call(id, at, |s, now| s.handle_message(now, from, msg));
+    }
+
+    /// `to` has taken in `bytes` of a transfer `from` streams: the window has room again,
+    /// and the source makes its next chunks once the target is done with this one.
+    fn took_in(&mut self, from: NodeId, to: NodeId, bytes: u64) {
+        let NodeId::Server(src) = from else { return };
+        if bytes == 0 {
+            return;
+        }
+        if let Some(n) = self.in_flight.get_mut(&(src, to)) {
+            *n = n.saturating_sub(bytes);
+        }
+        let NodeId::Server(dst) = to else { return };
+        let at = self.busy.get(&dst).copied().unwrap_or(self.now);
+        if self.servers.get(&src).is_some_and(EdgeServer::streaming) {
+            self.call(src, at, |_, _| {});
+        }
     }
 
     /// When the next message or timer is due.
@@ -237,6 +275,7 @@ impl Bench {
                             s.handle_message(now, from, msg);
                         }
                     });
+                    self.took_in(from, ev.to, ev.streamed);
                 }
                 (None, Some((t, id))) => {
                     self.now = t;

@@ -37,3 +37,17 @@ fn every_strategy_moves_the_state_intact() {
     }
     assert!(measure(1, "teleport", link).is_err());
 }
+
+/// A state larger than the stream's window (16 MiB) goes in paced chunks: the source makes
+/// more only as the target takes them in, and every chunk arrives.
+#[test]
+fn a_state_larger_than_the_window_streams_through() {
+    let link = BenchLink {
+        gbit_s: 0.0,
+        rtt_ms: 2.0,
+    };
+    let r = measure(24, "cold", link).expect("runs");
+    assert!(r.checksum_ok);
+    assert!(r.state_bytes >= 24 << 20);
+    assert!(r.critical_bytes >= r.state_bytes, "{}", r.critical_bytes);
+}
