@@ -16,8 +16,6 @@
 //!   one empty marker chunk per modelled dirty chunk. A driver that models link time
 //!   (the simulator) adds what the record stands for with [`ModelConfig::wire_extra`].
 
-use std::collections::BTreeSet;
-
 use edgeshift_proto::{CodeRef, DeltaChunk, Message, ServiceSpec, SyncBody};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128, xxh3_128_with_seed};
@@ -123,11 +121,59 @@ pub struct ModelService {
     digest: u128,
     applied: u64,
     /// Modelled chunks (index ≥ 1) written since the last delta.
-    dirty: BTreeSet<u32>,
+    dirty: ChunkSet,
     /// Whether the record (chunk 0) changed since the last delta.
     record_dirty: bool,
     /// A restore in progress.
     incoming: Option<[u8; RECORD]>,
+}
+
+/// The modelled chunks written since the last delta: one bit per chunk, grown to the
+/// highest one written (4 KiB for 128 MiB of state, where a tree set of every chunk a
+/// long-lived instance ever wrote took some hundred kilobytes and an allocation per
+/// insert). Iterated in ascending order, as the tree set was.
+#[derive(Clone, Debug, Default)]
+struct ChunkSet {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl ChunkSet {
+    fn insert(&mut self, index: u64) {
+        let (w, bit) = (
+            usize::try_from(index / 64).unwrap_or(usize::MAX),
+            index % 64,
+        );
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        let mask = 1u64 << bit;
+        if self.words[w] & mask == 0 {
+            self.words[w] |= mask;
+            self.len += 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.words.fill(0);
+        self.len = 0;
+    }
+
+    /// The chunks, lowest first (indices beyond `u32` are never drawn: the state is at
+    /// most 4 GiB, a million chunks).
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, word)| {
+            let mut rest = *word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                u32::try_from(w * 64).ok().map(|base| base + bit)
+            })
+        })
+    }
 }
 
 impl ModelService {
@@ -141,7 +187,7 @@ impl ModelService {
             cfg,
             digest: 0,
             applied: 0,
-            dirty: BTreeSet::new(),
+            dirty: ChunkSet::default(),
             record_dirty: false,
             incoming: None,
         })
@@ -196,7 +242,7 @@ impl Service for ModelService {
             h = xxh3_64_with_seed(&h.to_le_bytes(), seq);
             if chunks > 1 {
                 let index = 1 + h % (chunks - 1);
-                self.dirty.insert(u32::try_from(index).unwrap_or(u32::MAX));
+                self.dirty.insert(index);
             }
         }
         let mut out = Vec::with_capacity(24);
@@ -249,21 +295,18 @@ impl Service for ModelService {
     }
 
     fn take_delta(&mut self) -> (u64, Vec<DeltaChunk>) {
-        let mut chunks = Vec::with_capacity(self.dirty.len() + 1);
+        let mut chunks = Vec::with_capacity(usize::try_from(self.dirty.len).unwrap_or(0) + 1);
         if std::mem::take(&mut self.record_dirty) {
             chunks.push(DeltaChunk {
                 index: 0,
                 data: self.record().to_vec(),
             });
         }
-        chunks.extend(
-            std::mem::take(&mut self.dirty)
-                .into_iter()
-                .map(|index| DeltaChunk {
-                    index,
-                    data: Vec::new(),
-                }),
-        );
+        chunks.extend(self.dirty.iter().map(|index| DeltaChunk {
+            index,
+            data: Vec::new(),
+        }));
+        self.dirty.clear();
         (RECORD as u64, chunks)
     }
 
@@ -273,7 +316,7 @@ impl Service for ModelService {
     }
 
     fn dirty_bytes(&self) -> u64 {
-        let chunks = self.dirty.len() as u64 + u64::from(self.record_dirty);
+        let chunks = self.dirty.len + u64::from(self.record_dirty);
         (chunks * CHUNK as u64).min(self.cfg.state_bytes)
     }
 
@@ -318,6 +361,34 @@ impl Service for ModelService {
 mod tests {
     use super::*;
     use crate::{MemFactory, ServiceFactory};
+
+    #[test]
+    fn the_chunk_set_holds_and_orders_chunks_as_a_tree_set_does() {
+        let mut set = ChunkSet::default();
+        let mut tree = std::collections::BTreeSet::new();
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..3 {
+            for _ in 0..500 {
+                h = xxh3_64_with_seed(&h.to_le_bytes(), round);
+                let index = 1 + h % 40_000;
+                set.insert(index);
+                tree.insert(u32::try_from(index).expect("small"));
+            }
+            assert_eq!(set.len, tree.len() as u64);
+            assert_eq!(
+                set.iter().collect::<Vec<_>>(),
+                tree.iter().copied().collect::<Vec<_>>()
+            );
+            set.clear();
+            tree.clear();
+            assert_eq!(set.iter().count(), 0);
+        }
+        set.insert(63);
+        set.insert(64);
+        set.insert(63);
+        assert_eq!(set.iter().collect::<Vec<_>>(), [63, 64]);
+        assert_eq!(set.len, 2);
+    }
 
     fn svc() -> ModelService {
         ModelService::new(ModelConfig {

@@ -466,7 +466,7 @@ impl Daemon {
                     if dep.control.api.is_some() {
                         cfg.radio_report_period = Some(RADIO_REPORT_PERIOD);
                     }
-                    nodes.insert(NodeId::Cell(*c), Node::Cell(BaseStation::new(cfg)));
+                    nodes.insert(NodeId::Cell(*c), Node::from(BaseStation::new(cfg)));
                 }
                 let seed = dep.seed ^ u64::from(cells.first().map_or(0, |c| c.0)).rotate_left(17);
                 agent = Box::new(RadioAgent::new(scenario.clone(), cells, seed, now));

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use edgeshift_proto::{Candidate, CellId, Instant};
-use edgeshift_radio::pathloss::{ThreeGpp, rsrp_dbm};
+use edgeshift_radio::pathloss::{NlosCurve, ThreeGpp};
 
 use crate::predict::Prediction;
 
@@ -19,21 +19,43 @@ use crate::predict::Prediction;
 #[derive(Clone, Debug)]
 pub struct RadioMap {
     /// Cell positions (m).
-    pub sites: Vec<(CellId, [f64; 2])>,
-    /// Transmit power (dBm) and resource blocks of every cell.
-    pub tx_dbm: f64,
-    /// Resource blocks.
-    pub n_prb: u32,
-    /// Path-loss model (its NLOS loss is used).
-    pub model: ThreeGpp,
+    pub(crate) sites: Vec<(CellId, [f64; 2])>,
+    /// Transmit power (dBm) of every cell.
+    tx_dbm: f64,
+    /// The per-resource-element share of it, `10 log10(12 n_prb)` (dB).
+    prb_db: f64,
+    /// The path-loss model's NLOS curve.
+    curve: NlosCurve,
     /// Shadowing decorrelation distance (m).
-    pub decorrelation_m: f64,
+    pub(crate) decorrelation_m: f64,
 }
 
 impl RadioMap {
+    /// Cells at `sites` transmitting `tx_dbm` over `n_prb` resource blocks, with the NLOS
+    /// loss of `model` and shadowing that decorrelates over `decorrelation_m`.
+    #[must_use]
+    pub fn new(
+        sites: Vec<(CellId, [f64; 2])>,
+        tx_dbm: f64,
+        n_prb: u32,
+        model: ThreeGpp,
+        decorrelation_m: f64,
+    ) -> Self {
+        Self {
+            sites,
+            tx_dbm,
+            prb_db: 10.0 * (12.0 * f64::from(n_prb.max(1))).log10(),
+            curve: NlosCurve::new(model),
+            decorrelation_m,
+        }
+    }
+
+    /// Mean RSRP (dBm) at `pos` of the cell at `at`: [`edgeshift_radio::pathloss::rsrp_dbm`]
+    /// of the NLOS loss, bit for bit, with the constant terms worked out once (the
+    /// predictors evaluate it hundreds of times per measurement report).
     pub(crate) fn rsrp(&self, at: [f64; 2], pos: [f64; 2]) -> f64 {
         let d = ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt();
-        rsrp_dbm(self.tx_dbm, self.n_prb, self.model.nlos(d))
+        self.tx_dbm - self.prb_db - self.curve.nlos(d)
     }
 
     fn site(&self, cell: CellId) -> Option<[f64; 2]> {
@@ -142,6 +164,7 @@ pub(crate) fn predict(
     let step = 0.4;
     let steps = (horizon.as_secs_f64() / step) as usize;
     let mut votes: Vec<(CellId, f64, f64)> = Vec::new(); // cell, weight, weighted eta
+    let mut levels: Vec<(CellId, f64)> = Vec::with_capacity(known.len());
     for (vel, w) in hypotheses {
         let speed = (vel[0] * vel[0] + vel[1] * vel[1]).sqrt();
         let mut since: Option<(CellId, f64)> = None;
@@ -155,7 +178,8 @@ pub(crate) fn predict(
             };
             let level =
                 |(c, site, bias): &(CellId, [f64; 2], f64)| (*c, map.rsrp(*site, at) + bias * fade);
-            let levels: Vec<(CellId, f64)> = known.iter().map(level).collect();
+            levels.clear();
+            levels.extend(known.iter().map(level));
             let Some(&(_, s)) = levels.iter().find(|(c, _)| *c == serving.0) else {
                 break;
             };

@@ -73,21 +73,24 @@ pub(crate) fn predict(
     now: Instant,
     a3_elapsed: impl Fn(CellId) -> Option<Duration>,
 ) -> Option<Prediction> {
-    let mut cells: Vec<CellId> = history
-        .iter()
-        .flat_map(|s| s.margins.iter().map(|m| m.0))
-        .collect();
-    cells.sort_unstable();
-    cells.dedup();
+    // Every sample's margin per cell (the first, should a sample name a cell twice), in
+    // sample order within each cell: one pass over the history instead of one per cell.
+    let mut margins: Vec<(CellId, f64, f64)> = Vec::new();
+    for s in history {
+        let at = s.at.as_secs_f64() - now.as_secs_f64();
+        for (i, (cell, m)) in s.margins.iter().enumerate() {
+            if !s.margins[..i].iter().any(|e| e.0 == *cell) {
+                margins.push((*cell, at, *m));
+            }
+        }
+    }
+    margins.sort_by_key(|e| e.0); // stable: sample order stays
     let mut found: Vec<(CellId, f64, f64)> = Vec::new(); // cell, eta seconds from now, confidence
-    for cell in cells {
-        let points: Vec<(f64, f64)> = history
-            .iter()
-            .filter_map(|s| {
-                let m = s.margins.iter().find(|m| m.0 == cell)?.1;
-                Some((s.at.as_secs_f64() - now.as_secs_f64(), m))
-            })
-            .collect();
+    let mut points: Vec<(f64, f64)> = Vec::with_capacity(history.len());
+    for run in margins.chunk_by(|a, b| a.0 == b.0) {
+        let cell = run[0].0;
+        points.clear();
+        points.extend(run.iter().map(|e| (e.1, e.2)));
         let Some(f) = fit(&points) else { continue };
         if f.value_now < cfg.min_margin_db {
             continue;

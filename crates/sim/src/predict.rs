@@ -158,12 +158,14 @@ pub fn run(cfg: &PredictConfig) -> Result<PredictReport, PredictError> {
         decorrelation_m: model.decorrelation_m(false),
         ..MeasureConfig::default()
     };
-    let radio_map = || RadioMap {
-        sites: sites.iter().map(|s| (CellId(s.id), [s.x, s.y])).collect(),
-        tx_dbm: 46.0,
-        n_prb: 50,
-        model,
-        decorrelation_m: mcfg.decorrelation_m,
+    let radio_map = || {
+        RadioMap::new(
+            sites.iter().map(|s| (CellId(s.id), [s.x, s.y])).collect(),
+            46.0,
+            50,
+            model,
+            mcfg.decorrelation_m,
+        )
     };
     let map = || PredictorKind::Kalman(radio_map());
     // `markov`: the Kalman predictor blended with the cell-sequence model.

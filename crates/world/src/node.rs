@@ -22,9 +22,13 @@ use edgeshift_ran::{BaseStation, MeasurementReport, RanEvent};
 use edgeshift_ue::{UeClient, UeEvent};
 
 /// A role of any kind.
+// UEs are nearly every node of a city run and stay inline (a box each would add an
+// allocation and a pointer chase per event); the few large ones (cells, servers, control
+// nodes) are boxed, so every node is the size of a UE, not of a base station.
+#[allow(clippy::large_enum_variant)]
 pub enum Node {
     /// A base station.
-    Cell(BaseStation),
+    Cell(Box<BaseStation>),
     /// An ME server.
     Server(Box<EdgeServer>),
     /// The control node.
@@ -75,7 +79,7 @@ impl std::fmt::Debug for Node {
 
 impl From<BaseStation> for Node {
     fn from(r: BaseStation) -> Self {
-        Self::Cell(r)
+        Self::Cell(Box::new(r))
     }
 }
 impl From<EdgeServer> for Node {

@@ -137,19 +137,18 @@ impl Scenario {
             Some(env),
         ) = (self.radio.predictor, env)
         {
-            let map = RadioMap {
-                sites: self
-                    .cells
+            let map = RadioMap::new(
+                self.cells
                     .iter()
                     .map(|c| (CellId(c.id), [c.x, c.y]))
                     .collect(),
                 // The scenarios' RSRP is transmit power minus path loss, with no
                 // per-resource-element share: the map adds back what it subtracts.
-                tx_dbm: self.radio.tx_dbm + 10.0 * (12.0f64 * 50.0).log10(),
-                n_prb: 50,
-                model: ThreeGpp::new(env, self.radio.freq_ghz),
-                decorrelation_m: self.radio.decorrelation_m,
-            };
+                self.radio.tx_dbm + 10.0 * (12.0f64 * 50.0).log10(),
+                50,
+                ThreeGpp::new(env, self.radio.freq_ghz),
+                self.radio.decorrelation_m,
+            );
             rc.predictor.kind = match (&self.radio.roads, self.radio.predictor) {
                 (Some(net), PredictorName::Roads) => PredictorKind::Roads(map, net.clone()),
                 _ => PredictorKind::Kalman(map),
