@@ -73,25 +73,45 @@ pub(crate) fn predict(
     now: Instant,
     a3_elapsed: impl Fn(CellId) -> Option<Duration>,
 ) -> Option<Prediction> {
-    // Every sample's margin per cell (the first, should a sample name a cell twice), in
-    // sample order within each cell: one pass over the history instead of one per cell.
-    let mut margins: Vec<(CellId, f64, f64)> = Vec::new();
+    // Each cell's margins in sample order (the first, should a sample name a cell twice),
+    // bucketed in passes over the history: a sample names every measured cell, so looking
+    // each cell up in each sample would cost cells × samples × cells.
+    let mut cells: Vec<CellId> = Vec::new();
     for s in history {
-        let at = s.at.as_secs_f64() - now.as_secs_f64();
-        for (i, (cell, m)) in s.margins.iter().enumerate() {
-            if !s.margins[..i].iter().any(|e| e.0 == *cell) {
-                margins.push((*cell, at, *m));
+        for (c, _) in &s.margins {
+            if let Err(at) = cells.binary_search(c) {
+                cells.insert(at, *c);
             }
         }
     }
-    margins.sort_by_key(|e| e.0); // stable: sample order stays
+    // Per sample, each cell's first margin with its bucket.
+    let mut seen = vec![usize::MAX; cells.len()];
+    let mut entries: Vec<(usize, f64, f64)> = Vec::with_capacity(history.len() * cells.len());
+    let mut start = vec![0usize; cells.len() + 1];
+    for (n, s) in history.iter().enumerate() {
+        let at = s.at.as_secs_f64() - now.as_secs_f64();
+        for (c, m) in &s.margins {
+            let k = cells.binary_search(c).unwrap_or(0);
+            if seen[k] != n {
+                seen[k] = n;
+                entries.push((k, at, *m));
+                start[k + 1] += 1;
+            }
+        }
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut all = vec![(0.0, 0.0); entries.len()];
+    let mut next = start.clone();
+    for (k, at, m) in entries {
+        all[next[k]] = (at, m);
+        next[k] += 1;
+    }
     let mut found: Vec<(CellId, f64, f64)> = Vec::new(); // cell, eta seconds from now, confidence
-    let mut points: Vec<(f64, f64)> = Vec::with_capacity(history.len());
-    for run in margins.chunk_by(|a, b| a.0 == b.0) {
-        let cell = run[0].0;
-        points.clear();
-        points.extend(run.iter().map(|e| (e.1, e.2)));
-        let Some(f) = fit(&points) else { continue };
+    for (k, &cell) in cells.iter().enumerate() {
+        let points = &all[start[k]..start[k + 1]];
+        let Some(f) = fit(points) else { continue };
         if f.value_now < cfg.min_margin_db {
             continue;
         }
