@@ -233,4 +233,23 @@ mod tests {
         );
         assert!(p.is_none());
     }
+
+    /// A report that names a cell twice counts with its first margin, and cells listed in
+    /// any order give the same prediction (the cells are bucketed, not looked up in order).
+    #[test]
+    fn a_cell_named_twice_counts_once_and_the_order_of_cells_does_not_matter() {
+        let cfg = PredictorConfig::default();
+        let ttt = Duration::from_millis(320);
+        let now = Instant::from_millis(1800);
+        let clean = ramp(2.0, -10.0);
+        let mut noisy = clean.clone();
+        for (i, s) in noisy.iter_mut().enumerate() {
+            s.margins.reverse();
+            s.margins.push((CellId(2), 30.0 + i as f64));
+            s.margins.insert(0, (CellId(9), -40.0));
+        }
+        let a = predict(&cfg, ttt, &clean, now, |_| None).expect("a crossing");
+        let b = predict(&cfg, ttt, &noisy, now, |_| None).expect("a crossing");
+        assert_eq!(a, b);
+    }
 }
