@@ -91,7 +91,9 @@ pub(crate) fn predict(
     for (n, s) in history.iter().enumerate() {
         let at = s.at.as_secs_f64() - now.as_secs_f64();
         for (c, m) in &s.margins {
-            let k = cells.binary_search(c).unwrap_or(0);
+            let Ok(k) = cells.binary_search(c) else {
+                continue; // every cell was listed above
+            };
             if seen[k] != n {
                 seen[k] = n;
                 entries.push((k, at, *m));

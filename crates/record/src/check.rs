@@ -48,8 +48,9 @@ impl ServiceCheck {
 #[derive(Debug, Default)]
 pub struct Checker {
     origin: Instant,
-    // Looked up on every input and never iterated: a hash map with a fixed hasher (the same
-    // on every run) costs one cache miss where a tree of thousands of services costs several.
+    // Looked up on every input, and iterated only where order cannot matter (a crash takes
+    // the server out of every service): a hash map with a fixed hasher (the same on every
+    // run) costs one cache miss where a tree of thousands of services costs several.
     services: HashMap<ServiceId, ServiceCheck, crate::FixedState>,
     violations: Vec<Violation>,
 }

@@ -52,6 +52,9 @@ pub struct BenchResult {
     /// State bytes per second of critical path, in GB/s (10⁹ bytes): how fast the state
     /// moves as the user sees it (0 if the critical path took no time).
     pub throughput_gbyte_s: f64,
+    /// Most 1004 bytes made but not yet taken in by the target at any one time: what the
+    /// transfer holds beside the two instances (a streamed one, about the window).
+    pub peak_in_flight_bytes: u64,
 }
 
 /// The whole benchmark record.
@@ -72,7 +75,8 @@ struct Ev {
     from: NodeId,
     to: NodeId,
     frame: Vec<u8>,
-    /// Bytes of a streamed state transfer in it (counted against the stream's window).
+    /// Its length if it is a 1004 (a state transfer): counted against the stream window
+    /// until the target has taken it in.
     streamed: u64,
 }
 impl PartialEq for Ev {
@@ -106,11 +110,18 @@ struct Bench {
     sent: Vec<(Instant, usize, bool)>,
     /// State bytes a server has made for another that the other has not yet taken in.
     in_flight: BTreeMap<(ServerId, NodeId), u64>,
+    /// The most `in_flight` ever held between two servers.
+    peak_in_flight: u64,
 }
 
 /// State bytes a streamed transfer keeps in flight, as the live daemon does
 /// (`edgeshift-live`'s `STREAM_WINDOW`): the source reads the next chunks while the target
-/// restores the first, and neither holds the whole state twice over.
+/// restores the first, and neither holds the whole state twice over. Room comes back when
+/// the target has taken a chunk in (the live daemon's comes back when its socket takes
+/// it, and TCP's own window then bounds what is on the wire): on a link whose
+/// rate times one-way delay exceeds the window (10 Gbit/s with more than about 27 ms of
+/// RTT) the window, not the link, sets a stream's pace, as TCP's window would with the default
+/// socket buffers.
 const STREAM_WINDOW: u64 = 16 << 20;
 
 const SERVICE: ServiceId = ServiceId(1);
@@ -137,6 +148,7 @@ impl Bench {
             events: Vec::new(),
             sent: Vec::new(),
             in_flight: BTreeMap::new(),
+            peak_in_flight: 0,
         })
     }
 
@@ -161,7 +173,9 @@ impl Bench {
                 (Message::ShadowTransfer(_), Ok(f)) => f.len() as u64,
                 _ => 0,
             };
-            *in_flight.entry((id, t.to)).or_default() += streamed;
+            let held = in_flight.entry((id, t.to)).or_default();
+            *held += streamed;
+            self.peak_in_flight = self.peak_in_flight.max(*held);
             out.push((
                 start + wall.elapsed(),
                 t.to,
@@ -441,5 +455,6 @@ pub fn measure_spec(
         checksum_ok: activated.is_some() && before.map(|b| b.0) == after,
         state_bytes,
         throughput_gbyte_s,
+        peak_in_flight_bytes: b.peak_in_flight,
     })
 }

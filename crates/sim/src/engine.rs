@@ -216,7 +216,8 @@ pub struct Sim {
     now: Instant,
     end: Instant,
     queue: EventQueue<Ev>,
-    // Looked up on every event, never iterated (`ids` keeps the order).
+    // Looked up on every event; iterated only where order cannot matter (summing the
+    // control nodes' counters at the end): `ids` keeps the order.
     nodes: HashMap<NodeId, Node, FixedState>,
     ids: Vec<NodeId>,
     wake_at: HashMap<NodeId, Instant, FixedState>,

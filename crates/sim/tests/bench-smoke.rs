@@ -50,4 +50,15 @@ fn a_state_larger_than_the_window_streams_through() {
     assert!(r.checksum_ok);
     assert!(r.state_bytes >= 24 << 20);
     assert!(r.critical_bytes >= r.state_bytes, "{}", r.critical_bytes);
+    // The window (16 MiB) and the chunk that overshoots it, never the whole state.
+    assert!(
+        r.peak_in_flight_bytes > 8 << 20,
+        "{}",
+        r.peak_in_flight_bytes
+    );
+    assert!(
+        r.peak_in_flight_bytes <= (17 << 20) + 4096,
+        "{}",
+        r.peak_in_flight_bytes
+    );
 }
