@@ -39,7 +39,14 @@ pub(super) struct Shadow {
     pub(super) check: Option<Check>,
     /// UE traffic that reached the shadow before it went live.
     pub(super) held: Vec<Held>,
+    /// Since when replay inputs have waited behind a gap (a sync batch lost on the way).
+    pub(super) gap_since: Option<Instant>,
 }
+
+/// How long replay inputs may wait behind a gap before the shadow asks its source to start
+/// it over: longer than the reordering a link may do, far shorter than the 5 s a UE keeps
+/// answered inputs (a stale shadow promoted later could not be helped by the UE).
+const GAP_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Where the copy of the state stands.
 pub(super) enum ShadowState {
@@ -78,6 +85,7 @@ impl Shadow {
             state: ShadowState::awaiting(),
             check: None,
             held: Vec::new(),
+            gap_since: None,
         }
     }
 }
@@ -349,6 +357,31 @@ impl EdgeServer {
                 ShadowState::Ready(inst) => {
                     for i in inputs {
                         inst.offer(i.seq, i.payload, None);
+                    }
+                    let gap = inst
+                        .pending
+                        .first_key_value()
+                        .is_some_and(|(s, _)| *s > inst.last_seq + 1);
+                    let seq = inst.last_seq;
+                    if !gap {
+                        sh.gap_since = None;
+                    } else if now >= *sh.gap_since.get_or_insert(now) + GAP_WAIT {
+                        // A batch was lost (a partition, a dropped connection): the inputs
+                        // behind the gap will never apply, and a failover would promote this
+                        // copy as it stands. Asked once per gap, the source starts the shadow
+                        // over with a full transfer, as it does for a delta that failed.
+                        sh.gap_since = None;
+                        sh.state = ShadowState::awaiting();
+                        self.send(
+                            source,
+                            SyncAck {
+                                service,
+                                server: self.cfg.id,
+                                seq,
+                                ok: false,
+                            },
+                        );
+                        return;
                     }
                     self.kick(service);
                 }

@@ -384,3 +384,42 @@ fn a_shadow_asked_for_again_soon_after_its_discard_keeps_the_inputs_that_overtak
         "the copy waits for an input its discard dropped"
     );
 }
+
+/// A replay batch lost on the way leaves inputs waiting behind a gap for ever: past
+/// `GAP_WAIT` the shadow drops its copy and asks its source to start it over, and the
+/// source does (a new 1004 transfer), instead of the stale copy staying promotable.
+#[test]
+fn a_replay_shadow_whose_sync_lost_a_batch_asks_to_start_over() {
+    let mut b = transferring(SyncMode::Replay);
+    b.pump();
+    assert!(matches!(&b.shadow(2).state, ShadowState::Ready(i) if i.last_seq == 0));
+    let from1 = NodeId::Server(ServerId(1));
+    let batch = |seqs: std::ops::RangeInclusive<u64>| ShadowSync {
+        service: SVC,
+        source: ServerId(1),
+        body: SyncBody::Inputs(
+            seqs.map(|seq| edgeshift_proto::InputRecord {
+                seq,
+                payload: vec![seq as u8],
+            })
+            .collect(),
+        ),
+    };
+    // Inputs 1–3 never arrive; 4–6 wait behind the gap.
+    b.deliver(from1, 2, batch(4..=6));
+    b.advance(std::time::Duration::from_millis(100));
+    b.deliver(from1, 2, batch(7..=9));
+    assert!(matches!(&b.shadow(2).state, ShadowState::Ready(i) if i.last_seq == 0));
+    assert!(b.queue.is_empty(), "{:?}", b.queued());
+    b.advance(std::time::Duration::from_millis(300));
+    b.deliver(from1, 2, batch(10..=12));
+    assert!(matches!(&b.shadow(2).state, ShadowState::Awaiting { .. }));
+    assert_eq!(b.queued(), ["3036>me1"]);
+    b.step();
+    assert!(
+        b.queued().iter().all(|m| m == "1004>me2"),
+        "{:?}",
+        b.queued()
+    );
+    assert!(!b.queued().is_empty());
+}
