@@ -139,6 +139,14 @@ impl Instance {
             .map_or(self.last_seq, |(s, _)| (*s).max(self.last_seq))
     }
 
+    /// Whether inputs wait behind a gap: the first pending one does not follow the last
+    /// applied one.
+    pub(crate) fn waits_behind_gap(&self) -> bool {
+        self.pending
+            .first_key_value()
+            .is_some_and(|(s, _)| *s > self.last_seq + 1)
+    }
+
     /// Lends the service with the pending inputs that directly follow the last applied
     /// one, up to input `upto`; `None` when it is already lent or no input is in order.
     pub(crate) fn lend(&mut self, upto: u64) -> Option<(Box<dyn Service>, Vec<Step>)> {

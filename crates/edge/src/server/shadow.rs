@@ -330,6 +330,21 @@ impl EdgeServer {
         self.validate(service);
     }
 
+    /// 3036 to the shadow's source: where the copy stands (`seq`), and whether it holds
+    /// (`ok`); not ok makes the source start the shadow over with a full transfer.
+    fn ack_sync(&mut self, source: ServerId, service: ServiceId, seq: u64, ok: bool) {
+        let server = self.cfg.id;
+        self.send(
+            source,
+            SyncAck {
+                service,
+                server,
+                seq,
+                ok,
+            },
+        );
+    }
+
     /// Shadow sync, or the catch-up a 2005 asked for.
     pub(super) fn on_sync(
         &mut self,
@@ -358,12 +373,8 @@ impl EdgeServer {
                     for i in inputs {
                         inst.offer(i.seq, i.payload, None);
                     }
-                    let gap = inst
-                        .pending
-                        .first_key_value()
-                        .is_some_and(|(s, _)| *s > inst.last_seq + 1);
                     let seq = inst.last_seq;
-                    if !gap {
+                    if !inst.waits_behind_gap() {
                         sh.gap_since = None;
                     } else if now >= *sh.gap_since.get_or_insert(now) + GAP_WAIT {
                         // A batch was lost (a partition, a dropped connection): the inputs
@@ -372,15 +383,7 @@ impl EdgeServer {
                         // over with a full transfer, as it does for a delta that failed.
                         sh.gap_since = None;
                         sh.state = ShadowState::awaiting();
-                        self.send(
-                            source,
-                            SyncAck {
-                                service,
-                                server: self.cfg.id,
-                                seq,
-                                ok: false,
-                            },
-                        );
+                        self.ack_sync(source, service, seq, false);
                         return;
                     }
                     self.kick(service);
@@ -402,15 +405,7 @@ impl EdgeServer {
                     };
                     let seq = d.seq;
                     if !catch_up || !ok {
-                        self.send(
-                            source,
-                            SyncAck {
-                                service,
-                                server: self.cfg.id,
-                                seq,
-                                ok,
-                            },
-                        );
+                        self.ack_sync(source, service, seq, ok);
                     }
                 }
                 ShadowState::Receiving(r) => r.deltas.push(d),

@@ -160,12 +160,7 @@ impl EdgeServer {
             return;
         };
         let after = live.inst.last_seq;
-        let gap = live
-            .inst
-            .pending
-            .first_key_value()
-            .is_some_and(|(s, _)| *s > after + 1);
-        if !gap {
+        if !live.inst.waits_behind_gap() {
             live.gap_since = None;
             return;
         }
