@@ -595,6 +595,51 @@ fn a_source_back_whose_replacement_fell_silent_too_is_asked_to_serve_on() {
 }
 
 #[test]
+fn a_server_back_from_the_dead_keeps_no_shadow_it_was_not_asked_for_since_even_a_planned_one() {
+    // Sweep seed fig4 8028: while server 2 was declared dead, its shadow's source moved
+    // the service away and back without it, and a plan named server 2 again. Back, it
+    // still held that shadow, ready at an old state; kept because planned, it was
+    // promoted when the host died.
+    let mut n = watching(Strategy::ShadowJit { threshold: 0.3 });
+    state_of_125_mb(&mut n);
+    let ms = Instant::from_millis;
+    beat(&mut n, ms(0), 1, 1, Some(1));
+    beat(&mut n, ms(0), 2, 1, None);
+    beat(&mut n, ms(800), 1, 2, Some(1));
+    n.handle_timeout(ms(1000));
+    drain(&mut n);
+    // Planned for 8.7 s (1 s of transfer and 300 ms of margin before 10 s) while server 2
+    // is silent.
+    while n.poll_event().is_some() {}
+    predict(&mut n, ms(1100), &[(2, 0.6)], ms(10_000));
+    assert!(std::iter::from_fn(|| n.poll_event()).any(|e| matches!(
+        e,
+        edgeshift_control::ControlEvent::ShadowPlanned { server: ServerId(2), at, .. }
+            if at == ms(8700)
+    )));
+    let back = Heartbeat {
+        server: ServerId(2),
+        seq: 2,
+        incarnation: 1,
+        live: Vec::new(),
+        shadows: vec![ServiceId(1)],
+    };
+    n.handle_message(ms(1500), ServerId(2).into(), back.clone().into());
+    let out = drain(&mut n);
+    assert!(
+        matches!(actions(&out, 2).as_slice(),
+            [RelocateAction::Discard { servers }] if servers == &[ServerId(2)]),
+        "{out:?}"
+    );
+    // Once back, the next prediction plans it again, and a planned shadow it lists is
+    // spared as before (its request may have crossed the heartbeat).
+    predict(&mut n, ms(1550), &[(2, 0.6)], ms(10_000));
+    let again = Heartbeat { seq: 3, ..back };
+    n.handle_message(ms(1600), ServerId(2).into(), again.into());
+    assert!(actions(&drain(&mut n), 2).is_empty());
+}
+
+#[test]
 fn source_and_target_silent_together_are_released_only_once_one_says_where_the_service_is() {
     let mut n = watching(Strategy::Cold);
     let ms = Instant::from_millis;

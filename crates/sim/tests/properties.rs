@@ -304,6 +304,18 @@ const PINNED: &[(&str, Strategy, u64)] = &[
     // keeps were gone. A replay shadow now asks to start over once a gap has lasted 300 ms.
     ("fig4", Strategy::Shadow, 8221),
     ("fig4", Strategy::ShadowJit { threshold: 0.3 }, 8221),
+    // Session 17's sweep: me1, frozen for a relocation to me2, was stopped with its 2004
+    // in flight; declared dead, it had me2 promoted under the relocation's epoch, which had
+    // nothing ready and said so; me1 came back and served on, and the late 2004 then made
+    // me2 a second live instance at the frozen state. A server that answered a promotion
+    // "not live" now treats its epoch as called off.
+    ("demo", Strategy::ShadowJit { threshold: 0.3 }, 5076),
+    // Session 17's sweep: me2 was declared dead holding a replay shadow at input 615; its
+    // source relocated out and back without it. A plan named me2 again, so when it came
+    // back the shadow was kept, and when the host died it was promoted: 317 inputs older
+    // than the UE keeps were gone. A server back from the dead keeps no shadow the node
+    // has not asked for since.
+    ("fig4", Strategy::ShadowJit { threshold: 0.3 }, 8028),
 ];
 
 #[test]

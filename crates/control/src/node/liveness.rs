@@ -66,7 +66,7 @@ impl ControlNode {
         if let Some(timeout) = self.cfg.server_timeout {
             self.timers.set(Timer::ServerSilent(server), now + timeout);
         }
-        self.drop_unplanned_shadows(server, &m.shadows);
+        self.drop_unplanned_shadows(server, &m.shadows, was_down);
         if self.release_replaced(server, &m.live) {
             return;
         }
@@ -121,7 +121,12 @@ impl ControlNode {
     /// service ends. A discard that crosses a newer request is harmless: the control link
     /// keeps order, and the request comes after it. Services this node does not hold are
     /// left alone: another region's node may have asked for them.
-    fn drop_unplanned_shadows(&mut self, server: ServerId, shadows: &[ServiceId]) {
+    ///
+    /// A server back from being declared dead keeps none the node has not asked for since,
+    /// planned or not: the node forgot its shadows when it went silent, so their sources
+    /// may have moved on without them (relocated out and back) and left them at an old
+    /// state that still looks ready.
+    fn drop_unplanned_shadows(&mut self, server: ServerId, shadows: &[ServiceId], back: bool) {
         let unplanned: Vec<ServiceId> = shadows
             .iter()
             .copied()
@@ -129,7 +134,7 @@ impl ControlNode {
                 self.services.get(s).is_some_and(|e| {
                     e.host != server
                         && !e.shadows.contains(&server)
-                        && !e.planned.contains(&server)
+                        && (back || !e.planned.contains(&server))
                         && e.relocation.is_none_or(|r| r.target() != server)
                 })
             })

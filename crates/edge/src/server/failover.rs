@@ -31,6 +31,11 @@ impl EdgeServer {
             .get(&service)
             .is_some_and(|sh| matches!(sh.state, ShadowState::Ready(_)));
         if called_off || !ready {
+            // Said once, for good: the node ends this relocation on the answer, so a 2004
+            // of it still on its way (from a source stopped while frozen) must not
+            // activate a copy here later, beside the instance the source serves on with.
+            let off = self.called_off.entry(service).or_insert(epoch);
+            *off = (*off).max(epoch);
             let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
             self.report_done(service, from, self.cfg.id, epoch, false);
             return;

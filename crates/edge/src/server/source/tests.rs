@@ -378,6 +378,41 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
 }
 
 #[test]
+fn a_target_that_could_not_be_promoted_never_goes_live_on_a_late_2004() {
+    // Sweep seed demo 5076: server 1 froze for a relocation to server 2 (epoch 7) and was
+    // stopped with its 2004 and copy in flight. Declared dead, it had server 2 promoted
+    // under the same epoch, which had nothing ready and said so: the node ended the
+    // relocation, and server 1 serves on when it is back. Its copy and 2004, arriving
+    // late, must not make server 2 a second live instance at the frozen state.
+    let mut b = Bench::deployed(2, |_| {});
+    for s in 1..=3 {
+        b.input(1, s);
+    }
+    b.relocate(2, RelocationMode::Hot);
+    assert!(matches!(b.state(1), Source::Frozen(_)));
+    b.deliver(NodeId::CONTROL, 2, promote(7));
+    assert!(matches!(
+        &b.outside_of(2)[..],
+        [Message::RelocationDone(d)] if !d.ok && d.epoch == 7
+    ));
+    b.pump();
+    assert!(!b.server(2).live.contains_key(&SVC));
+    assert!(
+        !b.events_of(2)
+            .iter()
+            .any(|e| matches!(e, EdgeEvent::Activated { .. }))
+    );
+    assert!(
+        b.between
+            .iter()
+            .any(|(s, t)| *s == ServerId(2)
+                && matches!(&t.msg, Message::RelocateConfirm(c) if matches!(c.verdict, Verdict::Reject(_)))),
+        "the source is told the relocation is past"
+    );
+    assert!(matches!(b.state(1), Source::Serving));
+}
+
+#[test]
 fn a_promoted_instance_asks_once_for_the_inputs_behind_a_gap_while_it_fills() {
     // The shadow at server 2 has inputs 1..=3; the dead source had applied 4 and 5 too.
     let mut b = with_shadow(2, |_| {});
