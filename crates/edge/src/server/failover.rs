@@ -25,7 +25,7 @@ impl EdgeServer {
         }
         // A promotion the node aborted (one that waited here, or came late) is past: a
         // shadow here now may be a later one, of a state that is not the one it meant.
-        let called_off = self.called_off.get(&service).is_some_and(|e| epoch <= *e);
+        let called_off = self.is_called_off(service, epoch);
         let ready = self
             .shadows
             .get(&service)
@@ -34,8 +34,7 @@ impl EdgeServer {
             // Said once, for good: the node ends this relocation on the answer, so a 2004
             // of it still on its way (from a source stopped while frozen) must not
             // activate a copy here later, beside the instance the source serves on with.
-            let off = self.called_off.entry(service).or_insert(epoch);
-            *off = (*off).max(epoch);
+            self.call_off(service, epoch);
             let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
             self.report_done(service, from, self.cfg.id, epoch, false);
             return;
@@ -180,8 +179,7 @@ impl EdgeServer {
             self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
             return;
         }
-        let off = self.called_off.entry(service).or_insert(epoch);
-        *off = (*off).max(epoch);
+        self.call_off(service, epoch);
         // A promotion of it waiting for the lease goes too: a later shadow here is not
         // the state it was for.
         if self
@@ -194,6 +192,17 @@ impl EdgeServer {
         let from = self.shadows.get(&service).map_or(self.cfg.id, |s| s.source);
         self.drop_shadow(now, service);
         self.report_done(service, from, self.cfg.id, epoch, false);
+    }
+
+    /// The relocations of `service` up to `epoch` are off here for good: none goes live.
+    fn call_off(&mut self, service: ServiceId, epoch: u64) {
+        let off = self.called_off.entry(service).or_insert(epoch);
+        *off = (*off).max(epoch);
+    }
+
+    /// Whether the relocation of `service` under `epoch` was called off here.
+    pub(super) fn is_called_off(&self, service: ServiceId, epoch: u64) -> bool {
+        self.called_off.get(&service).is_some_and(|e| epoch <= *e)
     }
 
     /// 3033 to the control node: the relocation of `service` from `from` to `to` under

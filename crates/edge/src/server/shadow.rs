@@ -133,16 +133,7 @@ impl EdgeServer {
     /// Tells the source its 1004 (or delta) did not take; it sends the state again.
     fn refuse_transfer(&mut self, service: ServiceId, source: ServerId, why: String) {
         self.violation(NodeId::Server(source), why);
-        let server = self.cfg.id;
-        self.send(
-            source,
-            SyncAck {
-                service,
-                server,
-                seq: 0,
-                ok: false,
-            },
-        );
+        self.ack_sync(source, service, 0, false);
     }
 
     /// 1004: one chunk of a state transfer.

@@ -52,7 +52,7 @@ impl EdgeServer {
         let live_epoch = self.live.get(&service).map(|l| l.epoch);
         if self.epochs.get(&service).is_some_and(|e| m.epoch < *e)
             || live_epoch.is_some_and(|e| m.epoch < e)
-            || self.called_off.get(&service).is_some_and(|e| m.epoch <= *e)
+            || self.is_called_off(service, m.epoch)
         {
             // A relocation older than one this server has seen (a source that was cut off
             // or stopped, acting on a stale 1006), or one called off: its state is not the
