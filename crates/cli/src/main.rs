@@ -138,6 +138,11 @@ struct RelocationArgs {
         default_value = "cold,precopy,shadow-replay,shadow-delta"
     )]
     strategies: Vec<String>,
+    /// Where the target's linear memory comes from: `fresh` (from the kernel, a page
+    /// fault per 4 KiB written) or `warm` (a pooled memory the target server made resident
+    /// at start, as a daemon with `warm_mib` does). Each is measured, side by side.
+    #[arg(long, value_delimiter = ',', default_value = "fresh,warm")]
+    target_memory: Vec<String>,
     /// Your own WebAssembly service instead of armap (its state is its own: --sizes is
     /// ignored).
     #[arg(long)]
@@ -494,7 +499,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
 }
 
 fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
-    use edgeshift_sim::bench::{BenchLink, BenchReport, measure, measure_spec};
+    use edgeshift_sim::bench::{BenchLink, BenchReport, TargetMemory, measure, measure_spec};
     let module = a
         .module
         .as_deref()
@@ -507,6 +512,17 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     for s in &a.sizes {
         anyhow::ensure!((1..=1024).contains(s), "sizes are 1 to 1024 MiB, not {s}");
     }
+    let memories = a
+        .target_memory
+        .iter()
+        .map(|m| match m.as_str() {
+            "fresh" => Ok(TargetMemory::Fresh),
+            "warm" => Ok(TargetMemory::Warm),
+            other => Err(anyhow::anyhow!(
+                "--target-memory is fresh or warm, not {other:?}"
+            )),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let link = BenchLink {
         gbit_s: a.gbit,
         rtt_ms: a.rtt_ms,
@@ -522,9 +538,10 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     );
     println!("relocation of {what}, link {bw}, RTT {} ms", a.rtt_ms);
     println!(
-        "{:>8} {:<14} {:>14} {:>12} {:>16} {:>14} {:>9} {:>9}",
+        "{:>8} {:<14} {:<7} {:>14} {:>12} {:>16} {:>14} {:>9} {:>9}",
         "MiB",
         "strategy",
+        "memory",
         "critical ms",
         "downtime ms",
         "critical bytes",
@@ -540,15 +557,20 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
         a.sizes.clone()
     };
     for size in &sizes {
-        for strategy in &a.strategies {
+        for (strategy, memory) in a
+            .strategies
+            .iter()
+            .flat_map(|s| memories.iter().map(move |m| (s, *m)))
+        {
             let r = match &module {
-                Some(m) => measure_spec(m.spec(0), 0, strategy, link)?,
-                None => measure(*size, strategy, link)?,
+                Some(m) => measure_spec(m.spec(0), 0, strategy, link, memory)?,
+                None => measure(*size, strategy, link, memory)?,
             };
             println!(
-                "{:>8} {:<14} {:>14.3} {:>12.3} {:>16} {:>14} {:>9.2} {:>9}",
+                "{:>8} {:<14} {:<7} {:>14.3} {:>12.3} {:>16} {:>14} {:>9.2} {:>9}",
                 r.size_mib,
                 r.strategy,
+                r.target_memory.name(),
                 r.critical_path_ms,
                 r.downtime_ms,
                 r.critical_bytes,

@@ -30,7 +30,7 @@ mod track;
 mod twin;
 
 pub use error::ModuleError;
-pub use factory::{WASM_KIND, WasmFactory};
+pub use factory::{MemoryPool, WASM_KIND, WasmFactory};
 pub use limits::{DEFAULT_FUEL_PER_INPUT, Limits};
 pub use service::WasmService;
 pub use twin::{TwinError, twin_checksum};

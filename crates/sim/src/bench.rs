@@ -16,7 +16,7 @@ use edgeshift_proto::{
     RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, ServiceSpec, SyncMode,
     Timing, UeId, codec,
 };
-use edgeshift_runtime::{Limits, WasmFactory, samples};
+use edgeshift_runtime::{Limits, MemoryPool, WasmFactory, samples};
 use serde::Serialize;
 
 use crate::SimError;
@@ -30,6 +30,29 @@ pub struct BenchLink {
     pub rtt_ms: f64,
 }
 
+/// Where the target's linear memory comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetMemory {
+    /// Fresh from the kernel: a page fault on the first write to each 4 KiB page.
+    Fresh,
+    /// A pooled memory kept resident: the target server pre-warmed one slot as large as
+    /// the memory limit at start (`edge.warm_mib` of a deployment), not sized for this
+    /// state, as a daemon that expects incoming state would.
+    Warm,
+}
+
+impl TargetMemory {
+    /// `fresh` or `warm`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fresh => "fresh",
+            Self::Warm => "warm",
+        }
+    }
+}
+
 /// One measured relocation.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
@@ -37,6 +60,8 @@ pub struct BenchResult {
     pub size_mib: u32,
     /// `cold`, `precopy`, `shadow-replay` or `shadow-delta`.
     pub strategy: String,
+    /// Where the target's memory came from.
+    pub target_memory: TargetMemory,
     /// 1006 received at the source → target live.
     pub critical_path_ms: f64,
     /// Source frozen → target live: the time the service cannot answer.
@@ -129,12 +154,24 @@ const SRC: ServerId = ServerId(1);
 const DST: ServerId = ServerId(2);
 
 impl Bench {
-    fn new(link: BenchLink) -> Result<Self, SimError> {
+    fn new(link: BenchLink, memory: TargetMemory) -> Result<Self, SimError> {
         let mut servers = BTreeMap::new();
         for id in [SRC, DST] {
             let mut cfg = EdgeConfig::new(id);
             cfg.load_report_interval = Duration::from_secs(3600);
-            let f = WasmFactory::new(Limits::default()).map_err(SimError::Runtime)?;
+            let limits = Limits::default();
+            let f = if id == DST && memory == TargetMemory::Warm {
+                let pool = MemoryPool {
+                    instances: 8,
+                    keep_resident: limits.max_memory,
+                };
+                let mut f =
+                    WasmFactory::with_pool(limits, Some(pool)).map_err(SimError::Runtime)?;
+                f.prewarm(1, limits.max_memory).map_err(SimError::Runtime)?;
+                f
+            } else {
+                WasmFactory::new(limits).map_err(SimError::Runtime)?
+            };
             servers.insert(id, EdgeServer::new(cfg, Box::new(f), Instant::ZERO));
         }
         Ok(Self {
@@ -327,11 +364,16 @@ impl Bench {
 ///
 /// # Errors
 /// The runtime could not start, or the strategy is unknown.
-pub fn measure(size_mib: u32, strategy: &str, link: BenchLink) -> Result<BenchResult, SimError> {
+pub fn measure(
+    size_mib: u32,
+    strategy: &str,
+    link: BenchLink,
+    memory: TargetMemory,
+) -> Result<BenchResult, SimError> {
     let spec = samples::spec("armap", size_mib, 0).ok_or_else(|| {
         SimError::Service(edgeshift_world::WorldError::UnknownService("armap".into()))
     })?;
-    measure_spec(spec, size_mib, strategy, link)
+    measure_spec(spec, size_mib, strategy, link, memory)
 }
 
 /// Measures one relocation of the service `spec` (a user's module, for instance) by
@@ -344,8 +386,9 @@ pub fn measure_spec(
     size_mib: u32,
     strategy: &str,
     link: BenchLink,
+    memory: TargetMemory,
 ) -> Result<BenchResult, SimError> {
-    let mut b = Bench::new(link)?;
+    let mut b = Bench::new(link, memory)?;
     b.deliver(
         SRC,
         Instant::ZERO,
@@ -443,6 +486,7 @@ pub fn measure_spec(
     Ok(BenchResult {
         size_mib,
         strategy: strategy.to_owned(),
+        target_memory: memory,
         critical_path_ms: ms(end.saturating_duration_since(t0)),
         downtime_ms: ms(end.saturating_duration_since(frozen.unwrap_or(t0))),
         critical_bytes: b

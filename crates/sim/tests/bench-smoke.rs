@@ -1,7 +1,7 @@
 //! The relocation benchmark runs and moves the state intact (numbers are not asserted:
 //! they belong to the benchmark command).
 
-use edgeshift_sim::bench::{BENCH_STRATEGIES, BenchLink, measure};
+use edgeshift_sim::bench::{BENCH_STRATEGIES, BenchLink, TargetMemory, measure};
 
 #[test]
 fn every_strategy_moves_the_state_intact() {
@@ -9,8 +9,12 @@ fn every_strategy_moves_the_state_intact() {
         gbit_s: 1.0,
         rtt_ms: 2.0,
     };
-    for strategy in BENCH_STRATEGIES {
-        let r = measure(1, strategy, link).expect("runs");
+    for (strategy, memory) in BENCH_STRATEGIES
+        .into_iter()
+        .flat_map(|s| [(s, TargetMemory::Fresh), (s, TargetMemory::Warm)])
+    {
+        let r = measure(1, strategy, link, memory).expect("runs");
+        assert_eq!(r.target_memory, memory);
         assert!(r.checksum_ok, "{strategy}");
         assert!(r.state_bytes >= 1 << 20);
         // The throughput column is the state over the critical path, whatever the machine.
@@ -35,7 +39,7 @@ fn every_strategy_moves_the_state_intact() {
             );
         }
     }
-    assert!(measure(1, "teleport", link).is_err());
+    assert!(measure(1, "teleport", link, TargetMemory::Fresh).is_err());
 }
 
 /// A state larger than the stream's window (16 MiB) goes in paced chunks: the source makes
@@ -46,7 +50,7 @@ fn a_state_larger_than_the_window_streams_through() {
         gbit_s: 0.0,
         rtt_ms: 2.0,
     };
-    let r = measure(24, "cold", link).expect("runs");
+    let r = measure(24, "cold", link, TargetMemory::Warm).expect("runs");
     assert!(r.checksum_ok);
     assert!(r.state_bytes >= 24 << 20);
     assert!(r.critical_bytes >= r.state_bytes, "{}", r.critical_bytes);
