@@ -196,6 +196,10 @@ pub(crate) struct DemoArgs {
     /// Do not emulate the scenario's link latencies and bandwidths.
     #[arg(long)]
     no_emulation: bool,
+    /// MiB of WebAssembly memory each edge keeps warm for incoming state (`warm_mib` of
+    /// a deployment's [[edge]]): restores up to that size skip the page faults.
+    #[arg(long, default_value_t = 0)]
+    warm_mib: u64,
     /// Only the final account, no progress lines.
     #[arg(long)]
     quiet: bool,
@@ -457,6 +461,7 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         faults: a.faults,
         daps: a.daps,
         control_replicas: a.control_replicas,
+        warm_mib: a.warm_mib,
         etcd: match a.store.as_str() {
             "redb" => {
                 anyhow::ensure!(a.etcd.is_empty(), "--etcd needs --store etcd");

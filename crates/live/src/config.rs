@@ -21,6 +21,7 @@
 //! [[edge]]
 //! id = 1
 //! listen = "10.0.0.11:7001"
+//! # warm_mib = 512             # WebAssembly memory kept resident for incoming state
 //!
 //! [[ran]]
 //! name = "ran1"
@@ -219,6 +220,13 @@ pub struct EdgeDaemon {
     pub listen: SocketAddr,
     /// Prometheus endpoint.
     pub metrics: Option<SocketAddr>,
+    /// MiB of WebAssembly memory kept warm for incoming state (0, the default: none).
+    /// One memory this large is made resident at start, and every memory keeps this much
+    /// resident after its instance is gone, so a restore up to this size writes at memory
+    /// speed instead of taking a page fault per 4 KiB. The price is that much resident
+    /// memory per slot ever used, held while idle (`docs/benchmarks.md`).
+    #[serde(default)]
+    pub warm_mib: u64,
 }
 
 /// One RAN agent: the base stations of some cells.
@@ -463,6 +471,13 @@ impl Deployment {
         let edges: BTreeSet<u32> = self.edges.iter().map(|e| e.id).collect();
         if edges.len() != self.edges.len() {
             return bad("an ME server id appears in two [[edge]] entries".into());
+        }
+        let max_mib = s.limits().max_memory >> 20;
+        if let Some(e) = self.edges.iter().find(|e| e.warm_mib as usize > max_mib) {
+            return bad(format!(
+                "edge me{}: warm_mib must be 0 to {max_mib} (a guest's memory limit), not {}",
+                e.id, e.warm_mib
+            ));
         }
         for sv in &s.servers {
             if !edges.contains(&sv.id) {
@@ -731,6 +746,26 @@ mod tests {
             "scenario = \"fig4\"\nstrategy = \"warp\"",
         );
         assert!(parse(&strat).is_err());
+    }
+
+    #[test]
+    fn warm_memory_is_bounded_by_a_guests_memory_limit() {
+        let warm = |mib: &str| {
+            OK.replacen(
+                "id = 2\n",
+                &format!("id = 2\n        warm_mib = {mib}\n"),
+                1,
+            )
+        };
+        let d: Deployment = toml::from_str(&warm("512")).expect("parses");
+        assert!(d.scenario().is_ok());
+        assert_eq!(d.edge(2).map(|e| e.warm_mib), Some(512));
+        assert_eq!(d.edge(1).map(|e| e.warm_mib), Some(0));
+        let e = parse(&warm("4096"))
+            .expect_err("over the limit")
+            .to_string();
+        assert!(e.contains("me2") && e.contains("warm_mib"), "{e}");
+        assert!(parse(&warm("-1")).is_err());
     }
 
     /// The regions scenario's deployment on loopback, with `extra` appended.

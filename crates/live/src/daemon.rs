@@ -13,7 +13,7 @@ use edgeshift_mec::{Api, ApiConfig, CellInfo, Feed, MecError, Topology};
 use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
 use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
-use edgeshift_runtime::{ModuleError, WasmFactory};
+use edgeshift_runtime::{Limits, MemoryPool, ModuleError, WasmFactory};
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Node, Scenario, WorldError};
 use tokio::sync::watch;
@@ -439,7 +439,8 @@ impl Daemon {
         match &kind {
             Kind::Control | Kind::Replica { .. } | Kind::Region { .. } => {}
             Kind::Edge { id, .. } => {
-                let factory = WasmFactory::new(scenario.limits())?;
+                let warm = dep.edge(*id).map_or(0, |e| e.warm_mib);
+                let factory = edge_factory(scenario.limits(), warm)?;
                 // A new incarnation per start: the control node tells a restart (which lost
                 // its instances) from a server that was only cut off.
                 let incarnation = std::time::SystemTime::now()
@@ -620,4 +621,24 @@ impl Daemon {
         info!(daemon = %kind, "stopped");
         host.ue_summary()
     }
+}
+
+/// Instances one pooled edge holds at once (each has two memories: the guest's and its
+/// write-tracking map); one more is refused, and the control node picks another server.
+const POOL_INSTANCES: u32 = 256;
+
+/// The edge's service factory: with `warm_mib`, memories come from a pool that keeps
+/// that much resident and one is made resident now.
+fn edge_factory(limits: Limits, warm_mib: u64) -> Result<WasmFactory, ModuleError> {
+    if warm_mib == 0 {
+        return WasmFactory::new(limits);
+    }
+    let bytes = usize::try_from(warm_mib << 20).unwrap_or(usize::MAX);
+    let pool = MemoryPool {
+        instances: POOL_INSTANCES,
+        keep_resident: bytes,
+    };
+    let mut f = WasmFactory::with_pool(limits, Some(pool))?;
+    f.prewarm(1, bytes)?;
+    Ok(f)
 }

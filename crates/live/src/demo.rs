@@ -103,6 +103,8 @@ pub struct DemoConfig {
     pub daps: bool,
     /// Control replicas electing a leader in etcd (more than one needs `etcd`).
     pub control_replicas: u32,
+    /// MiB of WebAssembly memory each edge keeps warm for incoming state (`warm_mib`).
+    pub warm_mib: u64,
     /// The registry in etcd: these client URLs, or (empty) a local three-member cluster
     /// the demo starts; `None`: one control node with its registry in redb.
     pub etcd: Option<Vec<String>>,
@@ -131,6 +133,7 @@ impl Default for DemoConfig {
             faults: Vec::new(),
             daps: false,
             control_replicas: 1,
+            warm_mib: 0,
             etcd: None,
         }
     }
@@ -235,6 +238,7 @@ fn deployment(
                     id: sv.id,
                     listen: port()?,
                     metrics: None,
+                    warm_mib: cfg.warm_mib,
                 })
             })
             .collect::<Result<_, DemoError>>()?,
@@ -786,7 +790,13 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
         let _ = writeln!(t, "db = {}", q(&db.display().to_string()));
     }
     for e in &dep.edges {
-        let _ = writeln!(t, "\n[[edge]]\nid = {}\nlisten = {}", e.id, addr(&e.listen));
+        let _ = writeln!(
+            t,
+            "\n[[edge]]\nid = {}\nlisten = {}\nwarm_mib = {}",
+            e.id,
+            addr(&e.listen),
+            e.warm_mib
+        );
     }
     for r in &dep.rans {
         let _ = writeln!(

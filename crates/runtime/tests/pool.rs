@@ -37,7 +37,11 @@ fn a_reused_slot_starts_as_clean_as_a_fresh_memory() {
     for round in 0..3 {
         // Dirty the slots, drop the instances, take the slots again.
         let mut a = sample(&mut f, "armap", 4).expect("instance");
-        assert_eq!(a.checksum(), clean, "round {round}: a reused slot leaks state");
+        assert_eq!(
+            a.checksum(),
+            clean,
+            "round {round}: a reused slot leaks state"
+        );
         drive(&mut a, 500);
         assert_ne!(a.checksum(), clean);
     }
@@ -84,7 +88,10 @@ fn warming_more_than_the_memory_limit_is_an_error_and_without_a_pool_a_no_op() {
         f.prewarm(1, too_much),
         Err(ModuleError::Invalid(_))
     ));
-    assert!(matches!(f.prewarm(3, 1 << 20), Err(ModuleError::Invalid(_))));
+    assert!(matches!(
+        f.prewarm(3, 1 << 20),
+        Err(ModuleError::Invalid(_))
+    ));
     let mut plain = WasmFactory::new(Limits::default()).expect("engine");
     plain.prewarm(1, too_much).expect("nothing to warm");
 }
