@@ -233,7 +233,14 @@ fn swap_number(rng: &mut ChaCha8Rng, b: &mut Vec<u8>) {
 fn exec(t: Target, input: &[u8]) -> bool {
     match t {
         Target::Codec => match codec::decode(input) {
-            Ok((m, _)) => {
+            Ok((m, used)) => {
+                // The decoder that shares the frame must read it as the copying one does.
+                let frame = &input[..used];
+                let shared = codec::decode_shared(&Bytes::copy_from_slice(frame));
+                assert!(
+                    matches!(&shared, Ok(x) if *x == m || is_nan_message(x)),
+                    "{m:?} decodes shared as {shared:?}"
+                );
                 // What decodes must encode to the same message.
                 let again = codec::encode(&m).map(|f| codec::decode(&f).map(|(x, _)| x));
                 assert!(

@@ -523,7 +523,7 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
             spec: None,
             total_len: 10,
             offset: 0,
-            data: vec![0; 10],
+            data: vec![0; 10].into(),
             state_checksum: Some(1),
             answers: Vec::new(),
         },
@@ -539,7 +539,7 @@ fn garbage_and_misrouted_messages_become_events_not_panics() {
         spec: Some(mem_spec()),
         total_len: 3 << 20,
         offset: 0,
-        data: vec![0; 3 << 20],
+        data: vec![0; 3 << 20].into(),
         state_checksum: Some(42),
         answers: Vec::new(),
     };

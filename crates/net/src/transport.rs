@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use edgeshift_proto::{Hello, Lane, Message, NodeId, codec};
+use edgeshift_proto::{Bytes, Hello, Lane, Message, NodeId, codec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -487,7 +487,8 @@ async fn read_frame<R: AsyncRead + Unpin>(
         }
         got += n;
     }
-    Ok(Some(codec::decode_exact(&buf)?))
+    // The frame's buffer becomes the message's: a 1004's chunk is not copied again.
+    Ok(Some(codec::decode_shared(&Bytes::from(buf))?))
 }
 
 /// One read: within a frame it must make progress in [`STALL_TIMEOUT`].

@@ -167,7 +167,7 @@ async fn bulk_state_does_not_delay_control_messages() {
             spec: None,
             total_len: 4 << 20,
             offset: seq << 20,
-            data: vec![1; 1 << 20],
+            data: vec![1; 1 << 20].into(),
             state_checksum: None,
             answers: Vec::new(),
         };

@@ -12,8 +12,15 @@
 //!
 //! Decoding never panics: any byte string yields a message or a [`DecodeError`].
 
+use bytes::Bytes;
+
 use crate::Message;
+use crate::envelope::parse;
 use crate::error::DecodeError;
+use crate::message::ShadowTransferRef;
+
+/// The type code of a 1004, the one message [`decode_shared`] decodes without a copy.
+const SHADOW_TRANSFER: u16 = 1004;
 
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"ES";
@@ -115,6 +122,32 @@ pub fn decode(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
     };
     let msg = Message::decode_payload(ty, payload)?;
     Ok((msg, total))
+}
+
+/// Decodes a buffer that must hold exactly one frame, as [`decode_exact`], but without
+/// copying state: the chunk of a 1004 is a slice of `frame`, which stays alive as long as
+/// the message does. This is how a receiver takes a transfer in at memory speed.
+///
+/// # Errors
+/// As [`decode_exact`].
+pub fn decode_shared(frame: &Bytes) -> Result<Message, DecodeError> {
+    let (ty, len) = decode_header(frame)?;
+    let total = HEADER_LEN + len;
+    let Some(payload) = frame.get(HEADER_LEN..total) else {
+        return Err(DecodeError::Incomplete {
+            needed: total - frame.len(),
+        });
+    };
+    let msg = if ty == SHADOW_TRANSFER {
+        let m: ShadowTransferRef<'_> = parse(ty, payload)?;
+        Message::ShadowTransfer(m.share(frame))
+    } else {
+        Message::decode_payload(ty, payload)?
+    };
+    if frame.len() > total {
+        return Err(DecodeError::TrailingBytes(frame.len() - total));
+    }
+    Ok(msg)
 }
 
 /// Decodes a buffer that must hold exactly one frame.

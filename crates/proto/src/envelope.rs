@@ -222,7 +222,7 @@ fn append<T: Serialize>(m: &T, ty: u16, out: &mut Vec<u8>) -> Result<(), DecodeE
     Ok(())
 }
 
-fn parse<'a, T: Deserialize<'a>>(ty: u16, payload: &'a [u8]) -> Result<T, DecodeError> {
+pub(crate) fn parse<'a, T: Deserialize<'a>>(ty: u16, payload: &'a [u8]) -> Result<T, DecodeError> {
     let (v, rest) =
         postcard::take_from_bytes::<T>(payload).map_err(|e| DecodeError::Malformed {
             ty,

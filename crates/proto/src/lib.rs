@@ -24,6 +24,7 @@ mod timers;
 mod timing;
 
 pub use authority::{may_send, refusal};
+pub use bytes::Bytes;
 pub use envelope::{Lane, Message};
 pub use error::DecodeError;
 pub use ids::{CellId, NodeId, RegionId, ServerId, ServiceId, UeId};

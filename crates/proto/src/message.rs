@@ -2,6 +2,7 @@
 //! (1002 … 2006); messages the patent leaves implicit (service traffic, routing, reports)
 //! are numbered from 3001. The numbers are also the type codes on the wire.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::{CellId, Lane, NodeId, ServerId, ServiceId, Timing, UeId};
@@ -134,14 +135,54 @@ pub struct ShadowTransfer {
     pub total_len: u64,
     /// Offset of `data` in the snapshot.
     pub offset: u64,
-    /// The chunk.
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    /// The chunk, in a shared buffer: [`crate::codec::decode_shared`] hands out the chunk
+    /// inside the received frame instead of a copy of it.
+    pub data: Bytes,
     /// xxh3-128 of the whole state; on the last chunk only.
     pub state_checksum: Option<u128>,
     /// The source's recent answers (its answer cache), on the last chunk only: a shadow
     /// promoted after its source died re-answers a retransmitted input it holds.
     pub answers: Vec<Answer>,
+}
+
+/// A [`ShadowTransfer`] that borrows its chunk from the frame it is decoded from. The
+/// fields are those of `ShadowTransfer`, in its order (postcard is positional; the codec
+/// tests decode every message both ways and compare).
+#[derive(Deserialize)]
+pub(crate) struct ShadowTransferRef<'a> {
+    service: ServiceId,
+    ue: UeId,
+    source: ServerId,
+    transfer: u32,
+    seq: u64,
+    digest: u128,
+    spec: Option<ServiceSpec>,
+    total_len: u64,
+    offset: u64,
+    #[serde(borrow)]
+    data: &'a [u8],
+    state_checksum: Option<u128>,
+    answers: Vec<Answer>,
+}
+
+impl ShadowTransferRef<'_> {
+    /// The message, its chunk a slice of `frame` (which `data` must point into).
+    pub(crate) fn share(self, frame: &Bytes) -> ShadowTransfer {
+        ShadowTransfer {
+            service: self.service,
+            ue: self.ue,
+            source: self.source,
+            transfer: self.transfer,
+            seq: self.seq,
+            digest: self.digest,
+            spec: self.spec,
+            total_len: self.total_len,
+            offset: self.offset,
+            data: frame.slice_ref(self.data),
+            state_checksum: self.state_checksum,
+            answers: self.answers,
+        }
+    }
 }
 
 /// One numbered input of a UE.

@@ -80,7 +80,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             spec: Some(spec.clone()),
             total_len: b,
             offset: b / 2,
-            data: bytes.to_vec(),
+            data: bytes.to_vec().into(),
             state_checksum: Some(7),
             answers: vec![Answer {
                 seq: b,
@@ -358,6 +358,37 @@ proptest! {
         for msg in every_message(a, b, &bytes, f) {
             let frame = codec::encode(&msg).expect("encode");
             prop_assert_eq!(codec::decode_exact(&frame).expect("decode"), msg);
+        }
+    }
+
+    /// The decoder that shares the frame decodes every message as the copying one does,
+    /// and a 1004's chunk is the frame's own bytes, not a copy.
+    #[test]
+    fn shared_decoding_equals_copying_and_a_chunk_stays_in_its_frame(a: u32, b: u64, bytes in proptest::collection::vec(any::<u8>(), 1..300), f in 0.0f32..1.0) {
+        for msg in every_message(a, b, &bytes, f) {
+            let frame = Bytes::from(codec::encode(&msg).expect("encode"));
+            let shared = codec::decode_shared(&frame).expect("decode");
+            if let Message::ShadowTransfer(t) = &shared {
+                let inside = frame.as_ptr_range();
+                prop_assert!(inside.contains(&t.data.as_ptr()), "the chunk was copied");
+            }
+            prop_assert_eq!(shared, msg);
+        }
+    }
+
+    /// On any bytes, and on any corruption of a valid frame, both decoders agree.
+    #[test]
+    fn shared_decoding_fails_as_copying_does(a: u32, b: u64, pos: usize, bit in 0u8..8, cut in 0usize..10_000, junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+        for msg in every_message(a, b, b"payload", 0.5) {
+            let mut frame = codec::encode(&msg).expect("encode");
+            let p = pos % frame.len();
+            frame[p] ^= 1 << bit;
+            let cut = cut % (frame.len() + 1);
+            for bad in [frame.clone(), frame[..cut].to_vec(), [frame.clone(), junk.clone()].concat()] {
+                let copied = codec::decode_exact(&bad);
+                let shared = codec::decode_shared(&Bytes::from(bad));
+                prop_assert_eq!(shared, copied);
+            }
         }
     }
 

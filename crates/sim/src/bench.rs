@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use edgeshift_edge::{EdgeConfig, EdgeEvent, EdgeServer};
 use edgeshift_proto::{
-    CellId, InputRecord, Instant, Instantiate, Lane, Message, NodeId, PrepareShadow, Relocate,
-    RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, ServiceSpec, SyncMode,
-    Timing, UeId, codec,
+    Bytes, CellId, InputRecord, Instant, Instantiate, Lane, Message, NodeId, PrepareShadow,
+    Relocate, RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, ServiceSpec,
+    SyncMode, Timing, UeId, codec,
 };
 use edgeshift_runtime::{Limits, MemoryPool, WasmFactory, samples};
 use serde::Serialize;
@@ -321,8 +321,9 @@ impl Bench {
                     let NodeId::Server(to) = ev.to else { continue };
                     // Decoding is the receiver's work, and charged to it.
                     let (from, frame) = (ev.from, ev.frame);
+                    let frame = Bytes::from(frame);
                     self.call(to, ev.at, |s, now| {
-                        if let Ok(msg) = codec::decode_exact(&frame) {
+                        if let Ok(msg) = codec::decode_shared(&frame) {
                             s.handle_message(now, from, msg);
                         }
                     });

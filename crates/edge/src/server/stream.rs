@@ -102,7 +102,7 @@ impl Stream {
             spec: self.spec.take(),
             total_len: self.total_len,
             offset,
-            data,
+            data: data.into(),
             state_checksum: last.then(|| self.hasher.digest128()),
             answers: if last {
                 std::mem::take(&mut self.answers)

@@ -269,7 +269,7 @@ fn traffic_that_fits_no_shadow_is_a_violation_or_ignored() {
         spec: None,
         total_len: 64,
         offset: 0,
-        data: vec![0; 64],
+        data: vec![0; 64].into(),
         state_checksum: None,
         answers: Vec::new(),
     };
