@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use bytes::BufMut;
 use edgeshift_proto::{Bytes, Hello, Lane, Message, NodeId, codec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,9 +88,8 @@ pub(crate) const MAX_CONNECTIONS: usize = 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Inside a frame, each read must make progress within this time.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// A frame's buffer grows by at most this much per read, so an announced length costs
-/// memory only as its bytes arrive.
-const READ_CHUNK: usize = 256 << 10;
+/// Room a frame's buffer gets before its payload arrives: a state chunk and its header.
+const FIRST_READ: usize = (1 << 20) + (4 << 10);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// Default bound of the bytes queued towards one peer on one lane: room for the largest
 /// state transfer (1 GiB) twice over, and a bound on what an absent peer costs in memory.
@@ -478,10 +478,16 @@ async fn read_frame<R: AsyncRead + Unpin>(
         return Err(NetError::FrameTooLarge { len, limit });
     }
     let want = codec::HEADER_LEN + len;
+    // Room for a state chunk (1 MiB) at once; beyond it the buffer doubles, so it never
+    // holds more than twice what has arrived: an announced length costs memory only as its
+    // bytes come. Reads go into the spare room, which is neither zeroed nor copied again.
+    buf.reserve_exact(want.min(FIRST_READ) - got);
     while got < want {
-        let end = want.min(got + READ_CHUNK);
-        buf.resize(end, 0);
-        let n = progress(true, r.read(&mut buf[got..end])).await?;
+        if buf.len() == buf.capacity() {
+            buf.reserve_exact(buf.capacity().min(want - got));
+        }
+        let room = (buf.capacity() - got).min(want - got);
+        let n = progress(true, r.read_buf(&mut (&mut buf).limit(room))).await?;
         if n == 0 {
             return Err(NetError::Truncated { got, want });
         }
