@@ -117,6 +117,9 @@ pub enum ServiceError {
     /// The config was rejected.
     #[error("invalid service config: {0}")]
     InvalidConfig(String),
+    /// The server has no room for another instance (its pool of memories is in use).
+    #[error("no room for another instance here: {0}")]
+    Exhausted(String),
     /// A snapshot or delta does not fit the service.
     #[error("state does not fit: {0}")]
     BadState(String),

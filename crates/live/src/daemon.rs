@@ -624,7 +624,7 @@ impl Daemon {
 }
 
 /// Instances one pooled edge holds at once (each has two memories: the guest's and its
-/// write-tracking map); one more is refused, and the control node picks another server.
+/// write-tracking map); one more fails to be created (`ServiceError::Exhausted`).
 const POOL_INSTANCES: u32 = 256;
 
 /// The edge's service factory: with `warm_mib`, memories come from a pool that keeps

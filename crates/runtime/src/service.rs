@@ -132,7 +132,13 @@ impl WasmService {
         store.limiter(|h| &mut h.limits);
         let fail = |e: wasmtime::Error| ServiceError::InvalidCode(format!("{e:#}"));
         store.set_fuel(limits.fuel_per_call).map_err(fail)?;
-        let instance = linker.instantiate(&mut store, module).map_err(fail)?;
+        let instance = linker.instantiate(&mut store, module).map_err(|e| {
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                ServiceError::Exhausted(format!("{e:#}"))
+            } else {
+                fail(e)
+            }
+        })?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| ServiceError::InvalidCode("no memory export".into()))?;

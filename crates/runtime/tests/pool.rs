@@ -71,7 +71,7 @@ fn a_full_pool_refuses_an_instance_and_serves_again_once_one_is_gone() {
         panic!("a third instance fits a pool of two");
     };
     assert!(
-        matches!(e, ServiceError::InvalidCode(ref m) if !m.is_empty()),
+        matches!(e, ServiceError::Exhausted(ref m) if m.contains("limit of 2")),
         "{e:?}"
     );
     drop(a);
