@@ -131,7 +131,8 @@ impl WasmFactory {
             // The first write to each page is the fault this pays now instead of later.
             memory.data_mut(&mut store).fill(0);
         }
-        // Dropping the store hands every memory back, zeroed and still resident.
+        // Dropping the store hands every memory back, zeroed in place and resident up to the
+        // pool's `keep_resident`.
         Ok(())
     }
 

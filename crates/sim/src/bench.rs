@@ -37,8 +37,8 @@ pub enum TargetMemory {
     /// Fresh from the kernel: a page fault on the first write to each 4 KiB page.
     Fresh,
     /// A pooled memory kept resident: the target server pre-warmed one slot as large as
-    /// the memory limit at start (`edge.warm_mib` of a deployment), not sized for this
-    /// state, as a daemon that expects incoming state would.
+    /// the memory limit at start (as `warm_mib` in a deployment's `[[edge]]` does), not
+    /// sized for this state, as a daemon that expects incoming state would.
     Warm,
 }
 
