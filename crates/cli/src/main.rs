@@ -515,12 +515,11 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     let memories = a
         .target_memory
         .iter()
-        .map(|m| match m.as_str() {
-            "fresh" => Ok(TargetMemory::Fresh),
-            "warm" => Ok(TargetMemory::Warm),
-            other => Err(anyhow::anyhow!(
-                "--target-memory is fresh or warm, not {other:?}"
-            )),
+        .map(|m| {
+            TargetMemory::ALL
+                .into_iter()
+                .find(|t| t.name() == m)
+                .ok_or_else(|| anyhow::anyhow!("--target-memory is fresh or warm, not {m:?}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let link = BenchLink {

@@ -13,7 +13,7 @@ use edgeshift_mec::{Api, ApiConfig, CellInfo, Feed, MecError, Topology};
 use edgeshift_net::{Clock, LinkEmulation, NetError, Transport};
 use edgeshift_proto::{CellId, NodeId, RegionId, ServerId, SyncMode, UeId};
 use edgeshift_ran::BaseStation;
-use edgeshift_runtime::{Limits, MemoryPool, ModuleError, WasmFactory};
+use edgeshift_runtime::{Limits, ModuleError, WasmFactory};
 use edgeshift_ue::UeClient;
 use edgeshift_world::{Node, Scenario, WorldError};
 use tokio::sync::watch;
@@ -634,11 +634,5 @@ fn edge_factory(limits: Limits, warm_mib: u64) -> Result<WasmFactory, ModuleErro
         return WasmFactory::new(limits);
     }
     let bytes = usize::try_from(warm_mib << 20).unwrap_or(usize::MAX);
-    let pool = MemoryPool {
-        instances: POOL_INSTANCES,
-        keep_resident: bytes,
-    };
-    let mut f = WasmFactory::with_pool(limits, Some(pool))?;
-    f.prewarm(1, bytes)?;
-    Ok(f)
+    WasmFactory::warmed(limits, POOL_INSTANCES, bytes)
 }

@@ -14,13 +14,10 @@
 
 use bytes::Bytes;
 
-use crate::Message;
 use crate::envelope::parse;
 use crate::error::DecodeError;
 use crate::message::ShadowTransferRef;
-
-/// The type code of a 1004, the one message [`decode_shared`] decodes without a copy.
-const SHADOW_TRANSFER: u16 = 1004;
+use crate::{Message, ShadowTransfer};
 
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"ES";
@@ -138,7 +135,7 @@ pub fn decode_shared(frame: &Bytes) -> Result<Message, DecodeError> {
             needed: total - frame.len(),
         });
     };
-    let msg = if ty == SHADOW_TRANSFER {
+    let msg = if ty == ShadowTransfer::TYPE_CODE {
         let m: ShadowTransferRef<'_> = parse(ty, payload)?;
         Message::ShadowTransfer(m.share(frame))
     } else {

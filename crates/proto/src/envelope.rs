@@ -70,6 +70,11 @@ macro_rules! messages {
                     Self::$variant(m)
                 }
             }
+
+            impl $variant {
+                /// Its type code on the wire.
+                pub const TYPE_CODE: u16 = $code;
+            }
         )*
     };
 }

@@ -100,6 +100,22 @@ impl WasmFactory {
         })
     }
 
+    /// A factory for a server that expects incoming state: up to `instances` at once, each
+    /// memory keeping `bytes` resident after its instance is gone, and one memory of
+    /// `bytes` made resident now.
+    ///
+    /// # Errors
+    /// As [`WasmFactory::with_pool`] and [`WasmFactory::prewarm`].
+    pub fn warmed(limits: Limits, instances: u32, bytes: usize) -> Result<Self, ModuleError> {
+        let pool = MemoryPool {
+            instances,
+            keep_resident: bytes,
+        };
+        let mut f = Self::with_pool(limits, Some(pool))?;
+        f.prewarm(1, bytes)?;
+        Ok(f)
+    }
+
     /// Makes `count` pooled memories of `bytes` each resident now, so that the first
     /// restores into this server do not pay the page faults (a no-op without a pool).
     ///

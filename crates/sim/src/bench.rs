@@ -16,7 +16,7 @@ use edgeshift_proto::{
     Relocate, RelocateAction, RelocationMode, Role, ServerId, ServiceId, ServiceInput, ServiceSpec,
     SyncMode, Timing, UeId, codec,
 };
-use edgeshift_runtime::{Limits, MemoryPool, WasmFactory, samples};
+use edgeshift_runtime::{Limits, WasmFactory, samples};
 use serde::Serialize;
 
 use crate::SimError;
@@ -43,6 +43,9 @@ pub enum TargetMemory {
 }
 
 impl TargetMemory {
+    /// Both, in the order the benchmark measures them.
+    pub const ALL: [Self; 2] = [Self::Fresh, Self::Warm];
+
     /// `fresh` or `warm`.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -161,17 +164,11 @@ impl Bench {
             cfg.load_report_interval = Duration::from_secs(3600);
             let limits = Limits::default();
             let f = if id == DST && memory == TargetMemory::Warm {
-                let pool = MemoryPool {
-                    instances: 8,
-                    keep_resident: limits.max_memory,
-                };
-                let mut f =
-                    WasmFactory::with_pool(limits, Some(pool)).map_err(SimError::Runtime)?;
-                f.prewarm(1, limits.max_memory).map_err(SimError::Runtime)?;
-                f
+                WasmFactory::warmed(limits, 8, limits.max_memory)
             } else {
-                WasmFactory::new(limits).map_err(SimError::Runtime)?
-            };
+                WasmFactory::new(limits)
+            }
+            .map_err(SimError::Runtime)?;
             servers.insert(id, EdgeServer::new(cfg, Box::new(f), Instant::ZERO));
         }
         Ok(Self {
