@@ -10,10 +10,12 @@
 //! - **failover**: a crashed or fenced server stops serving; a shadow promoted after its
 //!   source died holds a prefix of the UE's inputs (digest checked), and the inputs only
 //!   the dead instance had applied count as not applied, to be applied again exactly once;
+//!   so do those a target that went live applied past its source's freeze, when it was
+//!   lost and the source serves again (no other instance serving);
 //! - **twin**: the final state equals that of a twin that never moved (checked at the end
 //!   by [`crate::Recorder::finish`] from each UE's [`crate::UeFinal`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use edgeshift_edge::{EdgeEvent, digest};
 use edgeshift_proto::{Instant, ServerId, ServiceId};
@@ -31,6 +33,8 @@ pub struct Violation {
 #[derive(Debug, Default)]
 struct ServiceCheck {
     serving: BTreeSet<ServerId>,
+    /// The input each frozen source stopped at.
+    frozen: BTreeMap<ServerId, u64>,
     live_last: u64,
     applied: Vec<u8>,
     digests: Vec<u128>,
@@ -41,6 +45,16 @@ impl ServiceCheck {
     /// sent are judged elsewhere).
     fn wrong_digest(&self, seq: u64, digest: u128) -> bool {
         self.digests.get(seq as usize).is_some_and(|d| *d != digest)
+    }
+
+    /// The live state is back at input `last_seq`: applications past it count as undone.
+    fn forget_applied(&mut self, last_seq: u64) {
+        for seq in (last_seq + 1)..=self.live_last {
+            if let Some(c) = self.applied.get_mut((seq as usize).wrapping_sub(1)) {
+                *c = c.saturating_sub(1);
+            }
+        }
+        self.live_last = last_seq.min(self.live_last);
     }
 }
 
@@ -106,6 +120,16 @@ impl Checker {
         match ev {
             EdgeEvent::Instantiated { service } | EdgeEvent::RelocationFailed { service, .. } => {
                 let s = self.services.entry(*service).or_default();
+                if let Some(base) = s.frozen.remove(&server)
+                    && base < s.live_last
+                    && s.serving.is_empty()
+                {
+                    // The target went live and applied inputs past the freeze (passed on
+                    // by the source), then died or was cut off, and the control node had
+                    // the source serve again. As after a failover, the inputs only the lost
+                    // instance applied died with it; the source applies them again.
+                    s.forget_applied(base);
+                }
                 s.serving.insert(server);
                 if s.serving.len() > 1 {
                     broken.push(format!("{service}: live at {:?}", s.serving));
@@ -150,14 +174,15 @@ impl Checker {
                     ));
                 }
             }
-            EdgeEvent::Frozen { service, .. }
-            | EdgeEvent::RelocatedOut { service, .. }
-            | EdgeEvent::Released { service, .. } => {
-                self.services
-                    .entry(*service)
-                    .or_default()
-                    .serving
-                    .remove(&server);
+            EdgeEvent::Frozen { service, last_seq } => {
+                let s = self.services.entry(*service).or_default();
+                s.serving.remove(&server);
+                s.frozen.insert(server, *last_seq);
+            }
+            EdgeEvent::RelocatedOut { service, .. } | EdgeEvent::Released { service, .. } => {
+                let s = self.services.entry(*service).or_default();
+                s.serving.remove(&server);
+                s.frozen.remove(&server);
             }
             EdgeEvent::Fenced { services } => {
                 for service in services {
@@ -200,12 +225,7 @@ impl Checker {
                     ));
                 }
                 // The inputs only the dead instance applied died with it.
-                for seq in (*last_seq + 1)..=s.live_last {
-                    if let Some(c) = s.applied.get_mut((seq as usize).wrapping_sub(1)) {
-                        *c = c.saturating_sub(1);
-                    }
-                }
-                s.live_last = (*last_seq).min(s.live_last);
+                s.forget_applied(*last_seq);
                 s.serving.insert(server);
             }
             EdgeEvent::Activated {

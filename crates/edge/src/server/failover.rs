@@ -88,7 +88,14 @@ impl EdgeServer {
                 if f.target == host && f.epoch == epoch {
                     kept = Some(live.inst);
                 }
-                self.forward_held(host, f.held);
+                // What went on to the target is there already, unless the service went
+                // elsewhere.
+                let traffic = if f.target == host {
+                    f.held
+                } else {
+                    f.traffic()
+                };
+                self.forward_held(host, traffic);
             }
             if let Some(held) = self.fenced_held.remove(&service) {
                 self.forward_held(host, held);
@@ -167,7 +174,7 @@ impl EdgeServer {
             Source::Frozen(_) | Source::Precopy { .. } => return,
         };
         if let Some(f) = self.thaw(service, "the control node called the relocation off".into()) {
-            self.release_held(f.held);
+            self.release_held(f.traffic());
         }
         self.report_done(service, me, target, epoch, false);
     }

@@ -166,7 +166,11 @@ impl EdgeServer {
         let mut precopy = false;
         match self.live.get_mut(&service) {
             Some(live) => match &mut live.state {
-                Source::Frozen(f) => f.held.extend(held),
+                Source::Frozen(f) => {
+                    for h in held {
+                        f.hold(h);
+                    }
+                }
                 Source::Serving | Source::Precopy { .. } => {
                     precopy = matches!(live.state, Source::Precopy { stalled: true, .. });
                     self.unflushed.insert(service);

@@ -461,7 +461,9 @@ impl EdgeServer {
         match msg {
             Message::ServiceInput(m) => self.on_input(from, m),
             Message::Probe(m) if !self.looping(from, m.service, Sent::Probe(m.nonce)) => {
-                self.on_probe(m);
+                if let Err(Held::Probe(m)) = self.pass_on(m.service, from, Held::Probe(m)) {
+                    self.on_probe(m);
+                }
             }
             Message::Probe(_) => {}
             Message::HeartbeatAck(m) if from == self.cfg.control => self.on_heartbeat_ack(now, m),

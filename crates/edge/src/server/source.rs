@@ -66,7 +66,8 @@ pub(super) enum Source {
         /// A step came while the lease was lost and waits for its return.
         stalled: bool,
     },
-    /// Stopped for a relocation: the 2004 went out and UE traffic waits for the 2005.
+    /// Stopped for a relocation: the 2004 went out and UE traffic waits for the 2005 (here,
+    /// or at a target with a ready shadow, see [`Frozen::passes_on`]).
     Frozen(Frozen),
 }
 
@@ -81,6 +82,31 @@ pub(super) struct Frozen {
     pub(super) unanswered: u32,
     /// UE traffic that arrived since the freeze, in order.
     pub(super) held: Vec<Held>,
+    /// The target holds a ready shadow: UE traffic goes on to it at once, behind the 2004,
+    /// and waits there for the activation instead of here for the 2005 (one backhaul
+    /// round trip less for an input that meets the freeze).
+    pub(super) passes_on: bool,
+    /// What went on to the target, kept until the 2005: should the relocation fail, the
+    /// source serves it (whether or not the target gives it back).
+    pub(super) passed: Vec<Held>,
+}
+
+impl Frozen {
+    /// Everything the freeze took in, for a source that serves again: what it passed on,
+    /// then what it held.
+    pub(super) fn traffic(self) -> Vec<Held> {
+        let mut all = self.passed;
+        all.extend(self.held);
+        all
+    }
+
+    /// Holds `h`, unless it is a copy of what went on (given back by the target).
+    pub(super) fn hold(&mut self, h: Held) {
+        let key = h.key();
+        if !self.passed.iter().any(|p| p.key() == key) {
+            self.held.push(h);
+        }
+    }
 }
 
 impl Source {
@@ -105,6 +131,8 @@ impl Source {
             mode,
             unanswered: 0,
             held: Vec::new(),
+            passes_on: false,
+            passed: Vec::new(),
         });
     }
 
@@ -183,10 +211,14 @@ impl EdgeServer {
         });
         forget_plans(&mut self.planned, service);
         let has_shadow = live.links.contains_key(&target);
+        let ready = live.links.get(&target).is_some_and(|l| l.ready);
         match mode {
             RelocationMode::Hot if has_shadow => {
                 self.freeze(service, target, epoch, mode);
                 self.request(service);
+                if ready {
+                    self.start_passing_on(service);
+                }
             }
             RelocationMode::Hot | RelocationMode::Cold => {
                 // Stop first so the snapshot is final: the copy is the whole critical path.
@@ -265,6 +297,19 @@ impl EdgeServer {
             // Adoptions still being agreed are off: the service is on its way out.
             self.forget_adoptions(service, None);
         }
+    }
+
+    /// From now on the frozen instance passes UE traffic on to its target, which holds a
+    /// ready shadow; what it held so far goes first, behind the 2004 just sent.
+    fn start_passing_on(&mut self, service: ServiceId) {
+        let Some(Source::Frozen(f)) = self.live.get_mut(&service).map(|l| &mut l.state) else {
+            return;
+        };
+        f.passes_on = true;
+        let target = f.target;
+        let held = std::mem::take(&mut f.held);
+        f.passed.clone_from(&held);
+        self.forward_held(target, held);
     }
 
     /// Sends (or repeats) the 2004 of a frozen instance.
@@ -458,7 +503,7 @@ impl EdgeServer {
         }
         if let Some(f) = self.thaw(service, reason) {
             self.report_done(service, self.cfg.id, f.target, f.epoch, false);
-            self.release_held(f.held);
+            self.release_held(f.traffic());
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! A serving live instance applies inputs in sequence order, answers the UE and forwards
 //! what it applied to its replay shadows. A frozen instance and a shadow hold the traffic
-//! ([`Held`]) until it is clear who serves it; a service that moved out has its stale
+//! ([`Held`]) until it is clear who serves it, except that a frozen instance whose target
+//! holds a ready shadow passes it on there at once; a service that moved out has its stale
 //! traffic forwarded to the new host (also when the old instance stayed as a shadow of
 //! it: traffic on the old route is not early, it is late). Driven by the role's message
 //! dispatch, and by the source and shadow sides when they release or pass on what they
@@ -65,12 +66,49 @@ pub(super) enum Held {
     Probe(Probe),
 }
 
+impl Held {
+    /// What tells it from other traffic of its service.
+    pub(super) fn key(&self) -> Sent {
+        match self {
+            Self::Input(m) => Sent::Input(m.input.seq),
+            Self::Probe(m) => Sent::Probe(m.nonce),
+        }
+    }
+}
+
 impl EdgeServer {
     /// 3010 from a cell (or forwarded by the previous host).
     pub(super) fn on_input(&mut self, from: NodeId, m: ServiceInput) {
-        if !self.looping(from, m.service, Sent::Input(m.input.seq)) {
+        if self.looping(from, m.service, Sent::Input(m.input.seq)) {
+            return;
+        }
+        if let Err(Held::Input(m)) = self.pass_on(m.service, from, Held::Input(m)) {
             self.input(m, true);
         }
+    }
+
+    /// Sends `h` on to the target of a frozen instance that passes its traffic on (see
+    /// [`Frozen::passes_on`](super::source::Frozen)), keeping a copy; gives it back if
+    /// this server handles it itself. Not what the target gave back (a shadow that was
+    /// dropped or refused), nor while the lease is lost: the relocation may have been
+    /// called off meanwhile, and the traffic waits here for the answer.
+    pub(super) fn pass_on(
+        &mut self,
+        service: ServiceId,
+        from: NodeId,
+        h: Held,
+    ) -> Result<(), Held> {
+        let fenced = self.fenced_for(service);
+        let Some(Source::Frozen(f)) = self.live.get_mut(&service).map(|l| &mut l.state) else {
+            return Err(h);
+        };
+        if !f.passes_on || from == NodeId::Server(f.target) || fenced {
+            return Err(h);
+        }
+        let to = f.target;
+        f.passed.push(h.clone());
+        self.forward_held(to, vec![h]);
+        Ok(())
     }
 
     /// Whether traffic of `service` that `from`, another server, forwarded here is going
@@ -105,7 +143,7 @@ impl EdgeServer {
         if let Some(live) = self.live.get_mut(&service) {
             live.inst.ue_has_answers_below(m.answered_below);
             if let Source::Frozen(f) = &mut live.state {
-                f.held.push(Held::Input(m));
+                f.hold(Held::Input(m));
                 return;
             }
             if fenced {
@@ -271,7 +309,7 @@ impl EdgeServer {
         let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
             if let Source::Frozen(f) = &mut live.state {
-                f.held.push(Held::Probe(m));
+                f.hold(Held::Probe(m));
                 return;
             }
             if fenced {

@@ -140,10 +140,13 @@ impl EdgeServer {
         match verdict {
             Verdict::Valid => self.activate(service),
             Verdict::Reject(_) => {
-                // NOTE: unlike a discard, this drops the traffic held here (a discard
-                // forwards it to the source) and does not remember the service as
-                // discarded, so sync still in flight creates a new, empty shadow.
-                self.shadows.remove(&service);
+                // NOTE: unlike a discard, this does not remember the service as discarded,
+                // so sync still in flight creates a new, empty shadow.
+                let held = self
+                    .shadows
+                    .remove(&service)
+                    .map(|sh| sh.held)
+                    .unwrap_or_default();
                 self.send(
                     source,
                     RelocateConfirm {
@@ -152,6 +155,9 @@ impl EdgeServer {
                         verdict,
                     },
                 );
+                // The source serves on: the traffic it passed on (or that came here early)
+                // goes back, behind the 2005 that thaws it.
+                self.forward_held(source, held);
             }
             v => {
                 if check.asked.as_ref() == Some(&v) {

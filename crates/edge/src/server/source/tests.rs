@@ -134,23 +134,27 @@ fn precopy_serves_through_its_rounds_then_freezes() {
     assert_eq!(b.live(2).inst.last_seq, 1);
 }
 
-#[test]
-fn a_frozen_source_holds_traffic_and_hands_it_to_the_new_host() {
-    let mut b = with_shadow(2, |_| {});
-    b.relocate(2, RelocationMode::Hot);
-    b.input(1, 4);
-    let probe = Probe {
+fn probe(nonce: u64) -> Probe {
+    Probe {
         ue: UeId(1),
         service: SVC,
         via: CellId(1),
-        nonce: 9,
+        nonce,
         checksum: false,
-    };
-    b.deliver(NodeId::Cell(CellId(1)), 1, probe);
+    }
+}
+
+#[test]
+fn a_frozen_source_passes_traffic_on_to_a_ready_target_behind_its_2004() {
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.input(1, 4);
+    b.deliver(NodeId::Cell(CellId(1)), 1, probe(9));
     let Source::Frozen(f) = b.state(1) else {
         panic!("not frozen");
     };
-    assert_eq!(f.held.len(), 2);
+    assert!(f.passes_on && f.held.is_empty());
+    assert_eq!(b.queued(), ["2004>me2", "3010>me2", "3012>me2"]);
     assert!(
         b.outside_of(1).is_empty(),
         "a frozen source answers nothing"
@@ -171,9 +175,63 @@ fn a_frozen_source_holds_traffic_and_hands_it_to_the_new_host() {
 }
 
 #[test]
-fn a_reject_thaws_the_source_which_serves_what_it_held() {
+fn a_frozen_source_holds_traffic_while_its_target_has_no_ready_copy() {
+    // Cold: the target's copy is still to come, so the traffic waits here for the 2005.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Cold);
+    b.input(1, 4);
+    b.deliver(NodeId::Cell(CellId(1)), 1, probe(9));
+    let Source::Frozen(f) = b.state(1) else {
+        panic!("not frozen");
+    };
+    assert!(!f.passes_on);
+    assert_eq!(f.held.len(), 2);
+    assert!(!b.queued().iter().any(|m| m.starts_with("301")));
+    b.pump();
+    assert_eq!(b.live(2).inst.last_seq, 4);
+    let answers = b.outside_of(2);
+    assert!(
+        answers
+            .iter()
+            .any(|m| matches!(m, Message::ServiceOutput(o) if o.seq == 4))
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|m| matches!(m, Message::ProbeReply(r) if r.nonce == 9 && r.last_seq == 4))
+    );
+}
+
+#[test]
+fn a_target_that_refuses_gives_passed_on_traffic_back_behind_its_2005() {
     let mut b = with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
+    b.input(1, 4);
+    // The input overtakes the 2004 (another lane), and the copy turns out not to load.
+    b.queue.swap(0, 1);
+    assert!(b.step());
+    assert_eq!(b.shadow(2).held.len(), 1);
+    b.shadow(2).state = crate::server::shadow::ShadowState::Failed {
+        why: "no room".into(),
+        early: std::collections::BTreeMap::new(),
+    };
+    b.events.clear();
+    b.pump();
+    assert!(matches!(b.state(1), Source::Serving));
+    assert_eq!(b.live(1).inst.last_seq, 4);
+    assert!(
+        b.outside_of(1)
+            .iter()
+            .any(|m| matches!(m, Message::ServiceOutput(o) if o.seq == 4))
+    );
+    assert!(violations(&b.events_of(1)).is_empty());
+}
+
+#[test]
+fn a_reject_thaws_the_source_which_serves_what_it_held() {
+    // Cold, so that the source holds the input rather than passing it on.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Cold);
     b.queue.clear();
     b.input(1, 4);
     b.events.clear();
@@ -333,8 +391,9 @@ fn promote(epoch: u64) -> Relocate {
 #[test]
 fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     // Frozen, its target silent: it serves again and says the relocation did not happen.
+    // (Cold: the source holds the input rather than passing it on.)
     let mut b = with_shadow(2, |_| {});
-    b.relocate(2, RelocationMode::Hot);
+    b.relocate(2, RelocationMode::Cold);
     b.queue.clear();
     b.input(1, 4);
     b.outside.clear();
@@ -487,9 +546,10 @@ fn traffic_that_comes_round_a_ring_of_forwarding_servers_is_dropped() {
 #[test]
 fn answers_after_a_hold_go_where_the_ue_is_now() {
     // Frozen: input 4 comes through cell 1, then the UE moves and input 5 comes through
-    // cell 2. When the source serves again, both answers go to cell 2.
+    // cell 2. When the source serves again, both answers go to cell 2. (Cold: the source
+    // holds them rather than passing them on.)
     let mut b = with_shadow(2, |_| {});
-    b.relocate(2, RelocationMode::Hot);
+    b.relocate(2, RelocationMode::Cold);
     b.queue.clear();
     b.input(1, 4);
     let mut moved = crate::server::testkit::input(5);
