@@ -200,7 +200,8 @@ fn a_target_that_refuses_gives_passed_on_traffic_back_behind_its_2005() {
     let mut b = with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.input(1, 4);
-    // The input overtakes the 2004 (another lane), and the copy turns out not to load.
+    // The input reaches the shadow before the 2004 (the test swaps the two), and the copy
+    // turns out not to load.
     b.queue.swap(0, 1);
     assert!(b.step());
     assert_eq!(b.shadow(2).held.len(), 1);
