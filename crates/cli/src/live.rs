@@ -193,6 +193,10 @@ pub(crate) struct DemoArgs {
     /// they have joined the target.
     #[arg(long)]
     daps: bool,
+    /// Optimistic activation: the cells route to the target at the trigger, and its ready
+    /// shadow goes live tentatively until the source's 2004 commits it.
+    #[arg(long)]
+    optimistic: bool,
     /// Do not emulate the scenario's link latencies and bandwidths.
     #[arg(long)]
     no_emulation: bool,
@@ -460,6 +464,7 @@ pub(crate) fn run_demo(a: DemoArgs) -> anyhow::Result<bool> {
         start_after: std::time::Duration::from_secs_f64(a.start_after),
         faults: a.faults,
         daps: a.daps,
+        optimistic: a.optimistic,
         control_replicas: a.control_replicas,
         warm_mib: a.warm_mib,
         etcd: match a.store.as_str() {

@@ -135,7 +135,7 @@ struct RelocationArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "cold,precopy,shadow-replay,shadow-delta"
+        default_value = "cold,precopy,shadow-replay,shadow-delta,shadow-optimistic"
     )]
     strategies: Vec<String>,
     /// Where the target's linear memory comes from: `fresh` (from the kernel, a page
@@ -188,6 +188,11 @@ struct SimArgs {
     /// have joined the target (the scenario's `handover.daps`).
     #[arg(long, conflicts_with = "mobility")]
     daps: bool,
+    /// Optimistic activation: the cells route to the target at the trigger and its ready
+    /// shadow goes live tentatively, committed by the source's 2004 (the scenario's
+    /// `edge.optimistic`).
+    #[arg(long, conflicts_with = "mobility")]
+    optimistic: bool,
     /// Your own WebAssembly service (.wasm or .wat, guest ABI v1: docs/service-abi.md)
     /// instead of the scenario's; checked before the run starts.
     #[arg(long, conflicts_with_all = ["service", "state_mib"])]
@@ -323,6 +328,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         for name in &names {
             let mut scenario = Scenario::load(name)?;
             scenario.handover.daps |= a.daps;
+            scenario.edge.optimistic |= a.optimistic;
             ok &= run_swarm(&a, name, &scenario, runs)?;
         }
         return Ok(ok);
@@ -337,6 +343,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     })?;
     let mut scenario = Scenario::load(&a.scenario)?;
     scenario.handover.daps |= a.daps;
+    scenario.edge.optimistic |= a.optimistic;
     let mut cfg = sim_config(strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
@@ -410,10 +417,15 @@ fn run_swarm(a: &SimArgs, name: &str, scenario: &Scenario, runs: u64) -> anyhow:
             if report.invariant_violations > 0 || !report.final_state_matches_twin {
                 let text = format!(
                     "FAIL seed {seed} {strategy} ({knobs}): {:?}\n  reproduce: edgeshift sim \
-                     --scenario {name} --strategy {strategy} --seed {seed} --swarm{}",
+                     --scenario {name} --strategy {strategy} --seed {seed} --swarm{}{}",
                     report.violations.first(),
                     if scenario.handover.daps {
                         " --daps"
+                    } else {
+                        ""
+                    },
+                    if scenario.edge.optimistic {
+                        " --optimistic"
                     } else {
                         ""
                     }
@@ -537,7 +549,7 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
     );
     println!("relocation of {what}, link {bw}, RTT {} ms", a.rtt_ms);
     println!(
-        "{:>8} {:<14} {:<7} {:>14} {:>12} {:>16} {:>14} {:>9} {:>9}",
+        "{:>8} {:<17} {:<7} {:>14} {:>12} {:>16} {:>14} {:>9} {:>9}",
         "MiB",
         "strategy",
         "memory",
@@ -566,7 +578,7 @@ fn run_bench(a: RelocationArgs) -> anyhow::Result<bool> {
                 None => measure(*size, strategy, link, memory)?,
             };
             println!(
-                "{:>8} {:<14} {:<7} {:>14.3} {:>12.3} {:>16} {:>14} {:>9.2} {:>9}",
+                "{:>8} {:<17} {:<7} {:>14.3} {:>12.3} {:>16} {:>14} {:>9.2} {:>9}",
                 r.size_mib,
                 r.strategy,
                 r.target_memory.name(),

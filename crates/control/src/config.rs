@@ -106,6 +106,11 @@ pub struct ControlConfig {
     /// on to another candidate a moment later, or turns back, finds a ready shadow. Off,
     /// they are discarded (the seed's "the other shadows are discarded").
     pub follow_shadows: bool,
+    /// Optimistic activation (with the servers' own `optimistic`): a hot relocation onto
+    /// a ready replay shadow switches the cells' routes at the trigger, so the UE's
+    /// traffic reaches the target, live tentatively from its 1006, without passing the
+    /// source; a relocation that fails routes them back.
+    pub optimistic: bool,
     /// A handover back to the previous cell within this time is a ping-pong.
     pub pingpong_window: Duration,
     /// Servers above this load hand services to less loaded ones (`None`: off).
@@ -148,6 +153,7 @@ impl ControlConfig {
             stale_grace: Duration::from_secs(2),
             shadow_keep: Duration::from_secs(8),
             follow_shadows: true,
+            optimistic: false,
             pingpong_window: Duration::from_secs(1),
             load_threshold: None,
             load_check_interval: Duration::from_secs(1),

@@ -851,3 +851,92 @@ fn a_prediction_of_any_uncertainty_plans_without_a_panic() {
     // Unbounded spread: the shadow starts at once.
     assert_eq!(to(&drain(&mut n), 2, 1003).len(), 1);
 }
+
+/// The routes (server, epoch) sent to `cell` among `out`.
+fn routes_to(out: &[Transmit], cell: u32) -> Vec<(ServerId, u64)> {
+    out.iter()
+        .filter(|t| t.to == NodeId::Cell(CellId(cell)))
+        .filter_map(|t| match &t.msg {
+            Message::RouteUpdate(r) => Some((r.route.server, r.route.epoch)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn optimistic_activation_routes_to_a_ready_target_at_the_trigger_and_back_if_it_fails() {
+    let mut cfg = config(Strategy::Shadow);
+    cfg.optimistic = true;
+    let mut n = node_with(cfg);
+    predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.9)],
+        Instant::from_millis(3000),
+    );
+    let ready = ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(2),
+        seq: 0,
+        adoption: false,
+    };
+    n.handle_message(Instant::from_millis(100), ServerId(2).into(), ready.into());
+    drain(&mut n);
+    let out = execute(
+        &mut n,
+        Instant::from_millis(2980),
+        1,
+        2,
+        Instant::from_millis(3000),
+    );
+    assert_eq!(relocations_to(&out, 2).len(), 1);
+    let epoch = routes_to(&out, 2)
+        .first()
+        .map(|r| r.1)
+        .expect("a route at the trigger");
+    assert_eq!(routes_to(&out, 2), [(ServerId(2), epoch)]);
+    assert_eq!(routes_to(&out, 1), [(ServerId(2), epoch)]);
+    // The source gives up; the control node asks the target, which never went live.
+    n.handle_message(
+        Instant::from_millis(4000),
+        ServerId(1).into(),
+        done(1, 2, false, epoch),
+    );
+    assert!(routes_to(&drain(&mut n), 1).is_empty());
+    n.handle_message(
+        Instant::from_millis(4010),
+        ServerId(2).into(),
+        done(1, 2, false, epoch),
+    );
+    let out = drain(&mut n);
+    assert_eq!(routes_to(&out, 1), [(ServerId(1), epoch)]);
+    assert_eq!(routes_to(&out, 2), [(ServerId(1), epoch)]);
+}
+
+#[test]
+fn without_optimistic_activation_routes_wait_for_the_target_to_go_live() {
+    let mut n = node(Strategy::Shadow);
+    predict(
+        &mut n,
+        Instant::ZERO,
+        &[(2, 0.9)],
+        Instant::from_millis(3000),
+    );
+    let ready = ShadowReady {
+        service: ServiceId(1),
+        server: ServerId(2),
+        seq: 0,
+        adoption: false,
+    };
+    n.handle_message(Instant::from_millis(100), ServerId(2).into(), ready.into());
+    drain(&mut n);
+    let out = execute(
+        &mut n,
+        Instant::from_millis(2980),
+        1,
+        2,
+        Instant::from_millis(3000),
+    );
+    assert_eq!(relocations_to(&out, 2).len(), 1);
+    assert!(routes_to(&out, 2).is_empty());
+}

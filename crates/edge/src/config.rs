@@ -55,6 +55,10 @@ pub struct EdgeConfig {
     /// the role's calls: a slow guest then holds up only its own service. The driver must
     /// take jobs with `poll_job` and hand them back with `handle_job_done`.
     pub offload: bool,
+    /// Optimistic activation: a ready replay shadow goes live, tentatively, at the target's
+    /// 1006 instead of at the source's 2004, and commits when the 2004 matches (see
+    /// `docs/architecture.md`). Set with the control node's own `optimistic`.
+    pub optimistic: bool,
     /// The control node of this server's region: heartbeats and load reports go there.
     /// Reports about a service (3032, 3033, 3037) go to the control node that last
     /// commanded this server about it, which may be another region's.
@@ -110,6 +114,7 @@ impl EdgeConfig {
             memory_budget: None,
             code_cache_bytes: 256 << 20,
             offload: false,
+            optimistic: false,
             control: NodeId::CONTROL,
         }
     }

@@ -83,6 +83,28 @@ pub enum EdgeEvent {
         /// When the shadow was created.
         shadow_created_at: Instant,
     },
+    /// Optimistic activation: at its 1006, a ready shadow went live, tentatively. It
+    /// applies and answers the UE's traffic, and the source's sync, until the 2004
+    /// commits it (then [`EdgeEvent::Activated`]) or it is rolled back
+    /// ([`EdgeEvent::TentativeDropped`]).
+    Tentative {
+        /// The service.
+        service: ServiceId,
+        /// The source of the relocation.
+        from: ServerId,
+        /// Last input reflected in the state.
+        last_seq: u64,
+    },
+    /// A tentative instance was rolled back: it is gone, and every UE input it applied
+    /// went to `to`, which applies it again.
+    TentativeDropped {
+        /// The service.
+        service: ServiceId,
+        /// Where its traffic went (the source, or the host the control node named).
+        to: ServerId,
+        /// Why.
+        reason: String,
+    },
     /// The source released its instance after the target confirmed.
     RelocatedOut {
         /// The service.

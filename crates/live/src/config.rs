@@ -297,6 +297,9 @@ pub struct Deployment {
     /// Make-before-break handovers, whatever the scenario says (its `handover.daps`).
     #[serde(default)]
     pub daps: bool,
+    /// Optimistic activation, whatever the scenario says (its `edge.optimistic`).
+    #[serde(default)]
+    pub optimistic: bool,
     /// Seed of the radio model and the UEs' inputs.
     #[serde(default)]
     pub seed: u64,
@@ -380,6 +383,7 @@ impl Deployment {
             s.duration_s = d;
         }
         s.handover.daps |= self.daps;
+        s.edge.optimistic |= self.optimistic;
         if let Some(n) = self.ues_along_route {
             if !(1..=1000).contains(&n) {
                 return Err(ConfigError::Invalid(format!(

@@ -101,6 +101,8 @@ pub struct DemoConfig {
     pub faults: Vec<edgeshift_world::fault::Fault>,
     /// Make-before-break handovers (the scenario's `handover.daps`).
     pub daps: bool,
+    /// Optimistic activation (the scenario's `edge.optimistic`).
+    pub optimistic: bool,
     /// Control replicas electing a leader in etcd (more than one needs `etcd`).
     pub control_replicas: u32,
     /// MiB of WebAssembly memory each edge keeps warm for incoming state (`warm_mib`).
@@ -132,6 +134,7 @@ impl Default for DemoConfig {
             start_after: Duration::ZERO,
             faults: Vec::new(),
             daps: false,
+            optimistic: false,
             control_replicas: 1,
             warm_mib: 0,
             etcd: None,
@@ -180,6 +183,7 @@ fn deployment(
         state_mib: cfg.state_mib,
         duration_s: cfg.duration_s,
         daps: cfg.daps,
+        optimistic: cfg.optimistic,
         seed: cfg.seed,
         control: match &cfg.etcd {
             None => ControlDaemon {
@@ -394,6 +398,7 @@ pub async fn run(cfg: &DemoConfig) -> Result<LiveRun, DemoError> {
     let mut scenario = Scenario::load(&cfg.scenario).map_err(ConfigError::from)?;
     scenario.add_ues(cfg.ues.max(1));
     scenario.handover.daps |= cfg.daps;
+    scenario.edge.optimistic |= cfg.optimistic;
     if let Some(d) = cfg.duration_s {
         scenario.duration_s = d;
     }
@@ -768,6 +773,9 @@ fn write_deployment(dep: &Deployment, dir: &Path) -> Result<PathBuf, DemoError> 
     }
     if dep.daps {
         let _ = writeln!(t, "daps = true");
+    }
+    if dep.optimistic {
+        let _ = writeln!(t, "optimistic = true");
     }
     let addr = |a: &SocketAddr| q(&a.to_string());
     if let Some(l) = &dep.control.listen {

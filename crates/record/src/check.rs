@@ -38,6 +38,9 @@ struct ServiceCheck {
     live_last: u64,
     applied: Vec<u8>,
     digests: Vec<u128>,
+    /// A tentative instance (optimistic activation) and the inputs it applied, in order:
+    /// kept aside until its relocation commits.
+    tentative: Option<(ServerId, Vec<u64>)>,
 }
 
 impl ServiceCheck {
@@ -45,6 +48,47 @@ impl ServiceCheck {
     /// sent are judged elsewhere).
     fn wrong_digest(&self, seq: u64, digest: u128) -> bool {
         self.digests.get(seq as usize).is_some_and(|d| *d != digest)
+    }
+
+    /// The tentative instance at `server` is the live one now: its applications past the
+    /// live state's count, in order (those up to it were the source's too).
+    fn merge_tentative(&mut self, server: ServerId, broken: &mut Vec<String>, service: ServiceId) {
+        let Some((at, kept)) = self.tentative.take() else {
+            return;
+        };
+        if at != server {
+            self.tentative = Some((at, kept));
+            return;
+        }
+        let base = self.live_last;
+        for seq in kept.into_iter().filter(|s| *s > base) {
+            self.count_live(seq, broken, service);
+        }
+    }
+
+    /// The serving instance applied `seq`.
+    fn count_live(&mut self, seq: u64, broken: &mut Vec<String>, service: ServiceId) {
+        if seq != self.live_last + 1 {
+            broken.push(format!(
+                "{service}: live applied {seq} after {}",
+                self.live_last
+            ));
+        }
+        self.live_last = self.live_last.max(seq);
+        match self.applied.get_mut((seq as usize).wrapping_sub(1)) {
+            Some(c) => {
+                *c += 1;
+                if *c > 1 {
+                    broken.push(format!("{service}: input {seq} applied {c} times"));
+                }
+            }
+            None => broken.push(format!("{service}: input {seq} applied but never sent")),
+        }
+    }
+
+    /// Whether `server` holds a tentative instance.
+    fn is_tentative_at(&self, server: ServerId) -> bool {
+        self.tentative.as_ref().is_some_and(|(at, _)| *at == server)
     }
 
     /// The live state is back at input `last_seq`: applications past it count as undone.
@@ -118,7 +162,14 @@ impl Checker {
     pub(crate) fn on_edge(&mut self, now: Instant, server: ServerId, ev: &EdgeEvent) {
         let mut broken = Vec::new();
         match ev {
-            EdgeEvent::Instantiated { service } | EdgeEvent::RelocationFailed { service, .. } => {
+            EdgeEvent::Instantiated { service } => {
+                let s = self.services.entry(*service).or_default();
+                s.serving.insert(server);
+                if s.serving.len() > 1 {
+                    broken.push(format!("{service}: live at {:?}", s.serving));
+                }
+            }
+            EdgeEvent::RelocationFailed { service, .. } => {
                 let s = self.services.entry(*service).or_default();
                 if let Some(base) = s.frozen.remove(&server)
                     && base < s.live_last
@@ -141,33 +192,30 @@ impl Checker {
                 live: true,
             } => {
                 let s = self.services.entry(*service).or_default();
-                if !s.serving.contains(&server) {
-                    broken.push(format!(
-                        "{service}: {server} applied {seq} as live but is not serving"
-                    ));
-                }
-                if *seq != s.live_last + 1 {
-                    broken.push(format!(
-                        "{service}: live applied {seq} after {}",
-                        s.live_last
-                    ));
-                }
-                s.live_last = s.live_last.max(*seq);
-                match s.applied.get_mut((*seq as usize).wrapping_sub(1)) {
-                    Some(c) => {
-                        *c += 1;
-                        if *c > 1 {
-                            broken.push(format!("{service}: input {seq} applied {c} times"));
-                        }
+                if let Some((at, kept)) = &mut s.tentative
+                    && *at == server
+                {
+                    let after = kept.last().copied();
+                    if after.is_some_and(|a| *seq != a + 1) {
+                        broken.push(format!(
+                            "{service}: tentative instance at {server} applied {seq} after {after:?}"
+                        ));
                     }
-                    None => broken.push(format!("{service}: input {seq} applied but never sent")),
+                    kept.push(*seq);
+                } else {
+                    if !s.serving.contains(&server) {
+                        broken.push(format!(
+                            "{service}: {server} applied {seq} as live but is not serving"
+                        ));
+                    }
+                    s.count_live(*seq, &mut broken, *service);
                 }
             }
             EdgeEvent::Answered { service, seq, live } => {
                 let serving = self
                     .services
                     .get(service)
-                    .is_some_and(|s| s.serving.contains(&server));
+                    .is_some_and(|s| s.serving.contains(&server) || s.is_tentative_at(server));
                 if !live || !serving {
                     broken.push(format!(
                         "{service}: {server} answered {seq} without being live"
@@ -184,6 +232,21 @@ impl Checker {
                 s.serving.remove(&server);
                 s.frozen.remove(&server);
             }
+            EdgeEvent::Tentative { service, .. } => {
+                let s = self.services.entry(*service).or_default();
+                if let Some((at, _)) = &s.tentative {
+                    broken.push(format!(
+                        "{service}: tentative at {server} while tentative at {at}"
+                    ));
+                }
+                s.tentative = Some((server, Vec::new()));
+            }
+            EdgeEvent::TentativeDropped { service, .. } => {
+                let s = self.services.entry(*service).or_default();
+                if s.is_tentative_at(server) {
+                    s.tentative = None;
+                }
+            }
             EdgeEvent::Fenced { services } => {
                 for service in services {
                     self.services
@@ -196,6 +259,9 @@ impl Checker {
             EdgeEvent::Unfenced { services } => {
                 for service in services {
                     let s = self.services.entry(*service).or_default();
+                    if s.is_tentative_at(server) {
+                        continue; // It serves again, still tentatively.
+                    }
                     s.serving.insert(server);
                     if s.serving.len() > 1 {
                         broken.push(format!("{service}: live at {:?}", s.serving));
@@ -209,6 +275,8 @@ impl Checker {
                 ..
             } => {
                 let s = self.services.entry(*service).or_default();
+                // A tentative instance promoted: what it applied past the dead source counts.
+                s.merge_tentative(server, &mut broken, *service);
                 // A host that is still "serving" here was stopped past its lease, or cut
                 // off before it noticed: the lease says it serves no more. Should it apply
                 // or answer anything before it is released, that is a violation then.
@@ -246,6 +314,7 @@ impl Checker {
                         "{service}: activated at {server} with a wrong input-log digest"
                     ));
                 }
+                s.merge_tentative(server, &mut broken, *service);
                 s.serving.insert(server);
                 if s.serving.len() > 1 {
                     broken.push(format!("{service}: live at {:?}", s.serving));
@@ -262,6 +331,12 @@ impl Checker {
     pub(crate) fn on_crash(&mut self, server: ServerId) {
         for s in self.services.values_mut() {
             s.serving.remove(&server);
+            // A restarted server starts empty: it never resumes from that freeze, and a
+            // tentative instance there is gone.
+            s.frozen.remove(&server);
+            if s.is_tentative_at(server) {
+                s.tentative = None;
+            }
         }
     }
 
@@ -302,5 +377,176 @@ impl Checker {
             .digests
             .get(seq as usize)
             .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: ServiceId = ServiceId(1);
+    const SRC: ServerId = ServerId(1);
+    const DST: ServerId = ServerId(2);
+
+    /// A checker where the UE sent inputs 1..=3, the source applied 1 and froze, and the
+    /// target went live and applied 2 and 3 (passed on to it).
+    fn target_ran_past_the_freeze() -> Checker {
+        let mut c = Checker::new(Instant::ZERO);
+        let t = Instant::ZERO;
+        for seq in 1..=3 {
+            c.on_generated(t, S, seq, &[seq as u8]);
+        }
+        c.on_edge(t, SRC, &EdgeEvent::Instantiated { service: S });
+        c.on_edge(t, SRC, &applied(1));
+        c.on_edge(
+            t,
+            SRC,
+            &EdgeEvent::Frozen {
+                service: S,
+                last_seq: 1,
+            },
+        );
+        let digest = c.expected_digest(S, 1).unwrap_or_default();
+        c.on_edge(
+            t,
+            DST,
+            &EdgeEvent::Activated {
+                service: S,
+                from: SRC,
+                last_seq: 1,
+                digest,
+                first_try: true,
+                state_bytes: 0,
+                shadow_created_at: t,
+            },
+        );
+        c.on_edge(t, DST, &applied(2));
+        c.on_edge(t, DST, &applied(3));
+        c.on_crash(DST);
+        c
+    }
+
+    fn applied(seq: u64) -> EdgeEvent {
+        EdgeEvent::Applied {
+            service: S,
+            seq,
+            live: true,
+        }
+    }
+
+    fn failed() -> EdgeEvent {
+        EdgeEvent::RelocationFailed {
+            service: S,
+            target: DST,
+            reason: "lost".into(),
+        }
+    }
+
+    #[test]
+    fn a_source_that_serves_again_applies_what_its_lost_target_had_applied() {
+        let mut c = target_ran_past_the_freeze();
+        c.on_edge(Instant::ZERO, SRC, &failed());
+        c.on_edge(Instant::ZERO, SRC, &applied(2));
+        c.on_edge(Instant::ZERO, SRC, &applied(3));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        assert_eq!(c.counts(S), (3, 3));
+    }
+
+    #[test]
+    fn a_restarted_source_does_not_undo_what_its_target_applied() {
+        let mut c = target_ran_past_the_freeze();
+        c.on_crash(SRC);
+        c.on_edge(Instant::ZERO, SRC, &failed());
+        c.on_edge(Instant::ZERO, SRC, &applied(2));
+        assert!(
+            c.violations()
+                .iter()
+                .any(|v| v.what.contains("live applied 2 after 3")),
+            "{:?}",
+            c.violations()
+        );
+    }
+
+    /// The source applied 1, the target went live tentatively at 1 and applied 2 and 3.
+    fn tentative_past_the_source() -> Checker {
+        let mut c = Checker::new(Instant::ZERO);
+        let t = Instant::ZERO;
+        for seq in 1..=3 {
+            c.on_generated(t, S, seq, &[seq as u8]);
+        }
+        c.on_edge(t, SRC, &EdgeEvent::Instantiated { service: S });
+        c.on_edge(t, SRC, &applied(1));
+        let tentative = EdgeEvent::Tentative {
+            service: S,
+            from: SRC,
+            last_seq: 1,
+        };
+        c.on_edge(t, DST, &tentative);
+        c.on_edge(t, DST, &applied(2));
+        c.on_edge(
+            t,
+            DST,
+            &EdgeEvent::Answered {
+                service: S,
+                seq: 2,
+                live: true,
+            },
+        );
+        c.on_edge(t, DST, &applied(3));
+        c.on_edge(
+            t,
+            SRC,
+            &EdgeEvent::Frozen {
+                service: S,
+                last_seq: 1,
+            },
+        );
+        c
+    }
+
+    #[test]
+    fn a_commit_counts_what_the_tentative_instance_applied_past_the_source() {
+        let mut c = tentative_past_the_source();
+        let digest = c.expected_digest(S, 1).unwrap_or_default();
+        c.on_edge(
+            Instant::ZERO,
+            DST,
+            &EdgeEvent::Activated {
+                service: S,
+                from: SRC,
+                last_seq: 1,
+                digest,
+                first_try: true,
+                state_bytes: 0,
+                shadow_created_at: Instant::ZERO,
+            },
+        );
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        assert_eq!(c.counts(S), (3, 3));
+        assert_eq!(c.serving(S), Some(DST));
+    }
+
+    #[test]
+    fn a_rollback_leaves_the_inputs_to_the_source() {
+        let mut c = tentative_past_the_source();
+        let dropped = EdgeEvent::TentativeDropped {
+            service: S,
+            to: SRC,
+            reason: "aborted".into(),
+        };
+        c.on_edge(Instant::ZERO, DST, &dropped);
+        c.on_edge(Instant::ZERO, SRC, &failed());
+        c.on_edge(Instant::ZERO, SRC, &applied(2));
+        c.on_edge(Instant::ZERO, SRC, &applied(3));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        assert_eq!(c.counts(S), (3, 3));
+        // A dropped instance that still answers is a second live instance.
+        let late = EdgeEvent::Answered {
+            service: S,
+            seq: 3,
+            live: true,
+        };
+        c.on_edge(Instant::ZERO, DST, &late);
+        assert_eq!(c.violations().len(), 1);
     }
 }

@@ -48,6 +48,8 @@ pub struct Recorder {
     checker: Checker,
     triggered: BTreeMap<ServiceId, Instant>,
     frozen: BTreeMap<ServiceId, Instant>,
+    /// When a tentative instance (optimistic activation) went live: it serves from then.
+    tentative: BTreeMap<ServiceId, Instant>,
     relocs: Vec<Reloc>,
     shadow_open: BTreeMap<(ServerId, ServiceId), Instant>,
     shadow_seconds: f64,
@@ -81,6 +83,7 @@ impl Recorder {
             ues: ues.into_iter().collect(),
             triggered: BTreeMap::new(),
             frozen: BTreeMap::new(),
+            tentative: BTreeMap::new(),
             relocs: Vec::new(),
             shadow_open: BTreeMap::new(),
             shadow_seconds: 0.0,
@@ -178,7 +181,7 @@ impl Recorder {
                     to: server,
                     triggered_at: self.triggered.remove(&service),
                     frozen_at: self.frozen.remove(&service),
-                    activated_at: now,
+                    activated_at: self.tentative.remove(&service).unwrap_or(now),
                     state_bytes,
                     first_try,
                 });
@@ -186,6 +189,15 @@ impl Recorder {
             EdgeEvent::RelocationFailed { service, .. } => {
                 self.triggered.remove(&service);
                 self.frozen.remove(&service);
+            }
+            EdgeEvent::Tentative { service, .. } => {
+                self.tentative.insert(service, now);
+            }
+            EdgeEvent::TentativeDropped { service, .. } => {
+                self.tentative.remove(&service);
+                if let Some(since) = self.shadow_open.get(&(server, service)).copied() {
+                    self.close_shadow(now, server, service, since);
+                }
             }
             EdgeEvent::ProtocolViolation { from, what } => self.notes.push(Note {
                 at_s: self.secs(now),

@@ -93,6 +93,7 @@ impl Scenario {
         ec.replay_batch = Duration::from_millis(self.edge.replay_batch_ms);
         ec.memory_budget = (self.edge.memory_mib > 0).then_some(self.edge.memory_mib << 20);
         ec.control = NodeId::Control(self.region_of_server(id));
+        ec.optimistic = self.edge.optimistic;
         if self.edge.lease_ms > 0 {
             let mut lease = LeaseConfig::new(incarnation);
             lease.duration = Duration::from_millis(self.edge.lease_ms);
@@ -232,6 +233,7 @@ impl Scenario {
         cc.jit_margin = Duration::from_millis(self.control.jit_margin_ms);
         cc.load_threshold = self.control.load_threshold;
         cc.sync = sync;
+        cc.optimistic = self.edge.optimistic;
         cc.server_timeout = (self.edge.lease_ms > 0)
             .then(|| server_timeout_for(Duration::from_millis(self.edge.lease_ms)));
         cc

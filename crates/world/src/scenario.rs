@@ -348,6 +348,10 @@ pub struct Edge {
     /// limit). A shadow that does not fit is refused, and the move it was for does not
     /// happen (the service stays where it is).
     pub memory_mib: u64,
+    /// Optimistic activation: a hot relocation onto a ready replay shadow routes the UE's
+    /// traffic to the target at the trigger, and the target goes live tentatively at its
+    /// 1006, committing when the source's 2004 matches (rolled back otherwise).
+    pub optimistic: bool,
 }
 
 impl Default for Edge {
@@ -358,6 +362,7 @@ impl Default for Edge {
             capacity: 100,
             lease_ms: 1000,
             memory_mib: 0,
+            optimistic: false,
         }
     }
 }

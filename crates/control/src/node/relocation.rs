@@ -246,6 +246,10 @@ impl ControlNode {
             return;
         };
         let (host, ue) = (e.host, e.ue);
+        let early_route = self.cfg.optimistic
+            && self.cfg.sync == SyncMode::Replay
+            && p.mode == RelocationMode::Hot
+            && e.ready.contains(&p.target);
         // Ready replay shadows stay: the source syncs them up to its freeze, and the new
         // host takes over their sync (`adopt`), so a UE that moves on to one of their
         // cells a moment later finds it ready. The rest are discarded.
@@ -284,6 +288,9 @@ impl ControlNode {
         };
         self.send(host, msg.clone());
         self.send(p.target, msg);
+        if early_route {
+            self.send_route(service, p.target, p.epoch);
+        }
         self.emit(ControlEvent::RelocationTriggered {
             service,
             ue,
@@ -310,6 +317,26 @@ impl ControlNode {
                 service,
                 servers: others,
             });
+        }
+    }
+
+    /// 3020 to the UE's cell and the one before: `service` is at `server` under `epoch`.
+    fn send_route(&mut self, service: ServiceId, server: ServerId, epoch: u64) {
+        let Some(e) = self.services.get(&service) else {
+            return;
+        };
+        let route = Route {
+            service,
+            server,
+            epoch,
+        };
+        let mut cells = vec![e.cell];
+        cells.extend(e.previous_cell);
+        cells.sort_unstable();
+        cells.dedup();
+        let ue = e.ue;
+        for c in cells {
+            self.send(c, RouteUpdate { ue, route });
         }
     }
 
@@ -392,21 +419,10 @@ impl ControlNode {
                 return;
             };
             e.orphaned = silent;
-            let route = Route {
-                service: m.service,
-                server: m.to,
-                epoch: m.epoch,
-            };
-            let mut cells = vec![e.cell];
-            cells.extend(e.previous_cell);
-            cells.sort_unstable();
-            cells.dedup();
             let ue = e.ue;
             self.set_host(m.service, m.to);
             self.stats.relocations_completed += 1;
-            for c in cells {
-                self.send(c, RouteUpdate { ue, route });
-            }
+            self.send_route(m.service, m.to, m.epoch);
             if let Some(orders) = self.rejoin_orders.get_mut(&from_host) {
                 // A silent source was to be asked whether it serves on; it does not.
                 orders.retain(|(s, a)| {
@@ -455,6 +471,10 @@ impl ControlNode {
                 source: from_host,
                 target: m.to,
             });
+            if self.cfg.optimistic {
+                // The routes may have gone to the target at the trigger: back to the host.
+                self.send_route(m.service, from_host, m.epoch);
+            }
             if self.is_down(m.to) {
                 // Called off because the target fell silent: it may still hold the 2004
                 // and go live when it is back, so it is told to abort first.

@@ -18,6 +18,9 @@ use crate::event::EdgeEvent;
 impl EdgeServer {
     /// Promote: the shadow becomes the live instance as it stands.
     pub(super) fn promote(&mut self, service: ServiceId, epoch: u64) {
+        if self.promote_tentative(service, epoch) {
+            return;
+        }
         if self.live.contains_key(&service) {
             // Already live (the 2004 got here first, or a repeated promote).
             self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
@@ -71,6 +74,11 @@ impl EdgeServer {
         if host == self.cfg.id {
             return;
         }
+        if self.live.get(&service).is_some_and(|l| l.epoch < epoch)
+            && self.drop_tentative(service, host, "replaced".into())
+        {
+            return;
+        }
         if self.live.get(&service).is_some_and(|l| l.epoch < epoch) {
             let Some(live) = self.live.remove(&service) else {
                 return;
@@ -88,14 +96,9 @@ impl EdgeServer {
                 if f.target == host && f.epoch == epoch {
                     kept = Some(live.inst);
                 }
-                // What went on to the target is there already, unless the service went
-                // elsewhere.
-                let traffic = if f.target == host {
-                    f.held
-                } else {
-                    f.traffic()
-                };
-                self.forward_held(host, traffic);
+                // What went on to the target too: the new host may be the target after a
+                // restart that lost it (a copy it has is answered again, not applied).
+                self.forward_held(host, f.traffic());
             }
             if let Some(held) = self.fenced_held.remove(&service) {
                 self.forward_held(host, held);
@@ -182,6 +185,16 @@ impl EdgeServer {
     /// Abort: the source gave up on its 2004s; tell the control node whether the shadow
     /// here went live, and drop it if it did not.
     pub(super) fn abort(&mut self, now: Instant, service: ServiceId, epoch: u64) {
+        // A tentative instance never saw the 2004 (it would have committed): the source
+        // serves, and gets back what this instance applied.
+        if let Some(source) = self.tentative_source(service)
+            && self.live.get(&service).is_some_and(|l| l.epoch <= epoch)
+        {
+            self.call_off(service, epoch);
+            self.drop_tentative(service, source, "the control node aborted".into());
+            self.report_done(service, source, self.cfg.id, epoch, false);
+            return;
+        }
         if self.live.get(&service).is_some_and(|l| l.epoch == epoch) {
             self.report_done(service, self.cfg.id, self.cfg.id, epoch, true);
             return;
@@ -202,7 +215,7 @@ impl EdgeServer {
     }
 
     /// The relocations of `service` up to `epoch` are off here for good: none goes live.
-    fn call_off(&mut self, service: ServiceId, epoch: u64) {
+    pub(super) fn call_off(&mut self, service: ServiceId, epoch: u64) {
         let off = self.called_off.entry(service).or_insert(epoch);
         *off = (*off).max(epoch);
     }

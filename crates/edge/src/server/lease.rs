@@ -188,6 +188,8 @@ impl EdgeServer {
                 self.precopy_step(service);
             }
         }
+        // A tentative instance's 2004 waited for the lease.
+        self.check_tentative(service);
         if let Some(epoch) = self.deferred_promotions.remove(&service) {
             // Not ready any more if it was released or aborted meanwhile: the control node
             // is told so.

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edgeshift_proto::{
     CellId, CodeRef, Instant, Instantiate, LoadReport, Message, NodeId, Relocate, RelocateAction,
-    Role, ServerId, ServiceId, ServiceSpec, SyncMode, TimerTable, Transmit,
+    RelocationMode, Role, ServerId, ServiceId, ServiceSpec, SyncMode, TimerTable, Transmit,
 };
 
 use crate::config::EdgeConfig;
@@ -42,6 +42,7 @@ mod links;
 mod shadow;
 mod source;
 mod stream;
+mod tentative;
 #[cfg(test)]
 mod testkit;
 mod timers;
@@ -121,13 +122,7 @@ pub struct EdgeServer {
     code_used: BTreeMap<u128, u64>,
     code_clock: u64,
     /// 1006 relocations that came while fenced: (sender, service, target, mode, epoch).
-    deferred: Vec<(
-        NodeId,
-        ServiceId,
-        ServerId,
-        edgeshift_proto::RelocationMode,
-        u64,
-    )>,
+    deferred: Vec<(NodeId, ServiceId, ServerId, RelocationMode, u64)>,
     /// 1006 promotions that came while fenced, by service: their epochs.
     deferred_promotions: BTreeMap<ServiceId, u64>,
     /// The job out per busy service (its id).
@@ -349,6 +344,9 @@ impl EdgeServer {
                     self.forget_adoptions(m.service, Some(*s));
                 }
                 if servers.contains(&self.cfg.id) {
+                    if let Some(source) = self.tentative_source(m.service) {
+                        self.drop_tentative(m.service, source, "discarded".into());
+                    }
                     self.drop_shadow(now, m.service);
                 }
             }
@@ -382,6 +380,8 @@ impl EdgeServer {
                         return;
                     }
                     self.relocate_out(now, from, m.service, target, mode, epoch);
+                } else if target == self.cfg.id && mode == RelocationMode::Hot {
+                    self.go_tentative(now, m.service, source, epoch);
                 }
             }
             RelocateAction::Promote { epoch } => {
@@ -462,7 +462,7 @@ impl EdgeServer {
             Message::ServiceInput(m) => self.on_input(from, m),
             Message::Probe(m) if !self.looping(from, m.service, Sent::Probe(m.nonce)) => {
                 if let Err(Held::Probe(m)) = self.pass_on(m.service, from, Held::Probe(m)) {
-                    self.on_probe(m);
+                    self.on_probe(from, m);
                 }
             }
             Message::Probe(_) => {}

@@ -41,6 +41,9 @@ pub(super) struct Shadow {
     pub(super) held: Vec<Held>,
     /// Since when replay inputs have waited behind a gap (a sync batch lost on the way).
     pub(super) gap_since: Option<Instant>,
+    /// Its source syncs it with deltas: it never goes live tentatively (a delta cannot go
+    /// on top of inputs the instance applied itself).
+    pub(super) delta_synced: bool,
 }
 
 /// How long replay inputs may wait behind a gap before the shadow asks its source to start
@@ -86,6 +89,7 @@ impl Shadow {
             check: None,
             held: Vec::new(),
             gap_since: None,
+            delta_synced: false,
         }
     }
 }
@@ -139,6 +143,12 @@ impl EdgeServer {
     /// 1004: one chunk of a state transfer.
     pub(super) fn on_transfer(&mut self, now: Instant, from: NodeId, m: ShadowTransfer) {
         let service = m.service;
+        if self.tentative_source(service) == Some(m.source) {
+            // The source sends the whole state (its log did not reach back to this
+            // instance's inputs): the copy replaces the tentative instance.
+            let why = "the source sends a new copy".to_string();
+            self.drop_tentative(service, m.source, why);
+        }
         if self.live.contains_key(&service) {
             self.violation(from, format!("1004 for {service}, which is live here"));
             return;
@@ -345,6 +355,12 @@ impl EdgeServer {
         body: SyncBody,
         catch_up: bool,
     ) {
+        if let Some(source) = self.tentative_source(service)
+            && from == NodeId::Server(source)
+        {
+            self.sync_tentative(service, source, body);
+            return;
+        }
         if self.live.contains_key(&service) {
             self.violation(from, format!("sync for {service}, which is live here"));
             return;
@@ -384,25 +400,28 @@ impl EdgeServer {
                     keep_early(early, inputs);
                 }
             },
-            SyncBody::Delta(d) => match &mut sh.state {
-                ShadowState::Ready(inst) => {
-                    let ok = match inst.apply_delta(&d) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            sh.state = ShadowState::awaiting();
-                            self.violation(from, e);
-                            false
+            SyncBody::Delta(d) => {
+                sh.delta_synced = true;
+                match &mut sh.state {
+                    ShadowState::Ready(inst) => {
+                        let ok = match inst.apply_delta(&d) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                sh.state = ShadowState::awaiting();
+                                self.violation(from, e);
+                                false
+                            }
+                        };
+                        let seq = d.seq;
+                        if !catch_up || !ok {
+                            self.ack_sync(source, service, seq, ok);
                         }
-                    };
-                    let seq = d.seq;
-                    if !catch_up || !ok {
-                        self.ack_sync(source, service, seq, ok);
                     }
+                    ShadowState::Receiving(r) => r.deltas.push(d),
+                    // No snapshot to apply it to: the next transfer brings a newer one.
+                    ShadowState::Awaiting { .. } | ShadowState::Failed { .. } => {}
                 }
-                ShadowState::Receiving(r) => r.deltas.push(d),
-                // No snapshot to apply it to: the next transfer brings a newer one.
-                ShadowState::Awaiting { .. } | ShadowState::Failed { .. } => {}
-            },
+            }
         }
         self.validate(service);
     }

@@ -18,6 +18,7 @@ use edgeshift_proto::{
 use super::EdgeServer;
 use super::links::{Link, forget_plans, sync_to};
 use super::shadow::{Shadow, ShadowState};
+use super::tentative::Tentative;
 use super::timers::Timer;
 use super::traffic::{Held, Moved};
 use crate::event::EdgeEvent;
@@ -50,6 +51,9 @@ pub(super) struct Live {
     /// knows. Answers go there, not to the cell each input came through: after a long
     /// hold the UE has moved on, and answers sent after it would be lost.
     pub(super) last_via: Option<edgeshift_proto::CellId>,
+    /// Live before its relocation's 2004 came (optimistic activation), until it commits
+    /// or rolls back.
+    pub(super) tentative: Option<Tentative>,
 }
 
 /// Where a live instance stands in a relocation out of this server.
@@ -98,6 +102,15 @@ impl Frozen {
         let mut all = self.passed;
         all.extend(self.held);
         all
+    }
+
+    /// Passes nothing on from now on, and holds again what went on: the target's shadow
+    /// is not ready after all.
+    fn stop_passing_on(&mut self) {
+        self.passes_on = false;
+        let held = std::mem::take(&mut self.held);
+        self.held = std::mem::take(&mut self.passed);
+        self.held.extend(held);
     }
 
     /// Holds `h`, unless it is a copy of what went on (given back by the target).
@@ -161,6 +174,7 @@ impl Live {
             nudged: None,
             gap_since: None,
             last_via: None,
+            tentative: None,
         }
     }
 
@@ -200,8 +214,12 @@ impl EdgeServer {
             }
             return;
         };
-        // A relocation under way (or a repeated 1006) is not restarted.
-        if !matches!(live.state, Source::Serving) || target == self.cfg.id {
+        // A relocation under way (or a repeated 1006) is not restarted; a tentative
+        // instance moves only once its own relocation committed.
+        if !matches!(live.state, Source::Serving)
+            || target == self.cfg.id
+            || live.tentative.is_some()
+        {
             return;
         }
         self.events.push_back(EdgeEvent::RelocationTriggered {
@@ -457,6 +475,9 @@ impl EdgeServer {
                 }
             }
             Verdict::NeedFull => {
+                // A target that lost its shadow (a restart) may have lost what went on to
+                // it too: it is held here again, and goes with the rest after the 2005.
+                f.stop_passing_on();
                 let mode = live.links.get(&target).map_or(SyncMode::Replay, |l| l.mode);
                 self.start_shadow(now, service, target, mode);
             }

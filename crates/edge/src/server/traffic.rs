@@ -67,6 +67,14 @@ pub(super) enum Held {
 }
 
 impl Held {
+    /// The cell it came through.
+    pub(super) fn via(&self) -> CellId {
+        match self {
+            Self::Input(m) => m.via,
+            Self::Probe(m) => m.via,
+        }
+    }
+
     /// What tells it from other traffic of its service.
     pub(super) fn key(&self) -> Sent {
         match self {
@@ -83,7 +91,7 @@ impl EdgeServer {
             return;
         }
         if let Err(Held::Input(m)) = self.pass_on(m.service, from, Held::Input(m)) {
-            self.input(m, true);
+            self.input(from, m, true);
         }
     }
 
@@ -121,7 +129,7 @@ impl EdgeServer {
         let NodeId::Server(sender) = from else {
             return false;
         };
-        let here = self.live.contains_key(&service) || self.holds_for_shadow(service);
+        let here = self.live.contains_key(&service) || self.holds_for_shadow(service, from);
         let ring = self
             .moved
             .get(&service)
@@ -136,8 +144,9 @@ impl EdgeServer {
         true
     }
 
-    /// An input, new (`arrived`: its cell is where the UE is now) or released from a hold.
-    fn input(&mut self, m: ServiceInput, arrived: bool) {
+    /// An input from `from`, new (`arrived`: its cell is where the UE is now) or released
+    /// from a hold.
+    fn input(&mut self, from: NodeId, m: ServiceInput, arrived: bool) {
         let service = m.service;
         let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
@@ -170,7 +179,7 @@ impl EdgeServer {
             }
             self.kick(service);
             self.nudge(service, ue, via);
-        } else if self.holds_for_shadow(service)
+        } else if self.holds_for_shadow(service, from)
             && let Some(sh) = self.shadows.get_mut(&service)
         {
             sh.held.push(Held::Input(m));
@@ -237,6 +246,9 @@ impl EdgeServer {
         let mut answers = Vec::new();
         let mut forward = Vec::new();
         for a in applied {
+            if let Some(t) = live.tentative.as_mut() {
+                t.applied(ue, service, a.seq, &a.payload, a.via);
+            }
             let rec = edgeshift_proto::InputRecord {
                 seq: a.seq,
                 payload: a.payload,
@@ -301,10 +313,12 @@ impl EdgeServer {
                 &SyncBody::Inputs(forward),
             );
         }
+        // A tentative instance that waited for these to judge its 2004.
+        self.check_tentative(service);
     }
 
-    /// 3012: only a serving live instance answers.
-    pub(super) fn on_probe(&mut self, m: Probe) {
+    /// 3012 from `from`: only a serving live instance answers.
+    pub(super) fn on_probe(&mut self, from: NodeId, m: Probe) {
         let service = m.service;
         let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
@@ -338,7 +352,7 @@ impl EdgeServer {
                     checksum,
                 },
             );
-        } else if self.holds_for_shadow(service)
+        } else if self.holds_for_shadow(service, from)
             && let Some(sh) = self.shadows.get_mut(&service)
         {
             sh.held.push(Held::Probe(m));
@@ -349,14 +363,17 @@ impl EdgeServer {
         }
     }
 
-    /// Whether a shadow here holds the service's traffic until it is clear who serves
-    /// it. A shadow of the host this server forwards to does not: it is the instance that
-    /// moved out (or one adopted by its new host), and traffic on the old route is late,
-    /// not early.
-    fn holds_for_shadow(&self, service: ServiceId) -> bool {
-        self.shadows
-            .get(&service)
-            .is_some_and(|sh| self.moved.get(&service).is_none_or(|mv| mv.to != sh.source))
+    /// Whether a shadow here holds the service's traffic from `from` until it is clear who
+    /// serves it. A shadow of the host this server forwards to does not: it is the
+    /// instance that moved out (or one adopted by its new host), and traffic on the old
+    /// route is late, not early. Except what that host sends once its 2004 came: it
+    /// froze for a relocation back here (a UE that turned back) and passes its traffic
+    /// on, early.
+    fn holds_for_shadow(&self, service: ServiceId, from: NodeId) -> bool {
+        self.shadows.get(&service).is_some_and(|sh| {
+            (from == NodeId::Server(sh.source) && sh.check.is_some())
+                || self.moved.get(&service).is_none_or(|mv| mv.to != sh.source)
+        })
     }
 
     /// Where to forward `sent` of a service that moved out, remembering it; `None` if the
@@ -383,9 +400,10 @@ impl EdgeServer {
             live.last_via = Some(via);
         }
         for h in held {
+            let from = NodeId::Cell(h.via());
             match h {
-                Held::Input(m) => self.input(m, false),
-                Held::Probe(m) => self.on_probe(m),
+                Held::Input(m) => self.input(from, m, false),
+                Held::Probe(m) => self.on_probe(from, m),
             }
         }
     }

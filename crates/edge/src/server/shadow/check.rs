@@ -27,6 +27,14 @@ impl EdgeServer {
     /// 2004: the source froze and asks this shadow to take over.
     pub(in crate::server) fn on_request(&mut self, now: Instant, m: RelocateRequest) {
         let service = m.service;
+        if self
+            .live
+            .get(&service)
+            .is_some_and(|l| l.tentative.is_some() && l.epoch == m.epoch)
+        {
+            self.tentative_request(m);
+            return;
+        }
         match self.live.get(&service).map(|l| l.epoch) {
             Some(e) if e == m.epoch => {
                 // Already active (a repeated 2004): confirm again.

@@ -222,6 +222,26 @@ fn a_target_that_refuses_gives_passed_on_traffic_back_behind_its_2005() {
 }
 
 #[test]
+fn a_target_that_asks_for_the_whole_state_gets_what_was_passed_on_again_after_its_2005() {
+    // A restarted target lost its shadow, and with it what went on to it.
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.input(1, 4);
+    b.queue.clear();
+    let from2 = NodeId::Server(ServerId(2));
+    b.deliver(from2, 1, confirm(2, Verdict::NeedFull));
+    let Source::Frozen(f) = b.state(1) else {
+        panic!("not frozen");
+    };
+    assert!(!f.passes_on && f.passed.is_empty());
+    assert_eq!(f.held.len(), 1, "input 4 is held here again");
+    b.input(1, 5);
+    b.queue.clear();
+    b.deliver(from2, 1, confirm(2, Verdict::Valid));
+    assert_eq!(b.queued(), ["3010>me2", "3010>me2"]);
+}
+
+#[test]
 fn a_reject_thaws_the_source_which_serves_what_it_held() {
     // Cold, so that the source holds the input rather than passing it on.
     let mut b = with_shadow(2, |_| {});
@@ -535,6 +555,38 @@ fn traffic_that_comes_round_a_ring_of_forwarding_servers_is_dropped() {
         seen[0].contains("input 9 for svc1 came round a ring"),
         "{seen:?}"
     );
+}
+
+#[test]
+fn a_shadow_holds_what_its_host_passes_on_when_the_ue_turns_back() {
+    let mut b = with_shadow(2, |_| {});
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    // Server 1 keeps the old instance as a shadow of server 2, its new host.
+    assert_eq!(b.server(1).moved.get(&SVC).map(|m| m.to), Some(ServerId(2)));
+    b.input(2, 4);
+    b.pump();
+    b.events.clear();
+    // Server 2 freezes to move the service back; the shadow here lacks input 4.
+    let inst = &b.live(2).inst;
+    let req = edgeshift_proto::RelocateRequest {
+        service: SVC,
+        source: ServerId(2),
+        last_seq: inst.last_seq,
+        digest: inst.digest,
+        epoch: 8,
+        transfer_pending: false,
+        state_checksum: None,
+        answers: Vec::new(),
+    };
+    let from2 = NodeId::Server(ServerId(2));
+    b.deliver(from2, 1, req);
+    assert_eq!(b.queued(), ["2005>me2"]);
+    // What server 2 passes on meanwhile is early, not a ring of stale forwarding.
+    b.deliver(from2, 1, crate::server::testkit::input(5));
+    b.deliver(from2, 1, probe(3));
+    assert_eq!(b.shadow(1).held.len(), 2);
+    assert!(violations(&b.events_of(1)).is_empty());
 }
 
 #[test]
