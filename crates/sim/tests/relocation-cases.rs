@@ -279,3 +279,28 @@ fn handover_preparation_is_drawn_per_handover_within_the_notes_range() {
         - preps.iter().copied().fold(f64::MAX, f64::min);
     assert!(spread > 1.0, "not drawn: {preps:?}");
 }
+
+#[test]
+fn optimistic_activation_takes_the_source_hop_off_a_switch_the_radio_gap_cannot_hide() {
+    // A 15 ms backhaul and a radio gap of about 17 ms: the 1006 to the source and its
+    // 2004 to the target (30 ms) outlast the gap.
+    let far = |optimistic: bool| {
+        let mut s = Scenario::load("../../examples/far-backhaul.toml").expect("the example");
+        s.edge.optimistic = optimistic;
+        run_ok(s, Strategy::Shadow, 1)
+    };
+    let (before, _) = far(false);
+    let (after, trace) = far(true);
+    let (b, a) = (&before.relocation_records[0], &after.relocation_records[0]);
+    assert!(b.critical_path_ms >= 15.0, "{b:?}");
+    assert!(a.critical_path_ms < 1.0, "{a:?}");
+    assert!(b.added_ms > 0.0 && a.added_ms == 0.0, "{b:?} {a:?}");
+    // The target went live at its own 1006, before the source's 2004 reached it.
+    let ev = events(&trace);
+    let at = |what: &str| {
+        ev.iter()
+            .position(|(n, e)| n == "me3" && e.starts_with(what))
+            .unwrap_or_else(|| panic!("me3 never {what}"))
+    };
+    assert!(at("Tentative") < at("Activated"));
+}
