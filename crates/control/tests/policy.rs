@@ -863,10 +863,11 @@ fn routes_to(out: &[Transmit], cell: u32) -> Vec<(ServerId, u64)> {
         .collect()
 }
 
-#[test]
-fn optimistic_activation_routes_to_a_ready_target_at_the_trigger_and_back_if_it_fails() {
+/// Service 1 at server 1 with a ready shadow at server 2; the UE hands over to cell 2 and
+/// the relocation triggers at 3 s. Returns the node and what it sent from the 1005 on.
+fn hand_over_to_a_ready_shadow(optimistic: bool) -> (ControlNode, Vec<Transmit>) {
     let mut cfg = config(Strategy::Shadow);
-    cfg.optimistic = true;
+    cfg.optimistic = optimistic;
     let mut n = node_with(cfg);
     predict(
         &mut n,
@@ -890,6 +891,12 @@ fn optimistic_activation_routes_to_a_ready_target_at_the_trigger_and_back_if_it_
         Instant::from_millis(3000),
     );
     assert_eq!(relocations_to(&out, 2).len(), 1);
+    (n, out)
+}
+
+#[test]
+fn optimistic_activation_routes_to_a_ready_target_at_the_trigger_and_back_if_it_fails() {
+    let (mut n, out) = hand_over_to_a_ready_shadow(true);
     let epoch = routes_to(&out, 2)
         .first()
         .map(|r| r.1)
@@ -915,28 +922,6 @@ fn optimistic_activation_routes_to_a_ready_target_at_the_trigger_and_back_if_it_
 
 #[test]
 fn without_optimistic_activation_routes_wait_for_the_target_to_go_live() {
-    let mut n = node(Strategy::Shadow);
-    predict(
-        &mut n,
-        Instant::ZERO,
-        &[(2, 0.9)],
-        Instant::from_millis(3000),
-    );
-    let ready = ShadowReady {
-        service: ServiceId(1),
-        server: ServerId(2),
-        seq: 0,
-        adoption: false,
-    };
-    n.handle_message(Instant::from_millis(100), ServerId(2).into(), ready.into());
-    drain(&mut n);
-    let out = execute(
-        &mut n,
-        Instant::from_millis(2980),
-        1,
-        2,
-        Instant::from_millis(3000),
-    );
-    assert_eq!(relocations_to(&out, 2).len(), 1);
+    let (_, out) = hand_over_to_a_ready_shadow(false);
     assert!(routes_to(&out, 2).is_empty());
 }

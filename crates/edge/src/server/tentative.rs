@@ -251,31 +251,21 @@ impl EdgeServer {
                 ))
             }
         };
-        match verdict {
-            Verdict::Valid => self.commit_tentative(service),
-            Verdict::Reject(why) => {
-                let target = self.cfg.id;
-                self.send(
-                    source,
-                    RelocateConfirm {
-                        service,
-                        target,
-                        verdict: Verdict::Reject(why.clone()),
-                    },
-                );
-                self.drop_tentative(service, source, why);
-            }
-            v => {
-                let target = self.cfg.id;
-                self.send(
-                    source,
-                    RelocateConfirm {
-                        service,
-                        target,
-                        verdict: v,
-                    },
-                );
-            }
+        if verdict == Verdict::Valid {
+            self.commit_tentative(service);
+            return;
+        }
+        let target = self.cfg.id;
+        self.send(
+            source,
+            RelocateConfirm {
+                service,
+                target,
+                verdict: verdict.clone(),
+            },
+        );
+        if let Verdict::Reject(why) = verdict {
+            self.drop_tentative(service, source, why);
         }
     }
 
