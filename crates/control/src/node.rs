@@ -57,6 +57,8 @@ enum Timer {
     Handoff(ServiceId),
     /// A shadow or plan the predictions stopped naming may be past its grace.
     StaleCheck(ServiceId),
+    /// An optimistic relocation (epoch, attempt) still open: its 1006 goes out again.
+    Retrigger(ServiceId, u64, u8),
 }
 
 impl Timer {
@@ -281,6 +283,9 @@ impl Role for ControlNode {
                 Timer::ServerSilent(server) => self.server_down(now, server),
                 Timer::Handoff(service) => self.on_handoff_retry(now, service),
                 Timer::StaleCheck(service) => self.drop_stale(now, service),
+                Timer::Retrigger(service, epoch, attempt) => {
+                    self.retrigger(now, service, epoch, attempt);
+                }
             }
         }
     }

@@ -925,3 +925,23 @@ fn without_optimistic_activation_routes_wait_for_the_target_to_go_live() {
     let (_, out) = hand_over_to_a_ready_shadow(false);
     assert!(routes_to(&out, 2).is_empty());
 }
+
+#[test]
+fn an_optimistic_relocation_still_open_sends_its_1006_again_until_settled() {
+    let (mut n, out) = hand_over_to_a_ready_shadow(true);
+    let epoch = routes_to(&out, 2).first().map(|r| r.1).expect("a route");
+    // Nothing from either end a second after the trigger: the 1006 goes out again.
+    n.handle_timeout(Instant::from_millis(4000));
+    let again = drain(&mut n);
+    assert_eq!(relocations_to(&again, 1).len(), 1, "{again:?}");
+    assert_eq!(relocations_to(&again, 2).len(), 1);
+    // The target commits: nothing more.
+    n.handle_message(
+        Instant::from_millis(4500),
+        ServerId(2).into(),
+        done(1, 2, true, epoch),
+    );
+    drain(&mut n);
+    n.handle_timeout(Instant::from_millis(10_000));
+    assert!(relocations_to(&drain(&mut n), 1).is_empty());
+}

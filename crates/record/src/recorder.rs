@@ -193,6 +193,9 @@ impl Recorder {
             EdgeEvent::Tentative { service, .. } => {
                 self.tentative.insert(service, now);
             }
+            EdgeEvent::Promoted { service, .. } => {
+                self.tentative.remove(&service);
+            }
             EdgeEvent::TentativeDropped { service, .. } => {
                 self.tentative.remove(&service);
                 if let Some(since) = self.shadow_open.get(&(server, service)).copied() {

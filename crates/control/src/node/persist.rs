@@ -40,7 +40,8 @@ impl ControlNode {
                 Timer::LoadCheck
                 | Timer::ServerSilent(_)
                 | Timer::Handoff(_)
-                | Timer::StaleCheck(_) => {}
+                | Timer::StaleCheck(_)
+                | Timer::Retrigger(..) => {}
             }
         }
         let ids = |set: &BTreeSet<ServerId>| set.iter().map(|s| s.0).collect();

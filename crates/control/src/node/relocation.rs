@@ -23,6 +23,13 @@ use super::{ControlNode, Timer};
 use crate::config::Strategy;
 use crate::event::ControlEvent;
 
+/// An optimistic relocation still open this long after its trigger has its 1006 sent
+/// again (a hot relocation onto a ready shadow takes milliseconds).
+const RETRIGGER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How many times: 1 + 2 + 4 s covers the partitions the swarm cuts (up to 4 s).
+const RETRIGGER_ATTEMPTS: u8 = 3;
+
 /// An in-flight relocation of one service. Each carries the route `epoch` it creates and
 /// its `target`; a 3033 must name both.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -291,6 +298,15 @@ impl ControlNode {
         if early_route {
             self.send_route(service, p.target, p.epoch);
         }
+        if self.cfg.optimistic {
+            // The target may serve from its 1006 on: a 1006 the source never got (lost in
+            // a partition) would leave it tentative for good. Sent again until settled;
+            // both ends take a repeated 1006 for a no-op.
+            self.timers.set(
+                Timer::Retrigger(service, p.epoch, 0),
+                p.at + RETRIGGER_AFTER,
+            );
+        }
         self.emit(ControlEvent::RelocationTriggered {
             service,
             ue,
@@ -317,6 +333,44 @@ impl ControlNode {
                 service,
                 servers: others,
             });
+        }
+    }
+
+    /// The 1006 of an optimistic relocation still open goes out again, to source and
+    /// target, up to [`RETRIGGER_ATTEMPTS`] times, each wait twice the one before.
+    pub(super) fn retrigger(&mut self, now: Instant, service: ServiceId, epoch: u64, attempt: u8) {
+        let Some(e) = self.services.get(&service) else {
+            return;
+        };
+        let Some(Relocation::Triggered {
+            target,
+            mode,
+            epoch: open,
+            at,
+        }) = e.relocation
+        else {
+            return;
+        };
+        if open != epoch {
+            return;
+        }
+        let host = e.host;
+        let msg = Relocate {
+            service,
+            action: RelocateAction::Relocate {
+                source: host,
+                target,
+                mode,
+                epoch,
+            },
+            timing: Timing::at(at),
+        };
+        self.send(host, msg.clone());
+        self.send(target, msg);
+        if attempt + 1 < RETRIGGER_ATTEMPTS {
+            let wait = RETRIGGER_AFTER * 2u32.pow(u32::from(attempt) + 1);
+            self.timers
+                .set(Timer::Retrigger(service, epoch, attempt + 1), now + wait);
         }
     }
 

@@ -185,8 +185,9 @@ impl EdgeServer {
     /// Abort: the source gave up on its 2004s; tell the control node whether the shadow
     /// here went live, and drop it if it did not.
     pub(super) fn abort(&mut self, now: Instant, service: ServiceId, epoch: u64) {
-        // A tentative instance never saw the 2004 (it would have committed): the source
-        // serves, and gets back what this instance applied.
+        // A tentative instance that has not committed (no 2004 came, or one that still
+        // waits for a catch-up, a job or the lease): the source serves, and gets back what
+        // this instance applied.
         if let Some(source) = self.tentative_source(service)
             && self.live.get(&service).is_some_and(|l| l.epoch <= epoch)
         {
@@ -215,7 +216,7 @@ impl EdgeServer {
     }
 
     /// The relocations of `service` up to `epoch` are off here for good: none goes live.
-    pub(super) fn call_off(&mut self, service: ServiceId, epoch: u64) {
+    fn call_off(&mut self, service: ServiceId, epoch: u64) {
         let off = self.called_off.entry(service).or_insert(epoch);
         *off = (*off).max(epoch);
     }

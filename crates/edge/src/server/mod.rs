@@ -381,7 +381,7 @@ impl EdgeServer {
                     }
                     self.relocate_out(now, from, m.service, target, mode, epoch);
                 } else if target == self.cfg.id && mode == RelocationMode::Hot {
-                    self.go_tentative(now, m.service, source, epoch);
+                    self.go_tentative(m.service, source, epoch);
                 }
             }
             RelocateAction::Promote { epoch } => {

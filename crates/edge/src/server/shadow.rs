@@ -143,9 +143,16 @@ impl EdgeServer {
     /// 1004: one chunk of a state transfer.
     pub(super) fn on_transfer(&mut self, now: Instant, from: NodeId, m: ShadowTransfer) {
         let service = m.service;
+        // The source sends the whole state (its log did not reach back to this instance's
+        // inputs): the copy replaces the tentative instance, and the 2004 it answered
+        // waits beside the copy.
+        let mut carried = None;
         if self.tentative_source(service) == Some(m.source) {
-            // The source sends the whole state (its log did not reach back to this
-            // instance's inputs): the copy replaces the tentative instance.
+            carried = self
+                .live
+                .get(&service)
+                .and_then(|l| l.tentative.as_ref())
+                .and_then(|t| t.request.clone());
             let why = "the source sends a new copy".to_string();
             self.drop_tentative(service, m.source, why);
         }
@@ -193,6 +200,12 @@ impl EdgeServer {
                 .entry(service)
                 .or_insert_with(|| Shadow::new(m.source, now));
             sh.source = m.source;
+            if let Some(request) = carried {
+                sh.check = Some(Check {
+                    request,
+                    asked: Some(edgeshift_proto::Verdict::NeedFull),
+                });
+            }
             // A new transfer replaces whatever copy there was; deltas sent after an older
             // snapshot go with it.
             let early = sh.state.take_early();

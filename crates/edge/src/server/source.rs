@@ -471,6 +471,8 @@ impl EdgeServer {
                         },
                     );
                 } else {
+                    // A whole copy replaces the target's instance, with what went on to it.
+                    f.stop_passing_on();
                     self.start_shadow(now, service, target, SyncMode::Replay);
                 }
             }

@@ -24,7 +24,6 @@ use edgeshift_proto::{
 use super::EdgeServer;
 use super::shadow::{Shadow, ShadowState};
 use super::source::Live;
-use super::timers::Timer;
 use super::traffic::{Held, Moved};
 use crate::digest;
 use crate::event::EdgeEvent;
@@ -92,13 +91,7 @@ impl EdgeServer {
     /// optimistic activation on and a ready shadow of that source, it goes live now,
     /// tentatively. Otherwise (or fenced, or the 2004 came first) nothing happens here
     /// before the 2004.
-    pub(super) fn go_tentative(
-        &mut self,
-        now: Instant,
-        service: ServiceId,
-        source: ServerId,
-        epoch: u64,
-    ) {
+    pub(super) fn go_tentative(&mut self, service: ServiceId, source: ServerId, epoch: u64) {
         if !self.cfg.optimistic
             || self.fenced_for(service)
             || self.live.contains_key(&service)
@@ -145,34 +138,8 @@ impl EdgeServer {
             from: source,
             last_seq,
         });
-        self.timers
-            .set(Timer::Tentative(service), now + self.cfg.confirm_timeout);
         self.release_held(held);
         self.load_report();
-    }
-
-    /// The watchdog of a tentative instance: no 2004 came (the source never got its 1006,
-    /// or its 2004 was lost). It rolls back, the relocation is off here for good (a late
-    /// 2004 is refused), and the control node hears it did not go live, which has the
-    /// source serve on and the routes come back. One whose 2004 came waits on: the source
-    /// repeats a 2004 whose answer was lost.
-    pub(super) fn on_tentative_timeout(&mut self, now: Instant, service: ServiceId) {
-        let Some(live) = self.live.get(&service) else {
-            return;
-        };
-        let epoch = live.epoch;
-        let Some(t) = &live.tentative else {
-            return;
-        };
-        if t.request.is_some() {
-            self.timers
-                .set(Timer::Tentative(service), now + self.cfg.confirm_timeout);
-            return;
-        }
-        let source = t.source;
-        self.call_off(service, epoch);
-        self.drop_tentative(service, source, "no 2004 came".into());
-        self.report_done(service, source, self.cfg.id, epoch, false);
     }
 
     /// Whether a tentative instance of `service` is here.

@@ -1,6 +1,6 @@
 //! The server's timers, all in one [`TimerTable`](edgeshift_proto::TimerTable): the load
-//! report; per service the delta tick, the replay flush, the confirm watchdog and the
-//! watchdog of a tentative instance; planned shadow starts.
+//! report; per service the delta tick, the replay flush and the confirm watchdog; planned
+//! shadow starts.
 //!
 //! [`EdgeServer::run_timers`] (the role's `handle_timeout`) fires the due ones in
 //! (deadline, timer) order. A timer whose service went away or moved on is not cancelled:
@@ -36,17 +36,13 @@ pub(super) enum Timer {
     Heartbeat,
     /// The lease runs out unless an answered heartbeat extended it.
     LeaseExpiry,
-    /// The watchdog of a tentative instance waiting for its source's 2004.
-    Tentative(ServiceId),
 }
 
 impl Timer {
     /// The service the timer is about, if any: it waits while that service is busy.
     fn service(&self) -> Option<ServiceId> {
         match self {
-            Self::DeltaTick(s) | Self::ReplayFlush(s) | Self::Confirm(s) | Self::Tentative(s) => {
-                Some(*s)
-            }
+            Self::DeltaTick(s) | Self::ReplayFlush(s) | Self::Confirm(s) => Some(*s),
             Self::StartShadow(s, _, _) => Some(*s),
             Self::LoadReport | Self::Heartbeat | Self::LeaseExpiry => None,
         }
@@ -104,7 +100,6 @@ impl EdgeServer {
                 }
             }
             Timer::Confirm(service) => self.on_confirm_timeout(service),
-            Timer::Tentative(service) => self.on_tentative_timeout(now, service),
             Timer::Heartbeat => self.on_heartbeat_timer(now),
             Timer::LeaseExpiry => self.on_lease_expiry(now),
             Timer::StartShadow(service, target, _) => {

@@ -228,35 +228,64 @@ fn a_delta_synced_shadow_never_goes_live_before_its_2004() {
 }
 
 #[test]
-fn without_a_2004_the_tentative_instance_rolls_back_and_refuses_a_late_one() {
-    // The source's 1006 was lost: it serves on and never sends a 2004.
+fn a_repeated_1006_changes_nothing_at_the_target_and_starts_a_source_that_missed_it() {
+    // The source's 1006 was lost; the control node sends it again to both ends.
     let mut b = ready();
     tentative_at_2(&mut b);
     b.input(2, 4);
-    b.outside.clear();
-    b.advance(std::time::Duration::from_secs(3));
-    assert!(!b.server(2).live.contains_key(&SVC));
-    assert!(b.events_of(2).iter().any(|e| matches!(
-        e,
-        EdgeEvent::TentativeDropped {
-            to: ServerId(1),
-            ..
-        }
-    )));
+    let m = relocate(b.now, 2, RelocationMode::Hot);
+    b.deliver(CONTROL, 2, m);
+    assert!(b.live(2).tentative.is_some());
     assert!(
-        b.outside_of(2)
+        b.events_of(2)
             .iter()
-            .any(|m| matches!(m, Message::RelocationDone(d) if !d.ok && d.epoch == 7))
+            .all(|e| matches!(e, EdgeEvent::Applied { .. } | EdgeEvent::Answered { .. }))
     );
-    b.pump();
-    assert_eq!(
-        b.live(1).inst.last_seq,
-        4,
-        "the source applied what the target had"
-    );
-    // The 1006 reaches the source after all: its 2004 is refused, and it serves on.
     b.relocate(2, RelocationMode::Hot);
     b.pump();
-    assert!(matches!(b.state(1), crate::server::source::Source::Serving));
-    assert!(!b.server(2).live.contains_key(&SVC));
+    assert!(b.live(2).tentative.is_none());
+    assert_eq!(b.live(2).inst.last_seq, 4);
+    assert!(!b.server(1).live.contains_key(&SVC));
+}
+
+#[test]
+fn a_whole_copy_replaces_a_tentative_instance_and_goes_live_on_the_same_2004() {
+    // The source keeps one input in its log: it cannot catch the target up, it copies.
+    let mut b = Bench::deployed(2, |c| {
+        c.optimistic = true;
+        c.input_log = 1;
+    });
+    for s in 1..=3 {
+        b.input(1, s);
+    }
+    b.prepare(&[2], SyncMode::Replay);
+    b.pump();
+    b.events.clear();
+    tentative_at_2(&mut b);
+    // Inputs 4 and 5 reach the source before its 1006; their sync to the target is lost.
+    b.input(1, 4);
+    b.input(1, 5);
+    b.queue.clear();
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    let events = b.events_of(2);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EdgeEvent::TentativeDropped { .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            EdgeEvent::Activated {
+                last_seq: 5,
+                first_try: false,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(b.live(2).tentative.is_none());
+    assert!(!b.server(1).live.contains_key(&SVC));
 }
