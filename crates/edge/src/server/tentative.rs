@@ -13,8 +13,10 @@
 //! digest found in the instance's history commit it (`Activated`, 2005 valid); a source
 //! ahead of it gets a `NeedFrom` and commits after the catch-up; anything else rolls it
 //! back. A rollback ([`EdgeServer::drop_tentative`]: a different digest, an abort, a
-//! release, a discard) drops the instance and gives every UE input it applied to the
-//! server that serves instead, which applies it again and answers as it did.
+//! release, a discard, delta sync, a new copy) drops the instance and gives every UE input
+//! it applied to the server that serves instead, which applies it again and answers as it
+//! did. The instance never rolls back on its own: a promotion (its source died) commits
+//! it, and the control node repeats a 1006 the source may have missed.
 
 use edgeshift_proto::{
     CellId, Instant, RelocateConfirm, RelocateRequest, ServerId, ServiceId, ServiceInput, SyncBody,
@@ -55,7 +57,7 @@ impl Tentative {
         if seq == self.base {
             return Some(self.base_digest);
         }
-        let i = usize::try_from(seq.checked_sub(self.base + 1)?).ok()?;
+        let i = usize::try_from(seq.checked_sub(self.base.saturating_add(1))?).ok()?;
         self.digests.get(i).copied()
     }
 
@@ -180,7 +182,8 @@ impl EdgeServer {
     /// Commits, catches up or rolls back a tentative instance whose 2004 came; runs after
     /// every change to it (applied inputs, a catch-up, the lease back).
     pub(super) fn check_tentative(&mut self, service: ServiceId) {
-        if self.busy(service) || self.fenced_for(service) {
+        // Runs after every batch any live instance applies: the common case first.
+        if !self.is_tentative(service) || self.busy(service) || self.fenced_for(service) {
             return; // Judged when the job is back or the lease returns.
         }
         let Some(live) = self.live.get_mut(&service) else {
