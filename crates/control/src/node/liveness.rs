@@ -22,8 +22,8 @@
 //! (then it is told to `Resume`, and serves on).
 
 use edgeshift_proto::{
-    Heartbeat, HeartbeatAck, Instant, Relocate, RelocateAction, RelocationMode, Route, RouteQuery,
-    RouteUpdate, ServerId, ServiceId, Tenure, Timing, UeId,
+    Heartbeat, HeartbeatAck, Instant, RelocateAction, RelocationMode, Route, RouteQuery,
+    RouteUpdate, ServerId, ServiceId, Tenure, UeId,
 };
 
 use super::relocation::Relocation;
@@ -84,33 +84,14 @@ impl ControlNode {
         let mine: Vec<ServiceId> = self.unconfirmed.range(lo..=hi).map(|(_, s)| *s).collect();
         for service in mine {
             self.unconfirmed.remove(&(server, service));
-            let Some(e) = self.services.get(&service) else {
+            let Some((mut msg, ..)) = self.open_relocate(service) else {
                 continue;
             };
-            let Some(Relocation::Triggered {
-                target,
-                mode,
-                epoch,
-                at,
-            }) = e.relocation
-            else {
-                continue;
-            };
-            let action = if e.orphaned {
-                RelocateAction::Promote { epoch }
-            } else {
-                RelocateAction::Relocate {
-                    source: e.host,
-                    target,
-                    mode,
-                    epoch,
-                }
-            };
-            let msg = Relocate {
-                service,
-                action,
-                timing: Timing::at(at),
-            };
+            // A host declared dead: the target's promotion is what stands.
+            let orphaned = self.services.get(&service).is_some_and(|e| e.orphaned);
+            if orphaned && let RelocateAction::Relocate { epoch, .. } = msg.action {
+                msg.action = RelocateAction::Promote { epoch };
+            }
             self.send(server, msg);
         }
     }

@@ -339,32 +339,12 @@ impl ControlNode {
     /// The 1006 of an optimistic relocation still open goes out again, to source and
     /// target, up to [`RETRIGGER_ATTEMPTS`] times, each wait twice the one before.
     pub(super) fn retrigger(&mut self, now: Instant, service: ServiceId, epoch: u64, attempt: u8) {
-        let Some(e) = self.services.get(&service) else {
+        let Some((msg, host, target)) = self.open_relocate(service) else {
             return;
         };
-        let Some(Relocation::Triggered {
-            target,
-            mode,
-            epoch: open,
-            at,
-        }) = e.relocation
-        else {
-            return;
-        };
-        if open != epoch {
+        if !matches!(msg.action, RelocateAction::Relocate { epoch: open, .. } if open == epoch) {
             return;
         }
-        let host = e.host;
-        let msg = Relocate {
-            service,
-            action: RelocateAction::Relocate {
-                source: host,
-                target,
-                mode,
-                epoch,
-            },
-            timing: Timing::at(at),
-        };
         self.send(host, msg.clone());
         self.send(target, msg);
         if attempt + 1 < RETRIGGER_ATTEMPTS {
@@ -372,6 +352,36 @@ impl ControlNode {
             self.timers
                 .set(Timer::Retrigger(service, epoch, attempt + 1), now + wait);
         }
+    }
+
+    /// The 1006 of the relocation of `service` that went out (from its host), with its
+    /// source and target; `None` if none is open.
+    pub(super) fn open_relocate(
+        &self,
+        service: ServiceId,
+    ) -> Option<(Relocate, ServerId, ServerId)> {
+        let e = self.services.get(&service)?;
+        let Some(Relocation::Triggered {
+            target,
+            mode,
+            epoch,
+            at,
+        }) = e.relocation
+        else {
+            return None;
+        };
+        let action = RelocateAction::Relocate {
+            source: e.host,
+            target,
+            mode,
+            epoch,
+        };
+        let msg = Relocate {
+            service,
+            action,
+            timing: Timing::at(at),
+        };
+        Some((msg, e.host, target))
     }
 
     /// 3020 to the UE's cell and the one before: `service` is at `server` under `epoch`.

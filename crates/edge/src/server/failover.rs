@@ -74,12 +74,10 @@ impl EdgeServer {
         if host == self.cfg.id {
             return;
         }
-        if self.live.get(&service).is_some_and(|l| l.epoch < epoch)
-            && self.drop_tentative(service, host, "replaced".into())
-        {
-            return;
-        }
         if self.live.get(&service).is_some_and(|l| l.epoch < epoch) {
+            if self.drop_tentative(service, host, "replaced".into()) {
+                return;
+            }
             let Some(live) = self.live.remove(&service) else {
                 return;
             };

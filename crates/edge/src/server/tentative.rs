@@ -248,8 +248,8 @@ impl EdgeServer {
                         live.inst.offer(i.seq, i.payload, None);
                     }
                 }
+                // What it applies is judged against the 2004 as it is applied.
                 self.kick(service);
-                self.check_tentative(service);
             }
             SyncBody::Delta(_) => {
                 // A delta cannot go on top of inputs the instance applied itself: optimistic
