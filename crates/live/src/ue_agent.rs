@@ -206,12 +206,7 @@ impl UeAgent {
     }
 
     fn finish(&mut self, now: Instant, ue: &UeClient, live: Option<(u64, Option<u128>)>) {
-        let sent = ue.stats().len() as u64;
-        let answered = ue
-            .stats()
-            .iter()
-            .filter(|s| s.answered_at.is_some())
-            .count() as u64;
+        let (sent, answered) = (ue.sent(), ue.answered());
         let twin = self.twin(sent);
         if let Err(e) = &twin {
             warn!(ue = %self.ue, error = %e, "twin not computed");

@@ -17,7 +17,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use edgeshift_edge::{EdgeEvent, digest};
+use edgeshift_edge::EdgeEvent;
+
+use crate::ledger::{Ledger, NeverSent};
 use edgeshift_proto::{Instant, ServerId, ServiceId};
 
 /// One broken invariant.
@@ -36,8 +38,7 @@ struct ServiceCheck {
     /// The input each frozen source stopped at.
     frozen: BTreeMap<ServerId, u64>,
     live_last: u64,
-    applied: Vec<u8>,
-    digests: Vec<u128>,
+    inputs: Ledger,
     /// A tentative instance (optimistic activation) and the inputs it applied, in order:
     /// kept aside until its relocation commits.
     tentative: Option<(ServerId, Vec<u64>)>,
@@ -47,7 +48,7 @@ impl ServiceCheck {
     /// Whether `digest` is not what the UE's inputs `1..=seq` give (inputs the UE never
     /// sent are judged elsewhere).
     fn wrong_digest(&self, seq: u64, digest: u128) -> bool {
-        self.digests.get(seq as usize).is_some_and(|d| *d != digest)
+        self.inputs.digest(seq).is_some_and(|d| d != digest)
     }
 
     /// The tentative instance at `server` is the live one now: its applications past the
@@ -75,14 +76,12 @@ impl ServiceCheck {
             ));
         }
         self.live_last = self.live_last.max(seq);
-        match self.applied.get_mut((seq as usize).wrapping_sub(1)) {
-            Some(c) => {
-                *c += 1;
-                if *c > 1 {
-                    broken.push(format!("{service}: input {seq} applied {c} times"));
-                }
+        match self.inputs.count(seq) {
+            Ok(c) if c > 1 => broken.push(format!("{service}: input {seq} applied {c} times")),
+            Ok(_) => {}
+            Err(NeverSent) => {
+                broken.push(format!("{service}: input {seq} applied but never sent"));
             }
-            None => broken.push(format!("{service}: input {seq} applied but never sent")),
         }
     }
 
@@ -94,9 +93,7 @@ impl ServiceCheck {
     /// The live state is back at input `last_seq`: applications past it count as undone.
     fn forget_applied(&mut self, last_seq: u64) {
         for seq in (last_seq + 1)..=self.live_last {
-            if let Some(c) = self.applied.get_mut((seq as usize).wrapping_sub(1)) {
-                *c = c.saturating_sub(1);
-            }
+            self.inputs.uncount(seq);
         }
         self.live_last = last_seq.min(self.live_last);
     }
@@ -111,6 +108,8 @@ pub struct Checker {
     // run) costs one cache miss where a tree of thousands of services costs several.
     services: HashMap<ServiceId, ServiceCheck, crate::FixedState>,
     violations: Vec<Violation>,
+    /// Inputs per service kept densely (see [`Checker::with_window`]).
+    window: Option<usize>,
 }
 
 impl Checker {
@@ -121,6 +120,15 @@ impl Checker {
             origin,
             ..Self::default()
         }
+    }
+
+    /// Keeps each service's newest `inputs` inputs densely, so that memory does not grow
+    /// with a run's length: counting stays exact, but a state older than the window
+    /// (activated or promoted) is no longer digest-checked.
+    #[must_use]
+    pub fn with_window(mut self, inputs: usize) -> Self {
+        self.window = Some(inputs);
+        self
     }
 
     /// Violations so far.
@@ -145,17 +153,11 @@ impl Checker {
         payload: &[u8],
     ) {
         let s = self.services.entry(service).or_default();
-        if s.digests.is_empty() {
-            s.digests.push(digest::GENESIS);
-        }
-        if seq as usize != s.digests.len() {
+        s.inputs.set_window(self.window);
+        if !s.inputs.create(seq, payload) {
             let what = format!("{service}: UE created input {seq} out of order");
             self.violation(now, what);
-            return;
         }
-        let prev = s.digests[s.digests.len() - 1];
-        s.digests.push(digest::chain(prev, seq, payload));
-        s.applied.push(0);
     }
 
     /// An ME server reported `ev`.
@@ -361,22 +363,15 @@ impl Checker {
     /// Inputs created for `service` and how many were applied exactly once.
     #[must_use]
     pub fn counts(&self, service: ServiceId) -> (u64, u64) {
-        self.services.get(&service).map_or((0, 0), |s| {
-            (
-                s.applied.len() as u64,
-                s.applied.iter().filter(|c| **c == 1).count() as u64,
-            )
-        })
+        self.services
+            .get(&service)
+            .map_or((0, 0), |s| (s.inputs.sent(), s.inputs.once()))
     }
 
     /// The digest the UE's inputs `1..=seq` give.
     #[must_use]
     pub fn expected_digest(&self, service: ServiceId, seq: u64) -> Option<u128> {
-        self.services
-            .get(&service)?
-            .digests
-            .get(seq as usize)
-            .copied()
+        self.services.get(&service)?.inputs.digest(seq)
     }
 }
 

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+mod ledger;
 mod load;
 mod observation;
 mod recorder;

@@ -96,6 +96,14 @@ impl Recorder {
         }
     }
 
+    /// The checker keeps each service's newest `inputs` inputs densely
+    /// ([`Checker::with_window`]).
+    #[must_use]
+    pub fn with_check_window(mut self, inputs: usize) -> Self {
+        self.checker = std::mem::take(&mut self.checker).with_window(inputs);
+        self
+    }
+
     /// The server serving `service` now as far as the observed events tell, if exactly one.
     #[must_use]
     pub fn serving(&self, service: ServiceId) -> Option<ServerId> {

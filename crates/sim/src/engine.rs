@@ -86,6 +86,10 @@ pub struct SimConfig {
     pub sample_load: bool,
     /// Where the run publishes how far it got (simulated nanoseconds), for a progress bar.
     pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// The checker keeps only each service's newest this many inputs densely, so that a
+    /// long run's memory does not grow with its length (counts stay exact; states older
+    /// than that are not digest-checked). `None`: every input.
+    pub check_window: Option<usize>,
 }
 
 /// Faults a run injects (all off by default).
@@ -119,6 +123,7 @@ impl SimConfig {
             keep_trace: true,
             sample_load: false,
             progress: None,
+            check_window: None,
         }
     }
 }
@@ -335,7 +340,10 @@ impl Sim {
             origin: Instant::ZERO,
         };
         let ues = s.ues.iter().map(|u| (UeId(u.id), ServiceId(u.id)));
-        let recorder = Recorder::new(meta, ues);
+        let mut recorder = Recorder::new(meta, ues);
+        if let Some(w) = cfg.check_window {
+            recorder = recorder.with_check_window(w);
+        }
         let model = ModelConfig::of(&spec);
         let mut sim = Self {
             spec,

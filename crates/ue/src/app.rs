@@ -109,7 +109,7 @@ mod tests {
         // No generated input, however long we wait: only retransmission timers.
         assert_eq!(ue.poll_timeout(), None);
         ue.handle_timeout(Instant::from_millis(1000));
-        assert_eq!(ue.stats().len(), 0);
+        assert_eq!(ue.sent(), 0);
         for i in 1..=3u8 {
             assert_eq!(
                 ue.handle_app_input(Instant::from_millis(1000), vec![i]),

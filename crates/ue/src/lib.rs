@@ -89,19 +89,6 @@ impl UeConfig {
     }
 }
 
-/// What happened to one input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InputStat {
-    /// Its sequence number.
-    pub seq: u64,
-    /// When it was created (and first sent, if attached).
-    pub created_at: Instant,
-    /// When its answer arrived.
-    pub answered_at: Option<Instant>,
-    /// How often it was sent.
-    pub transmissions: u32,
-}
-
 /// One handover as the UE saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HandoverGap {
@@ -218,6 +205,10 @@ pub enum UeEvent {
 #[derive(Debug)]
 struct Pending {
     payload: Vec<u8>,
+    /// When it was created (and first sent, if attached).
+    created_at: Instant,
+    /// How often it was sent.
+    transmissions: u32,
     /// Timer-driven resends since the last fresh send: the next wait is
     /// `retransmit_after × 2^backoff`. Without it, a service that stays unreachable (its
     /// host died with no shadow) gets every unanswered input again every 150 ms, a storm
@@ -239,7 +230,10 @@ pub struct UeClient {
     answered: VecDeque<(u64, Vec<u8>, Instant)>,
     /// When each unanswered input is due to be sent again (last sent + `retransmit_after`).
     retransmit: TimerTable<u64>,
-    stats: Vec<InputStat>,
+    /// Inputs answered so far, and the longest any of them waited (creation to answer).
+    /// Counters, not a record per input: a city run has millions of inputs.
+    answered_count: u64,
+    longest_wait: Duration,
     recent_rtts: VecDeque<Duration>,
     gaps: Vec<HandoverGap>,
     probe_nonce: u64,
@@ -265,7 +259,8 @@ impl UeClient {
             unacked: BTreeMap::new(),
             answered: VecDeque::new(),
             retransmit: TimerTable::new(),
-            stats: Vec::new(),
+            answered_count: 0,
+            longest_wait: Duration::ZERO,
             recent_rtts: VecDeque::new(),
             gaps: Vec::new(),
             probe_nonce: 0,
@@ -295,10 +290,22 @@ impl UeClient {
         &self.cfg
     }
 
-    /// Every input so far, indexed by `seq - 1`.
+    /// Inputs created so far.
     #[must_use]
-    pub fn stats(&self) -> &[InputStat] {
-        &self.stats
+    pub fn sent(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Inputs answered so far.
+    #[must_use]
+    pub fn answered(&self) -> u64 {
+        self.answered_count
+    }
+
+    /// How often unanswered input `seq` was sent (`None`: answered or never created).
+    #[must_use]
+    pub fn transmissions(&self, seq: u64) -> Option<u32> {
+        self.unacked.get(&seq).map(|p| p.transmissions)
     }
 
     /// Every handover so far.
@@ -311,11 +318,7 @@ impl UeClient {
     /// failover or a long move cost the user at worst.
     #[must_use]
     pub fn longest_wait(&self) -> Duration {
-        self.stats
-            .iter()
-            .filter_map(|s| Some(s.answered_at?.saturating_duration_since(s.created_at)))
-            .max()
-            .unwrap_or_default()
+        self.longest_wait
     }
 
     /// Inputs not yet answered.
@@ -428,17 +431,13 @@ impl UeClient {
     fn create_input(&mut self, now: Instant, created_at: Instant, payload: Vec<u8>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.stats.push(InputStat {
-            seq,
-            created_at,
-            answered_at: None,
-            transmissions: 0,
-        });
         self.unacked.insert(
             seq,
             Pending {
                 payload: payload.clone(),
                 backoff: 0,
+                created_at,
+                transmissions: 0,
             },
         );
         self.retransmit
@@ -482,8 +481,8 @@ impl UeClient {
     fn send_input(&mut self, seq: u64, payload: Vec<u8>) {
         let Some(cell) = self.serving else { return };
         let input = InputRecord { seq, payload };
-        if let Some(s) = self.stats.get_mut((seq.saturating_sub(1)) as usize) {
-            s.transmissions += 1;
+        if let Some(p) = self.unacked.get_mut(&seq) {
+            p.transmissions += 1;
         }
         let msg = ServiceInput {
             ue: self.cfg.id,
@@ -552,14 +551,7 @@ impl UeClient {
     /// Counts the wait of answered input `seq` into the last DAPS handover's stall if it
     /// was sent while both links were up (from one usual round trip before the 2003 to the
     /// attach).
-    fn daps_stall(&mut self, now: Instant, seq: u64) {
-        let Some(created) = self
-            .stats
-            .get((seq.saturating_sub(1)) as usize)
-            .map(|s| s.created_at)
-        else {
-            return;
-        };
+    fn daps_stall(&mut self, now: Instant, created: Instant) {
         let Some(g) = self.gaps.last_mut() else {
             return;
         };
@@ -605,19 +597,18 @@ impl Role for UeClient {
                     return; // Radio is down: the answer cannot have arrived.
                 }
                 if let Some(p) = self.unacked.remove(&m.seq) {
-                    self.keep_answered(now, m.seq, p.payload);
                     self.retransmit.cancel(m.seq);
-                    if let Some(s) = self.stats.get_mut((m.seq - 1) as usize) {
-                        s.answered_at = Some(now);
-                        if s.transmissions == 1 {
-                            if self.recent_rtts.len() == 16 {
-                                self.recent_rtts.pop_front();
-                            }
-                            self.recent_rtts
-                                .push_back(now.saturating_duration_since(s.created_at));
+                    let wait = now.saturating_duration_since(p.created_at);
+                    self.answered_count += 1;
+                    self.longest_wait = self.longest_wait.max(wait);
+                    if p.transmissions == 1 {
+                        if self.recent_rtts.len() == 16 {
+                            self.recent_rtts.pop_front();
                         }
+                        self.recent_rtts.push_back(wait);
                     }
-                    self.daps_stall(now, m.seq);
+                    self.keep_answered(now, m.seq, p.payload);
+                    self.daps_stall(now, p.created_at);
                     self.events.push_back(UeEvent::Answered { seq: m.seq });
                     self.app_answer(m.seq, m.payload);
                 }
@@ -845,10 +836,13 @@ mod tests {
         let mut ue = ue();
         ue.handle_timeout(Instant::from_millis(10));
         ue.handle_timeout(Instant::from_millis(200));
-        assert!(ue.stats()[0].transmissions >= 2);
+        assert!(ue.transmissions(1) >= Some(2));
         answer(&mut ue, Instant::from_millis(201), 1);
         answer(&mut ue, Instant::from_millis(202), 1);
-        assert_eq!(ue.stats()[0].answered_at, Some(Instant::from_millis(201)));
+        assert_eq!(ue.transmissions(1), None);
+        assert_eq!(ue.answered(), 1);
+        // Created at 10 ms, answered once, at 201 ms.
+        assert_eq!(ue.longest_wait(), Duration::from_millis(191));
     }
 
     /// Times at which input 1 goes out, when nothing ever answers.
