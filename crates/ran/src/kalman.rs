@@ -55,6 +55,11 @@ impl RadioMap {
     /// predictors evaluate it hundreds of times per measurement report).
     pub(crate) fn rsrp(&self, at: [f64; 2], pos: [f64; 2]) -> f64 {
         let d = ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt();
+        self.rsrp_at(d)
+    }
+
+    /// Mean RSRP (dBm) at `d` metres from a cell: it never rises with the distance.
+    fn rsrp_at(&self, d: f64) -> f64 {
         self.tx_dbm - self.prb_db - self.curve.nlos(d)
     }
 
@@ -127,6 +132,52 @@ impl Track {
     }
 }
 
+/// Whether a walk along `leg` (its first and last point) could find a neighbour above the
+/// serving cell by more than `threshold_db`. The best a neighbour can do is its level at
+/// its closest approach plus any positive measured shadowing, the worst the serving cell
+/// can do is its level at the farthest end plus any negative one: the mean RSRP never
+/// rises with distance, and the shadowing only fades. A walk that cannot vote is skipped,
+/// which gives the same prediction: most reports come from UEs well inside their cell.
+fn may_vote(
+    map: &RadioMap,
+    known: &[(CellId, [f64; 2], f64)],
+    serving: CellId,
+    leg: [[f64; 2]; 2],
+    threshold_db: f64,
+) -> bool {
+    // Rounding in the walk's own distances must not flip a verdict.
+    const SLACK_DB: f64 = 1e-6;
+    let Some(&(_, at, bias)) = known.iter().find(|k| k.0 == serving) else {
+        return false; // The walk stops at once without the serving cell's level.
+    };
+    let far = distance(leg[0], at).max(distance(leg[1], at));
+    let worst_serving = map.rsrp_at(far) + bias.min(0.0);
+    known
+        .iter()
+        .filter(|k| k.0 != serving)
+        .any(|&(_, at, bias)| {
+            let best = map.rsrp_at(closest(leg, at)) + bias.max(0.0);
+            best - worst_serving > threshold_db - SLACK_DB
+        })
+}
+
+fn distance(a: [f64; 2], b: [f64; 2]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+/// The distance from `p` to the segment `leg`.
+fn closest(leg: [[f64; 2]; 2], p: [f64; 2]) -> f64 {
+    let [a, b] = leg;
+    let ab = [b[0] - a[0], b[1] - a[1]];
+    let len2 = ab[0] * ab[0] + ab[1] * ab[1];
+    let t = if len2 > 0.0 {
+        (((p[0] - a[0]) * ab[0] + (p[1] - a[1]) * ab[1]) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    distance([a[0] + ab[0] * t, a[1] + ab[1] * t], p)
+}
+
 /// Predicts from the track and the latest measurements (`serving` and neighbour RSRP).
 pub(crate) fn predict(
     map: &RadioMap,
@@ -166,6 +217,14 @@ pub(crate) fn predict(
     let mut votes: Vec<(CellId, f64, f64)> = Vec::new(); // cell, weight, weighted eta
     let mut levels: Vec<(CellId, f64)> = Vec::with_capacity(known.len());
     for (vel, w) in hypotheses {
+        let (first, last) = (step, steps as f64 * step);
+        let leg = [
+            [pos[0] + vel[0] * first, pos[1] + vel[1] * first],
+            [pos[0] + vel[0] * last, pos[1] + vel[1] * last],
+        ];
+        if steps == 0 || !may_vote(map, &known, serving.0, leg, threshold_db) {
+            continue;
+        }
         let speed = (vel[0] * vel[0] + vel[1] * vel[1]).sqrt();
         let mut since: Option<(CellId, f64)> = None;
         for i in 1..=steps {
@@ -229,4 +288,87 @@ pub(crate) fn predict(
         eta: now + Duration::from_secs_f64(eta),
         uncertainty,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use edgeshift_radio::pathloss::Environment;
+
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so the test needs no dependency.
+    struct Draw(u64);
+
+    impl Draw {
+        fn unit(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        fn range(&mut self, lo: f64, hi: f64) -> f64 {
+            lo + (hi - lo) * self.unit()
+        }
+    }
+
+    #[test]
+    fn a_walk_the_bound_skips_never_sees_a_neighbour_above_the_threshold() {
+        let sites: Vec<(CellId, [f64; 2])> = (0..7u32)
+            .map(|i| {
+                (
+                    CellId(i),
+                    [f64::from(i % 3) * 500.0, f64::from(i / 3) * 430.0],
+                )
+            })
+            .collect();
+        let map = RadioMap::new(
+            sites.clone(),
+            46.0,
+            50,
+            ThreeGpp::new(Environment::UMa, 3.5),
+            50.0,
+        );
+        let (step, steps, threshold) = (0.4, 25, 3.0);
+        let mut draw = Draw(0x9E37_79B9_7F4A_7C15);
+        let (mut skipped, mut voting) = (0, 0);
+        for _ in 0..20_000 {
+            let pos = [draw.range(-200.0, 1200.0), draw.range(-200.0, 1100.0)];
+            let vel = [draw.range(-20.0, 20.0), draw.range(-20.0, 20.0)];
+            let known: Vec<(CellId, [f64; 2], f64)> = sites
+                .iter()
+                .map(|(c, at)| (*c, *at, draw.range(-8.0, 8.0)))
+                .collect();
+            let serving = CellId((draw.unit() * 7.0) as u32 % 7);
+            let leg = [
+                [pos[0] + vel[0] * step, pos[1] + vel[1] * step],
+                [pos[0] + vel[0] * step * 25.0, pos[1] + vel[1] * step * 25.0],
+            ];
+            if may_vote(&map, &known, serving, leg, threshold) {
+                voting += 1;
+                continue;
+            }
+            skipped += 1;
+            let speed = vel[0].hypot(vel[1]);
+            for i in 1..=steps {
+                let t = f64::from(i) * step;
+                let at = [pos[0] + vel[0] * t, pos[1] + vel[1] * t];
+                let fade = (-speed * t / map.decorrelation_m).exp();
+                let level = |k: &(CellId, [f64; 2], f64)| map.rsrp(k.1, at) + k.2 * fade;
+                let s = known.iter().find(|k| k.0 == serving).map(level);
+                let best = known
+                    .iter()
+                    .filter(|k| k.0 != serving)
+                    .map(level)
+                    .fold(f64::MIN, f64::max);
+                let s = s.unwrap_or(f64::MAX);
+                assert!(best - s <= threshold, "{pos:?} {vel:?} step {i}");
+            }
+        }
+        // Both verdicts happen, or the test proves nothing.
+        assert!(
+            skipped > 1000 && voting > 1000,
+            "{skipped} skipped, {voting} voting"
+        );
+    }
 }

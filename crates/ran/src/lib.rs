@@ -46,7 +46,7 @@ mod station;
 
 pub use config::{PredictorConfig, PredictorFactory, PredictorKind, RanConfig};
 pub use kalman::RadioMap;
-pub use measurement::measurement_report;
+pub use measurement::{MAX_REPORTED_NEIGHBOURS, measurement_report};
 pub use points::PointsPredictor;
 pub use predict::{Prediction, Sample};
 pub use predictor::{KalmanPredictor, Predictor, SequencePredictor, TrendPredictor, UeView};

@@ -4,8 +4,14 @@ use edgeshift_proto::{CellId, UeId};
 
 use crate::MeasurementReport;
 
+/// The most neighbours one report names: 3GPP's `maxCellReport` (TS 38.331). A UE in a
+/// city hears dozens of cells; only the strongest can be handover targets, and every cell
+/// a report names costs each prediction from it.
+pub const MAX_REPORTED_NEIGHBOURS: usize = 8;
+
 /// The report a UE at `pos` served by `serving` sends from its measurement `rsrp` (dBm)
-/// of every cell; `None` if the serving cell was not measured.
+/// of every cell: the serving cell and its [`MAX_REPORTED_NEIGHBOURS`] strongest
+/// neighbours, in the order of `rsrp`; `None` if the serving cell was not measured.
 #[must_use]
 pub fn measurement_report(
     ue: UeId,
@@ -14,14 +20,33 @@ pub fn measurement_report(
     pos: [f64; 2],
 ) -> Option<MeasurementReport> {
     let &(_, serving_dbm) = rsrp.iter().find(|(c, _)| *c == serving)?;
+    let mut strongest: Vec<usize> = (0..rsrp.len()).filter(|i| rsrp[*i].0 != serving).collect();
+    if strongest.len() > MAX_REPORTED_NEIGHBOURS {
+        strongest.sort_by(|a, b| rsrp[*b].1.total_cmp(&rsrp[*a].1).then(a.cmp(b)));
+        strongest.truncate(MAX_REPORTED_NEIGHBOURS);
+        strongest.sort_unstable();
+    }
     Some(MeasurementReport {
         ue,
         serving_dbm,
-        neighbours: rsrp
-            .iter()
-            .filter(|(c, _)| *c != serving)
-            .copied()
-            .collect(),
+        neighbours: strongest.into_iter().map(|i| rsrp[i]).collect(),
         position: Some(pos),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_names_the_strongest_neighbours_in_measured_order() {
+        let rsrp: Vec<(CellId, f64)> = (1..=12).map(|c| (CellId(c), -f64::from(c))).collect();
+        let Some(r) = measurement_report(UeId(1), CellId(3), &rsrp, [0.0, 0.0]) else {
+            panic!("the serving cell was measured");
+        };
+        assert_eq!(r.serving_dbm, -3.0);
+        let cells: Vec<u32> = r.neighbours.iter().map(|n| n.0.0).collect();
+        assert_eq!(cells, [1, 2, 4, 5, 6, 7, 8, 9]);
+        assert!(measurement_report(UeId(1), CellId(13), &rsrp, [0.0, 0.0]).is_none());
+    }
 }
