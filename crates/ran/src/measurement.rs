@@ -22,7 +22,11 @@ pub fn measurement_report(
     let &(_, serving_dbm) = rsrp.iter().find(|(c, _)| *c == serving)?;
     let mut strongest: Vec<usize> = (0..rsrp.len()).filter(|i| rsrp[*i].0 != serving).collect();
     if strongest.len() > MAX_REPORTED_NEIGHBOURS {
-        strongest.sort_by(|a, b| rsrp[*b].1.total_cmp(&rsrp[*a].1).then(a.cmp(b)));
+        // Strongest first, the earlier of equals first: a total order, so the selection
+        // is the same whatever the algorithm.
+        strongest.select_nth_unstable_by(MAX_REPORTED_NEIGHBOURS - 1, |a, b| {
+            rsrp[*b].1.total_cmp(&rsrp[*a].1).then(a.cmp(b))
+        });
         strongest.truncate(MAX_REPORTED_NEIGHBOURS);
         strongest.sort_unstable();
     }

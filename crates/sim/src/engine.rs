@@ -252,6 +252,8 @@ pub struct Sim {
     /// the link time of the bytes they stand for.
     model: Option<ModelConfig>,
     loads: Vec<LoadSample>,
+    /// What `flush` drains a node into, kept to spare an allocation per message.
+    scratch: (Vec<Transmit>, Vec<NodeEvent>),
 }
 
 /// A link fault between two nodes: messages either way are lost with probability `p`
@@ -368,6 +370,7 @@ impl Sim {
             next_job: 0,
             model,
             loads: Vec::new(),
+            scratch: (Vec::new(), Vec::new()),
             scenario,
             cfg,
         };
@@ -714,10 +717,11 @@ impl Sim {
         let Some(r) = self.nodes.get_mut(&id) else {
             return;
         };
-        let tx: Vec<Transmit> = std::iter::from_fn(|| r.poll_transmit()).collect();
-        let ev: Vec<NodeEvent> = std::iter::from_fn(|| r.poll_event()).collect();
+        let (mut tx, mut ev) = std::mem::take(&mut self.scratch);
+        tx.extend(std::iter::from_fn(|| r.poll_transmit()));
+        ev.extend(std::iter::from_fn(|| r.poll_event()));
         let timeout = r.poll_timeout();
-        for e in ev {
+        for e in ev.drain(..) {
             match e {
                 NodeEvent::Ran(e) => self.on_ran(id, e),
                 NodeEvent::Edge(e) => {
@@ -742,9 +746,10 @@ impl Sim {
                 }
             }
         }
-        for t in tx {
+        for t in tx.drain(..) {
             self.send(id, t);
         }
+        self.scratch = (tx, ev);
         if let Some(t) = timeout {
             // The node asked on its own clock.
             let skew = self.skew.get(&id).copied().unwrap_or(0);

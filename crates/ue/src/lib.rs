@@ -520,8 +520,13 @@ impl UeClient {
             self.answered.pop_front();
         }
         if !self.cfg.keep_answered.is_zero() {
-            let at = self.answered.partition_point(|(s, _, _)| *s < seq);
-            self.answered.insert(at, (seq, payload, now));
+            // Answers mostly come in order: append without a search.
+            if self.answered.back().is_none_or(|(s, _, _)| *s < seq) {
+                self.answered.push_back((seq, payload, now));
+            } else {
+                let at = self.answered.partition_point(|(s, _, _)| *s < seq);
+                self.answered.insert(at, (seq, payload, now));
+            }
         }
     }
 
