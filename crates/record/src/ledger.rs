@@ -25,7 +25,7 @@ pub(crate) struct Ledger {
     once_below: u64,
     /// ... and those that left it applied any other number of times.
     odd_below: BTreeMap<u64, u8>,
-    /// Inputs kept densely (`None`: all).
+    /// Digests kept densely, at most (`None`: all); one more than the inputs.
     window: Option<usize>,
 }
 
@@ -40,7 +40,8 @@ impl Default for Ledger {
 pub(crate) struct NeverSent;
 
 impl Ledger {
-    /// A ledger keeping the newest `window` inputs densely (`None`: every input).
+    /// A ledger keeping the digests of the newest `window` inputs densely (`None`: every
+    /// input).
     pub(crate) fn new(window: Option<usize>) -> Self {
         Self {
             dropped: 0,
@@ -48,13 +49,13 @@ impl Ledger {
             digests: VecDeque::from([digest::GENESIS]),
             once_below: 0,
             odd_below: BTreeMap::new(),
-            window: window.map(|w| w.max(1)),
+            window: window.map(|w| w.max(2)),
         }
     }
 
-    /// Keeps the newest `window` inputs densely from now on (`None`: all).
+    /// Keeps the digests of the newest `window` inputs densely from now on (`None`: all).
     pub(crate) fn set_window(&mut self, window: Option<usize>) {
-        self.window = window.map(|w| w.max(1));
+        self.window = window.map(|w| w.max(2));
     }
 
     /// Inputs the UE created.
@@ -73,16 +74,18 @@ impl Ledger {
             return false;
         }
         let prev = self.digests.back().copied().unwrap_or(digest::GENESIS);
-        self.digests.push_back(digest::chain(prev, seq, payload));
-        self.applied.push_back(0);
         if let Some(w) = self.window {
-            while self.applied.len() > w {
-                let count = self.applied.pop_front().unwrap_or_default();
+            // Room first: pushing past `w` would double the deques' capacity.
+            while self.digests.len() >= w
+                && let Some(count) = self.applied.pop_front()
+            {
                 self.digests.pop_front();
                 self.dropped += 1;
                 self.set_below(self.dropped, count);
             }
         }
+        self.digests.push_back(digest::chain(prev, seq, payload));
+        self.applied.push_back(0);
         true
     }
 
@@ -168,8 +171,9 @@ mod tests {
             full.create(seq, &[1]);
         }
         assert_eq!(windowed.digest(10), full.digest(10));
-        assert_eq!(windowed.digest(6), full.digest(6));
-        assert_eq!(windowed.digest(5), None);
+        // Four digests kept: after inputs 7 to 10.
+        assert_eq!(windowed.digest(7), full.digest(7));
+        assert_eq!(windowed.digest(6), None);
         assert_eq!(full.digest(0), Some(digest::GENESIS));
     }
 

@@ -216,3 +216,20 @@ fn a_region_control_node_that_restarts_during_a_handoff_still_takes_the_service(
         assert_eq!(report.relocations, 8, "{strategy}");
     }
 }
+
+/// A checker that keeps only the newest inputs densely (as city runs do) counts exactly
+/// as one that keeps them all: through a promotion, whose undone inputs are counted again,
+/// and a relocation, the reports are the same.
+#[test]
+fn a_windowed_checker_reports_what_a_full_one_does() {
+    let report = |window: Option<usize>| {
+        let mut cfg = SimConfig::new(Strategy::Shadow, 1);
+        cfg.outages = vec!["kill:me1@5.5s".parse().expect("spec")];
+        cfg.check_window = window;
+        sim(builtin("demo"), cfg).0
+    };
+    let full = report(None);
+    assert_eq!(full.invariant_violations, 0, "{:?}", full.violations);
+    assert!(full.relocations >= 1);
+    assert_eq!(report(Some(8)), full);
+}
