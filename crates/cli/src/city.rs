@@ -48,6 +48,10 @@ pub(crate) struct CityArgs {
     /// Least summed likelihood of a server's cells for a shadow-jit shadow there.
     #[arg(long, default_value_t = 0.3)]
     jit_threshold: f32,
+    /// A source sends its replay shadows the inputs it applied in batches of this many ms
+    /// (0: each input at once); a freeze sends the batch at once.
+    #[arg(long, default_value_t = 0)]
+    replay_batch_ms: u64,
 }
 
 /// A progress bar on stderr over every strategy's simulated time (hidden when stderr is
@@ -98,6 +102,7 @@ pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
         }),
         roads: c.roads.clone(),
         jit_threshold: c.jit_threshold,
+        replay_batch_ms: c.replay_batch_ms,
         ..City::new(mobility)
     };
     let jobs = a

@@ -119,3 +119,28 @@ fn a_modelled_state_moves_as_slowly_as_real_bytes() {
     // Cold copies 16 MiB at 1 Gbit/s (134 ms, of which the radio gap hides about 50).
     assert!(added("model", Strategy::Cold).0 > 50.0);
 }
+
+/// Replay sync in batches (`--replay-batch-ms`): the shadows still hide the moves, and
+/// every input is still applied exactly once.
+#[test]
+fn batched_replay_sync_keeps_every_invariant() {
+    let city = City {
+        ues: Some(12),
+        duration_s: Some(40.0),
+        state_bytes: 8 << 20,
+        replay_batch_ms: 100,
+        ..City::new(Mobility::Manhattan)
+    };
+    assert_eq!(city.scenario().expect("builds").edge.replay_batch_ms, 100);
+    let report = run(&city, &[Strategy::Shadow], 1, 1).expect("runs");
+    let r = &report.strategies[0];
+    assert_eq!(r.invariant_violations, 0, "{:?}", r.violations);
+    assert!(r.final_state_matches_twin);
+    assert_eq!(r.inputs_sent, r.inputs_applied_once);
+    assert!(r.relocations > 0);
+    assert!(
+        r.hidden_share.is_some_and(|h| h > 0.9),
+        "{:?}",
+        r.hidden_share
+    );
+}

@@ -94,6 +94,9 @@ pub struct City {
     pub roads: Option<PathBuf>,
     /// Least likelihood of a server for a shadow-jit shadow.
     pub jit_threshold: f32,
+    /// A source sends its replay shadows the inputs it applied in batches of this long
+    /// (ms; 0: each input at once); the batch goes out at a freeze in any case.
+    pub replay_batch_ms: u64,
 }
 
 impl City {
@@ -116,6 +119,7 @@ impl City {
             predictor: PredictorName::Kalman,
             roads: None,
             jit_threshold: Control::default().jit_threshold,
+            replay_batch_ms: 0,
         }
     }
 }
@@ -339,6 +343,7 @@ impl City {
             },
             edge: Edge {
                 capacity: 1_000_000,
+                replay_batch_ms: self.replay_batch_ms,
                 ..Edge::default()
             },
             control: Control {
