@@ -44,13 +44,19 @@ mod tests {
 
     #[test]
     fn a_report_names_the_strongest_neighbours_in_measured_order() {
-        let rsrp: Vec<(CellId, f64)> = (1..=12).map(|c| (CellId(c), -f64::from(c))).collect();
+        // Measured weakest first (cell 12 to 1); cells 10 and 9 tie for eighth place, and
+        // the earlier measured (10) is named.
+        let mut rsrp: Vec<(CellId, f64)> =
+            (1..=12).rev().map(|c| (CellId(c), -f64::from(c))).collect();
+        rsrp.iter_mut()
+            .filter(|n| n.0 == CellId(10))
+            .for_each(|n| n.1 = -9.0);
         let Some(r) = measurement_report(UeId(1), CellId(3), &rsrp, [0.0, 0.0]) else {
             panic!("the serving cell was measured");
         };
         assert_eq!(r.serving_dbm, -3.0);
         let cells: Vec<u32> = r.neighbours.iter().map(|n| n.0.0).collect();
-        assert_eq!(cells, [1, 2, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(cells, [10, 8, 7, 6, 5, 4, 2, 1]);
         assert!(measurement_report(UeId(1), CellId(13), &rsrp, [0.0, 0.0]).is_none());
     }
 }

@@ -18,9 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use edgeshift_edge::EdgeEvent;
+use edgeshift_proto::{Instant, ServerId, ServiceId};
 
 use crate::ledger::{Ledger, NeverSent};
-use edgeshift_proto::{Instant, ServerId, ServiceId};
 
 /// One broken invariant.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -122,9 +122,9 @@ impl Checker {
         }
     }
 
-    /// Keeps each service's newest `inputs` inputs densely, so that memory does not grow
-    /// with a run's length: counting stays exact, but a state older than the window
-    /// (activated or promoted) is no longer digest-checked.
+    /// Keeps the digests (and dense counts) of each service's newest `inputs` inputs only,
+    /// so that memory does not grow with a run's length: counting stays exact, but a state
+    /// older than the window (activated or promoted) is no longer digest-checked.
     #[must_use]
     pub fn with_window(mut self, inputs: usize) -> Self {
         self.window = Some(inputs);

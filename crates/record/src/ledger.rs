@@ -23,7 +23,9 @@ pub(crate) struct Ledger {
     digests: VecDeque<u128>,
     /// Inputs that left the dense record applied exactly once...
     once_below: u64,
-    /// ... and those that left it applied any other number of times.
+    /// ... and those that left it applied any other number of times. Rare while the
+    /// service is served; a service lost for good (its UE sending into the void) leaves
+    /// one entry per input here, so the window bounds the memory of served services only.
     odd_below: BTreeMap<u64, u8>,
     /// Digests kept densely, at most (`None`: all); one more than the inputs.
     window: Option<usize>,

@@ -222,14 +222,20 @@ fn a_region_control_node_that_restarts_during_a_handoff_still_takes_the_service(
 /// and a relocation, the reports are the same.
 #[test]
 fn a_windowed_checker_reports_what_a_full_one_does() {
-    let report = |window: Option<usize>| {
+    let run = |window: Option<usize>| {
         let mut cfg = SimConfig::new(Strategy::Shadow, 1);
         cfg.outages = vec!["kill:me1@5.5s".parse().expect("spec")];
         cfg.check_window = window;
-        sim(builtin("demo"), cfg).0
+        sim(builtin("demo"), cfg)
     };
-    let full = report(None);
+    let (full, trace) = run(None);
     assert_eq!(full.invariant_violations, 0, "{:?}", full.violations);
     assert!(full.relocations >= 1);
-    assert_eq!(report(Some(8)), full);
+    let promoted = events(&trace)
+        .iter()
+        .any(|(n, w)| n.starts_with("me") && w.starts_with("Promoted"));
+    assert!(promoted);
+    for window in [2, 8] {
+        assert_eq!(run(Some(window)).0, full, "window {window}");
+    }
 }
