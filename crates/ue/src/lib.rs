@@ -553,9 +553,9 @@ impl UeClient {
         }
     }
 
-    /// Counts the wait of answered input `seq` into the last DAPS handover's stall if it
-    /// was sent while both links were up (from one usual round trip before the 2003 to the
-    /// attach).
+    /// Counts the wait of an input created at `created` and answered now into the last
+    /// DAPS handover's stall if it was sent while both links were up (from one usual round
+    /// trip before the 2003 to the attach).
     fn daps_stall(&mut self, now: Instant, created: Instant) {
         let Some(g) = self.gaps.last_mut() else {
             return;
