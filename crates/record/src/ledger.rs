@@ -3,10 +3,11 @@
 //!
 //! A city run has millions of inputs per hour, so with a window the ledger keeps the dense
 //! record of only the newest inputs. An input that leaves the window applied exactly once
-//! becomes a count; one that leaves it applied any other number of times (not yet, or
-//! already flagged) stays in a sparse map. Counting is therefore exact however old the
-//! input; only the digest of a state older than the window can no longer be checked
-//! ([`Ledger::digest`] is `None` there).
+//! becomes a count; runs of inputs that leave it never applied (a service that is not
+//! served) become ranges, and the rare input applied more often (already flagged) stays in
+//! a sparse map. Counting is therefore exact however old the input; only the digest of a
+//! state older than the window can no longer be checked ([`Ledger::digest`] is `None`
+//! there).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -23,9 +24,10 @@ pub(crate) struct Ledger {
     digests: VecDeque<u128>,
     /// Inputs that left the dense record applied exactly once...
     once_below: u64,
-    /// ... and those that left it applied any other number of times. Rare while the
-    /// service is served; a service lost for good (its UE sending into the void) leaves
-    /// one entry per input here, so the window bounds the memory of served services only.
+    /// ... never, as ranges (first → last): a service lost for good, its UE sending into
+    /// the void, adds to one range instead of an entry per input...
+    never_below: BTreeMap<u64, u64>,
+    /// ... and more than once.
     odd_below: BTreeMap<u64, u8>,
     /// Digests kept densely, at most (`None`: all); one more than the inputs.
     window: Option<usize>,
@@ -50,6 +52,7 @@ impl Ledger {
             applied: VecDeque::new(),
             digests: VecDeque::from([digest::GENESIS]),
             once_below: 0,
+            never_below: BTreeMap::new(),
             odd_below: BTreeMap::new(),
             window: window.map(|w| w.max(2)),
         }
@@ -117,24 +120,51 @@ impl Ledger {
             *c = f(*c);
             return Ok(*c);
         }
-        let before = match self.odd_below.get(&seq) {
-            Some(c) => *c,
-            None => {
-                self.once_below -= 1;
-                1
+        let before = if let Some(c) = self.odd_below.remove(&seq) {
+            c
+        } else if let Some((first, last)) = self.never_range(seq) {
+            // Split the range around `seq`.
+            self.never_below.remove(&first);
+            if first < seq {
+                self.never_below.insert(first, seq - 1);
             }
+            if seq < last {
+                self.never_below.insert(seq + 1, last);
+            }
+            0
+        } else {
+            self.once_below -= 1;
+            1
         };
         let after = f(before);
-        self.odd_below.remove(&seq);
         self.set_below(seq, after);
         Ok(after)
     }
 
+    /// The range of never-applied inputs below the window that holds `seq`.
+    fn never_range(&self, seq: u64) -> Option<(u64, u64)> {
+        let (&first, &last) = self.never_below.range(..=seq).next_back()?;
+        (seq <= last).then_some((first, last))
+    }
+
     fn set_below(&mut self, seq: u64, count: u8) {
-        if count == 1 {
-            self.once_below += 1;
-        } else {
-            self.odd_below.insert(seq, count);
+        match count {
+            1 => self.once_below += 1,
+            0 => {
+                // Join the range just below and the one just above, if any.
+                let below = self
+                    .never_below
+                    .range(..seq)
+                    .next_back()
+                    .filter(|(_, last)| last.checked_add(1) == Some(seq))
+                    .map(|(first, _)| *first);
+                let above = seq.checked_add(1).and_then(|n| self.never_below.remove(&n));
+                let first = below.unwrap_or(seq);
+                self.never_below.insert(first, above.unwrap_or(seq));
+            }
+            _ => {
+                self.odd_below.insert(seq, count);
+            }
         }
     }
 }
@@ -177,6 +207,30 @@ mod tests {
         assert_eq!(windowed.digest(7), full.digest(7));
         assert_eq!(windowed.digest(6), None);
         assert_eq!(full.digest(0), Some(digest::GENESIS));
+    }
+
+    #[test]
+    fn inputs_never_applied_past_the_window_are_one_range() {
+        let mut l = Ledger::new(Some(4));
+        for seq in 1..=1000 {
+            assert!(l.create(seq, b"x"));
+        }
+        // Nothing applied (a service lost for good): one range, not 997 entries.
+        assert_eq!(l.never_below.len(), 1);
+        assert!(l.odd_below.is_empty());
+        // Applied late: the range splits around it, and joins again when undone.
+        assert_eq!(l.count(500), Ok(1));
+        assert_eq!(l.never_below.len(), 2);
+        assert_eq!((l.sent(), l.once()), (1000, 1));
+        assert_eq!(l.count(500), Ok(2));
+        assert_eq!(l.never_below.len(), 2);
+        l.uncount(500);
+        l.uncount(500);
+        assert_eq!(l.never_below.len(), 1);
+        assert_eq!(l.count(1), Ok(1));
+        assert_eq!(l.count(997), Ok(1));
+        assert_eq!(l.never_below.len(), 1);
+        assert_eq!((l.sent(), l.once()), (1000, 2));
     }
 
     #[test]
