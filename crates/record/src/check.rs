@@ -383,9 +383,8 @@ mod tests {
     const SRC: ServerId = ServerId(1);
     const DST: ServerId = ServerId(2);
 
-    /// A checker where the UE sent inputs 1..=3, the source applied 1 and froze, and the
-    /// target went live and applied 2 and 3 (passed on to it).
-    fn target_ran_past_the_freeze() -> Checker {
+    /// A checker where the UE sent inputs 1..=3 and the source, serving, applied 1.
+    fn source_applied_one() -> Checker {
         let mut c = Checker::new(Instant::ZERO);
         let t = Instant::ZERO;
         for seq in 1..=3 {
@@ -393,6 +392,14 @@ mod tests {
         }
         c.on_edge(t, SRC, &EdgeEvent::Instantiated { service: S });
         c.on_edge(t, SRC, &applied(1));
+        c
+    }
+
+    /// A checker where the UE sent inputs 1..=3, the source applied 1 and froze, and the
+    /// target went live and applied 2 and 3 (passed on to it).
+    fn target_ran_past_the_freeze() -> Checker {
+        let mut c = source_applied_one();
+        let t = Instant::ZERO;
         c.on_edge(
             t,
             SRC,
@@ -464,13 +471,8 @@ mod tests {
 
     /// The source applied 1, the target went live tentatively at 1 and applied 2 and 3.
     fn tentative_past_the_source() -> Checker {
-        let mut c = Checker::new(Instant::ZERO);
+        let mut c = source_applied_one();
         let t = Instant::ZERO;
-        for seq in 1..=3 {
-            c.on_generated(t, S, seq, &[seq as u8]);
-        }
-        c.on_edge(t, SRC, &EdgeEvent::Instantiated { service: S });
-        c.on_edge(t, SRC, &applied(1));
         let tentative = EdgeEvent::Tentative {
             service: S,
             from: SRC,

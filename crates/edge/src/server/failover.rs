@@ -10,7 +10,7 @@ use edgeshift_proto::{Instant, RelocationDone, ServerId, ServiceId};
 
 use super::EdgeServer;
 use super::jobs::Waiting;
-use super::shadow::{Shadow, ShadowState};
+use super::shadow::{ReadyShadow, ShadowState};
 use super::source::{Live, Source};
 use super::traffic::Moved;
 use crate::event::EdgeEvent;
@@ -42,12 +42,9 @@ impl EdgeServer {
             self.report_done(service, from, self.cfg.id, epoch, false);
             return;
         }
-        let Some(Shadow {
-            source,
-            state: ShadowState::Ready(inst),
-            held,
-            ..
-        }) = self.shadows.remove(&service)
+        let Some(ReadyShadow {
+            source, inst, held, ..
+        }) = self.take_ready(service)
         else {
             return;
         };

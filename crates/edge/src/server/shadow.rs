@@ -118,7 +118,40 @@ impl ShadowState {
     }
 }
 
+/// A ready shadow taken out to go live.
+pub(super) struct ReadyShadow {
+    /// The server with the live instance it copied.
+    pub(super) source: ServerId,
+    pub(super) created_at: Instant,
+    pub(super) inst: Instance,
+    /// UE traffic that reached it before it went live.
+    pub(super) held: Vec<Held>,
+}
+
 impl EdgeServer {
+    /// Takes `service`'s shadow out if it is ready; any other shadow stays.
+    pub(super) fn take_ready(&mut self, service: ServiceId) -> Option<ReadyShadow> {
+        if !matches!(self.shadows.get(&service)?.state, ShadowState::Ready(_)) {
+            return None;
+        }
+        let Shadow {
+            source,
+            created_at,
+            state: ShadowState::Ready(inst),
+            held,
+            ..
+        } = self.shadows.remove(&service)?
+        else {
+            return None; // Checked just above.
+        };
+        Some(ReadyShadow {
+            source,
+            created_at,
+            inst,
+            held,
+        })
+    }
+
     /// 1006 discard naming this server: the shadow goes.
     pub(super) fn drop_shadow(&mut self, now: Instant, service: ServiceId) {
         // Sync in flight arrives within a few link delays; a minute of memory is plenty.

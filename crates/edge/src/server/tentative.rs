@@ -24,7 +24,7 @@ use edgeshift_proto::{
 };
 
 use super::EdgeServer;
-use super::shadow::{Shadow, ShadowState};
+use super::shadow::{ReadyShadow, ShadowState};
 use super::source::Live;
 use super::traffic::{Held, Moved};
 use crate::digest;
@@ -110,12 +110,12 @@ impl EdgeServer {
         if !ready {
             return;
         }
-        let Some(Shadow {
+        let Some(ReadyShadow {
             created_at,
-            state: ShadowState::Ready(inst),
+            inst,
             held,
             ..
-        }) = self.shadows.remove(&service)
+        }) = self.take_ready(service)
         else {
             return;
         };

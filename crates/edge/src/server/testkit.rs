@@ -77,6 +77,20 @@ impl Bench {
         b
     }
 
+    /// Server 1 hosts [`SVC`] with a ready replay shadow at server 2, after inputs 1..=3;
+    /// nothing of getting there is left in `events` or `outside`.
+    pub(super) fn with_shadow(n: u32, tune: impl Fn(&mut EdgeConfig)) -> Self {
+        let mut b = Self::deployed(n, tune);
+        for s in 1..=3 {
+            b.input(1, s);
+        }
+        b.prepare(&[2], SyncMode::Replay);
+        b.pump();
+        b.events.clear();
+        b.outside.clear();
+        b
+    }
+
     pub(super) fn server(&mut self, id: u32) -> &mut EdgeServer {
         self.servers
             .get_mut(&ServerId(id))

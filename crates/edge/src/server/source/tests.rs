@@ -20,22 +20,9 @@ fn confirm(target: u32, verdict: Verdict) -> RelocateConfirm {
     }
 }
 
-/// Server 1 hosts the service with a ready replay shadow at server 2, after inputs 1..=3.
-fn with_shadow(n: u32, tune: impl Fn(&mut crate::EdgeConfig)) -> Bench {
-    let mut b = Bench::deployed(n, tune);
-    for s in 1..=3 {
-        b.input(1, s);
-    }
-    b.prepare(&[2], SyncMode::Replay);
-    b.pump();
-    b.events.clear();
-    b.outside.clear();
-    b
-}
-
 #[test]
 fn hot_onto_a_ready_shadow_freezes_asks_and_moves_out() {
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     assert!(b.live(1).links[&ServerId(2)].ready);
     b.relocate(2, RelocationMode::Hot);
     let Source::Frozen(f) = b.state(1) else {
@@ -163,7 +150,7 @@ fn target_answers_input_4_and_probe_9(b: &mut Bench) {
 
 #[test]
 fn a_frozen_source_passes_traffic_on_to_a_ready_target_behind_its_2004() {
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.input(1, 4);
     b.deliver(NodeId::Cell(CellId(1)), 1, probe(9));
@@ -182,7 +169,7 @@ fn a_frozen_source_passes_traffic_on_to_a_ready_target_behind_its_2004() {
 #[test]
 fn a_frozen_source_holds_traffic_while_its_target_has_no_ready_copy() {
     // Cold: the target's copy is still to come, so the traffic waits here for the 2005.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Cold);
     b.input(1, 4);
     b.deliver(NodeId::Cell(CellId(1)), 1, probe(9));
@@ -197,7 +184,7 @@ fn a_frozen_source_holds_traffic_while_its_target_has_no_ready_copy() {
 
 #[test]
 fn a_target_that_refuses_gives_passed_on_traffic_back_behind_its_2005() {
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.input(1, 4);
     // The input reaches the shadow before the 2004 (the test swaps the two), and the copy
@@ -224,7 +211,7 @@ fn a_target_that_refuses_gives_passed_on_traffic_back_behind_its_2005() {
 #[test]
 fn a_target_that_asks_for_the_whole_state_gets_what_was_passed_on_again_after_its_2005() {
     // A restarted target lost its shadow, and with it what went on to it.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.input(1, 4);
     b.queue.clear();
@@ -244,7 +231,7 @@ fn a_target_that_asks_for_the_whole_state_gets_what_was_passed_on_again_after_it
 #[test]
 fn a_reject_thaws_the_source_which_serves_what_it_held() {
     // Cold, so that the source holds the input rather than passing it on.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Cold);
     b.queue.clear();
     b.input(1, 4);
@@ -269,7 +256,7 @@ fn a_reject_thaws_the_source_which_serves_what_it_held() {
 
 #[test]
 fn a_2005_that_fits_no_relocation_is_a_violation_and_changes_nothing() {
-    let mut b = with_shadow(3, |_| {});
+    let mut b = Bench::with_shadow(3, |_| {});
     let from2 = NodeId::Server(ServerId(2));
     b.deliver(from2, 1, confirm(2, Verdict::Valid));
     assert!(matches!(b.state(1), Source::Serving));
@@ -310,7 +297,7 @@ fn a_1006_for_a_service_not_here_is_a_violation_unless_it_moved() {
         ["relocate of svc1, which is not live here"]
     );
 
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.pump();
     b.events.clear();
@@ -320,7 +307,7 @@ fn a_1006_for_a_service_not_here_is_a_violation_unless_it_moved() {
 
 #[test]
 fn a_second_1006_while_frozen_changes_nothing() {
-    let mut b = with_shadow(3, |_| {});
+    let mut b = Bench::with_shadow(3, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.queue.clear();
     b.events.clear();
@@ -331,7 +318,7 @@ fn a_second_1006_while_frozen_changes_nothing() {
 
 #[test]
 fn the_watchdog_asks_again_restarts_on_an_answer_and_gives_up() {
-    let mut b = with_shadow(2, |c| {
+    let mut b = Bench::with_shadow(2, |c| {
         c.confirm_timeout = Duration::from_millis(100);
         c.confirm_attempts = 3;
     });
@@ -369,7 +356,7 @@ fn the_watchdog_asks_again_restarts_on_an_answer_and_gives_up() {
 
 #[test]
 fn a_garbage_need_from_does_not_panic_and_a_bad_rate_does_not_stall() {
-    let mut b = with_shadow(2, |c| c.confirm_rate_bytes_s = 0.0);
+    let mut b = Bench::with_shadow(2, |c| c.confirm_rate_bytes_s = 0.0);
     b.relocate(2, RelocationMode::Hot);
     b.queue.clear();
     // Armed for the timeout alone: a rate of zero adds no (infinite) transfer time.
@@ -406,7 +393,7 @@ fn promote(epoch: u64) -> Relocate {
 fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     // Frozen, its target silent: it serves again and says the relocation did not happen.
     // (Cold: the source holds the input rather than passing it on.)
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Cold);
     b.queue.clear();
     b.input(1, 4);
@@ -420,7 +407,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
         Message::RelocationDone(d) if !d.ok && d.epoch == 7 && d.to == ServerId(2)
     ));
     // Handed over already (the 2005 came): it cannot resume, and says where it went.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.pump();
     b.outside.clear();
@@ -432,7 +419,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
         [Message::RelocationDone(d)] if d.ok && d.epoch == 7 && d.from == ServerId(1) && d.to == ServerId(2)
     ));
     // A resume of another relocation changes nothing and is not answered.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.queue.clear();
     b.outside.clear();
@@ -441,7 +428,7 @@ fn a_resume_is_answered_with_whether_the_instance_was_handed_over() {
     assert!(b.outside_of(1).is_empty());
     // Serving, its 1006 never came (or was dropped): it says it serves on, naming itself
     // for the target it never learnt, so that the control node can settle the relocation.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.deliver(NodeId::CONTROL, 1, resume(7));
     assert!(matches!(b.state(1), Source::Serving));
     assert!(matches!(
@@ -488,7 +475,7 @@ fn a_target_that_could_not_be_promoted_never_goes_live_on_a_late_2004() {
 #[test]
 fn a_promoted_instance_asks_once_for_the_inputs_behind_a_gap_while_it_fills() {
     // The shadow at server 2 has inputs 1..=3; the dead source had applied 4 and 5 too.
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.deliver(NodeId::CONTROL, 2, promote(8));
     b.outside.clear();
     // 7 and 8 wait behind the gap; the UE is asked to resend after 3 and does, in order.
@@ -524,7 +511,7 @@ fn a_promoted_instance_asks_once_for_the_inputs_behind_a_gap_while_it_fills() {
 
 #[test]
 fn traffic_that_comes_round_a_ring_of_forwarding_servers_is_dropped() {
-    let mut b = with_shadow(3, |_| {});
+    let mut b = Bench::with_shadow(3, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.pump();
     assert_eq!(b.server(1).moved.get(&SVC).map(|m| m.to), Some(ServerId(2)));
@@ -559,7 +546,7 @@ fn traffic_that_comes_round_a_ring_of_forwarding_servers_is_dropped() {
 
 #[test]
 fn a_shadow_holds_what_its_host_passes_on_when_the_ue_turns_back() {
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Hot);
     b.pump();
     // Server 1 keeps the old instance as a shadow of server 2, its new host.
@@ -594,7 +581,7 @@ fn answers_after_a_hold_go_where_the_ue_is_now() {
     // Frozen: input 4 comes through cell 1, then the UE moves and input 5 comes through
     // cell 2. When the source serves again, both answers go to cell 2. (Cold: the source
     // holds them rather than passing them on.)
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.relocate(2, RelocationMode::Cold);
     b.queue.clear();
     b.input(1, 4);
@@ -623,7 +610,7 @@ fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_releas
     let lease = |c: &mut crate::EdgeConfig| c.lease = Some(crate::LeaseConfig::new(1));
     // Server 2, holding a ready shadow, was stopped: its lease ran out, and the promotion
     // the control node sent when the source fell silent waited for it.
-    let mut b = with_shadow(2, lease);
+    let mut b = Bench::with_shadow(2, lease);
     b.advance(Duration::from_millis(1100));
     b.deliver(NodeId::CONTROL, 2, promote(8));
     assert!(
@@ -646,7 +633,7 @@ fn a_promotion_that_came_while_fenced_waits_for_the_lease_and_yields_to_a_releas
             .any(|m| matches!(m, Message::RelocationDone(d) if !d.ok && d.epoch == 8))
     );
     // Nothing came in between: the lease's return promotes it.
-    let mut b = with_shadow(2, lease);
+    let mut b = Bench::with_shadow(2, lease);
     b.advance(Duration::from_millis(1100));
     b.deliver(NodeId::CONTROL, 2, promote(8));
     let sent = b.outside_of(2);
@@ -661,7 +648,7 @@ fn abort(epoch: u64) -> Relocate {
 #[test]
 fn an_abort_calls_off_a_promotion_that_waits_for_the_lease() {
     let lease = |c: &mut crate::EdgeConfig| c.lease = Some(crate::LeaseConfig::new(1));
-    let mut b = with_shadow(2, lease);
+    let mut b = Bench::with_shadow(2, lease);
     b.advance(Duration::from_millis(1100));
     b.deliver(NodeId::CONTROL, 2, promote(8));
     // The node gave the promotion up (its server seemed dead too) and aborts it before
@@ -675,7 +662,7 @@ fn an_abort_calls_off_a_promotion_that_waits_for_the_lease() {
 
 #[test]
 fn a_promotion_older_than_an_abort_is_refused_even_with_a_new_shadow() {
-    let mut b = with_shadow(2, |_| {});
+    let mut b = Bench::with_shadow(2, |_| {});
     b.deliver(NodeId::CONTROL, 2, abort(8));
     assert!(b.server(2).shadows.is_empty());
     // A new shadow comes (the source stops syncing the old one first), then the aborted

@@ -16,15 +16,7 @@ const FROM1: NodeId = NodeId::Server(ServerId(1));
 /// Server 1 hosts the service after inputs 1..=3, with a ready replay shadow at server 2;
 /// both run optimistic activation.
 fn ready() -> Bench {
-    let mut b = Bench::deployed(2, |c| c.optimistic = true);
-    for s in 1..=3 {
-        b.input(1, s);
-    }
-    b.prepare(&[2], SyncMode::Replay);
-    b.pump();
-    b.events.clear();
-    b.outside.clear();
-    b
+    Bench::with_shadow(2, |c| c.optimistic = true)
 }
 
 /// The 1006 reaches the target first: it goes live at input 3.
