@@ -54,8 +54,7 @@ impl RadioMap {
     /// of the NLOS loss, bit for bit, with the constant terms worked out once (the
     /// predictors evaluate it hundreds of times per measurement report).
     pub(crate) fn rsrp(&self, at: [f64; 2], pos: [f64; 2]) -> f64 {
-        let d = ((at[0] - pos[0]).powi(2) + (at[1] - pos[1]).powi(2)).sqrt();
-        self.rsrp_at(d)
+        self.rsrp_at(distance(at, pos))
     }
 
     /// Mean RSRP (dBm) at `d` metres from a cell: it never rises with the distance.

@@ -463,6 +463,7 @@ impl UeClient {
         let Some(p) = self.unacked.get_mut(&seq) else {
             return;
         };
+        p.transmissions += 1;
         p.backoff = if timer {
             p.backoff.saturating_add(1)
         } else {
@@ -481,9 +482,6 @@ impl UeClient {
     fn send_input(&mut self, seq: u64, payload: Vec<u8>) {
         let Some(cell) = self.serving else { return };
         let input = InputRecord { seq, payload };
-        if let Some(p) = self.unacked.get_mut(&seq) {
-            p.transmissions += 1;
-        }
         let msg = ServiceInput {
             ue: self.cfg.id,
             service: self.cfg.service,
