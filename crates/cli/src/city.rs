@@ -52,6 +52,12 @@ pub(crate) struct CityArgs {
     /// (0: each input at once); a freeze sends the batch at once.
     #[arg(long, default_value_t = 0)]
     replay_batch_ms: u64,
+    /// Each UE sends the inputs of this many ms as one message (a run), and its server
+    /// answers a run with one; every input is still numbered, applied and checked on its
+    /// own (0: one message per input). Default 200 with --mobility; with --scenario (runs
+    /// and swarms) it sets the scenario's `service.input_run_ms`.
+    #[arg(long)]
+    pub(crate) input_run_ms: Option<u64>,
 }
 
 /// A progress bar on stderr over every strategy's simulated time (hidden when stderr is
@@ -103,6 +109,7 @@ pub(crate) fn run(a: &SimArgs, mobility: Mobility) -> anyhow::Result<bool> {
         roads: c.roads.clone(),
         jit_threshold: c.jit_threshold,
         replay_batch_ms: c.replay_batch_ms,
+        input_run_ms: c.input_run_ms.unwrap_or(City::DEFAULT_INPUT_RUN_MS),
         ..City::new(mobility)
     };
     let jobs = a

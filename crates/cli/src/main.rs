@@ -329,6 +329,9 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
             let mut scenario = Scenario::load(name)?;
             scenario.handover.daps |= a.daps;
             scenario.edge.optimistic |= a.optimistic;
+            if let Some(ms) = a.city.input_run_ms {
+                scenario.service.input_run_ms = ms;
+            }
             ok &= run_swarm(&a, name, &scenario, runs)?;
         }
         return Ok(ok);
@@ -344,6 +347,9 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     let mut scenario = Scenario::load(&a.scenario)?;
     scenario.handover.daps |= a.daps;
     scenario.edge.optimistic |= a.optimistic;
+    if let Some(ms) = a.city.input_run_ms {
+        scenario.service.input_run_ms = ms;
+    }
     let mut cfg = sim_config(strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
@@ -417,7 +423,7 @@ fn run_swarm(a: &SimArgs, name: &str, scenario: &Scenario, runs: u64) -> anyhow:
             if report.invariant_violations > 0 || !report.final_state_matches_twin {
                 let text = format!(
                     "FAIL seed {seed} {strategy} ({knobs}): {:?}\n  reproduce: edgeshift sim \
-                     --scenario {name} --strategy {strategy} --seed {seed} --swarm{}{}",
+                     --scenario {name} --strategy {strategy} --seed {seed} --swarm{}{}{}",
                     report.violations.first(),
                     if scenario.handover.daps {
                         " --daps"
@@ -428,6 +434,10 @@ fn run_swarm(a: &SimArgs, name: &str, scenario: &Scenario, runs: u64) -> anyhow:
                         " --optimistic"
                     } else {
                         ""
+                    },
+                    match scenario.service.input_run_ms {
+                        0 => String::new(),
+                        ms => format!(" --input-run-ms {ms}"),
                     }
                 );
                 fails

@@ -15,6 +15,9 @@ pub struct EdgeConfig {
     pub delta_interval: Duration,
     /// Replay sync batches inputs for this long (zero: forward each input at once).
     pub replay_batch: Duration,
+    /// Answers to several inputs applied together go to the UE as one 3017 per cell
+    /// (off: one 3011 each). For UEs that send their inputs in runs (3016).
+    pub output_runs: bool,
     /// Inputs kept for catch-up.
     pub input_log: usize,
     /// Answers kept per service to re-answer retransmitted inputs: those the UE has not
@@ -100,6 +103,7 @@ impl EdgeConfig {
             transfer_chunk: 1 << 20,
             delta_interval: Duration::from_millis(50),
             replay_batch: Duration::ZERO,
+            output_runs: false,
             input_log: 100_000,
             answer_cache: 2048,
             capacity: 100,

@@ -228,10 +228,20 @@ impl ModelService {
 
 impl Service for ModelService {
     fn step(&mut self, seq: u64, input: &[u8]) -> Result<Vec<u8>, ServiceError> {
-        let mut buf = Vec::with_capacity(16 + input.len());
-        buf.extend_from_slice(&self.digest.to_le_bytes());
-        buf.extend_from_slice(input);
-        self.digest = xxh3_128_with_seed(&buf, seq);
+        // The previous digest, then the input; on the stack for the usual small input.
+        let mut small = [0u8; 16 + 64];
+        let mut large = Vec::new();
+        let buf: &[u8] = if let Some(rest) = small.get_mut(16..16 + input.len()) {
+            rest.copy_from_slice(input);
+            small[..16].copy_from_slice(&self.digest.to_le_bytes());
+            &small[..16 + input.len()]
+        } else {
+            large.reserve_exact(16 + input.len());
+            large.extend_from_slice(&self.digest.to_le_bytes());
+            large.extend_from_slice(input);
+            &large
+        };
+        self.digest = xxh3_128_with_seed(buf, seq);
         self.applied += 1;
         self.record_dirty = true;
         // The chunks this input writes, drawn from the digest; chunk 0 is the record.
@@ -361,6 +371,23 @@ impl Service for ModelService {
 mod tests {
     use super::*;
     use crate::{MemFactory, ServiceFactory};
+
+    #[test]
+    fn the_digest_chains_the_previous_one_and_the_input_whatever_its_length() {
+        let cfg = ModelConfig {
+            state_bytes: 1 << 20,
+            dirty_bytes_per_input: 4096,
+        };
+        let mut m = ModelService::new(cfg).expect("valid");
+        let mut digest = 0u128;
+        for (seq, len) in [(1u64, 0usize), (2, 10), (3, 64), (4, 65), (5, 4000)] {
+            let input: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let answer = m.step(seq, &input).expect("applies");
+            digest = xxh3_128_with_seed(&[&digest.to_le_bytes()[..], &input].concat(), seq);
+            assert_eq!(m.digest, digest, "input {seq} of {len} bytes");
+            assert_eq!(answer[8..], digest.to_le_bytes());
+        }
+    }
 
     #[test]
     fn the_chunk_set_holds_and_orders_chunks_as_a_tree_set_does() {

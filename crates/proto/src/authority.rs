@@ -61,14 +61,18 @@ pub fn may_send(from: NodeId, to: NodeId, msg: &Message) -> bool {
         // Service traffic: a UE for itself to its cell, the cell it came through to the
         // server, and the answers back the same way.
         (M::ServiceInput(m), Ue(u), Cell(c)) => m.ue == u && m.via == c,
+        (M::InputRun(m), Ue(u), Cell(c)) => m.ue == u && m.via == c,
         (M::Probe(m), Ue(u), Cell(c)) => m.ue == u && m.via == c,
         (M::ServiceInput(m), Cell(c), Server(_)) => m.via == c,
+        (M::InputRun(m), Cell(c), Server(_)) => m.via == c,
         (M::Probe(m), Cell(c), Server(_)) => m.via == c,
         // A frozen source hands the traffic it held to the new host.
         (M::ServiceInput(_) | M::Probe(_), Server(a), Server(b)) => a != b,
         (M::ServiceOutput(m), Server(_), Cell(c)) => m.via == c,
+        (M::OutputRun(m), Server(_), Cell(c)) => m.via == c,
         (M::ProbeReply(m), Server(_), Cell(c)) => m.via == c,
         (M::ServiceOutput(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,
+        (M::OutputRun(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,
         (M::ProbeReply(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,
         (M::ResendFrom(m), Server(_), Cell(c)) => m.via == c,
         (M::ResendFrom(m), Cell(c), Ue(u)) => m.ue == u && m.via == c,

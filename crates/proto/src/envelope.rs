@@ -130,6 +130,10 @@ messages! {
     Reattach = 3014,
     /// 3015
     ResendFrom = 3015,
+    /// 3016
+    InputRun = 3016,
+    /// 3017
+    OutputRun = 3017,
     /// 3020
     RouteUpdate = 3020,
     /// 3021
@@ -201,6 +205,8 @@ impl Message {
             self,
             Self::ServiceInput(_)
                 | Self::ServiceOutput(_)
+                | Self::InputRun(_)
+                | Self::OutputRun(_)
                 | Self::Probe(_)
                 | Self::ProbeReply(_)
                 | Self::ResendFrom(_)

@@ -617,6 +617,77 @@ pub struct ServiceOutput {
     pub payload: Vec<u8>,
 }
 
+/// 3016: several inputs of one UE in one message (UE → cell → server), for a UE that sends
+/// its inputs in runs (`UeConfig::input_run`). Each input is handled, numbered, answered
+/// and counted as its own 3010 would be; the run only saves the per-message cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRun {
+    /// The terminal.
+    pub ue: UeId,
+    /// Its service.
+    pub service: ServiceId,
+    /// The cell that relayed it; answers go back there.
+    pub via: CellId,
+    /// The inputs, in the order the UE sent them.
+    pub inputs: Vec<InputRecord>,
+    /// As [`ServiceInput::answered_below`].
+    pub answered_below: u64,
+}
+
+impl InputRun {
+    /// The run as the 3010s it stands for.
+    pub fn unroll(self) -> impl Iterator<Item = ServiceInput> {
+        let Self {
+            ue,
+            service,
+            via,
+            inputs,
+            answered_below,
+        } = self;
+        inputs.into_iter().map(move |input| ServiceInput {
+            ue,
+            service,
+            via,
+            input,
+            answered_below,
+        })
+    }
+}
+
+/// 3017: the answers to several inputs in one message (server → cell → UE), sent by a
+/// server that answers in runs (`EdgeConfig::output_runs`). Each answer counts as its own
+/// 3011 would.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRun {
+    /// The terminal.
+    pub ue: UeId,
+    /// The service.
+    pub service: ServiceId,
+    /// The cell to relay through.
+    pub via: CellId,
+    /// The answers, in the order the service gave them.
+    pub answers: Vec<Answer>,
+}
+
+impl OutputRun {
+    /// The run as the 3011s it stands for.
+    pub fn unroll(self) -> impl Iterator<Item = ServiceOutput> {
+        let Self {
+            ue,
+            service,
+            via,
+            answers,
+        } = self;
+        answers.into_iter().map(move |a| ServiceOutput {
+            ue,
+            service,
+            via,
+            seq: a.seq,
+            payload: a.payload,
+        })
+    }
+}
+
 /// 3012: a liveness probe; only the live instance answers (UE → cell → server).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Probe {

@@ -201,7 +201,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             service,
             via: cell,
             answered_below: 0,
-            input,
+            input: input.clone(),
         }
         .into(),
         ServiceOutput {
@@ -210,6 +210,24 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
             via: cell,
             seq: b,
             payload: bytes.to_vec(),
+        }
+        .into(),
+        InputRun {
+            ue,
+            service,
+            via: cell,
+            inputs: vec![input.clone(), input],
+            answered_below: b,
+        }
+        .into(),
+        OutputRun {
+            ue,
+            service,
+            via: cell,
+            answers: vec![Answer {
+                seq: b,
+                payload: bytes.to_vec(),
+            }],
         }
         .into(),
         Probe {

@@ -599,11 +599,34 @@ impl Role for BaseStation {
             return;
         }
         match msg {
-            Message::ServiceInput(ref m) => self.relay_up(m.ue, msg.clone()),
-            Message::Probe(ref m) => self.relay_up(m.ue, msg.clone()),
-            Message::ServiceOutput(ref m) => self.relay_down(m.ue, msg.clone()),
-            Message::ProbeReply(ref m) => self.relay_down(m.ue, msg.clone()),
-            Message::ResendFrom(ref m) => self.relay_down(m.ue, msg.clone()),
+            Message::ServiceInput(ref m) => {
+                let ue = m.ue;
+                self.relay_up(ue, msg);
+            }
+            Message::InputRun(ref m) => {
+                let ue = m.ue;
+                self.relay_up(ue, msg);
+            }
+            Message::Probe(ref m) => {
+                let ue = m.ue;
+                self.relay_up(ue, msg);
+            }
+            Message::ServiceOutput(ref m) => {
+                let ue = m.ue;
+                self.relay_down(ue, msg);
+            }
+            Message::OutputRun(ref m) => {
+                let ue = m.ue;
+                self.relay_down(ue, msg);
+            }
+            Message::ProbeReply(ref m) => {
+                let ue = m.ue;
+                self.relay_down(ue, msg);
+            }
+            Message::ResendFrom(ref m) => {
+                let ue = m.ue;
+                self.relay_down(ue, msg);
+            }
             Message::RouteUpdate(m) => self.learn_route(m.ue, m.route),
             Message::Attach(m) => self.handle_attach(now, m.ue),
             Message::HandoverRequest(m) => {

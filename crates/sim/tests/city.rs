@@ -144,3 +144,31 @@ fn batched_replay_sync_keeps_every_invariant() {
         r.hidden_share
     );
 }
+
+/// Inputs in runs (the city default) against one message per input, on the same seed and
+/// mobility: the same inputs, each applied exactly once, the same handovers, and the
+/// moves hidden as well.
+#[test]
+fn input_runs_keep_what_one_message_per_input_gives() {
+    let record = |input_run_ms| {
+        let city = City {
+            ues: Some(12),
+            duration_s: Some(40.0),
+            state_bytes: 8 << 20,
+            input_run_ms,
+            ..City::new(Mobility::Manhattan)
+        };
+        let report = run(&city, &[Strategy::Shadow], 1, 1).expect("runs");
+        report.strategies[0].clone()
+    };
+    let (runs, single) = (record(City::DEFAULT_INPUT_RUN_MS), record(0));
+    for r in [&runs, &single] {
+        assert_eq!(r.invariant_violations, 0, "{:?}", r.violations);
+        assert!(r.final_state_matches_twin);
+        assert_eq!(r.inputs_sent, r.inputs_applied_once);
+    }
+    assert_eq!(runs.inputs_sent, single.inputs_sent);
+    assert_eq!(runs.handovers, single.handovers);
+    assert!(runs.relocations > 0);
+    assert_eq!(runs.hidden_share, single.hidden_share);
+}

@@ -43,6 +43,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("service", "latency_budget_ms = {}", true),
     ("service", "input_period_ms = {}", true),
     ("service", "payload_bytes = {}", true),
+    ("service", "input_run_ms = {}", true),
     ("edge", "replay_batch_ms = {}", true),
     ("edge", "delta_interval_ms = {}", true),
     ("edge", "capacity = {}", true),
@@ -80,8 +81,8 @@ fn scenario_text(set: &[(usize, &str)]) -> String {
     let defaults = [
         "1.5", "10.0", "3.5", "46.0", "128.1", "3.76", "0.0", "50.0", "200", "4", "3.0", "1.0",
         "320", "40", "10.0", "30.0", "10.0", "200", "100.0", "1000", "1.0", "0.0", "100.0", "1.0",
-        "1.0", "1.0", "5.0", "10.0", "2.0", "65536", "8", "0", "20", "32", "0", "50", "100", "0.3",
-        "300", "0.8", "500.0", "20.0", "0.0", "600.0",
+        "1.0", "1.0", "5.0", "10.0", "2.0", "65536", "8", "0", "20", "32", "0", "0", "50", "100",
+        "0.3", "300", "0.8", "500.0", "20.0", "0.0", "600.0",
     ];
     let v = |i: usize| get(i, defaults[i]);
     let mut t = format!(

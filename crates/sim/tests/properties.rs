@@ -381,6 +381,23 @@ fn optimistic_activation_keeps_every_invariant() {
     }
 }
 
+/// Inputs and answers in runs (`service.input_run_ms`) under swarm faults (radio loss,
+/// duplicates and reordering, outages, guest jobs): every input still applied once, every
+/// final state its twin's.
+#[test]
+fn input_runs_keep_every_invariant() {
+    for seed in 1..4u64 {
+        for name in ["mispredict", "turnback", "corridor"] {
+            for strategy in Strategy::ALL {
+                let mut s = common::builtin(name);
+                s.service.input_run_ms = [40, 100, 200][seed as usize % 3];
+                let r = swarm_run_of(s, strategy, seed);
+                assert!(r.final_state_matches_twin, "{name} {strategy} seed {seed}");
+            }
+        }
+    }
+}
+
 #[test]
 fn pinned_swarm_seeds() {
     for &(name, strategy, seed) in PINNED {

@@ -97,12 +97,20 @@ pub struct City {
     /// A source sends its replay shadows the inputs it applied in batches of this long
     /// (ms; 0: each input at once); the batch goes out at a freeze in any case.
     pub replay_batch_ms: u64,
+    /// Each UE sends the inputs of this long as one message, and its server answers them
+    /// with one (ms; 0: one message per input and answer).
+    pub input_run_ms: u64,
 }
 
 impl City {
+    /// Inputs per message of a city's UEs: 200 ms, ten inputs at 50 per second. A city
+    /// has thousands of UEs; a message per input would be most of its cost.
+    pub const DEFAULT_INPUT_RUN_MS: u64 = 200;
+
     /// The defaults of `edgeshift sim --mobility`: 500 m ISD, 3 cells per server, 128 MiB
     /// of state with 16 KiB written per input, 1 Gbit/s backhaul, 6 dB shadowing, the
-    /// Kalman predictor (vehicles report their position).
+    /// Kalman predictor (vehicles report their position), inputs in runs of
+    /// [`Self::DEFAULT_INPUT_RUN_MS`].
     #[must_use]
     pub fn new(mobility: Mobility) -> Self {
         Self {
@@ -120,6 +128,7 @@ impl City {
             roads: None,
             jit_threshold: Control::default().jit_threshold,
             replay_batch_ms: 0,
+            input_run_ms: Self::DEFAULT_INPUT_RUN_MS,
         }
     }
 }
@@ -339,6 +348,7 @@ impl City {
                 kind: edgeshift_edge::MODEL_KIND.into(),
                 state_bytes: self.state_bytes,
                 dirty_bytes_per_input: self.dirty_bytes_per_input.min(self.state_bytes),
+                input_run_ms: self.input_run_ms,
                 ..Service::default()
             },
             edge: Edge {

@@ -91,6 +91,7 @@ impl Scenario {
         ec.capacity = self.edge.capacity;
         ec.delta_interval = Duration::from_millis(self.edge.delta_interval_ms.max(1));
         ec.replay_batch = Duration::from_millis(self.edge.replay_batch_ms);
+        ec.output_runs = self.service.input_run_ms > 0;
         ec.memory_budget = (self.edge.memory_mib > 0).then_some(self.edge.memory_mib << 20);
         ec.control = NodeId::Control(self.region_of_server(id));
         ec.optimistic = self.edge.optimistic;
@@ -248,6 +249,7 @@ impl Scenario {
             seed ^ u64::from(ue.id).rotate_left(32),
         );
         uc.input_period = Duration::from_millis(self.service.input_period_ms);
+        uc.input_run = Duration::from_millis(self.service.input_run_ms);
         uc.payload_len = self.service.payload_bytes;
         uc.daps = self.handover.daps;
         uc

@@ -300,6 +300,10 @@ pub struct Service {
     pub latency_budget_ms: u32,
     /// Time between inputs (ms).
     pub input_period_ms: u64,
+    /// The UEs send their inputs in runs of this long, one message per run, and servers
+    /// answer a run with one message (ms; 0: each input and answer on its own). See
+    /// `edgeshift_ue::UeConfig::input_run`.
+    pub input_run_ms: u64,
     /// Bytes per input.
     pub payload_bytes: usize,
     /// A WebAssembly module of your own (`.wasm` or `.wat`, relative to the scenario file)
@@ -322,6 +326,7 @@ impl Default for Service {
             dirty_bytes_per_input: 16 << 10,
             latency_budget_ms: 0,
             input_period_ms: 20,
+            input_run_ms: 0,
             payload_bytes: 32,
             module: None,
             config: None,

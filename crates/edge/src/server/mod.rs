@@ -460,6 +460,7 @@ impl EdgeServer {
         }
         match msg {
             Message::ServiceInput(m) => self.on_input(from, m),
+            Message::InputRun(m) => self.on_input_run(from, m),
             Message::Probe(m) if !self.looping(from, m.service, Sent::Probe(m.nonce)) => {
                 if let Err(Held::Probe(m)) = self.pass_on(m.service, from, Held::Probe(m)) {
                     self.on_probe(from, m);

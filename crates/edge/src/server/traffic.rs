@@ -16,8 +16,8 @@ use super::links::sync_to;
 use super::source::Source;
 use crate::event::EdgeEvent;
 use edgeshift_proto::{
-    CellId, NodeId, Probe, ProbeReply, ResendFrom, ServerId, ServiceId, ServiceInput,
-    ServiceOutput, SyncBody, SyncMode, UeId,
+    Answer, CellId, InputRun, NodeId, OutputRun, Probe, ProbeReply, ResendFrom, ServerId,
+    ServiceId, ServiceInput, ServiceOutput, SyncBody, SyncMode, UeId,
 };
 
 /// A promoted instance asks the UE for missing inputs at most this often per gap.
@@ -95,6 +95,25 @@ impl EdgeServer {
         }
     }
 
+    /// 3016 from a cell: each input as its own 3010, with one job and one check for a
+    /// gap after the last, so that the run is applied, answered and synced together.
+    pub(super) fn on_input_run(&mut self, from: NodeId, m: InputRun) {
+        let (service, ue, via) = (m.service, m.ue, m.via);
+        let mut offered = false;
+        for m in m.unroll() {
+            if self.looping(from, service, Sent::Input(m.input.seq)) {
+                continue;
+            }
+            if let Err(Held::Input(m)) = self.pass_on(service, from, Held::Input(m)) {
+                offered |= self.offer(from, m, true);
+            }
+        }
+        if offered {
+            self.kick(service);
+            self.nudge(service, ue, via);
+        }
+    }
+
     /// Sends `h` on to the target of a frozen instance that passes its traffic on (see
     /// [`Frozen::passes_on`](super::source::Frozen)), keeping a copy; gives it back if
     /// this server handles it itself. Not what the target gave back (a shadow that was
@@ -147,19 +166,29 @@ impl EdgeServer {
     /// An input from `from`, new (`arrived`: its cell is where the UE is now) or released
     /// from a hold.
     fn input(&mut self, from: NodeId, m: ServiceInput, arrived: bool) {
+        let (service, ue, via) = (m.service, m.ue, m.via);
+        if self.offer(from, m, arrived) {
+            self.kick(service);
+            self.nudge(service, ue, via);
+        }
+    }
+
+    /// [`Self::input`] up to the job: whether it gave a serving live instance a new input
+    /// to apply (the caller kicks the instance and looks for a gap).
+    fn offer(&mut self, from: NodeId, m: ServiceInput, arrived: bool) -> bool {
         let service = m.service;
         let fenced = self.fenced_for(service);
         if let Some(live) = self.live.get_mut(&service) {
             live.inst.ue_has_answers_below(m.answered_below);
             if let Source::Frozen(f) = &mut live.state {
                 f.hold(Held::Input(m));
-                return;
+                return false;
             }
             if fenced {
                 self.hold_fenced(service, Held::Input(m));
-                return;
+                return false;
             }
-            let (ue, via) = (m.ue, m.via);
+            let via = m.via;
             if arrived {
                 live.last_via = Some(via);
             }
@@ -175,10 +204,9 @@ impl EdgeServer {
                     };
                     self.send(m.via, out);
                 }
-                return;
+                return false;
             }
-            self.kick(service);
-            self.nudge(service, ue, via);
+            return true;
         } else if self.holds_for_shadow(service, from)
             && let Some(sh) = self.shadows.get_mut(&service)
         {
@@ -191,6 +219,7 @@ impl EdgeServer {
                 format!("input {} for unknown {service}", m.input.seq),
             );
         }
+        false
     }
 
     /// A promoted instance with inputs waiting behind a gap asks the UE for the missing
@@ -289,20 +318,26 @@ impl EdgeServer {
             live.batch.extend(forward);
             None
         };
-        for (seq, via, payload) in answers {
-            let msg = ServiceOutput {
-                ue,
-                service,
-                via,
-                seq,
-                payload,
-            };
+        for &(seq, ..) in &answers {
             self.events.push_back(EdgeEvent::Answered {
                 service,
                 seq,
                 live: true,
             });
-            self.send(via, msg);
+        }
+        if self.cfg.output_runs && answers.len() > 1 {
+            self.answer_in_runs(ue, service, answers);
+        } else {
+            for (seq, via, payload) in answers {
+                let msg = ServiceOutput {
+                    ue,
+                    service,
+                    via,
+                    seq,
+                    payload,
+                };
+                self.send(via, msg);
+            }
         }
         if let Some(forward) = forward {
             sync_to(
@@ -315,6 +350,32 @@ impl EdgeServer {
         }
         // A tentative instance that waited for these to judge its 2004.
         self.check_tentative(service);
+    }
+
+    /// Answers as one 3017 per run of answers through the same cell, in order.
+    fn answer_in_runs(
+        &mut self,
+        ue: UeId,
+        service: ServiceId,
+        answers: Vec<(u64, CellId, Vec<u8>)>,
+    ) {
+        let mut run: Option<OutputRun> = None;
+        for (seq, via, payload) in answers {
+            if let Some(r) = run.take_if(|r| r.via != via) {
+                self.send(r.via, r);
+            }
+            run.get_or_insert_with(|| OutputRun {
+                ue,
+                service,
+                via,
+                answers: Vec::new(),
+            })
+            .answers
+            .push(Answer { seq, payload });
+        }
+        if let Some(r) = run {
+            self.send(r.via, r);
+        }
     }
 
     /// 3012 from `from`: only a serving live instance answers.
@@ -418,3 +479,6 @@ impl EdgeServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -115,6 +115,7 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
         60_000,
     )?;
     int("service.input_period_ms", v.input_period_ms, 1, 3_600_000)?;
+    int("service.input_run_ms", v.input_run_ms, 0, 10_000)?;
     int("service.payload_bytes", v.payload_bytes as u64, 0, 64 << 10)?;
     int(
         "service.fuel_per_input",
