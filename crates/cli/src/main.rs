@@ -9,6 +9,11 @@ use edgeshift_proto::SyncMode;
 use edgeshift_sim::city::{CityReport, WorldRun};
 use edgeshift_sim::{Report, Scenario, SimConfig, Swarm, TraceEntry};
 
+/// mimalloc instead of the system allocator: a city run makes and frees a few small
+/// buffers per input, and glibc's allocator was a third of its time (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod check;
 mod city;
 mod delta;
