@@ -10,12 +10,13 @@
 //! taken back with what it computed ([`Instance::take_back`]); meanwhile [`Instance::svc`]
 //! is `None` and the cached state size stands in for it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use edgeshift_proto::{CellId, DeltaChunk, StateDelta, UeId};
 
 use crate::digest;
 use crate::job::Step;
+use crate::seqlog::SeqLog;
 use crate::service::{Service, ServiceError};
 
 /// Inputs held out of order beyond this many are dropped (the UE retransmits them).
@@ -49,7 +50,7 @@ pub(crate) struct Instance {
     pub(crate) digest: u128,
     pub(crate) pending: BTreeMap<u64, PendingInput>,
     /// Answers to applied inputs, in sequence order, from `answered_below` on.
-    answers: VecDeque<(u64, Vec<u8>)>,
+    answers: SeqLog,
     answer_cap: usize,
     /// The UE has the answers to every input below this one.
     answered_below: u64,
@@ -82,7 +83,7 @@ impl Instance {
             last_seq,
             digest,
             pending: BTreeMap::new(),
-            answers: VecDeque::new(),
+            answers: SeqLog::default(),
             answer_cap,
             answered_below: 0,
             delta_seq: last_seq,
@@ -200,7 +201,7 @@ impl Instance {
                 if self.answers.len() == self.answer_cap {
                     self.answers.pop_front();
                 }
-                self.answers.push_back((step.seq, answer.clone()));
+                self.answers.push_back(step.seq, &answer);
             }
             done.push(Applied {
                 seq: step.seq,
@@ -224,9 +225,7 @@ impl Instance {
             return; // an older input, overtaken
         }
         self.answered_below = below;
-        while self.answers.front().is_some_and(|(s, _)| *s < below) {
-            self.answers.pop_front();
-        }
+        self.answers.drop_below(below);
     }
 
     /// The answers the UE may still ask for, oldest first: what a relocation or a transfer
@@ -235,8 +234,8 @@ impl Instance {
         self.answers
             .iter()
             .map(|(seq, a)| edgeshift_proto::Answer {
-                seq: *seq,
-                payload: a.clone(),
+                seq,
+                payload: a.to_vec(),
             })
             .collect()
     }
@@ -248,8 +247,7 @@ impl Instance {
                 && a.seq >= self.answered_below
                 && self.answer(a.seq).is_none()
             {
-                let at = self.answers.partition_point(|(s, _)| *s < a.seq);
-                self.answers.insert(at, (a.seq, a.payload.clone()));
+                self.answers.insert(a.seq, &a.payload);
             }
         }
         while self.answers.len() > self.answer_cap {
@@ -259,11 +257,7 @@ impl Instance {
 
     /// The cached answer to an already applied input.
     pub(crate) fn answer(&self, seq: u64) -> Option<&[u8]> {
-        let at = self.answers.partition_point(|(s, _)| *s < seq);
-        self.answers
-            .get(at)
-            .filter(|(s, _)| *s == seq)
-            .map(|(_, a)| a.as_slice())
+        self.answers.get(seq)
     }
 
     /// Applies a delta and verifies the result; stale deltas are skipped.
@@ -305,11 +299,10 @@ impl Instance {
         self.delta_seq = self.last_seq;
         let answers = self
             .answers
-            .iter()
-            .filter(|(s, _)| *s > since)
+            .after(since)
             .map(|(seq, a)| edgeshift_proto::Answer {
-                seq: *seq,
-                payload: a.clone(),
+                seq,
+                payload: a.to_vec(),
             })
             .collect();
         Some(StateDelta {

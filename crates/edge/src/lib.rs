@@ -51,6 +51,7 @@ mod instance;
 mod job;
 mod memservice;
 mod model;
+mod seqlog;
 mod server;
 mod service;
 

@@ -151,12 +151,12 @@ impl EdgeServer {
         let covered = seq == last
             || (seq < last
                 && last - seq <= ADOPT_LOG as u64
-                && live.log.front().is_some_and(|r| r.seq <= seq + 1));
+                && live.log.front_seq().is_some_and(|s| s <= seq + 1));
         if !covered {
             self.start_shadow(now, service, shadow, SyncMode::Replay);
             return;
         }
-        let missing: Vec<_> = live.log.iter().filter(|r| r.seq > seq).cloned().collect();
+        let missing = live.log.records_after(seq);
         live.links.insert(
             shadow,
             Link {

@@ -8,7 +8,7 @@
 //! again or gives up. Keeping the shadows in sync is in `links.rs`, serving the UE in
 //! `traffic.rs`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use edgeshift_proto::{
     CatchUp, InputRecord, Instant, NodeId, RelocateConfirm, RelocateRequest, RelocationMode,
@@ -23,6 +23,7 @@ use super::timers::Timer;
 use super::traffic::{Held, Moved};
 use crate::event::EdgeEvent;
 use crate::instance::Instance;
+use crate::seqlog::SeqLog;
 
 /// A live instance hosted here.
 pub(super) struct Live {
@@ -32,7 +33,7 @@ pub(super) struct Live {
     /// Shadows kept in sync, by server. Once a relocation starts, only its target's.
     pub(super) links: BTreeMap<ServerId, Link>,
     /// The latest applied inputs (`EdgeConfig::input_log` of them), for catch-up.
-    pub(super) log: VecDeque<InputRecord>,
+    pub(super) log: SeqLog,
     /// Applied inputs not yet sent to the replay shadows (replay batching); empty while
     /// frozen.
     pub(super) batch: Vec<InputRecord>,
@@ -167,7 +168,7 @@ impl Live {
             inst,
             state: Source::Serving,
             links: BTreeMap::new(),
-            log: VecDeque::new(),
+            log: SeqLog::default(),
             batch: Vec::new(),
             epoch,
             promoted: false,
@@ -440,8 +441,8 @@ impl EdgeServer {
                 // Saturating: a peer's NeedFrom(u64::MAX) must not panic.
                 let covered = live
                     .log
-                    .front()
-                    .is_some_and(|r| r.seq <= k.saturating_add(1))
+                    .front_seq()
+                    .is_some_and(|s| s <= k.saturating_add(1))
                     || k == live.inst.last_seq;
                 // Delta-synced shadows (and precopy) catch up with the changed chunks, as
                 // their sync does; replay shadows with the inputs they missed.
@@ -461,7 +462,7 @@ impl EdgeServer {
                         },
                     );
                 } else if covered {
-                    let inputs = live.log.iter().filter(|r| r.seq > k).cloned().collect();
+                    let inputs = live.log.records_after(k);
                     self.send(
                         target,
                         CatchUp {

@@ -278,17 +278,16 @@ impl EdgeServer {
             if let Some(t) = live.tentative.as_mut() {
                 t.applied(ue, service, a.seq, &a.payload, a.via);
             }
-            let rec = edgeshift_proto::InputRecord {
-                seq: a.seq,
-                payload: a.payload,
-            };
             if self.cfg.input_log > 0 {
                 if live.log.len() == self.cfg.input_log {
                     live.log.pop_front();
                 }
-                live.log.push_back(rec.clone());
+                live.log.push_back(a.seq, &a.payload);
             }
-            forward.push(rec);
+            forward.push(edgeshift_proto::InputRecord {
+                seq: a.seq,
+                payload: a.payload,
+            });
             self.events.push_back(EdgeEvent::Applied {
                 service,
                 seq: a.seq,
