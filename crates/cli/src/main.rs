@@ -336,6 +336,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
             scenario.edge.optimistic |= a.optimistic;
             if let Some(ms) = a.city.input_run_ms {
                 scenario.service.input_run_ms = ms;
+                scenario.validate()?;
             }
             ok &= run_swarm(&a, name, &scenario, runs)?;
         }
@@ -354,6 +355,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
     scenario.edge.optimistic |= a.optimistic;
     if let Some(ms) = a.city.input_run_ms {
         scenario.service.input_run_ms = ms;
+        scenario.validate()?;
     }
     let mut cfg = sim_config(strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);

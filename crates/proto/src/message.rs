@@ -635,6 +635,11 @@ pub struct InputRun {
 }
 
 impl InputRun {
+    /// Payload bytes a sender puts in one run (of inputs or answers) at most, so that a
+    /// run stays far below the frame limit (a UE back after a long gap resends everything
+    /// unanswered; inputs are up to 64 KiB each). A longer run goes as several.
+    pub const MAX_PAYLOAD: usize = 1 << 20;
+
     /// The run as the 3010s it stands for.
     pub fn unroll(self) -> impl Iterator<Item = ServiceInput> {
         let Self {

@@ -213,6 +213,9 @@ struct Pending {
     payload: Vec<u8>,
     /// When it was created.
     created_at: Instant,
+    /// When it was first sent (its creation until then; later with runs, or when made
+    /// while the radio was down).
+    first_sent: Instant,
     /// When it was last sent (its creation until then).
     sent_at: Instant,
     /// How often it was sent.
@@ -253,6 +256,8 @@ pub struct UeClient {
     /// when inputs go in runs ([`UeConfig::input_run`]).
     run: Vec<InputRecord>,
     run_cell: Option<CellId>,
+    /// Payload bytes in `run`.
+    run_bytes: usize,
     out: VecDeque<Transmit>,
     events: VecDeque<UeEvent>,
 }
@@ -280,6 +285,7 @@ impl UeClient {
             app: None,
             run: Vec::new(),
             run_cell: None,
+            run_bytes: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -451,6 +457,7 @@ impl UeClient {
                 payload: payload.clone(),
                 backoff: 0,
                 created_at,
+                first_sent: created_at,
                 sent_at: created_at,
                 transmissions: 0,
             },
@@ -478,6 +485,9 @@ impl UeClient {
         let Some(p) = self.unacked.get_mut(&seq) else {
             return;
         };
+        if p.transmissions == 0 {
+            p.first_sent = now;
+        }
         p.transmissions += 1;
         p.sent_at = now;
         p.backoff = if timer {
@@ -499,10 +509,12 @@ impl UeClient {
         let Some(cell) = self.serving else { return };
         let input = InputRecord { seq, payload };
         if !self.cfg.input_run.is_zero() {
-            if self.run_cell != Some(cell) {
+            let full = self.run_bytes + input.payload.len() > InputRun::MAX_PAYLOAD;
+            if self.run_cell != Some(cell) || full {
                 self.flush_run();
                 self.run_cell = Some(cell);
             }
+            self.run_bytes += input.payload.len();
             self.run.push(input);
             return;
         }
@@ -524,6 +536,7 @@ impl UeClient {
         let Some(cell) = self.run_cell.take() else {
             return;
         };
+        self.run_bytes = 0;
         if self.run.is_empty() {
             return;
         }
@@ -585,7 +598,7 @@ impl UeClient {
                     .push_back(now.saturating_duration_since(p.sent_at));
             }
             self.keep_answered(now, m.seq, p.payload);
-            self.daps_stall(now, p.created_at);
+            self.daps_stall(now, p.first_sent);
             self.events.push_back(UeEvent::Answered { seq: m.seq });
             self.app_answer(m.seq, m.payload);
         }
@@ -648,10 +661,11 @@ impl UeClient {
         }
     }
 
-    /// Counts the wait of an input created at `created` and answered now into the last
+    /// Counts the wait of an input first sent at `sent` and answered now into the last
     /// DAPS handover's stall if it was sent while both links were up (from one usual round
-    /// trip before the 2003 to the attach).
-    fn daps_stall(&mut self, now: Instant, created: Instant) {
+    /// trip before the 2003 to the attach). From the send, not the creation: an input in
+    /// a run waits for the run before it leaves, and that is no stall of the move.
+    fn daps_stall(&mut self, now: Instant, sent: Instant) {
         let Some(g) = self.gaps.last_mut() else {
             return;
         };
@@ -659,10 +673,10 @@ impl UeClient {
             return;
         };
         let during =
-            created + g.baseline_rtt >= g.detached_at && g.attached_at.is_none_or(|a| created <= a);
+            sent + g.baseline_rtt >= g.detached_at && g.attached_at.is_none_or(|a| sent <= a);
         if during {
             let extra = now
-                .saturating_duration_since(created)
+                .saturating_duration_since(sent)
                 .saturating_sub(g.baseline_rtt);
             *stall = (*stall).max(extra);
         }

@@ -128,3 +128,53 @@ fn a_reattach_resends_what_is_unanswered_as_one_run() {
     assert_eq!(inputs(&sent), [(1..=10).collect::<Vec<u64>>()]);
     assert!(matches!(sent[0], Message::HandoverConfirm(_)));
 }
+
+#[test]
+fn a_run_is_split_before_it_outgrows_its_payload_limit() {
+    let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
+    cfg.input_period = Duration::from_millis(10);
+    cfg.input_run = Duration::from_millis(50);
+    cfg.payload_len = 300_000;
+    let mut ue = UeClient::new(cfg, Instant::ZERO);
+    ue.handle_attach(Instant::ZERO, CellId(1));
+    drain(&mut ue);
+    ue.handle_timeout(Instant::from_millis(50));
+    let sent = drain(&mut ue);
+    // 1 MiB at most per run: three inputs of 300 kB, then the other two.
+    assert_eq!(inputs(&sent), [vec![1, 2, 3], vec![4, 5]]);
+}
+
+#[test]
+fn a_make_before_break_stall_is_timed_from_the_send_not_the_wait_for_the_run() {
+    let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
+    cfg.input_period = Duration::from_millis(10);
+    cfg.input_run = Duration::from_millis(50);
+    cfg.daps = true;
+    let mut ue = UeClient::new(cfg, Instant::ZERO);
+    ue.handle_attach(Instant::ZERO, CellId(1));
+    for run in 1..=4u64 {
+        ue.handle_timeout(Instant::from_millis(50 * run));
+        drain(&mut ue);
+        answers(
+            &mut ue,
+            Instant::from_millis(50 * run + 4),
+            run * 5 - 4..=run * 5,
+        );
+    }
+    let cmd = HandoverCommand {
+        ue: UeId(1),
+        target: CellId(2),
+    };
+    ue.handle_message(
+        Instant::from_millis(205),
+        NodeId::Cell(CellId(1)),
+        cmd.into(),
+    );
+    // Both links up: the next run goes through the source and is answered as usual,
+    // although input 21 was made 44 ms before its answer.
+    ue.handle_timeout(Instant::from_millis(250));
+    assert_eq!(inputs(&drain(&mut ue)), [vec![21, 22, 23, 24, 25]]);
+    answers(&mut ue, Instant::from_millis(254), 21..=25);
+    ue.handle_attach(Instant::from_millis(260), CellId(2));
+    assert_eq!(ue.gaps()[0].daps_stall, Some(Duration::ZERO));
+}

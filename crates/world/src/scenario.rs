@@ -540,7 +540,12 @@ impl Scenario {
         Ok(s)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ScenarioError> {
+    /// Checks every number by name and the world's consistency, as loading does: for a
+    /// scenario changed after it was loaded.
+    ///
+    /// # Errors
+    /// The first value out of its range, or what does not fit together.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |what: String| {
             Err(ScenarioError::Invalid {
                 name: self.name.clone(),

@@ -351,7 +351,8 @@ impl EdgeServer {
         self.check_tentative(service);
     }
 
-    /// Answers as one 3017 per run of answers through the same cell, in order.
+    /// Answers as one 3017 per run of answers through the same cell, in order (split at
+    /// [`InputRun::MAX_PAYLOAD`] bytes).
     fn answer_in_runs(
         &mut self,
         ue: UeId,
@@ -359,10 +360,14 @@ impl EdgeServer {
         answers: Vec<(u64, CellId, Vec<u8>)>,
     ) {
         let mut run: Option<OutputRun> = None;
+        let mut bytes = 0;
         for (seq, via, payload) in answers {
-            if let Some(r) = run.take_if(|r| r.via != via) {
+            let full = bytes + payload.len() > InputRun::MAX_PAYLOAD;
+            if let Some(r) = run.take_if(|r| r.via != via || full) {
                 self.send(r.via, r);
+                bytes = 0;
             }
+            bytes += payload.len();
             run.get_or_insert_with(|| OutputRun {
                 ue,
                 service,
