@@ -88,8 +88,10 @@ pub(crate) const MAX_CONNECTIONS: usize = 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Inside a frame, each read must make progress within this time.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Room a frame's buffer gets before its payload arrives: a state chunk and its header.
-const FIRST_READ: usize = (1 << 20) + (4 << 10);
+/// Room a frame's buffer gets before its payload arrives. Small: an allocator that backs
+/// large blocks with 2 MiB pages (mimalloc does) makes the first byte of each announced
+/// frame cost a whole page; a 1 MiB state chunk grows to its size in four doublings.
+const FIRST_READ: usize = 64 << 10;
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 /// Default bound of the bytes queued towards one peer on one lane: room for the largest
 /// state transfer (1 GiB) twice over, and a bound on what an absent peer costs in memory.
@@ -478,8 +480,8 @@ async fn read_frame<R: AsyncRead + Unpin>(
         return Err(NetError::FrameTooLarge { len, limit });
     }
     let want = codec::HEADER_LEN + len;
-    // Room for a state chunk (1 MiB) at once; beyond it the buffer doubles, so it never
-    // holds more than twice what has arrived: an announced length costs memory only as its
+    // Room for the first 64 KiB at once; beyond it the buffer doubles, so it never holds
+    // more than twice what has arrived: an announced length costs memory only as its
     // bytes come. Reads go into the spare room, which is neither zeroed nor copied again.
     buf.reserve_exact(want.min(FIRST_READ) - got);
     while got < want {
