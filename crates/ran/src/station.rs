@@ -583,6 +583,21 @@ impl BaseStation {
     }
 }
 
+/// The UE of service traffic a cell relays, and whether it goes up to the server (inputs,
+/// probes) or down to the UE (answers, probe replies, resend requests).
+fn relayed(msg: &Message) -> Option<(UeId, bool)> {
+    match msg {
+        Message::ServiceInput(m) => Some((m.ue, true)),
+        Message::InputRun(m) => Some((m.ue, true)),
+        Message::Probe(m) => Some((m.ue, true)),
+        Message::ServiceOutput(m) => Some((m.ue, false)),
+        Message::OutputRun(m) => Some((m.ue, false)),
+        Message::ProbeReply(m) => Some((m.ue, false)),
+        Message::ResendFrom(m) => Some((m.ue, false)),
+        _ => None,
+    }
+}
+
 impl Role for BaseStation {
     type Event = RanEvent;
 
@@ -598,35 +613,15 @@ impl Role for BaseStation {
             });
             return;
         }
+        if let Some((ue, up)) = relayed(&msg) {
+            if up {
+                self.relay_up(ue, msg);
+            } else {
+                self.relay_down(ue, msg);
+            }
+            return;
+        }
         match msg {
-            Message::ServiceInput(ref m) => {
-                let ue = m.ue;
-                self.relay_up(ue, msg);
-            }
-            Message::InputRun(ref m) => {
-                let ue = m.ue;
-                self.relay_up(ue, msg);
-            }
-            Message::Probe(ref m) => {
-                let ue = m.ue;
-                self.relay_up(ue, msg);
-            }
-            Message::ServiceOutput(ref m) => {
-                let ue = m.ue;
-                self.relay_down(ue, msg);
-            }
-            Message::OutputRun(ref m) => {
-                let ue = m.ue;
-                self.relay_down(ue, msg);
-            }
-            Message::ProbeReply(ref m) => {
-                let ue = m.ue;
-                self.relay_down(ue, msg);
-            }
-            Message::ResendFrom(ref m) => {
-                let ue = m.ue;
-                self.relay_down(ue, msg);
-            }
             Message::RouteUpdate(m) => self.learn_route(m.ue, m.route),
             Message::Attach(m) => self.handle_attach(now, m.ue),
             Message::HandoverRequest(m) => {

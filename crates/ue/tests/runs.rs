@@ -53,6 +53,25 @@ fn answers(ue: &mut UeClient, now: Instant, seqs: impl IntoIterator<Item = u64>)
     ue.handle_message(now, NodeId::Cell(CellId(1)), run.into());
 }
 
+/// Runs 1 to 4 (inputs 1 to 20), each answered 4 ms after it went out, then the 2003
+/// towards cell 2 at `at`.
+fn four_runs_answered_then_commanded(ue: &mut UeClient, at: Instant) {
+    for run in 1..=4u64 {
+        ue.handle_timeout(Instant::from_millis(50 * run));
+        drain(ue);
+        answers(
+            ue,
+            Instant::from_millis(50 * run + 4),
+            run * 5 - 4..=run * 5,
+        );
+    }
+    let cmd = HandoverCommand {
+        ue: UeId(1),
+        target: CellId(2),
+    };
+    ue.handle_message(at, NodeId::Cell(CellId(1)), cmd.into());
+}
+
 #[test]
 fn the_inputs_of_a_run_go_as_one_message_with_their_own_numbers() {
     let mut ue = ue(None);
@@ -68,25 +87,8 @@ fn the_inputs_of_a_run_go_as_one_message_with_their_own_numbers() {
 #[test]
 fn round_trips_are_measured_from_the_send_not_the_creation() {
     let mut ue = ue(None);
-    for run in 1..=4u64 {
-        ue.handle_timeout(Instant::from_millis(50 * run));
-        drain(&mut ue);
-        // Every answer 4 ms after its run went out; input 1 was made 44 ms before that.
-        answers(
-            &mut ue,
-            Instant::from_millis(50 * run + 4),
-            run * 5 - 4..=run * 5,
-        );
-    }
-    let cmd = HandoverCommand {
-        ue: UeId(1),
-        target: CellId(2),
-    };
-    ue.handle_message(
-        Instant::from_millis(210),
-        NodeId::Cell(CellId(1)),
-        cmd.into(),
-    );
+    // Every answer 4 ms after its run went out; input 1 was made 44 ms before that.
+    four_runs_answered_then_commanded(&mut ue, Instant::from_millis(210));
     assert_eq!(ue.gaps()[0].baseline_rtt, Duration::from_millis(4));
     // Waits from creation still count where the user sees them.
     assert_eq!(ue.longest_wait(), Duration::from_millis(44));
@@ -152,24 +154,7 @@ fn a_make_before_break_stall_is_timed_from_the_send_not_the_wait_for_the_run() {
     cfg.daps = true;
     let mut ue = UeClient::new(cfg, Instant::ZERO);
     ue.handle_attach(Instant::ZERO, CellId(1));
-    for run in 1..=4u64 {
-        ue.handle_timeout(Instant::from_millis(50 * run));
-        drain(&mut ue);
-        answers(
-            &mut ue,
-            Instant::from_millis(50 * run + 4),
-            run * 5 - 4..=run * 5,
-        );
-    }
-    let cmd = HandoverCommand {
-        ue: UeId(1),
-        target: CellId(2),
-    };
-    ue.handle_message(
-        Instant::from_millis(205),
-        NodeId::Cell(CellId(1)),
-        cmd.into(),
-    );
+    four_runs_answered_then_commanded(&mut ue, Instant::from_millis(205));
     // Both links up: the next run goes through the source and is answered as usual,
     // although input 21 was made 44 ms before its answer.
     ue.handle_timeout(Instant::from_millis(250));
