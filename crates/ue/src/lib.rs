@@ -1,6 +1,7 @@
 //! The UE role: a client of one stateful service that sends numbered inputs at a fixed
-//! rate through its serving cell, and records when each answer came back, so service gaps
-//! can be measured against radio gaps.
+//! rate through its serving cell (one message each, or a message per run of them:
+//! [`UeConfig::input_run`]), and records when each answer came back, so service gaps can
+//! be measured against radio gaps.
 //!
 //! # Driving a [`UeClient`]
 //!

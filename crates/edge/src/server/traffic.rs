@@ -1,4 +1,6 @@
-//! UE traffic (3010 inputs, 3012 probes) for any service this server knows.
+//! UE traffic (3010 inputs, 3016 runs of them, 3012 probes) for any service this server
+//! knows. A run is handled input by input, as its 3010s would be, with one job after the
+//! last; with `EdgeConfig::output_runs` the answers of one job go back as 3017s.
 //!
 //! A serving live instance applies inputs in sequence order, answers the UE and forwards
 //! what it applied to its replay shadows. A frozen instance and a shadow hold the traffic
