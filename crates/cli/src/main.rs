@@ -331,13 +331,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
         };
         let mut ok = true;
         for name in &names {
-            let mut scenario = Scenario::load(name)?;
-            scenario.handover.daps |= a.daps;
-            scenario.edge.optimistic |= a.optimistic;
-            if let Some(ms) = a.city.input_run_ms {
-                scenario.service.input_run_ms = ms;
-                scenario.validate()?;
-            }
+            let scenario = load_scenario(&a, name)?;
             ok &= run_swarm(&a, name, &scenario, runs)?;
         }
         return Ok(ok);
@@ -350,13 +344,7 @@ fn run_sim(a: SimArgs) -> anyhow::Result<bool> {
             "{e}; `--strategy all` is for --mobility runs (--runs sweeps every strategy)"
         )
     })?;
-    let mut scenario = Scenario::load(&a.scenario)?;
-    scenario.handover.daps |= a.daps;
-    scenario.edge.optimistic |= a.optimistic;
-    if let Some(ms) = a.city.input_run_ms {
-        scenario.service.input_run_ms = ms;
-        scenario.validate()?;
-    }
+    let mut scenario = load_scenario(&a, &a.scenario)?;
     let mut cfg = sim_config(strategy, a.seed, a.state_mib, a.delta_sync)?;
     cfg.service.clone_from(&a.service);
     cfg.module = module_of(&a)?;
@@ -402,6 +390,19 @@ fn module_of(a: &SimArgs) -> anyhow::Result<Option<edgeshift_world::ModuleSource
         .map(|m| edgeshift_world::ModuleSource::load(m, a.module_config.as_deref()))
         .transpose()
         .map_err(Into::into)
+}
+
+/// Scenario `name` with the flags of `sim` that change it (`--daps`, `--optimistic`,
+/// `--input-run-ms`), checked again after them.
+fn load_scenario(a: &SimArgs, name: &str) -> anyhow::Result<Scenario> {
+    let mut scenario = Scenario::load(name)?;
+    scenario.handover.daps |= a.daps;
+    scenario.edge.optimistic |= a.optimistic;
+    if let Some(ms) = a.city.input_run_ms {
+        scenario.service.input_run_ms = ms;
+        scenario.validate()?;
+    }
+    Ok(scenario)
 }
 
 /// Runs `runs` swarm seeds of `scenario` from `--seed` on, every strategy each, on

@@ -26,6 +26,16 @@ fn reproducible(r: &CityReport) -> String {
     serde_json::to_string(&v).expect("serializes")
 }
 
+/// Twelve synthetic UEs for 40 s in the Manhattan grid, 8 MiB each.
+fn small_manhattan() -> City {
+    City {
+        ues: Some(12),
+        duration_s: Some(40.0),
+        state_bytes: 8 << 20,
+        ..City::new(Mobility::Manhattan)
+    }
+}
+
 #[test]
 fn every_strategy_runs_the_sumo_trace_without_a_violation() {
     let city = City {
@@ -77,11 +87,8 @@ proptest! {
     #[test]
     fn the_same_seed_gives_the_same_record(seed in 1u64..1_000_000) {
         let city = City {
-            ues: Some(12),
-            duration_s: Some(40.0),
-            state_bytes: 8 << 20,
             seed,
-            ..City::new(Mobility::Manhattan)
+            ..small_manhattan()
         };
         let strategies = [Strategy::Shadow, Strategy::Precopy];
         let a = run(&city, &strategies, seed, 1).expect("runs");
@@ -125,11 +132,8 @@ fn a_modelled_state_moves_as_slowly_as_real_bytes() {
 #[test]
 fn batched_replay_sync_keeps_every_invariant() {
     let city = City {
-        ues: Some(12),
-        duration_s: Some(40.0),
-        state_bytes: 8 << 20,
         replay_batch_ms: 100,
-        ..City::new(Mobility::Manhattan)
+        ..small_manhattan()
     };
     assert_eq!(city.scenario().expect("builds").edge.replay_batch_ms, 100);
     let report = run(&city, &[Strategy::Shadow], 1, 1).expect("runs");
@@ -152,11 +156,8 @@ fn batched_replay_sync_keeps_every_invariant() {
 fn input_runs_keep_what_one_message_per_input_gives() {
     let record = |input_run_ms| {
         let city = City {
-            ues: Some(12),
-            duration_s: Some(40.0),
-            state_bytes: 8 << 20,
             input_run_ms,
-            ..City::new(Mobility::Manhattan)
+            ..small_manhattan()
         };
         let report = run(&city, &[Strategy::Shadow], 1, 1).expect("runs");
         report.strategies[0].clone()

@@ -253,8 +253,9 @@ pub struct UeClient {
     /// Inputs come from an application (see [`UeClient::with_app_inputs`]), and its answers
     /// go back in order.
     app: Option<app::AppAnswers>,
-    /// Inputs sent since the last [`Role::poll_transmit`], and the cell they go through,
-    /// when inputs go in runs ([`UeConfig::input_run`]).
+    /// Inputs sent since the last [`Role::poll_transmit`] when inputs go in runs
+    /// ([`UeConfig::input_run`]; without, each is flushed as it is sent), and the cell
+    /// they go through.
     run: Vec<InputRecord>,
     run_cell: Option<CellId>,
     /// Payload bytes in `run`.
@@ -508,28 +509,16 @@ impl UeClient {
 
     fn send_input(&mut self, seq: u64, payload: Vec<u8>) {
         let Some(cell) = self.serving else { return };
-        let input = InputRecord { seq, payload };
-        if !self.cfg.input_run.is_zero() {
-            let full = self.run_bytes + input.payload.len() > InputRun::MAX_PAYLOAD;
-            if self.run_cell != Some(cell) || full {
-                self.flush_run();
-                self.run_cell = Some(cell);
-            }
-            self.run_bytes += input.payload.len();
-            self.run.push(input);
-            return;
+        let full = self.run_bytes + payload.len() > InputRun::MAX_PAYLOAD;
+        if self.run_cell != Some(cell) || full {
+            self.flush_run();
+            self.run_cell = Some(cell);
         }
-        let msg = ServiceInput {
-            ue: self.cfg.id,
-            service: self.cfg.service,
-            via: cell,
-            input,
-            answered_below: self.answered_below(),
-        };
-        self.out.push_back(Transmit {
-            to: cell.into(),
-            msg: msg.into(),
-        });
+        self.run_bytes += payload.len();
+        self.run.push(InputRecord { seq, payload });
+        if self.cfg.input_run.is_zero() {
+            self.flush_run(); // A run of one: a 3010 now.
+        }
     }
 
     /// Sends the inputs of the open run: one 3016, or a 3010 for a lone input.

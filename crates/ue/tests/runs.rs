@@ -10,10 +10,15 @@ use edgeshift_ue::{UeClient, UeConfig};
 
 /// A UE in cell 1 with an input every 10 ms, sent in runs of 50 ms.
 fn ue(stop_at: Option<Instant>) -> UeClient {
+    ue_with(|cfg| cfg.stop_at = stop_at)
+}
+
+/// [`ue`] with its configuration changed by `tune`.
+fn ue_with(tune: impl FnOnce(&mut UeConfig)) -> UeClient {
     let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
     cfg.input_period = Duration::from_millis(10);
     cfg.input_run = Duration::from_millis(50);
-    cfg.stop_at = stop_at;
+    tune(&mut cfg);
     let mut ue = UeClient::new(cfg, Instant::ZERO);
     ue.handle_attach(Instant::ZERO, CellId(1));
     drain(&mut ue);
@@ -133,13 +138,7 @@ fn a_reattach_resends_what_is_unanswered_as_one_run() {
 
 #[test]
 fn a_run_is_split_before_it_outgrows_its_payload_limit() {
-    let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
-    cfg.input_period = Duration::from_millis(10);
-    cfg.input_run = Duration::from_millis(50);
-    cfg.payload_len = 300_000;
-    let mut ue = UeClient::new(cfg, Instant::ZERO);
-    ue.handle_attach(Instant::ZERO, CellId(1));
-    drain(&mut ue);
+    let mut ue = ue_with(|cfg| cfg.payload_len = 300_000);
     ue.handle_timeout(Instant::from_millis(50));
     let sent = drain(&mut ue);
     // 1 MiB at most per run: three inputs of 300 kB, then the other two.
@@ -148,12 +147,7 @@ fn a_run_is_split_before_it_outgrows_its_payload_limit() {
 
 #[test]
 fn a_make_before_break_stall_is_timed_from_the_send_not_the_wait_for_the_run() {
-    let mut cfg = UeConfig::new(UeId(1), ServiceId(1), 7);
-    cfg.input_period = Duration::from_millis(10);
-    cfg.input_run = Duration::from_millis(50);
-    cfg.daps = true;
-    let mut ue = UeClient::new(cfg, Instant::ZERO);
-    ue.handle_attach(Instant::ZERO, CellId(1));
+    let mut ue = ue_with(|cfg| cfg.daps = true);
     four_runs_answered_then_commanded(&mut ue, Instant::from_millis(205));
     // Both links up: the next run goes through the source and is answered as usual,
     // although input 21 was made 44 ms before its answer.
