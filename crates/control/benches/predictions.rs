@@ -218,7 +218,7 @@ impl Bench {
 
     fn load_report(&mut self, now: Instant, s: u32) -> Message {
         self.at(now + Duration::from_secs(1), Input::Load(s));
-        let services = self
+        let services: Vec<(ServiceId, u64)> = self
             .hosts
             .iter()
             .enumerate()
@@ -233,6 +233,7 @@ impl Bench {
         LoadReport {
             server: ServerId(s),
             load: 0.3,
+            hosted: u32::try_from(services.len()).unwrap_or(u32::MAX),
             services,
         }
         .into()

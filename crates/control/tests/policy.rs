@@ -69,6 +69,7 @@ fn state_of_125_mb(n: &mut ControlNode) {
     let report = LoadReport {
         server: ServerId(1),
         load: 0.1,
+        hosted: 1,
         services: vec![(ServiceId(1), 125_000_000)],
     };
     n.handle_message(Instant::ZERO, ServerId(1).into(), report.into());
@@ -781,6 +782,7 @@ fn shadow_jit_starts_earlier_by_what_is_queued_on_the_link() {
     let report = LoadReport {
         server: ServerId(1),
         load: 0.1,
+        hosted: 2,
         services: vec![(ServiceId(1), 125_000_000), (ServiceId(2), 125_000_000)],
     };
     n.handle_message(ms(0), ServerId(1).into(), report.into());

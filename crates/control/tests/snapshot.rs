@@ -65,6 +65,7 @@ fn load(n: &mut ControlNode, now: Instant, server: u32, load: f32, services: &[(
     let m = LoadReport {
         server: ServerId(server),
         load,
+        hosted: services.len() as u32,
         services: services.iter().map(|(s, b)| (ServiceId(*s), *b)).collect(),
     };
     n.handle_message(now, ServerId(server).into(), m.into());

@@ -22,7 +22,7 @@ use crate::{Message, ShadowTransfer};
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"ES";
 /// The codec version this build writes and reads.
-pub const VERSION: u8 = 8;
+pub const VERSION: u8 = 9;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 10;
 /// Largest accepted payload (64 MiB); state travels in smaller chunks.

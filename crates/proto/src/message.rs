@@ -794,7 +794,12 @@ pub struct LoadReport {
     pub server: ServerId,
     /// Load in units of the server's capacity (1.0 = full).
     pub load: f32,
-    /// Live services and their state sizes in bytes.
+    /// Live services the server hosts.
+    pub hosted: u32,
+    /// State sizes in bytes of live services: every one in the periodic report, only the
+    /// one an event concerns in a report sent at once (a service that went live here). A
+    /// list of every service after every relocation would cost each relocation in
+    /// proportion to the services a server hosts.
     pub services: Vec<(ServiceId, u64)>,
 }
 

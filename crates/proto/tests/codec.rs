@@ -308,6 +308,7 @@ fn every_message(a: u32, b: u64, bytes: &[u8], f: f32) -> Vec<Message> {
         LoadReport {
             server,
             load: f,
+            hosted: 1,
             services: vec![(service, b)],
         }
         .into(),
@@ -460,8 +461,11 @@ fn header_errors_are_typed() {
     bad[0] = b'X';
     assert!(matches!(codec::decode(&bad), Err(DecodeError::BadMagic(_))));
     let mut bad = good.clone();
-    bad[2] = 9;
-    assert_eq!(codec::decode(&bad), Err(DecodeError::UnsupportedVersion(9)));
+    bad[2] = codec::VERSION + 1;
+    assert_eq!(
+        codec::decode(&bad),
+        Err(DecodeError::UnsupportedVersion(codec::VERSION + 1))
+    );
     let mut bad = good.clone();
     bad[4..6].copy_from_slice(&9999u16.to_be_bytes());
     assert_eq!(codec::decode(&bad), Err(DecodeError::UnknownType(9999)));

@@ -11,8 +11,7 @@ use crate::event::ControlEvent;
 
 impl ControlNode {
     pub(super) fn on_load(&mut self, m: LoadReport) {
-        self.loads
-            .insert(m.server, (m.load, m.services.len() as u32));
+        self.loads.insert(m.server, (m.load, m.hosted));
         for (service, bytes) in m.services {
             if let Some(e) = self.services.get_mut(&service)
                 && e.host == m.server

@@ -895,6 +895,7 @@ mod tests {
         let report = LoadReport {
             server: ServerId(1),
             load: 0.9,
+            hosted: 3,
             services: vec![(ServiceId(1), 10), (ServiceId(9), 10), (ServiceId(8), 10)],
         };
         n.handle_message(ms(10), ServerId(1).into(), report.into());

@@ -63,7 +63,7 @@ impl EdgeServer {
         });
         self.report_done(service, source, self.cfg.id, epoch, true);
         self.release_held(held);
-        self.load_report();
+        self.load_report(Some(service));
     }
 
     /// Release: an instance here was replaced by one at `host` under `epoch`.
@@ -105,7 +105,7 @@ impl EdgeServer {
             if let Some(inst) = kept {
                 self.keep_as_shadow(now, service, host, inst);
             }
-            self.load_report();
+            self.load_report(Some(service));
         }
         if self
             .shadows

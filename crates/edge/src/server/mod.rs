@@ -248,18 +248,22 @@ impl EdgeServer {
             .push_back(EdgeEvent::ProtocolViolation { from, what });
     }
 
-    fn load_report(&mut self) {
-        let services = self
-            .live
-            .iter()
-            .map(|(s, l)| (*s, l.inst.footprint()))
-            .collect();
+    /// Reports the load with the size of every live service (`about: None`, the periodic
+    /// report) or only of `about` (at once after an event about it).
+    fn load_report(&mut self, about: Option<ServiceId>) {
+        let size = |(s, l): (&ServiceId, &Live)| (*s, l.inst.footprint());
+        let services = match about {
+            None => self.live.iter().map(size).collect(),
+            Some(s) => self.live.get_key_value(&s).map(size).into_iter().collect(),
+        };
+        let hosted = u32::try_from(self.live.len()).unwrap_or(u32::MAX);
         let load = self.live.len() as f32 / self.cfg.capacity.max(1) as f32;
         self.send(
             self.cfg.control,
             LoadReport {
                 server: self.cfg.id,
                 load,
+                hosted,
                 services,
             },
         );
@@ -317,7 +321,7 @@ impl EdgeServer {
                 self.moved.remove(&m.service);
                 self.events
                     .push_back(EdgeEvent::Instantiated { service: m.service });
-                self.load_report();
+                self.load_report(Some(m.service));
             }
             Err(e) => {
                 self.events.push_back(EdgeEvent::ServiceError {

@@ -434,7 +434,7 @@ impl EdgeServer {
                     to: target,
                 });
                 self.keep_as_shadow(now, service, target, live.inst);
-                self.load_report();
+                self.load_report(Some(service));
             }
             Verdict::NeedFrom(k) => {
                 let source = self.cfg.id;

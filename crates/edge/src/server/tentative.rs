@@ -141,7 +141,7 @@ impl EdgeServer {
             last_seq,
         });
         self.release_held(held);
-        self.load_report();
+        self.load_report(Some(service));
     }
 
     /// Whether a tentative instance of `service` is here.
@@ -363,7 +363,7 @@ impl EdgeServer {
             reason,
         });
         self.forward_held(to, back);
-        self.load_report();
+        self.load_report(Some(service));
         true
     }
 }

@@ -69,7 +69,7 @@ impl EdgeServer {
     pub(super) fn fire(&mut self, now: Instant, timer: Timer) {
         match timer {
             Timer::LoadReport => {
-                self.load_report();
+                self.load_report(None);
                 self.timers
                     .set(Timer::LoadReport, now + self.cfg.load_report_interval);
             }

@@ -232,6 +232,6 @@ impl EdgeServer {
         );
         self.report_done(service, req.source, me, req.epoch, true);
         self.release_held(held);
-        self.load_report();
+        self.load_report(Some(service));
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use edgeshift_proto::{
     CellId, Instant, Message, NodeId, Probe, Relocate, RelocateAction, RelocateConfirm,
-    RelocationMode, ServerId, SyncMode, Timing, UeId, Verdict,
+    RelocationMode, ServerId, ServiceId, SyncMode, Timing, UeId, Verdict,
 };
 
 use super::Source;
@@ -789,4 +789,44 @@ fn the_new_host_adopts_the_old_instance_and_the_other_shadow_once_each_says_wher
     b.pump();
     assert_eq!((seq(&mut b, 1), seq(&mut b, 3)), (7, 7));
     assert!(violations(&b.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()).is_empty());
+}
+
+/// The load reports at each end of a relocation (server 1 also hosts service 2).
+fn reports(b: &mut Bench, id: u32) -> Vec<(u32, Vec<(ServiceId, u64)>)> {
+    b.outside_of(id)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::LoadReport(r) => Some((r.hosted, r.services)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_relocation_reports_only_the_service_it_moved_and_the_periodic_report_every_one() {
+    let mut b = Bench::with_shadow(2, |_| {});
+    let other = ServiceId(2);
+    let spec = crate::MemConfig {
+        state_bytes: 3000,
+        writes_per_input: 1,
+    }
+    .spec(0);
+    b.deliver(
+        NodeId::CONTROL,
+        1,
+        edgeshift_proto::Instantiate {
+            service: other,
+            ue: UeId(2),
+            spec,
+        },
+    );
+    assert_eq!(reports(&mut b, 1), [(2, vec![(other, 3000)])]);
+    b.relocate(2, RelocationMode::Hot);
+    b.pump();
+    // The source names nothing (the service left), the target the one that arrived.
+    assert_eq!(reports(&mut b, 1), [(1, vec![])]);
+    assert_eq!(reports(&mut b, 2), [(1, vec![(SVC, 5000)])]);
+    b.advance(Duration::from_secs(1));
+    assert_eq!(reports(&mut b, 1), [(1, vec![(other, 3000)])]);
+    assert_eq!(reports(&mut b, 2), [(1, vec![(SVC, 5000)])]);
 }
