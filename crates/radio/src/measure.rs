@@ -2,8 +2,6 @@
 //! distance), optional measurement error and 1 dB quantisation, and the RRC L3 filter
 //! `F = (1 − a)·F + a·M`, `a = 2^(−k/4)`.
 
-use std::collections::BTreeMap;
-
 use rand::Rng;
 use rand_distr::StandardNormal;
 
@@ -34,12 +32,34 @@ impl Default for MeasureConfig {
     }
 }
 
-/// Per-UE measurement state, keyed by cell.
+/// Per-UE measurement state, per cell.
 #[derive(Debug, Default, Clone)]
 pub struct UeMeasurer {
-    shadow: BTreeMap<u32, f64>,
-    filtered: BTreeMap<u32, f64>,
+    /// Cell, its shadowing (once drawn), its L3-filtered value; in the order the cells
+    /// were first measured. A caller measures the same cells in the same order every
+    /// period, so a cell's slot is found at its place in the list (two tree lookups and
+    /// inserts per cell were most of a measurement's cost).
+    cells: Vec<Slot>,
     last_pos: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    cell: u32,
+    shadow: Option<f64>,
+    filtered: f64,
+}
+
+impl UeMeasurer {
+    /// The slot of `cell`, looked for first at `hint` (its place in the caller's list);
+    /// `None` for a cell never measured.
+    fn slot(&mut self, cell: u32, hint: usize) -> Option<&mut Slot> {
+        let at = match self.cells.get(hint) {
+            Some(s) if s.cell == cell => hint,
+            _ => self.cells.iter().position(|s| s.cell == cell)?,
+        };
+        self.cells.get_mut(at)
+    }
 }
 
 impl UeMeasurer {
@@ -62,36 +82,42 @@ impl UeMeasurer {
             0.0
         };
         let a = 0.5f64.powf(f64::from(cfg.l3_k) / 4.0);
-        mean.iter()
-            .map(|(cell, m)| {
-                let s = if cfg.shadowing_db > 0.0 {
-                    let z: f64 = rng.sample(StandardNormal);
-                    let next = match self.shadow.get(cell) {
-                        Some(p) => rho * p + (1.0 - rho * rho).sqrt() * cfg.shadowing_db * z,
-                        None => cfg.shadowing_db * z,
-                    };
-                    self.shadow.insert(*cell, next);
-                    next
-                } else {
-                    0.0
-                };
-                let e = if cfg.error_db > 0.0 {
-                    cfg.error_db * rng.sample::<f64, _>(StandardNormal)
-                } else {
-                    0.0
-                };
-                let mut v = m + s + e;
-                if cfg.quantise {
-                    v = v.round();
+        let mut out = Vec::with_capacity(mean.len());
+        for (i, &(cell, m)) in mean.iter().enumerate() {
+            let slot = self.slot(cell, i).copied();
+            let shadow = if cfg.shadowing_db > 0.0 {
+                let z: f64 = rng.sample(StandardNormal);
+                Some(match slot.and_then(|s| s.shadow) {
+                    Some(p) => rho * p + (1.0 - rho * rho).sqrt() * cfg.shadowing_db * z,
+                    None => cfg.shadowing_db * z,
+                })
+            } else {
+                None
+            };
+            let e = if cfg.error_db > 0.0 {
+                cfg.error_db * rng.sample::<f64, _>(StandardNormal)
+            } else {
+                0.0
+            };
+            let mut v = m + shadow.unwrap_or(0.0) + e;
+            if cfg.quantise {
+                v = v.round();
+            }
+            let filtered = slot.map_or(v, |s| (1.0 - a) * s.filtered + a * v);
+            match self.slot(cell, i) {
+                Some(s) => {
+                    s.shadow = shadow.or(s.shadow);
+                    s.filtered = filtered;
                 }
-                let f = self
-                    .filtered
-                    .get(cell)
-                    .map_or(v, |prev| (1.0 - a) * prev + a * v);
-                self.filtered.insert(*cell, f);
-                (*cell, f)
-            })
-            .collect()
+                None => self.cells.push(Slot {
+                    cell,
+                    shadow,
+                    filtered,
+                }),
+            }
+            out.push((cell, filtered));
+        }
+        out
     }
 }
 
@@ -130,5 +156,23 @@ mod tests {
         }
         // 1 m steps with 50 m decorrelation: consecutive values differ far less than σ.
         assert!(step_diff / 1999.0 < 2.0, "mean step {}", step_diff / 1999.0);
+    }
+
+    #[test]
+    fn each_cell_keeps_its_own_filter_whatever_the_order_it_comes_in() {
+        let cfg = MeasureConfig::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut m = UeMeasurer::default();
+        m.measure(&cfg, [0.0, 0.0], &[(1, -80.0), (2, -90.0)], &mut rng);
+        // Reordered, and cell 3 is new: it starts from its first value.
+        let f = m.measure(
+            &cfg,
+            [1.0, 0.0],
+            &[(3, -60.0), (2, -70.0), (1, -100.0)],
+            &mut rng,
+        );
+        assert_eq!(f, [(3, -60.0), (2, -80.0), (1, -90.0)]);
+        let f = m.measure(&cfg, [2.0, 0.0], &[(1, -90.0), (3, -60.0)], &mut rng);
+        assert_eq!(f, [(1, -90.0), (3, -60.0)]);
     }
 }

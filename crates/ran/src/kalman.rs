@@ -131,6 +131,12 @@ impl Track {
     }
 }
 
+/// Rounding in the walk's own distances and levels must not flip a bound's verdict.
+const SLACK_DB: f64 = 1e-6;
+
+/// Steps of the walk bounded together by [`may_vote`] (see [`predict`]).
+const STRETCH: usize = 5;
+
 /// Whether a walk along `leg` (its first and last point) could find a neighbour above the
 /// serving cell by more than `threshold_db`. The best a neighbour can do is its level at
 /// its closest approach plus any positive measured shadowing, the worst the serving cell
@@ -144,8 +150,6 @@ fn may_vote(
     leg: [[f64; 2]; 2],
     threshold_db: f64,
 ) -> bool {
-    // Rounding in the walk's own distances must not flip a verdict.
-    const SLACK_DB: f64 = 1e-6;
     let Some(&(_, at, bias)) = known.iter().find(|k| k.0 == serving) else {
         return false; // The walk stops at once without the serving cell's level.
     };
@@ -214,57 +218,23 @@ pub(crate) fn predict(
     let step = 0.4;
     let steps = (horizon.as_secs_f64() / step) as usize;
     let mut votes: Vec<(CellId, f64, f64)> = Vec::new(); // cell, weight, weighted eta
-    let mut levels: Vec<(CellId, f64)> = Vec::with_capacity(known.len());
+    let walk = Walk {
+        map,
+        known: &known,
+        serving: serving.0,
+        threshold_db,
+        ttt: ttt.as_secs_f64(),
+        step,
+        steps,
+    };
     for (vel, w) in hypotheses {
-        let (first, last) = (step, steps as f64 * step);
-        let leg = [
-            [pos[0] + vel[0] * first, pos[1] + vel[1] * first],
-            [pos[0] + vel[0] * last, pos[1] + vel[1] * last],
-        ];
-        if steps == 0 || !may_vote(map, &known, serving.0, leg, threshold_db) {
-            continue;
-        }
-        let speed = (vel[0] * vel[0] + vel[1] * vel[1]).sqrt();
-        let mut since: Option<(CellId, f64)> = None;
-        for i in 1..=steps {
-            let t = i as f64 * step;
-            let at = [pos[0] + vel[0] * t, pos[1] + vel[1] * t];
-            let fade = if map.decorrelation_m > 0.0 {
-                (-speed * t / map.decorrelation_m).exp()
-            } else {
-                0.0
-            };
-            let level =
-                |(c, site, bias): &(CellId, [f64; 2], f64)| (*c, map.rsrp(*site, at) + bias * fade);
-            levels.clear();
-            levels.extend(known.iter().map(level));
-            let Some(&(_, s)) = levels.iter().find(|(c, _)| *c == serving.0) else {
-                break;
-            };
-            let best = levels
-                .iter()
-                .filter(|(c, _)| *c != serving.0)
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .copied();
-            match best {
-                Some((n, r)) if r - s > threshold_db => {
-                    let start = match since {
-                        Some((m, t0)) if m == n => t0,
-                        _ => t,
-                    };
-                    since = Some((n, start));
-                    if t - start + 1e-9 >= ttt.as_secs_f64() {
-                        match votes.iter_mut().find(|x| x.0 == n) {
-                            Some(x) => {
-                                x.1 += w;
-                                x.2 += w * t;
-                            }
-                            None => votes.push((n, w, w * t)),
-                        }
-                        break;
-                    }
+        if let Some((n, t)) = walk.vote(pos, vel) {
+            match votes.iter_mut().find(|x| x.0 == n) {
+                Some(x) => {
+                    x.1 += w;
+                    x.2 += w * t;
                 }
-                _ => since = None,
+                None => votes.push((n, w, w * t)),
             }
         }
     }
@@ -287,6 +257,101 @@ pub(crate) fn predict(
         eta: now + Duration::from_secs_f64(eta),
         uncertainty,
     })
+}
+
+/// One hypothesis's walk: the UE goes on at a constant velocity, `steps` steps of `step`
+/// seconds, and votes for the first neighbour that stays above the serving cell by more
+/// than the A3 threshold for the time to trigger.
+struct Walk<'a> {
+    map: &'a RadioMap,
+    /// Cell, site, shadowing measured now (it fades along the walk).
+    known: &'a [(CellId, [f64; 2], f64)],
+    serving: CellId,
+    threshold_db: f64,
+    /// Time to trigger (s).
+    ttt: f64,
+    step: f64,
+    steps: usize,
+}
+
+impl Walk<'_> {
+    /// The neighbour voted for from `pos` at velocity `vel`, and when (s from now).
+    fn vote(&self, pos: [f64; 2], vel: [f64; 2]) -> Option<(CellId, f64)> {
+        let map = self.map;
+        let &(_, serving_site, serving_bias) = self.known.iter().find(|k| k.0 == self.serving)?;
+        let point = |i: usize| {
+            let t = i as f64 * self.step;
+            [pos[0] + vel[0] * t, pos[1] + vel[1] * t]
+        };
+        let bound = |first: usize, last: usize| {
+            may_vote(
+                map,
+                self.known,
+                self.serving,
+                [point(first), point(last)],
+                self.threshold_db,
+            )
+        };
+        if self.steps == 0 || !bound(1, self.steps) {
+            return None;
+        }
+        let speed = (vel[0] * vel[0] + vel[1] * vel[1]).sqrt();
+        let mut since: Option<(CellId, f64)> = None;
+        // The walk goes in stretches of a few steps, each skipped when the bound says no
+        // step of it can find a neighbour above the threshold (as its steps would then
+        // each have found): most of a 10 s walk is far from any cell border.
+        for first in (1..=self.steps).step_by(STRETCH) {
+            let last = (first + STRETCH - 1).min(self.steps);
+            if last > first && !bound(first, last) {
+                since = None;
+                continue;
+            }
+            for i in first..=last {
+                let t = i as f64 * self.step;
+                let at = point(i);
+                let fade = if map.decorrelation_m > 0.0 {
+                    (-speed * t / map.decorrelation_m).exp()
+                } else {
+                    0.0
+                };
+                // A neighbour no nearer than the serving cell is no stronger on the mean;
+                // without a shadowing lead of the threshold it cannot exceed the serving
+                // cell, so it could be the strongest only when no neighbour exceeds (no
+                // vote either way), and its path loss is not worked out.
+                let d_serving = distance(serving_site, at);
+                let s = map.rsrp_at(d_serving) + serving_bias * fade;
+                let mut best: Option<(CellId, f64)> = None;
+                for &(c, site, bias) in self.known {
+                    let d = distance(site, at);
+                    if c == self.serving
+                        || (d >= d_serving
+                            && (bias - serving_bias) * fade <= self.threshold_db - SLACK_DB)
+                    {
+                        continue;
+                    }
+                    let r = map.rsrp_at(d) + bias * fade;
+                    // The last of equals, as `Iterator::max_by` picks.
+                    if best.is_none_or(|(_, b)| r.total_cmp(&b).is_ge()) {
+                        best = Some((c, r));
+                    }
+                }
+                match best {
+                    Some((n, r)) if r - s > self.threshold_db => {
+                        let start = match since {
+                            Some((m, t0)) if m == n => t0,
+                            _ => t,
+                        };
+                        since = Some((n, start));
+                        if t - start + 1e-9 >= self.ttt {
+                            return Some((n, t));
+                        }
+                    }
+                    _ => since = None,
+                }
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -369,5 +434,88 @@ mod tests {
             skipped > 1000 && voting > 1000,
             "{skipped} skipped, {voting} voting"
         );
+    }
+
+    /// The walk as it was before its shortcuts: every cell's level at every step.
+    fn vote_every_step(w: &Walk<'_>, pos: [f64; 2], vel: [f64; 2]) -> Option<(CellId, f64)> {
+        let speed = vel[0].hypot(vel[1]);
+        let mut since: Option<(CellId, f64)> = None;
+        for i in 1..=w.steps {
+            let t = i as f64 * w.step;
+            let at = [pos[0] + vel[0] * t, pos[1] + vel[1] * t];
+            let fade = (-speed * t / w.map.decorrelation_m).exp();
+            let levels: Vec<(CellId, f64)> = w
+                .known
+                .iter()
+                .map(|(c, site, bias)| (*c, w.map.rsrp(*site, at) + bias * fade))
+                .collect();
+            let (_, s) = *levels.iter().find(|(c, _)| *c == w.serving)?;
+            let best = levels
+                .iter()
+                .filter(|(c, _)| *c != w.serving)
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .copied();
+            match best {
+                Some((n, r)) if r - s > w.threshold_db => {
+                    let start = match since {
+                        Some((m, t0)) if m == n => t0,
+                        _ => t,
+                    };
+                    since = Some((n, start));
+                    if t - start + 1e-9 >= w.ttt {
+                        return Some((n, t));
+                    }
+                }
+                _ => since = None,
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_walk_votes_as_a_walk_that_works_out_every_level_at_every_step() {
+        let sites: Vec<(CellId, [f64; 2])> = (0..7u32)
+            .map(|i| {
+                (
+                    CellId(i),
+                    [f64::from(i % 3) * 500.0, f64::from(i / 3) * 430.0],
+                )
+            })
+            .collect();
+        let map = RadioMap::new(
+            sites.clone(),
+            46.0,
+            50,
+            ThreeGpp::new(Environment::UMa, 3.5),
+            50.0,
+        );
+        let mut draw = Draw(0x2545_F491_4F6C_DD1D);
+        let (mut votes, mut none) = (0, 0);
+        for _ in 0..20_000 {
+            let pos = [draw.range(-200.0, 1200.0), draw.range(-200.0, 1100.0)];
+            let vel = [draw.range(-20.0, 20.0), draw.range(-20.0, 20.0)];
+            let known: Vec<(CellId, [f64; 2], f64)> = sites
+                .iter()
+                .map(|(c, at)| (*c, *at, draw.range(-8.0, 8.0)))
+                .collect();
+            let walk = Walk {
+                map: &map,
+                known: &known,
+                serving: CellId((draw.unit() * 7.0) as u32 % 7),
+                threshold_db: draw.range(0.0, 6.0),
+                ttt: [0.0, 0.16, 0.32, 0.64, 1.28][(draw.unit() * 5.0) as usize % 5],
+                step: 0.4,
+                steps: 25,
+            };
+            let got = walk.vote(pos, vel);
+            assert_eq!(got, vote_every_step(&walk, pos, vel), "{pos:?} {vel:?}");
+            if got.is_some() {
+                votes += 1;
+            } else {
+                none += 1;
+            }
+        }
+        // Both outcomes happen, or the test proves nothing.
+        assert!(votes > 1000 && none > 1000, "{votes} votes, {none} none");
     }
 }
