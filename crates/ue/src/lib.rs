@@ -464,10 +464,11 @@ impl UeClient {
                 transmissions: 0,
             },
         );
-        self.retransmit
-            .set(seq, created_at + self.cfg.retransmit_after);
         self.events.push_back(UeEvent::Generated { seq, payload });
         self.transmit(now, seq, false);
+        // Sent, it has its timer from the send; unsent (no cell), from its creation.
+        self.retransmit
+            .set_if_unset(seq, created_at + self.cfg.retransmit_after);
         seq
     }
 
