@@ -32,10 +32,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 mod app;
+mod seqmap;
+
+use seqmap::SeqMap;
 
 use edgeshift_proto::{
     Attach, CellId, HandoverConfirm, InputRecord, InputRun, Instant, Message, NodeId, Probe, Role,
@@ -236,7 +239,7 @@ pub struct UeClient {
     last_cell: Option<CellId>,
     next_seq: u64,
     next_input_at: Instant,
-    unacked: BTreeMap<u64, Pending>,
+    unacked: SeqMap<Pending>,
     /// Answered inputs, oldest first, with when they were answered (see
     /// [`UeConfig::keep_answered`]).
     answered: VecDeque<(u64, Vec<u8>, Instant)>,
@@ -275,7 +278,7 @@ impl UeClient {
             last_cell: None,
             next_seq: 1,
             next_input_at,
-            unacked: BTreeMap::new(),
+            unacked: SeqMap::default(),
             answered: VecDeque::new(),
             retransmit: TimerTable::new(),
             answered_count: 0,
@@ -327,7 +330,7 @@ impl UeClient {
     /// How often unanswered input `seq` was sent (`None`: answered or never created).
     #[must_use]
     pub fn transmissions(&self, seq: u64) -> Option<u32> {
-        self.unacked.get(&seq).map(|p| p.transmissions)
+        self.unacked.get(seq).map(|p| p.transmissions)
     }
 
     /// Every handover so far.
@@ -420,7 +423,7 @@ impl UeClient {
                 msg: probe.into(),
             });
         }
-        let pending: Vec<u64> = self.unacked.keys().copied().collect();
+        let pending = self.unacked.keys();
         for seq in pending {
             self.transmit(now, seq, false);
         }
@@ -453,7 +456,7 @@ impl UeClient {
     fn create_input(&mut self, now: Instant, created_at: Instant, payload: Vec<u8>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.unacked.insert(
+        self.unacked.push(
             seq,
             Pending {
                 payload: payload.clone(),
@@ -475,7 +478,7 @@ impl UeClient {
     /// Every input below this number has its answer here (piggybacked on each input, so
     /// that servers keep, and hand on at a relocation, exactly the answers still owed).
     fn answered_below(&self) -> u64 {
-        self.unacked.keys().next().copied().unwrap_or(self.next_seq)
+        self.unacked.first().unwrap_or(self.next_seq)
     }
 
     /// Sends an unanswered input: afresh (the path changed: a new cell, a resend request)
@@ -485,7 +488,7 @@ impl UeClient {
         if self.serving.is_none() {
             return;
         }
-        let Some(p) = self.unacked.get_mut(&seq) else {
+        let Some(p) = self.unacked.get_mut(seq) else {
             return;
         };
         if p.transmissions == 0 {
@@ -576,7 +579,7 @@ impl UeClient {
         if self.serving.is_none() {
             return; // Radio is down: the answer cannot have arrived.
         }
-        if let Some(p) = self.unacked.remove(&m.seq) {
+        if let Some(p) = self.unacked.remove(m.seq) {
             self.retransmit.cancel(m.seq);
             let wait = now.saturating_duration_since(p.created_at);
             self.answered_count += 1;
@@ -642,11 +645,7 @@ impl UeClient {
         for (seq, payload) in again {
             self.send_input(seq, payload);
         }
-        let pending: Vec<u64> = self
-            .unacked
-            .range(after.saturating_add(1)..)
-            .map(|(s, _)| *s)
-            .collect();
+        let pending = self.unacked.keys_after(after);
         for seq in pending {
             self.transmit(now, seq, false);
         }
@@ -730,7 +729,7 @@ impl Role for UeClient {
                         to: cell.into(),
                         msg: Attach { ue: self.cfg.id }.into(),
                     });
-                    let pending: Vec<u64> = self.unacked.keys().copied().collect();
+                    let pending = self.unacked.keys();
                     for seq in pending {
                         self.transmit(now, seq, false);
                     }
