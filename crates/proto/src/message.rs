@@ -796,10 +796,11 @@ pub struct LoadReport {
     pub load: f32,
     /// Live services the server hosts.
     pub hosted: u32,
-    /// State sizes in bytes of live services: every one in the periodic report, only the
-    /// one an event concerns in a report sent at once (a service that went live here). A
-    /// list of every service after every relocation would cost each relocation in
-    /// proportion to the services a server hosts.
+    /// State sizes in bytes of live services: every one in the periodic report; in a
+    /// report sent at once after an event, only the service the event concerns if it is
+    /// live here (none after it left: a relocation out, a release, a dropped tentative
+    /// instance). A list of every service after every relocation would cost each
+    /// relocation in proportion to the services a server hosts.
     pub services: Vec<(ServiceId, u64)>,
 }
 

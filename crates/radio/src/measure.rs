@@ -175,4 +175,35 @@ mod tests {
         let f = m.measure(&cfg, [2.0, 0.0], &[(1, -90.0), (3, -60.0)], &mut rng);
         assert_eq!(f, [(1, -90.0), (3, -60.0)]);
     }
+
+    #[test]
+    fn each_cell_keeps_its_own_shadowing_whatever_the_order_it_comes_in() {
+        // Standing still, the shadowing stays what it was (ρ = 1), and with k = 0 the
+        // filter passes each value through: a value is its mean plus its cell's shadowing.
+        let cfg = MeasureConfig {
+            shadowing_db: 6.0,
+            l3_k: 0,
+            ..MeasureConfig::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut m = UeMeasurer::default();
+        let first = m.measure(&cfg, [0.0, 0.0], &[(1, 0.0), (2, 0.0), (3, 0.0)], &mut rng);
+        let again = m.measure(
+            &cfg,
+            [0.0, 0.0],
+            &[(3, -10.0), (1, -20.0), (2, -30.0)],
+            &mut rng,
+        );
+        let shadow = |c: u32| first.iter().find(|x| x.0 == c).map(|x| x.1);
+        for (c, mean) in [(3, -10.0), (1, -20.0), (2, -30.0)] {
+            let got = again.iter().find(|x| x.0 == c).map(|x| x.1);
+            let want = shadow(c).map(|s| mean + s);
+            assert!(
+                matches!((got, want), (Some(g), Some(w)) if (g - w).abs() < 1e-9),
+                "cell {c}: {got:?} against {want:?}"
+            );
+        }
+        // The draws differ per cell, or the test proves nothing.
+        assert!(shadow(1) != shadow(2) && shadow(2) != shadow(3));
+    }
 }

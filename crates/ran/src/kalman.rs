@@ -2,10 +2,11 @@
 //! position, extrapolated through the radio map.
 //!
 //! Along each of a few velocity hypotheses (the estimate and one standard deviation either
-//! side on each axis) the predictor walks the UE forward, computes every nearby cell's
-//! mean RSRP from the path-loss map plus the shadowing currently measured for that cell
+//! side on each axis) the predictor walks the UE forward through the strongest measured
+//! cells' mean RSRP from the path-loss map plus the shadowing currently measured for each
 //! (decaying with the distance travelled, as AR(1) shadowing does), and finds where the
-//! A3 condition would hold for the time to trigger. Hypotheses vote for their target;
+//! A3 condition would hold for the time to trigger. The walk works out only the levels
+//! that can decide a step (see [`Walk::vote`]). Hypotheses vote for their target;
 //! the votes are the likelihoods.
 
 use std::time::Duration;
@@ -134,7 +135,7 @@ impl Track {
 /// Rounding in the walk's own distances and levels must not flip a bound's verdict.
 const SLACK_DB: f64 = 1e-6;
 
-/// Steps of the walk bounded together by [`may_vote`] (see [`predict`]).
+/// Steps of the walk bounded together by [`may_vote`] (see [`Walk::vote`]).
 const STRETCH: usize = 5;
 
 /// Whether a walk along `leg` (its first and last point) could find a neighbour above the

@@ -28,7 +28,9 @@ impl<T> Default for SeqMap<T> {
 
 impl<T> SeqMap<T> {
     /// Adds `value` as `seq`, which must be above every number held (a number at or below
-    /// the highest is ignored: the UE never reuses one).
+    /// the highest is ignored: the UE never reuses one; an empty map takes any). The slots
+    /// span from the oldest number held to the newest, so an input left unanswered keeps a
+    /// slot for every later number until it is answered.
     pub(crate) fn push(&mut self, seq: u64, value: T) {
         if self.slots.is_empty() {
             self.base = seq;
@@ -83,7 +85,13 @@ impl<T> SeqMap<T> {
 
     /// The numbers held, ascending.
     pub(crate) fn keys(&self) -> Vec<u64> {
-        self.keys_after(0)
+        let base = self.base;
+        self.slots
+            .iter()
+            .zip(base..)
+            .filter(|(v, _)| v.is_some())
+            .map(|(_, seq)| seq)
+            .collect()
     }
 
     /// The numbers held above `after`, ascending.

@@ -20,7 +20,9 @@ use super::source::Source;
 use super::stream::Stream;
 use super::timers::Timer;
 
-/// An adopted shadow this many inputs behind, or more, gets the whole state instead.
+/// An adopted shadow this many inputs behind, or more, gets the whole state instead; so
+/// does one behind what the input log still holds (`EdgeConfig::input_log`, 1,024 inputs
+/// by default, is the tighter bound unless raised).
 const ADOPT_LOG: usize = 4096;
 
 /// How long an adoption offer (3032) waits for the host's 1003 `adopt`, or the 1003 for
