@@ -51,18 +51,15 @@ struct Slot {
 }
 
 impl UeMeasurer {
-    /// The slot of `cell`, looked for first at `hint` (its place in the caller's list);
-    /// `None` for a cell never measured.
-    fn slot(&mut self, cell: u32, hint: usize) -> Option<&mut Slot> {
-        let at = match self.cells.get(hint) {
-            Some(s) if s.cell == cell => hint,
-            _ => self.cells.iter().position(|s| s.cell == cell)?,
-        };
-        self.cells.get_mut(at)
+    /// Where the slot of `cell` is, looked for first at `hint` (its place in the caller's
+    /// list); `None` for a cell never measured.
+    fn slot(&self, cell: u32, hint: usize) -> Option<usize> {
+        match self.cells.get(hint) {
+            Some(s) if s.cell == cell => Some(hint),
+            _ => self.cells.iter().position(|s| s.cell == cell),
+        }
     }
-}
 
-impl UeMeasurer {
     /// One L1 period at `pos`: takes the mean RSRP per cell (`cell, dBm` from the path-loss
     /// model), adds shadowing and error, and returns the L3-filtered values.
     pub fn measure(
@@ -84,7 +81,8 @@ impl UeMeasurer {
         let a = 0.5f64.powf(f64::from(cfg.l3_k) / 4.0);
         let mut out = Vec::with_capacity(mean.len());
         for (i, &(cell, m)) in mean.iter().enumerate() {
-            let slot = self.slot(cell, i).copied();
+            let at = self.slot(cell, i);
+            let slot = at.and_then(|k| self.cells.get(k)).copied();
             let shadow = if cfg.shadowing_db > 0.0 {
                 let z: f64 = rng.sample(StandardNormal);
                 Some(match slot.and_then(|s| s.shadow) {
@@ -104,7 +102,7 @@ impl UeMeasurer {
                 v = v.round();
             }
             let filtered = slot.map_or(v, |s| (1.0 - a) * s.filtered + a * v);
-            match self.slot(cell, i) {
+            match at.and_then(|k| self.cells.get_mut(k)) {
                 Some(s) => {
                     s.shadow = shadow.or(s.shadow);
                     s.filtered = filtered;

@@ -68,9 +68,7 @@ impl<E> EventQueue<E> {
         self.heap.push(key);
         while i > 0 {
             let parent = (i - 1) / ARITY;
-            if self.heap[parent].0 < key.0
-                || (self.heap[parent].0 == key.0 && self.heap[parent].1 < key.1)
-            {
+            if order(&self.heap[parent]) < order(&key) {
                 break;
             }
             self.heap[i] = self.heap[parent];
@@ -86,7 +84,6 @@ impl<E> EventQueue<E> {
         let Some(&top) = self.heap.first() else {
             return Some(last);
         };
-        let order = |k: &(Instant, u64, u32)| (k.0, k.1);
         let n = self.heap.len();
         let mut i = 0;
         loop {
@@ -110,6 +107,12 @@ impl<E> EventQueue<E> {
         self.heap[i] = last;
         Some(top)
     }
+}
+
+/// A key's place in the queue: its time, then its insertion number (unique, so no two keys
+/// tie).
+fn order(k: &(Instant, u64, u32)) -> (Instant, u64) {
+    (k.0, k.1)
 }
 
 #[cfg(test)]

@@ -85,24 +85,19 @@ impl<T> SeqMap<T> {
 
     /// The numbers held, ascending.
     pub(crate) fn keys(&self) -> Vec<u64> {
-        let base = self.base;
-        self.slots
-            .iter()
-            .zip(base..)
-            .filter(|(v, _)| v.is_some())
-            .map(|(_, seq)| seq)
-            .collect()
+        self.held().collect()
     }
 
     /// The numbers held above `after`, ascending.
     pub(crate) fn keys_after(&self, after: u64) -> Vec<u64> {
-        let base = self.base;
+        self.held().filter(|seq| *seq > after).collect()
+    }
+
+    fn held(&self) -> impl Iterator<Item = u64> + '_ {
         self.slots
             .iter()
-            .zip(base..)
-            .filter(|(v, seq)| v.is_some() && *seq > after)
-            .map(|(_, seq)| seq)
-            .collect()
+            .zip(self.base..)
+            .filter_map(|(v, seq)| v.as_ref().map(|_| seq))
     }
 }
 
