@@ -131,9 +131,37 @@ impl SeqLog {
         }
     }
 
-    /// Copies the live bytes to a new buffer of `capacity`, in entry order.
+    /// Moves the live bytes to the front of a buffer of at least `capacity`, in entry
+    /// order. In place when the entries lie in the buffer in their own order (a first-in,
+    /// first-out log's always do) and the buffer is large enough: a log in its steady state
+    /// then keeps one buffer instead of allocating, and the allocator faulting in, a new
+    /// one at every compaction. A buffer more than four times what it needs is shrunk.
     fn compact(&mut self, capacity: usize) {
-        let mut data = Vec::with_capacity(capacity.max(self.live));
+        let capacity = capacity.max(self.live);
+        let in_order = self
+            .entries
+            .iter()
+            .zip(self.entries.iter().skip(1))
+            .all(|(a, b)| a.1 + a.2 as usize <= b.1)
+            && self
+                .entries
+                .back()
+                .is_none_or(|e| e.1 + e.2 as usize <= self.data.len());
+        if in_order && capacity <= self.data.capacity() {
+            let mut end = 0;
+            for e in &mut self.entries {
+                let len = e.2 as usize;
+                self.data.copy_within(e.1..e.1 + len, end);
+                e.1 = end;
+                end += len;
+            }
+            self.data.truncate(end);
+            if self.data.capacity() > 4 * capacity.max(COMPACT_AFTER) {
+                self.data.shrink_to(capacity);
+            }
+            return;
+        }
+        let mut data = Vec::with_capacity(capacity);
         for e in &mut self.entries {
             let start = data.len();
             data.extend_from_slice(self.data.get(e.1..e.1 + e.2 as usize).unwrap_or_default());
@@ -201,5 +229,28 @@ mod tests {
                 assert!(log.data.len() - log.live < COMPACT_AFTER.max(log.live) + 90);
             }
         }
+    }
+
+    /// A first-in, first-out log (an input log at its cap) keeps its buffer: compactions
+    /// move bytes within it instead of allocating.
+    #[test]
+    fn a_fifo_log_in_its_steady_state_keeps_one_buffer() {
+        let mut log = SeqLog::default();
+        let mut buffers = std::collections::HashSet::new();
+        for seq in 1..=20_000u64 {
+            let bytes = [u8::try_from(seq % 251).unwrap_or(0); 24];
+            log.push_back(seq, &bytes);
+            if log.len() > 1024 {
+                log.pop_front();
+            }
+            if seq > 5_000 {
+                buffers.insert(log.data.as_ptr() as usize);
+            }
+            assert_eq!(log.get(seq), Some(&bytes[..]));
+        }
+        assert_eq!(buffers.len(), 1, "the steady state reallocated");
+        let first = log.front_seq();
+        assert_eq!(first, Some(20_000 - 1023));
+        assert_eq!(log.iter().count(), 1024);
     }
 }

@@ -27,9 +27,15 @@ pub struct LinkSpec {
 #[derive(Debug)]
 pub struct Network {
     specs: Specs,
-    free_at: HashMap<(NodeId, NodeId, Lane), Instant, FixedState>,
-    /// Last arrival per link: jitter never reorders a link.
-    last_arrival: HashMap<(NodeId, NodeId, Lane), Instant, FixedState>,
+    /// Per link: when it is free to serialise the next message, and its last arrival
+    /// (jitter never reorders a link). One map, so that a message costs one lookup.
+    links: HashMap<(NodeId, NodeId, Lane), LinkState, FixedState>,
+}
+
+#[derive(Debug)]
+struct LinkState {
+    free_at: Instant,
+    last_arrival: Instant,
 }
 
 #[derive(Debug)]
@@ -74,8 +80,7 @@ impl Network {
                     .map(|c| (CellId(c.id), ServerId(c.server)))
                     .collect(),
             },
-            free_at: HashMap::default(),
-            last_arrival: HashMap::default(),
+            links: HashMap::default(),
         }
     }
 
@@ -117,15 +122,17 @@ impl Network {
         retransmitted: Duration,
     ) -> Instant {
         let spec = self.spec(a, b);
-        let free = self.free_at.entry((a, b, lane)).or_insert(now);
-        let mut at = fifo_arrival(free, now, bytes, spec.bits_per_s, spec.latency);
+        let link = self.links.entry((a, b, lane)).or_insert(LinkState {
+            free_at: now,
+            last_arrival: Instant::ZERO,
+        });
+        let mut at = fifo_arrival(&mut link.free_at, now, bytes, spec.bits_per_s, spec.latency);
         if is_x2(a, b) {
             at += self.specs.x2_jitter.mul_f64(u.clamp(0.0, 1.0));
         }
         at += retransmitted;
-        let last = self.last_arrival.entry((a, b, lane)).or_insert(at);
-        at = at.max(*last);
-        *last = at;
+        at = at.max(link.last_arrival);
+        link.last_arrival = at;
         at
     }
 }

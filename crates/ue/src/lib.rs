@@ -36,13 +36,15 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 mod app;
+mod due;
 mod seqmap;
 
+use due::DueHeap;
 use seqmap::SeqMap;
 
 use edgeshift_proto::{
     Attach, CellId, HandoverConfirm, InputRecord, InputRun, Instant, Message, NodeId, Probe, Role,
-    ServiceId, ServiceInput, ServiceOutput, TimerTable, Transmit, UeId,
+    ServiceId, ServiceInput, ServiceOutput, Transmit, UeId,
 };
 
 /// Configuration of a UE client.
@@ -229,6 +231,8 @@ struct Pending {
     /// host died with no shadow) gets every unanswered input again every 150 ms, a storm
     /// that grows with the outage.
     backoff: u32,
+    /// When it is due to be sent again (`None` only between falling due and its resend).
+    due: Option<Instant>,
 }
 
 /// A UE running one service session.
@@ -243,8 +247,8 @@ pub struct UeClient {
     /// Answered inputs, oldest first, with when they were answered (see
     /// [`UeConfig::keep_answered`]).
     answered: VecDeque<(u64, Vec<u8>, Instant)>,
-    /// When each unanswered input is due to be sent again (last sent + `retransmit_after`).
-    retransmit: TimerTable<u64>,
+    /// The unanswered inputs' deadlines (`Pending::due`: last sent + the wait), in order.
+    retransmit: DueHeap,
     /// Inputs answered so far, and the longest any of them waited (creation to answer).
     /// Counters, not a record per input: a city run has millions of inputs.
     answered_count: u64,
@@ -280,7 +284,7 @@ impl UeClient {
             next_input_at,
             unacked: SeqMap::default(),
             answered: VecDeque::new(),
-            retransmit: TimerTable::new(),
+            retransmit: DueHeap::default(),
             answered_count: 0,
             longest_wait: Duration::ZERO,
             recent_rtts: VecDeque::new(),
@@ -465,14 +469,54 @@ impl UeClient {
                 first_sent: created_at,
                 sent_at: created_at,
                 transmissions: 0,
+                due: None,
             },
         );
         self.events.push_back(UeEvent::Generated { seq, payload });
         self.transmit(now, seq, false);
         // Sent, it has its timer from the send; unsent (no cell), from its creation.
-        self.retransmit
-            .set_if_unset(seq, created_at + self.cfg.retransmit_after);
+        if self.unacked.get(seq).is_some_and(|p| p.due.is_none()) {
+            self.arm(seq, created_at + self.cfg.retransmit_after);
+        }
         seq
+    }
+
+    /// Input `seq` is due to be sent again at `at` (replacing the deadline it had).
+    fn arm(&mut self, seq: u64, at: Instant) {
+        if let Some(p) = self.unacked.get_mut(seq) {
+            p.due = Some(at);
+            self.retransmit.push(seq, at);
+            self.settle_retransmit();
+        }
+    }
+
+    /// Keeps the earliest deadline current after inputs were answered or re-armed.
+    fn settle_retransmit(&mut self) {
+        let unacked = &self.unacked;
+        self.retransmit.settle(
+            |seq| unacked.get(seq).and_then(|p| p.due),
+            || {
+                unacked
+                    .keys()
+                    .into_iter()
+                    .filter_map(|seq| Some((seq, unacked.get(seq)?.due?)))
+                    .collect()
+            },
+            unacked.len(),
+        );
+    }
+
+    /// The earliest unanswered input due at `now`, its deadline cleared.
+    fn pop_due(&mut self, now: Instant) -> Option<u64> {
+        let unacked = &self.unacked;
+        let seq = self
+            .retransmit
+            .pop_due(now, |seq| unacked.get(seq).and_then(|p| p.due))?;
+        if let Some(p) = self.unacked.get_mut(seq) {
+            p.due = None;
+        }
+        self.settle_retransmit();
+        Some(seq)
     }
 
     /// Every input below this number has its answer here (piggybacked on each input, so
@@ -507,7 +551,7 @@ impl UeClient {
             .saturating_mul(1 << p.backoff.min(16))
             .min(self.cfg.retransmit_max.max(self.cfg.retransmit_after));
         let payload = p.payload.clone();
-        self.retransmit.set(seq, now + wait);
+        self.arm(seq, now + wait);
         self.send_input(seq, payload);
     }
 
@@ -580,7 +624,7 @@ impl UeClient {
             return; // Radio is down: the answer cannot have arrived.
         }
         if let Some(p) = self.unacked.remove(m.seq) {
-            self.retransmit.cancel(m.seq);
+            self.settle_retransmit();
             let wait = now.saturating_duration_since(p.created_at);
             self.answered_count += 1;
             self.longest_wait = self.longest_wait.max(wait);
@@ -779,8 +823,10 @@ impl Role for UeClient {
         }
         if self.serving.is_some() {
             // Sent again in sequence order, whatever order their deadlines are in.
-            let mut due: Vec<u64> =
-                std::iter::from_fn(|| self.retransmit.pop_due(now).map(|(_, seq)| seq)).collect();
+            let mut due = Vec::new();
+            while let Some(seq) = self.pop_due(now) {
+                due.push(seq);
+            }
             due.sort_unstable();
             for seq in due {
                 self.transmit(now, seq, true);
@@ -800,7 +846,7 @@ impl Role for UeClient {
     fn poll_timeout(&self) -> Option<Instant> {
         let input = self.input_wake();
         let retx = if self.serving.is_some() {
-            self.retransmit.next_deadline()
+            self.retransmit.next()
         } else {
             None
         };
