@@ -127,13 +127,13 @@ impl Observation {
 
     /// What the record needs of a UE's event, if anything.
     #[must_use]
-    pub fn ue(at: Instant, ue: UeId, service: ServiceId, ev: &UeEvent) -> Option<Self> {
+    pub fn ue(at: Instant, ue: UeId, service: ServiceId, ev: UeEvent) -> Option<Self> {
         match ev {
             UeEvent::Generated { seq, payload } => Some(Self::Input {
                 at,
                 service,
-                seq: *seq,
-                payload: payload.clone(),
+                seq,
+                payload,
             }),
             UeEvent::Unexpected { name } => Some(Self::Note {
                 at,

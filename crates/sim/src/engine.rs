@@ -1021,9 +1021,15 @@ impl Sim {
 
     fn on_ue(&mut self, ue: UeId, e: UeEvent) {
         let service = ServiceId(ue.0);
-        if let Some(o) = Observation::ue(self.now, ue, service, &e) {
+        let radio = match e {
+            UeEvent::Detached { .. } | UeEvent::Attached { .. } => Some(e.clone()),
+            _ => None,
+        };
+        // The event moves into the record (an input's payload is not copied again).
+        if let Some(o) = Observation::ue(self.now, ue, service, e) {
             self.recorder.observe(o);
         }
+        let Some(e) = radio else { return };
         match e {
             UeEvent::Detached { target } => {
                 let source = self
