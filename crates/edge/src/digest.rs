@@ -19,12 +19,13 @@ pub fn chain(prev: u128, seq: u64, input: &[u8]) -> u128 {
     // XXH3 of the bytes in one shot is the streaming digest of the same bytes, and far
     // cheaper for the usual input of a few dozen bytes (every input is chained on every
     // instance and in the checker).
-    let mut small = [0u8; 24 + SMALL];
-    if let Some(rest) = small.get_mut(24..24 + input.len()) {
-        rest.copy_from_slice(input);
+    if input.len() <= SMALL {
+        let mut small = [0u8; 24 + SMALL];
         small[..16].copy_from_slice(&prev.to_le_bytes());
         small[16..24].copy_from_slice(&seq.to_le_bytes());
-        return xxh3_128(&small[..24 + input.len()]);
+        let end = 24 + input.len();
+        small[24..end].copy_from_slice(input);
+        return xxh3_128(&small[..end]);
     }
     let mut h = Xxh3::new();
     h.update(&prev.to_le_bytes());

@@ -123,7 +123,9 @@ impl SeqLog {
         (start, len)
     }
 
-    /// After entries went: a log that shrank gives its dead bytes back.
+    /// After entries went: a log that is mostly dead bytes compacts (and gives its buffer
+    /// back down to what it holds once that is under a quarter of it, see
+    /// [`SeqLog::compact`]).
     fn compact_if_mostly_dead(&mut self) {
         let dead = self.data.len() - self.live;
         if dead >= COMPACT_AFTER && dead >= self.live {

@@ -134,7 +134,7 @@ impl Observer {
             }
             NodeEvent::Ue(e) => {
                 if let NodeId::Ue(ue) = node {
-                    self.observe(|| Observation::ue(now, ue, ServiceId(ue.0), e.clone()));
+                    self.observe(|| Observation::ue(now, ue, ServiceId(ue.0), e));
                     if let (Some(f), UeEvent::ServiceResumed { gap }) = (&self.feed, e) {
                         f.resumed(ue, gap);
                     }

@@ -127,13 +127,13 @@ impl Observation {
 
     /// What the record needs of a UE's event, if anything.
     #[must_use]
-    pub fn ue(at: Instant, ue: UeId, service: ServiceId, ev: UeEvent) -> Option<Self> {
+    pub fn ue(at: Instant, ue: UeId, service: ServiceId, ev: &UeEvent) -> Option<Self> {
         match ev {
             UeEvent::Generated { seq, payload } => Some(Self::Input {
                 at,
                 service,
-                seq,
-                payload,
+                seq: *seq,
+                payload: payload.clone(),
             }),
             UeEvent::Unexpected { name } => Some(Self::Note {
                 at,
@@ -141,6 +141,21 @@ impl Observation {
                 what: format!("got unexpected {name}"),
             }),
             _ => None,
+        }
+    }
+
+    /// [`Observation::ue`] taking the event: an input's payload moves into the record
+    /// instead of being copied (the simulator's way, once per input).
+    #[must_use]
+    pub fn ue_owned(at: Instant, ue: UeId, service: ServiceId, ev: UeEvent) -> Option<Self> {
+        match ev {
+            UeEvent::Generated { seq, payload } => Some(Self::Input {
+                at,
+                service,
+                seq,
+                payload,
+            }),
+            other => Self::ue(at, ue, service, &other),
         }
     }
 

@@ -1021,51 +1021,47 @@ impl Sim {
 
     fn on_ue(&mut self, ue: UeId, e: UeEvent) {
         let service = ServiceId(ue.0);
-        let radio = match e {
-            UeEvent::Detached { .. } | UeEvent::Attached { .. } => Some(e.clone()),
-            _ => None,
+        let (detached, attached) = match &e {
+            UeEvent::Detached { target } => (Some(*target), None),
+            UeEvent::Attached { cell } => (None, Some(*cell)),
+            _ => (None, None),
         };
-        // The event moves into the record (an input's payload is not copied again).
-        if let Some(o) = Observation::ue(self.now, ue, service, e) {
+        if let Some(o) = Observation::ue_owned(self.now, ue, service, e) {
             self.recorder.observe(o);
         }
-        let Some(e) = radio else { return };
-        match e {
-            UeEvent::Detached { target } => {
-                let source = self
-                    .nodes
-                    .get(&NodeId::Ue(ue))
-                    .and_then(Node::as_ue)
-                    .and_then(|u| u.gaps().last().map(|g| g.from));
-                let node = NodeId::Ue(ue);
-                match (self.scenario.handover_join(&mut self.rng), source) {
-                    (Join::Reestablish(after), Some(cell)) => {
-                        self.push(
-                            self.now + after,
-                            Ev::Command(node, Box::new(Command::Reestablish(cell))),
-                        );
-                    }
-                    (Join::Target(after), _) | (Join::Reestablish(after), None) => {
-                        self.push(
-                            self.now + after,
-                            Ev::Command(node, Box::new(Command::Attach(target))),
-                        );
-                    }
+        if let Some(target) = detached {
+            let source = self
+                .nodes
+                .get(&NodeId::Ue(ue))
+                .and_then(Node::as_ue)
+                .and_then(|u| u.gaps().last().map(|g| g.from));
+            let node = NodeId::Ue(ue);
+            match (self.scenario.handover_join(&mut self.rng), source) {
+                (Join::Reestablish(after), Some(cell)) => {
+                    self.push(
+                        self.now + after,
+                        Ev::Command(node, Box::new(Command::Reestablish(cell))),
+                    );
                 }
-                self.note(|at| TraceEntry::Event {
-                    at,
-                    node: ue.into(),
-                    what: format!("Detached {{ target: {target} }}"),
-                });
+                (Join::Target(after), _) | (Join::Reestablish(after), None) => {
+                    self.push(
+                        self.now + after,
+                        Ev::Command(node, Box::new(Command::Attach(target))),
+                    );
+                }
             }
-            UeEvent::Attached { cell } => {
-                self.note(|at| TraceEntry::Event {
-                    at,
-                    node: ue.into(),
-                    what: format!("Attached {{ cell: {cell} }}"),
-                });
-            }
-            _ => {}
+            self.note(|at| TraceEntry::Event {
+                at,
+                node: ue.into(),
+                what: format!("Detached {{ target: {target} }}"),
+            });
+        }
+        if let Some(cell) = attached {
+            self.note(|at| TraceEntry::Event {
+                at,
+                node: ue.into(),
+                what: format!("Attached {{ cell: {cell} }}"),
+            });
         }
     }
 

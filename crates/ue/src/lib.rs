@@ -231,7 +231,8 @@ struct Pending {
     /// host died with no shadow) gets every unanswered input again every 150 ms, a storm
     /// that grows with the outage.
     backoff: u32,
-    /// When it is due to be sent again (`None` only between falling due and its resend).
+    /// When it is due to be sent again (`None` only while it is made, and between falling
+    /// due and its resend).
     due: Option<Instant>,
 }
 
@@ -497,9 +498,8 @@ impl UeClient {
             |seq| unacked.get(seq).and_then(|p| p.due),
             || {
                 unacked
-                    .keys()
-                    .into_iter()
-                    .filter_map(|seq| Some((seq, unacked.get(seq)?.due?)))
+                    .iter()
+                    .filter_map(|(seq, p)| Some((seq, p.due?)))
                     .collect()
             },
             unacked.len(),

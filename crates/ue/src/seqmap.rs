@@ -93,11 +93,16 @@ impl<T> SeqMap<T> {
         self.held().filter(|seq| *seq > after).collect()
     }
 
-    fn held(&self) -> impl Iterator<Item = u64> + '_ {
+    /// The numbers held with their values, ascending.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
         self.slots
             .iter()
             .zip(self.base..)
-            .filter_map(|(v, seq)| v.as_ref().map(|_| seq))
+            .filter_map(|(v, seq)| v.as_ref().map(|v| (seq, v)))
+    }
+
+    fn held(&self) -> impl Iterator<Item = u64> + '_ {
+        self.iter().map(|(seq, _)| seq)
     }
 }
 
