@@ -45,10 +45,18 @@ struct ServiceCheck {
 }
 
 impl ServiceCheck {
-    /// Whether `digest` is not what the UE's inputs `1..=seq` give (inputs the UE never
-    /// sent are judged elsewhere).
-    fn wrong_digest(&self, seq: u64, digest: u128) -> bool {
-        self.inputs.digest(seq).is_some_and(|d| d != digest)
+    /// What is wrong with `digest` as the state after the UE's inputs `1..=seq`, if
+    /// anything: another digest, or a state older than the checker's window, which can no
+    /// longer be checked (a violation too, so that no run passes with a state unchecked).
+    /// Inputs the UE never sent are judged elsewhere.
+    fn digest_problem(&self, seq: u64, digest: u128) -> Option<&'static str> {
+        match self.inputs.digest(seq) {
+            Some(d) if d != digest => Some("a wrong input-log digest"),
+            None if seq <= self.inputs.sent() => {
+                Some("a state older than the checker's window, whose digest goes unchecked")
+            }
+            _ => None,
+        }
     }
 
     /// The tentative instance at `server` is the live one now: its applications past the
@@ -124,7 +132,8 @@ impl Checker {
 
     /// Keeps the digests (and dense counts) of each service's newest `inputs` inputs only,
     /// so that memory does not grow with a run's length: counting stays exact, but a state
-    /// older than the window (activated or promoted) is no longer digest-checked.
+    /// older than the window (activated or promoted) can no longer be digest-checked, and
+    /// is a violation.
     #[must_use]
     pub fn with_window(mut self, inputs: usize) -> Self {
         self.window = Some(inputs);
@@ -289,10 +298,8 @@ impl Checker {
                         s.live_last
                     ));
                 }
-                if s.wrong_digest(*last_seq, *digest) {
-                    broken.push(format!(
-                        "{service}: promoted at {server} with a wrong input-log digest"
-                    ));
+                if let Some(problem) = s.digest_problem(*last_seq, *digest) {
+                    broken.push(format!("{service}: promoted at {server} with {problem}"));
                 }
                 // The inputs only the dead instance applied died with it.
                 s.forget_applied(*last_seq);
@@ -311,10 +318,8 @@ impl Checker {
                         s.live_last
                     ));
                 }
-                if s.wrong_digest(*last_seq, *digest) {
-                    broken.push(format!(
-                        "{service}: activated at {server} with a wrong input-log digest"
-                    ));
+                if let Some(problem) = s.digest_problem(*last_seq, *digest) {
+                    broken.push(format!("{service}: activated at {server} with {problem}"));
                 }
                 s.merge_tentative(server, &mut broken, *service);
                 s.serving.insert(server);
@@ -442,6 +447,61 @@ mod tests {
             target: DST,
             reason: "lost".into(),
         }
+    }
+
+    /// With a window of 4 inputs, a shadow that holds input 1 of 10 is activated: its state
+    /// is older than the window, so its digest cannot be checked, and that is a violation
+    /// (never a silent pass); one holding input 8 is checked as usual.
+    #[test]
+    fn a_state_older_than_the_window_is_a_violation_not_a_silent_pass() {
+        let activated = |c: &mut Checker, last_seq: u64, digest: u128| {
+            c.on_edge(
+                Instant::ZERO,
+                DST,
+                &EdgeEvent::Activated {
+                    service: S,
+                    from: SRC,
+                    last_seq,
+                    digest,
+                    first_try: true,
+                    state_bytes: 0,
+                    shadow_created_at: Instant::ZERO,
+                },
+            );
+        };
+        let mut c = Checker::new(Instant::ZERO).with_window(4);
+        let mut full = Checker::new(Instant::ZERO);
+        for seq in 1..=10 {
+            c.on_generated(Instant::ZERO, S, seq, &[seq as u8]);
+            full.on_generated(Instant::ZERO, S, seq, &[seq as u8]);
+        }
+        let old = full.expected_digest(S, 1).unwrap_or_default();
+        assert_eq!(c.expected_digest(S, 1), None);
+        activated(&mut c, 1, old);
+        let found: Vec<&str> = c.violations().iter().map(|v| v.what.as_str()).collect();
+        assert!(
+            found.iter().any(|w| w.contains("older than the checker's window")),
+            "{found:?}"
+        );
+        assert!(!found.iter().any(|w| w.contains("wrong")), "{found:?}");
+
+        let mut c = Checker::new(Instant::ZERO).with_window(4);
+        for seq in 1..=10 {
+            c.on_generated(Instant::ZERO, S, seq, &[seq as u8]);
+        }
+        let recent = full.expected_digest(S, 8).unwrap_or_default();
+        activated(&mut c, 8, recent);
+        assert!(
+            !c.violations().iter().any(|v| v.what.contains("digest")),
+            "{:?}",
+            c.violations()
+        );
+        activated(&mut c, 8, recent ^ 1);
+        assert!(
+            c.violations().iter().any(|v| v.what.contains("wrong input-log digest")),
+            "{:?}",
+            c.violations()
+        );
     }
 
     #[test]

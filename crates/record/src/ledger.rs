@@ -7,7 +7,7 @@
 //! served) become ranges, and the rare input applied more often (already flagged) stays in
 //! a sparse map. Counting is therefore exact however old the input; only the digest of a
 //! state older than the window can no longer be checked ([`Ledger::digest`] is `None`
-//! there).
+//! there, and the checker calls that a violation).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -104,8 +104,12 @@ impl Ledger {
         let _ = self.adjust(seq, |c| c.saturating_sub(1));
     }
 
-    /// The digest after inputs `1..=seq`, if the ledger still has it.
+    /// The digest after inputs `1..=seq`, if the ledger still has it (after none: the
+    /// genesis digest, always).
     pub(crate) fn digest(&self, seq: u64) -> Option<u128> {
+        if seq == 0 {
+            return Some(digest::GENESIS);
+        }
         let i = usize::try_from(seq.checked_sub(self.dropped)?).ok()?;
         self.digests.get(i).copied()
     }
@@ -207,6 +211,8 @@ mod tests {
         assert_eq!(windowed.digest(7), full.digest(7));
         assert_eq!(windowed.digest(6), None);
         assert_eq!(full.digest(0), Some(digest::GENESIS));
+        assert_eq!(windowed.digest(0), Some(digest::GENESIS));
+        assert_eq!(windowed.digest(11), None);
     }
 
     #[test]
