@@ -480,7 +480,9 @@ mod tests {
         activated(&mut c, 1, old);
         let found: Vec<&str> = c.violations().iter().map(|v| v.what.as_str()).collect();
         assert!(
-            found.iter().any(|w| w.contains("older than the checker's window")),
+            found
+                .iter()
+                .any(|w| w.contains("older than the checker's window")),
             "{found:?}"
         );
         assert!(!found.iter().any(|w| w.contains("wrong")), "{found:?}");
@@ -498,7 +500,9 @@ mod tests {
         );
         activated(&mut c, 8, recent ^ 1);
         assert!(
-            c.violations().iter().any(|v| v.what.contains("wrong input-log digest")),
+            c.violations()
+                .iter()
+                .any(|v| v.what.contains("wrong input-log digest")),
             "{:?}",
             c.violations()
         );
