@@ -183,7 +183,7 @@ impl Instance {
         self.state_len = svc.state_len();
         self.footprint = svc.footprint();
         self.svc = Some(svc);
-        let mut done = Vec::new();
+        let mut done = Vec::with_capacity(steps.len());
         let mut results = results.into_iter();
         for step in steps {
             let Some(result) = results.next() else {

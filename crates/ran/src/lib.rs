@@ -48,7 +48,7 @@ pub use config::{PredictorConfig, PredictorFactory, PredictorKind, RanConfig};
 pub use kalman::RadioMap;
 pub use measurement::{MAX_REPORTED_NEIGHBOURS, measurement_report};
 pub use points::PointsPredictor;
-pub use predict::{Prediction, Sample};
+pub use predict::{Margins, Prediction, Sample};
 pub use predictor::{KalmanPredictor, Predictor, SequencePredictor, TrendPredictor, UeView};
 pub use roads::RoadPredictor;
 pub use station::{BaseStation, MeasurementReport, RanEvent, TTT_VALUES_MS, is_standard_ttt};

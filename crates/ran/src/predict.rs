@@ -17,8 +17,13 @@ pub struct Sample {
     /// When it was measured.
     pub at: Instant,
     /// A3 margin of each neighbour (dB).
-    pub margins: Vec<(CellId, f64)>,
+    pub margins: Margins,
 }
+
+/// A report's neighbours and their margins, held in the sample itself up to 3GPP's
+/// `maxCellReport` (8): every prediction reads the whole history, and a cell's history
+/// then lies in one buffer instead of one allocation per report.
+pub type Margins = smallvec::SmallVec<[(CellId, f64); crate::MAX_REPORTED_NEIGHBOURS]>;
 
 /// A prediction: candidates (most likely first, likelihoods summing to at most 1) and the
 /// expected handover time. This is what a 1002 carries.
@@ -196,7 +201,7 @@ mod tests {
         (0..10)
             .map(|i| Sample {
                 at: Instant::from_millis(200 * i),
-                margins: vec![
+                margins: smallvec::smallvec![
                     (CellId(2), start + slope * 0.2 * i as f64),
                     (CellId(3), -20.0),
                 ],

@@ -281,7 +281,7 @@ impl BaseStation {
         if report_due {
             ctx.reported = Some(now);
         }
-        let margins: Vec<(CellId, f64)> = report
+        let margins: crate::predict::Margins = report
             .neighbours
             .iter()
             .filter(|(c, _)| *c != cell)

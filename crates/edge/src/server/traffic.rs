@@ -274,8 +274,8 @@ impl EdgeServer {
         };
         let ue = live.inst.meta.ue;
         let here = live.last_via;
-        let mut answers = Vec::new();
-        let mut forward = Vec::new();
+        let mut answers = Vec::with_capacity(applied.len());
+        let mut forward = Vec::with_capacity(applied.len());
         for a in applied {
             if let Some(t) = live.tentative.as_mut() {
                 t.applied(ue, service, a.seq, &a.payload, a.via);
