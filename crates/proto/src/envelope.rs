@@ -224,13 +224,32 @@ impl Message {
 }
 
 fn append<T: Serialize>(m: &T, ty: u16, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let bytes =
-        postcard::to_extend(m, std::mem::take(out)).map_err(|e| DecodeError::Malformed {
-            ty,
-            reason: e.to_string(),
-        })?;
-    *out = bytes;
-    Ok(())
+    postcard::serialize_with_flavor(m, Append(out)).map_err(|e| DecodeError::Malformed {
+        ty,
+        reason: e.to_string(),
+    })
+}
+
+/// Postcard output appended to a `Vec`: byte strings (payloads, state chunks) are copied
+/// whole, where postcard's own `Extend` flavor copies them byte by byte.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 pub(crate) fn parse<'a, T: Deserialize<'a>>(ty: u16, payload: &'a [u8]) -> Result<T, DecodeError> {
@@ -243,4 +262,32 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(ty: u16, payload: &'a [u8]) -> Resul
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CellId, ServiceId, UeId};
+
+    /// The flavor writes what postcard's own serializer writes, after what `out` held.
+    #[test]
+    fn append_writes_the_bytes_postcard_writes() {
+        let run = InputRun {
+            ue: UeId(7),
+            service: ServiceId(7),
+            via: CellId(300),
+            inputs: (1..=20u8)
+                .map(|i| InputRecord {
+                    seq: 1_000 * u64::from(i),
+                    payload: vec![i; usize::from(i) * 13],
+                })
+                .collect(),
+            answered_below: 12_345,
+        };
+        let mut out = b"head".to_vec();
+        append(&run, InputRun::TYPE_CODE, &mut out).expect("encodes");
+        let mut want = b"head".to_vec();
+        want.extend(postcard::to_allocvec(&run).expect("encodes"));
+        assert_eq!(out, want);
+    }
 }
