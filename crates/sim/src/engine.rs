@@ -87,8 +87,8 @@ pub struct SimConfig {
     /// Where the run publishes how far it got (simulated nanoseconds), for a progress bar.
     pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// The checker keeps only each service's newest this many inputs densely, so that a
-    /// long run's memory does not grow with its length (counts stay exact; states older
-    /// than that are not digest-checked). `None`: every input.
+    /// long run's memory does not grow with its length (counts stay exact; a state older
+    /// than that cannot be digest-checked, and is a violation). `None`: every input.
     pub check_window: Option<usize>,
 }
 
