@@ -39,7 +39,10 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), DecodeError> 
     out.push(0);
     out.extend_from_slice(&msg.type_code().to_be_bytes());
     out.extend_from_slice(&[0; 4]);
-    msg.encode_payload(out)?;
+    if let Err(e) = msg.encode_payload(out) {
+        out.truncate(start); // no half-written frame after the ones before
+        return Err(e);
+    }
     let len = out.len() - start - HEADER_LEN;
     if len > MAX_PAYLOAD {
         out.truncate(start);

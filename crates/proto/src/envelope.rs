@@ -230,8 +230,9 @@ fn append<T: Serialize>(m: &T, ty: u16, out: &mut Vec<u8>) -> Result<(), DecodeE
     })
 }
 
-/// Postcard output appended to a `Vec`: byte strings (payloads, state chunks) are copied
-/// whole, where postcard's own `Extend` flavor copies them byte by byte.
+/// Postcard output appended to a `Vec`: byte strings (payloads, state chunks) go in with
+/// one `extend_from_slice`, where postcard's own `Extend` flavor extends from an iterator
+/// over their bytes, a loop the compiler may or may not turn into one copy.
 struct Append<'a>(&'a mut Vec<u8>);
 
 impl postcard::ser_flavors::Flavor for Append<'_> {

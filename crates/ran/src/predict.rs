@@ -21,7 +21,7 @@ pub struct Sample {
 }
 
 /// A report's neighbours and their margins, held in the sample itself up to 3GPP's
-/// `maxCellReport` (8): every prediction reads the whole history, and a cell's history
+/// `maxCellReport` (8): every prediction reads the whole history, and a UE's history
 /// then lies in one buffer instead of one allocation per report.
 pub type Margins = smallvec::SmallVec<[(CellId, f64); crate::MAX_REPORTED_NEIGHBOURS]>;
 

@@ -133,7 +133,8 @@ impl Checker {
     /// Keeps the digests (and dense counts) of each service's newest `inputs` inputs only,
     /// so that memory does not grow with a run's length: counting stays exact, but a state
     /// older than the window (activated or promoted) can no longer be digest-checked, and
-    /// is a violation.
+    /// is a violation. The window follows the inputs as they are created, so the events
+    /// must come in time order (as a run reports them), not all inputs first.
     #[must_use]
     pub fn with_window(mut self, inputs: usize) -> Self {
         self.window = Some(inputs);
