@@ -415,23 +415,24 @@ mod tests {
             },
         );
         let digest = c.expected_digest(S, 1).unwrap_or_default();
-        c.on_edge(
-            t,
-            DST,
-            &EdgeEvent::Activated {
-                service: S,
-                from: SRC,
-                last_seq: 1,
-                digest,
-                first_try: true,
-                state_bytes: 0,
-                shadow_created_at: t,
-            },
-        );
+        c.on_edge(t, DST, &activated(1, digest));
         c.on_edge(t, DST, &applied(2));
         c.on_edge(t, DST, &applied(3));
         c.on_crash(DST);
         c
+    }
+
+    /// The shadow at `DST` went live holding inputs `1..=last_seq` with `digest`.
+    fn activated(last_seq: u64, digest: u128) -> EdgeEvent {
+        EdgeEvent::Activated {
+            service: S,
+            from: SRC,
+            last_seq,
+            digest,
+            first_try: true,
+            state_bytes: 0,
+            shadow_created_at: Instant::ZERO,
+        }
     }
 
     fn applied(seq: u64) -> EdgeEvent {
@@ -455,20 +456,8 @@ mod tests {
     /// (never a silent pass); one holding input 8 is checked as usual.
     #[test]
     fn a_state_older_than_the_window_is_a_violation_not_a_silent_pass() {
-        let activated = |c: &mut Checker, last_seq: u64, digest: u128| {
-            c.on_edge(
-                Instant::ZERO,
-                DST,
-                &EdgeEvent::Activated {
-                    service: S,
-                    from: SRC,
-                    last_seq,
-                    digest,
-                    first_try: true,
-                    state_bytes: 0,
-                    shadow_created_at: Instant::ZERO,
-                },
-            );
+        let activate = |c: &mut Checker, last_seq: u64, digest: u128| {
+            c.on_edge(Instant::ZERO, DST, &activated(last_seq, digest));
         };
         let mut c = Checker::new(Instant::ZERO).with_window(4);
         let mut full = Checker::new(Instant::ZERO);
@@ -478,7 +467,7 @@ mod tests {
         }
         let old = full.expected_digest(S, 1).unwrap_or_default();
         assert_eq!(c.expected_digest(S, 1), None);
-        activated(&mut c, 1, old);
+        activate(&mut c, 1, old);
         let found: Vec<&str> = c.violations().iter().map(|v| v.what.as_str()).collect();
         assert!(
             found
@@ -493,13 +482,13 @@ mod tests {
             c.on_generated(Instant::ZERO, S, seq, &[seq as u8]);
         }
         let recent = full.expected_digest(S, 8).unwrap_or_default();
-        activated(&mut c, 8, recent);
+        activate(&mut c, 8, recent);
         assert!(
             !c.violations().iter().any(|v| v.what.contains("digest")),
             "{:?}",
             c.violations()
         );
-        activated(&mut c, 8, recent ^ 1);
+        activate(&mut c, 8, recent ^ 1);
         assert!(
             c.violations()
                 .iter()
@@ -570,19 +559,7 @@ mod tests {
     fn a_commit_counts_what_the_tentative_instance_applied_past_the_source() {
         let mut c = tentative_past_the_source();
         let digest = c.expected_digest(S, 1).unwrap_or_default();
-        c.on_edge(
-            Instant::ZERO,
-            DST,
-            &EdgeEvent::Activated {
-                service: S,
-                from: SRC,
-                last_seq: 1,
-                digest,
-                first_try: true,
-                state_bytes: 0,
-                shadow_created_at: Instant::ZERO,
-            },
-        );
+        c.on_edge(Instant::ZERO, DST, &activated(1, digest));
         assert!(c.violations().is_empty(), "{:?}", c.violations());
         assert_eq!(c.counts(S), (3, 3));
         assert_eq!(c.serving(S), Some(DST));
