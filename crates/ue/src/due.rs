@@ -123,13 +123,7 @@ mod tests {
 
     #[test]
     fn falls_due_as_a_timer_table_does() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x2545_F491_4F6C_DD1Du64);
         let (mut heap, mut table) = (Caller::default(), TimerTable::new());
         let mut now = 0u64;
         for _ in 0..50_000 {

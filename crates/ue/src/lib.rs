@@ -39,6 +39,18 @@ mod app;
 mod due;
 mod seqmap;
 
+/// A small deterministic generator (xorshift64) for the crate's randomised tests, which
+/// need no dependency for it.
+#[cfg(test)]
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 use due::DueHeap;
 use seqmap::SeqMap;
 

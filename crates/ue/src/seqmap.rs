@@ -114,13 +114,7 @@ mod tests {
 
     #[test]
     fn does_what_a_tree_map_does_for_ascending_inserts() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15u64);
         let (mut map, mut tree) = (SeqMap::default(), BTreeMap::new());
         let mut seq = 0u64;
         for _ in 0..20_000 {
@@ -132,7 +126,7 @@ mod tests {
                 }
                 2 => {
                     // Mostly the oldest, sometimes any.
-                    let pick = if next() % 3 == 0 {
+                    let pick = if next().is_multiple_of(3) {
                         seq.saturating_sub(next() % 8)
                     } else {
                         tree.keys().next().copied().unwrap_or(0)
