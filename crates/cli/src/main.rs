@@ -228,8 +228,9 @@ struct SimArgs {
     /// prints failing seeds with the command that reproduces them.
     #[arg(long)]
     runs: Option<u64>,
-    /// Threads for --runs and --mobility (default: one per core); the results are the
-    /// same whatever the number.
+    /// Threads for --runs and --mobility (default: one per core): a city's strategies
+    /// side by side, and with twice as many threads as strategies each run's radio side
+    /// and server side on a thread each; the results are the same whatever the number.
     #[arg(long)]
     jobs: Option<usize>,
     /// Inject a fault (repeatable): kill:NODE@T, restart:NODE@T, stop:NODE@T+D,

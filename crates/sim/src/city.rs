@@ -138,6 +138,9 @@ pub fn run_scenario(
     progress: &[Arc<AtomicU64>],
 ) -> Result<CityReport, SimError> {
     let runs: Vec<(usize, Strategy)> = strategies.iter().copied().enumerate().collect();
+    // The runs first, then each run's two sides, on the threads there are.
+    let jobs = jobs.max(1);
+    let threads = (jobs / runs.len().max(1)).clamp(1, 2);
     let one =
         |(i, strategy): (usize, Strategy)| -> Result<(Report, Vec<LoadSample>, f64), SimError> {
             let mut cfg = SimConfig::new(strategy, seed);
@@ -145,11 +148,13 @@ pub fn run_scenario(
             cfg.sample_load = true;
             cfg.check_window = Some(CHECK_WINDOW);
             cfg.progress = progress.get(i).cloned();
+            cfg.split = true;
+            cfg.threads = threads;
             let started = WallClock::now();
             let (report, _, loads) = Sim::new(scenario.clone(), cfg)?.run_sampled();
             Ok((report, loads, started.elapsed().as_secs_f64()))
         };
-    let results = parallel(&runs, jobs.max(1), one)?;
+    let results = parallel(&runs, jobs, one)?;
     let runs = results
         .into_iter()
         .map(|(report, loads, wall_s)| WorldRun {

@@ -2,6 +2,7 @@
 //! roles, the network, the radio and the checkers. A seed fixes the whole run.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgeshift_control::{ControlNode, Strategy};
@@ -25,6 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::link::Network;
 use crate::queue::EventQueue;
 use edgeshift_world::fault::{Fault, FaultKind};
+
+mod split;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +88,19 @@ pub struct SimConfig {
     /// Sample each server's live instances and shadows every simulated second.
     pub sample_load: bool,
     /// Where the run publishes how far it got (simulated nanoseconds), for a progress bar.
-    pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    pub progress: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// The checker keeps only each service's newest this many inputs densely, so that a
     /// long run's memory does not grow with its length (counts stay exact; a state older
     /// than that cannot be digest-checked, and is a violation). `None`: every input.
     pub check_window: Option<usize>,
+    /// Run the radio side (UEs, cells) and the server side (ME servers, control nodes) as
+    /// two logical processes that advance in windows of the shortest link between them,
+    /// on `threads` threads. The record does not depend on `threads`, but ties between
+    /// the sides' events at one instant are ordered differently than in one process. Runs
+    /// with a trace, injected faults, outages or lent-out jobs stay in one process.
+    pub split: bool,
+    /// Threads of a split run (1 or 2).
+    pub threads: usize,
 }
 
 /// Faults a run injects (all off by default).
@@ -124,6 +135,8 @@ impl SimConfig {
             sample_load: false,
             progress: None,
             check_window: None,
+            split: false,
+            threads: 1,
         }
     }
 }
@@ -174,13 +187,17 @@ enum Ev {
         frame: Vec<u8>,
     },
     Wake(NodeId),
-    Measure,
+    /// The UEs of a measurement group are measured (see [`Sim::groups`]).
+    Measure(u32),
     /// Boxed: it is rare, and the heap's items stay small.
     Command(NodeId, Box<Command>),
     /// Outage `i` of the configuration starts.
     Outage(usize),
     /// A server's job (in `Sim::jobs`) is done.
     JobDone(NodeId, u64),
+    /// The server side of a split run samples its load (the radio side's `Measure`
+    /// does it in one process).
+    Sample,
 }
 
 /// Longest a run goes on past its end for relocations in flight to land, and for answers
@@ -195,6 +212,44 @@ const GRACE: Duration = Duration::from_secs(2);
 /// between nodes would otherwise keep a run going for ever without its clock advancing;
 /// it stops with a violation instead.
 const STORM_EVENTS_PER_UE_S: u64 = 100_000;
+
+/// Counts a run's events per simulated second, to stop a message storm.
+struct Storm {
+    /// Events allowed per simulated second.
+    budget: u64,
+    second: u64,
+    events: u64,
+    /// The kinds of the second half of a storm's events, for its account.
+    kinds: BTreeMap<String, u64>,
+}
+
+impl Storm {
+    fn new(s: &Scenario) -> Self {
+        let ues = u64::try_from(s.ues.len().max(1)).unwrap_or(u64::MAX);
+        Self {
+            budget: STORM_EVENTS_PER_UE_S.saturating_mul(ues),
+            second: 0,
+            events: 0,
+            kinds: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `ev`, due at `at`: the violation's text if it is one too many.
+    fn count(&mut self, at: Instant, ev: &Ev) -> Option<String> {
+        let second = at.as_nanos() / 1_000_000_000;
+        if second != self.second {
+            (self.second, self.events) = (second, 1);
+            self.kinds.clear();
+            return None;
+        }
+        self.events += 1;
+        if self.events > self.budget / 2 {
+            *self.kinds.entry(ev.kind()).or_default() += 1;
+        }
+        (self.events > self.budget)
+            .then(|| storm_account(self.budget, second, std::mem::take(&mut self.kinds)))
+    }
+}
 
 /// The violation of a run stopped by a message storm, with the commonest events of its
 /// second half.
@@ -215,7 +270,7 @@ fn storm_account(storm: u64, second: u64, kinds: BTreeMap<String, u64>) -> Strin
 
 /// A simulation run. Build with [`Sim::new`], run with [`Sim::run`].
 pub struct Sim {
-    scenario: Scenario,
+    scenario: Arc<Scenario>,
     cfg: SimConfig,
     spec: ServiceSpec,
     now: Instant,
@@ -254,6 +309,8 @@ pub struct Sim {
     loads: Vec<LoadSample>,
     /// What `flush` drains a node into, kept to spare an allocation per message.
     scratch: (Vec<Transmit>, Vec<NodeEvent>),
+    /// The side this is of a split run (see [`SimConfig::split`]).
+    part: Option<split::Part>,
 }
 
 /// A link fault between two nodes: messages either way are lost with probability `p`
@@ -272,7 +329,7 @@ impl Ev {
         match self {
             Self::Deliver { to, .. } => Some(*to),
             Self::Wake(id) | Self::Command(id, _) | Self::JobDone(id, _) => Some(*id),
-            Self::Measure | Self::Outage(_) => None,
+            Self::Measure(_) | Self::Outage(_) | Self::Sample => None,
         }
     }
 
@@ -287,8 +344,9 @@ impl Ev {
             Self::Wake(id) => format!("wake {id}"),
             Self::Command(id, _) => format!("command {id}"),
             Self::JobDone(id, _) => format!("job {id}"),
-            Self::Measure => "measure".into(),
+            Self::Measure(_) => "measure".into(),
             Self::Outage(_) => "outage".into(),
+            Self::Sample => "sample".into(),
         }
     }
 }
@@ -304,7 +362,6 @@ impl Sim {
             Some(m) => m.spec(s.service.latency_budget_ms),
             None => s.service_spec(cfg.service.as_deref(), cfg.state_bytes)?,
         };
-        let end = Instant::from_secs_f64(s.duration_s + s.drain_s);
         let mut nodes = BTreeMap::new();
         for sv in &s.servers {
             let factory = WasmFactory::new(s.limits()).map_err(SimError::Runtime)?;
@@ -334,7 +391,6 @@ impl Sim {
             );
         }
         let net = Network::new(s);
-        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let meta = RunMeta {
             scenario: scenario.name.clone(),
             strategy: cfg.strategy.to_string(),
@@ -346,17 +402,48 @@ impl Sim {
         if let Some(w) = cfg.check_window {
             recorder = recorder.with_check_window(w);
         }
-        let model = ModelConfig::of(&spec);
-        let mut sim = Self {
+        let ids = nodes.keys().copied().collect();
+        let mut sim = Self::bare(
+            Arc::new(scenario),
+            cfg,
+            spec,
+            (nodes.into_iter().collect(), ids),
+            net,
+            recorder,
+        );
+        sim.plan_outages()?;
+        if sim.cfg.faults.clock_skew_ms > 0.0 {
+            let max = sim.cfg.faults.clock_skew_ms;
+            for id in sim.ids.clone() {
+                let ms: f64 = sim.fault_rng.random_range(0.0..max);
+                sim.skew.insert(id, (ms * 1e6) as u64);
+            }
+        }
+        sim.start();
+        Ok(sim)
+    }
+
+    /// A run at time zero of `nodes` (and every node's id, in order), nothing scheduled.
+    fn bare(
+        scenario: Arc<Scenario>,
+        cfg: SimConfig,
+        spec: ServiceSpec,
+        (nodes, ids): (HashMap<NodeId, Node, FixedState>, Vec<NodeId>),
+        net: Network,
+        recorder: Recorder,
+    ) -> Self {
+        let end = Instant::from_secs_f64(scenario.duration_s + scenario.drain_s);
+        Self {
+            model: ModelConfig::of(&spec),
             spec,
             now: Instant::ZERO,
             end,
             queue: EventQueue::default(),
-            ids: nodes.keys().copied().collect(),
-            nodes: nodes.into_iter().collect(),
+            ids,
+            nodes,
             wake_at: HashMap::default(),
             net,
-            rng,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             radios: HashMap::default(),
             recorder,
             trace: Vec::new(),
@@ -368,22 +455,12 @@ impl Sim {
             cuts: Vec::new(),
             jobs: BTreeMap::new(),
             next_job: 0,
-            model,
             loads: Vec::new(),
             scratch: (Vec::new(), Vec::new()),
+            part: None,
             scenario,
             cfg,
-        };
-        sim.plan_outages()?;
-        if sim.cfg.faults.clock_skew_ms > 0.0 {
-            let max = sim.cfg.faults.clock_skew_ms;
-            for id in sim.ids.clone() {
-                let ms: f64 = sim.fault_rng.random_range(0.0..max);
-                sim.skew.insert(id, (ms * 1e6) as u64);
-            }
         }
-        sim.start();
-        Ok(sim)
     }
 
     /// Checksum of a twin that applied the UE's inputs in order and never moved.
@@ -429,7 +506,25 @@ impl Sim {
             self.flush(id);
         }
         let period = Duration::from_millis(self.scenario.radio.meas_period_ms.max(1));
-        self.push(Instant::ZERO + period, Ev::Measure);
+        for g in 0..self.groups() {
+            let at = Instant::ZERO + period + Duration::from_millis(u64::from(g));
+            self.push(at, Ev::Measure(g));
+        }
+    }
+
+    /// Measurement groups: UE `i` (in the scenario's order) is measured with group
+    /// `i % groups`, a millisecond after the group before it. One group without
+    /// [`Scenario::ue_phases`]: every UE at once.
+    fn groups(&self) -> u32 {
+        if !self.scenario.ue_phases {
+            return 1;
+        }
+        let g = self
+            .scenario
+            .radio
+            .meas_period_ms
+            .min(self.scenario.ues.len() as u64);
+        u32::try_from(g.max(1)).unwrap_or(1)
     }
 
     /// One measurement of every cell by `ue` at `pos`: filtered RSRP (dBm) per cell.
@@ -438,8 +533,31 @@ impl Sim {
         self.scenario.measure(m, pos, &mut self.rng)
     }
 
+    /// Schedules `ev`; in a split run, an event for the other side goes to it at the
+    /// window's end.
     fn push(&mut self, at: Instant, ev: Ev) {
+        if let Some(p) = &mut self.part
+            && let Some(to) = ev.target()
+            && split::Side::of(to) != p.side
+        {
+            p.outbox.push((at, ev));
+            return;
+        }
         self.queue.push(at, ev);
+    }
+
+    /// Records `o`; in a split run, it waits to be merged with the other side's.
+    fn observe(&mut self, o: Observation) {
+        match &mut self.part {
+            Some(p) => p.seen.push(o),
+            None => self.recorder.observe(o),
+        }
+    }
+
+    /// Whether `id` is a node of the run (in a split run, of either side: `ids` is
+    /// sorted).
+    fn knows(&self, id: NodeId) -> bool {
+        self.nodes.contains_key(&id) || self.part.is_some() && self.ids.binary_search(&id).is_ok()
     }
 
     /// The time on `id`'s own clock.
@@ -468,7 +586,7 @@ impl Sim {
         if let Some(r) = self.nodes.get_mut(&to)
             && let Err(e) = r.handle_command(now, cmd)
         {
-            self.recorder.observe(Observation::Violation {
+            self.observe(Observation::Violation {
                 at: self.now,
                 what: e.to_string(),
             });
@@ -488,27 +606,16 @@ impl Sim {
     /// [`SimConfig::sample_load`]).
     #[must_use]
     pub fn run_sampled(mut self) -> (Report, Vec<TraceEntry>, Vec<LoadSample>) {
+        if let Some(lookahead) = self.split_lookahead() {
+            return split::run(self, lookahead);
+        }
         let mut end = self.end;
         let mut graced = false;
-        let ues = u64::try_from(self.scenario.ues.len().max(1)).unwrap_or(u64::MAX);
-        let storm = STORM_EVENTS_PER_UE_S.saturating_mul(ues);
-        let (mut second, mut events) = (0, 0u64);
-        // The kinds of the second half of a storm's events, for its account.
-        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        let mut storm = Storm::new(&self.scenario);
         while let Some((at, ev)) = self.queue.pop() {
-            if at.as_nanos() / 1_000_000_000 == second {
-                events += 1;
-                if events > storm / 2 {
-                    *kinds.entry(ev.kind()).or_default() += 1;
-                }
-                if events > storm {
-                    let what = storm_account(storm, second, kinds);
-                    self.recorder.observe(Observation::Violation { at, what });
-                    break;
-                }
-            } else {
-                (second, events) = (at.as_nanos() / 1_000_000_000, 1);
-                kinds.clear();
+            if let Some(what) = storm.count(at, &ev) {
+                self.observe(Observation::Violation { at, what });
+                break;
             }
             if at > end {
                 if end == self.end && self.unsettled() {
@@ -530,6 +637,20 @@ impl Sim {
         let loads = std::mem::take(&mut self.loads);
         let (report, trace) = self.finish();
         (report, trace, loads)
+    }
+
+    /// How far a split run's sides may run ahead of each other (the shortest link between
+    /// them), if this run splits (see [`SimConfig::split`]).
+    fn split_lookahead(&self) -> Option<Duration> {
+        let c = &self.cfg;
+        let alone = !c.split
+            || c.keep_trace
+            || !c.outages.is_empty()
+            || c.faults != Faults::default()
+            || c.compute.is_some()
+            || !self.skew.is_empty();
+        let lookahead = self.net.cross_latency();
+        (!alone && lookahead > Duration::ZERO).then_some(lookahead)
     }
 
     /// A trace entry, made only when the trace is kept.
@@ -561,17 +682,23 @@ impl Sim {
     /// or a UE still waits for answers: "never answered" means never, not "not by the
     /// horizon" (a server that was cut off works off its backlog after the end).
     fn unsettled(&self) -> bool {
-        let in_flight = self
-            .scenario
+        self.in_flight() || self.waiting()
+    }
+
+    /// Whether the recorder sees a relocation in flight.
+    fn in_flight(&self) -> bool {
+        self.scenario
             .ues
             .iter()
-            .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)));
-        in_flight
-            || self
-                .nodes
-                .values()
-                .filter_map(Node::as_ue)
-                .any(|u| u.unanswered() > 0)
+            .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)))
+    }
+
+    /// Whether a UE of this run (or side) waits for answers.
+    fn waiting(&self) -> bool {
+        self.nodes
+            .values()
+            .filter_map(Node::as_ue)
+            .any(|u| u.unanswered() > 0)
     }
 
     fn step(&mut self, ev: Ev) {
@@ -614,7 +741,7 @@ impl Sim {
                     }
                     self.deliver_now(from, to, msg);
                 }
-                Err(e) => self.recorder.observe(Observation::Violation {
+                Err(e) => self.observe(Observation::Violation {
                     at: self.now,
                     what: format!("frame from {from} to {to} does not decode: {e}"),
                 }),
@@ -630,13 +757,17 @@ impl Sim {
                 }
                 self.flush(id);
             }
-            Ev::Measure => self.measure(),
+            Ev::Measure(g) => self.measure(g),
             Ev::Command(to, cmd) => {
                 self.command(to, *cmd);
                 self.flush(to);
             }
             Ev::Outage(i) => self.outage(i),
             Ev::JobDone(id, key) => self.job_done(id, key),
+            Ev::Sample => {
+                self.sample_load();
+                self.push_next(Ev::Sample);
+            }
         }
     }
 
@@ -679,16 +810,22 @@ impl Sim {
         }
     }
 
-    fn measure(&mut self) {
-        self.sample_load();
-        if let Some(p) = &self.cfg.progress {
-            p.store(self.now.as_nanos(), std::sync::atomic::Ordering::Relaxed);
+    fn measure(&mut self, group: u32) {
+        if group == 0 {
+            if self.part.is_none() {
+                self.sample_load();
+            }
+            if let Some(p) = &self.cfg.progress {
+                p.store(self.now.as_nanos(), std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let t = self.now.as_secs_f64();
         let ues: Vec<(UeId, Pos)> = self
             .scenario
             .ues
             .iter()
+            .skip(group as usize)
+            .step_by(self.groups() as usize)
             .map(|u| (UeId(u.id), u.position(t)))
             .collect();
         for (ue, pos) in ues {
@@ -707,9 +844,14 @@ impl Sim {
             }
             self.flush(NodeId::Cell(cell));
         }
+        self.push_next(Ev::Measure(group));
+    }
+
+    /// Schedules `ev` one measurement period on, within the run.
+    fn push_next(&mut self, ev: Ev) {
         let period = Duration::from_millis(self.scenario.radio.meas_period_ms.max(1));
         if self.now + period <= self.end {
-            self.push(self.now + period, Ev::Measure);
+            self.push(self.now + period, ev);
         }
     }
 
@@ -731,7 +873,7 @@ impl Sim {
                 }
                 NodeEvent::Control(e) => {
                     if let Some(o) = Observation::control(self.now, &e) {
-                        self.recorder.observe(o);
+                        self.observe(o);
                     }
                     self.note(|at| TraceEntry::Event {
                         at,
@@ -768,8 +910,8 @@ impl Sim {
         let Some(retransmitted) = self.link_fate(from, t.to) else {
             return;
         };
-        if !self.nodes.contains_key(&t.to) {
-            self.recorder.observe(Observation::Violation {
+        if !self.knows(t.to) {
+            self.observe(Observation::Violation {
                 at: self.now,
                 what: format!("{from} sent {} to unknown node {}", t.msg.name(), t.to),
             });
@@ -778,7 +920,7 @@ impl Sim {
         let frame = match codec::encode(&t.msg) {
             Ok(f) => f,
             Err(e) => {
-                self.recorder.observe(Observation::Violation {
+                self.observe(Observation::Violation {
                     at: self.now,
                     what: format!("{from} sent an unencodable {}: {e}", t.msg.name()),
                 });
@@ -788,7 +930,7 @@ impl Sim {
         // What the frame stands for on the link (more than itself for a modelled state).
         let wire = frame.len() as u64 + self.model.map_or(0, |m| m.wire_extra(&t.msg));
         if t.msg.is_state_transfer() {
-            self.recorder.observe(Observation::StateSent {
+            self.observe(Observation::StateSent {
                 at: self.now,
                 bytes: wire,
             });
@@ -924,16 +1066,14 @@ impl Sim {
                 if self.down.insert(node) {
                     self.wake_at.remove(&node);
                     self.jobs.retain(|_, (n, _)| *n != node);
-                    self.recorder
-                        .observe(Observation::Crashed { at: self.now, node });
+                    self.observe(Observation::Crashed { at: self.now, node });
                 }
             }
             FaultKind::Restart => {
                 self.jobs.retain(|_, (n, _)| *n != node);
                 if !self.down.remove(&node) {
                     // A restart without a kill is a crash and a start at once.
-                    self.recorder
-                        .observe(Observation::Crashed { at: self.now, node });
+                    self.observe(Observation::Crashed { at: self.now, node });
                 }
                 let now = self.local(node);
                 let fresh: Option<Node> = match node {
@@ -1008,7 +1148,7 @@ impl Sim {
 
     fn on_ran(&mut self, id: NodeId, e: RanEvent) {
         if let Some(o) = Observation::ran(self.now, id, &e) {
-            self.recorder.observe(o);
+            self.observe(o);
         }
         if !matches!(e, RanEvent::TrafficDropped { .. }) {
             self.note(|at| TraceEntry::Event {
@@ -1027,7 +1167,7 @@ impl Sim {
             _ => (None, None),
         };
         if let Some(o) = Observation::ue_owned(self.now, ue, service, e) {
-            self.recorder.observe(o);
+            self.observe(o);
         }
         if let Some(target) = detached {
             let source = self
@@ -1074,8 +1214,7 @@ impl Sim {
                 what: format!("{e:?}"),
             });
         }
-        self.recorder
-            .observe(Observation::edge(self.now, server, e));
+        self.observe(Observation::edge(self.now, server, e));
     }
 
     /// Each UE's end of run (its live instance read off the server the events say serves
@@ -1088,7 +1227,7 @@ impl Sim {
             for c in controls {
                 stats += c.stats();
             }
-            self.recorder.observe(Observation::ControlStats {
+            self.observe(Observation::ControlStats {
                 at: self.now,
                 stats,
             });
@@ -1112,7 +1251,7 @@ impl Sim {
                     checksum: v.checksum,
                 });
             let twin = self.twin_checksum(ue, service);
-            self.recorder.observe(Observation::UeFinal(UeFinal {
+            self.observe(Observation::UeFinal(UeFinal {
                 at: self.now,
                 ue,
                 service,

@@ -38,7 +38,7 @@ struct LinkState {
     last_arrival: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Specs {
     radio: LinkSpec,
     access: Duration,
@@ -81,6 +81,28 @@ impl Network {
                     .collect(),
             },
             links: HashMap::default(),
+        }
+    }
+
+    /// The shortest latency between the radio side (UEs, cells) and the server side (ME
+    /// servers, control nodes) of the network: nothing sent across arrives sooner.
+    #[must_use]
+    pub fn cross_latency(&self) -> Duration {
+        let s = &self.specs;
+        s.access.min(s.control).min(s.radio.latency)
+    }
+
+    /// Moves the state of the links whose sender `sends` picks into a network of its own
+    /// (a split run's other side).
+    #[must_use]
+    pub fn split_off(&mut self, sends: impl Fn(NodeId) -> bool) -> Self {
+        let (theirs, ours) = std::mem::take(&mut self.links)
+            .into_iter()
+            .partition(|((a, _, _), _)| sends(*a));
+        self.links = ours;
+        Self {
+            specs: self.specs.clone(),
+            links: theirs,
         }
     }
 

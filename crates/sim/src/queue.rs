@@ -51,6 +51,16 @@ impl<E> EventQueue<E> {
         self.sift_up((at, self.seq, slot));
     }
 
+    /// When the earliest event is due.
+    pub(crate) fn peek_at(&self) -> Option<Instant> {
+        self.heap.first().map(|k| k.0)
+    }
+
+    /// Every pending event in queue order, leaving the queue empty.
+    pub(crate) fn drain(&mut self) -> Vec<(Instant, E)> {
+        std::iter::from_fn(|| self.pop()).collect()
+    }
+
     /// The earliest event and its time.
     pub(crate) fn pop(&mut self) -> Option<(Instant, E)> {
         loop {

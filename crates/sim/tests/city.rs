@@ -83,7 +83,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
 
     /// The same seed gives the same record, byte for byte (wall-clock fields aside),
-    /// whatever the number of threads.
+    /// whatever the number of threads: two strategies on one thread or side by side, and
+    /// one strategy with its run's two sides on one thread or two.
     #[test]
     fn the_same_seed_gives_the_same_record(seed in 1u64..1_000_000) {
         let city = City {
@@ -94,6 +95,9 @@ proptest! {
         let a = run(&city, &strategies, seed, 1).expect("runs");
         let b = run(&city, &strategies, seed, 2).expect("runs");
         prop_assert_eq!(reproducible(&a), reproducible(&b));
+        let one = run(&city, &[Strategy::Shadow], seed, 1).expect("runs");
+        let two = run(&city, &[Strategy::Shadow], seed, 2).expect("runs");
+        prop_assert_eq!(reproducible(&one), reproducible(&two));
         for r in &a.strategies {
             prop_assert_eq!(r.invariant_violations, 0, "{:?}", r.violations);
         }

@@ -75,6 +75,9 @@ pub struct UeConfig {
     pub input_run: Duration,
     /// Bytes per input.
     pub payload_len: usize,
+    /// The first input is due `input_period + phase` after the UE starts, so that many
+    /// UEs need not make their inputs at the same instants.
+    pub phase: Duration,
     /// Unanswered inputs are sent again after this long; each further timer-driven
     /// resend of the same input waits twice as long, up to [`UeConfig::retransmit_max`].
     pub retransmit_after: Duration,
@@ -103,6 +106,7 @@ impl UeConfig {
             input_period: Duration::from_millis(20),
             input_run: Duration::ZERO,
             payload_len: 32,
+            phase: Duration::ZERO,
             retransmit_after: Duration::from_millis(150),
             retransmit_max: Duration::from_millis(2400),
             seed,
@@ -285,10 +289,10 @@ pub struct UeClient {
 }
 
 impl UeClient {
-    /// A detached UE; its first input is due one period after `now`.
+    /// A detached UE; its first input is due one period (and its phase) after `now`.
     #[must_use]
     pub fn new(cfg: UeConfig, now: Instant) -> Self {
-        let next_input_at = now + cfg.input_period;
+        let next_input_at = now + cfg.input_period + cfg.phase;
         Self {
             cfg,
             serving: None,

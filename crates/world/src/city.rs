@@ -333,6 +333,7 @@ impl City {
             ),
             duration_s: duration,
             drain_s: 3.0,
+            ue_phases: true,
             radio: Radio {
                 shadowing_db: self.shadowing_db,
                 predictor: self.predictor,

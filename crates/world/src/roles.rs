@@ -251,6 +251,12 @@ impl Scenario {
         uc.input_period = Duration::from_millis(self.service.input_period_ms);
         uc.input_run = Duration::from_millis(self.service.input_run_ms);
         uc.payload_len = self.service.payload_bytes;
+        if self.ue_phases {
+            // Within a measurement period, so that the phase does not depend on the runs.
+            let span = Duration::from_millis(self.radio.meas_period_ms.max(1)).as_nanos();
+            let phase = u64::try_from(u128::from(splitmix(uc.seed)) % span.max(1)).unwrap_or(0);
+            uc.phase = Duration::from_nanos(phase);
+        }
         uc.daps = self.handover.daps;
         uc
     }
@@ -342,4 +348,13 @@ pub enum Join {
     Target(Duration),
     /// The handover fails; the UE is back at its source cell this long after the 2003.
     Reestablish(Duration),
+}
+
+/// A well-mixed function of `x` (SplitMix64's finaliser): a UE's input phase from its
+/// seed, without a draw from the run's generator.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -75,6 +75,13 @@ pub struct Scenario {
     /// Control-node settings.
     #[serde(default)]
     pub control: Control,
+    /// UEs tick at phases of their own instead of all at the same instants, as phones
+    /// do: each makes its inputs from an offset derived from its seed (within a
+    /// measurement period), and the UEs are measured in groups, one each millisecond of
+    /// the measurement period. Off: every UE's first input one period after the start,
+    /// every UE measured at once.
+    #[serde(default)]
+    pub ue_phases: bool,
     /// ME servers.
     #[serde(rename = "server")]
     pub servers: Vec<ServerDef>,
