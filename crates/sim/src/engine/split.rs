@@ -20,8 +20,6 @@ use std::time::Duration;
 
 use edgeshift_proto::{Instant, NodeId};
 use edgeshift_record::{LoadSample, Observation, Recorder, Report, RunMeta};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use super::{Ev, GRACE, SETTLE, Sim, Storm, TraceEntry};
 
@@ -378,8 +376,6 @@ impl Sim {
             self.net.split_off(servers),
             recorder,
         );
-        // Its generator is never drawn from (checked at the end).
-        other.rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         other.now = self.now;
         let (theirs, ours) = std::mem::take(&mut self.wake_at)
             .into_iter()
