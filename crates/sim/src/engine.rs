@@ -234,6 +234,12 @@ impl Storm {
         }
     }
 
+    /// Half the budget, for each side of a split run.
+    fn halved(mut self) -> Self {
+        self.budget /= 2;
+        self
+    }
+
     /// Counts `ev`, due at `at`: the violation's text if it is one too many.
     fn count(&mut self, at: Instant, ev: &Ev) -> Option<String> {
         let second = at.as_nanos() / 1_000_000_000;

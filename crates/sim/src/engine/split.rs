@@ -52,8 +52,8 @@ pub(super) struct Part {
 }
 
 /// The server side's orders for one window: merge `seen` (the radio side's observations
-/// of the window before) into the recorder, say whether it then sees a relocation in
-/// flight if `ask`, take `inbox` and run every event due before `limit`.
+/// since the last orders) and its own into the recorder, say whether it then sees a
+/// relocation in flight if `ask`, take `inbox` and run every event due before `limit`.
 struct Go {
     limit: Instant,
     inbox: Vec<(Instant, Ev)>,
@@ -69,7 +69,8 @@ struct Done {
     /// The time of its last event.
     last: Instant,
     stormed: bool,
-    /// The recorder saw a relocation in flight (as of the window before; asked only).
+    /// The recorder, with everything merged so far, saw a relocation in flight (asked
+    /// only).
     in_flight: bool,
 }
 
@@ -159,8 +160,12 @@ impl<T> Slot<T> {
             spins = spins.saturating_add(1);
             if spins < 1 << 14 {
                 std::hint::spin_loop();
-            } else {
+            } else if spins < 1 << 16 {
                 std::thread::yield_now();
+            } else {
+                // Long waits (the other side working through a burst, or a busy machine)
+                // give the core away.
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
     }
@@ -173,7 +178,7 @@ pub(super) fn run(
 ) -> (Report, Vec<TraceEntry>, Vec<LoadSample>) {
     let servers = radio.split_off();
     let next = servers.queue.peek_at();
-    let storm = Storm::new(&servers.scenario);
+    let storm = Storm::new(&servers.scenario).halved();
     if radio.cfg.threads < 2 {
         let mut peer = Inline {
             sim: servers,
@@ -214,16 +219,17 @@ pub(super) fn run(
     }
 }
 
-/// Drives both sides window by window to the run's end (with [`SETTLE`] and [`GRACE`] as
-/// in one process, checked at the windows' ends), `theirs` being the server side's
-/// earliest event.
+/// Drives both sides window by window to the run's end, `theirs` being the server side's
+/// earliest event. [`SETTLE`] and [`GRACE`] apply as in one process, but are checked at
+/// the windows' ends: a run settled within a window gets its grace from that window's
+/// last event.
 fn coordinate(
     radio: &mut Sim,
     mut theirs: Option<Instant>,
     lookahead: Duration,
     peer: &mut dyn Peer,
 ) {
-    let mut storm = Storm::new(&radio.scenario);
+    let mut storm = Storm::new(&radio.scenario).halved();
     let (mut end, mut graced) = (radio.end, false);
     let mut to_servers: Vec<(Instant, Ev)> = Vec::new();
     loop {
@@ -238,7 +244,8 @@ fn coordinate(
         let Some(next) = next else { break };
         if next > end {
             // A window that runs nothing brings the recorder up to date.
-            let Some(done) = exchange(radio, peer, next, &mut to_servers, true) else {
+            // (`next` already counts what it hands over.)
+            let Some(done) = exchange(radio, peer, &mut to_servers) else {
                 return;
             };
             if end == radio.end && (done.in_flight || radio.waiting()) {
@@ -249,12 +256,11 @@ fn coordinate(
             }
         }
         let limit = (next + lookahead).min(end + Duration::from_nanos(1));
-        let ask = !graced && end > radio.end;
         peer.start(Go {
             limit,
             inbox: std::mem::take(&mut to_servers),
             seen: radio.take_seen(),
-            ask,
+            ask: false,
         });
         let stormed = radio.window(limit, &mut storm);
         let Some(done) = peer.done() else { return };
@@ -265,30 +271,37 @@ fn coordinate(
             break;
         }
         let last = radio.now.max(done.last);
-        if ask && last >= radio.end && !done.in_flight && !radio.waiting() {
-            // Settled: the UEs get the answers they are still retransmitting for.
-            graced = true;
-            end = end.min(last + GRACE);
+        if !graced && end > radio.end && last >= radio.end && !radio.waiting() {
+            // The recorder first brought up to date: a relocation may have started in
+            // this very window.
+            let Some(done) = exchange(radio, peer, &mut to_servers) else {
+                return;
+            };
+            theirs = done.next;
+            if !done.in_flight {
+                // Settled: the UEs get the answers they are still retransmitting for.
+                graced = true;
+                end = end.min(last + GRACE);
+            }
         }
     }
     // The last window's observations.
-    let _ = exchange(radio, peer, Instant::ZERO, &mut to_servers, false);
+    let _ = exchange(radio, peer, &mut to_servers);
 }
 
-/// A window in which neither side runs anything (`limit` no later than any pending
-/// event): the server side merges what was seen so far.
+/// A window in which neither side runs anything: the server side takes `to_servers`,
+/// merges what both sides saw so far and says whether a relocation is in flight.
 fn exchange(
     radio: &mut Sim,
     peer: &mut dyn Peer,
-    limit: Instant,
     to_servers: &mut Vec<(Instant, Ev)>,
-    ask: bool,
 ) -> Option<Done> {
+    let limit = Instant::ZERO;
     peer.start(Go {
         limit,
         inbox: std::mem::take(to_servers),
         seen: radio.take_seen(),
-        ask,
+        ask: true,
     });
     let done = peer.done()?;
     radio.hand_over(done.outbox);
@@ -443,10 +456,13 @@ impl Sim {
     fn flag_early(&mut self, events: &[(Instant, Ev)], limit: Instant) {
         for (at, ev) in events.iter().filter(|e| e.0 < limit) {
             let what = format!(
-                "{} crossed between a split run's sides sooner than the shortest link",
+                "{} due at {at:?} crossed between a split run's sides sooner than the \
+                 shortest link",
                 ev.kind()
             );
-            self.observe(Observation::Violation { at: *at, what });
+            // Stamped now, so that the side's observations stay in time order.
+            let at = self.now;
+            self.observe(Observation::Violation { at, what });
         }
     }
 }
