@@ -15,7 +15,7 @@ use edgeshift_runtime::{Limits, samples};
 use edgeshift_ue::UeConfig;
 use rand::Rng;
 
-use crate::radio::{Pos, path_loss_db};
+use crate::radio::{PathLoss, Pos};
 use crate::scenario::{PathLossModel, PredictorName, Scenario, UeDef};
 use crate::{ModuleSource, WorldError};
 
@@ -273,14 +273,17 @@ impl Scenario {
     /// Mean received power (dBm) of each cell at `pos`, without fading.
     #[must_use]
     pub fn mean_rsrp(&self, pos: Pos) -> Vec<(CellId, f64)> {
-        let r = &self.radio;
-        self.cells
-            .iter()
-            .map(|c| {
-                let d = ((c.x - pos[0]).powi(2) + (c.y - pos[1]).powi(2)).sqrt();
-                (CellId(c.id), r.tx_dbm - path_loss_db(r, d))
-            })
-            .collect()
+        self.mean_levels(pos).map(|(c, v)| (CellId(c), v)).collect()
+    }
+
+    /// [`Self::mean_rsrp`] by cell number, the path loss's constant terms worked out once.
+    fn mean_levels(&self, pos: Pos) -> impl Iterator<Item = (u32, f64)> + '_ {
+        let tx_dbm = self.radio.tx_dbm;
+        let loss = PathLoss::of(&self.radio);
+        self.cells.iter().map(move |c| {
+            let d = ((c.x - pos[0]).powi(2) + (c.y - pos[1]).powi(2)).sqrt();
+            (c.id, tx_dbm - loss.db(d))
+        })
     }
 
     /// The cell a UE at `pos` camps on first: the strongest mean signal.
@@ -307,11 +310,7 @@ impl Scenario {
             l3_k: r.l3_k,
             ..MeasureConfig::default()
         };
-        let mean: Vec<(u32, f64)> = self
-            .mean_rsrp(pos)
-            .into_iter()
-            .map(|(c, v)| (c.0, v))
-            .collect();
+        let mean: Vec<(u32, f64)> = self.mean_levels(pos).collect();
         measurer
             .measure(&cfg, pos, &mean, rng)
             .into_iter()
