@@ -12,7 +12,7 @@ use std::time::Duration;
 use edgeshift_proto::{CellId, Instant, NodeId, UeId};
 use edgeshift_radio::measure::UeMeasurer;
 use edgeshift_ran::RanEvent;
-use edgeshift_world::{Command, Node, NodeEvent, Scenario};
+use edgeshift_world::{Command, Nearby, Node, NodeEvent, Scenario};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing::warn;
@@ -27,6 +27,8 @@ pub struct RadioAgent {
     next: Instant,
     started: BTreeMap<UeId, Instant>,
     measurers: BTreeMap<UeId, UeMeasurer>,
+    /// The cells each UE measures.
+    near: Nearby,
     rng: ChaCha8Rng,
 }
 
@@ -43,6 +45,7 @@ impl RadioAgent {
     #[must_use]
     pub fn new(scenario: Arc<Scenario>, cells: Vec<CellId>, seed: u64, now: Instant) -> Self {
         let period = Duration::from_millis(scenario.radio.meas_period_ms.max(1));
+        let near = scenario.nearby();
         Self {
             scenario,
             cells,
@@ -50,6 +53,7 @@ impl RadioAgent {
             next: now + period,
             started: BTreeMap::new(),
             measurers: BTreeMap::new(),
+            near,
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
@@ -75,7 +79,7 @@ impl Agent for RadioAgent {
             let t = now.saturating_duration_since(start).as_secs_f64();
             let pos = u.position(t);
             let m = self.measurers.entry(ue).or_default();
-            let rsrp = scenario.measure(m, pos, &mut self.rng);
+            let rsrp = scenario.measure(&self.near, m, pos, Some(cell), &mut self.rng);
             let Some(report) = edgeshift_ran::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;
             };

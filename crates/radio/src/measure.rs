@@ -32,14 +32,18 @@ impl Default for MeasureConfig {
     }
 }
 
-/// Per-UE measurement state, per cell.
+/// Per-UE measurement state, per cell. A cell left out of a period is forgotten: measured
+/// again, it starts afresh, as a cell the UE detects anew (a caller that measures only
+/// the cells near the UE drops those it moved away from).
 #[derive(Debug, Default, Clone)]
 pub struct UeMeasurer {
-    /// Cell, its shadowing (once drawn), its L3-filtered value; in the order the cells
-    /// were first measured. A caller measures the same cells in the same order every
-    /// period, so a cell's slot is found at its place in the list (two tree lookups and
-    /// inserts per cell were most of a measurement's cost).
+    /// Cell, its shadowing (once drawn), its L3-filtered value; in the order of the last
+    /// period. A caller measures mostly the same cells in the same order every period, so
+    /// a cell's slot is found at its place in the list (two tree lookups and inserts per
+    /// cell were most of a measurement's cost).
     cells: Vec<Slot>,
+    /// The slots of the period before, kept for their allocation.
+    spare: Vec<Slot>,
     last_pos: Option<[f64; 2]>,
 }
 
@@ -61,7 +65,8 @@ impl UeMeasurer {
     }
 
     /// One L1 period at `pos`: takes the mean RSRP per cell (`cell, dBm` from the path-loss
-    /// model), adds shadowing and error, and returns the L3-filtered values.
+    /// model, each cell once), adds shadowing and error, and returns the L3-filtered
+    /// values. Cells not in `mean` are forgotten.
     pub fn measure(
         &mut self,
         cfg: &MeasureConfig,
@@ -80,9 +85,10 @@ impl UeMeasurer {
         };
         let a = 0.5f64.powf(f64::from(cfg.l3_k) / 4.0);
         let mut out = Vec::with_capacity(mean.len());
+        let mut kept = std::mem::take(&mut self.spare);
+        kept.clear();
         for (i, &(cell, m)) in mean.iter().enumerate() {
-            let at = self.slot(cell, i);
-            let slot = at.and_then(|k| self.cells.get(k)).copied();
+            let slot = self.slot(cell, i).and_then(|k| self.cells.get(k)).copied();
             let shadow = if cfg.shadowing_db > 0.0 {
                 let z: f64 = rng.sample(StandardNormal);
                 Some(match slot.and_then(|s| s.shadow) {
@@ -102,19 +108,14 @@ impl UeMeasurer {
                 v = v.round();
             }
             let filtered = slot.map_or(v, |s| (1.0 - a) * s.filtered + a * v);
-            match at.and_then(|k| self.cells.get_mut(k)) {
-                Some(s) => {
-                    s.shadow = shadow.or(s.shadow);
-                    s.filtered = filtered;
-                }
-                None => self.cells.push(Slot {
-                    cell,
-                    shadow,
-                    filtered,
-                }),
-            }
+            kept.push(Slot {
+                cell,
+                shadow: shadow.or_else(|| slot.and_then(|s| s.shadow)),
+                filtered,
+            });
             out.push((cell, filtered));
         }
+        self.spare = std::mem::replace(&mut self.cells, kept);
         out
     }
 }
@@ -172,6 +173,9 @@ mod tests {
         assert_eq!(f, [(3, -60.0), (2, -80.0), (1, -90.0)]);
         let f = m.measure(&cfg, [2.0, 0.0], &[(1, -90.0), (3, -60.0)], &mut rng);
         assert_eq!(f, [(1, -90.0), (3, -60.0)]);
+        // Cell 2 was left out: it is forgotten, and starts from its first value again.
+        let f = m.measure(&cfg, [3.0, 0.0], &[(2, -50.0), (1, -70.0)], &mut rng);
+        assert_eq!(f, [(2, -50.0), (1, -80.0)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use edgeshift_record::{
 use edgeshift_runtime::{ModuleError, WasmFactory};
 use edgeshift_ue::{UeClient, UeEvent};
 use edgeshift_world::radio::Pos;
-use edgeshift_world::{Command, Join, ModuleSource, Node, NodeEvent, Scenario, WorldError};
+use edgeshift_world::{Command, Join, ModuleSource, Nearby, Node, NodeEvent, Scenario, WorldError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -290,6 +290,8 @@ pub struct Sim {
     net: Network,
     rng: ChaCha8Rng,
     radios: HashMap<UeId, UeMeasurer, FixedState>,
+    /// The cells each UE measures.
+    near: Nearby,
     recorder: Recorder,
     trace: Vec<TraceEntry>,
     /// How far each node's clock runs ahead (ns); absent: none.
@@ -451,6 +453,7 @@ impl Sim {
             net,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             radios: HashMap::default(),
+            near: scenario.nearby(),
             recorder,
             trace: Vec::new(),
             skew: HashMap::default(),
@@ -493,8 +496,10 @@ impl Sim {
         let spec = self.spec.clone();
         for (id, pos) in ues {
             let ue = UeId(id);
-            let rsrp = self.rsrp(ue, pos);
-            let Some(&(cell, _)) = rsrp.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
+            let rsrp = self.rsrp(ue, pos, None);
+            // A UE beyond the measurement radius of every cell camps on the nearest.
+            let strongest = rsrp.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0);
+            let Some(cell) = strongest.or_else(|| self.scenario.best_cell(pos)) else {
                 continue;
             };
             self.command(NodeId::Ue(ue), Command::Attach(cell));
@@ -534,9 +539,10 @@ impl Sim {
     }
 
     /// One measurement of every cell by `ue` at `pos`: filtered RSRP (dBm) per cell.
-    fn rsrp(&mut self, ue: UeId, pos: Pos) -> Vec<(CellId, f64)> {
+    fn rsrp(&mut self, ue: UeId, pos: Pos, serving: Option<CellId>) -> Vec<(CellId, f64)> {
         let m = self.radios.entry(ue).or_default();
-        self.scenario.measure(m, pos, &mut self.rng)
+        self.scenario
+            .measure(&self.near, m, pos, serving, &mut self.rng)
     }
 
     /// Schedules `ev`; in a split run, an event for the other side goes to it at the
@@ -835,12 +841,12 @@ impl Sim {
             .map(|u| (UeId(u.id), u.position(t)))
             .collect();
         for (ue, pos) in ues {
-            let rsrp = self.rsrp(ue, pos);
             let serving = self
                 .nodes
                 .get(&NodeId::Ue(ue))
                 .and_then(Node::as_ue)
                 .and_then(UeClient::serving);
+            let rsrp = self.rsrp(ue, pos, serving);
             let Some(cell) = serving else { continue };
             let Some(report) = edgeshift_ran::measurement_report(ue, cell, &rsrp, pos) else {
                 continue;

@@ -107,6 +107,12 @@ impl City {
     /// has thousands of UEs; a message per input would be most of its cost.
     pub const DEFAULT_INPUT_RUN_MS: u64 = 200;
 
+    /// A city's UEs measure the cells within this many inter-site distances (and their
+    /// serving cell). Those are the nearest two rings of a hexagonal layout: a cell
+    /// farther away is at least 20 dB below the cells a UE at a cell border is between,
+    /// and a report names only the 8 strongest neighbours.
+    pub const MEASURE_RADIUS_ISD: f64 = 2.0;
+
     /// The defaults of `edgeshift sim --mobility`: 500 m ISD, 3 cells per server, 128 MiB
     /// of state with 16 KiB written per input, 1 Gbit/s backhaul, 6 dB shadowing, the
     /// Kalman predictor (vehicles report their position), inputs in runs of
@@ -336,6 +342,7 @@ impl City {
             ue_phases: true,
             radio: Radio {
                 shadowing_db: self.shadowing_db,
+                measure_radius_m: Self::MEASURE_RADIUS_ISD * self.isd_m,
                 predictor: self.predictor,
                 roads,
                 ..Radio::default()

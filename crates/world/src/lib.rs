@@ -8,7 +8,8 @@
 //!   [`Scenario::ran_config`], [`Scenario::control_config`], [`Scenario::ue_config`],
 //!   [`service_spec`]);
 //! - the radio side both drivers play: positions along routes ([`radio::position`]), mean
-//!   and measured RSRP ([`Scenario::measure`]), how a handover's radio gap ends ([`Join`]);
+//!   and measured RSRP ([`Scenario::measure`], of the cells [`Nearby`] a UE), how a
+//!   handover's radio gap ends ([`Join`]);
 //! - [`Node`]: any role behind one `Role` implementation, with a [`Command`] for inputs
 //!   that are not messages;
 //! - [`City`]: a scenario built from mobility (a SUMO trace or a synthetic model) on a hex
@@ -31,6 +32,7 @@ pub mod city;
 mod crowd;
 pub mod fault;
 mod module;
+mod nearby;
 mod node;
 pub mod radio;
 mod roles;
@@ -38,6 +40,7 @@ pub mod scenario;
 
 pub use city::{City, CityError, Mobility};
 pub use module::ModuleSource;
+pub use nearby::Nearby;
 pub use node::{Command, Node, NodeEvent, WrongNode};
 pub use roles::{Join, service_spec};
 pub use scenario::{BUILTIN, Scenario, ScenarioError};

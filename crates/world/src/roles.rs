@@ -16,8 +16,8 @@ use edgeshift_ue::UeConfig;
 use rand::Rng;
 
 use crate::radio::{PathLoss, Pos};
-use crate::scenario::{PathLossModel, PredictorName, Scenario, UeDef};
-use crate::{ModuleSource, WorldError};
+use crate::scenario::{CellDef, PathLossModel, PredictorName, Scenario, UeDef};
+use crate::{ModuleSource, Nearby, WorldError};
 
 /// The deploy spec of a service kind with about `state_bytes` of state.
 ///
@@ -278,12 +278,16 @@ impl Scenario {
 
     /// [`Self::mean_rsrp`] by cell number, the path loss's constant terms worked out once.
     fn mean_levels(&self, pos: Pos) -> impl Iterator<Item = (u32, f64)> + '_ {
-        let tx_dbm = self.radio.tx_dbm;
         let loss = PathLoss::of(&self.radio);
-        self.cells.iter().map(move |c| {
-            let d = ((c.x - pos[0]).powi(2) + (c.y - pos[1]).powi(2)).sqrt();
-            (c.id, tx_dbm - loss.db(d))
-        })
+        self.cells
+            .iter()
+            .map(move |c| (c.id, self.level(&loss, c, pos)))
+    }
+
+    /// Mean received power (dBm) of `cell` at `pos`.
+    fn level(&self, loss: &PathLoss, cell: &CellDef, pos: Pos) -> f64 {
+        let d = ((cell.x - pos[0]).powi(2) + (cell.y - pos[1]).powi(2)).sqrt();
+        self.radio.tx_dbm - loss.db(d)
     }
 
     /// The cell a UE at `pos` camps on first: the strongest mean signal.
@@ -295,12 +299,22 @@ impl Scenario {
             .map(|(c, _)| c)
     }
 
-    /// One L1 measurement of every cell by a UE at `pos`, through its measurer (shadow
-    /// fading, error, quantisation, L3 filter): filtered RSRP (dBm) per cell.
+    /// The cells its UEs measure, for [`Self::measure`]: build it once per run.
+    #[must_use]
+    pub fn nearby(&self) -> Nearby {
+        Nearby::new(&self.cells, self.radio.measure_radius_m)
+    }
+
+    /// One L1 measurement by a UE at `pos` served by `serving`, of the cells it measures
+    /// (`near`, from [`Self::nearby`]: those within `radio.measure_radius_m` and the
+    /// serving cell, or every cell), through its measurer (shadow fading, error,
+    /// quantisation, L3 filter): filtered RSRP (dBm) per cell, in the scenario's order.
     pub fn measure<R: Rng>(
         &self,
+        near: &Nearby,
         measurer: &mut UeMeasurer,
         pos: Pos,
+        serving: Option<CellId>,
         rng: &mut R,
     ) -> Vec<(CellId, f64)> {
         let r = &self.radio;
@@ -310,7 +324,14 @@ impl Scenario {
             l3_k: r.l3_k,
             ..MeasureConfig::default()
         };
-        let mean: Vec<(u32, f64)> = self.mean_levels(pos).collect();
+        let mut which = Vec::new();
+        near.at(&self.cells, pos, serving, &mut which);
+        let loss = PathLoss::of(r);
+        let mean: Vec<(u32, f64)> = which
+            .iter()
+            .filter_map(|&i| self.cells.get(i as usize))
+            .map(|c| (c.id, self.level(&loss, c, pos)))
+            .collect();
         measurer
             .measure(&cfg, pos, &mean, rng)
             .into_iter()

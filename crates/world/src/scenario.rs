@@ -132,6 +132,10 @@ pub struct Radio {
     pub meas_period_ms: u64,
     /// L3 filter coefficient k (a = 2^(-k/4)).
     pub l3_k: u32,
+    /// A UE measures the cells within this distance (m) and its serving cell; 0: every
+    /// cell. City runs measure within twice the inter-site distance, so a measurement
+    /// costs the same however large the city (see [`crate::Nearby`]).
+    pub measure_radius_m: f64,
     /// Whether cells predict handovers (off: no 1002 at all).
     pub predict: bool,
     /// Which predictor the cells run (`docs/prediction.md`).
@@ -192,6 +196,7 @@ impl Default for Radio {
             decorrelation_m: 50.0,
             meas_period_ms: 200,
             l3_k: 4,
+            measure_radius_m: 0.0,
             predict: true,
             predictor: PredictorName::Trend,
             roads: None,

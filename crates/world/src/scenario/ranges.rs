@@ -50,6 +50,7 @@ pub(super) fn check(s: &Scenario) -> Result<(), String> {
     positive("radio.decorrelation_m", r.decorrelation_m, 10_000.0)?;
     int("radio.meas_period_ms", r.meas_period_ms, 1, 10_000)?;
     int("radio.l3_k", u64::from(r.l3_k), 0, 19)?;
+    real("radio.measure_radius_m", r.measure_radius_m, 0.0, 1e6)?;
     let h = &s.handover;
     real("handover.a3_offset_db", h.a3_offset_db, -30.0, 30.0)?;
     real("handover.hysteresis_db", h.hysteresis_db, 0.0, 30.0)?;
