@@ -48,6 +48,9 @@ pub struct Recorder {
     checker: Checker,
     triggered: BTreeMap<ServiceId, Instant>,
     frozen: BTreeMap<ServiceId, Instant>,
+    /// Relocations under way, by their source: from the 1006 until the target goes live
+    /// or the relocation fails (or the source crashes, or the service is given up).
+    moving: BTreeMap<ServiceId, ServerId>,
     /// When a tentative instance (optimistic activation) went live: it serves from then.
     tentative: BTreeMap<ServiceId, Instant>,
     relocs: Vec<Reloc>,
@@ -83,6 +86,7 @@ impl Recorder {
             ues: ues.into_iter().collect(),
             triggered: BTreeMap::new(),
             frozen: BTreeMap::new(),
+            moving: BTreeMap::new(),
             tentative: BTreeMap::new(),
             relocs: Vec::new(),
             shadow_open: BTreeMap::new(),
@@ -110,6 +114,14 @@ impl Recorder {
         self.checker.serving(service)
     }
 
+    /// Whether a relocation is under way: its source got the 1006, and its target is not
+    /// live yet nor has it failed. Its service may still have one live instance (the
+    /// source, while it copies the state ahead of the freeze).
+    #[must_use]
+    pub fn relocating(&self) -> bool {
+        !self.moving.is_empty()
+    }
+
     /// The checker (violations so far, per-input counts).
     #[must_use]
     pub fn checker(&self) -> &Checker {
@@ -135,12 +147,14 @@ impl Recorder {
             }),
             Observation::Violation { at, what } => self.checker.violation(at, what),
             Observation::ServiceLost { service, host, .. } => {
+                self.moving.remove(&service);
                 self.lost.insert(service, host);
             }
             Observation::Crashed { node, .. } => {
                 if let NodeId::Server(server) = node {
                     self.checker.on_crash(server);
                     self.crashed.insert(server);
+                    self.moving.retain(|_, from| *from != server);
                 }
             }
             Observation::UeFinal(f) => {
@@ -163,6 +177,7 @@ impl Recorder {
         match e {
             EdgeEvent::RelocationTriggered { service, .. } => {
                 self.triggered.insert(service, now);
+                self.moving.insert(service, server);
             }
             EdgeEvent::Frozen { service, .. } => {
                 self.frozen.insert(service, now);
@@ -183,6 +198,7 @@ impl Recorder {
                 ..
             } => {
                 self.close_shadow(now, server, service, shadow_created_at);
+                self.moving.remove(&service);
                 self.relocs.push(Reloc {
                     service,
                     from,
@@ -195,6 +211,7 @@ impl Recorder {
                 });
             }
             EdgeEvent::RelocationFailed { service, .. } => {
+                self.moving.remove(&service);
                 self.triggered.remove(&service);
                 self.frozen.remove(&service);
             }
@@ -538,6 +555,65 @@ mod tests {
             twin: Ok(7),
             longest_wait_ms: 3.0,
         }));
+    }
+
+    /// A relocation is under way from its 1006 until the target goes live, also while
+    /// the source still serves (pre-copy before the freeze): a run must not end inside
+    /// it. A failure, the source's crash or the service given up end it too.
+    #[test]
+    fn a_relocation_is_under_way_from_its_trigger_until_it_lands_or_ends() {
+        let trigger = |r: &mut Recorder, at| {
+            edge(
+                r,
+                at,
+                A,
+                EdgeEvent::RelocationTriggered {
+                    service: SVC,
+                    target: B,
+                    mode: RelocationMode::Precopy,
+                },
+            );
+        };
+        let mut r = recorder();
+        edge(&mut r, 0, A, EdgeEvent::Instantiated { service: SVC });
+        assert!(!r.relocating());
+        trigger(&mut r, 100);
+        // The source still serves: the checker sees one live instance.
+        assert!(!r.checker().in_flight(SVC));
+        assert!(r.relocating());
+        let activated = EdgeEvent::Activated {
+            service: SVC,
+            from: A,
+            last_seq: 0,
+            digest: digest::GENESIS,
+            first_try: true,
+            state_bytes: 4096,
+            shadow_created_at: ms(150),
+        };
+        edge(&mut r, 200, B, activated);
+        assert!(!r.relocating());
+
+        trigger(&mut r, 300);
+        let reason = "full".to_owned();
+        let failed = EdgeEvent::RelocationFailed {
+            service: SVC,
+            target: B,
+            reason,
+        };
+        edge(&mut r, 310, A, failed);
+        assert!(!r.relocating());
+
+        trigger(&mut r, 400);
+        r.observe(Observation::Crashed {
+            at: ms(410),
+            node: NodeId::Server(B),
+        });
+        assert!(r.relocating(), "the target's crash does not end it");
+        r.observe(Observation::Crashed {
+            at: ms(420),
+            node: NodeId::Server(A),
+        });
+        assert!(!r.relocating(), "the source's crash does");
     }
 
     #[test]

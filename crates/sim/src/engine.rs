@@ -699,10 +699,12 @@ impl Sim {
 
     /// Whether the recorder sees a relocation in flight.
     fn in_flight(&self) -> bool {
-        self.scenario
-            .ues
-            .iter()
-            .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)))
+        self.recorder.relocating()
+            || self
+                .scenario
+                .ues
+                .iter()
+                .any(|u| self.recorder.checker().in_flight(ServiceId(u.id)))
     }
 
     /// Whether a UE of this run (or side) waits for answers.
