@@ -538,7 +538,8 @@ impl Sim {
         u32::try_from(g.max(1)).unwrap_or(1)
     }
 
-    /// One measurement of every cell by `ue` at `pos`: filtered RSRP (dBm) per cell.
+    /// One measurement by `ue` at `pos` of the cells it measures (see
+    /// [`Scenario::measure`]): filtered RSRP (dBm) per cell.
     fn rsrp(&mut self, ue: UeId, pos: Pos, serving: Option<CellId>) -> Vec<(CellId, f64)> {
         let m = self.radios.entry(ue).or_default();
         self.scenario

@@ -55,18 +55,24 @@ impl Nearby {
 
     /// Indices into `cells` (those this index was built from), ascending, of the cells a
     /// UE at `pos` measures: those within the radius and its serving cell, if any.
-    pub fn at(&self, cells: &[CellDef], pos: Pos, serving: Option<CellId>, out: &mut Vec<u32>) {
-        out.clear();
+    #[must_use]
+    pub fn at(&self, cells: &[CellDef], pos: Pos, serving: Option<CellId>) -> Vec<u32> {
         let Some(g) = &self.grid else {
-            out.extend((0..self.count).filter_map(|i| u32::try_from(i).ok()));
-            return;
+            return (0..self.count)
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect();
         };
         let r2 = g.radius * g.radius;
-        out.extend(g.candidates(pos).iter().copied().filter(|&i| {
-            cells
-                .get(i as usize)
-                .is_some_and(|c| (c.x - pos[0]).powi(2) + (c.y - pos[1]).powi(2) <= r2)
-        }));
+        let mut out: Vec<u32> = g
+            .candidates(pos)
+            .iter()
+            .copied()
+            .filter(|&i| {
+                cells
+                    .get(i as usize)
+                    .is_some_and(|c| (c.x - pos[0]).powi(2) + (c.y - pos[1]).powi(2) <= r2)
+            })
+            .collect();
         let own = serving.and_then(|s| {
             g.ids
                 .binary_search_by_key(&s.0, |&(id, _)| id)
@@ -79,6 +85,7 @@ impl Nearby {
         {
             out.insert(at, i);
         }
+        out
     }
 }
 
@@ -201,7 +208,6 @@ mod tests {
             .collect();
         let radius = 1_000.0;
         let near = Nearby::new(&cells, radius);
-        let mut got = Vec::new();
         let (mut some, mut none) = (0, 0);
         for n in 0..20_000 {
             let pos = [
@@ -209,7 +215,7 @@ mod tests {
                 draw.range(-2_000.0, 6_000.0),
             ];
             let serving = (n % 3 == 0).then(|| CellId(cells[n % cells.len()].id));
-            near.at(&cells, pos, serving, &mut got);
+            let got = near.at(&cells, pos, serving);
             let want: Vec<u32> = (0u32..)
                 .zip(&cells)
                 .filter(|(_, c)| {
@@ -232,8 +238,7 @@ mod tests {
     #[test]
     fn without_a_radius_every_cell_is_measured() {
         let cells = [cell(5, 0.0, 0.0), cell(2, 1e6, 0.0), cell(9, 0.0, -1e6)];
-        let mut got = Vec::new();
-        Nearby::new(&cells, 0.0).at(&cells, [1e9, 1e9], None, &mut got);
+        let got = Nearby::new(&cells, 0.0).at(&cells, [1e9, 1e9], None);
         assert_eq!(got, [0, 1, 2]);
     }
 
@@ -243,10 +248,7 @@ mod tests {
         let near = Nearby::new(&cells, 10.0);
         let squares = near.grid.as_ref().map_or(0, |g| g.cols * g.rows);
         assert!(squares <= 2 * MAX_SQUARES as usize, "{squares} squares");
-        let mut got = Vec::new();
-        near.at(&cells, [5.0, 0.0], None, &mut got);
-        assert_eq!(got, [0]);
-        near.at(&cells, [1e7, 1e7 + 9.0], None, &mut got);
-        assert_eq!(got, [1]);
+        assert_eq!(near.at(&cells, [5.0, 0.0], None), [0]);
+        assert_eq!(near.at(&cells, [1e7, 1e7 + 9.0], None), [1]);
     }
 }

@@ -273,15 +273,11 @@ impl Scenario {
     /// Mean received power (dBm) of each cell at `pos`, without fading.
     #[must_use]
     pub fn mean_rsrp(&self, pos: Pos) -> Vec<(CellId, f64)> {
-        self.mean_levels(pos).map(|(c, v)| (CellId(c), v)).collect()
-    }
-
-    /// [`Self::mean_rsrp`] by cell number, the path loss's constant terms worked out once.
-    fn mean_levels(&self, pos: Pos) -> impl Iterator<Item = (u32, f64)> + '_ {
         let loss = PathLoss::of(&self.radio);
         self.cells
             .iter()
-            .map(move |c| (c.id, self.level(&loss, c, pos)))
+            .map(|c| (CellId(c.id), self.level(&loss, c, pos)))
+            .collect()
     }
 
     /// Mean received power (dBm) of `cell` at `pos`.
@@ -324,12 +320,11 @@ impl Scenario {
             l3_k: r.l3_k,
             ..MeasureConfig::default()
         };
-        let mut which = Vec::new();
-        near.at(&self.cells, pos, serving, &mut which);
         let loss = PathLoss::of(r);
-        let mean: Vec<(u32, f64)> = which
-            .iter()
-            .filter_map(|&i| self.cells.get(i as usize))
+        let mean: Vec<(u32, f64)> = near
+            .at(&self.cells, pos, serving)
+            .into_iter()
+            .filter_map(|i| self.cells.get(i as usize))
             .map(|c| (c.id, self.level(&loss, c, pos)))
             .collect();
         measurer
