@@ -257,6 +257,16 @@ impl Storm {
     }
 }
 
+/// What a run's record says it is.
+fn run_meta(scenario: &Scenario, cfg: &SimConfig) -> RunMeta {
+    RunMeta {
+        scenario: scenario.name.clone(),
+        strategy: cfg.strategy.to_string(),
+        seed: cfg.seed,
+        origin: Instant::ZERO,
+    }
+}
+
 /// The violation of a run stopped by a message storm, with the commonest events of its
 /// second half.
 fn storm_account(storm: u64, second: u64, kinds: BTreeMap<String, u64>) -> String {
@@ -399,12 +409,7 @@ impl Sim {
             );
         }
         let net = Network::new(s);
-        let meta = RunMeta {
-            scenario: scenario.name.clone(),
-            strategy: cfg.strategy.to_string(),
-            seed: cfg.seed,
-            origin: Instant::ZERO,
-        };
+        let meta = run_meta(&scenario, &cfg);
         let ues = s.ues.iter().map(|u| (UeId(u.id), ServiceId(u.id)));
         let mut recorder = Recorder::new(meta, ues);
         if let Some(w) = cfg.check_window {

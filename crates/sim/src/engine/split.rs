@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use edgeshift_proto::{Instant, NodeId};
-use edgeshift_record::{LoadSample, Observation, Recorder, Report, RunMeta};
+use edgeshift_record::{LoadSample, Observation, Recorder, Report};
 
 use super::{Ev, GRACE, SETTLE, Sim, Storm, TraceEntry};
 
@@ -374,12 +374,7 @@ impl Sim {
             .into_iter()
             .partition(|(id, _)| servers(*id));
         self.nodes = ours;
-        let meta = RunMeta {
-            scenario: self.scenario.name.clone(),
-            strategy: self.cfg.strategy.to_string(),
-            seed: self.cfg.seed,
-            origin: Instant::ZERO,
-        };
+        let meta = super::run_meta(&self.scenario, &self.cfg);
         let recorder = std::mem::replace(&mut self.recorder, Recorder::new(meta, []));
         let mut other = Self::bare(
             self.scenario.clone(),
